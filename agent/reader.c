@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The read pipeline: io_uring reads -> chunk/fingerprint/compress workers -> bounded
+ * queue of frames; see reader.h. */
+#include "agent/reader.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+
+struct slot {
+	uint8_t *buf;
+	uint64_t off;
+	uint32_t want; /* bytes of the source this batch covers */
+	uint32_t got;  /* bytes read so far; short reads are requeued */
+	unsigned idx;  /* registered buffer index */
+	struct slot *next;
+};
+
+struct reader {
+	struct source *src;
+	uint16_t disk_no;
+	struct rd_opts o;
+	uint64_t nchunks;
+	struct fp *fps; /* one per chunk, each written by exactly one worker */
+
+	struct io_uring ring;
+	bool ring_ok, fixed;
+	struct slot *slots;
+	unsigned nslots;
+
+	pthread_mutex_t lock;
+	pthread_cond_t free_cv, work_cv, out_cv, space_cv;
+	struct slot *free_head, *work_head, *work_tail;
+	struct rd_out *out_head, *out_tail;
+	unsigned out_count, out_max;
+	bool io_done, stop;
+	unsigned workers_live;
+	int err;
+
+	pthread_t io_thread;
+	bool io_started;
+	pthread_t *workers;
+	unsigned nworkers;
+};
+
+static void rd_fail(struct reader *rd, int err)
+{
+	pthread_mutex_lock(&rd->lock);
+	if (!rd->err)
+		rd->err = err;
+	pthread_cond_broadcast(&rd->free_cv);
+	pthread_cond_broadcast(&rd->work_cv);
+	pthread_cond_broadcast(&rd->out_cv);
+	pthread_cond_broadcast(&rd->space_cv);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+static void queue_read(struct reader *rd, struct slot *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	uint32_t len = s->want - s->got;
+
+	/* The ring has twice as many entries as slots, so an SQE is always free. */
+	if (rd->src->direct)
+		len = (uint32_t)((len + 4095u) & ~4095u);
+	if (rd->fixed)
+		io_uring_prep_read_fixed(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got,
+					 (int)s->idx);
+	else
+		io_uring_prep_read(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got);
+	io_uring_sqe_set_data(sqe, s);
+}
+
+static void *io_main(void *arg)
+{
+	struct reader *rd = arg;
+	uint64_t next_off = 0, size = rd->src->size;
+	unsigned inflight = 0;
+	int err = 0;
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned queued = 0;
+		int r;
+
+		pthread_mutex_lock(&rd->lock);
+		while (!rd->stop && !rd->err && next_off < size && !rd->free_head && inflight == 0)
+			pthread_cond_wait(&rd->free_cv, &rd->lock);
+		if (rd->stop || rd->err) {
+			pthread_mutex_unlock(&rd->lock);
+			break;
+		}
+		while (next_off < size && rd->free_head) {
+			struct slot *s = rd->free_head;
+
+			rd->free_head = s->next;
+			s->off = next_off;
+			s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - next_off);
+			s->got = 0;
+			next_off += s->want;
+			queue_read(rd, s);
+			queued++;
+		}
+		pthread_mutex_unlock(&rd->lock);
+		inflight += queued;
+		if (inflight == 0)
+			break; /* everything read and handed to the workers */
+		r = io_uring_submit_and_wait(&rd->ring, 1);
+		if (r < 0 && r != -EINTR) {
+			err = r;
+			break;
+		}
+		while (io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
+			struct slot *s = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+
+			io_uring_cqe_seen(&rd->ring, cqe);
+			if (res < 0) {
+				err = log_errno(res, "%s: read at %" PRIu64, rd->src->path, s->off + s->got);
+				inflight--;
+				continue;
+			}
+			if (res == 0 && s->got < s->want) {
+				err = -EIO;
+				log_error("%s: source ended early at %" PRIu64 " (did it shrink?)",
+					  rd->src->path, s->off + s->got);
+				inflight--;
+				continue;
+			}
+			s->got = (uint32_t)MIN((uint64_t)s->want, (uint64_t)s->got + (uint64_t)res);
+			if (s->got < s->want && !err) {
+				queue_read(rd, s); /* short read: ask for the rest */
+				continue;
+			}
+			inflight--;
+			pthread_mutex_lock(&rd->lock);
+			s->next = NULL;
+			if (rd->work_tail)
+				rd->work_tail->next = s;
+			else
+				rd->work_head = s;
+			rd->work_tail = s;
+			pthread_cond_signal(&rd->work_cv);
+			pthread_mutex_unlock(&rd->lock);
+		}
+		if (err)
+			break;
+	}
+	/* Buffers may not be freed while the kernel still writes into them. */
+	while (inflight > 0) {
+		struct io_uring_cqe *cqe;
+
+		io_uring_submit(&rd->ring);
+		if (io_uring_wait_cqe(&rd->ring, &cqe) < 0)
+			break;
+		io_uring_cqe_seen(&rd->ring, cqe);
+		inflight--;
+	}
+	if (err)
+		rd_fail(rd, err);
+	pthread_mutex_lock(&rd->lock);
+	rd->io_done = true;
+	pthread_cond_broadcast(&rd->work_cv);
+	pthread_mutex_unlock(&rd->lock);
+	return NULL;
+}
+
+/* Emits one ZERO frame for chunks [i, j) of the slot. */
+static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const struct slot *s,
+		     uint64_t start, uint64_t end)
+{
+	struct proto_zero z = { .disk_no = rd->disk_no, .offset = s->off + start,
+				.length = end - start };
+	int n = proto_encode_zero(out->buf + out->len, cap - out->len, &z);
+
+	if (n < 0)
+		return n;
+	out->len += (size_t)n;
+	out->zero_bytes += z.length;
+	return 0;
+}
+
+/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj). */
+static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
+		     const struct slot *s, uint64_t start, uint64_t end, uint64_t first_chunk,
+		     uint32_t nchunks)
+{
+	struct proto_data d = { .disk_no = rd->disk_no, .nchunks = nchunks,
+				.plain_len = (uint32_t)(end - start), .offset = s->off + start };
+	uint8_t *head = out->buf + out->len;
+	size_t fixed = PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN;
+	uint8_t *payload = head + fixed;
+	long c;
+	int n;
+
+	if (cap - out->len < fixed + d.plain_len)
+		return -ENOBUFS;
+	c = codec_compress(codec, payload, cap - out->len - fixed, s->buf + start, d.plain_len);
+	if (c < 0)
+		return (int)c;
+	if (c > 0) {
+		d.encoding = PROTO_ENC_ZSTD;
+		d.payload_len = (uint32_t)c;
+	} else {
+		d.encoding = PROTO_ENC_RAW;
+		d.payload_len = d.plain_len;
+		memcpy(payload, s->buf + start, d.plain_len);
+		out->raw_bytes += d.plain_len;
+	}
+	n = proto_encode_data_head(head, cap - out->len, &d);
+	if (n < 0)
+		return n;
+	memcpy(head + n, &rd->fps[first_chunk], (size_t)nchunks * FP_LEN);
+	out->len += fixed + d.payload_len;
+	return 0;
+}
+
+static int process(struct reader *rd, struct codec *codec, struct slot *s, struct rd_out **ret_out)
+{
+	uint32_t cs = rd->o.chunk_size;
+	uint64_t first = s->off / cs;
+	uint32_t n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
+	bool zero[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	struct rd_out *out;
+	size_t cap;
+	int r = 0;
+
+	out = calloc(1, sizeof(*out));
+	/* Worst case: every data run incompressible plus a frame head per chunk. */
+	cap = codec_bound(s->want) + (size_t)n * (PROTO_HDR_LEN + PROTO_DATA_FIXED + FP_LEN + 32) + 64;
+	if (!out || !(out->buf = malloc(cap))) {
+		free(out);
+		return -ENOMEM;
+	}
+	out->plain_bytes = s->want;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *p = s->buf + (size_t)i * cs;
+		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
+
+		zero[i] = mem_is_zero(p, clen);
+		if (zero[i])
+			fp_zero(clen, &rd->fps[first + i]);
+		else
+			fp_compute(p, clen, &rd->fps[first + i]);
+		if (first + i == rd->o.fault_corrupt_chunk) {
+			/* Test seam: the content no longer matches the fingerprint sent. */
+			p[clen / 2] ^= 0x5a;
+			zero[i] = false;
+			log_warn("fault injection: corrupting chunk %" PRIu64, first + i);
+		}
+	}
+	for (uint32_t i = 0; i < n && r == 0;) {
+		uint32_t j = i + 1;
+		uint64_t start = (uint64_t)i * cs, end;
+
+		while (j < n && zero[j] == zero[i])
+			j++;
+		end = MIN((uint64_t)j * cs, (uint64_t)s->want);
+		if (zero[i])
+			r = emit_zero(rd, out, cap, s, start, end);
+		else
+			r = emit_data(rd, codec, out, cap, s, start, end, first + i, j - i);
+		i = j;
+	}
+	if (r < 0) {
+		rd_out_free(out);
+		return r;
+	}
+	*ret_out = out;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct codec *codec = codec_new(rd->o.level);
+
+	if (!codec)
+		rd_fail(rd, -ENOMEM);
+	for (;;) {
+		struct rd_out *out = NULL;
+		struct slot *s;
+		int r;
+
+		pthread_mutex_lock(&rd->lock);
+		while (!rd->work_head && !rd->io_done && !rd->stop && !rd->err)
+			pthread_cond_wait(&rd->work_cv, &rd->lock);
+		if (rd->stop || rd->err || !rd->work_head) {
+			pthread_mutex_unlock(&rd->lock);
+			break;
+		}
+		s = rd->work_head;
+		rd->work_head = s->next;
+		if (!rd->work_head)
+			rd->work_tail = NULL;
+		pthread_mutex_unlock(&rd->lock);
+
+		r = process(rd, codec, s, &out);
+
+		pthread_mutex_lock(&rd->lock);
+		s->next = rd->free_head;
+		rd->free_head = s;
+		pthread_cond_signal(&rd->free_cv);
+		while (r == 0 && rd->out_count >= rd->out_max && !rd->stop && !rd->err)
+			pthread_cond_wait(&rd->space_cv, &rd->lock);
+		if (r == 0 && !rd->stop && !rd->err) {
+			out->next = NULL;
+			if (rd->out_tail)
+				rd->out_tail->next = out;
+			else
+				rd->out_head = out;
+			rd->out_tail = out;
+			rd->out_count++;
+			out = NULL;
+			pthread_cond_signal(&rd->out_cv);
+		}
+		pthread_mutex_unlock(&rd->lock);
+		rd_out_free(out);
+		if (r < 0) {
+			rd_fail(rd, r);
+			break;
+		}
+	}
+	codec_free(codec);
+	pthread_mutex_lock(&rd->lock);
+	rd->workers_live--;
+	pthread_cond_broadcast(&rd->out_cv);
+	pthread_mutex_unlock(&rd->lock);
+	return NULL;
+}
+
+void rd_out_free(struct rd_out *o)
+{
+	if (!o)
+		return;
+	free(o->buf);
+	free(o);
+}
+
+int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, struct reader **ret_rd)
+{
+	struct reader *rd;
+	struct iovec *iov = NULL;
+	int r;
+
+	if (!proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
+	    o->batch % o->chunk_size || o->batch > PROTO_EXTENT_MAX || o->queue_depth == 0 ||
+	    o->workers == 0)
+		return -EINVAL;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	rd->src = src;
+	rd->disk_no = disk_no;
+	rd->o = *o;
+	rd->nchunks = DIV_ROUND_UP(src->size, o->chunk_size);
+	pthread_mutex_init(&rd->lock, NULL);
+	pthread_cond_init(&rd->free_cv, NULL);
+	pthread_cond_init(&rd->work_cv, NULL);
+	pthread_cond_init(&rd->out_cv, NULL);
+	pthread_cond_init(&rd->space_cv, NULL);
+	rd->out_max = o->workers * 2 + 2;
+	r = -ENOMEM;
+	rd->fps = calloc(rd->nchunks, sizeof(*rd->fps));
+	if (!rd->fps)
+		goto fail;
+	/* Enough slots to keep queue_depth reads in flight while every worker holds one. */
+	rd->nslots = o->queue_depth + o->workers + 1;
+	rd->slots = calloc(rd->nslots, sizeof(*rd->slots));
+	iov = calloc(rd->nslots, sizeof(*iov));
+	if (!rd->slots || !iov)
+		goto fail;
+	for (unsigned i = 0; i < rd->nslots; i++) {
+		rd->slots[i].buf = alloc_aligned(4096, o->batch);
+		if (!rd->slots[i].buf)
+			goto fail;
+		rd->slots[i].idx = i;
+		rd->slots[i].next = rd->free_head;
+		rd->free_head = &rd->slots[i];
+		iov[i] = (struct iovec){ .iov_base = rd->slots[i].buf, .iov_len = o->batch };
+	}
+	r = io_uring_queue_init(rd->nslots * 2, &rd->ring, 0);
+	if (r < 0) {
+		log_errno(r, "io_uring setup");
+		goto fail;
+	}
+	rd->ring_ok = true;
+	r = io_uring_register_buffers(&rd->ring, iov, rd->nslots);
+	if (r == 0)
+		rd->fixed = true;
+	else
+		log_info("io_uring buffer registration refused (%s); using plain reads",
+			 strerror(-r));
+	free(iov);
+	iov = NULL;
+
+	rd->workers = calloc(o->workers, sizeof(*rd->workers));
+	r = -ENOMEM;
+	if (!rd->workers)
+		goto fail;
+	for (unsigned i = 0; i < o->workers; i++) {
+		/* Counted before it runs, so a worker that fails at once cannot underflow. */
+		pthread_mutex_lock(&rd->lock);
+		rd->workers_live++;
+		pthread_mutex_unlock(&rd->lock);
+		r = -pthread_create(&rd->workers[i], NULL, worker_main, rd);
+		if (r < 0) {
+			pthread_mutex_lock(&rd->lock);
+			rd->workers_live--;
+			pthread_mutex_unlock(&rd->lock);
+			goto fail;
+		}
+		rd->nworkers++;
+	}
+	r = -pthread_create(&rd->io_thread, NULL, io_main, rd);
+	if (r < 0)
+		goto fail;
+	rd->io_started = true;
+	*ret_rd = rd;
+	return 0;
+fail:
+	free(iov);
+	rd_free(rd);
+	return r;
+}
+
+int rd_next(struct reader *rd, struct rd_out **ret_out)
+{
+	struct rd_out *o;
+	int r;
+
+	pthread_mutex_lock(&rd->lock);
+	while (!rd->out_head && rd->workers_live > 0 && !rd->err)
+		pthread_cond_wait(&rd->out_cv, &rd->lock);
+	if (rd->err) {
+		r = rd->err;
+	} else if ((o = rd->out_head)) {
+		rd->out_head = o->next;
+		if (!rd->out_head)
+			rd->out_tail = NULL;
+		rd->out_count--;
+		pthread_cond_signal(&rd->space_cv);
+		o->next = NULL;
+		*ret_out = o;
+		r = 1;
+	} else {
+		r = 0;
+	}
+	pthread_mutex_unlock(&rd->lock);
+	return r;
+}
+
+int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
+{
+	int r;
+
+	pthread_mutex_lock(&rd->lock);
+	r = (rd->out_head || rd->workers_live > 0 || !rd->io_done) ? -EBUSY : rd->err;
+	pthread_mutex_unlock(&rd->lock);
+	if (r < 0)
+		return r;
+	r = fp_merkle_root(rd->fps, rd->nchunks, ret_root);
+	if (r < 0)
+		return r;
+	*ret_nchunks = rd->nchunks;
+	return 0;
+}
+
+struct reader *rd_free(struct reader *rd)
+{
+	if (!rd)
+		return NULL;
+	pthread_mutex_lock(&rd->lock);
+	rd->stop = true;
+	pthread_cond_broadcast(&rd->free_cv);
+	pthread_cond_broadcast(&rd->work_cv);
+	pthread_cond_broadcast(&rd->space_cv);
+	pthread_mutex_unlock(&rd->lock);
+	if (rd->io_started)
+		pthread_join(rd->io_thread, NULL);
+	for (unsigned i = 0; i < rd->nworkers; i++)
+		pthread_join(rd->workers[i], NULL);
+	while (rd->out_head) {
+		struct rd_out *o = rd->out_head;
+
+		rd->out_head = o->next;
+		rd_out_free(o);
+	}
+	if (rd->ring_ok)
+		io_uring_queue_exit(&rd->ring);
+	for (unsigned i = 0; rd->slots && i < rd->nslots; i++)
+		free(rd->slots[i].buf);
+	free(rd->slots);
+	free(rd->workers);
+	free(rd->fps);
+	pthread_cond_destroy(&rd->free_cv);
+	pthread_cond_destroy(&rd->work_cv);
+	pthread_cond_destroy(&rd->out_cv);
+	pthread_cond_destroy(&rd->space_cv);
+	pthread_mutex_destroy(&rd->lock);
+	free(rd);
+	return NULL;
+}

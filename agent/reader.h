@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The read pipeline: one I/O thread reads a source in large batches with io_uring
+ * (registered buffers, O_DIRECT where allowed), a pool of workers splits each batch into
+ * chunks, fingerprints them, folds zero runs into ZERO frames and compresses data runs
+ * into DATA frames. Finished frames wait in a bounded queue for the session to send, so
+ * memory stays bounded whatever the network does. */
+#pragma once
+#include <stdint.h>
+
+#include "agent/source.h"
+#include "common/fp.h"
+
+struct reader;
+
+struct rd_opts {
+	uint32_t chunk_size;   /* bytes, power of two */
+	uint32_t batch;        /* bytes per read, a multiple of chunk_size, <= 1 MiB */
+	unsigned queue_depth;  /* reads in flight, >= 1 */
+	unsigned workers;      /* compression threads, >= 1 */
+	int level;             /* zstd level */
+	/* Test seam: flip one byte of this chunk after fingerprinting (UINT64_MAX: never). */
+	uint64_t fault_corrupt_chunk;
+};
+
+/* Frames for one batch, ready to send. */
+struct rd_out {
+	uint8_t *buf;
+	size_t len;           /* bytes of frames in buf */
+	uint64_t plain_bytes; /* source bytes this batch covers */
+	uint64_t zero_bytes;  /* of which all-zero */
+	uint64_t raw_bytes;   /* of which sent uncompressed */
+	struct rd_out *next;
+};
+
+/* Starts reading src (borrowed; must outlive the reader) as disk_no. Returns 0 or -errno. */
+int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, struct reader **ret_rd);
+/* Waits for the next batch's frames. Returns 1 with *ret_out (caller frees with rd_out_free),
+ * 0 when the whole source has been read and every batch handed out, or -errno. */
+int rd_next(struct reader *rd, struct rd_out **ret_out);
+void rd_out_free(struct rd_out *o);
+/* After rd_next returned 0: the Merkle root over every chunk's fingerprint and the chunk
+ * count. Returns 0 or -errno. */
+int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks);
+/* Stops the threads (abandoning unread batches) and frees; NULL-safe, returns NULL. */
+struct reader *rd_free(struct reader *rd);

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The agent's session with the receiver; see session.h. */
+#include "agent/session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/source.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/proto.h"
+#include "common/tls.h"
+#include "common/util.h"
+
+#define CTRL_BUF (PROTO_HDR_LEN + 1024)
+
+struct disk_stats {
+	uint64_t plain, zero, raw, wire;
+	uint64_t t_start, t_end;
+};
+
+/* Receives one control frame; an ERROR frame becomes a logged refusal (-code). */
+static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t cap,
+		     struct proto_hdr *ret_hdr)
+{
+	struct proto_hdr h;
+	int r = conn_recv(c, &h, buf, cap);
+
+	if (r == -ETIMEDOUT)
+		return log_errno(r, "receiver did not answer in time");
+	if (r < 0)
+		return log_errno(r, "connection to receiver lost");
+	if (h.type == PROTO_ERROR) {
+		struct proto_error e;
+
+		if (proto_decode_error(buf, h.len, &e) < 0)
+			return log_errno(-EBADMSG, "receiver sent a malformed ERROR frame");
+		log_error("receiver refused: %s", e.msg);
+		return e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
+	}
+	if (h.type != want) {
+		log_error("receiver sent %s where %s was expected", proto_type_name(h.type),
+			  proto_type_name(want));
+		return -EPROTO;
+	}
+	*ret_hdr = h;
+	return 0;
+}
+
+static void print_progress(const char *id, const struct disk_stats *st, uint64_t size)
+{
+	double secs = (double)(now_ns() - st->t_start) / 1e9;
+	char a[32], b[32];
+
+	fprintf(stderr, "%s: %5.1f%%  %s / %s  %.0f MiB/s\n", id,
+		100.0 * (double)st->plain / (double)size, fmt_bytes(st->plain, a, sizeof(a)),
+		fmt_bytes(size, b, sizeof(b)), secs > 0 ? (double)st->plain / secs / 1048576.0 : 0.0);
+}
+
+/* Streams one disk and waits for its durable, verified acknowledgement. */
+static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *src,
+		     uint16_t disk_no, uint8_t *ctrl)
+{
+	struct proto_disk dm = { .disk_no = disk_no, .logical_block = src->logical_block,
+				 .size = src->size };
+	struct disk_stats st = { 0 };
+	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = 0 };
+	struct proto_epoch_ack ack;
+	struct proto_disk_ok ok;
+	struct reader *rd = NULL;
+	struct proto_hdr h;
+	uint64_t last_report;
+	char hex1[33], hex2[33], b1[32], b2[32];
+	int n, r;
+
+	snprintf(dm.id, sizeof(dm.id), "%s", src->id);
+	n = proto_encode_disk(ctrl, CTRL_BUF, &dm);
+	if (n < 0)
+		return log_errno(n, "%s: cannot encode disk", src->id);
+	r = conn_send(c, ctrl, (size_t)n);
+	if (r < 0)
+		return log_errno(r, "connection to receiver lost");
+	r = recv_ctrl(c, PROTO_DISK_OK, ctrl, CTRL_BUF, &h);
+	if (r < 0)
+		return r;
+	r = proto_decode_disk_ok(ctrl, h.len, &ok);
+	if (r < 0 || ok.disk_no != disk_no)
+		return log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed DISK_OK");
+
+	st.t_start = last_report = now_ns();
+	r = rd_start(src, disk_no, &o->rd, &rd);
+	if (r < 0) {
+		log_errno(r, "%s: cannot start the read pipeline", src->id);
+		goto out;
+	}
+	for (;;) {
+		struct rd_out *out = NULL;
+
+		r = rd_next(rd, &out);
+		if (r <= 0)
+			break;
+		/* Mid-stream the receiver only speaks to refuse: look before sending more. */
+		if (conn_readable(c)) {
+			rd_out_free(out);
+			r = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
+			if (r == 0)
+				r = log_errno(-EPROTO, "receiver acknowledged an epoch never ended");
+			goto out;
+		}
+		r = conn_send(c, out->buf, out->len);
+		st.plain += out->plain_bytes;
+		st.zero += out->zero_bytes;
+		st.raw += out->raw_bytes;
+		st.wire += out->len;
+		rd_out_free(out);
+		if (r < 0) {
+			/* A refusal may be waiting behind the broken pipe: prefer its reason. */
+			int r2 = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
+			r = r2 < 0 ? r2 : r;
+			goto out;
+		}
+		if (o->progress && now_ns() - last_report >= 1000000000ull) {
+			print_progress(src->id, &st, src->size);
+			last_report = now_ns();
+		}
+	}
+	if (r < 0) {
+		log_errno(r, "%s: reading %s failed", src->id, src->path);
+		goto out;
+	}
+	r = rd_root(rd, &ee.root, &ee.nchunks);
+	if (r < 0) {
+		log_errno(r, "%s: cannot compute the Merkle root", src->id);
+		goto out;
+	}
+	n = proto_encode_epoch_end(ctrl, CTRL_BUF, &ee);
+	r = n < 0 ? n : conn_send(c, ctrl, (size_t)n);
+	if (r < 0) {
+		log_errno(r, "connection to receiver lost");
+		goto out;
+	}
+	st.wire += (uint64_t)n;
+	if (o->progress)
+		print_progress(src->id, &st, src->size);
+	log_info("%s: all %" PRIu64 " chunks sent; waiting for the receiver to make them durable",
+		 src->id, ee.nchunks);
+	conn_set_recv_timeout(c, o->ack_timeout_ms);
+	r = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
+	if (r < 0)
+		goto out;
+	r = proto_decode_epoch_ack(ctrl, h.len, &ack);
+	if (r < 0 || ack.disk_no != disk_no || ack.epoch != 0) {
+		r = log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed EPOCH_ACK");
+		goto out;
+	}
+	st.t_end = now_ns();
+	fp_hex(&ee.root, hex1);
+	fp_hex(&ack.root, hex2);
+	if (!ack.match || !fp_equal(&ack.root, &ee.root)) {
+		log_error("%s: VERIFICATION FAILED: source root %s, target root %s", src->id, hex1, hex2);
+		r = -EIO;
+		goto out;
+	}
+	{
+		double secs = (double)(st.t_end - st.t_start) / 1e9;
+
+		printf("%s: copied %s in %.2f s (%.0f MiB/s): %" PRIu64 " chunks, %s zero, "
+		       "%s on the wire (%.2fx smaller)\n",
+		       src->id, fmt_bytes(src->size, b1, sizeof(b1)), secs,
+		       secs > 0 ? (double)src->size / secs / 1048576.0 : 0.0, ee.nchunks,
+		       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, hex2, sizeof(hex2)),
+		       st.wire ? (double)src->size / (double)st.wire : 0.0);
+		printf("%s: durable and verified on the receiver: merkle root %s matches\n", src->id,
+		       hex1);
+		fflush(stdout);
+	}
+	r = 0;
+out:
+	rd_free(rd);
+	return r;
+}
+
+int session_run_once(const struct agent_opts *o)
+{
+	struct source **srcs = NULL;
+	struct proto_hello hello = { .chunk_size = o->rd.chunk_size };
+	struct proto_welcome w;
+	struct proto_hdr h;
+	SSL_CTX *ctx = NULL;
+	struct conn *c = NULL;
+	uint8_t *ctrl = NULL;
+	char why[256];
+	int fd, n, r;
+
+	srcs = calloc(o->ndisks, sizeof(*srcs));
+	ctrl = malloc(CTRL_BUF);
+	if (!srcs || !ctrl) {
+		r = log_errno(-ENOMEM, "allocation");
+		goto out;
+	}
+	/* Open every source first: a typo in the last --disk should fail before any copy. */
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		r = src_open(o->disks[i].id, o->disks[i].path, &srcs[i], why, sizeof(why));
+		if (r < 0) {
+			log_error("%s", why);
+			goto out;
+		}
+	}
+	/* tls_client_ctx says what is wrong with the bundle itself. */
+	ctx = tls_client_ctx(o->credentials, &r);
+	if (!ctx)
+		goto out;
+	fd = net_connect(o->receiver, o->connect_timeout_ms);
+	if (fd < 0) {
+		r = log_errno(fd, "cannot connect to receiver %s", o->receiver);
+		goto out;
+	}
+	c = conn_handshake(ctx, fd, false, o->connect_timeout_ms, &r, why, sizeof(why));
+	if (!c) {
+		log_error("TLS handshake with %s failed: %s", o->receiver, why);
+		goto out;
+	}
+	log_info("connected to %s (TLS 1.3, receiver certificate verified)", o->receiver);
+	snprintf(hello.name, sizeof(hello.name), "%s", o->name);
+	n = proto_encode_hello(ctrl, CTRL_BUF, &hello);
+	r = n < 0 ? n : conn_send(c, ctrl, (size_t)n);
+	if (r < 0) {
+		log_errno(r, "cannot greet receiver");
+		goto out;
+	}
+	r = recv_ctrl(c, PROTO_WELCOME, ctrl, CTRL_BUF, &h);
+	if (r < 0)
+		goto out;
+	r = proto_decode_welcome(ctrl, h.len, &w);
+	if (r < 0) {
+		log_errno(r, "receiver sent a malformed WELCOME");
+		goto out;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		r = copy_disk(o, c, srcs[i], (uint16_t)i, ctrl);
+		if (r < 0)
+			goto out;
+	}
+	n = proto_encode_bye(ctrl, CTRL_BUF);
+	conn_send(c, ctrl, (size_t)n);
+	r = 0;
+out:
+	conn_free(c);
+	SSL_CTX_free(ctx);
+	for (unsigned i = 0; srcs && i < o->ndisks; i++)
+		src_free(srcs[i]);
+	free(srcs);
+	free(ctrl);
+	return r;
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* A replication source: a block device or an image file, opened read-only (never
+ * written), with O_DIRECT where the filesystem allows it. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct source {
+	char *id;          /* disk id sent to the receiver */
+	char *path;
+	int fd;
+	bool direct;       /* opened with O_DIRECT */
+	bool blockdev;
+	uint64_t size;
+	uint32_t logical_block;
+};
+
+/* Opens path read-only; probes O_DIRECT with one aligned read and falls back to buffered
+ * reads (saying so) where it is refused. Returns 0 or -errno; why gets a one-line reason. */
+int src_open(const char *id, const char *path, struct source **ret_src, char *why, size_t why_len);
+/* NULL-safe; returns NULL. */
+struct source *src_free(struct source *s);

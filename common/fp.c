@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Chunk fingerprints and the Merkle root over them; see fp.h. */
+#include "common/fp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+static void fp_from_hash(XXH128_hash_t h, struct fp *ret_fp)
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, h);
+	memcpy(ret_fp->b, c.digest, FP_LEN);
+}
+
+void fp_compute(const void *data, size_t len, struct fp *ret_fp)
+{
+	fp_from_hash(XXH3_128bits(data, len), ret_fp);
+}
+
+void fp_zero(size_t len, struct fp *ret_fp)
+{
+	static _Thread_local size_t cached_len = SIZE_MAX;
+	static _Thread_local struct fp cached;
+
+	if (len != cached_len) {
+		void *z = calloc(1, len ? len : 1);
+		if (!z) {
+			/* Out of memory: hash in 4 KiB steps with a streaming state instead. */
+			static const uint8_t zeros[4096];
+			XXH3_state_t st;
+			size_t left = len;
+
+			XXH3_128bits_reset(&st);
+			while (left > 0) {
+				size_t n = left < sizeof(zeros) ? left : sizeof(zeros);
+				XXH3_128bits_update(&st, zeros, n);
+				left -= n;
+			}
+			fp_from_hash(XXH3_128bits_digest(&st), ret_fp);
+			return;
+		}
+		fp_compute(z, len, &cached);
+		free(z);
+		cached_len = len;
+	}
+	*ret_fp = cached;
+}
+
+bool fp_equal(const struct fp *a, const struct fp *b)
+{
+	return memcmp(a->b, b->b, FP_LEN) == 0;
+}
+
+const char *fp_hex(const struct fp *fp, char *buf)
+{
+	for (int i = 0; i < FP_LEN; i++)
+		sprintf(buf + 2 * i, "%02x", fp->b[i]);
+	buf[2 * FP_LEN] = '\0';
+	return buf;
+}
+
+int fp_merkle_root(const struct fp *fps, uint64_t n, struct fp *ret_root)
+{
+	struct fp *level;
+	uint64_t cnt;
+
+	if (n == 0) {
+		memset(ret_root, 0, sizeof(*ret_root));
+		return 0;
+	}
+	if (n == 1) {
+		*ret_root = fps[0];
+		return 0;
+	}
+	cnt = (n + 1) / 2;
+	level = malloc(cnt * sizeof(*level));
+	if (!level)
+		return -ENOMEM;
+	/* First level reads from the caller's leaves; later levels fold in place. */
+	for (uint64_t i = 0; i < cnt; i++) {
+		if (2 * i + 1 < n)
+			fp_compute(&fps[2 * i], 2 * sizeof(struct fp), &level[i]);
+		else
+			level[i] = fps[2 * i];
+	}
+	while (cnt > 1) {
+		uint64_t next = (cnt + 1) / 2;
+		for (uint64_t i = 0; i < next; i++) {
+			if (2 * i + 1 < cnt)
+				fp_compute(&level[2 * i], 2 * sizeof(struct fp), &level[i]);
+			else
+				level[i] = level[2 * i];
+		}
+		cnt = next;
+	}
+	*ret_root = level[0];
+	free(level);
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Chunk fingerprints (XXH3-128 of a chunk's plain content, big-endian canonical form)
+ * and the Merkle root over a disk's chunk fingerprints that both sides compare. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define FP_LEN 16
+
+struct fp {
+	uint8_t b[FP_LEN];
+};
+
+/* Fingerprints len bytes of plain chunk content. */
+void fp_compute(const void *data, size_t len, struct fp *ret_fp);
+/* The fingerprint of len zero bytes, without touching a buffer that large more than once
+ * per length (cached per thread for the last length asked). */
+void fp_zero(size_t len, struct fp *ret_fp);
+bool fp_equal(const struct fp *a, const struct fp *b);
+/* Hex form (32 characters + NUL) into buf of at least 33 bytes; returns buf. */
+const char *fp_hex(const struct fp *fp, char *buf);
+
+/* Root of a binary Merkle tree whose leaves are fps[0..n): a parent is XXH3-128 of its two
+ * children's bytes; an odd last node is carried up unchanged; n == 0 gives all zeros.
+ * Returns 0 or -ENOMEM. */
+int fp_merkle_root(const struct fp *fps, uint64_t n, struct fp *ret_root);

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* TCP sockets and framed messages over a TLS connection. One thread uses a conn at a
+ * time (OpenSSL objects are not shared between threads). */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "common/proto.h"
+
+struct conn;
+
+/* Splits "HOST:PORT" or "[V6]:PORT". Returns 0 or -EINVAL; ret_host/ret_port are heap copies. */
+int net_parse_hostport(const char *s, char **ret_host, char **ret_port);
+/* A listening TCP socket (SO_REUSEADDR, CLOEXEC). Returns the fd or -errno. */
+int net_listen(const char *hostport);
+/* Connects within timeout_ms. Returns the fd or -errno. */
+int net_connect(const char *hostport, int timeout_ms);
+
+/* Runs the TLS handshake on fd (taking ownership of it) as server or client. On failure
+ * returns NULL, closes fd and sets *ret_err; the reason is logged at debug and copied to
+ * why (one line) when why is not NULL. */
+struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, int *ret_err,
+			    char *why, size_t why_len);
+/* Shuts TLS down politely (best effort) and frees; NULL-safe, returns NULL. */
+struct conn *conn_free(struct conn *c);
+/* The peer certificate's common name (empty when none). */
+const char *conn_peer_cn(const struct conn *c);
+int conn_fd(const struct conn *c);
+/* Sets the timeout for a blocking receive; 0 waits forever. */
+void conn_set_recv_timeout(struct conn *c, int timeout_ms);
+
+/* Sends len bytes (one or more whole frames). 0 or -errno. */
+int conn_send(struct conn *c, const void *buf, size_t len);
+/* Receives one frame: validates the header, then reads the payload into buf (cap bytes).
+ * Returns 0 with *ret_hdr set, -ECONNRESET on orderly close, -EBADMSG/-EPROTONOSUPPORT/
+ * -EMSGSIZE for a bad header, -ETIMEDOUT, or another -errno. */
+int conn_recv(struct conn *c, struct proto_hdr *ret_hdr, uint8_t *buf, size_t cap);
+/* True when a frame (or close) is waiting, without blocking. */
+bool conn_readable(struct conn *c);
+/* Sends an ERROR frame with code (-errno or errno) and a printf message; best effort. */
+int conn_send_error(struct conn *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* After sending an ERROR: stop writing and drain what the peer still sends for up to
+ * timeout_ms, so the kernel does not reset the connection and drop our ERROR unread. */
+void conn_linger(struct conn *c, int timeout_ms);
+/* Bytes sent and received at the application level (frames, before TLS). */
+uint64_t conn_bytes_sent(const struct conn *c);
+uint64_t conn_bytes_recv(const struct conn *c);

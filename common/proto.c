@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* tern wire protocol v1: explicit big-endian encode/decode with strict validation. */
+#include "common/proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/util.h"
+
+/* A bounded cursor: every get/put checks the remaining room first, and a failed step
+ * poisons the cursor so a decoder checks once at the end instead of after every field. */
+struct cur {
+	uint8_t *w;
+	const uint8_t *r;
+	size_t left;
+	bool bad;
+};
+
+static void put_u8(struct cur *c, uint8_t v)
+{
+	if (c->bad || c->left < 1) {
+		c->bad = true;
+		return;
+	}
+	*c->w++ = v;
+	c->left--;
+}
+
+static void put_be(struct cur *c, uint64_t v, unsigned n)
+{
+	if (c->bad || c->left < n) {
+		c->bad = true;
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		c->w[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	c->w += n;
+	c->left -= n;
+}
+
+static void put_bytes(struct cur *c, const void *p, size_t n)
+{
+	if (c->bad || c->left < n) {
+		c->bad = true;
+		return;
+	}
+	memcpy(c->w, p, n);
+	c->w += n;
+	c->left -= n;
+}
+
+static uint64_t get_be(struct cur *c, unsigned n)
+{
+	uint64_t v = 0;
+
+	if (c->bad || c->left < n) {
+		c->bad = true;
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++)
+		v = (v << 8) | c->r[i];
+	c->r += n;
+	c->left -= n;
+	return v;
+}
+
+static const uint8_t *get_bytes(struct cur *c, size_t n)
+{
+	const uint8_t *p = c->r;
+
+	if (c->bad || c->left < n) {
+		c->bad = true;
+		return NULL;
+	}
+	c->r += n;
+	c->left -= n;
+	return p;
+}
+
+/* A name: u8 length then bytes, valid per name_is_valid. */
+static void put_name(struct cur *c, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!name_is_valid(s, n)) {
+		c->bad = true;
+		return;
+	}
+	put_u8(c, (uint8_t)n);
+	put_bytes(c, s, n);
+}
+
+static int get_name(struct cur *c, char out[NAME_MAX_LEN + 1])
+{
+	size_t n = (size_t)get_be(c, 1);
+	const uint8_t *p = get_bytes(c, n);
+
+	if (!p)
+		return -EBADMSG;
+	if (!name_is_valid((const char *)p, n))
+		return -EPROTO;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static size_t payload_max(unsigned type)
+{
+	switch (type) {
+	case PROTO_HELLO: case PROTO_WELCOME: return 4 + 1 + NAME_MAX_LEN;
+	case PROTO_DISK: return 2 + 4 + 8 + 1 + NAME_MAX_LEN;
+	case PROTO_DISK_OK: return 10;
+	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
+	case PROTO_ZERO: return 18;
+	case PROTO_EPOCH_END: return 2 + 8 + 8 + FP_LEN;
+	case PROTO_EPOCH_ACK: return 2 + 1 + 8 + 8 + FP_LEN;
+	case PROTO_ERROR: return 4 + 2 + PROTO_MSG_MAX;
+	case PROTO_BYE: return 0;
+	default: return 0;
+	}
+}
+
+const char *proto_type_name(unsigned type)
+{
+	static const char *names[] = {
+		[PROTO_HELLO] = "HELLO", [PROTO_WELCOME] = "WELCOME", [PROTO_DISK] = "DISK",
+		[PROTO_DISK_OK] = "DISK_OK", [PROTO_DATA] = "DATA", [PROTO_ZERO] = "ZERO",
+		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
+		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE",
+	};
+	if (type == 0 || type > PROTO_TYPE_MAX)
+		return "unknown";
+	return names[type];
+}
+
+void proto_encode_hdr(uint8_t out[PROTO_HDR_LEN], enum proto_type type, uint32_t len)
+{
+	struct cur c = { .w = out, .left = PROTO_HDR_LEN };
+
+	put_be(&c, PROTO_MAGIC, 4);
+	put_u8(&c, PROTO_VERSION);
+	put_u8(&c, (uint8_t)type);
+	put_be(&c, 0, 2);
+	put_be(&c, len, 4);
+	put_be(&c, 0, 4);
+}
+
+int proto_decode_hdr(const uint8_t in[PROTO_HDR_LEN], struct proto_hdr *ret_hdr)
+{
+	struct cur c = { .r = in, .left = PROTO_HDR_LEN };
+	struct proto_hdr h;
+
+	h.magic = (uint32_t)get_be(&c, 4);
+	h.version = (uint8_t)get_be(&c, 1);
+	h.type = (uint8_t)get_be(&c, 1);
+	h.flags = (uint16_t)get_be(&c, 2);
+	h.len = (uint32_t)get_be(&c, 4);
+	h.reserved = (uint32_t)get_be(&c, 4);
+	if (h.magic != PROTO_MAGIC)
+		return -EBADMSG;
+	if (h.version != PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	if (h.type == 0 || h.type > PROTO_TYPE_MAX || h.flags != 0 || h.reserved != 0)
+		return -EBADMSG;
+	if (h.len > payload_max(h.type))
+		return -EMSGSIZE;
+	*ret_hdr = h;
+	return 0;
+}
+
+/* Starts a frame: leaves room for the header, filled in by finish() once the length is known. */
+static struct cur begin(uint8_t *out, size_t cap)
+{
+	struct cur c = { .w = out, .left = cap };
+
+	if (cap < PROTO_HDR_LEN) {
+		c.bad = true;
+		return c;
+	}
+	c.w += PROTO_HDR_LEN;
+	c.left -= PROTO_HDR_LEN;
+	return c;
+}
+
+static int finish(struct cur *c, uint8_t *out, enum proto_type type)
+{
+	size_t len;
+
+	if (c->bad)
+		return -ENOBUFS;
+	len = (size_t)(c->w - out);
+	proto_encode_hdr(out, type, (uint32_t)(len - PROTO_HDR_LEN));
+	return (int)len;
+}
+
+/* A decoder is done when the cursor is intact and nothing is left over. */
+static int done(const struct cur *c)
+{
+	if (c->bad || c->left != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+bool proto_chunk_size_valid(uint32_t cs)
+{
+	return cs >= PROTO_CHUNK_MIN && cs <= PROTO_CHUNK_MAX && (cs & (cs - 1)) == 0;
+}
+
+static int encode_name_msg(uint8_t *out, size_t cap, enum proto_type type, uint32_t v,
+			   const char *name)
+{
+	struct cur c = begin(out, cap);
+
+	if (!name_is_valid(name, strlen(name)))
+		return -EINVAL;
+	put_be(&c, v, 4);
+	put_name(&c, name);
+	return finish(&c, out, type);
+}
+
+static int decode_name_msg(const uint8_t *p, size_t len, uint32_t *ret_v, char *ret_name)
+{
+	struct cur c = { .r = p, .left = len };
+	char name[NAME_MAX_LEN + 1];
+	uint32_t v = (uint32_t)get_be(&c, 4);
+	int r = get_name(&c, name);
+
+	if (r < 0)
+		return r;
+	r = done(&c);
+	if (r < 0)
+		return r;
+	*ret_v = v;
+	memcpy(ret_name, name, strlen(name) + 1);
+	return 0;
+}
+
+int proto_encode_hello(uint8_t *out, size_t cap, const struct proto_hello *m)
+{
+	if (!proto_chunk_size_valid(m->chunk_size))
+		return -EINVAL;
+	return encode_name_msg(out, cap, PROTO_HELLO, m->chunk_size, m->name);
+}
+
+int proto_decode_hello(const uint8_t *p, size_t len, struct proto_hello *ret_m)
+{
+	struct proto_hello m;
+	int r = decode_name_msg(p, len, &m.chunk_size, m.name);
+
+	if (r < 0)
+		return r;
+	if (!proto_chunk_size_valid(m.chunk_size))
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_welcome(uint8_t *out, size_t cap, const struct proto_welcome *m)
+{
+	return encode_name_msg(out, cap, PROTO_WELCOME, m->max_payload, m->name);
+}
+
+int proto_decode_welcome(const uint8_t *p, size_t len, struct proto_welcome *ret_m)
+{
+	struct proto_welcome m;
+	int r = decode_name_msg(p, len, &m.max_payload, m.name);
+
+	if (r < 0)
+		return r;
+	if (m.max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED)
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_disk(uint8_t *out, size_t cap, const struct proto_disk *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (m->size == 0 || !name_is_valid(m->id, strlen(m->id)))
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->logical_block, 4);
+	put_be(&c, m->size, 8);
+	put_name(&c, m->id);
+	return finish(&c, out, PROTO_DISK);
+}
+
+int proto_decode_disk(const uint8_t *p, size_t len, struct proto_disk *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_disk m;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.logical_block = (uint32_t)get_be(&c, 4);
+	m.size = get_be(&c, 8);
+	r = get_name(&c, m.id);
+	if (r < 0)
+		return r;
+	r = done(&c);
+	if (r < 0)
+		return r;
+	/* Logical blocks are powers of two from 512 B to 64 KiB on every Linux device. */
+	if (m.logical_block < 512 || m.logical_block > 65536 ||
+	    (m.logical_block & (m.logical_block - 1)) != 0)
+		return -EPROTO;
+	/* Sizes beyond 2^63 cannot be an off_t on the receiver. */
+	if (m.size == 0 || m.size > (UINT64_C(1) << 62))
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_disk_ok(uint8_t *out, size_t cap, const struct proto_disk_ok *m)
+{
+	struct cur c = begin(out, cap);
+
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->target_size, 8);
+	return finish(&c, out, PROTO_DISK_OK);
+}
+
+int proto_decode_disk_ok(const uint8_t *p, size_t len, struct proto_disk_ok *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_disk_ok m;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.target_size = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	*ret_m = m;
+	return 0;
+}
+
+size_t proto_data_frame_len(uint32_t nchunks, uint32_t payload_len)
+{
+	return PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN + payload_len;
+}
+
+int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
+{
+	size_t total = proto_data_frame_len(m->nchunks, m->payload_len);
+	struct cur c = { .w = out, .left = cap };
+
+	if (m->nchunks == 0 || m->plain_len == 0 || m->plain_len > PROTO_EXTENT_MAX ||
+	    m->encoding > PROTO_ENC_ZSTD)
+		return -EINVAL;
+	if (total - PROTO_HDR_LEN > PROTO_MAX_PAYLOAD)
+		return -EINVAL;
+	if (cap < PROTO_HDR_LEN + PROTO_DATA_FIXED)
+		return -ENOBUFS;
+	proto_encode_hdr(out, PROTO_DATA, (uint32_t)(total - PROTO_HDR_LEN));
+	c.w += PROTO_HDR_LEN;
+	c.left -= PROTO_HDR_LEN;
+	put_be(&c, m->disk_no, 2);
+	put_u8(&c, m->encoding);
+	put_u8(&c, 0);
+	put_be(&c, m->nchunks, 4);
+	put_be(&c, m->plain_len, 4);
+	put_be(&c, m->offset, 8);
+	if (c.bad)
+		return -ENOBUFS;
+	return PROTO_HDR_LEN + PROTO_DATA_FIXED;
+}
+
+int proto_decode_data(const uint8_t *p, size_t len, uint32_t cs, struct proto_data *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_data m;
+	uint8_t reserved;
+	uint64_t max_plain;
+
+	if (!proto_chunk_size_valid(cs))
+		return -EINVAL;
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.encoding = (uint8_t)get_be(&c, 1);
+	reserved = (uint8_t)get_be(&c, 1);
+	m.nchunks = (uint32_t)get_be(&c, 4);
+	m.plain_len = (uint32_t)get_be(&c, 4);
+	m.offset = get_be(&c, 8);
+	if (c.bad)
+		return -EBADMSG;
+	if (reserved != 0 || m.encoding > PROTO_ENC_ZSTD)
+		return -EBADMSG;
+	if (m.nchunks == 0 || m.nchunks > PROTO_EXTENT_MAX / cs)
+		return -EPROTO;
+	/* Every chunk but the last is whole; only the disk's last chunk may be short,
+	 * which the session checks against the disk size. */
+	max_plain = (uint64_t)m.nchunks * cs;
+	if (m.plain_len == 0 || m.plain_len > max_plain || m.plain_len <= max_plain - cs)
+		return -EPROTO;
+	if (m.offset % cs != 0 || m.offset > UINT64_MAX - m.plain_len)
+		return -EPROTO;
+	m.fps = (const struct fp *)(const void *)get_bytes(&c, (size_t)m.nchunks * FP_LEN);
+	if (!m.fps)
+		return -EBADMSG;
+	m.payload = c.r;
+	m.payload_len = (uint32_t)c.left;
+	if (m.encoding == PROTO_ENC_RAW && m.payload_len != m.plain_len)
+		return -EBADMSG;
+	/* zstd is only sent when it saves space; anything else is malformed or hostile. */
+	if (m.encoding == PROTO_ENC_ZSTD && (m.payload_len == 0 || m.payload_len >= m.plain_len))
+		return -EBADMSG;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_zero(uint8_t *out, size_t cap, const struct proto_zero *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (m->length == 0)
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->offset, 8);
+	put_be(&c, m->length, 8);
+	return finish(&c, out, PROTO_ZERO);
+}
+
+int proto_decode_zero(const uint8_t *p, size_t len, uint32_t cs, struct proto_zero *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_zero m;
+	int r;
+
+	if (!proto_chunk_size_valid(cs))
+		return -EINVAL;
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.offset = get_be(&c, 8);
+	m.length = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (m.length == 0 || m.offset % cs != 0 || m.offset > UINT64_MAX - m.length)
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_epoch_end(uint8_t *out, size_t cap, const struct proto_epoch_end *m)
+{
+	struct cur c = begin(out, cap);
+
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->epoch, 8);
+	put_be(&c, m->nchunks, 8);
+	put_bytes(&c, m->root.b, FP_LEN);
+	return finish(&c, out, PROTO_EPOCH_END);
+}
+
+int proto_decode_epoch_end(const uint8_t *p, size_t len, struct proto_epoch_end *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_epoch_end m;
+	const uint8_t *root;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.epoch = get_be(&c, 8);
+	m.nchunks = get_be(&c, 8);
+	root = get_bytes(&c, FP_LEN);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	memcpy(m.root.b, root, FP_LEN);
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_epoch_ack(uint8_t *out, size_t cap, const struct proto_epoch_ack *m)
+{
+	struct cur c = begin(out, cap);
+
+	put_be(&c, m->disk_no, 2);
+	put_u8(&c, m->match ? 1 : 0);
+	put_be(&c, m->epoch, 8);
+	put_be(&c, m->bytes_written, 8);
+	put_bytes(&c, m->root.b, FP_LEN);
+	return finish(&c, out, PROTO_EPOCH_ACK);
+}
+
+int proto_decode_epoch_ack(const uint8_t *p, size_t len, struct proto_epoch_ack *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_epoch_ack m;
+	const uint8_t *root;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.match = (uint8_t)get_be(&c, 1);
+	m.epoch = get_be(&c, 8);
+	m.bytes_written = get_be(&c, 8);
+	root = get_bytes(&c, FP_LEN);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (m.match > 1)
+		return -EBADMSG;
+	memcpy(m.root.b, root, FP_LEN);
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_error(uint8_t *out, size_t cap, const struct proto_error *m)
+{
+	struct cur c = begin(out, cap);
+	size_t n = strnlen(m->msg, PROTO_MSG_MAX);
+
+	put_be(&c, m->code, 4);
+	put_be(&c, n, 2);
+	/* Only printable ASCII crosses the wire, so a peer can print it as one line. */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = (uint8_t)m->msg[i];
+		put_u8(&c, (ch >= 0x20 && ch < 0x7f) ? ch : '?');
+	}
+	return finish(&c, out, PROTO_ERROR);
+}
+
+int proto_decode_error(const uint8_t *p, size_t len, struct proto_error *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_error m;
+	const uint8_t *s;
+	size_t n;
+	int r;
+
+	m.code = (uint32_t)get_be(&c, 4);
+	n = (size_t)get_be(&c, 2);
+	if (n > PROTO_MSG_MAX)
+		return -EBADMSG;
+	s = get_bytes(&c, n);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return -EBADMSG;
+	}
+	memcpy(m.msg, s, n);
+	m.msg[n] = '\0';
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_bye(uint8_t *out, size_t cap)
+{
+	if (cap < PROTO_HDR_LEN)
+		return -ENOBUFS;
+	proto_encode_hdr(out, PROTO_BYE, 0);
+	return PROTO_HDR_LEN;
+}

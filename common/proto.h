@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* tern wire protocol v1: framing and explicit big-endian encode/decode of every message,
+ * with strict validation of every field. Decoders never trust a length; they return
+ * -EBADMSG for a malformed frame and -EPROTO for a well-formed one that breaks the rules. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/fp.h"
+
+#define PROTO_MAGIC 0x5445524eu /* "TERN" */
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 16
+
+/* Chunks are powers of two in [4 KiB, 1 MiB]; an extent carries at most 1 MiB of plain
+ * data, so one frame's payload is bounded by the compressor's bound of that. */
+#define PROTO_CHUNK_MIN (4u << 10)
+#define PROTO_CHUNK_MAX (1u << 20)
+#define PROTO_EXTENT_MAX (1u << 20)
+#define PROTO_MAX_PAYLOAD ((1u << 20) + (64u << 10))
+#define PROTO_MSG_MAX 512u /* longest error text */
+
+enum proto_type {
+	PROTO_HELLO = 1,     /* agent -> receiver: who, which chunk size */
+	PROTO_WELCOME = 2,   /* receiver -> agent: accepted */
+	PROTO_DISK = 3,      /* agent -> receiver: open a disk for replication */
+	PROTO_DISK_OK = 4,   /* receiver -> agent: target ready */
+	PROTO_DATA = 5,      /* agent -> receiver: an extent of whole chunks */
+	PROTO_ZERO = 6,      /* agent -> receiver: a range of all-zero chunks, no payload */
+	PROTO_EPOCH_END = 7, /* agent -> receiver: all chunks of an epoch sent, with root */
+	PROTO_EPOCH_ACK = 8, /* receiver -> agent: epoch durable, root compared */
+	PROTO_ERROR = 9,     /* either way: a refusal; the sender closes after it */
+	PROTO_BYE = 10,      /* agent -> receiver: orderly end */
+	PROTO_TYPE_MAX = PROTO_BYE,
+};
+
+enum proto_encoding {
+	PROTO_ENC_RAW = 0,
+	PROTO_ENC_ZSTD = 1,
+};
+
+struct proto_hdr {
+	uint32_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags; /* must be 0 in v1 */
+	uint32_t len;   /* payload bytes after the header */
+	uint32_t reserved; /* must be 0 in v1 */
+};
+
+struct proto_hello {
+	uint32_t chunk_size;
+	char name[65];
+};
+
+struct proto_welcome {
+	uint32_t max_payload;
+	char name[65];
+};
+
+struct proto_disk {
+	uint16_t disk_no;
+	uint32_t logical_block;
+	uint64_t size;
+	char id[65];
+};
+
+struct proto_disk_ok {
+	uint16_t disk_no;
+	uint64_t target_size;
+};
+
+/* An extent of nchunks consecutive chunks starting at offset. fps points into the decoded
+ * frame (unaligned-safe: struct fp is bytes), payload too; both borrowed, not owned. */
+struct proto_data {
+	uint16_t disk_no;
+	uint8_t encoding;
+	uint32_t nchunks;
+	uint32_t plain_len;
+	uint64_t offset;
+	const struct fp *fps;
+	const uint8_t *payload;
+	uint32_t payload_len;
+};
+
+struct proto_zero {
+	uint16_t disk_no;
+	uint64_t offset;
+	uint64_t length;
+};
+
+struct proto_epoch_end {
+	uint16_t disk_no;
+	uint64_t epoch;
+	uint64_t nchunks;
+	struct fp root;
+};
+
+struct proto_epoch_ack {
+	uint16_t disk_no;
+	uint8_t match;
+	uint64_t epoch;
+	uint64_t bytes_written;
+	struct fp root;
+};
+
+struct proto_error {
+	uint32_t code; /* positive errno value */
+	char msg[PROTO_MSG_MAX + 1];
+};
+
+/* Fixed part of a DATA payload before the fingerprints. */
+#define PROTO_DATA_FIXED 20
+
+/* Header */
+void proto_encode_hdr(uint8_t out[PROTO_HDR_LEN], enum proto_type type, uint32_t len);
+/* Validates magic, version, type, flags, reserved and the payload bound for the type. */
+int proto_decode_hdr(const uint8_t in[PROTO_HDR_LEN], struct proto_hdr *ret_hdr);
+const char *proto_type_name(unsigned type);
+
+/* Each encoder writes a whole frame (header + payload) into out (cap bytes) and returns its
+ * length, or -ENOBUFS when it does not fit, or -EINVAL for a value it must not send. Each
+ * decoder takes the payload of a frame of its type and validates every field. */
+int proto_encode_hello(uint8_t *out, size_t cap, const struct proto_hello *m);
+int proto_decode_hello(const uint8_t *p, size_t len, struct proto_hello *ret_m);
+int proto_encode_welcome(uint8_t *out, size_t cap, const struct proto_welcome *m);
+int proto_decode_welcome(const uint8_t *p, size_t len, struct proto_welcome *ret_m);
+int proto_encode_disk(uint8_t *out, size_t cap, const struct proto_disk *m);
+int proto_decode_disk(const uint8_t *p, size_t len, struct proto_disk *ret_m);
+int proto_encode_disk_ok(uint8_t *out, size_t cap, const struct proto_disk_ok *m);
+int proto_decode_disk_ok(const uint8_t *p, size_t len, struct proto_disk_ok *ret_m);
+/* Writes the DATA header and fixed part for an extent whose fingerprints and payload the
+ * caller places after it (at out + returned length, fps first). m->fps and m->payload are
+ * ignored here; payload_len is used for the frame length. */
+int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m);
+/* chunk_size is the session's; validates alignment, counts, lengths and encoding. */
+int proto_decode_data(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_data *ret_m);
+int proto_encode_zero(uint8_t *out, size_t cap, const struct proto_zero *m);
+int proto_decode_zero(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_zero *ret_m);
+int proto_encode_epoch_end(uint8_t *out, size_t cap, const struct proto_epoch_end *m);
+int proto_decode_epoch_end(const uint8_t *p, size_t len, struct proto_epoch_end *ret_m);
+int proto_encode_epoch_ack(uint8_t *out, size_t cap, const struct proto_epoch_ack *m);
+int proto_decode_epoch_ack(const uint8_t *p, size_t len, struct proto_epoch_ack *ret_m);
+int proto_encode_error(uint8_t *out, size_t cap, const struct proto_error *m);
+int proto_decode_error(const uint8_t *p, size_t len, struct proto_error *ret_m);
+int proto_encode_bye(uint8_t *out, size_t cap);
+
+/* True when chunk_size is a power of two within [PROTO_CHUNK_MIN, PROTO_CHUNK_MAX]. */
+bool proto_chunk_size_valid(uint32_t chunk_size);
+/* Bytes a DATA frame for nchunks and payload_len occupies in total. */
+size_t proto_data_frame_len(uint32_t nchunks, uint32_t payload_len);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Small helpers shared by every binary: number parsing, full reads and writes,
+ * atomic file replacement, clocks, and validation of names that cross the wire. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
+
+/* Longest disk id or agent name accepted anywhere (command line, wire, state). */
+#define NAME_MAX_LEN 64
+
+/* Parses a decimal unsigned integer in [min, max]; returns 0 or -EINVAL/-ERANGE. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret_v);
+/* Parses a size with an optional K/M/G/T suffix (binary multiples); 0 or -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *ret_v);
+/* True when s is 1..NAME_MAX_LEN characters of [A-Za-z0-9._:-] not starting with '.' or '-'. */
+bool name_is_valid(const char *s, size_t len);
+/* Splits "ID=PATH"; validates the id. Returns 0 or -EINVAL. Pointers into a copy owned by caller. */
+int parse_id_path(const char *arg, char **ret_id, char **ret_path);
+
+/* Loops over short reads/writes and EINTR. Return 0 or -errno; read_full returns -EIO on EOF. */
+int read_full(int fd, void *buf, size_t len);
+int write_full(int fd, const void *buf, size_t len);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Writes a file atomically: temp file with mode, fsync, rename, fsync of the directory. */
+int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* Reads a whole small file (at most max bytes) into a NUL-terminated heap buffer. */
+int read_file_all(const char *path, size_t max, char **ret_data, size_t *ret_len);
+/* Creates a directory (and parents) with mode if missing. 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+
+uint64_t now_ns(void);
+/* Aligned zeroed allocation for O_DIRECT buffers; NULL on failure. Free with free(). */
+void *alloc_aligned(size_t align, size_t len);
+/* True when all len bytes are zero; fast for chunk-sized buffers. */
+bool mem_is_zero(const void *buf, size_t len);
+/* Formats bytes as e.g. "1.50 GiB" into buf. */
+const char *fmt_bytes(uint64_t v, char *buf, size_t len);

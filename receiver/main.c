@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* tern-receiver: sets up credentials and serves agents' replication sessions. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/proto.h"
+#include "common/tls.h"
+#include "common/util.h"
+#include "receiver/session.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: tern-receiver init  --state-dir DIR\n"
+		"       tern-receiver serve --state-dir DIR --listen HOST:PORT\n"
+		"                           --target DISK_ID=PATH [--target ...]\n"
+		"       tern-receiver --help | --version\n"
+		"\n"
+		"init creates a CA, the receiver's key and certificate and an agent credential\n"
+		"bundle DIR/agent-bundle.pem (all 0600); it keeps what already exists.\n"
+		"serve accepts agents over mutual TLS 1.3 and writes each disk to its target:\n"
+		"a regular file (created or grown to the source's size) or a block device\n"
+		"(refused when mounted, in use, or smaller than the source).\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR       credentials and per-disk state (default /var/lib/tern)\n"
+		"  --listen HOST:PORT    address to serve agents on (port 0: any free port)\n"
+		"  --target ID=PATH      where disk ID is written\n"
+		"  --log-level LEVEL     error, warn, info (default) or debug\n");
+}
+
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL };
+
+static const struct option all_opts[] = {
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "target", required_argument, NULL, OPT_TARGET },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct args {
+	const char *state_dir;
+	const char *listen;
+	struct rcv_target *targets;
+	unsigned ntargets;
+};
+
+static void args_free(struct args *a)
+{
+	for (unsigned i = 0; i < a->ntargets; i++) {
+		free(a->targets[i].id);
+		free(a->targets[i].path);
+	}
+	free(a->targets);
+}
+
+/* Returns 0, 1 for --help (printed), or -EINVAL (reported). */
+static int parse_args(int argc, char **argv, bool serve, struct args *a)
+{
+	int c;
+
+	a->state_dir = "/var/lib/tern";
+	while ((c = getopt_long(argc, argv, "h", all_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STATE_DIR:
+			a->state_dir = optarg;
+			break;
+		case OPT_LISTEN:
+			if (!serve)
+				goto not_here;
+			a->listen = optarg;
+			break;
+		case OPT_TARGET: {
+			struct rcv_target *t;
+			char *id, *path;
+
+			if (!serve)
+				goto not_here;
+			if (parse_id_path(optarg, &id, &path) < 0) {
+				log_error("--target %s: expected DISK_ID=PATH with an id of 1-64 "
+					  "characters from [A-Za-z0-9._:-]", optarg);
+				return -EINVAL;
+			}
+			for (unsigned i = 0; i < a->ntargets; i++) {
+				if (strcmp(a->targets[i].id, id) == 0 ||
+				    strcmp(a->targets[i].path, path) == 0) {
+					log_error("--target %s: id or path given twice", optarg);
+					free(id);
+					free(path);
+					return -EINVAL;
+				}
+			}
+			t = realloc(a->targets, (a->ntargets + 1) * sizeof(*t));
+			if (!t) {
+				free(id);
+				free(path);
+				log_error("out of memory");
+				return -ENOMEM;
+			}
+			a->targets = t;
+			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path };
+			break;
+		}
+		case OPT_LOG_LEVEL: {
+			enum log_level lvl;
+
+			if (log_parse_level(optarg, &lvl) < 0) {
+				log_error("--log-level %s: error, warn, info or debug", optarg);
+				return -EINVAL;
+			}
+			log_set_level(lvl);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+not_here:
+	log_error("option --%s is for serve", all_opts[c - OPT_STATE_DIR].name);
+	return -EINVAL;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	struct args a = { 0 };
+	bool created = false;
+	int r;
+
+	r = parse_args(argc, argv, false, &a);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	r = tls_init_state(a.state_dir, &created);
+	if (r < 0) {
+		log_errno(r, "cannot initialise %s", a.state_dir);
+		return 1;
+	}
+	if (created)
+		printf("initialised %s: CA, receiver certificate, agent bundle %s/%s\n",
+		       a.state_dir, a.state_dir, TLS_AGENT_BUNDLE);
+	else
+		printf("%s already initialised; nothing changed\n", a.state_dir);
+	return 0;
+}
+
+struct conn_job {
+	struct rcv_server *srv;
+	int fd;
+	char peer[64];
+};
+
+static void *conn_thread(void *arg)
+{
+	struct conn_job *j = arg;
+	struct rcv_server *srv = j->srv;
+
+	rcv_session_run(srv, j->fd, j->peer);
+	free(j);
+	pthread_mutex_lock(&srv->lock);
+	srv->sessions--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(buf, len, "%s:%u", host, port);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct rcv_server srv = { 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct args a = { 0 };
+	sigset_t mask;
+	int lfd = -1, sfd = -1, r, ret = 1;
+	char name[64];
+
+	r = parse_args(argc, argv, true, &a);
+	if (r != 0) {
+		args_free(&a);
+		return r > 0 ? 0 : 2;
+	}
+	if (!a.listen || a.ntargets == 0) {
+		log_error("serve needs --listen HOST:PORT and at least one --target DISK_ID=PATH");
+		args_free(&a);
+		return 2;
+	}
+	srv.state_dir = a.state_dir;
+	srv.targets = a.targets;
+	srv.ntargets = a.ntargets;
+	pthread_mutex_init(&srv.lock, NULL);
+	pthread_cond_init(&srv.idle, NULL);
+	{
+		char probe[4096];
+
+		snprintf(probe, sizeof(probe), "%s/%s", a.state_dir, TLS_RECEIVER_CERT);
+		if (access(probe, F_OK) < 0) {
+			log_error("no credentials in %s: run tern-receiver init --state-dir %s first",
+				  a.state_dir, a.state_dir);
+			goto out;
+		}
+	}
+	/* tls_server_ctx says what is wrong with the files itself. */
+	srv.ctx = tls_server_ctx(a.state_dir, &r);
+	if (!srv.ctx)
+		goto out;
+	lfd = net_listen(a.listen);
+	if (lfd < 0) {
+		log_errno(lfd, "cannot listen on %s", a.listen);
+		goto out;
+	}
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0) {
+		peer_name(&ss, name, sizeof(name));
+		log_info("listening on %s", name);
+	}
+	/* Signals become readable events so shutdown happens in one place. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_errno(-errno, "signalfd");
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		struct conn_job *j;
+		pthread_attr_t attr;
+		pthread_t tid;
+		int fd;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(-errno, "poll");
+			goto out;
+		}
+		if (pfd[1].revents) {
+			log_info("shutting down");
+			break;
+		}
+		sl = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EINTR && errno != ECONNABORTED)
+				log_warn_errno(-errno, "accept");
+			continue;
+		}
+		j = calloc(1, sizeof(*j));
+		if (!j) {
+			close(fd);
+			continue;
+		}
+		j->srv = &srv;
+		j->fd = fd;
+		peer_name(&ss, j->peer, sizeof(j->peer));
+		pthread_mutex_lock(&srv.lock);
+		srv.sessions++;
+		pthread_mutex_unlock(&srv.lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&tid, &attr, conn_thread, j) != 0) {
+			log_warn("cannot start a session thread for %s", j->peer);
+			close(fd);
+			free(j);
+			pthread_mutex_lock(&srv.lock);
+			srv.sessions--;
+			pthread_mutex_unlock(&srv.lock);
+		}
+		pthread_attr_destroy(&attr);
+	}
+	ret = 0;
+out:
+	/* Sessions in flight hold no acknowledged data: leaving them is safe, and waiting
+	 * for a stuck peer would stall shutdown. */
+	if (lfd >= 0)
+		close(lfd);
+	if (sfd >= 0)
+		close(sfd);
+	pthread_mutex_lock(&srv.lock);
+	r = (int)srv.sessions;
+	pthread_mutex_unlock(&srv.lock);
+	if (r == 0) {
+		SSL_CTX_free(srv.ctx);
+		args_free(&a);
+	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	log_setup("tern-receiver", LOG_LVL_INFO);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("tern-receiver %s (wire protocol v%d)\n", TERN_VERSION, PROTO_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "init") == 0)
+		return cmd_init(argc - 1, argv + 1);
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	log_error("unknown command '%s'; see tern-receiver --help", argv[1]);
+	return 2;
+}

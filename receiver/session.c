@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* One replication session on the receiver: validate every frame, verify every chunk's
+ * fingerprint before it is written, ack an epoch only once it is durable. */
+#include "receiver/session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/fp.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "receiver/writer.h"
+
+#define RCV_MAX_DISKS 256
+#define HANDSHAKE_TIMEOUT_MS 15000
+#define IDLE_TIMEOUT_MS (15 * 60 * 1000)
+
+struct rdisk {
+	struct rcv_target *t;
+	struct writer *w;
+	uint64_t size;
+	uint64_t nchunks;
+	struct fp *fps;   /* verified fingerprint of every chunk received */
+	uint8_t *have;    /* bitmap of chunks received in this epoch */
+	uint64_t have_count;
+	bool ended;
+};
+
+struct rsession {
+	struct rcv_server *srv;
+	struct conn *c;
+	struct codec *codec;
+	char agent[NAME_MAX_LEN + 1];
+	uint32_t cs;
+	struct rdisk disks[RCV_MAX_DISKS];
+	unsigned ndisks;
+	uint8_t *buf;
+	/* The refusal to send before closing, set by the first rule broken. */
+	int err;
+	char why[PROTO_MSG_MAX + 1];
+};
+
+static int refuse(struct rsession *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int refuse(struct rsession *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->err)
+		return s->err;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	s->err = err < 0 ? err : -EPROTO;
+	log_error("agent %s: %s", s->agent[0] ? s->agent : "(unnamed)", s->why);
+	return s->err;
+}
+
+static bool have_get(const struct rdisk *d, uint64_t i)
+{
+	return d->have[i / 8] & (1u << (i % 8));
+}
+
+static void have_set(struct rdisk *d, uint64_t i)
+{
+	d->have[i / 8] |= (uint8_t)(1u << (i % 8));
+	d->have_count++;
+}
+
+static struct rcv_target *claim_target(struct rcv_server *srv, const char *id, bool *ret_busy)
+{
+	struct rcv_target *t = NULL;
+
+	*ret_busy = false;
+	pthread_mutex_lock(&srv->lock);
+	for (unsigned i = 0; i < srv->ntargets; i++) {
+		if (strcmp(srv->targets[i].id, id) != 0)
+			continue;
+		if (srv->targets[i].busy) {
+			*ret_busy = true;
+		} else {
+			srv->targets[i].busy = true;
+			t = &srv->targets[i];
+		}
+		break;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return t;
+}
+
+static void release_target(struct rcv_server *srv, struct rcv_target *t)
+{
+	pthread_mutex_lock(&srv->lock);
+	t->busy = false;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static int on_disk(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_disk m;
+	struct proto_disk_ok ok;
+	struct rdisk *d;
+	uint8_t out[64];
+	char why[256];
+	bool busy;
+	int n, r;
+
+	r = proto_decode_disk(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed DISK frame");
+	if (m.disk_no != s->ndisks || s->ndisks >= RCV_MAX_DISKS)
+		return refuse(s, -EPROTO, "DISK numbered %u where %u was expected", m.disk_no,
+			      s->ndisks);
+	for (unsigned i = 0; i < s->ndisks; i++)
+		if (strcmp(s->disks[i].t->id, m.id) == 0)
+			return refuse(s, -EPROTO, "disk %s registered twice", m.id);
+	d = &s->disks[s->ndisks];
+	d->t = claim_target(s->srv, m.id, &busy);
+	if (!d->t) {
+		if (busy)
+			return refuse(s, -EBUSY, "target for disk %s is in use by another session", m.id);
+		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
+			      m.id, m.id);
+	}
+	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
+	if (r < 0) {
+		release_target(s->srv, d->t);
+		d->t = NULL;
+		return refuse(s, r, "disk %s: %s", m.id, why);
+	}
+	d->size = m.size;
+	d->nchunks = DIV_ROUND_UP(m.size, s->cs);
+	d->fps = calloc(d->nchunks, sizeof(*d->fps));
+	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	s->ndisks++; /* from here on the cleanup owns d */
+	if (!d->fps || !d->have)
+		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
+	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
+	n = proto_encode_disk_ok(out, sizeof(out), &ok);
+	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	if (r < 0)
+		return r;
+	log_info("agent %s: disk %s (%" PRIu64 " bytes) -> %s", s->agent, m.id, m.size, d->t->path);
+	return 0;
+}
+
+static struct rdisk *disk_of(struct rsession *s, uint16_t disk_no)
+{
+	if (disk_no >= s->ndisks)
+		return NULL;
+	return &s->disks[disk_no];
+}
+
+/* Checks that [off, off+len) lies inside the disk, is made of whole chunks (the disk's
+ * last may be short), and that none of them arrived before in this epoch. */
+static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / s->cs, last;
+
+	if (d->ended)
+		return refuse(s, -EPROTO, "disk %s: data after the end of the epoch", d->t->id);
+	if (off >= d->size || len > d->size - off)
+		return refuse(s, -ERANGE, "disk %s: write at %" PRIu64 "+%" PRIu64
+			      " past the end (%" PRIu64 " bytes)", d->t->id, off, len, d->size);
+	if (len % s->cs != 0 && off + len != d->size)
+		return refuse(s, -EPROTO, "disk %s: partial chunk at %" PRIu64 " is not the last",
+			      d->t->id, off);
+	last = DIV_ROUND_UP(off + len, s->cs);
+	for (uint64_t i = first; i < last; i++)
+		if (have_get(d, i))
+			return refuse(s, -EPROTO, "disk %s: chunk %" PRIu64 " sent twice in one epoch",
+				      d->t->id, i);
+	return 0;
+}
+
+static int on_data(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_data m;
+	struct rdisk *d;
+	uint64_t first;
+	uint8_t *buf;
+	int r;
+
+	r = proto_decode_data(s->buf, h->len, s->cs, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed DATA frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "DATA for unregistered disk number %u", m.disk_no);
+	r = check_range(s, d, m.offset, m.plain_len);
+	if (r < 0)
+		return r;
+	buf = wr_get_buf(d->w, &r);
+	if (!buf)
+		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+	if (m.encoding == PROTO_ENC_ZSTD) {
+		r = codec_decompress(s->codec, buf, m.plain_len, m.payload, m.payload_len);
+		if (r < 0) {
+			wr_put_buf(d->w, buf);
+			return refuse(s, r, "disk %s: corrupt compressed extent at %" PRIu64
+				      "; refused, nothing written", d->t->id, m.offset);
+		}
+	} else {
+		memcpy(buf, m.payload, m.plain_len);
+	}
+	first = m.offset / s->cs;
+	/* End to end: the fingerprint was taken from the source read; a mismatch here means
+	 * the data changed somewhere between, and none of this extent may reach the disk. */
+	for (uint32_t i = 0; i < m.nchunks; i++) {
+		uint32_t clen = (uint32_t)MIN((uint64_t)s->cs, (uint64_t)m.plain_len - (uint64_t)i * s->cs);
+		struct fp got;
+
+		fp_compute(buf + (size_t)i * s->cs, clen, &got);
+		if (!fp_equal(&got, &m.fps[i])) {
+			wr_put_buf(d->w, buf);
+			return refuse(s, -EBADMSG, "disk %s: fingerprint mismatch in chunk %" PRIu64
+				      " at offset %" PRIu64 "; refused, nothing written",
+				      d->t->id, first + i, m.offset + (uint64_t)i * s->cs);
+		}
+	}
+	r = wr_submit(d->w, buf, m.plain_len, m.offset);
+	if (r < 0)
+		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+	for (uint32_t i = 0; i < m.nchunks; i++) {
+		d->fps[first + i] = m.fps[i];
+		have_set(d, first + i);
+	}
+	return 0;
+}
+
+static int on_zero(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_zero m;
+	struct rdisk *d;
+	uint64_t first, last;
+	int r;
+
+	r = proto_decode_zero(s->buf, h->len, s->cs, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed ZERO frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "ZERO for unregistered disk number %u", m.disk_no);
+	r = check_range(s, d, m.offset, m.length);
+	if (r < 0)
+		return r;
+	r = wr_zero(d->w, m.offset, m.length);
+	if (r < 0)
+		return refuse(s, r, "disk %s: zeroing %" PRIu64 "+%" PRIu64 " failed: %s", d->t->id,
+			      m.offset, m.length, strerror(-r));
+	first = m.offset / s->cs;
+	last = DIV_ROUND_UP(m.offset + m.length, s->cs);
+	for (uint64_t i = first; i < last; i++) {
+		uint64_t clen = MIN((uint64_t)s->cs, d->size - i * s->cs);
+
+		fp_zero((size_t)clen, &d->fps[i]);
+		have_set(d, i);
+	}
+	return 0;
+}
+
+/* Records a verified copy so an operator (and later tools) can see what the target holds. */
+static int save_disk_state(struct rsession *s, const struct rdisk *d, const struct fp *root)
+{
+	char path[4096], dir[4096], text[1024], hex[33];
+	int n, r;
+
+	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	if (snprintf(path, sizeof(path), "%s/%s.state", dir, d->t->id) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	n = snprintf(text, sizeof(text),
+		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
+		     "chunks=%" PRIu64 "\nepoch=0\nroot=%s\nverified=1\n",
+		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, fp_hex(root, hex));
+	return write_file_atomic(path, text, (size_t)n, 0600);
+}
+
+static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_epoch_end m;
+	struct proto_epoch_ack ack = { 0 };
+	struct rdisk *d;
+	uint8_t out[128];
+	char h1[33], h2[33];
+	int n, r;
+
+	r = proto_decode_epoch_end(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed EPOCH_END frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "EPOCH_END for unregistered disk number %u", m.disk_no);
+	if (d->ended || m.epoch != 0)
+		return refuse(s, -EPROTO, "disk %s: unexpected end of epoch %" PRIu64, d->t->id,
+			      m.epoch);
+	if (m.nchunks != d->nchunks || d->have_count != d->nchunks)
+		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
+			      " chunks received", d->t->id, d->have_count, d->nchunks);
+	/* Durable before acknowledged: every write completed, then fdatasync. */
+	r = wr_flush(d->w);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot make the target durable: %s", d->t->id,
+			      strerror(-r));
+	r = fp_merkle_root(d->fps, d->nchunks, &ack.root);
+	if (r < 0)
+		return refuse(s, r, "out of memory");
+	d->ended = true;
+	ack.disk_no = m.disk_no;
+	ack.epoch = m.epoch;
+	ack.match = fp_equal(&ack.root, &m.root);
+	ack.bytes_written = wr_bytes_written(d->w);
+	if (ack.match) {
+		r = save_disk_state(s, d, &ack.root);
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
+				      s->srv->state_dir, strerror(-r));
+		log_info("agent %s: disk %s durable and verified, merkle root %s", s->agent, d->t->id,
+			 fp_hex(&ack.root, h1));
+	} else {
+		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
+			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
+	}
+	n = proto_encode_epoch_ack(out, sizeof(out), &ack);
+	return n < 0 ? n : conn_send(s->c, out, (size_t)n);
+}
+
+static int on_hello(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_hello m;
+	struct proto_welcome w = { .max_payload = PROTO_MAX_PAYLOAD, .name = "tern-receiver" };
+	uint8_t out[128];
+	int n, r;
+
+	if (h->type != PROTO_HELLO)
+		return refuse(s, -EPROTO, "expected HELLO, got %s", proto_type_name(h->type));
+	r = proto_decode_hello(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed HELLO frame");
+	memcpy(s->agent, m.name, sizeof(s->agent));
+	s->cs = m.chunk_size;
+	n = proto_encode_welcome(out, sizeof(out), &w);
+	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	return r;
+}
+
+static void session_loop(struct rsession *s)
+{
+	struct proto_hdr h;
+	int r;
+
+	r = conn_recv(s->c, &h, s->buf, PROTO_MAX_PAYLOAD);
+	if (r < 0) {
+		refuse(s, r, "no valid HELLO: %s", strerror(-r));
+		return;
+	}
+	if (on_hello(s, &h) < 0)
+		return;
+	log_info("agent %s connected (certificate CN %s), chunk size %u", s->agent,
+		 conn_peer_cn(s->c), s->cs);
+	conn_set_recv_timeout(s->c, IDLE_TIMEOUT_MS);
+	for (;;) {
+		r = conn_recv(s->c, &h, s->buf, PROTO_MAX_PAYLOAD);
+		if (r == -ECONNRESET) {
+			log_warn("agent %s: connection closed without BYE", s->agent);
+			return;
+		}
+		if (r == -EBADMSG || r == -EMSGSIZE || r == -EPROTONOSUPPORT) {
+			refuse(s, r, "malformed frame header: %s", strerror(-r));
+			return;
+		}
+		if (r < 0) {
+			log_warn_errno(r, "agent %s: connection lost", s->agent);
+			return;
+		}
+		switch (h.type) {
+		case PROTO_DISK: r = on_disk(s, &h); break;
+		case PROTO_DATA: r = on_data(s, &h); break;
+		case PROTO_ZERO: r = on_zero(s, &h); break;
+		case PROTO_EPOCH_END: r = on_epoch_end(s, &h); break;
+		case PROTO_BYE:
+			log_info("agent %s: session ended", s->agent);
+			return;
+		default:
+			r = refuse(s, -EPROTO, "unexpected %s frame", proto_type_name(h.type));
+			break;
+		}
+		if (r < 0) {
+			if (!s->err)
+				log_warn_errno(r, "agent %s: connection lost", s->agent);
+			return;
+		}
+	}
+}
+
+void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
+{
+	struct rsession *s = calloc(1, sizeof(*s));
+	char why[256];
+	int r;
+
+	if (!s) {
+		close(fd);
+		return;
+	}
+	s->srv = srv;
+	s->c = conn_handshake(srv->ctx, fd, true, HANDSHAKE_TIMEOUT_MS, &r, why, sizeof(why));
+	if (!s->c) {
+		log_warn("refused connection from %s: %s", peer_addr, why);
+		free(s);
+		return;
+	}
+	s->codec = codec_new(0);
+	s->buf = malloc(PROTO_MAX_PAYLOAD);
+	if (!s->codec || !s->buf)
+		refuse(s, -ENOMEM, "out of memory");
+	else
+		session_loop(s);
+	if (s->err) {
+		conn_send_error(s->c, s->err, "%s", s->why);
+		conn_linger(s->c, 2000);
+	}
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		/* A session that did not end its epoch leaves queued writes unacknowledged;
+		 * they complete or fail, but nothing claims they are durable. */
+		wr_close(s->disks[i].w);
+		free(s->disks[i].fps);
+		free(s->disks[i].have);
+		release_target(srv, s->disks[i].t);
+	}
+	conn_free(s->c);
+	codec_free(s->codec);
+	free(s->buf);
+	free(s);
+}

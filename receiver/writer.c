@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Target volumes written with io_uring; see writer.h. */
+#include "receiver/writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define WR_NBUF 16
+
+struct wbuf {
+	uint8_t *data;
+	uint64_t off;
+	size_t len, done;
+	struct wbuf *next;
+};
+
+struct writer {
+	char *path;
+	int fd;        /* O_DIRECT where allowed */
+	int fd_plain;  /* buffered, for writes that O_DIRECT cannot align */
+	bool direct, blockdev;
+	uint64_t size;
+	uint64_t written;
+	struct io_uring ring;
+	bool ring_ok;
+	struct wbuf bufs[WR_NBUF];
+	struct wbuf *free_head;
+	unsigned inflight;
+	int err;       /* first failed write; sticky */
+};
+
+uint64_t wr_size(const struct writer *w)
+{
+	return w->size;
+}
+
+uint64_t wr_bytes_written(const struct writer *w)
+{
+	return w->written;
+}
+
+static void queue_write(struct writer *w, struct wbuf *b)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	io_uring_prep_write(sqe, w->fd, b->data + b->done, (unsigned)(b->len - b->done),
+			    b->off + b->done);
+	io_uring_sqe_set_data(sqe, b);
+}
+
+/* Reaps completions; waits for at least one when wait is set. */
+static int reap(struct writer *w, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	if (wait) {
+		r = io_uring_submit_and_wait(&w->ring, 1);
+		if (r < 0 && r != -EINTR)
+			return r;
+	}
+	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+		struct wbuf *b = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&w->ring, cqe);
+		if (res <= 0) {
+			if (!w->err) {
+				w->err = res < 0 ? res : -EIO;
+				log_errno(w->err, "%s: write at %" PRIu64, w->path, b->off + b->done);
+			}
+		} else {
+			b->done += (size_t)res;
+			w->written += (uint64_t)res;
+			if (b->done < b->len && !w->err) {
+				queue_write(w, b); /* short write: the rest again */
+				io_uring_submit(&w->ring);
+				continue;
+			}
+		}
+		w->inflight--;
+		b->next = w->free_head;
+		w->free_head = b;
+	}
+	return w->err;
+}
+
+int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *why, size_t why_len)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+	struct stat st;
+	int r, fl;
+
+	if (!w)
+		return -ENOMEM;
+	w->fd = w->fd_plain = -1;
+	w->path = strdup(path);
+	if (!w->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			r = -errno;
+			snprintf(why, why_len, "target %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		st.st_mode = S_IFREG;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		/* O_EXCL on a block device fails with EBUSY when it is mounted, part of
+		 * a device-mapper/MD stack, or held exclusively by another opener. */
+		fl = O_RDWR | O_CLOEXEC | O_EXCL | O_NOCTTY;
+		w->blockdev = true;
+	} else if (S_ISREG(st.st_mode)) {
+		fl = O_RDWR | O_CLOEXEC | O_CREAT | O_NOFOLLOW | O_NOCTTY;
+	} else {
+		r = -EINVAL;
+		snprintf(why, why_len, "target %s is neither a block device nor a regular file", path);
+		goto fail;
+	}
+	w->fd_plain = open(path, fl, 0600);
+	if (w->fd_plain < 0) {
+		r = -errno;
+		if (r == -EBUSY)
+			snprintf(why, why_len, "target %s is mounted or in use", path);
+		else
+			snprintf(why, why_len, "cannot open target %s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (fstat(w->fd_plain, &st) < 0) {
+		r = -errno;
+		snprintf(why, why_len, "cannot stat target %s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (w->blockdev) {
+		if (ioctl(w->fd_plain, BLKGETSIZE64, &w->size) < 0) {
+			r = -errno;
+			snprintf(why, why_len, "cannot size target %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		if (w->size < src_size) {
+			r = -ENOSPC;
+			snprintf(why, why_len, "target %s is smaller than the source (%" PRIu64
+				 " < %" PRIu64 " bytes)", path, w->size, src_size);
+			goto fail;
+		}
+	} else {
+		w->size = (uint64_t)st.st_size;
+		if (w->size < src_size) {
+			if (ftruncate(w->fd_plain, (off_t)src_size) < 0) {
+				r = -errno;
+				snprintf(why, why_len, "cannot grow target %s to %" PRIu64 " bytes: %s",
+					 path, src_size, strerror(-r));
+				goto fail;
+			}
+			w->size = src_size;
+		}
+	}
+	/* A second descriptor with O_DIRECT for the bulk of the data; the first stays for
+	 * the odd unaligned tail of an image whose size is not a multiple of 4 KiB. The
+	 * block device's O_EXCL claim is held by the first. */
+	w->fd = open(path, (fl & ~(O_CREAT | O_EXCL)) | O_DIRECT);
+	if (w->fd >= 0) {
+		w->direct = true;
+	} else {
+		w->fd = fcntl(w->fd_plain, F_DUPFD_CLOEXEC, 0);
+		if (w->fd < 0) {
+			r = -errno;
+			snprintf(why, why_len, "cannot open target %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		log_info("O_DIRECT refused by %s; using buffered writes", path);
+	}
+	r = io_uring_queue_init(WR_NBUF * 2, &w->ring, 0);
+	if (r < 0) {
+		snprintf(why, why_len, "io_uring setup failed: %s", strerror(-r));
+		goto fail;
+	}
+	w->ring_ok = true;
+	for (unsigned i = 0; i < WR_NBUF; i++) {
+		w->bufs[i].data = alloc_aligned(4096, WR_BUF_LEN);
+		if (!w->bufs[i].data) {
+			r = -ENOMEM;
+			snprintf(why, why_len, "out of memory");
+			goto fail;
+		}
+		w->bufs[i].next = w->free_head;
+		w->free_head = &w->bufs[i];
+	}
+	*ret_wr = w;
+	return 0;
+fail:
+	wr_close(w);
+	return r;
+}
+
+void *wr_get_buf(struct writer *w, int *ret_err)
+{
+	struct wbuf *b;
+
+	while (!w->free_head && !w->err) {
+		int r = reap(w, true);
+		if (r < 0)
+			break;
+	}
+	if (w->err) {
+		*ret_err = w->err;
+		return NULL;
+	}
+	b = w->free_head;
+	w->free_head = b->next;
+	return b->data;
+}
+
+static struct wbuf *buf_of(struct writer *w, void *data)
+{
+	for (unsigned i = 0; i < WR_NBUF; i++)
+		if (w->bufs[i].data == data)
+			return &w->bufs[i];
+	return NULL;
+}
+
+void wr_put_buf(struct writer *w, void *data)
+{
+	struct wbuf *b = buf_of(w, data);
+
+	if (!b)
+		return;
+	b->next = w->free_head;
+	w->free_head = b;
+}
+
+int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
+{
+	struct wbuf *b = buf_of(w, data);
+	size_t aligned = w->direct ? len & ~(size_t)4095 : len;
+	int r;
+
+	if (!b || len > WR_BUF_LEN || off > w->size || len > w->size - off) {
+		if (b)
+			wr_put_buf(w, data);
+		return -EINVAL;
+	}
+	if (w->err) {
+		wr_put_buf(w, data);
+		return w->err;
+	}
+	/* O_DIRECT needs 4 KiB-aligned offsets and lengths; only a disk's last chunk can
+	 * miss that, and its tail goes through the buffered descriptor. */
+	if (w->direct && (off & 4095)) {
+		r = pwrite_full(w->fd_plain, data, len, off);
+		wr_put_buf(w, data);
+		if (r == 0)
+			w->written += len;
+		return r;
+	}
+	if (aligned < len) {
+		r = pwrite_full(w->fd_plain, (uint8_t *)data + aligned, len - aligned, off + aligned);
+		if (r < 0) {
+			wr_put_buf(w, data);
+			return r;
+		}
+		w->written += len - aligned;
+		if (aligned == 0) {
+			wr_put_buf(w, data);
+			return 0;
+		}
+	}
+	b->off = off;
+	b->len = aligned;
+	b->done = 0;
+	queue_write(w, b);
+	w->inflight++;
+	r = io_uring_submit(&w->ring);
+	if (r < 0)
+		return r;
+	return reap(w, false);
+}
+
+int wr_zero(struct writer *w, uint64_t off, uint64_t len)
+{
+	int mode, r;
+
+	if (off > w->size || len > w->size - off)
+		return -EINVAL;
+	if (w->err)
+		return w->err;
+	/* A hole reads back as zeros and costs no space; a device zeroes the range itself
+	 * (WRITE_ZEROES/unmap where it can). Both need KEEP_SIZE so nothing grows. */
+	mode = w->blockdev ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+			   : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	if (fallocate(w->fd_plain, mode, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	while (len > 0) {
+		size_t n = (size_t)MIN((uint64_t)WR_BUF_LEN, len);
+		void *buf = wr_get_buf(w, &r);
+
+		if (!buf)
+			return r;
+		memset(buf, 0, n);
+		r = wr_submit(w, buf, n, off);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int wr_flush(struct writer *w)
+{
+	while (w->inflight > 0) {
+		int r = reap(w, true);
+		if (r < 0)
+			return r;
+	}
+	if (w->err)
+		return w->err;
+	if (fdatasync(w->fd_plain) < 0)
+		return -errno;
+	return 0;
+}
+
+struct writer *wr_close(struct writer *w)
+{
+	if (!w)
+		return NULL;
+	if (w->ring_ok) {
+		/* Buffers belong to the kernel until their write completes. */
+		while (w->inflight > 0 && reap(w, true) >= 0)
+			;
+		while (w->inflight > 0) {
+			struct io_uring_cqe *cqe;
+
+			if (io_uring_wait_cqe(&w->ring, &cqe) < 0)
+				break;
+			io_uring_cqe_seen(&w->ring, cqe);
+			w->inflight--;
+		}
+		io_uring_queue_exit(&w->ring);
+	}
+	for (unsigned i = 0; i < WR_NBUF; i++)
+		free(w->bufs[i].data);
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->fd_plain >= 0)
+		close(w->fd_plain);
+	free(w->path);
+	free(w);
+	return NULL;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* A target volume: a regular file (created or grown to the source's size) or a block
+ * device (held with O_EXCL, so a mounted or otherwise claimed device is refused), written
+ * with io_uring from a pool of aligned buffers and made durable with fdatasync. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct writer;
+
+#define WR_BUF_LEN (1u << 20)
+
+/* Opens path as the target for a source of src_size bytes. Refuses (-ENOSPC) a block
+ * device smaller than the source, (-EBUSY) one mounted or open exclusively elsewhere, and
+ * (-EINVAL) anything that is neither a regular file nor a block device. Nothing is written
+ * on refusal. why gets a one-line reason. Returns 0 or -errno. */
+int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *why, size_t why_len);
+/* An aligned buffer of WR_BUF_LEN bytes for the next write; waits for a completed write
+ * when all are busy. NULL with *ret_err set when a write failed. */
+void *wr_get_buf(struct writer *w, int *ret_err);
+/* Gives a buffer from wr_get_buf back unused. */
+void wr_put_buf(struct writer *w, void *buf);
+/* Queues a write of len bytes of buf (from wr_get_buf; ownership returns to the pool when
+ * it completes) at off. Returns 0 or -errno from an earlier failed write. */
+int wr_submit(struct writer *w, void *buf, size_t len, uint64_t off);
+/* Makes [off, off+len) read back as zeros: a hole in a file, ZERO_RANGE on a device,
+ * written zeros where neither is supported. 0 or -errno. */
+int wr_zero(struct writer *w, uint64_t off, uint64_t len);
+/* Waits for every queued write, then fdatasync. 0 or -errno. */
+int wr_flush(struct writer *w);
+uint64_t wr_size(const struct writer *w);
+uint64_t wr_bytes_written(const struct writer *w);
+/* Waits for queued writes (without syncing), closes; NULL-safe, returns NULL. */
+struct writer *wr_close(struct writer *w);

@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Installs what tern needs to build and test from Debian's packages, only when missing.
+# Sourced by scripts/test, scripts/demo and scripts/bench.
+
+TERN_BUILD_DEPS=(meson ninja-build pkg-config gcc liburing-dev libzstd-dev libssl-dev
+	libxxhash-dev libblkid-dev check openssl util-linux e2fsprogs)
+
+tern_install() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]}; run as root or install them" >&2
+		return 1
+	fi
+	echo "installing: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Shared helpers for tern's integration tests: a temp dir, a receiver on a free loopback
+# port, loop devices that are always detached, and exit codes meson understands
+# (0 pass, 77 skip, anything else fail).
+set -euo pipefail
+
+: "${TERN_AGENT:?set by meson}"
+: "${TERN_RECEIVER:?set by meson}"
+
+T=$(mktemp -d /tmp/tern-test.XXXXXX)
+RECEIVER_PID=
+LOOPS=()
+MOUNTS=()
+
+cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$RECEIVER_PID" ]; then
+		kill "$RECEIVER_PID" 2>/dev/null
+		wait "$RECEIVER_PID" 2>/dev/null
+	fi
+	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$T/receiver.log" ]; then
+		echo "--- receiver log"; tail -n 30 "$T/receiver.log"
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+pass() { echo "PASS: $*"; }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for loop devices"
+	command -v losetup >/dev/null || skip "losetup not installed"
+	[ -e /dev/loop-control ] || skip "no loop device support"
+}
+
+# Attaches a file to a new loop device; prints its name and remembers it for cleanup.
+loop_attach() {
+	local dev
+	dev=$(losetup --find --show "$1") || skip "cannot attach a loop device"
+	LOOPS+=("$dev")
+	echo "$dev"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The SHA-256 of the first N bytes of a file or device.
+sha_n() { head -c "$2" "$1" | sha256sum | cut -d' ' -f1; }
+
+# Makes an image with mixed content: zero runs, text, random and a short odd tail.
+make_mixed_image() {
+	local img=$1 size_mib=$2
+	truncate -s "${size_mib}M" "$img"
+	local i=0
+	while [ $i -lt "$size_mib" ]; do
+		case $((i % 4)) in
+		0) ;; # zeros: leave sparse
+		1) head -c 1048576 /dev/urandom | dd of="$img" bs=1M seek=$i conv=notrunc status=none ;;
+		2) head -c 1048576 < <(yes "tern replicates disks block by block $i") |
+			dd of="$img" bs=1M seek=$i conv=notrunc status=none ;;
+		3) head -c 524288 < <(seq 1 200000) |
+			dd of="$img" bs=512K seek=$((i * 2 + 1)) conv=notrunc status=none ;;
+		esac
+		i=$((i + 1))
+	done
+}
+
+# Starts a receiver in the background on a free loopback port; sets PORT.
+start_receiver() {
+	local state=$1; shift
+	"$TERN_RECEIVER" serve --state-dir "$state" --listen 127.0.0.1:0 ${TERN_TEST_DEBUG:+--log-level debug} "$@" \
+		>"$T/receiver.log" 2>&1 &
+	RECEIVER_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
+		[ -n "$PORT" ] && return 0
+		kill -0 "$RECEIVER_PID" 2>/dev/null || { cat "$T/receiver.log"; fail "receiver exited"; }
+		sleep 0.1
+	done
+	fail "receiver did not start"
+}
+
+stop_receiver() {
+	if [ -n "$RECEIVER_PID" ]; then
+		kill "$RECEIVER_PID" 2>/dev/null || true
+		wait "$RECEIVER_PID" 2>/dev/null || true
+		RECEIVER_PID=
+	fi
+}
+
+init_state() {
+	"$TERN_RECEIVER" init --state-dir "$1" >/dev/null
+}
+
+# Runs the agent; its exit code is returned, output goes to $T/agent.log.
+run_agent() {
+	local rc=0
+	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --no-progress --once ${TERN_TEST_DEBUG:+--log-level debug} "$@" \
+		>"$T/agent.log" 2>&1 || rc=$?
+	return $rc
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# What the receiver must refuse, each with a clear reason and nothing written: an agent
+# credential from another CA, a corrupted chunk, an unknown disk id.
+. "$(dirname "$0")/lib.sh"
+
+init_state "$T/state"
+init_state "$T/other"
+make_mixed_image "$T/src.img" 8
+
+# 1. Foreign CA: the handshake fails and the target is never created.
+start_receiver "$T/state" --target disk0="$T/dst.img"
+if run_agent --credentials "$T/other/agent-bundle.pem" --disk disk0="$T/src.img"; then
+	fail "agent with a foreign CA was accepted"
+fi
+grep -qi "handshake" "$T/agent.log" || { cat "$T/agent.log"; fail "no handshake error shown"; }
+[ ! -e "$T/dst.img" ] || fail "target created for a refused agent"
+grep -q "refused connection" "$T/receiver.log" || fail "receiver did not log the refusal"
+
+# 2. A chunk corrupted after fingerprinting: refused, and its bytes never reach the target.
+# Pre-fill the target with a pattern so an untouched region is recognisable.
+SIZE=$(stat -c %s "$T/src.img")
+head -c "$SIZE" /dev/zero | tr '\0' '\252' >"$T/dst.img"
+BEFORE=$(dd if="$T/dst.img" bs=64K skip=21 count=1 status=none | sha256sum)
+# Chunk 21 (64 KiB chunks) lies in the random second MiB.
+if TERN_FAULT_CORRUPT_CHUNK=21 run_agent --credentials "$T/state/agent-bundle.pem" \
+	--disk disk0="$T/src.img" --threads 1; then
+	fail "corrupted chunk accepted"
+fi
+grep -q "fingerprint mismatch in chunk 21" "$T/agent.log" ||
+	{ cat "$T/agent.log"; fail "agent did not report the receiver's refusal"; }
+AFTER=$(dd if="$T/dst.img" bs=64K skip=21 count=1 status=none | od -v -An -tx1 | tr -d ' \n' | tr -d 'a')
+[ -z "$AFTER" ] || fail "bytes of the refused chunk reached the target"
+[ ! -e "$T/state/disks/disk0.state" ] || fail "a refused copy was recorded as verified"
+[ -n "$BEFORE" ]
+
+# 3. Unknown disk id: refused by name, nothing created.
+if run_agent --credentials "$T/state/agent-bundle.pem" --disk nosuch="$T/src.img"; then
+	fail "unknown disk accepted"
+fi
+grep -q "unknown disk id nosuch" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for unknown disk"; }
+
+# 4. The receiver survived all of that and still copies correctly.
+run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img" ||
+	{ cat "$T/agent.log"; fail "receiver unusable after refusals"; }
+[ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after refusals"
+pass "foreign CA, corrupted chunk and unknown disk refused"
