@@ -31,6 +31,12 @@ static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t 
 
 	if (r == -ETIMEDOUT)
 		return log_errno(r, "receiver did not answer in time");
+	if (r == -EPROTO && *conn_error_text(c)) {
+		/* TLS 1.3 finishes the client's handshake before the server has checked the
+		 * client certificate, so a refusal of our credential arrives here as an alert. */
+		log_error("receiver ended the TLS session: %s", conn_error_text(c));
+		return r;
+	}
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
 	if (h.type == PROTO_ERROR) {
@@ -73,7 +79,7 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 	struct reader *rd = NULL;
 	struct proto_hdr h;
 	uint64_t last_report;
-	char hex1[33], hex2[33], b1[32], b2[32];
+	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	int n, r;
 
 	snprintf(dm.id, sizeof(dm.id), "%s", src->id);
@@ -171,7 +177,7 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 		       "%s on the wire (%.2fx smaller)\n",
 		       src->id, fmt_bytes(src->size, b1, sizeof(b1)), secs,
 		       secs > 0 ? (double)src->size / secs / 1048576.0 : 0.0, ee.nchunks,
-		       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, hex2, sizeof(hex2)),
+		       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, b3, sizeof(b3)),
 		       st.wire ? (double)src->size / (double)st.wire : 0.0);
 		printf("%s: durable and verified on the receiver: merkle root %s matches\n", src->id,
 		       hex1);
@@ -223,7 +229,6 @@ int session_run_once(const struct agent_opts *o)
 		log_error("TLS handshake with %s failed: %s", o->receiver, why);
 		goto out;
 	}
-	log_info("connected to %s (TLS 1.3, receiver certificate verified)", o->receiver);
 	snprintf(hello.name, sizeof(hello.name), "%s", o->name);
 	n = proto_encode_hello(ctrl, CTRL_BUF, &hello);
 	r = n < 0 ? n : conn_send(c, ctrl, (size_t)n);
@@ -239,6 +244,7 @@ int session_run_once(const struct agent_opts *o)
 		log_errno(r, "receiver sent a malformed WELCOME");
 		goto out;
 	}
+	log_info("connected to %s (TLS 1.3, mutual certificate verification)", o->receiver);
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		r = copy_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)

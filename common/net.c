@@ -28,6 +28,7 @@ struct conn {
 	int fd;
 	bool broken; /* after an I/O error no shutdown alert is attempted */
 	char peer_cn[128];
+	char why[160]; /* OpenSSL's reason for the last failure, for one-line errors */
 	uint64_t sent, recvd;
 };
 
@@ -278,6 +279,11 @@ struct conn *conn_free(struct conn *c)
 	return NULL;
 }
 
+const char *conn_error_text(const struct conn *c)
+{
+	return c->why;
+}
+
 const char *conn_peer_cn(const struct conn *c)
 {
 	return c->peer_cn;
@@ -310,7 +316,7 @@ static int ssl_err(struct conn *c, int ret)
 			return -ETIMEDOUT;
 		return saved ? -saved : -ECONNRESET;
 	default:
-		tls_drain_errors("TLS I/O");
+		snprintf(c->why, sizeof(c->why), "%s", tls_drain_errors("TLS I/O"));
 		return -EPROTO;
 	}
 }

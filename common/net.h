@@ -28,6 +28,8 @@ struct conn *conn_free(struct conn *c);
 /* The peer certificate's common name (empty when none). */
 const char *conn_peer_cn(const struct conn *c);
 int conn_fd(const struct conn *c);
+/* OpenSSL's reason for the last TLS failure (an alert from the peer, say), or "". */
+const char *conn_error_text(const struct conn *c);
 /* Sets the timeout for a blocking receive; 0 waits forever. */
 void conn_set_recv_timeout(struct conn *c, int timeout_ms);
 

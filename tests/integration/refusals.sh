@@ -17,6 +17,15 @@ grep -qi "handshake" "$T/agent.log" || { cat "$T/agent.log"; fail "no handshake 
 [ ! -e "$T/dst.img" ] || fail "target created for a refused agent"
 grep -q "refused connection" "$T/receiver.log" || fail "receiver did not log the refusal"
 
+# 1b. A credential from another CA that trusts this receiver: the receiver's side of the
+# handshake refuses it (TLS 1.3 lets the client finish first), and the agent says so.
+cat "$T/other/agent-bundle.pem" "$T/state/ca.pem" >"$T/mixed.pem"
+if run_agent --credentials "$T/mixed.pem" --disk disk0="$T/src.img"; then
+	fail "agent certificate from a foreign CA was accepted"
+fi
+grep -q "receiver ended the TLS session" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason shown"; }
+[ ! -e "$T/dst.img" ] || fail "target created for a refused agent"
+
 # 2. A chunk corrupted after fingerprinting: refused, and its bytes never reach the target.
 # Pre-fill the target with a pattern so an untouched region is recognisable.
 SIZE=$(stat -c %s "$T/src.img")
