@@ -356,35 +356,45 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	return r;
 }
 
+/* Receives the next frame. Returns 1 with a frame, 0 when the session is over (the
+ * peer left, or broke a rule and s->err says which), or -errno when the link failed. */
+static int next_frame(struct rsession *s, struct proto_hdr *h)
+{
+	int r = conn_recv(s->c, h, s->buf, PROTO_MAX_PAYLOAD);
+
+	switch (r) {
+	case 0:
+		return 1;
+	case -ECONNRESET:
+		log_warn("agent %s: connection closed without BYE", s->agent[0] ? s->agent : "(unnamed)");
+		return 0;
+	case -EPROTONOSUPPORT:
+		refuse(s, r, "malformed frame header: unsupported protocol version (this receiver "
+		       "speaks v%d)", PROTO_VERSION);
+		return 0;
+	case -EBADMSG:
+	case -EMSGSIZE:
+		refuse(s, r, "malformed frame header: %s", strerror(-r));
+		return 0;
+	default:
+		log_warn_errno(r, "agent %s: connection lost", s->agent[0] ? s->agent : "(unnamed)");
+		return r;
+	}
+}
+
 static void session_loop(struct rsession *s)
 {
 	struct proto_hdr h;
 	int r;
 
-	r = conn_recv(s->c, &h, s->buf, PROTO_MAX_PAYLOAD);
-	if (r < 0) {
-		refuse(s, r, "no valid HELLO: %s", strerror(-r));
-		return;
-	}
-	if (on_hello(s, &h) < 0)
+	if (next_frame(s, &h) <= 0 || on_hello(s, &h) < 0)
 		return;
 	log_info("agent %s connected (certificate CN %s), chunk size %u", s->agent,
 		 conn_peer_cn(s->c), s->cs);
 	conn_set_recv_timeout(s->c, IDLE_TIMEOUT_MS);
 	for (;;) {
-		r = conn_recv(s->c, &h, s->buf, PROTO_MAX_PAYLOAD);
-		if (r == -ECONNRESET) {
-			log_warn("agent %s: connection closed without BYE", s->agent);
+		if (next_frame(s, &h) <= 0)
 			return;
-		}
-		if (r == -EBADMSG || r == -EMSGSIZE || r == -EPROTONOSUPPORT) {
-			refuse(s, r, "malformed frame header: %s", strerror(-r));
-			return;
-		}
-		if (r < 0) {
-			log_warn_errno(r, "agent %s: connection lost", s->agent);
-			return;
-		}
 		switch (h.type) {
 		case PROTO_DISK: r = on_disk(s, &h); break;
 		case PROTO_DATA: r = on_data(s, &h); break;
