@@ -233,7 +233,9 @@ int session_run_once(const struct agent_opts *o)
 	n = proto_encode_hello(ctrl, CTRL_BUF, &hello);
 	r = n < 0 ? n : conn_send(c, ctrl, (size_t)n);
 	if (r < 0) {
-		log_errno(r, "cannot greet receiver");
+		/* A receiver that refused our certificate has sent an alert saying so. */
+		if (recv_ctrl(c, PROTO_WELCOME, ctrl, CTRL_BUF, &h) == 0)
+			r = -EPROTO;
 		goto out;
 	}
 	r = recv_ctrl(c, PROTO_WELCOME, ctrl, CTRL_BUF, &h);

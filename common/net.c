@@ -192,6 +192,23 @@ void conn_set_recv_timeout(struct conn *c, int timeout_ms)
 	set_timeout(c->fd, SO_RCVTIMEO, timeout_ms);
 }
 
+/* Reads and discards until EOF or timeout_ms. */
+static void drain(int fd, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint8_t sink[16384];
+
+	while (now_ns() < deadline) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int left = (int)((deadline - now_ns()) / 1000000u);
+
+		if (poll(&pfd, 1, left > 0 ? left : 1) <= 0)
+			break;
+		if (read(fd, sink, sizeof(sink)) <= 0)
+			break;
+	}
+}
+
 /* A socket with SO_RCVTIMEO/SO_SNDTIMEO returns EINTR instead of restarting when the
  * thread is interrupted, and io_uring completion task_work interrupts threads of a process
  * that uses rings. OpenSSL reports that as WANT_READ/WANT_WRITE; the call is simply retried. */
@@ -247,6 +264,12 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 		}
 		c->broken = true;
 		r = -ECONNREFUSED;
+		/* The peer may already have written its first frame; closing with it unread
+		 * would reset the connection and could destroy our alert before it is read. */
+		if (server) {
+			shutdown(fd, SHUT_WR);
+			drain(fd, 1000);
+		}
 		goto fail;
 	}
 	peer = SSL_get1_peer_certificate(c->ssl);
@@ -411,9 +434,6 @@ int conn_send_error(struct conn *c, int code, const char *fmt, ...)
 
 void conn_linger(struct conn *c, int timeout_ms)
 {
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-	uint8_t sink[16384];
-
 	/* A TLS close_notify tells the peer no more frames follow; the raw socket then
 	 * drains whatever it still sends so our last frame is not lost to a reset. */
 	if (!c->broken) {
@@ -422,17 +442,7 @@ void conn_linger(struct conn *c, int timeout_ms)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->broken = true;
-	while (now_ns() < deadline) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int left = (int)((deadline - now_ns()) / 1000000u);
-		ssize_t n;
-
-		if (poll(&pfd, 1, left > 0 ? left : 1) <= 0)
-			break;
-		n = read(c->fd, sink, sizeof(sink));
-		if (n <= 0)
-			break;
-	}
+	drain(c->fd, timeout_ms);
 }
 
 uint64_t conn_bytes_sent(const struct conn *c)
