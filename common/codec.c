@@ -70,6 +70,10 @@ int codec_decompress(struct codec *c, void *dst, size_t plain_len, const void *s
 	content = ZSTD_getFrameContentSize(src, len);
 	if (content != plain_len)
 		return -EBADMSG;
+	/* Exactly one frame and nothing after it: trailing empty or skippable frames would
+	 * decode fine but mean the sender is not speaking our protocol. */
+	if (ZSTD_findFrameCompressedSize(src, len) != len)
+		return -EBADMSG;
 	n = ZSTD_decompressDCtx(c->dctx, dst, plain_len, src, len);
 	if (ZSTD_isError(n) || n != plain_len)
 		return -EBADMSG;

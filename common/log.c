@@ -58,6 +58,9 @@ static const char *level_name(enum log_level lvl)
 }
 
 static void log_vmsg(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void log_vmsg(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[1024];
 

@@ -257,6 +257,8 @@ int proto_decode_hello(const uint8_t *p, size_t len, struct proto_hello *ret_m)
 
 int proto_encode_welcome(uint8_t *out, size_t cap, const struct proto_welcome *m)
 {
+	if (m->max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED)
+		return -EINVAL;
 	return encode_name_msg(out, cap, PROTO_WELCOME, m->max_payload, m->name);
 }
 
@@ -277,7 +279,9 @@ int proto_encode_disk(uint8_t *out, size_t cap, const struct proto_disk *m)
 {
 	struct cur c = begin(out, cap);
 
-	if (m->size == 0 || !name_is_valid(m->id, strlen(m->id)))
+	if (m->size == 0 || m->size > (UINT64_C(1) << 62) || !name_is_valid(m->id, strlen(m->id)) ||
+	    m->logical_block < 512 || m->logical_block > 65536 ||
+	    (m->logical_block & (m->logical_block - 1)) != 0)
 		return -EINVAL;
 	put_be(&c, m->disk_no, 2);
 	put_be(&c, m->logical_block, 4);
@@ -305,7 +309,7 @@ int proto_decode_disk(const uint8_t *p, size_t len, struct proto_disk *ret_m)
 	if (m.logical_block < 512 || m.logical_block > 65536 ||
 	    (m.logical_block & (m.logical_block - 1)) != 0)
 		return -EPROTO;
-	/* Sizes beyond 2^63 cannot be an off_t on the receiver. */
+	/* Sizes near 2^63 cannot be an off_t on the receiver; 4 EiB is plenty. */
 	if (m.size == 0 || m.size > (UINT64_C(1) << 62))
 		return -EPROTO;
 	*ret_m = m;
@@ -347,7 +351,11 @@ int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 	struct cur c = { .w = out, .left = cap };
 
 	if (m->nchunks == 0 || m->plain_len == 0 || m->plain_len > PROTO_EXTENT_MAX ||
-	    m->encoding > PROTO_ENC_ZSTD)
+	    m->encoding > PROTO_ENC_ZSTD || m->offset > UINT64_MAX - m->plain_len)
+		return -EINVAL;
+	/* The same rules the decoder enforces: raw is exact, zstd only when it saves. */
+	if (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
+					 : (m->payload_len == 0 || m->payload_len >= m->plain_len))
 		return -EINVAL;
 	if (total - PROTO_HDR_LEN > PROTO_MAX_PAYLOAD)
 		return -EINVAL;

@@ -18,7 +18,7 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret_v)
 	unsigned long long v;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	if (!s || *s < '0' || *s > '9') /* strtoull would skip any space and negate a '-' */
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -38,7 +38,7 @@ int parse_size(const char *s, uint64_t *ret_v)
 	unsigned shift = 0;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	if (!s || *s < '0' || *s > '9') /* strtoull would skip any space and negate a '-' */
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

@@ -1,0 +1,1035 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests for common/codec.c, common/fp.c and common/util.c: one Check suite each.
+ * Decompression is watched with a guard region after the output; Merkle roots are checked
+ * against a plain level-by-level computation of the tree fp.h describes. */
+#include "common/codec.h"
+#include "common/fp.h"
+#include "common/util.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#define GUARD_LEN 4096
+#define GUARD_BYTE 0x5a
+
+static uint64_t rng_state;
+
+/* splitmix64: deterministic, so a failure reproduces. */
+static uint64_t rng_next(void)
+{
+	uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static void fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+	rng_state = seed;
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)rng_next();
+}
+
+/* Log-like lines from a small vocabulary: compresses well, but not trivially. */
+static void fill_text(uint8_t *p, size_t n, uint64_t seed)
+{
+	static const char *const words[] = {
+		"block", "extent", "epoch", "receiver", "agent", "chunk", "written", "bytes",
+		"ok", "fingerprint", "disk", "vda", "merkle", "root", "sent", "zero", "tls",
+	};
+	size_t i = 0;
+
+	rng_state = seed;
+	while (i < n) {
+		char word[32];
+		uint64_t r = rng_next();
+		int len;
+
+		if (r % 9 == 0)
+			len = snprintf(word, sizeof(word), "%u\n", (unsigned)(r >> 40) % 100000);
+		else
+			len = snprintf(word, sizeof(word), "%s ", words[(r >> 8) % ARRAY_SIZE(words)]);
+		for (int k = 0; k < len && i < n; k++)
+			p[i++] = (uint8_t)word[k];
+	}
+}
+
+/* An output buffer of plain_len bytes followed by a guard region. */
+static uint8_t *guarded_alloc(size_t plain_len)
+{
+	uint8_t *p = malloc(plain_len + GUARD_LEN);
+
+	ck_assert_ptr_nonnull(p);
+	memset(p, 0, plain_len);
+	memset(p + plain_len, GUARD_BYTE, GUARD_LEN);
+	return p;
+}
+
+/* Asserts once, not per byte: every passing ck_assert reports to the fork-mode parent. */
+static void assert_guard_intact(const uint8_t *p, size_t plain_len)
+{
+	size_t i = 0;
+
+	while (i < GUARD_LEN && p[plain_len + i] == GUARD_BYTE)
+		i++;
+	ck_assert_msg(i == GUARD_LEN, "wrote past plain_len %zu, at +%zu", plain_len, i);
+}
+
+/* Compresses n text bytes into a fresh buffer; the frame length goes to ret_len. */
+static uint8_t *compress_text(struct codec *c, const uint8_t *src, size_t n, size_t *ret_len)
+{
+	size_t cap = codec_bound(n);
+	uint8_t *dst = malloc(cap + 64);
+	long r;
+
+	ck_assert_ptr_nonnull(dst);
+	r = codec_compress(c, dst, cap, src, n);
+	ck_assert_int_gt(r, 0);
+	*ret_len = (size_t)r;
+	return dst;
+}
+
+/* Codec */
+
+START_TEST(test_codec_roundtrip_text)
+{
+	static const int levels[] = { CODEC_LEVEL_MIN, CODEC_LEVEL_DEFAULT, 3, CODEC_LEVEL_MAX };
+	static const size_t sizes[] = { 4096, 100000, 1u << 20 };
+	int level = levels[_i];
+
+	for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
+		size_t n = sizes[s], clen;
+		struct codec *c = codec_new(level);
+		uint8_t *src = malloc(n), *frame, *out;
+
+		/* The slowest level only on the smaller sizes. */
+		if (level == CODEC_LEVEL_MAX && n > 100000) {
+			free(src);
+			codec_free(c);
+			continue;
+		}
+		ck_assert_ptr_nonnull(c);
+		ck_assert_ptr_nonnull(src);
+		fill_text(src, n, 1000 + s);
+		frame = compress_text(c, src, n, &clen);
+		/* It must save at least 1/32, or it would have been reported incompressible. */
+		ck_assert_uint_lt(clen, n - n / 32);
+		out = guarded_alloc(n);
+		ck_assert_int_eq(codec_decompress(c, out, n, frame, clen), 0);
+		ck_assert_mem_eq(out, src, n > 64 ? 64 : n);
+		ck_assert(memcmp(out, src, n) == 0);
+		assert_guard_intact(out, n);
+		/* The contexts are reusable: a second round through the same codec. */
+		memset(out, 0, n);
+		ck_assert_int_eq(codec_decompress(c, out, n, frame, clen), 0);
+		ck_assert(memcmp(out, src, n) == 0);
+		free(out);
+		free(frame);
+		free(src);
+		ck_assert_ptr_null(codec_free(c));
+	}
+}
+END_TEST
+
+START_TEST(test_codec_reports_random_incompressible)
+{
+	static const size_t sizes[] = { 0, 1, 100, 4096, 65536, 1u << 20 };
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+
+	ck_assert_ptr_nonnull(c);
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		size_t n = sizes[i];
+		uint8_t *src = malloc(n + 1), *dst = malloc(codec_bound(n));
+
+		ck_assert_ptr_nonnull(src);
+		ck_assert_ptr_nonnull(dst);
+		fill_random(src, n, 7 + i);
+		ck_assert_int_eq(codec_compress(c, dst, codec_bound(n), src, n), 0);
+		free(dst);
+		free(src);
+	}
+	codec_free(c);
+}
+END_TEST
+
+START_TEST(test_codec_compress_needs_bound)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	size_t n = 65536;
+	uint8_t *src = malloc(n), *dst = malloc(codec_bound(n));
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	ck_assert_ptr_nonnull(dst);
+	fill_text(src, n, 3);
+	ck_assert_uint_ge(codec_bound(n), n);
+	ck_assert_int_eq(codec_compress(c, dst, codec_bound(n) - 1, src, n), -ENOBUFS);
+	ck_assert_int_eq(codec_compress(c, dst, 0, src, n), -ENOBUFS);
+	ck_assert_int_gt(codec_compress(c, dst, codec_bound(n), src, n), 0);
+	free(dst);
+	free(src);
+	codec_free(c);
+	ck_assert_ptr_null(codec_free(NULL));
+}
+END_TEST
+
+START_TEST(test_codec_rejects_wrong_plain_len)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	size_t n = 40000, clen;
+	const size_t wrong[] = { 0, 1, n - 1, n + 1, 2 * n, n - 4096 };
+	uint8_t *src = malloc(n), *frame;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	fill_text(src, n, 11);
+	frame = compress_text(c, src, n, &clen);
+	for (size_t i = 0; i < ARRAY_SIZE(wrong); i++) {
+		uint8_t *out = guarded_alloc(wrong[i]);
+
+		ck_assert_int_eq(codec_decompress(c, out, wrong[i], frame, clen), -EBADMSG);
+		assert_guard_intact(out, wrong[i]);
+		free(out);
+	}
+	free(frame);
+	free(src);
+	codec_free(c);
+}
+END_TEST
+
+/* Rewrites the Frame_Content_Size field of a zstd frame (RFC 8878, 3.1.1.1) to v. Returns
+ * false when the frame has no such field or v does not fit the field it has. */
+static bool patch_content_size(uint8_t *f, size_t n, uint64_t v)
+{
+	static const unsigned did_len[] = { 0, 1, 2, 4 };
+	unsigned fhd, fcs_flag, single, fcs_len;
+	size_t off;
+
+	if (n < 5)
+		return false;
+	fhd = f[4];
+	fcs_flag = fhd >> 6;
+	single = (fhd >> 5) & 1;
+	fcs_len = fcs_flag == 0 ? single : 1u << fcs_flag;
+	off = 5 + (single ? 0 : 1) + did_len[fhd & 3];
+	if (fcs_len == 0 || off + fcs_len > n)
+		return false;
+	if (fcs_len == 2) {
+		if (v < 256 || v > 65535 + 256)
+			return false;
+		v -= 256;
+	} else if (fcs_len < 8 && (v >> (8 * fcs_len)) != 0) {
+		return false;
+	}
+	for (unsigned i = 0; i < fcs_len; i++)
+		f[off + i] = (uint8_t)(v >> (8 * i));
+	return true;
+}
+
+/* A frame that lies about its size, with plain_len matching the lie: the decoder must stop
+ * at plain_len bytes (or notice too few) instead of trusting the header. */
+START_TEST(test_codec_rejects_frame_content_size_lie)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	size_t n = 40000, clen;
+	const size_t lies[] = { n - 1, n + 1, n - 1000, 300 };
+	uint8_t *src = malloc(n), *frame;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	fill_text(src, n, 12);
+	frame = compress_text(c, src, n, &clen);
+	for (size_t i = 0; i < ARRAY_SIZE(lies); i++) {
+		uint8_t *bad = malloc(clen), *out = guarded_alloc(lies[i]);
+
+		ck_assert_ptr_nonnull(bad);
+		memcpy(bad, frame, clen);
+		ck_assert(patch_content_size(bad, clen, lies[i]));
+		ck_assert_uint_eq(ZSTD_getFrameContentSize(bad, clen), lies[i]);
+		ck_assert_int_eq(codec_decompress(c, out, lies[i], bad, clen), -EBADMSG);
+		assert_guard_intact(out, lies[i]);
+		free(out);
+		free(bad);
+	}
+	free(frame);
+	free(src);
+	codec_free(c);
+}
+END_TEST
+
+START_TEST(test_codec_rejects_frame_without_content_size)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	size_t n = 20000, clen;
+	uint8_t *src = malloc(n), *frame = malloc(ZSTD_compressBound(n)), *out = guarded_alloc(n);
+	ZSTD_outBuffer ob = { frame, ZSTD_compressBound(n), 0 };
+	ZSTD_inBuffer ib = { src, n, 0 };
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_ptr_nonnull(src);
+	ck_assert_ptr_nonnull(frame);
+	fill_text(src, n, 13);
+	/* Streaming without a pledged size leaves the content size out of the header. */
+	ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_contentSizeFlag, 0)));
+	ck_assert_uint_eq(ZSTD_compressStream2(z, &ob, &ib, ZSTD_e_end), 0);
+	clen = ob.pos;
+	ck_assert_uint_eq(ZSTD_getFrameContentSize(frame, clen), ZSTD_CONTENTSIZE_UNKNOWN);
+	ck_assert_int_eq(codec_decompress(c, out, n, frame, clen), -EBADMSG);
+	assert_guard_intact(out, n);
+	ZSTD_freeCCtx(z);
+	free(out);
+	free(frame);
+	free(src);
+	codec_free(c);
+}
+END_TEST
+
+START_TEST(test_codec_rejects_truncated_frame)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	size_t n = 30000, clen;
+	uint8_t *src = malloc(n), *frame, *out = guarded_alloc(n);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	fill_text(src, n, 14);
+	frame = compress_text(c, src, n, &clen);
+	for (size_t k = 0; k < clen; k++) {
+		/* A copy of exactly k bytes, so a read past the end is caught by ASan. */
+		uint8_t *cut = malloc(k ? k : 1);
+
+		ck_assert_ptr_nonnull(cut);
+		memcpy(cut, frame, k);
+		ck_assert_msg(codec_decompress(c, out, n, cut, k) == -EBADMSG, "prefix %zu of %zu",
+			      k, clen);
+		assert_guard_intact(out, n);
+		free(cut);
+	}
+	free(out);
+	free(frame);
+	free(src);
+	codec_free(c);
+}
+END_TEST
+
+START_TEST(test_codec_rejects_trailing_frames)
+{
+	/* An empty zstd frame (magic, header, one empty last raw block) and a skippable one. */
+	static const uint8_t empty[] = { 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00 };
+	static const uint8_t skippable[] = { 0x50, 0x2a, 0x4d, 0x18, 0x00, 0x00, 0x00, 0x00 };
+	const uint8_t *tails[] = { empty, skippable };
+	const size_t tail_len[] = { sizeof(empty), sizeof(skippable) };
+	size_t n = 65536, clen;
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	uint8_t *src = malloc(n), *frame, *out = malloc(n);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	ck_assert_ptr_nonnull(out);
+	fill_text(src, n, 7);
+	frame = compress_text(c, src, n, &clen);
+	ck_assert_int_eq(codec_decompress(c, out, n, frame, clen), 0);
+	for (size_t t = 0; t < 2; t++) {
+		uint8_t *both = malloc(clen + tail_len[t]);
+
+		ck_assert_ptr_nonnull(both);
+		memcpy(both, frame, clen);
+		memcpy(both + clen, tails[t], tail_len[t]);
+		ck_assert_int_eq(codec_decompress(c, out, n, both, clen + tail_len[t]), -EBADMSG);
+		free(both);
+	}
+	free(frame);
+	free(src);
+	free(out);
+	codec_free(c);
+}
+END_TEST
+
+START_TEST(test_codec_rejects_corrupted_frame)
+{
+	struct codec *c = codec_new(CODEC_LEVEL_DEFAULT);
+	size_t n = 30000, clen, refused = 0;
+	uint8_t *src = malloc(n), *frame, *bad, *out = guarded_alloc(n);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(src);
+	fill_text(src, n, 15);
+	frame = compress_text(c, src, n, &clen);
+	bad = malloc(clen + 8);
+	ck_assert_ptr_nonnull(bad);
+
+	/* A damaged magic number, and bytes after the frame. */
+	for (size_t i = 0; i < 4; i++) {
+		memcpy(bad, frame, clen);
+		bad[i] ^= 0x01;
+		ck_assert_int_eq(codec_decompress(c, out, n, bad, clen), -EBADMSG);
+	}
+	memcpy(bad, frame, clen);
+	for (size_t extra = 1; extra <= 8; extra++) {
+		bad[clen + extra - 1] = (uint8_t)(0x28 + extra);
+		ck_assert_int_eq(codec_decompress(c, out, n, bad, clen + extra), -EBADMSG);
+	}
+
+	/* Every byte inverted in turn: without a checksum some damage to literals decodes to
+	 * other bytes (the chunk fingerprints catch that), but nothing may crash or overrun. */
+	for (size_t i = 0; i < clen; i++) {
+		int r;
+
+		memcpy(bad, frame, clen);
+		bad[i] ^= 0xff;
+		r = codec_decompress(c, out, n, bad, clen);
+		ck_assert_msg(r == 0 || r == -EBADMSG, "byte %zu: %d", i, r);
+		assert_guard_intact(out, n);
+		refused += r == -EBADMSG;
+	}
+	ck_assert_uint_gt(refused, clen / 4);
+	free(bad);
+	free(out);
+	free(frame);
+	free(src);
+	codec_free(c);
+}
+END_TEST
+
+/* Fingerprints */
+
+static struct fp pair_fp(const struct fp *a, const struct fp *b)
+{
+	uint8_t cat[2 * FP_LEN];
+	struct fp r;
+
+	memcpy(cat, a->b, FP_LEN);
+	memcpy(cat + FP_LEN, b->b, FP_LEN);
+	fp_compute(cat, sizeof(cat), &r);
+	return r;
+}
+
+/* The tree of fp.h computed the plain way: a fresh array per level. */
+static struct fp reference_root(const struct fp *leaves, size_t n)
+{
+	struct fp *cur = malloc((n ? n : 1) * sizeof(*cur)), r;
+
+	ck_assert_ptr_nonnull(cur);
+	memset(&r, 0, sizeof(r));
+	if (n == 0) {
+		free(cur);
+		return r;
+	}
+	memcpy(cur, leaves, n * sizeof(*cur));
+	while (n > 1) {
+		size_t m = (n + 1) / 2;
+		struct fp *next = malloc(m * sizeof(*next));
+
+		ck_assert_ptr_nonnull(next);
+		for (size_t i = 0; i < m; i++)
+			next[i] = 2 * i + 1 < n ? pair_fp(&cur[2 * i], &cur[2 * i + 1]) : cur[2 * i];
+		free(cur);
+		cur = next;
+		n = m;
+	}
+	r = cur[0];
+	free(cur);
+	return r;
+}
+
+static void make_leaves(struct fp *leaves, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t chunk[64];
+
+		memset(chunk, (int)(seed + i), sizeof(chunk));
+		chunk[0] = (uint8_t)i;
+		fp_compute(chunk, sizeof(chunk), &leaves[i]);
+	}
+}
+
+START_TEST(test_fp_known_answer)
+{
+	struct fp f;
+	char hex[2 * FP_LEN + 1];
+
+	/* XXH3-128 of no bytes, in canonical (big-endian, high half first) form. */
+	fp_compute("", 0, &f);
+	ck_assert_str_eq(fp_hex(&f, hex), "99aa06d3014798d86001c324468d497f");
+}
+END_TEST
+
+START_TEST(test_fp_compute_is_deterministic)
+{
+	size_t n = 65536;
+	uint8_t *a = malloc(n), *b = malloc(n + 3);
+	struct fp fa, fa2, fb;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	fill_random(a, n, 21);
+	fp_compute(a, n, &fa);
+	fp_compute(a, n, &fa2);
+	ck_assert(fp_equal(&fa, &fa2));
+	/* The same bytes at an unaligned address. */
+	memcpy(b + 3, a, n);
+	fp_compute(b + 3, n, &fb);
+	ck_assert(fp_equal(&fa, &fb));
+	free(b);
+	free(a);
+}
+END_TEST
+
+START_TEST(test_fp_changes_on_one_bit)
+{
+	size_t n = 4096;
+	uint8_t *a = malloc(n);
+	struct fp orig, f;
+
+	ck_assert_ptr_nonnull(a);
+	fill_random(a, n, 22);
+	fp_compute(a, n, &orig);
+	for (size_t byte = 0; byte < n; byte += (byte < 64 || byte >= n - 64) ? 1 : 61) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			a[byte] ^= (uint8_t)(1u << bit);
+			fp_compute(a, n, &f);
+			ck_assert_msg(!fp_equal(&f, &orig), "bit %u of byte %zu", bit, byte);
+			a[byte] ^= (uint8_t)(1u << bit);
+		}
+	}
+	fp_compute(a, n, &f);
+	ck_assert(fp_equal(&f, &orig));
+	free(a);
+}
+END_TEST
+
+START_TEST(test_fp_depends_on_length)
+{
+	uint8_t zeros[65] = { 0 };
+	struct fp f[65];
+
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		fp_compute(zeros, i, &f[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+		for (size_t j = i + 1; j < ARRAY_SIZE(f); j++)
+			ck_assert_msg(!fp_equal(&f[i], &f[j]), "zero runs %zu and %zu", i, j);
+	}
+}
+END_TEST
+
+START_TEST(test_fp_zero_matches_compute)
+{
+	static const size_t lens[] = { 0, 1, 7, 4096, 4097, 65536, 1u << 20, 3u << 20 };
+	uint8_t *zeros = calloc(1, 3u << 20);
+	struct fp want[ARRAY_SIZE(lens)], f;
+
+	ck_assert_ptr_nonnull(zeros);
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+		fp_compute(zeros, lens[i], &want[i]);
+		fp_zero(lens[i], &f);
+		ck_assert_msg(fp_equal(&f, &want[i]), "length %zu", lens[i]);
+		/* Asked again: served from the cache, still right. */
+		fp_zero(lens[i], &f);
+		ck_assert(fp_equal(&f, &want[i]));
+	}
+	/* Alternating lengths must not return a stale cached value. */
+	for (size_t i = ARRAY_SIZE(lens); i-- > 0;) {
+		fp_zero(lens[i], &f);
+		ck_assert_msg(fp_equal(&f, &want[i]), "length %zu again", lens[i]);
+		fp_zero(lens[(i + 3) % ARRAY_SIZE(lens)], &f);
+		ck_assert(fp_equal(&f, &want[(i + 3) % ARRAY_SIZE(lens)]));
+	}
+	free(zeros);
+}
+END_TEST
+
+START_TEST(test_fp_hex_and_equal)
+{
+	struct fp a, b;
+	char hex[2 * FP_LEN + 1];
+
+	for (int i = 0; i < FP_LEN; i++)
+		a.b[i] = (uint8_t)(i * 0x11);
+	ck_assert_ptr_eq(fp_hex(&a, hex), hex);
+	ck_assert_str_eq(hex, "00112233445566778899aabbccddeeff");
+	b = a;
+	ck_assert(fp_equal(&a, &b));
+	b.b[FP_LEN - 1] ^= 1;
+	ck_assert(!fp_equal(&a, &b));
+}
+END_TEST
+
+START_TEST(test_fp_merkle_root_small_trees)
+{
+	struct fp l[5], root, zero, want;
+
+	make_leaves(l, ARRAY_SIZE(l), 0x30);
+	memset(&zero, 0, sizeof(zero));
+
+	/* n = 0: all zeros, and the leaves are not read. */
+	memset(&root, 0xff, sizeof(root));
+	ck_assert_int_eq(fp_merkle_root(NULL, 0, &root), 0);
+	ck_assert(fp_equal(&root, &zero));
+
+	/* n = 1: the leaf itself. */
+	ck_assert_int_eq(fp_merkle_root(l, 1, &root), 0);
+	ck_assert(fp_equal(&root, &l[0]));
+
+	/* n = 2: H(l0 || l1). */
+	want = pair_fp(&l[0], &l[1]);
+	ck_assert_int_eq(fp_merkle_root(l, 2, &root), 0);
+	ck_assert(fp_equal(&root, &want));
+
+	/* n = 3: l2 is carried up unchanged, then H(H(l0 || l1) || l2). */
+	{
+		struct fp p01 = pair_fp(&l[0], &l[1]);
+
+		want = pair_fp(&p01, &l[2]);
+		ck_assert_int_eq(fp_merkle_root(l, 3, &root), 0);
+		ck_assert(fp_equal(&root, &want));
+		/* Not the same as hashing the odd leaf with itself or with zeros. */
+		want = pair_fp(&l[2], &l[2]);
+		want = pair_fp(&p01, &want);
+		ck_assert(!fp_equal(&root, &want));
+	}
+
+	/* n = 5: carried twice: H(H(H01 || H23) || l4). */
+	{
+		struct fp p01 = pair_fp(&l[0], &l[1]), p23 = pair_fp(&l[2], &l[3]);
+		struct fp q = pair_fp(&p01, &p23);
+
+		want = pair_fp(&q, &l[4]);
+		ck_assert_int_eq(fp_merkle_root(l, 5, &root), 0);
+		ck_assert(fp_equal(&root, &want));
+	}
+}
+END_TEST
+
+START_TEST(test_fp_merkle_root_matches_reference)
+{
+	size_t max = 130;
+	struct fp *l = malloc(max * sizeof(*l)), *copy = malloc(max * sizeof(*l));
+
+	ck_assert_ptr_nonnull(l);
+	ck_assert_ptr_nonnull(copy);
+	make_leaves(l, max, 0x40);
+	memcpy(copy, l, max * sizeof(*l));
+	for (size_t n = 0; n <= max; n++) {
+		struct fp root, want = reference_root(l, n);
+
+		ck_assert_int_eq(fp_merkle_root(l, n, &root), 0);
+		ck_assert_msg(fp_equal(&root, &want), "n = %zu", n);
+	}
+	/* The leaves are read, never folded in place. */
+	ck_assert(memcmp(l, copy, max * sizeof(*l)) == 0);
+	free(copy);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_fp_merkle_root_changes_with_any_leaf)
+{
+	static const size_t counts[] = { 2, 3, 13, 16, 17 };
+
+	for (size_t c = 0; c < ARRAY_SIZE(counts); c++) {
+		size_t n = counts[c];
+		struct fp l[17], orig, root, t;
+
+		make_leaves(l, n, 0x50);
+		ck_assert_int_eq(fp_merkle_root(l, n, &orig), 0);
+		for (size_t i = 0; i < n; i++) {
+			l[i].b[i % FP_LEN] ^= 0x80;
+			ck_assert_int_eq(fp_merkle_root(l, n, &root), 0);
+			ck_assert_msg(!fp_equal(&root, &orig), "n = %zu, leaf %zu", n, i);
+			l[i].b[i % FP_LEN] ^= 0x80;
+		}
+		/* Order matters: swapping two neighbours changes the root. */
+		t = l[0];
+		l[0] = l[1];
+		l[1] = t;
+		ck_assert_int_eq(fp_merkle_root(l, n, &root), 0);
+		ck_assert(!fp_equal(&root, &orig));
+	}
+}
+END_TEST
+
+/* Util */
+
+START_TEST(test_util_parse_size_accepts)
+{
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} ok[] = {
+		{ "10", 10 }, { "0", 0 }, { "64K", 64 << 10 }, { "64k", 64 << 10 },
+		{ "1M", 1 << 20 }, { "1MB", 1 << 20 }, { "1MiB", 1 << 20 }, { "1mib", 1 << 20 },
+		{ "1GiB", UINT64_C(1) << 30 }, { "2G", UINT64_C(2) << 30 }, { "1Ki", 1024 },
+		{ "3T", UINT64_C(3) << 40 }, { "0K", 0 },
+		{ "16777215T", UINT64_C(16777215) << 40 },
+		{ "18446744073709551615", UINT64_MAX },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		uint64_t v = 12345;
+
+		ck_assert_msg(parse_size(ok[i].s, &v) == 0, "\"%s\" refused", ok[i].s);
+		ck_assert_uint_eq(v, ok[i].v);
+	}
+}
+END_TEST
+
+START_TEST(test_util_parse_size_rejects)
+{
+	static const struct {
+		const char *s;
+		int err;
+	} bad[] = {
+		{ "", -EINVAL }, { "-1", -EINVAL }, { "1X", -EINVAL }, { "K", -EINVAL },
+		{ "+1", -EINVAL }, { " 1", -EINVAL }, { "\t1", -EINVAL }, { "\t-1", -EINVAL },
+		{ "\n-5K", -EINVAL }, { "1 K", -EINVAL }, { "1KiBx", -EINVAL }, { "1iB", -EINVAL },
+		{ "1B", -EINVAL }, { "1.5M", -EINVAL }, { "0x10", -EINVAL }, { "1KK", -EINVAL },
+		{ "99999999999T", -ERANGE }, { "16777216T", -ERANGE },
+		{ "17179869184G", -ERANGE }, { "18446744073709551616", -ERANGE },
+	};
+	uint64_t v = 12345;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int r = parse_size(bad[i].s, &v);
+
+		ck_assert_msg(r == bad[i].err, "\"%s\": got %d, want %d", bad[i].s, r, bad[i].err);
+		ck_assert_uint_eq(v, 12345);
+	}
+	ck_assert_int_eq(parse_size(NULL, &v), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_util_parse_u64)
+{
+	uint64_t v = 7;
+
+	ck_assert_int_eq(parse_u64("0", 0, UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, UINT64_MAX);
+	ck_assert_int_eq(parse_u64("6", 6, 10, &v), 0);
+	ck_assert_uint_eq(v, 6);
+	ck_assert_int_eq(parse_u64("10", 6, 10, &v), 0);
+	ck_assert_uint_eq(v, 10);
+
+	v = 7;
+	ck_assert_int_eq(parse_u64("5", 6, 10, &v), -ERANGE);
+	ck_assert_int_eq(parse_u64("11", 6, 10, &v), -ERANGE);
+	ck_assert_int_eq(parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+	ck_assert_int_eq(parse_u64("", 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64(NULL, 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("-1", 0, UINT64_MAX, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("+1", 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64(" 1", 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("\t1", 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("\t-1", 0, UINT64_MAX, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("1a", 0, 10, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("1K", 0, UINT64_MAX, &v), -EINVAL);
+	ck_assert_int_eq(parse_u64("0x1", 0, 10, &v), -EINVAL);
+	ck_assert_uint_eq(v, 7);
+}
+END_TEST
+
+START_TEST(test_util_name_is_valid)
+{
+	static const char *const good[] = { "vda", "a", "A", "0", "disk-01", "a.b_c:d", "x.",
+					    "sda1", "nvme0n1p2", "host:disk" };
+	static const char *const bad[] = { "", ".x", "..", "-x", "a/b", "../x", "a b", "a\tb",
+					   "a\n", "a=b", "a@b", "caf\xc3\xa9", "a\\b", "*" };
+	char name[NAME_MAX_LEN + 2];
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		ck_assert_msg(name_is_valid(good[i], strlen(good[i])), "\"%s\" refused", good[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		ck_assert_msg(!name_is_valid(bad[i], strlen(bad[i])), "\"%s\" accepted", bad[i]);
+
+	memset(name, 'n', sizeof(name));
+	ck_assert(name_is_valid(name, NAME_MAX_LEN));
+	ck_assert(!name_is_valid(name, NAME_MAX_LEN + 1));
+	/* Only len bytes count; an embedded NUL inside them does not pass. */
+	ck_assert(name_is_valid("ab/c", 2));
+	ck_assert(!name_is_valid("ab/c", 3));
+	ck_assert(!name_is_valid("a\0b", 3));
+}
+END_TEST
+
+START_TEST(test_util_parse_id_path)
+{
+	static const char *const bad[] = { "", "=", "=/dev/vda", "vda=", "vda", "/dev/vda",
+					   "a/b=/dev/vda", "../x=/dev/vda", ".x=/p", "-x=/p",
+					   "a b=/p" };
+	char long_arg[NAME_MAX_LEN + 16];
+	char *id = (char *)"unset", *path = (char *)"unset";
+
+	ck_assert_int_eq(parse_id_path("vda=/dev/vda", &id, &path), 0);
+	ck_assert_str_eq(id, "vda");
+	ck_assert_str_eq(path, "/dev/vda");
+	free(id);
+	free(path);
+	/* Only the first '=' splits; the path may hold more. */
+	ck_assert_int_eq(parse_id_path("root:0=/srv/a=b.img", &id, &path), 0);
+	ck_assert_str_eq(id, "root:0");
+	ck_assert_str_eq(path, "/srv/a=b.img");
+	free(id);
+	free(path);
+
+	id = path = (char *)"unset";
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		ck_assert_msg(parse_id_path(bad[i], &id, &path) == -EINVAL, "\"%s\" accepted", bad[i]);
+		ck_assert_str_eq(id, "unset");
+		ck_assert_str_eq(path, "unset");
+	}
+	memset(long_arg, 'i', NAME_MAX_LEN + 1);
+	strcpy(long_arg + NAME_MAX_LEN + 1, "=/dev/x");
+	ck_assert_int_eq(parse_id_path(long_arg, &id, &path), -EINVAL);
+	strcpy(long_arg + NAME_MAX_LEN, "=/dev/x");
+	ck_assert_int_eq(parse_id_path(long_arg, &id, &path), 0);
+	ck_assert_uint_eq(strlen(id), NAME_MAX_LEN);
+	free(id);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_util_mem_is_zero_all_zero)
+{
+	_Alignas(64) uint8_t area[512];
+
+	memset(area, 0, sizeof(area));
+	for (size_t off = 0; off < 9; off++) {
+		for (size_t len = 0; len <= 300; len++)
+			ck_assert_msg(mem_is_zero(area + off, len), "off %zu len %zu", off, len);
+	}
+}
+END_TEST
+
+/* A single nonzero byte anywhere in an unaligned 200-byte buffer is found; bytes just
+ * outside the buffer are not looked at. */
+START_TEST(test_util_mem_is_zero_finds_any_byte)
+{
+	_Alignas(64) uint8_t area[512];
+	size_t len = 200;
+
+	for (size_t off = 1; off < 9; off += 2) {
+		uint8_t *p = area + off;
+
+		memset(area, 0, sizeof(area));
+		p[-1] = 0xff;
+		p[len] = 0xff;
+		ck_assert(mem_is_zero(p, len));
+		for (size_t pos = 0; pos < len; pos++) {
+			p[pos] = (uint8_t)(pos & 1 ? 0x80 : 0x01);
+			ck_assert_msg(!mem_is_zero(p, len), "off %zu pos %zu", off, pos);
+			p[pos] = 0;
+		}
+		ck_assert(mem_is_zero(p, len));
+	}
+}
+END_TEST
+
+START_TEST(test_util_mem_is_zero_chunk)
+{
+	size_t n = 1u << 20;
+	uint8_t *p = alloc_aligned(4096, n);
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert(mem_is_zero(p, n));
+	for (size_t pos = 0; pos < n; pos += 4093) {
+		p[pos] = 1;
+		ck_assert_msg(!mem_is_zero(p, n), "pos %zu", pos);
+		p[pos] = 0;
+	}
+	p[n - 1] = 1;
+	ck_assert(!mem_is_zero(p, n));
+	ck_assert(mem_is_zero(p, n - 1));
+	free(p);
+}
+END_TEST
+
+static char tmpdir[PATH_MAX];
+
+static void tmpdir_setup(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	ck_assert_int_lt(snprintf(tmpdir, sizeof(tmpdir), "%s/test-util.XXXXXX",
+				  base && *base ? base : "/tmp"), PATH_MAX - 64);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+static void tmpdir_teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Names in tmpdir, sorted, joined by spaces. */
+static const char *dir_names(char *out, size_t cap)
+{
+	struct dirent **list;
+	int n = scandir(tmpdir, &list, NULL, alphasort);
+	size_t used = 0;
+
+	ck_assert_int_ge(n, 0);
+	out[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		const char *name = list[i]->d_name;
+
+		if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+			used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", name);
+		free(list[i]);
+	}
+	free(list);
+	ck_assert_uint_lt(used, cap);
+	return out;
+}
+
+static void join(char *out, const char *name)
+{
+	ck_assert_int_lt(snprintf(out, PATH_MAX, "%s/%s", tmpdir, name), PATH_MAX);
+}
+
+static void assert_file(const char *path, const char *content, unsigned mode)
+{
+	char *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, mode);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(read_file_all(path, 1 << 20, &data, &len), 0);
+	ck_assert_uint_eq(len, strlen(content));
+	ck_assert_str_eq(data, content);
+	free(data);
+}
+
+START_TEST(test_util_write_file_atomic_creates_with_mode)
+{
+	static const unsigned modes[] = { 0600, 0640, 0644, 0400, 0755 };
+	char path[PATH_MAX], names[512];
+
+	join(path, "state.conf");
+	/* fchmod, not the umask, decides the mode. */
+	umask(077);
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char content[64];
+
+		snprintf(content, sizeof(content), "generation %zu\n", i);
+		ck_assert_int_eq(write_file_atomic(path, content, strlen(content), modes[i]), 0);
+		assert_file(path, content, modes[i]);
+		/* Only the target is left: no temp file beside it. */
+		ck_assert_str_eq(dir_names(names, sizeof(names)), "state.conf");
+	}
+	ck_assert_int_eq(write_file_atomic(path, "", 0, 0600), 0);
+	assert_file(path, "", 0600);
+}
+END_TEST
+
+START_TEST(test_util_write_file_atomic_failure_leaves_nothing)
+{
+	char path[PATH_MAX], names[512];
+
+	join(path, "missing/dir/file");
+	ck_assert_int_eq(write_file_atomic(path, "x", 1, 0600), -ENOENT);
+	ck_assert_str_eq(dir_names(names, sizeof(names)), "");
+
+	/* The rename onto a directory fails after the temp file was written. */
+	join(path, "adir");
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(write_file_atomic(path, "x", 1, 0600), -EISDIR);
+	ck_assert_str_eq(dir_names(names, sizeof(names)), "adir");
+}
+END_TEST
+
+static Suite *codec_suite(void)
+{
+	Suite *s = suite_create("codec");
+	TCase *tc = tcase_create("codec");
+
+	/* Level 19 over a megabyte is slow under sanitizers. */
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_codec_roundtrip_text, 0, 4);
+	tcase_add_test(tc, test_codec_reports_random_incompressible);
+	tcase_add_test(tc, test_codec_compress_needs_bound);
+	tcase_add_test(tc, test_codec_rejects_wrong_plain_len);
+	tcase_add_test(tc, test_codec_rejects_frame_content_size_lie);
+	tcase_add_test(tc, test_codec_rejects_frame_without_content_size);
+	tcase_add_test(tc, test_codec_rejects_truncated_frame);
+	tcase_add_test(tc, test_codec_rejects_corrupted_frame);
+	tcase_add_test(tc, test_codec_rejects_trailing_frames);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+static Suite *fp_suite(void)
+{
+	Suite *s = suite_create("fp");
+	TCase *tc = tcase_create("fp");
+
+	tcase_add_test(tc, test_fp_known_answer);
+	tcase_add_test(tc, test_fp_compute_is_deterministic);
+	tcase_add_test(tc, test_fp_changes_on_one_bit);
+	tcase_add_test(tc, test_fp_depends_on_length);
+	tcase_add_test(tc, test_fp_zero_matches_compute);
+	tcase_add_test(tc, test_fp_hex_and_equal);
+	tcase_add_test(tc, test_fp_merkle_root_small_trees);
+	tcase_add_test(tc, test_fp_merkle_root_matches_reference);
+	tcase_add_test(tc, test_fp_merkle_root_changes_with_any_leaf);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+static Suite *util_suite(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("parse");
+	TCase *files = tcase_create("files");
+
+	tcase_add_test(tc, test_util_parse_size_accepts);
+	tcase_add_test(tc, test_util_parse_size_rejects);
+	tcase_add_test(tc, test_util_parse_u64);
+	tcase_add_test(tc, test_util_name_is_valid);
+	tcase_add_test(tc, test_util_parse_id_path);
+	tcase_add_test(tc, test_util_mem_is_zero_all_zero);
+	tcase_add_test(tc, test_util_mem_is_zero_finds_any_byte);
+	tcase_add_test(tc, test_util_mem_is_zero_chunk);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(files, tmpdir_setup, tmpdir_teardown);
+	tcase_add_test(files, test_util_write_file_atomic_creates_with_mode);
+	tcase_add_test(files, test_util_write_file_atomic_failure_leaves_nothing);
+	suite_add_tcase(s, files);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(codec_suite());
+	int failed;
+
+	srunner_add_suite(sr, fp_suite());
+	srunner_add_suite(sr, util_suite());
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
