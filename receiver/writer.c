@@ -19,6 +19,12 @@
 #include "common/util.h"
 
 #define WR_NBUF 16
+/* Pending zero ranges applied early once this many accumulate, bounding memory. */
+#define WR_MAX_ZERO_RANGES 65536
+
+struct zrange {
+	uint64_t off, len;
+};
 
 struct wbuf {
 	uint8_t *data;
@@ -40,6 +46,8 @@ struct writer {
 	struct wbuf *free_head;
 	unsigned inflight;
 	int err;       /* first failed write; sticky */
+	struct zrange *zr; /* pending zero ranges, see wr_zero */
+	size_t nzr, zr_cap;
 };
 
 uint64_t wr_size(const struct writer *w)
@@ -291,14 +299,21 @@ int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
 	return reap(w, false);
 }
 
-int wr_zero(struct writer *w, uint64_t off, uint64_t len)
+static int drain_writes(struct writer *w)
+{
+	while (w->inflight > 0) {
+		int r = reap(w, true);
+		if (r < 0)
+			return r;
+	}
+	return w->err;
+}
+
+/* Zeroes one range now; only called with no write in flight over it. */
+static int zero_now(struct writer *w, uint64_t off, uint64_t len)
 {
 	int mode, r;
 
-	if (off > w->size || len > w->size - off)
-		return -EINVAL;
-	if (w->err)
-		return w->err;
 	/* A hole reads back as zeros and costs no space; a device zeroes the range itself
 	 * (WRITE_ZEROES/unmap where it can). Both need KEEP_SIZE so nothing grows. */
 	mode = w->blockdev ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
@@ -323,15 +338,54 @@ int wr_zero(struct writer *w, uint64_t off, uint64_t len)
 	return 0;
 }
 
-int wr_flush(struct writer *w)
+static int apply_zero_ranges(struct writer *w)
 {
-	while (w->inflight > 0) {
-		int r = reap(w, true);
+	int r = drain_writes(w);
+
+	for (size_t i = 0; r == 0 && i < w->nzr; i++)
+		r = zero_now(w, w->zr[i].off, w->zr[i].len);
+	if (r == 0)
+		w->nzr = 0;
+	return r;
+}
+
+int wr_zero(struct writer *w, uint64_t off, uint64_t len)
+{
+	if (off > w->size || len > w->size - off)
+		return -EINVAL;
+	if (w->err)
+		return w->err;
+	if (w->nzr > 0 && w->zr[w->nzr - 1].off + w->zr[w->nzr - 1].len == off) {
+		w->zr[w->nzr - 1].len += len;
+		return 0;
+	}
+	if (w->nzr == WR_MAX_ZERO_RANGES) {
+		int r = apply_zero_ranges(w);
 		if (r < 0)
 			return r;
 	}
-	if (w->err)
-		return w->err;
+	if (w->nzr == w->zr_cap) {
+		size_t cap = w->zr_cap ? w->zr_cap * 2 : 64;
+		struct zrange *zr = realloc(w->zr, cap * sizeof(*zr));
+
+		if (!zr)
+			return -ENOMEM;
+		w->zr = zr;
+		w->zr_cap = cap;
+	}
+	w->zr[w->nzr++] = (struct zrange){ .off = off, .len = len };
+	return 0;
+}
+
+int wr_flush(struct writer *w)
+{
+	int r = apply_zero_ranges(w);
+
+	/* Zeroing may have fallen back to queued writes of zeros. */
+	if (r == 0)
+		r = drain_writes(w);
+	if (r < 0)
+		return r;
 	if (fdatasync(w->fd_plain) < 0)
 		return -errno;
 	return 0;
@@ -357,6 +411,7 @@ struct writer *wr_close(struct writer *w)
 	}
 	for (unsigned i = 0; i < WR_NBUF; i++)
 		free(w->bufs[i].data);
+	free(w->zr);
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->fd_plain >= 0)

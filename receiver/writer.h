@@ -25,9 +25,12 @@ void wr_put_buf(struct writer *w, void *buf);
  * it completes) at off. Returns 0 or -errno from an earlier failed write. */
 int wr_submit(struct writer *w, void *buf, size_t len, uint64_t off);
 /* Makes [off, off+len) read back as zeros: a hole in a file, ZERO_RANGE on a device,
- * written zeros where neither is supported. 0 or -errno. */
+ * written zeros where neither is supported. The range is recorded (merged with its
+ * neighbour) and applied by the next wr_flush, because punching a hole waits for every
+ * O_DIRECT write in flight on the file and would serialise the pipeline; the caller must
+ * not write data into a pending zero range before that flush. 0 or -errno. */
 int wr_zero(struct writer *w, uint64_t off, uint64_t len);
-/* Waits for every queued write, then fdatasync. 0 or -errno. */
+/* Waits for every queued write, applies pending zero ranges, then fdatasync. 0 or -errno. */
 int wr_flush(struct writer *w);
 uint64_t wr_size(const struct writer *w);
 uint64_t wr_bytes_written(const struct writer *w);
