@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/codec.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@ struct slot {
 	uint32_t want; /* bytes of the source this batch covers */
 	uint32_t got;  /* bytes read so far; short reads are requeued */
 	unsigned idx;  /* registered buffer index */
+	bool hole;     /* inside a hole of a sparse file: all zeros, never read */
 	struct slot *next;
 };
 
@@ -35,6 +37,9 @@ struct reader {
 
 	struct io_uring ring;
 	bool ring_ok, fixed;
+	/* Image files: the next offset holding data per SEEK_DATA (UINT64_MAX: none). */
+	bool seek_data;
+	uint64_t data_from;
 	struct slot *slots;
 	unsigned nslots;
 
@@ -81,6 +86,41 @@ static void queue_read(struct reader *rd, struct slot *s)
 	io_uring_sqe_set_data(sqe, s);
 }
 
+/* True when [off, off+len) of a regular file is one hole: it reads as zeros, so it needs
+ * neither the read nor the zero test. A cached SEEK_DATA answer stays valid while it lies
+ * at or beyond off, since nothing between the two offsets held data. */
+static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
+{
+	off_t d;
+
+	if (!rd->seek_data)
+		return false;
+	if (rd->data_from != 0 && rd->data_from >= off)
+		return rd->data_from >= off + len;
+	d = lseek(rd->src->fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno == ENXIO) {
+			rd->data_from = UINT64_MAX;
+			return true;
+		}
+		rd->seek_data = false; /* not supported here: read everything */
+		return false;
+	}
+	rd->data_from = (uint64_t)d;
+	return rd->data_from >= off + len;
+}
+
+static void push_work(struct reader *rd, struct slot *s)
+{
+	s->next = NULL;
+	if (rd->work_tail)
+		rd->work_tail->next = s;
+	else
+		rd->work_head = s;
+	rd->work_tail = s;
+	pthread_cond_signal(&rd->work_cv);
+}
+
 static void *io_main(void *arg)
 {
 	struct reader *rd = arg;
@@ -108,13 +148,21 @@ static void *io_main(void *arg)
 			s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - next_off);
 			s->got = 0;
 			next_off += s->want;
+			s->hole = is_hole(rd, s->off, s->want);
+			if (s->hole) {
+				push_work(rd, s);
+				continue;
+			}
 			queue_read(rd, s);
 			queued++;
 		}
 		pthread_mutex_unlock(&rd->lock);
 		inflight += queued;
-		if (inflight == 0)
-			break; /* everything read and handed to the workers */
+		if (inflight == 0) {
+			if (next_off >= size)
+				break; /* everything read and handed to the workers */
+			continue; /* only holes so far: wait for slots to come back */
+		}
 		r = io_uring_submit_and_wait(&rd->ring, 1);
 		if (r < 0 && r != -EINTR) {
 			err = r;
@@ -144,13 +192,7 @@ static void *io_main(void *arg)
 			}
 			inflight--;
 			pthread_mutex_lock(&rd->lock);
-			s->next = NULL;
-			if (rd->work_tail)
-				rd->work_tail->next = s;
-			else
-				rd->work_head = s;
-			rd->work_tail = s;
-			pthread_cond_signal(&rd->work_cv);
+			push_work(rd, s);
 			pthread_mutex_unlock(&rd->lock);
 		}
 		if (err)
@@ -247,7 +289,7 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
 
-		zero[i] = mem_is_zero(p, clen);
+		zero[i] = s->hole || mem_is_zero(p, clen);
 		if (zero[i])
 			fp_zero(clen, &rd->fps[first + i]);
 		else
@@ -364,6 +406,7 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	rd->disk_no = disk_no;
 	rd->o = *o;
 	rd->nchunks = DIV_ROUND_UP(src->size, o->chunk_size);
+	rd->seek_data = !src->blockdev;
 	pthread_mutex_init(&rd->lock, NULL);
 	pthread_cond_init(&rd->free_cv, NULL);
 	pthread_cond_init(&rd->work_cv, NULL);

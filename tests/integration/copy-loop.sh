@@ -8,8 +8,8 @@ need_root
 init_state "$T/state"
 make_mixed_image "$T/src.img" 32
 head -c $((40 * 1024 * 1024)) /dev/urandom >"$T/dst.img" # larger, full of garbage
-SRC=$(loop_attach "$T/src.img")
-DST=$(loop_attach "$T/dst.img")
+loop_attach SRC "$T/src.img"
+loop_attach DST "$T/dst.img"
 start_receiver "$T/state" --target vda="$DST"
 run_agent --credentials "$T/state/agent-bundle.pem" --disk vda="$SRC" ||
 	{ cat "$T/agent.log"; fail "agent exited non-zero"; }

@@ -39,12 +39,13 @@ need_root() {
 	[ -e /dev/loop-control ] || skip "no loop device support"
 }
 
-# Attaches a file to a new loop device; prints its name and remembers it for cleanup.
+# Attaches a file to a new loop device and stores its name in the variable named $1;
+# the device is remembered for cleanup (no subshell, or the list would be lost).
 loop_attach() {
 	local dev
-	dev=$(losetup --find --show "$1") || skip "cannot attach a loop device"
+	dev=$(losetup --find --show "$2") || skip "cannot attach a loop device"
 	LOOPS+=("$dev")
-	echo "$dev"
+	printf -v "$1" '%s' "$dev"
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -73,6 +74,8 @@ make_mixed_image() {
 # Starts a receiver in the background on a free loopback port; sets PORT.
 start_receiver() {
 	local state=$1; shift
+	# The background job opens its log only once it runs: create it first.
+	: >"$T/receiver.log"
 	"$TERN_RECEIVER" serve --state-dir "$state" --listen 127.0.0.1:0 ${TERN_TEST_DEBUG:+--log-level debug} "$@" \
 		>"$T/receiver.log" 2>&1 &
 	RECEIVER_PID=$!

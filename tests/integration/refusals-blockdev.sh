@@ -8,7 +8,7 @@ need_root
 init_state "$T/state"
 make_mixed_image "$T/src.img" 16
 head -c $((8 * 1024 * 1024)) /dev/urandom >"$T/small.img"
-SMALL=$(loop_attach "$T/small.img")
+loop_attach SMALL "$T/small.img"
 BEFORE=$(sha "$SMALL")
 start_receiver "$T/state" --target small="$SMALL"
 if run_agent --credentials "$T/state/agent-bundle.pem" --disk small="$T/src.img"; then
@@ -21,7 +21,7 @@ stop_receiver
 command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 missing for the mounted-target case"
 truncate -s 32M "$T/mnt.img"
 mkfs.ext4 -q -F "$T/mnt.img"
-MNT=$(loop_attach "$T/mnt.img")
+loop_attach MNT "$T/mnt.img"
 mkdir -p "$T/mnt"
 # Read-only, so the filesystem itself writes nothing while we compare.
 mount -o ro "$MNT" "$T/mnt" || skip "cannot mount ext4 here"
