@@ -68,7 +68,7 @@ static int cmd_run(int argc, char **argv)
 		.rd = { .chunk_size = 64u << 10, .batch = 1u << 20, .queue_depth = 16,
 			.level = CODEC_LEVEL_DEFAULT, .fault_corrupt_chunk = UINT64_MAX },
 		.connect_timeout_ms = 15000,
-		.ack_timeout_ms = 3600 * 1000,
+		.ack_timeout_ms = 6 * 3600 * 1000,
 		.progress = true,
 	};
 	char hostname[HOST_NAME_MAX + 1] = "";
@@ -91,8 +91,8 @@ static int cmd_run(int argc, char **argv)
 		case OPT_DISK: {
 			struct agent_disk *d;
 
-			if (o.ndisks >= 1024) {
-				log_error("too many --disk options");
+			if (o.ndisks >= 256) {
+				log_error("too many --disk options (at most 256)");
 				goto out;
 			}
 			d = realloc(o.disks, (o.ndisks + 1) * sizeof(*d));

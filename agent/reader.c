@@ -37,6 +37,7 @@ struct reader {
 
 	struct io_uring ring;
 	bool ring_ok, fixed;
+	bool leak_buffers; /* reads may still be in flight: do not free the slots */
 	/* Image files: the next offset holding data per SEEK_DATA (UINT64_MAX: none). */
 	bool seek_data;
 	uint64_t data_from;
@@ -75,9 +76,10 @@ static void queue_read(struct reader *rd, struct slot *s)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
 	uint32_t len = s->want - s->got;
 
-	/* The ring has twice as many entries as slots, so an SQE is always free. */
+	/* The ring has twice as many entries as slots, so an SQE is always free. O_DIRECT
+	 * wants whole blocks; the round-up never reaches past the slot's buffer. */
 	if (rd->src->direct)
-		len = (uint32_t)((len + 4095u) & ~4095u);
+		len = MIN((uint32_t)((len + 4095u) & ~4095u), rd->o.batch - s->got);
 	if (rd->fixed)
 		io_uring_prep_read_fixed(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got,
 					 (int)s->idx);
@@ -186,7 +188,18 @@ static void *io_main(void *arg)
 				continue;
 			}
 			s->got = (uint32_t)MIN((uint64_t)s->want, (uint64_t)s->got + (uint64_t)res);
-			if (s->got < s->want && !err) {
+			if (err) {
+				inflight--; /* stopping: a partial batch must not be sent */
+				continue;
+			}
+			if (s->got < s->want) {
+				if (rd->src->direct && (s->got & 4095u)) {
+					err = -EIO;
+					log_error("%s: unaligned short read at %" PRIu64, rd->src->path,
+						  s->off + s->got);
+					inflight--;
+					continue;
+				}
 				queue_read(rd, s); /* short read: ask for the rest */
 				continue;
 			}
@@ -202,9 +215,18 @@ static void *io_main(void *arg)
 	while (inflight > 0) {
 		struct io_uring_cqe *cqe;
 
+		int r;
+
 		io_uring_submit(&rd->ring);
-		if (io_uring_wait_cqe(&rd->ring, &cqe) < 0)
+		r = io_uring_wait_cqe(&rd->ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			/* Never free what the kernel may still write into: leak instead. */
+			log_errno(r, "io_uring wait while stopping; leaking read buffers");
+			rd->leak_buffers = true;
 			break;
+		}
 		io_uring_cqe_seen(&rd->ring, cqe);
 		inflight--;
 	}
@@ -541,7 +563,7 @@ struct reader *rd_free(struct reader *rd)
 	}
 	if (rd->ring_ok)
 		io_uring_queue_exit(&rd->ring);
-	for (unsigned i = 0; rd->slots && i < rd->nslots; i++)
+	for (unsigned i = 0; rd->slots && !rd->leak_buffers && i < rd->nslots; i++)
 		free(rd->slots[i].buf);
 	free(rd->slots);
 	free(rd->workers);

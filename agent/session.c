@@ -83,6 +83,7 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 	int n, r;
 
 	snprintf(dm.id, sizeof(dm.id), "%s", src->id);
+	conn_set_recv_timeout(c, o->connect_timeout_ms); /* a control answer comes at once */
 	n = proto_encode_disk(ctrl, CTRL_BUF, &dm);
 	if (n < 0)
 		return log_errno(n, "%s: cannot encode disk", src->id);
@@ -247,6 +248,9 @@ int session_run_once(const struct agent_opts *o)
 		goto out;
 	}
 	log_info("connected to %s (TLS 1.3, mutual certificate verification)", o->receiver);
+	/* A receiver busy making a large target durable (or zeroing it) may not read for a
+	 * while; the stream waits as long as the acknowledgement would. */
+	conn_set_send_timeout(c, o->ack_timeout_ms);
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		r = copy_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)

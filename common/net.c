@@ -192,6 +192,11 @@ void conn_set_recv_timeout(struct conn *c, int timeout_ms)
 	set_timeout(c->fd, SO_RCVTIMEO, timeout_ms);
 }
 
+void conn_set_send_timeout(struct conn *c, int timeout_ms)
+{
+	set_timeout(c->fd, SO_SNDTIMEO, timeout_ms);
+}
+
 /* Reads and discards until EOF or timeout_ms. */
 static void drain(int fd, int timeout_ms)
 {

@@ -32,6 +32,8 @@ int conn_fd(const struct conn *c);
 const char *conn_error_text(const struct conn *c);
 /* Sets the timeout for a blocking receive; 0 waits forever. */
 void conn_set_recv_timeout(struct conn *c, int timeout_ms);
+/* Sets the timeout for a blocking send; 0 waits forever. */
+void conn_set_send_timeout(struct conn *c, int timeout_ms);
 
 /* Sends len bytes (one or more whole frames). 0 or -errno. */
 int conn_send(struct conn *c, const void *buf, size_t len);

@@ -283,8 +283,13 @@ static int cmd_serve(int argc, char **argv)
 		sl = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+				/* Out of descriptors: back off instead of spinning on poll. */
 				log_warn_errno(-errno, "accept");
+				usleep(200 * 1000);
+			} else if (errno != EINTR && errno != ECONNABORTED) {
+				log_warn_errno(-errno, "accept");
+			}
 			continue;
 		}
 		j = calloc(1, sizeof(*j));
@@ -324,8 +329,13 @@ out:
 	if (r == 0) {
 		SSL_CTX_free(srv.ctx);
 		args_free(&a);
+		return ret;
 	}
-	return ret;
+	/* Live sessions still use srv and OpenSSL; running exit handlers under them would
+	 * free what they use. Nothing of theirs was acknowledged, so ending here is safe. */
+	log_info("abandoning %d unfinished session(s); nothing of theirs was acknowledged", r);
+	fflush(stdout);
+	_exit(ret);
 }
 
 int main(int argc, char **argv)

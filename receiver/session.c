@@ -104,46 +104,119 @@ static void release_target(struct rcv_server *srv, struct rcv_target *t)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+static int state_path(struct rsession *s, const char *id, char *path, size_t len)
+{
+	if (snprintf(path, len, "%s/disks/%s.state", s->srv->state_dir, id) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Records what the target holds: verified with its root, or "copy in progress" (written
+ * before the first byte of a copy, so a copy that then fails cannot leave an older
+ * verified record describing a target it has partly overwritten). */
+static int save_disk_state(struct rsession *s, const struct rdisk *d, const struct fp *root)
+{
+	char path[4096], dir[4096], *text = NULL, hex[33];
+	int n, r;
+
+	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	r = state_path(s, d->t->id, path, sizeof(path));
+	if (r < 0)
+		return r;
+	n = asprintf(&text,
+		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
+		     "chunks=%" PRIu64 "\nepoch=0\nroot=%s\nverified=%d\n",
+		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks,
+		     root ? fp_hex(root, hex) : "-", root ? 1 : 0);
+	if (n < 0)
+		return -ENOMEM;
+	r = write_file_atomic(path, text, (size_t)n, 0600);
+	free(text);
+	return r;
+}
+
+/* The agent that last wrote this disk's target, from its state record ("" when none). */
+static int state_owner(struct rsession *s, const char *id, char *ret_agent, size_t len)
+{
+	char path[4096], *text = NULL, *line;
+	int r;
+
+	ret_agent[0] = '\0';
+	r = state_path(s, id, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = read_file_all(path, 64 * 1024, &text, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	line = strstr(text, "\nagent=");
+	if (line) {
+		line += strlen("\nagent=");
+		snprintf(ret_agent, len, "%.*s", (int)strcspn(line, "\n"), line);
+	}
+	free(text);
+	return 0;
+}
+
 static int on_disk(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk m;
 	struct proto_disk_ok ok;
 	struct rdisk *d;
 	uint8_t out[64];
-	char why[256];
+	char why[256], owner[NAME_MAX_LEN + 1];
 	bool busy;
 	int n, r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
 	if (r < 0)
 		return refuse(s, r, "malformed DISK frame");
-	if (m.disk_no != s->ndisks || s->ndisks >= RCV_MAX_DISKS)
+	if (s->ndisks >= RCV_MAX_DISKS)
+		return refuse(s, -EPROTO, "more than %d disks in one session", RCV_MAX_DISKS);
+	if (m.disk_no != s->ndisks)
 		return refuse(s, -EPROTO, "DISK numbered %u where %u was expected", m.disk_no,
 			      s->ndisks);
 	for (unsigned i = 0; i < s->ndisks; i++)
-		if (strcmp(s->disks[i].t->id, m.id) == 0)
+		if (s->disks[i].t && strcmp(s->disks[i].t->id, m.id) == 0)
 			return refuse(s, -EPROTO, "disk %s registered twice", m.id);
 	d = &s->disks[s->ndisks];
+	d->size = m.size;
+	d->nchunks = DIV_ROUND_UP(m.size, s->cs);
+	d->fps = calloc(d->nchunks, sizeof(*d->fps));
+	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	if (!d->fps || !d->have) {
+		free(d->fps);
+		free(d->have);
+		memset(d, 0, sizeof(*d));
+		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
+	}
 	d->t = claim_target(s->srv, m.id, &busy);
+	s->ndisks++; /* from here on the cleanup owns d */
 	if (!d->t) {
 		if (busy)
 			return refuse(s, -EBUSY, "target for disk %s is in use by another session", m.id);
 		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
 			      m.id, m.id);
 	}
+	/* A target holds one machine's disk: another agent may not overwrite it. */
+	r = state_owner(s, m.id, owner, sizeof(owner));
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot read its state record: %s", m.id, strerror(-r));
+	if (owner[0] && strcmp(owner, s->agent) != 0)
+		return refuse(s, -EPERM, "disk %s: target belongs to agent %s, not %s", m.id, owner,
+			      s->agent);
 	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
-	if (r < 0) {
-		release_target(s->srv, d->t);
-		d->t = NULL;
+	if (r < 0)
 		return refuse(s, r, "disk %s: %s", m.id, why);
-	}
-	d->size = m.size;
-	d->nchunks = DIV_ROUND_UP(m.size, s->cs);
-	d->fps = calloc(d->nchunks, sizeof(*d->fps));
-	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
-	s->ndisks++; /* from here on the cleanup owns d */
-	if (!d->fps || !d->have)
-		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
+	r = save_disk_state(s, d, NULL);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
+			      strerror(-r));
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
@@ -155,7 +228,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 
 static struct rdisk *disk_of(struct rsession *s, uint16_t disk_no)
 {
-	if (disk_no >= s->ndisks)
+	if (disk_no >= s->ndisks || !s->disks[disk_no].w)
 		return NULL;
 	return &s->disks[disk_no];
 }
@@ -266,26 +339,6 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 		have_set(d, i);
 	}
 	return 0;
-}
-
-/* Records a verified copy so an operator (and later tools) can see what the target holds. */
-static int save_disk_state(struct rsession *s, const struct rdisk *d, const struct fp *root)
-{
-	char path[4096], dir[4096], text[1024], hex[33];
-	int n, r;
-
-	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return r;
-	if (snprintf(path, sizeof(path), "%s/%s.state", dir, d->t->id) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	n = snprintf(text, sizeof(text),
-		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
-		     "chunks=%" PRIu64 "\nepoch=0\nroot=%s\nverified=1\n",
-		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, fp_hex(root, hex));
-	return write_file_atomic(path, text, (size_t)n, 0600);
 }
 
 static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
@@ -403,6 +456,13 @@ static void session_loop(struct rsession *s)
 		case PROTO_BYE:
 			log_info("agent %s: session ended", s->agent);
 			return;
+		case PROTO_ERROR: {
+			struct proto_error e;
+
+			if (proto_decode_error(s->buf, h.len, &e) == 0)
+				log_warn("agent %s gave up: %s", s->agent, e.msg);
+			return;
+		}
 		default:
 			r = refuse(s, -EPROTO, "unexpected %s frame", proto_type_name(h.type));
 			break;
@@ -448,7 +508,8 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		wr_close(s->disks[i].w);
 		free(s->disks[i].fps);
 		free(s->disks[i].have);
-		release_target(srv, s->disks[i].t);
+		if (s->disks[i].t)
+			release_target(srv, s->disks[i].t);
 	}
 	conn_free(s->c);
 	codec_free(s->codec);

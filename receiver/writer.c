@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,8 +78,11 @@ static int reap(struct writer *w, bool wait)
 
 	if (wait) {
 		r = io_uring_submit_and_wait(&w->ring, 1);
-		if (r < 0 && r != -EINTR)
-			return r;
+		if (r < 0 && r != -EINTR) {
+			if (!w->err)
+				w->err = log_errno(r, "%s: io_uring", w->path);
+			return w->err;
+		}
 	}
 	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 		struct wbuf *b = io_uring_cqe_get_data(cqe);
@@ -152,6 +156,13 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 	if (fstat(w->fd_plain, &st) < 0) {
 		r = -errno;
 		snprintf(why, why_len, "cannot stat target %s: %s", path, strerror(-r));
+		goto fail;
+	}
+	/* Block devices are claimed by O_EXCL; a file is claimed by a lock, so two targets
+	 * naming one file (another path, a link, another receiver) cannot interleave. */
+	if (!w->blockdev && flock(w->fd_plain, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(why, why_len, "target %s is in use (locked by another writer)", path);
 		goto fail;
 	}
 	if (w->blockdev) {
@@ -294,8 +305,11 @@ int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
 	queue_write(w, b);
 	w->inflight++;
 	r = io_uring_submit(&w->ring);
-	if (r < 0)
-		return r;
+	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+		if (!w->err)
+			w->err = log_errno(r, "%s: io_uring submit", w->path);
+		return w->err;
+	}
 	return reap(w, false);
 }
 
@@ -401,15 +415,19 @@ struct writer *wr_close(struct writer *w)
 			;
 		while (w->inflight > 0) {
 			struct io_uring_cqe *cqe;
+			int r = io_uring_wait_cqe(&w->ring, &cqe);
 
-			if (io_uring_wait_cqe(&w->ring, &cqe) < 0)
+			if (r == -EINTR)
+				continue;
+			if (r < 0)
 				break;
 			io_uring_cqe_seen(&w->ring, cqe);
 			w->inflight--;
 		}
 		io_uring_queue_exit(&w->ring);
 	}
-	for (unsigned i = 0; i < WR_NBUF; i++)
+	/* Never free a buffer the kernel may still read from: leak it instead. */
+	for (unsigned i = 0; i < WR_NBUF && w->inflight == 0; i++)
 		free(w->bufs[i].data);
 	free(w->zr);
 	if (w->fd >= 0)

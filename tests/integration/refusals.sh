@@ -40,7 +40,7 @@ grep -q "fingerprint mismatch in chunk 21" "$T/agent.log" ||
 	{ cat "$T/agent.log"; fail "agent did not report the receiver's refusal"; }
 AFTER=$(dd if="$T/dst.img" bs=64K skip=21 count=1 status=none | od -v -An -tx1 | tr -d ' \n' | tr -d 'a')
 [ -z "$AFTER" ] || fail "bytes of the refused chunk reached the target"
-[ ! -e "$T/state/disks/disk0.state" ] || fail "a refused copy was recorded as verified"
+grep -q '^verified=0' "$T/state/disks/disk0.state" || fail "a refused copy was not recorded as unverified"
 [ -n "$BEFORE" ]
 
 # 3. Unknown disk id: refused by name, nothing created.
@@ -53,4 +53,33 @@ grep -q "unknown disk id nosuch" "$T/agent.log" || { cat "$T/agent.log"; fail "n
 run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img" ||
 	{ cat "$T/agent.log"; fail "receiver unusable after refusals"; }
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after refusals"
-pass "foreign CA, corrupted chunk and unknown disk refused"
+grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "verified copy not recorded"
+
+# 5. A later copy that fails must not leave the earlier verified record standing.
+if TERN_FAULT_CORRUPT_CHUNK=21 run_agent --credentials "$T/state/agent-bundle.pem" \
+	--disk disk0="$T/src.img" --threads 1; then
+	fail "corrupted chunk accepted"
+fi
+grep -q '^verified=0' "$T/state/disks/disk0.state" || fail "stale verified record after a failed copy"
+
+# 6. A target belongs to the agent that wrote it: another agent name is refused.
+BEFORE=$(sha "$T/dst.img")
+if run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img" --name intruder; then
+	fail "another agent overwrote the target"
+fi
+grep -q "target belongs to agent" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the owner refusal"; }
+[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the refused agent changed the target"
+
+# 7. A target file locked by another writer (another receiver, another path to it).
+if command -v flock >/dev/null; then
+	flock -x "$T/dst.img" sleep 30 &
+	LOCKER=$!
+	sleep 0.3
+	if run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img"; then
+		kill $LOCKER; fail "a locked target was written"
+	fi
+	kill $LOCKER; wait $LOCKER 2>/dev/null || true
+	grep -q "in use" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the locked target"; }
+	[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the locked target was changed"
+fi
+pass "foreign CA, corrupted chunk, unknown disk, other agent and locked target refused"
