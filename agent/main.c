@@ -20,12 +20,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: tern-agent run --receiver HOST:PORT --credentials BUNDLE\n"
-		"                      --disk DISK_ID=PATH [--disk ...] --once [options]\n"
+		"                      --disk DISK_ID=PATH [--disk ...] [--once] [options]\n"
 		"       tern-agent --help | --version\n"
 		"\n"
 		"Copies each disk (a block device or an image file, opened read-only) to the\n"
 		"receiver over mutual TLS 1.3, and with --once exits 0 only when the receiver\n"
-		"reports every disk durable and its Merkle root equal to the source's.\n"
+		"reports every disk durable and its Merkle root equal to the source's. Without\n"
+		"--once it then keeps the targets in step: each epoch sends the chunks changed\n"
+		"since the last, until SIGINT/SIGTERM (or --epochs).\n"
 		"\n"
 		"Options for run:\n"
 		"  --receiver HOST:PORT    receiver to replicate to\n"
@@ -33,6 +35,9 @@ static void usage(FILE *f)
 		"  --disk DISK_ID=PATH     disk to replicate; DISK_ID names its target\n"
 		"  --name NAME             agent name (default: host name)\n"
 		"  --once                  copy once, wait for durable + verified, exit\n"
+		"  --tracker auto|scan     change tracker for continuous replication (auto: scan)\n"
+		"  --interval SECONDS      seconds between epochs (default 30)\n"
+		"  --epochs N              stop after N epochs past the full copy (default: never)\n"
 		"  --chunk-size SIZE       chunk size, power of two 4K..1M (default 64K)\n"
 		"  --level N               zstd level %d..%d (default %d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
@@ -44,7 +49,8 @@ static void usage(FILE *f)
 
 enum {
 	OPT_RECEIVER = 0x100, OPT_CREDENTIALS, OPT_DISK, OPT_NAME, OPT_ONCE, OPT_CHUNK,
-	OPT_LEVEL, OPT_THREADS, OPT_QD, OPT_NO_PROGRESS, OPT_LOG_LEVEL,
+	OPT_LEVEL, OPT_THREADS, OPT_QD, OPT_NO_PROGRESS, OPT_LOG_LEVEL, OPT_TRACKER, OPT_INTERVAL,
+	OPT_EPOCHS,
 };
 
 static int cmd_run(int argc, char **argv)
@@ -61,6 +67,9 @@ static int cmd_run(int argc, char **argv)
 		{ "queue-depth", required_argument, NULL, OPT_QD },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "tracker", required_argument, NULL, OPT_TRACKER },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "epochs", required_argument, NULL, OPT_EPOCHS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -70,10 +79,11 @@ static int cmd_run(int argc, char **argv)
 		.connect_timeout_ms = 15000,
 		.ack_timeout_ms = 6 * 3600 * 1000,
 		.progress = true,
+		.interval_s = 30,
 	};
 	char hostname[HOST_NAME_MAX + 1] = "";
 	const char *fault;
-	bool once = false;
+	bool once = false, auto_tracker = false;
 	uint64_t v;
 	long ncpu;
 	int c, r, ret = 2;
@@ -174,6 +184,29 @@ static int cmd_run(int argc, char **argv)
 			log_set_level(lvl);
 			break;
 		}
+		case OPT_TRACKER:
+			if (strcmp(optarg, "auto") == 0) {
+				auto_tracker = true;
+			} else if (strcmp(optarg, "scan") != 0) {
+				log_error("--tracker %s: this build has auto and scan (ebpf and kmod "
+					  "are not built yet)", optarg);
+				goto out;
+			}
+			break;
+		case OPT_INTERVAL:
+			if (parse_u64(optarg, 1, 86400, &v) < 0) {
+				log_error("--interval %s: seconds from 1 to 86400", optarg);
+				goto out;
+			}
+			o.interval_s = (unsigned)v;
+			break;
+		case OPT_EPOCHS:
+			if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0) {
+				log_error("--epochs %s: a positive number", optarg);
+				goto out;
+			}
+			o.epochs = v;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = 0;
@@ -195,11 +228,9 @@ static int cmd_run(int argc, char **argv)
 		log_error("run needs at least one --disk DISK_ID=PATH");
 		goto out;
 	}
-	if (!once) {
-		log_error("continuous replication needs a change tracker, which this build does "
-			  "not have yet; use --once for a verified one-shot copy");
-		goto out;
-	}
+	o.once = once;
+	if (!once && auto_tracker)
+		log_info("tracker auto: picked scan (ebpf and kmod trackers are not built yet)");
 	/* The batch must hold whole chunks; a chunk larger than 1 MiB is refused above. */
 	o.rd.batch = MAX(o.rd.batch, o.rd.chunk_size);
 	if (!o.name) {
@@ -218,7 +249,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	/* A receiver that vanishes must surface as an error return, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	r = session_run_once(&o);
+	r = session_run(&o);
 	ret = r < 0 ? 1 : 0;
 out:
 	for (unsigned i = 0; i < o.ndisks; i++) {

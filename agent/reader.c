@@ -294,7 +294,8 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 	uint32_t cs = rd->o.chunk_size;
 	uint64_t first = s->off / cs;
 	uint32_t n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
-	bool zero[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	/* Per chunk: 0 unchanged since the previous scan (not sent), 1 data, 2 zero. */
+	uint8_t kind[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
 	struct rd_out *out;
 	size_t cap;
 	int r = 0;
@@ -311,15 +312,19 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
 
-		zero[i] = s->hole || mem_is_zero(p, clen);
-		if (zero[i])
+		bool z = s->hole || mem_is_zero(p, clen);
+
+		if (z)
 			fp_zero(clen, &rd->fps[first + i]);
 		else
 			fp_compute(p, clen, &rd->fps[first + i]);
+		kind[i] = z ? 2 : 1;
+		if (rd->o.prev && fp_equal(&rd->o.prev[first + i], &rd->fps[first + i]))
+			kind[i] = 0;
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */
 			p[clen / 2] ^= 0x5a;
-			zero[i] = false;
+			kind[i] = 1;
 			log_warn("fault injection: corrupting chunk %" PRIu64, first + i);
 		}
 	}
@@ -327,13 +332,15 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		uint32_t j = i + 1;
 		uint64_t start = (uint64_t)i * cs, end;
 
-		while (j < n && zero[j] == zero[i])
+		while (j < n && kind[j] == kind[i])
 			j++;
 		end = MIN((uint64_t)j * cs, (uint64_t)s->want);
-		if (zero[i])
+		if (kind[i] == 2)
 			r = emit_zero(rd, out, cap, s, start, end);
-		else
+		else if (kind[i] == 1)
 			r = emit_data(rd, codec, out, cap, s, start, end, first + i, j - i);
+		if (kind[i] != 0)
+			out->sent_chunks += j - i;
 		i = j;
 	}
 	if (r < 0) {
@@ -539,6 +546,14 @@ int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
 		return r;
 	*ret_nchunks = rd->nchunks;
 	return 0;
+}
+
+struct fp *rd_take_fps(struct reader *rd)
+{
+	struct fp *f = rd->fps;
+
+	rd->fps = NULL;
+	return f;
 }
 
 struct reader *rd_free(struct reader *rd)

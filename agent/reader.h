@@ -20,6 +20,9 @@ struct rd_opts {
 	int level;             /* zstd level */
 	/* Test seam: flip one byte of this chunk after fingerprinting (UINT64_MAX: never). */
 	uint64_t fault_corrupt_chunk;
+	/* The scan tracker: fingerprints of every chunk as the receiver holds them. When set,
+	 * only chunks whose fingerprint differs are sent. Borrowed; NULL sends everything. */
+	const struct fp *prev;
 };
 
 /* Frames for one batch, ready to send. */
@@ -29,6 +32,7 @@ struct rd_out {
 	uint64_t plain_bytes; /* source bytes this batch covers */
 	uint64_t zero_bytes;  /* of which all-zero */
 	uint64_t raw_bytes;   /* of which sent uncompressed */
+	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
 	struct rd_out *next;
 };
 
@@ -41,5 +45,8 @@ void rd_out_free(struct rd_out *o);
 /* After rd_next returned 0: the Merkle root over every chunk's fingerprint and the chunk
  * count. Returns 0 or -errno. */
 int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks);
+/* After rd_root: takes the fingerprint array (one per chunk) out of the reader, for the
+ * caller to own and free, e.g. as the next scan's rd_opts.prev. */
+struct fp *rd_take_fps(struct reader *rd);
 /* Stops the threads (abandoning unread batches) and frees; NULL-safe, returns NULL. */
 struct reader *rd_free(struct reader *rd);

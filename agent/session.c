@@ -6,7 +6,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/source.h"
 #include "common/log.h"
@@ -66,20 +68,14 @@ static void print_progress(const char *id, const struct disk_stats *st, uint64_t
 		fmt_bytes(size, b, sizeof(b)), secs > 0 ? (double)st->plain / secs / 1048576.0 : 0.0);
 }
 
-/* Streams one disk and waits for its durable, verified acknowledgement. */
-static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *src,
-		     uint16_t disk_no, uint8_t *ctrl)
+/* Registers a disk with the receiver: DISK, then DISK_OK or a refusal. */
+static int register_disk(const struct agent_opts *o, struct conn *c, struct source *src,
+			 uint16_t disk_no, uint8_t *ctrl)
 {
 	struct proto_disk dm = { .disk_no = disk_no, .logical_block = src->logical_block,
 				 .size = src->size };
-	struct disk_stats st = { 0 };
-	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = 0 };
-	struct proto_epoch_ack ack;
 	struct proto_disk_ok ok;
-	struct reader *rd = NULL;
 	struct proto_hdr h;
-	uint64_t last_report;
-	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	int n, r;
 
 	snprintf(dm.id, sizeof(dm.id), "%s", src->id);
@@ -96,9 +92,30 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 	r = proto_decode_disk_ok(ctrl, h.len, &ok);
 	if (r < 0 || ok.disk_no != disk_no)
 		return log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed DISK_OK");
+	return 0;
+}
 
+/* Sends one epoch of a disk: everything (prev NULL, epoch 0) or the chunks whose
+ * fingerprint differs from prev (the scan tracker), then waits for the receiver's durable,
+ * verified acknowledgement. On success *ret_fps holds every chunk's new fingerprint. */
+static int send_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
+		      uint16_t disk_no, uint64_t epoch, const struct fp *prev, uint8_t *ctrl,
+		      struct fp **ret_fps)
+{
+	struct disk_stats st = { 0 };
+	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = epoch };
+	struct proto_epoch_ack ack;
+	struct rd_opts ro = o->rd;
+	struct reader *rd = NULL;
+	struct proto_hdr h;
+	uint64_t last_report, sent_chunks = 0;
+	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
+	bool progress = o->progress && epoch == 0;
+	int n, r;
+
+	ro.prev = prev;
 	st.t_start = last_report = now_ns();
-	r = rd_start(src, disk_no, &o->rd, &rd);
+	r = rd_start(src, disk_no, &ro, &rd);
 	if (r < 0) {
 		log_errno(r, "%s: cannot start the read pipeline", src->id);
 		goto out;
@@ -117,11 +134,12 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 				r = log_errno(-EPROTO, "receiver acknowledged an epoch never ended");
 			goto out;
 		}
-		r = conn_send(c, out->buf, out->len);
+		r = out->len ? conn_send(c, out->buf, out->len) : 0;
 		st.plain += out->plain_bytes;
 		st.zero += out->zero_bytes;
 		st.raw += out->raw_bytes;
 		st.wire += out->len;
+		sent_chunks += out->sent_chunks;
 		rd_out_free(out);
 		if (r < 0) {
 			/* A refusal may be waiting behind the broken pipe: prefer its reason. */
@@ -129,7 +147,7 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 			r = r2 < 0 ? r2 : r;
 			goto out;
 		}
-		if (o->progress && now_ns() - last_report >= 1000000000ull) {
+		if (progress && now_ns() - last_report >= 1000000000ull) {
 			print_progress(src->id, &st, src->size);
 			last_report = now_ns();
 		}
@@ -150,16 +168,16 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 		goto out;
 	}
 	st.wire += (uint64_t)n;
-	if (o->progress)
+	if (progress)
 		print_progress(src->id, &st, src->size);
-	log_info("%s: all %" PRIu64 " chunks sent; waiting for the receiver to make them durable",
-		 src->id, ee.nchunks);
+	log_info("%s: epoch %" PRIu64 ": %" PRIu64 " of %" PRIu64 " chunks sent; waiting for the "
+		 "receiver to make them durable", src->id, epoch, sent_chunks, ee.nchunks);
 	conn_set_recv_timeout(c, o->ack_timeout_ms);
 	r = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
 	if (r < 0)
 		goto out;
 	r = proto_decode_epoch_ack(ctrl, h.len, &ack);
-	if (r < 0 || ack.disk_no != disk_no || ack.epoch != 0) {
+	if (r < 0 || ack.disk_no != disk_no || ack.epoch != epoch) {
 		r = log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed EPOCH_ACK");
 		goto out;
 	}
@@ -174,23 +192,47 @@ static int copy_disk(const struct agent_opts *o, struct conn *c, struct source *
 	{
 		double secs = (double)(st.t_end - st.t_start) / 1e9;
 
-		printf("%s: copied %s in %.2f s (%.0f MiB/s): %" PRIu64 " chunks, %s zero, "
-		       "%s on the wire (%.2fx smaller)\n",
-		       src->id, fmt_bytes(src->size, b1, sizeof(b1)), secs,
-		       secs > 0 ? (double)src->size / secs / 1048576.0 : 0.0, ee.nchunks,
-		       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, b3, sizeof(b3)),
-		       st.wire ? (double)src->size / (double)st.wire : 0.0);
-		printf("%s: durable and verified on the receiver: merkle root %s matches\n", src->id,
-		       hex1);
+		if (epoch == 0)
+			printf("%s: copied %s in %.2f s (%.0f MiB/s): %" PRIu64 " chunks, %s zero, "
+			       "%s on the wire (%.2fx smaller)\n",
+			       src->id, fmt_bytes(src->size, b1, sizeof(b1)), secs,
+			       secs > 0 ? (double)src->size / secs / 1048576.0 : 0.0, ee.nchunks,
+			       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, b3, sizeof(b3)),
+			       st.wire ? (double)src->size / (double)st.wire : 0.0);
+		else
+			printf("%s: epoch %" PRIu64 ": scanned %s in %.2f s, %" PRIu64 " changed chunks, "
+			       "%" PRIu64 " bytes on the wire\n", src->id, epoch,
+			       fmt_bytes(src->size, b1, sizeof(b1)), secs, sent_chunks, st.wire);
+		printf("%s: epoch %" PRIu64 " durable and verified on the receiver: merkle root %s "
+		       "matches\n", src->id, epoch, hex1);
 		fflush(stdout);
 	}
+	*ret_fps = rd_take_fps(rd);
 	r = 0;
 out:
 	rd_free(rd);
 	return r;
 }
 
-int session_run_once(const struct agent_opts *o)
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* Sleeps up to secs, returning early when a stop was requested. */
+static void pause_between_epochs(unsigned secs)
+{
+	for (unsigned i = 0; i < secs * 10 && !stop_requested; i++) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+int session_run(const struct agent_opts *o)
 {
 	struct source **srcs = NULL;
 	struct proto_hello hello = { .chunk_size = o->rd.chunk_size };
@@ -199,6 +241,7 @@ int session_run_once(const struct agent_opts *o)
 	SSL_CTX *ctx = NULL;
 	struct conn *c = NULL;
 	uint8_t *ctrl = NULL;
+	struct fp **fps = NULL;
 	char why[256];
 	int fd, n, r;
 
@@ -251,11 +294,45 @@ int session_run_once(const struct agent_opts *o)
 	/* A receiver busy making a large target durable (or zeroing it) may not read for a
 	 * while; the stream waits as long as the acknowledgement would. */
 	conn_set_send_timeout(c, o->ack_timeout_ms);
+	fps = calloc(o->ndisks, sizeof(*fps));
+	if (!fps) {
+		r = log_errno(-ENOMEM, "allocation");
+		goto out;
+	}
 	for (unsigned i = 0; i < o->ndisks; i++) {
-		r = copy_disk(o, c, srcs[i], (uint16_t)i, ctrl);
+		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
+		if (r < 0)
+			goto out;
+		r = send_epoch(o, c, srcs[i], (uint16_t)i, 0, NULL, ctrl, &fps[i]);
 		if (r < 0)
 			goto out;
 	}
+	if (!o->once) {
+		struct sigaction sa = { .sa_handler = on_stop_signal };
+
+		/* No SA_RESTART: a stop ends the pause at once; an epoch in flight finishes. */
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
+			 "fingerprint changed are sent", o->interval_s);
+	}
+	for (uint64_t epoch = 1; !o->once && !stop_requested &&
+	     (o->epochs == 0 || epoch <= o->epochs); epoch++) {
+		pause_between_epochs(o->interval_s);
+		if (stop_requested)
+			break;
+		for (unsigned i = 0; i < o->ndisks; i++) {
+			struct fp *next = NULL;
+
+			r = send_epoch(o, c, srcs[i], (uint16_t)i, epoch, fps[i], ctrl, &next);
+			if (r < 0)
+				goto out;
+			free(fps[i]);
+			fps[i] = next;
+		}
+	}
+	if (stop_requested)
+		log_info("stopping on request; every epoch sent so far is durable on the receiver");
 	n = proto_encode_bye(ctrl, CTRL_BUF);
 	conn_send(c, ctrl, (size_t)n);
 	r = 0;
@@ -264,6 +341,9 @@ out:
 	SSL_CTX_free(ctx);
 	for (unsigned i = 0; srcs && i < o->ndisks; i++)
 		src_free(srcs[i]);
+	for (unsigned i = 0; fps && i < o->ndisks; i++)
+		free(fps[i]);
+	free(fps);
 	free(srcs);
 	free(ctrl);
 	return r;

@@ -22,9 +22,14 @@ struct agent_opts {
 	int connect_timeout_ms;
 	int ack_timeout_ms;      /* how long to wait for durability (fdatasync of a big target) */
 	bool progress;           /* print progress lines to stderr */
+	bool once;               /* copy once and exit; otherwise keep the target in step */
+	unsigned interval_s;     /* continuous: seconds between the scan tracker's epochs */
+	uint64_t epochs;         /* continuous: stop after this many epochs past the copy (0: never) */
 };
 
-/* Copies every disk once, end to end, and returns 0 only when the receiver has reported
- * each one durable and its Merkle root equal to ours. Prints a summary on stdout. On
- * failure logs one line saying why and returns -errno. */
-int session_run_once(const struct agent_opts *o);
+/* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in
+ * step with the scan tracker: every interval a new epoch sends the chunks whose fingerprint
+ * changed, until o->epochs have run or SIGINT/SIGTERM arrives. Returns 0 only when the
+ * receiver has reported every epoch durable and its Merkle root equal to ours. Prints a
+ * summary per epoch on stdout. On failure logs one line saying why and returns -errno. */
+int session_run(const struct agent_opts *o);

@@ -31,7 +31,8 @@ struct rdisk {
 	struct fp *fps;   /* verified fingerprint of every chunk received */
 	uint8_t *have;    /* bitmap of chunks received in this epoch */
 	uint64_t have_count;
-	bool ended;
+	uint64_t epoch;   /* the epoch being received */
+	bool marked;      /* the state record says "in progress" for this epoch */
 };
 
 struct rsession {
@@ -129,8 +130,8 @@ static int save_disk_state(struct rsession *s, const struct rdisk *d, const stru
 		return r;
 	n = asprintf(&text,
 		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
-		     "chunks=%" PRIu64 "\nepoch=0\nroot=%s\nverified=%d\n",
-		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks,
+		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\n",
+		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, d->epoch,
 		     root ? fp_hex(root, hex) : "-", root ? 1 : 0);
 	if (n < 0)
 		return -ENOMEM;
@@ -217,6 +218,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
 			      strerror(-r));
+	d->marked = true;
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
@@ -239,8 +241,6 @@ static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64
 {
 	uint64_t first = off / s->cs, last;
 
-	if (d->ended)
-		return refuse(s, -EPROTO, "disk %s: data after the end of the epoch", d->t->id);
 	if (off >= d->size || len > d->size - off)
 		return refuse(s, -ERANGE, "disk %s: write at %" PRIu64 "+%" PRIu64
 			      " past the end (%" PRIu64 " bytes)", d->t->id, off, len, d->size);
@@ -252,6 +252,15 @@ static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64
 		if (have_get(d, i))
 			return refuse(s, -EPROTO, "disk %s: chunk %" PRIu64 " sent twice in one epoch",
 				      d->t->id, i);
+	/* Before the first write of an epoch the record stops claiming the target verified:
+	 * until this epoch ends it holds a mix of the last one and this. */
+	if (!d->marked) {
+		int r = save_disk_state(s, d, NULL);
+
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot record state: %s", d->t->id, strerror(-r));
+		d->marked = true;
+	}
 	return 0;
 }
 
@@ -356,10 +365,15 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	d = disk_of(s, m.disk_no);
 	if (!d)
 		return refuse(s, -EPROTO, "EPOCH_END for unregistered disk number %u", m.disk_no);
-	if (d->ended || m.epoch != 0)
-		return refuse(s, -EPROTO, "disk %s: unexpected end of epoch %" PRIu64, d->t->id,
-			      m.epoch);
-	if (m.nchunks != d->nchunks || d->have_count != d->nchunks)
+	if (m.epoch != d->epoch)
+		return refuse(s, -EPROTO, "disk %s: end of epoch %" PRIu64 " where epoch %" PRIu64
+			      " is open", d->t->id, m.epoch, d->epoch);
+	if (m.nchunks != d->nchunks)
+		return refuse(s, -EPROTO, "disk %s: epoch covers %" PRIu64 " chunks, the disk has %"
+			      PRIu64, d->t->id, m.nchunks, d->nchunks);
+	/* Epoch 0 is the full copy: every chunk must have come. Later epochs carry only the
+	 * chunks that changed; the root below still covers the whole disk. */
+	if (m.epoch == 0 && d->have_count != d->nchunks)
 		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
 			      " chunks received", d->t->id, d->have_count, d->nchunks);
 	/* Durable before acknowledged: every write completed, then fdatasync. */
@@ -370,7 +384,6 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	r = fp_merkle_root(d->fps, d->nchunks, &ack.root);
 	if (r < 0)
 		return refuse(s, r, "out of memory");
-	d->ended = true;
 	ack.disk_no = m.disk_no;
 	ack.epoch = m.epoch;
 	ack.match = fp_equal(&ack.root, &m.root);
@@ -380,12 +393,18 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
 				      s->srv->state_dir, strerror(-r));
-		log_info("agent %s: disk %s durable and verified, merkle root %s", s->agent, d->t->id,
+		log_info("agent %s: disk %s epoch %" PRIu64 " durable and verified (%" PRIu64
+			 " chunks), merkle root %s", s->agent, d->t->id, m.epoch, d->have_count,
 			 fp_hex(&ack.root, h1));
 	} else {
 		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
 			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
 	}
+	/* The next epoch starts: every chunk may come once more. */
+	d->epoch++;
+	d->marked = !ack.match;
+	memset(d->have, 0, DIV_ROUND_UP(d->nchunks, 8));
+	d->have_count = 0;
 	n = proto_encode_epoch_ack(out, sizeof(out), &ack);
 	return n < 0 ? n : conn_send(s->c, out, (size_t)n);
 }

@@ -72,13 +72,13 @@ grep -q "target belongs to agent" "$T/agent.log" || { cat "$T/agent.log"; fail "
 
 # 7. A target file locked by another writer (another receiver, another path to it).
 if command -v flock >/dev/null; then
-	flock -x "$T/dst.img" sleep 30 &
-	LOCKER=$!
-	sleep 0.3
+	# This shell holds the lock itself, so nothing outlives the test.
+	exec {LOCKFD}<>"$T/dst.img"
+	flock -x "$LOCKFD"
 	if run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img"; then
-		kill $LOCKER; fail "a locked target was written"
+		fail "a locked target was written"
 	fi
-	kill $LOCKER; wait $LOCKER 2>/dev/null || true
+	exec {LOCKFD}>&-
 	grep -q "in use" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the locked target"; }
 	[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the locked target was changed"
 fi
