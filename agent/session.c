@@ -19,6 +19,9 @@
 
 #define CTRL_BUF (PROTO_HDR_LEN + 1024)
 
+/* Set when the receiver refused us (ERROR frame, TLS alert): no point reconnecting. */
+static bool g_refused;
+
 struct disk_stats {
 	uint64_t plain, zero, raw, wire;
 	uint64_t t_start, t_end;
@@ -33,10 +36,11 @@ static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t 
 
 	if (r == -ETIMEDOUT)
 		return log_errno(r, "receiver did not answer in time");
-	if (r == -EPROTO && *conn_error_text(c)) {
+	if (r == -EPROTO && strstr(conn_error_text(c), "alert")) {
 		/* TLS 1.3 finishes the client's handshake before the server has checked the
 		 * client certificate, so a refusal of our credential arrives here as an alert. */
 		log_error("receiver ended the TLS session: %s", conn_error_text(c));
+		g_refused = true;
 		return r;
 	}
 	if (r < 0)
@@ -47,6 +51,7 @@ static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t 
 		if (proto_decode_error(buf, h.len, &e) < 0)
 			return log_errno(-EBADMSG, "receiver sent a malformed ERROR frame");
 		log_error("receiver refused: %s", e.msg);
+		g_refused = true;
 		return e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
 	}
 	if (h.type != want) {
@@ -232,46 +237,76 @@ static void pause_between_epochs(unsigned secs)
 	}
 }
 
-int session_run(const struct agent_opts *o)
+/* Receives the FPS frames that follow DISK_OK. *ret_fps is NULL when the receiver knows
+ * nothing of this disk (copy everything), else every chunk's fingerprint on the target. */
+static int recv_fps(struct conn *c, const struct source *src, uint16_t disk_no, uint32_t cs,
+		    uint8_t *big, struct fp **ret_fps, uint64_t *ret_next)
 {
-	struct source **srcs = NULL;
+	uint64_t nchunks = DIV_ROUND_UP(src->size, cs), have = 0, next = 0;
+	struct fp *fps = NULL;
+	struct proto_hdr h;
+	int r;
+
+	for (;;) {
+		struct proto_fps m;
+
+		r = recv_ctrl(c, PROTO_FPS, big, PROTO_MAX_PAYLOAD, &h);
+		if (r < 0)
+			goto fail;
+		r = proto_decode_fps(big, h.len, &m);
+		if (r < 0 || m.disk_no != disk_no || m.first_chunk != have ||
+		    m.count > nchunks - have || (have > 0 && (m.count == 0 || m.next_epoch != next))) {
+			r = log_errno(r < 0 ? r : -EPROTO, "%s: receiver sent malformed fingerprints",
+				      src->id);
+			goto fail;
+		}
+		next = m.next_epoch;
+		if (m.count == 0)
+			break; /* the receiver knows nothing of this disk */
+		if (!fps && !(fps = malloc(nchunks * sizeof(*fps)))) {
+			r = log_errno(-ENOMEM, "allocation");
+			goto fail;
+		}
+		memcpy(&fps[have], m.fps, (size_t)m.count * FP_LEN);
+		have += m.count;
+		if (have == nchunks)
+			break;
+	}
+	*ret_fps = fps;
+	*ret_next = next;
+	return 0;
+fail:
+	free(fps);
+	return r;
+}
+
+struct disk_run {
+	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
+	uint64_t next_epoch;
+};
+
+/* One connection's worth of work: greet, register every disk, bring each up to date (a
+ * full copy, or from the receiver's fingerprints), then, unless once, run epochs. Returns
+ * 0 when done; -errno when the connection failed or was refused (g_refused says which). */
+static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source **srcs,
+			 struct disk_run *runs, uint8_t *ctrl, uint8_t *big, uint64_t *epochs_done,
+			 unsigned *backoff)
+{
 	struct proto_hello hello = { .chunk_size = o->rd.chunk_size };
 	struct proto_welcome w;
 	struct proto_hdr h;
-	SSL_CTX *ctx = NULL;
 	struct conn *c = NULL;
-	uint8_t *ctrl = NULL;
-	struct fp **fps = NULL;
 	char why[256];
 	int fd, n, r;
 
-	srcs = calloc(o->ndisks, sizeof(*srcs));
-	ctrl = malloc(CTRL_BUF);
-	if (!srcs || !ctrl) {
-		r = log_errno(-ENOMEM, "allocation");
-		goto out;
-	}
-	/* Open every source first: a typo in the last --disk should fail before any copy. */
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		r = src_open(o->disks[i].id, o->disks[i].path, &srcs[i], why, sizeof(why));
-		if (r < 0) {
-			log_error("%s", why);
-			goto out;
-		}
-	}
-	/* tls_client_ctx says what is wrong with the bundle itself. */
-	ctx = tls_client_ctx(o->credentials, &r);
-	if (!ctx)
-		goto out;
 	fd = net_connect(o->receiver, o->connect_timeout_ms);
-	if (fd < 0) {
-		r = log_errno(fd, "cannot connect to receiver %s", o->receiver);
-		goto out;
-	}
+	if (fd < 0)
+		return log_errno(fd, "cannot connect to receiver %s", o->receiver);
 	c = conn_handshake(ctx, fd, false, o->connect_timeout_ms, &r, why, sizeof(why));
 	if (!c) {
 		log_error("TLS handshake with %s failed: %s", o->receiver, why);
-		goto out;
+		g_refused = true;
+		return r;
 	}
 	snprintf(hello.name, sizeof(hello.name), "%s", o->name);
 	n = proto_encode_hello(ctrl, CTRL_BUF, &hello);
@@ -294,57 +329,120 @@ int session_run(const struct agent_opts *o)
 	/* A receiver busy making a large target durable (or zeroing it) may not read for a
 	 * while; the stream waits as long as the acknowledgement would. */
 	conn_set_send_timeout(c, o->ack_timeout_ms);
-	fps = calloc(o->ndisks, sizeof(*fps));
-	if (!fps) {
-		r = log_errno(-ENOMEM, "allocation");
-		goto out;
-	}
 	for (unsigned i = 0; i < o->ndisks; i++) {
+		struct fp *offered = NULL, *next = NULL;
+
 		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)
 			goto out;
-		r = send_epoch(o, c, srcs[i], (uint16_t)i, 0, NULL, ctrl, &fps[i]);
+		/* The receiver may fingerprint its whole target first: wait as for an ack. */
+		conn_set_recv_timeout(c, o->ack_timeout_ms);
+		r = recv_fps(c, srcs[i], (uint16_t)i, o->rd.chunk_size, big, &offered,
+			     &runs[i].next_epoch);
 		if (r < 0)
 			goto out;
+		if (offered && !o->once)
+			log_info("%s: the receiver holds it up to epoch %" PRIu64 "; sending only "
+				 "the chunks that differ", srcs[i]->id, runs[i].next_epoch - 1);
+		/* --once always sends everything; a resumed disk sends what differs. */
+		r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch,
+			       o->once ? NULL : offered, ctrl, &next);
+		free(offered);
+		if (r < 0)
+			goto out;
+		free(runs[i].fps);
+		runs[i].fps = next;
+		runs[i].next_epoch++;
+		*backoff = 1;
 	}
-	if (!o->once) {
-		struct sigaction sa = { .sa_handler = on_stop_signal };
-
-		/* No SA_RESTART: a stop ends the pause at once; an epoch in flight finishes. */
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
-			 "fingerprint changed are sent", o->interval_s);
-	}
-	for (uint64_t epoch = 1; !o->once && !stop_requested &&
-	     (o->epochs == 0 || epoch <= o->epochs); epoch++) {
+	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
 		pause_between_epochs(o->interval_s);
 		if (stop_requested)
 			break;
 		for (unsigned i = 0; i < o->ndisks; i++) {
 			struct fp *next = NULL;
 
-			r = send_epoch(o, c, srcs[i], (uint16_t)i, epoch, fps[i], ctrl, &next);
+			r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch, runs[i].fps,
+				       ctrl, &next);
 			if (r < 0)
 				goto out;
-			free(fps[i]);
-			fps[i] = next;
+			free(runs[i].fps);
+			runs[i].fps = next;
+			runs[i].next_epoch++;
+			*backoff = 1;
 		}
+		(*epochs_done)++;
 	}
-	if (stop_requested)
-		log_info("stopping on request; every epoch sent so far is durable on the receiver");
 	n = proto_encode_bye(ctrl, CTRL_BUF);
 	conn_send(c, ctrl, (size_t)n);
 	r = 0;
 out:
 	conn_free(c);
+	return r;
+}
+
+int session_run(const struct agent_opts *o)
+{
+	struct source **srcs = NULL;
+	struct disk_run *runs = NULL;
+	SSL_CTX *ctx = NULL;
+	uint8_t *ctrl = NULL, *big = NULL;
+	uint64_t epochs_done = 0;
+	unsigned backoff = 1;
+	char why[256];
+	int r;
+
+	srcs = calloc(o->ndisks, sizeof(*srcs));
+	runs = calloc(o->ndisks, sizeof(*runs));
+	ctrl = malloc(CTRL_BUF);
+	big = malloc(PROTO_MAX_PAYLOAD);
+	if (!srcs || !runs || !ctrl || !big) {
+		r = log_errno(-ENOMEM, "allocation");
+		goto out;
+	}
+	/* Open every source first: a typo in the last --disk should fail before any copy. */
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		r = src_open(o->disks[i].id, o->disks[i].path, &srcs[i], why, sizeof(why));
+		if (r < 0) {
+			log_error("%s", why);
+			goto out;
+		}
+	}
+	/* tls_client_ctx says what is wrong with the bundle itself. */
+	ctx = tls_client_ctx(o->credentials, &r);
+	if (!ctx)
+		goto out;
+	if (!o->once) {
+		struct sigaction sa = { .sa_handler = on_stop_signal };
+
+		/* No SA_RESTART: a stop ends a pause at once; an epoch in flight finishes. */
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
+			 "fingerprint changed are sent", o->interval_s);
+	}
+	for (;;) {
+		g_refused = false;
+		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
+		if (r == 0 || o->once || g_refused || stop_requested)
+			break;
+		/* The link failed, not the receiver's judgement: what it acknowledged is
+		 * durable, and the next connection resumes from its fingerprints. */
+		log_warn("connection lost; reconnecting in %u s", backoff);
+		pause_between_epochs(backoff);
+		backoff = MIN(backoff * 2, 60u);
+	}
+	if (r == 0 && stop_requested)
+		log_info("stopping on request; every epoch sent so far is durable on the receiver");
+out:
 	SSL_CTX_free(ctx);
 	for (unsigned i = 0; srcs && i < o->ndisks; i++)
 		src_free(srcs[i]);
-	for (unsigned i = 0; fps && i < o->ndisks; i++)
-		free(fps[i]);
-	free(fps);
+	for (unsigned i = 0; runs && i < o->ndisks; i++)
+		free(runs[i].fps);
+	free(runs);
 	free(srcs);
 	free(ctrl);
+	free(big);
 	return r;
 }

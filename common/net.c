@@ -344,6 +344,12 @@ static int ssl_err(struct conn *c, int ret)
 			return -ETIMEDOUT;
 		return saved ? -saved : -ECONNRESET;
 	default:
+		/* A peer that vanished without close_notify (killed, link cut) is a lost
+		 * connection, not a protocol fault. */
+		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			return -ECONNRESET;
+		}
 		snprintf(c->why, sizeof(c->why), "%s", tls_drain_errors("TLS I/O"));
 		return -EPROTO;
 	}

@@ -116,6 +116,7 @@ static size_t payload_max(unsigned type)
 	case PROTO_EPOCH_ACK: return 2 + 1 + 8 + 8 + FP_LEN;
 	case PROTO_ERROR: return 4 + 2 + PROTO_MSG_MAX;
 	case PROTO_BYE: return 0;
+	case PROTO_FPS: return PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN;
 	default: return 0;
 	}
 }
@@ -126,7 +127,7 @@ const char *proto_type_name(unsigned type)
 		[PROTO_HELLO] = "HELLO", [PROTO_WELCOME] = "WELCOME", [PROTO_DISK] = "DISK",
 		[PROTO_DISK_OK] = "DISK_OK", [PROTO_DATA] = "DATA", [PROTO_ZERO] = "ZERO",
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
-		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE",
+		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -560,4 +561,40 @@ int proto_encode_bye(uint8_t *out, size_t cap)
 		return -ENOBUFS;
 	proto_encode_hdr(out, PROTO_BYE, 0);
 	return PROTO_HDR_LEN;
+}
+
+int proto_encode_fps(uint8_t *out, size_t cap, const struct proto_fps *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (m->count > PROTO_FPS_MAX || m->first_chunk > UINT64_MAX - m->count)
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->next_epoch, 8);
+	put_be(&c, m->first_chunk, 8);
+	put_be(&c, m->count, 4);
+	put_bytes(&c, m->fps, (size_t)m->count * FP_LEN);
+	return finish(&c, out, PROTO_FPS);
+}
+
+int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_fps m;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.next_epoch = get_be(&c, 8);
+	m.first_chunk = get_be(&c, 8);
+	m.count = (uint32_t)get_be(&c, 4);
+	if (c.bad)
+		return -EBADMSG;
+	if (m.count > PROTO_FPS_MAX || m.first_chunk > UINT64_MAX - m.count)
+		return -EPROTO;
+	m.fps = (const struct fp *)(const void *)get_bytes(&c, (size_t)m.count * FP_LEN);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	*ret_m = m;
+	return 0;
 }

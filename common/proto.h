@@ -32,7 +32,8 @@ enum proto_type {
 	PROTO_EPOCH_ACK = 8, /* receiver -> agent: epoch durable, root compared */
 	PROTO_ERROR = 9,     /* either way: a refusal; the sender closes after it */
 	PROTO_BYE = 10,      /* agent -> receiver: orderly end */
-	PROTO_TYPE_MAX = PROTO_BYE,
+	PROTO_FPS = 11,      /* receiver -> agent: the target's chunk fingerprints, after DISK_OK */
+	PROTO_TYPE_MAX = PROTO_FPS,
 };
 
 enum proto_encoding {
@@ -105,6 +106,20 @@ struct proto_epoch_ack {
 	struct fp root;
 };
 
+/* After DISK_OK the receiver sends FPS frames covering the disk's chunks in order, so the
+ * agent sends only chunks that differ (resume, reconciliation); a single frame with
+ * count 0 means it knows nothing and the agent copies everything. next_epoch is the epoch
+ * the receiver expects next. fps points into the frame (borrowed). */
+#define PROTO_FPS_MAX 65536u
+#define PROTO_FPS_FIXED 22
+struct proto_fps {
+	uint16_t disk_no;
+	uint64_t next_epoch;
+	uint64_t first_chunk;
+	uint32_t count;
+	const struct fp *fps;
+};
+
 struct proto_error {
 	uint32_t code; /* positive errno value */
 	char msg[PROTO_MSG_MAX + 1];
@@ -145,6 +160,9 @@ int proto_decode_epoch_ack(const uint8_t *p, size_t len, struct proto_epoch_ack 
 int proto_encode_error(uint8_t *out, size_t cap, const struct proto_error *m);
 int proto_decode_error(const uint8_t *p, size_t len, struct proto_error *ret_m);
 int proto_encode_bye(uint8_t *out, size_t cap);
+/* fps[0..count) are copied into the frame. */
+int proto_encode_fps(uint8_t *out, size_t cap, const struct proto_fps *m);
+int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m);
 
 /* True when chunk_size is a power of two within [PROTO_CHUNK_MIN, PROTO_CHUNK_MAX]. */
 bool proto_chunk_size_valid(uint32_t chunk_size);

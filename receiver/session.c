@@ -33,6 +33,7 @@ struct rdisk {
 	uint64_t have_count;
 	uint64_t epoch;   /* the epoch being received */
 	bool marked;      /* the state record says "in progress" for this epoch */
+	bool known;       /* fingerprints came from a previous session, not from this one */
 };
 
 struct rsession {
@@ -112,6 +113,121 @@ static int state_path(struct rsession *s, const char *id, char *path, size_t len
 	return 0;
 }
 
+static int fps_path(struct rsession *s, const char *id, char *path, size_t len)
+{
+	if (snprintf(path, len, "%s/disks/%s.fps", s->srv->state_dir, id) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* What a disk's state record says, parsed strictly; absent fields stay 0. */
+struct disk_record {
+	bool present, verified;
+	uint64_t size, chunk_size, epoch;
+};
+
+static int load_record(struct rsession *s, const char *id, struct disk_record *ret)
+{
+	char path[4096], *text = NULL, *line, *save = NULL;
+	struct disk_record rec = { 0 };
+	int r;
+
+	r = state_path(s, id, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = read_file_all(path, 64 * 1024, &text, NULL);
+	if (r == -ENOENT) {
+		*ret = rec;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	rec.present = true;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		uint64_t v;
+
+		if (strncmp(line, "size=", 5) == 0 && parse_u64(line + 5, 0, UINT64_MAX, &v) == 0)
+			rec.size = v;
+		else if (strncmp(line, "chunk_size=", 11) == 0 &&
+			 parse_u64(line + 11, 0, UINT32_MAX, &v) == 0)
+			rec.chunk_size = v;
+		else if (strncmp(line, "epoch=", 6) == 0 && parse_u64(line + 6, 0, UINT64_MAX - 2, &v) == 0)
+			rec.epoch = v;
+		else if (strcmp(line, "verified=1") == 0)
+			rec.verified = true;
+	}
+	free(text);
+	*ret = rec;
+	return 0;
+}
+
+/* Fills d->fps for a resumed disk: from the fingerprints saved with its last verified
+ * epoch, or, when that epoch was interrupted, by reading and fingerprinting the target
+ * (reconciliation: the agent then sends exactly the chunks that differ). */
+static int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_record *rec,
+		       bool *ret_reconciled)
+{
+	char path[4096], *blob = NULL;
+	size_t len = 0;
+	uint8_t *buf;
+	int r;
+
+	*ret_reconciled = false;
+	if (rec->verified) {
+		r = fps_path(s, d->t->id, path, sizeof(path));
+		if (r == 0)
+			r = read_file_all(path, d->nchunks * FP_LEN + 1, &blob, &len);
+		if (r == 0 && len == d->nchunks * FP_LEN) {
+			memcpy(d->fps, blob, len);
+			free(blob);
+			return 0;
+		}
+		free(blob);
+	}
+	buf = alloc_aligned(4096, s->cs);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < d->nchunks; i++) {
+		size_t clen = (size_t)MIN((uint64_t)s->cs, d->size - i * s->cs);
+
+		r = wr_read(d->w, buf, clen, i * s->cs);
+		if (r < 0) {
+			free(buf);
+			return r;
+		}
+		if (mem_is_zero(buf, clen))
+			fp_zero(clen, &d->fps[i]);
+		else
+			fp_compute(buf, clen, &d->fps[i]);
+	}
+	free(buf);
+	*ret_reconciled = true;
+	return 0;
+}
+
+/* Sends the FPS frames that follow DISK_OK: the known fingerprints, or one empty frame. */
+static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d, bool known)
+{
+	uint8_t *out = malloc(PROTO_HDR_LEN + PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN);
+	uint64_t first = 0;
+	int n, r = 0;
+
+	if (!out)
+		return -ENOMEM;
+	do {
+		struct proto_fps m = { .disk_no = disk_no, .next_epoch = d->epoch, .first_chunk = first };
+
+		m.count = known ? (uint32_t)MIN((uint64_t)PROTO_FPS_MAX, d->nchunks - first) : 0;
+		m.fps = &d->fps[first];
+		n = proto_encode_fps(out, PROTO_HDR_LEN + PROTO_FPS_FIXED +
+				     (size_t)PROTO_FPS_MAX * FP_LEN, &m);
+		r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+		first += m.count;
+	} while (r == 0 && known && first < d->nchunks);
+	free(out);
+	return r;
+}
+
 /* Records what the target holds: verified with its root, or "copy in progress" (written
  * before the first byte of a copy, so a copy that then fails cannot leave an older
  * verified record describing a target it has partly overwritten). */
@@ -171,7 +287,8 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	struct rdisk *d;
 	uint8_t out[64];
 	char why[256], owner[NAME_MAX_LEN + 1];
-	bool busy;
+	struct disk_record rec;
+	bool busy, known, reconciled = false;
 	int n, r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
@@ -211,9 +328,26 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	if (owner[0] && strcmp(owner, s->agent) != 0)
 		return refuse(s, -EPERM, "disk %s: target belongs to agent %s, not %s", m.id, owner,
 			      s->agent);
+	r = load_record(s, m.id, &rec);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot read its state record: %s", m.id, strerror(-r));
 	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
 	if (r < 0)
 		return refuse(s, r, "disk %s: %s", m.id, why);
+	/* A target that already holds this disk (same size and chunk size) is resumed: the
+	 * agent learns its fingerprints and sends only what differs. */
+	known = rec.present && rec.size == m.size && rec.chunk_size == s->cs;
+	if (known) {
+		r = recover_fps(s, d, &rec, &reconciled);
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot fingerprint the target: %s", m.id,
+				      strerror(-r));
+		/* An interrupted epoch is retried under its own number. */
+		d->epoch = rec.verified ? rec.epoch + 1 : rec.epoch;
+		d->known = true;
+		log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, m.id,
+			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
+	}
 	r = save_disk_state(s, d, NULL);
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
@@ -222,6 +356,8 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	if (r == 0)
+		r = send_fps(s, m.disk_no, d, known);
 	if (r < 0)
 		return r;
 	log_info("agent %s: disk %s (%" PRIu64 " bytes) -> %s", s->agent, m.id, m.size, d->t->path);
@@ -373,7 +509,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 			      PRIu64, d->t->id, m.nchunks, d->nchunks);
 	/* Epoch 0 is the full copy: every chunk must have come. Later epochs carry only the
 	 * chunks that changed; the root below still covers the whole disk. */
-	if (m.epoch == 0 && d->have_count != d->nchunks)
+	if (m.epoch == 0 && !d->known && d->have_count != d->nchunks)
 		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
 			      " chunks received", d->t->id, d->have_count, d->nchunks);
 	/* Durable before acknowledged: every write completed, then fdatasync. */
@@ -389,6 +525,15 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	ack.match = fp_equal(&ack.root, &m.root);
 	ack.bytes_written = wr_bytes_written(d->w);
 	if (ack.match) {
+		char path[4096];
+
+		/* The fingerprints first, then the record that vouches for them. */
+		r = fps_path(s, d->t->id, path, sizeof(path));
+		if (r == 0)
+			r = write_file_atomic(path, d->fps, d->nchunks * FP_LEN, 0600);
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s", d->t->id,
+				      s->srv->state_dir, strerror(-r));
 		r = save_disk_state(s, d, &ack.root);
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,

@@ -32,6 +32,8 @@ int wr_submit(struct writer *w, void *buf, size_t len, uint64_t off);
 int wr_zero(struct writer *w, uint64_t off, uint64_t len);
 /* Waits for every queued write, applies pending zero ranges, then fdatasync. 0 or -errno. */
 int wr_flush(struct writer *w);
+/* Reads len bytes at off from the target (buffered), for reconciliation. 0 or -errno. */
+int wr_read(struct writer *w, void *buf, size_t len, uint64_t off);
 uint64_t wr_size(const struct writer *w);
 uint64_t wr_bytes_written(const struct writer *w);
 /* Waits for queued writes (without syncing), closes; NULL-safe, returns NULL. */

@@ -83,6 +83,7 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		struct proto_epoch_end epoch_end;
 		struct proto_epoch_ack epoch_ack;
 		struct proto_error error;
+		struct proto_fps fps;
 	} m;
 	int r = 0;
 
@@ -139,6 +140,17 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		if (r == 0) {
 			require(strlen(m.error.msg) <= PROTO_MSG_MAX);
 			require_same(proto_encode_error(out, sizeof(out), &m.error), type, p, len);
+		}
+		break;
+	case PROTO_FPS:
+		r = proto_decode_fps(p, len, &m.fps);
+		if (r == 0) {
+			const uint8_t *f = (const uint8_t *)m.fps.fps;
+
+			require(m.fps.count <= PROTO_FPS_MAX);
+			for (size_t i = 0; i < (size_t)m.fps.count * FP_LEN; i++)
+				sink ^= f[i];
+			require_same(proto_encode_fps(out, sizeof(out), &m.fps), type, p, len);
 		}
 		break;
 	default:

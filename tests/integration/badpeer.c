@@ -44,7 +44,17 @@ static int send_disk(struct conn *c, const char *id, uint64_t size)
 		return -EIO;
 	if (conn_recv(c, &hdr, frame, sizeof(frame)) < 0 || hdr.type != PROTO_DISK_OK)
 		return -EPROTO;
-	return 0;
+	/* Then the target's fingerprints: one empty frame, or frames covering the disk. */
+	for (uint64_t have = 0;;) {
+		struct proto_fps f;
+
+		if (conn_recv(c, &hdr, frame, sizeof(frame)) < 0 || hdr.type != PROTO_FPS ||
+		    proto_decode_fps(frame, hdr.len, &f) < 0)
+			return -EPROTO;
+		have += f.count;
+		if (f.count == 0 || have >= DIV_ROUND_UP(size, CS))
+			return 0;
+	}
 }
 
 /* A raw DATA frame of one 64 KiB chunk of 0x42 at off, with a correct fingerprint. */

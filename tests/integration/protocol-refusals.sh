@@ -9,11 +9,11 @@ init_state "$T/state"
 SIZE=$((1024 * 1024))
 head -c $SIZE /dev/zero | tr '\0' '\125' >"$T/dst.img"
 BEFORE=$(sha "$T/dst.img")
-start_receiver "$T/state" --target d="$T/dst.img"
+start_receiver "$T/state" --target d="$T/dst.img" --target fresh="$T/fresh.img"
 
 check() {
-	local scenario=$1 expect=$2
-	"$TERN_BADPEER" "127.0.0.1:$PORT" "$T/state/agent-bundle.pem" d $SIZE "$scenario" "$expect" ||
+	local scenario=$1 expect=$2 disk=${3:-d}
+	"$TERN_BADPEER" "127.0.0.1:$PORT" "$T/state/agent-bundle.pem" "$disk" $SIZE "$scenario" "$expect" ||
 		fail "$scenario"
 }
 check no-hello "expected HELLO"
@@ -23,7 +23,7 @@ check oversize "malformed frame header"
 check past-end "past the end"
 check unregistered "unregistered disk"
 check bad-zstd "corrupt compressed extent"
-check incomplete "incomplete"
+check incomplete "incomplete" fresh
 [ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "a refused frame changed the target"
 # The first copy of the chunk is legitimate; the second is the one refused.
 check twice "sent twice"

@@ -62,6 +62,7 @@ static uint32_t expected_payload_max(unsigned type)
 	case PROTO_EPOCH_ACK: return 2 + 1 + 8 + 8 + 16;
 	case PROTO_ERROR: return 4 + 2 + 512;
 	case PROTO_BYE: return 0;
+	case PROTO_FPS: return 22 + 65536 * 16;
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -104,6 +105,7 @@ DEFINE_DECODER(zero, struct proto_zero, proto_decode_zero(p, len, CS, &m))
 DEFINE_DECODER(epoch_end, struct proto_epoch_end, proto_decode_epoch_end(p, len, &m))
 DEFINE_DECODER(epoch_ack, struct proto_epoch_ack, proto_decode_epoch_ack(p, len, &m))
 DEFINE_DECODER(error, struct proto_error, proto_decode_error(p, len, &m))
+DEFINE_DECODER(fps, struct proto_fps, proto_decode_fps(p, len, &m))
 
 static decode_fn decoder_for(unsigned type)
 {
@@ -117,6 +119,7 @@ static decode_fn decoder_for(unsigned type)
 	case PROTO_EPOCH_END: return dec_epoch_end;
 	case PROTO_EPOCH_ACK: return dec_epoch_ack;
 	case PROTO_ERROR: return dec_error;
+	case PROTO_FPS: return dec_fps;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -181,6 +184,13 @@ static int build_sample(unsigned type, uint8_t *out, size_t cap)
 	}
 	case PROTO_BYE:
 		return proto_encode_bye(out, cap);
+	case PROTO_FPS: {
+		struct fp f[3];
+		struct proto_fps m = { .disk_no = 1, .next_epoch = 4, .first_chunk = 10, .count = 3,
+				       .fps = f };
+		fill_pattern(f[0].b, sizeof(f), 0x60);
+		return proto_encode_fps(out, cap, &m);
+	}
 	default:
 		ck_abort_msg("no such type %u", type);
 	}
