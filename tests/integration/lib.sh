@@ -19,6 +19,7 @@ cleanup() {
 		kill "$RECEIVER_PID" 2>/dev/null
 		wait "$RECEIVER_PID" 2>/dev/null
 	fi
+	[ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null
 	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$T/receiver.log" ]; then

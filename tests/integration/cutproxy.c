@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* A TCP proxy for fault tests: relays connections from LISTEN to UPSTREAM and cuts the
+ * N-th connection (both ways, abruptly) once it has carried CUT bytes from the client.
+ * It prints "listening on PORT" and, after each connection, the bytes relayed from clients
+ * so far.
+ * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+static int tcp_connect(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Relays until either side closes or the client has sent cut bytes (0: never). */
+static uint64_t relay(int cfd, int ufd, uint64_t cut)
+{
+	static char buf[1 << 16];
+	uint64_t from_client = 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = cfd, .events = POLLIN }, { .fd = ufd, .events = POLLIN } };
+
+		if (poll(p, 2, 500) < 0 && errno != EINTR)
+			break;
+		if (stop)
+			break;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+				return from_client;
+			if (i == 0) {
+				if (cut && from_client + (uint64_t)n >= cut) {
+					/* Abrupt: a reset on both sides, as a dead link looks. */
+					struct linger l = { .l_onoff = 1, .l_linger = 0 };
+					setsockopt(cfd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+					setsockopt(ufd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+					return from_client;
+				}
+				from_client += (uint64_t)n;
+			}
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(p[1 - i].fd, buf + off, (size_t)(n - off));
+				if (w <= 0)
+					return from_client;
+				off += w;
+			}
+		}
+	}
+	return from_client;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sigaction sa = { .sa_handler = on_term };
+	uint64_t total = 0, cut;
+	int lfd, one = 1, upstream, cuts, nconn = 0;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS\n");
+		return 2;
+	}
+	upstream = atoi(argv[2]);
+	cut = strtoull(argv[3], NULL, 10);
+	cuts = atoi(argv[4]);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_port = htons((uint16_t)atoi(argv[1]));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0) {
+		perror("cutproxy: listen");
+		return 1;
+	}
+	socklen_t sl = sizeof(a);
+	getsockname(lfd, (struct sockaddr *)&a, &sl);
+	printf("listening on %d\n", ntohs(a.sin_port));
+	fflush(stdout);
+	while (!stop) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int cfd, ufd;
+
+		if (poll(&p, 1, 500) <= 0)
+			continue;
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		ufd = tcp_connect(upstream);
+		if (ufd < 0) {
+			close(cfd);
+			continue;
+		}
+		nconn++;
+		total += relay(cfd, ufd, nconn <= cuts ? cut : 0);
+		close(cfd);
+		close(ufd);
+		/* A running total after every connection, so nothing depends on how we end. */
+		printf("relayed %llu\n", (unsigned long long)total);
+		fflush(stdout);
+	}
+	return 0;
+}
