@@ -424,7 +424,9 @@ int session_run(const struct agent_opts *o)
 	for (;;) {
 		g_refused = false;
 		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
-		if (r == 0 || o->once || g_refused || stop_requested)
+		/* "In use" is the receiver still holding our previous session after a dead
+		 * link; it lets go once its side notices, so that refusal is worth a retry. */
+		if (r == 0 || o->once || (g_refused && r != -EBUSY) || stop_requested)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is
 		 * durable, and the next connection resumes from its fingerprints. */

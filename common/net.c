@@ -119,10 +119,19 @@ int net_listen(const char *hostport)
 
 static void tune_socket(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 30, intvl = 10, cnt = 3;
+	unsigned user_timeout_ms = 120 * 1000;
+
 	/* Large frames are written whole; Nagle only delays the small control frames. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A dead link (no reset, just silence) must surface in minutes, not the kernel's
+	 * default two hours: keepalive probes while idle (waiting for an fdatasync, say),
+	 * and a bound on how long sent data may stay unacknowledged. */
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
 int net_connect(const char *hostport, int timeout_ms)
