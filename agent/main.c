@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"  --tracker auto|scan     change tracker for continuous replication (auto: scan)\n"
 		"  --interval SECONDS      seconds between epochs (default 30)\n"
 		"  --epochs N              stop after N epochs past the full copy (default: never)\n"
+		"  --pre-cutover CMD       run CMD (sh -c) before freezing the source at cutover\n"
+		"  --freeze-limit SECONDS  thaw the source after this long whatever happens (60)\n"
 		"  --chunk-size SIZE       chunk size, power of two 4K..1M (default 64K)\n"
 		"  --level N               zstd level %d..%d (default %d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
@@ -50,7 +52,7 @@ static void usage(FILE *f)
 enum {
 	OPT_RECEIVER = 0x100, OPT_CREDENTIALS, OPT_DISK, OPT_NAME, OPT_ONCE, OPT_CHUNK,
 	OPT_LEVEL, OPT_THREADS, OPT_QD, OPT_NO_PROGRESS, OPT_LOG_LEVEL, OPT_TRACKER, OPT_INTERVAL,
-	OPT_EPOCHS,
+	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT,
 };
 
 static int cmd_run(int argc, char **argv)
@@ -70,6 +72,8 @@ static int cmd_run(int argc, char **argv)
 		{ "tracker", required_argument, NULL, OPT_TRACKER },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "epochs", required_argument, NULL, OPT_EPOCHS },
+		{ "pre-cutover", required_argument, NULL, OPT_PRE_CUTOVER },
+		{ "freeze-limit", required_argument, NULL, OPT_FREEZE_LIMIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -80,6 +84,7 @@ static int cmd_run(int argc, char **argv)
 		.ack_timeout_ms = 6 * 3600 * 1000,
 		.progress = true,
 		.interval_s = 30,
+		.freeze_limit_s = 60,
 	};
 	char hostname[HOST_NAME_MAX + 1] = "";
 	const char *fault;
@@ -206,6 +211,16 @@ static int cmd_run(int argc, char **argv)
 				goto out;
 			}
 			o.epochs = v;
+			break;
+		case OPT_PRE_CUTOVER:
+			o.pre_cutover = optarg;
+			break;
+		case OPT_FREEZE_LIMIT:
+			if (parse_u64(optarg, 1, 3600, &v) < 0) {
+				log_error("--freeze-limit %s: seconds from 1 to 3600", optarg);
+				goto out;
+			}
+			o.freeze_limit_s = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/quiesce.h"
 #include "agent/source.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -28,11 +29,31 @@ struct disk_stats {
 };
 
 /* Receives one control frame; an ERROR frame becomes a logged refusal (-code). */
+/* A cutover request that arrived while an epoch was in flight, served after it. */
+static bool g_cut_pending;
+static uint8_t g_cut_verify;
+
+/* Notes a CUTOVER request found where another frame was awaited. 1 when it was one. */
+static int note_cut_request(const struct proto_hdr *h, const uint8_t *buf)
+{
+	struct proto_cutover m;
+
+	if (h->type != PROTO_CUTOVER || proto_decode_cutover(buf, h->len, &m) < 0 ||
+	    m.phase != PROTO_CUT_REQUEST)
+		return 0;
+	g_cut_pending = true;
+	g_cut_verify = m.verify;
+	return 1;
+}
+
 static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t cap,
 		     struct proto_hdr *ret_hdr)
 {
 	struct proto_hdr h;
-	int r = conn_recv(c, &h, buf, cap);
+	int r;
+
+again:
+	r = conn_recv(c, &h, buf, cap);
 
 	if (r == -ETIMEDOUT)
 		return log_errno(r, "receiver did not answer in time");
@@ -54,6 +75,9 @@ static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t 
 		g_refused = true;
 		return e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
 	}
+	/* The cutover may be asked for while an epoch is under way: it waits for the epoch. */
+	if (h.type != want && want != PROTO_CUTOVER && note_cut_request(&h, buf))
+		goto again;
 	if (h.type != want) {
 		log_error("receiver sent %s where %s was expected", proto_type_name(h.type),
 			  proto_type_name(want));
@@ -131,14 +155,28 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		r = rd_next(rd, &out);
 		if (r <= 0)
 			break;
-		/* Mid-stream the receiver only speaks to refuse: look before sending more. */
+		/* Mid-stream the receiver speaks only to refuse or to ask for the cutover
+		 * (served after this epoch): look before sending more. */
 		if (conn_readable(c)) {
+			r = conn_recv(c, &h, ctrl, CTRL_BUF);
+			if (r == 0 && note_cut_request(&h, ctrl))
+				goto send;
 			rd_out_free(out);
-			r = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
-			if (r == 0)
-				r = log_errno(-EPROTO, "receiver acknowledged an epoch never ended");
+			if (r == 0 && h.type == PROTO_ERROR) {
+				struct proto_error e;
+
+				g_refused = true;
+				if (proto_decode_error(ctrl, h.len, &e) == 0)
+					log_error("receiver refused: %s", e.msg);
+				r = e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
+			} else if (r == 0) {
+				r = log_errno(-EPROTO, "receiver sent %s mid-epoch", proto_type_name(h.type));
+			} else {
+				r = log_errno(r, "connection to receiver lost");
+			}
 			goto out;
 		}
+send:
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
 		st.plain += out->plain_bytes;
 		st.zero += out->zero_bytes;
@@ -227,14 +265,18 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
-/* Sleeps up to secs, returning early when a stop was requested. */
-static void pause_between_epochs(unsigned secs)
+/* Sleeps up to secs, returning early when a stop was requested, or (with a connection)
+ * with 1 when the receiver has spoken: between epochs that is a cutover request. */
+static int pause_between_epochs(unsigned secs, struct conn *c)
 {
 	for (unsigned i = 0; i < secs * 10 && !stop_requested; i++) {
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
 
+		if (c && conn_readable(c))
+			return 1;
 		nanosleep(&ts, NULL);
 	}
+	return 0;
 }
 
 /* Receives the FPS frames that follow DISK_OK. *ret_fps is NULL when the receiver knows
@@ -284,6 +326,79 @@ struct disk_run {
 	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
 	uint64_t next_epoch;
 };
+
+static bool g_cut_over; /* the cutover completed: the agent's work is done */
+
+/* The receiver asked for the cutover: run the operator's hook, freeze the source's
+ * filesystems, send a final epoch of every disk, thaw (in every path), report how long the
+ * source was frozen, and wait for the receiver's verdict. */
+static int cutover(const struct agent_opts *o, struct conn *c, struct source **srcs,
+		   struct disk_run *runs, uint8_t *ctrl)
+{
+	struct proto_cutover m, fin = { .phase = PROTO_CUT_FINAL };
+	struct quiesce *qz = NULL;
+	struct proto_hdr h;
+	uint64_t t0, frozen_at;
+	int n, r;
+
+	if (g_cut_pending) {
+		m = (struct proto_cutover){ .phase = PROTO_CUT_REQUEST, .verify = g_cut_verify };
+		g_cut_pending = false;
+	} else {
+		r = recv_ctrl(c, PROTO_CUTOVER, ctrl, CTRL_BUF, &h);
+		if (r < 0)
+			return r;
+		r = proto_decode_cutover(ctrl, h.len, &m);
+		if (r < 0 || m.phase != PROTO_CUT_REQUEST)
+			return log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed CUTOVER");
+	}
+	t0 = now_ns();
+	log_info("cutover requested by the receiver (verify %s)",
+		 m.verify == PROTO_VERIFY_FULL ? "full" : "tracked");
+	if (o->pre_cutover && qz_run_hook(o->pre_cutover) < 0) {
+		conn_send_error(c, EIO, "the pre-cutover hook on the source failed; not cutting over");
+		g_refused = true;
+		return -EIO;
+	}
+	r = qz_freeze(srcs, o->ndisks, o->freeze_limit_s, &qz);
+	if (r < 0) {
+		conn_send_error(c, -r, "the source could not be frozen; not cutting over");
+		g_refused = true;
+		return r;
+	}
+	frozen_at = now_ns();
+	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
+		struct fp *next = NULL;
+
+		r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch, runs[i].fps, ctrl, &next);
+		if (r == 0) {
+			free(runs[i].fps);
+			runs[i].fps = next;
+			runs[i].next_epoch++;
+		}
+	}
+	qz = qz_thaw(qz);
+	fin.frozen_ns = now_ns() - frozen_at;
+	fin.verify = m.verify;
+	if (r < 0)
+		return r;
+	n = proto_encode_cutover(ctrl, CTRL_BUF, &fin);
+	r = n < 0 ? n : conn_send(c, ctrl, (size_t)n);
+	if (r < 0)
+		return log_errno(r, "connection to receiver lost");
+	r = recv_ctrl(c, PROTO_CUTOVER, ctrl, CTRL_BUF, &h);
+	if (r < 0)
+		return r;
+	r = proto_decode_cutover(ctrl, h.len, &m);
+	if (r < 0 || m.phase != PROTO_CUT_DONE)
+		return log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed CUTOVER");
+	printf("cutover complete: every disk verified (%s); source frozen %.3f s, %.3f s in all\n",
+	       m.verify == PROTO_VERIFY_FULL ? "full" : "tracked", (double)fin.frozen_ns / 1e9,
+	       (double)(now_ns() - t0) / 1e9);
+	fflush(stdout);
+	g_cut_over = true;
+	return 0;
+}
 
 /* One connection's worth of work: greet, register every disk, bring each up to date (a
  * full copy, or from the receiver's fingerprints), then, unless once, run epochs. Returns
@@ -356,7 +471,12 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		*backoff = 1;
 	}
 	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
-		pause_between_epochs(o->interval_s);
+		if (g_cut_pending || pause_between_epochs(o->interval_s, c) > 0) {
+			r = cutover(o, c, srcs, runs, ctrl);
+			if (r < 0)
+				goto out;
+			break;
+		}
 		if (stop_requested)
 			break;
 		for (unsigned i = 0; i < o->ndisks; i++) {
@@ -426,12 +546,12 @@ int session_run(const struct agent_opts *o)
 		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
 		/* "In use" is the receiver still holding our previous session after a dead
 		 * link; it lets go once its side notices, so that refusal is worth a retry. */
-		if (r == 0 || o->once || (g_refused && r != -EBUSY) || stop_requested)
+		if (r == 0 || o->once || g_cut_over || (g_refused && r != -EBUSY) || stop_requested)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is
 		 * durable, and the next connection resumes from its fingerprints. */
 		log_warn("connection lost; reconnecting in %u s", backoff);
-		pause_between_epochs(backoff);
+		pause_between_epochs(backoff, NULL);
 		backoff = MIN(backoff * 2, 60u);
 	}
 	if (r == 0 && stop_requested)

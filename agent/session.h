@@ -25,6 +25,8 @@ struct agent_opts {
 	bool once;               /* copy once and exit; otherwise keep the target in step */
 	unsigned interval_s;     /* continuous: seconds between the scan tracker's epochs */
 	uint64_t epochs;         /* continuous: stop after this many epochs past the copy (0: never) */
+	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
+	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in

@@ -427,6 +427,11 @@ int conn_recv(struct conn *c, struct proto_hdr *ret_hdr, uint8_t *buf, size_t ca
 	return 0;
 }
 
+bool conn_pending(struct conn *c)
+{
+	return SSL_pending(c->ssl) > 0;
+}
+
 bool conn_readable(struct conn *c)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };

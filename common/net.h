@@ -41,6 +41,8 @@ int conn_send(struct conn *c, const void *buf, size_t len);
  * Returns 0 with *ret_hdr set, -ECONNRESET on orderly close, -EBADMSG/-EPROTONOSUPPORT/
  * -EMSGSIZE for a bad header, -ETIMEDOUT, or another -errno. */
 int conn_recv(struct conn *c, struct proto_hdr *ret_hdr, uint8_t *buf, size_t cap);
+/* True when TLS has already decrypted bytes buffered (a poll on the fd would miss them). */
+bool conn_pending(struct conn *c);
 /* True when a frame (or close) is waiting, without blocking. */
 bool conn_readable(struct conn *c);
 /* Sends an ERROR frame with code (-errno or errno) and a printf message; best effort. */

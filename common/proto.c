@@ -117,6 +117,7 @@ static size_t payload_max(unsigned type)
 	case PROTO_ERROR: return 4 + 2 + PROTO_MSG_MAX;
 	case PROTO_BYE: return 0;
 	case PROTO_FPS: return PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN;
+	case PROTO_CUTOVER: return 10;
 	default: return 0;
 	}
 }
@@ -127,7 +128,7 @@ const char *proto_type_name(unsigned type)
 		[PROTO_HELLO] = "HELLO", [PROTO_WELCOME] = "WELCOME", [PROTO_DISK] = "DISK",
 		[PROTO_DISK_OK] = "DISK_OK", [PROTO_DATA] = "DATA", [PROTO_ZERO] = "ZERO",
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
-		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS",
+		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS", [PROTO_CUTOVER] = "CUTOVER",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -595,6 +596,36 @@ int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m)
 	r = done(&c);
 	if (r < 0)
 		return r;
+	*ret_m = m;
+	return 0;
+}
+
+int proto_encode_cutover(uint8_t *out, size_t cap, const struct proto_cutover *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (m->phase < PROTO_CUT_REQUEST || m->phase > PROTO_CUT_DONE || m->verify > PROTO_VERIFY_FULL)
+		return -EINVAL;
+	put_u8(&c, m->phase);
+	put_u8(&c, m->verify);
+	put_be(&c, m->frozen_ns, 8);
+	return finish(&c, out, PROTO_CUTOVER);
+}
+
+int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_cutover m;
+	int r;
+
+	m.phase = (uint8_t)get_be(&c, 1);
+	m.verify = (uint8_t)get_be(&c, 1);
+	m.frozen_ns = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (m.phase < PROTO_CUT_REQUEST || m.phase > PROTO_CUT_DONE || m.verify > PROTO_VERIFY_FULL)
+		return -EPROTO;
 	*ret_m = m;
 	return 0;
 }

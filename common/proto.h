@@ -33,7 +33,8 @@ enum proto_type {
 	PROTO_ERROR = 9,     /* either way: a refusal; the sender closes after it */
 	PROTO_BYE = 10,      /* agent -> receiver: orderly end */
 	PROTO_FPS = 11,      /* receiver -> agent: the target's chunk fingerprints, after DISK_OK */
-	PROTO_TYPE_MAX = PROTO_FPS,
+	PROTO_CUTOVER = 12,  /* both ways: the cutover's steps, see proto_cutover */
+	PROTO_TYPE_MAX = PROTO_CUTOVER,
 };
 
 enum proto_encoding {
@@ -120,6 +121,24 @@ struct proto_fps {
 	const struct fp *fps;
 };
 
+/* The cutover: the receiver asks (REQUEST, with the verify mode), the agent quiesces the
+ * source, sends a final epoch of every disk, thaws and reports (FINAL, with how long the
+ * source was frozen); the receiver verifies and answers DONE. Failures are ERROR frames. */
+enum proto_cutover_phase {
+	PROTO_CUT_REQUEST = 1,
+	PROTO_CUT_FINAL = 2,
+	PROTO_CUT_DONE = 3,
+};
+enum proto_verify {
+	PROTO_VERIFY_TRACKED = 0, /* compare the roots kept from every chunk's fingerprint */
+	PROTO_VERIFY_FULL = 1,    /* the receiver re-reads its targets as well */
+};
+struct proto_cutover {
+	uint8_t phase;
+	uint8_t verify;
+	uint64_t frozen_ns;
+};
+
 struct proto_error {
 	uint32_t code; /* positive errno value */
 	char msg[PROTO_MSG_MAX + 1];
@@ -163,6 +182,8 @@ int proto_encode_bye(uint8_t *out, size_t cap);
 /* fps[0..count) are copied into the frame. */
 int proto_encode_fps(uint8_t *out, size_t cap, const struct proto_fps *m);
 int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m);
+int proto_encode_cutover(uint8_t *out, size_t cap, const struct proto_cutover *m);
+int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret_m);
 
 /* True when chunk_size is a power of two within [PROTO_CHUNK_MIN, PROTO_CHUNK_MAX]. */
 bool proto_chunk_size_valid(uint32_t chunk_size);

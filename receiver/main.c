@@ -20,6 +20,7 @@
 #include "common/proto.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "receiver/control.h"
 #include "receiver/session.h"
 
 static void usage(FILE *f)
@@ -212,6 +213,7 @@ static int cmd_serve(int argc, char **argv)
 	struct args a = { 0 };
 	sigset_t mask;
 	int lfd = -1, sfd = -1, r, ret = 1;
+	struct control *ctl = NULL;
 	char name[64];
 
 	r = parse_args(argc, argv, true, &a);
@@ -243,6 +245,12 @@ static int cmd_serve(int argc, char **argv)
 	srv.ctx = tls_server_ctx(a.state_dir, &r);
 	if (!srv.ctx)
 		goto out;
+	pthread_cond_init(&srv.cut_cv, NULL);
+	r = control_start(&srv, &ctl);
+	if (r < 0) {
+		log_errno(r, "cannot create the control socket in %s", a.state_dir);
+		goto out;
+	}
 	lfd = net_listen(a.listen);
 	if (lfd < 0) {
 		log_errno(lfd, "cannot listen on %s", a.listen);
@@ -323,6 +331,8 @@ out:
 		close(lfd);
 	if (sfd >= 0)
 		close(sfd);
+	/* A cutover being served waits at most its timeout; the socket goes with us. */
+	control_stop(ctl);
 	pthread_mutex_lock(&srv.lock);
 	r = (int)srv.sessions;
 	pthread_mutex_unlock(&srv.lock);

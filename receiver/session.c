@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/codec.h"
@@ -34,6 +37,10 @@ struct rdisk {
 	uint64_t epoch;   /* the epoch being received */
 	bool marked;      /* the state record says "in progress" for this epoch */
 	bool known;       /* fingerprints came from a previous session, not from this one */
+	bool last_match;  /* the last epoch ended with equal roots */
+	struct fp last_root;
+	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
+	bool cut_over;    /* cut over: recorded, and no more writes */
 };
 
 struct rsession {
@@ -45,6 +52,11 @@ struct rsession {
 	struct rdisk disks[RCV_MAX_DISKS];
 	unsigned ndisks;
 	uint8_t *buf;
+	struct rcv_handle handle;
+	bool registered;
+	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
+	uint8_t cut_verify;
+	uint64_t cut_t0;
 	/* The refusal to send before closing, set by the first rule broken. */
 	int err;
 	char why[PROTO_MSG_MAX + 1];
@@ -122,7 +134,7 @@ static int fps_path(struct rsession *s, const char *id, char *path, size_t len)
 
 /* What a disk's state record says, parsed strictly; absent fields stay 0. */
 struct disk_record {
-	bool present, verified;
+	bool present, verified, cut_over;
 	uint64_t size, chunk_size, epoch;
 };
 
@@ -155,6 +167,8 @@ static int load_record(struct rsession *s, const char *id, struct disk_record *r
 			rec.epoch = v;
 		else if (strcmp(line, "verified=1") == 0)
 			rec.verified = true;
+		else if (strcmp(line, "cutover=1") == 0)
+			rec.cut_over = true;
 	}
 	free(text);
 	*ret = rec;
@@ -246,9 +260,9 @@ static int save_disk_state(struct rsession *s, const struct rdisk *d, const stru
 		return r;
 	n = asprintf(&text,
 		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
-		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\n",
+		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\ncutover=%d\n",
 		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, d->epoch,
-		     root ? fp_hex(root, hex) : "-", root ? 1 : 0);
+		     root ? fp_hex(root, hex) : "-", root ? 1 : 0, d->cut_over ? 1 : 0);
 	if (n < 0)
 		return -ENOMEM;
 	r = write_file_atomic(path, text, (size_t)n, 0600);
@@ -331,6 +345,9 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	r = load_record(s, m.id, &rec);
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot read its state record: %s", m.id, strerror(-r));
+	if (rec.cut_over)
+		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
+			      m.id);
 	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
 	if (r < 0)
 		return refuse(s, r, "disk %s: %s", m.id, why);
@@ -376,6 +393,10 @@ static struct rdisk *disk_of(struct rsession *s, uint16_t disk_no)
 static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64_t len)
 {
 	uint64_t first = off / s->cs, last;
+
+	if (d->cut_over)
+		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
+			      d->t->id);
 
 	if (off >= d->size || len > d->size - off)
 		return refuse(s, -ERANGE, "disk %s: write at %" PRIu64 "+%" PRIu64
@@ -545,6 +566,8 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
 			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
 	}
+	d->last_match = ack.match;
+	d->last_root = ack.root;
 	/* The next epoch starts: every chunk may come once more. */
 	d->epoch++;
 	d->marked = !ack.match;
@@ -599,6 +622,183 @@ static int next_frame(struct rsession *s, struct proto_hdr *h)
 	}
 }
 
+/* Hands a cutover's outcome back to the control thread that asked, if it still waits. */
+static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->srv->lock);
+	if (s->cut && s->handle.req == s->cut) {
+		va_start(ap, fmt);
+		vsnprintf(s->cut->proof, sizeof(s->cut->proof), fmt, ap);
+		va_end(ap);
+		s->cut->result = result;
+		s->cut->done = true;
+		s->handle.req = NULL;
+		pthread_cond_broadcast(&s->srv->cut_cv);
+	}
+	s->cut = NULL;
+	pthread_mutex_unlock(&s->srv->lock);
+}
+
+static int register_handle(struct rsession *s)
+{
+	s->handle.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->handle.efd < 0)
+		return -errno;
+	snprintf(s->handle.agent, sizeof(s->handle.agent), "%s", s->agent);
+	pthread_mutex_lock(&s->srv->lock);
+	s->handle.next = s->srv->handles;
+	s->srv->handles = &s->handle;
+	pthread_mutex_unlock(&s->srv->lock);
+	s->registered = true;
+	return 0;
+}
+
+static void unregister_handle(struct rsession *s)
+{
+	if (!s->registered)
+		return;
+	if (s->cut || s->handle.req) {
+		s->cut = s->cut ? s->cut : s->handle.req;
+		finish_cutover(s, -ECONNABORTED, "the agent's session ended before the cutover "
+			       "completed%s%s", s->err ? ": " : "", s->err ? s->why : "");
+	}
+	pthread_mutex_lock(&s->srv->lock);
+	for (struct rcv_handle **p = &s->srv->handles; *p; p = &(*p)->next) {
+		if (*p == &s->handle) {
+			*p = s->handle.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->srv->lock);
+	close(s->handle.efd);
+	s->registered = false;
+}
+
+/* Waits for the agent's next frame or a cutover request, whichever comes first. Returns
+ * 1 when a frame can be read, 0 after starting a cutover, -errno on failure. */
+static int wait_input(struct rsession *s)
+{
+	struct pollfd p[2] = { { .fd = conn_fd(s->c), .events = POLLIN },
+			       { .fd = s->handle.efd, .events = POLLIN } };
+	struct proto_cutover m = { .phase = PROTO_CUT_REQUEST };
+	uint8_t out[64];
+	uint64_t v;
+	int n, r;
+
+	if (conn_pending(s->c))
+		return 1;
+	r = poll(p, 2, IDLE_TIMEOUT_MS);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (!(p[1].revents & POLLIN))
+		return 1;
+	if (read(s->handle.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return -errno;
+	pthread_mutex_lock(&s->srv->lock);
+	if (!s->cut && s->handle.req) {
+		s->cut = s->handle.req;
+		s->cut_verify = s->cut->verify;
+	}
+	pthread_mutex_unlock(&s->srv->lock);
+	if (!s->cut)
+		return 0;
+	s->cut_t0 = now_ns();
+	/* The final epoch must start after the request: an epoch already under way (some of
+	 * its chunks arrived) does not count, as the source was not yet quiesced for it. */
+	for (unsigned i = 0; i < s->ndisks; i++)
+		s->disks[i].epoch_at_req = s->disks[i].epoch + (s->disks[i].have_count > 0 ? 1 : 0);
+	m.verify = s->cut_verify;
+	n = proto_encode_cutover(out, sizeof(out), &m);
+	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	if (r < 0)
+		return r;
+	log_info("agent %s: cutover requested (verify %s)", s->agent,
+		 s->cut_verify == PROTO_VERIFY_FULL ? "full" : "tracked");
+	return 0;
+}
+
+/* The agent quiesced its source, sent a final epoch of every disk and thawed: check that
+ * every disk's final epoch matched, re-read the targets for --verify full, record the
+ * cutover, and answer with the proof. */
+static int on_cutover(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_cutover m, done = { .phase = PROTO_CUT_DONE };
+	char proof[4096], hex[33];
+	size_t len = 0;
+	uint8_t out[64];
+	int n, r;
+
+	r = proto_decode_cutover(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed CUTOVER frame");
+	if (!s->cut || m.phase != PROTO_CUT_FINAL)
+		return refuse(s, -EPROTO, "CUTOVER frame with no cutover asked for");
+	done.verify = s->cut_verify;
+	if (s->ndisks == 0)
+		return refuse(s, -EPROTO, "cutover with no disk registered");
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		struct rdisk *d = &s->disks[i];
+		struct fp root = d->last_root;
+
+		if (d->epoch <= d->epoch_at_req || !d->last_match)
+			return refuse(s, -EPROTO, "disk %s: no verified final epoch after the cutover "
+				      "request", d->t->id);
+		if (s->cut_verify == PROTO_VERIFY_FULL) {
+			struct disk_record full = { .present = true };
+			bool reread;
+			struct fp *saved = d->fps;
+
+			/* Read every chunk of the target back; the fingerprints kept so far are
+			 * set aside, so the root below describes what is on the disk now. */
+			d->fps = calloc(d->nchunks, sizeof(*d->fps));
+			if (!d->fps) {
+				d->fps = saved;
+				return refuse(s, -ENOMEM, "out of memory");
+			}
+			r = recover_fps(s, d, &full, &reread);
+			if (r == 0)
+				r = fp_merkle_root(d->fps, d->nchunks, &root);
+			free(d->fps);
+			d->fps = saved;
+			if (r < 0)
+				return refuse(s, r, "disk %s: cannot re-read the target: %s", d->t->id,
+					      strerror(-r));
+			if (!fp_equal(&root, &d->last_root))
+				return refuse(s, -EIO, "disk %s: VERIFY FULL FAILED: the target reads back "
+					      "as root %s", d->t->id, fp_hex(&root, hex));
+		}
+		d->cut_over = true;
+		d->epoch--; /* the record names the final epoch, the last one acknowledged */
+		r = save_disk_state(s, d, &d->last_root);
+		d->epoch++;
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot record the cutover: %s", d->t->id,
+				      strerror(-r));
+		len += (size_t)snprintf(proof + len, sizeof(proof) - len,
+					"disk %s: %" PRIu64 " bytes, %" PRIu64 " chunks, merkle root %s, "
+					"final epoch %" PRIu64 ", verify %s: match\n", d->t->id, d->size,
+					d->nchunks, fp_hex(&d->last_root, hex), d->epoch - 1,
+					s->cut_verify == PROTO_VERIFY_FULL ? "full" : "tracked");
+		if (len >= sizeof(proof))
+			len = sizeof(proof) - 1;
+	}
+	snprintf(proof + len, sizeof(proof) - len,
+		 "agent %s: source frozen %.3f s; %.3f s from the request to ready\n", s->agent,
+		 (double)m.frozen_ns / 1e9, (double)(now_ns() - s->cut_t0) / 1e9);
+	log_info("agent %s: cutover complete", s->agent);
+	n = proto_encode_cutover(out, sizeof(out), &done);
+	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	finish_cutover(s, 0, "%s", proof);
+	return r;
+}
+
 static void session_loop(struct rsession *s)
 {
 	struct proto_hdr h;
@@ -609,10 +809,23 @@ static void session_loop(struct rsession *s)
 	log_info("agent %s connected (certificate CN %s), chunk size %u", s->agent,
 		 conn_peer_cn(s->c), s->cs);
 	conn_set_recv_timeout(s->c, IDLE_TIMEOUT_MS);
+	r = register_handle(s);
+	if (r < 0) {
+		refuse(s, r, "cannot set up the session: %s", strerror(-r));
+		return;
+	}
 	for (;;) {
+		r = wait_input(s);
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			log_warn_errno(r, "agent %s: connection lost", s->agent);
+			return;
+		}
 		if (next_frame(s, &h) <= 0)
 			return;
 		switch (h.type) {
+		case PROTO_CUTOVER: r = on_cutover(s, &h); break;
 		case PROTO_DISK: r = on_disk(s, &h); break;
 		case PROTO_DATA: r = on_data(s, &h); break;
 		case PROTO_ZERO: r = on_zero(s, &h); break;
@@ -662,6 +875,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		refuse(s, -ENOMEM, "out of memory");
 	else
 		session_loop(s);
+	unregister_handle(s);
 	if (s->err) {
 		conn_send_error(s->c, s->err, "%s", s->why);
 		conn_linger(s->c, 2000);
@@ -679,4 +893,50 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	codec_free(s->codec);
 	free(s->buf);
 	free(s);
+}
+
+int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *req,
+		unsigned timeout_s)
+{
+	struct rcv_handle *hd;
+	struct timespec deadline;
+	uint64_t one = 1;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_s;
+	req->done = false;
+	req->result = 0;
+	req->proof[0] = '\0';
+	pthread_mutex_lock(&srv->lock);
+	for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
+		;
+	if (!hd) {
+		snprintf(req->proof, sizeof(req->proof), "agent %s is not connected", agent);
+		r = -ENOENT;
+	} else if (hd->req) {
+		snprintf(req->proof, sizeof(req->proof), "a cutover of agent %s is already running",
+			 agent);
+		r = -EBUSY;
+	} else {
+		hd->req = req;
+		if (write(hd->efd, &one, sizeof(one)) < 0)
+			r = -errno;
+		while (r == 0 && !req->done) {
+			if (pthread_cond_timedwait(&srv->cut_cv, &srv->lock, &deadline) == ETIMEDOUT)
+				break;
+		}
+		if (req->done) {
+			r = req->result;
+		} else {
+			/* Withdraw the request: whatever the session does next is not awaited. */
+			for (hd = srv->handles; hd; hd = hd->next)
+				if (hd->req == req)
+					hd->req = NULL;
+			snprintf(req->proof, sizeof(req->proof), "no cutover within %u s", timeout_s);
+			r = r ? r : -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return r;
 }

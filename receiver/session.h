@@ -3,12 +3,30 @@
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <openssl/ssl.h>
 
 struct rcv_target {
 	char *id;
 	char *path;
 	bool busy; /* held by a session; guarded by rcv_server.lock */
+};
+
+/* A cutover asked for on the control socket; lives on the asking thread's stack and is
+ * filled in by the agent's session. Guarded by rcv_server.lock. */
+struct rcv_cutover {
+	uint8_t verify;  /* enum proto_verify */
+	bool done;
+	int result;      /* 0 or -errno */
+	char proof[4096];
+};
+
+/* What the control thread can see of a live session. Guarded by rcv_server.lock. */
+struct rcv_handle {
+	char agent[65];
+	int efd;                   /* eventfd that wakes the session for a request */
+	struct rcv_cutover *req;   /* the request being served, or NULL */
+	struct rcv_handle *next;
 };
 
 struct rcv_server {
@@ -19,7 +37,14 @@ struct rcv_server {
 	pthread_mutex_t lock;
 	unsigned sessions; /* live session threads; guarded by lock */
 	pthread_cond_t idle;
+	struct rcv_handle *handles;
+	pthread_cond_t cut_cv; /* signalled when a cutover request is done */
 };
+
+/* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.
+ * Returns 0 with the proof in req->proof, or -errno with the reason there. */
+int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *req,
+		unsigned timeout_s);
 
 /* Serves one accepted connection (takes ownership of fd) until the agent says BYE, the
  * connection drops, or the agent breaks a rule (it then gets an ERROR frame first). */

@@ -84,6 +84,7 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		struct proto_epoch_ack epoch_ack;
 		struct proto_error error;
 		struct proto_fps fps;
+		struct proto_cutover cutover;
 	} m;
 	int r = 0;
 
@@ -141,6 +142,11 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 			require(strlen(m.error.msg) <= PROTO_MSG_MAX);
 			require_same(proto_encode_error(out, sizeof(out), &m.error), type, p, len);
 		}
+		break;
+	case PROTO_CUTOVER:
+		r = proto_decode_cutover(p, len, &m.cutover);
+		if (r == 0)
+			require_same(proto_encode_cutover(out, sizeof(out), &m.cutover), type, p, len);
 		break;
 	case PROTO_FPS:
 		r = proto_decode_fps(p, len, &m.fps);

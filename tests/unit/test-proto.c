@@ -63,6 +63,7 @@ static uint32_t expected_payload_max(unsigned type)
 	case PROTO_ERROR: return 4 + 2 + 512;
 	case PROTO_BYE: return 0;
 	case PROTO_FPS: return 22 + 65536 * 16;
+	case PROTO_CUTOVER: return 10;
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -106,6 +107,7 @@ DEFINE_DECODER(epoch_end, struct proto_epoch_end, proto_decode_epoch_end(p, len,
 DEFINE_DECODER(epoch_ack, struct proto_epoch_ack, proto_decode_epoch_ack(p, len, &m))
 DEFINE_DECODER(error, struct proto_error, proto_decode_error(p, len, &m))
 DEFINE_DECODER(fps, struct proto_fps, proto_decode_fps(p, len, &m))
+DEFINE_DECODER(cutover, struct proto_cutover, proto_decode_cutover(p, len, &m))
 
 static decode_fn decoder_for(unsigned type)
 {
@@ -120,6 +122,7 @@ static decode_fn decoder_for(unsigned type)
 	case PROTO_EPOCH_ACK: return dec_epoch_ack;
 	case PROTO_ERROR: return dec_error;
 	case PROTO_FPS: return dec_fps;
+	case PROTO_CUTOVER: return dec_cutover;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -190,6 +193,11 @@ static int build_sample(unsigned type, uint8_t *out, size_t cap)
 				       .fps = f };
 		fill_pattern(f[0].b, sizeof(f), 0x60);
 		return proto_encode_fps(out, cap, &m);
+	}
+	case PROTO_CUTOVER: {
+		struct proto_cutover m = { .phase = PROTO_CUT_FINAL, .verify = PROTO_VERIFY_FULL,
+					   .frozen_ns = 123456789 };
+		return proto_encode_cutover(out, cap, &m);
 	}
 	default:
 		ck_abort_msg("no such type %u", type);

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Quiescing the source for the final epoch: the operator's pre-cutover hook, and FIFREEZE
+ * of every filesystem mounted from a source block device, thawed by the same process in
+ * every path — explicitly, or by a watchdog thread when the freeze outlives its limit. */
+#pragma once
+#include "agent/source.h"
+
+struct quiesce;
+
+/* Runs cmd with /bin/sh -c and waits for it. 0 when it exits 0, else -EIO (logged). */
+int qz_run_hook(const char *cmd);
+/* Freezes the filesystems mounted from any of the sources; the watchdog thaws them after
+ * limit_s seconds if qz_thaw has not. Returns 0 (possibly with nothing to freeze, said in
+ * the log) or -errno with everything already thawed. */
+int qz_freeze(struct source **srcs, unsigned n, unsigned limit_s, struct quiesce **ret_qz);
+/* Thaws what is still frozen and stops the watchdog; NULL-safe, returns NULL. */
+struct quiesce *qz_thaw(struct quiesce *qz);
