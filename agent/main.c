@@ -262,6 +262,9 @@ static int cmd_run(int argc, char **argv)
 		log_error("TERN_FAULT_CORRUPT_CHUNK=%s: not a chunk number", fault);
 		goto out;
 	}
+	fault = getenv("TERN_FAULT_STALL_FROZEN");
+	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
+		o.fault_stall_frozen_s = (unsigned)v;
 	/* A receiver that vanishes must surface as an error return, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	r = session_run(&o);

@@ -26,7 +26,7 @@ struct quiesce {
 	unsigned n;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	bool thawed, watchdog;
+	bool thawed, watchdog, fired;
 	unsigned limit_s;
 	pthread_t thread;
 };
@@ -85,6 +85,7 @@ static void *watchdog_main(void *arg)
 		if (pthread_cond_timedwait(&qz->cv, &qz->lock, &deadline) == ETIMEDOUT) {
 			log_error("the source stayed frozen for %u s: the watchdog thaws it now",
 				  qz->limit_s);
+			qz->fired = true;
 			thaw_locked(qz);
 		}
 	}
@@ -168,6 +169,16 @@ int qz_freeze(struct source **srcs, unsigned n, unsigned limit_s, struct quiesce
 fail:
 	qz_thaw(qz);
 	return r;
+}
+
+bool qz_watchdog_fired(struct quiesce *qz)
+{
+	bool fired;
+
+	pthread_mutex_lock(&qz->lock);
+	fired = qz->fired;
+	pthread_mutex_unlock(&qz->lock);
+	return fired;
 }
 
 struct quiesce *qz_thaw(struct quiesce *qz)

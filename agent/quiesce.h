@@ -3,6 +3,8 @@
  * of every filesystem mounted from a source block device, thawed by the same process in
  * every path — explicitly, or by a watchdog thread when the freeze outlives its limit. */
 #pragma once
+#include <stdbool.h>
+
 #include "agent/source.h"
 
 struct quiesce;
@@ -13,5 +15,7 @@ int qz_run_hook(const char *cmd);
  * limit_s seconds if qz_thaw has not. Returns 0 (possibly with nothing to freeze, said in
  * the log) or -errno with everything already thawed. */
 int qz_freeze(struct source **srcs, unsigned n, unsigned limit_s, struct quiesce **ret_qz);
+/* True when the watchdog had to thaw: what was read while "frozen" may not be quiesced. */
+bool qz_watchdog_fired(struct quiesce *qz);
 /* Thaws what is still frozen and stops the watchdog; NULL-safe, returns NULL. */
 struct quiesce *qz_thaw(struct quiesce *qz);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/quiesce.h"
 #include "agent/source.h"
@@ -367,6 +368,10 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 		return r;
 	}
 	frozen_at = now_ns();
+	if (o->fault_stall_frozen_s) {
+		log_warn("fault injection: staying frozen %u s", o->fault_stall_frozen_s);
+		sleep(o->fault_stall_frozen_s);
+	}
 	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
 		struct fp *next = NULL;
 
@@ -376,6 +381,13 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 			runs[i].fps = next;
 			runs[i].next_epoch++;
 		}
+	}
+	/* A watchdog thaw means the final epoch may have read a live source: not a cutover. */
+	if (r == 0 && qz_watchdog_fired(qz)) {
+		r = -ETIMEDOUT;
+		conn_send_error(c, ETIMEDOUT, "the source was thawed by the watchdog after %u s, before "
+				"the final epoch ended; not cutting over", o->freeze_limit_s);
+		g_refused = true;
 	}
 	qz = qz_thaw(qz);
 	fin.frozen_ns = now_ns() - frozen_at;

@@ -27,6 +27,7 @@ struct agent_opts {
 	uint64_t epochs;         /* continuous: stop after this many epochs past the copy (0: never) */
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
+	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in

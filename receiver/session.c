@@ -836,8 +836,11 @@ static void session_loop(struct rsession *s)
 		case PROTO_ERROR: {
 			struct proto_error e;
 
-			if (proto_decode_error(s->buf, h.len, &e) == 0)
+			if (proto_decode_error(s->buf, h.len, &e) == 0) {
 				log_warn("agent %s gave up: %s", s->agent, e.msg);
+				if (s->cut)
+					finish_cutover(s, -EIO, "the agent gave up: %s", e.msg);
+			}
 			return;
 		}
 		default:

@@ -12,7 +12,8 @@
 init_state "$T/state"
 make_mixed_image "$T/src.img" 24
 SIZE=$(stat -c %s "$T/src.img")
-start_receiver "$T/state" --target d="$T/dst.img" --target fs="$T/fs-dst.img"
+start_receiver "$T/state" --target d="$T/dst.img" --target fs="$T/fs-dst.img" \
+	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img"
 
 WRITER_PID=
 start_writer() { # start_writer FILE_OR_DIR: writes until $T/stop exists, then $T/stopped
@@ -34,9 +35,11 @@ start_writer() { # start_writer FILE_OR_DIR: writes until $T/stop exists, then $
 	WRITER_PID=$!
 }
 HOOK="touch $T/stop; while [ ! -e $T/stopped ]; do sleep 0.05; done; echo ran >$T/hook-ran"
-agent() { # agent NAME DISK=PATH LOG
+agent() { # agent NAME DISK=PATH LOG [ARGS...]
+	local name=$1 disk=$2 log=$3; shift 3
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \
-		--name "$1" --disk "$2" --interval 1 --no-progress --pre-cutover "$HOOK" >"$3" 2>&1 &
+		--name "$name" --disk "$disk" --interval 1 --no-progress --pre-cutover "$HOOK" "$@" \
+		>"$log" 2>&1 &
 	AGENT_PID=$!
 }
 wait_for() {
@@ -72,6 +75,18 @@ fi
 grep -q "was cut over" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the refusal"; }
 [ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the cut-over target was written"
 
+# 1b. --verify full re-reads the target: a change made behind the receiver's back (a write
+# the tracker never saw, a bad disk) fails the cutover that "tracked" would have passed.
+cp "$T/src.img" "$T/v-src.img"
+agent web2 v="$T/v-src.img" "$T/agent-v.log"
+wait_for "$T/agent-v.log" "epoch 1 durable and verified"
+dd if=/dev/urandom of="$T/v-dst.img" bs=4096 seek=300 count=1 conv=notrunc status=none
+rc=0; "$TERNCTL" --state-dir "$T/state" cutover web2 --verify full --timeout 60 >"$T/ctl.out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || { cat "$T/ctl.out"; fail "verify full passed over a changed target"; }
+grep -q "VERIFY FULL FAILED" "$T/ctl.out" || { cat "$T/ctl.out"; fail "no reason for the failed verification"; }
+wait "$AGENT_PID" && fail "the agent claimed success after a failed verification"
+grep -q '^cutover=1$' "$T/state/disks/v.state" && fail "a failed cutover was recorded"
+
 # 2. As root: a mounted ext4 on a loop device is frozen for the final epoch and thawed.
 if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null; then
 	pass "cutover of an image file (FIFREEZE part skipped: needs root and mkfs.ext4)"
@@ -95,4 +110,17 @@ grep -q "thawed $T/mnt" "$T/agent-fs.log" || fail "the filesystem was not thawed
 timeout 10 touch "$T/mnt/after-cutover" || fail "the filesystem is still frozen"
 # The final epoch was taken quiesced: the target is a clean filesystem.
 e2fsck -fn "$T/fs-dst.img" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "the target filesystem is not clean"; }
-pass "cutover verified with proof; FIFREEZE frozen and thawed; target fsck-clean"
+
+# 2b. A freeze that outlives --freeze-limit is thawed by the watchdog, and the cutover is
+# refused rather than trusting a final epoch read from a live filesystem.
+start_writer "$T/mnt"
+TERN_FAULT_STALL_FROZEN=3 agent db2 fs2="$FSDEV" "$T/agent-fs2.log" --freeze-limit 1
+wait_for "$T/agent-fs2.log" "epoch 1 durable and verified"
+rc=0; "$TERNCTL" --state-dir "$T/state" cutover db2 --timeout 60 >"$T/ctl.out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || { cat "$T/ctl.out"; fail "a cutover whose freeze timed out succeeded"; }
+wait "$AGENT_PID" && fail "the agent claimed success after the watchdog thawed"
+wait "$WRITER_PID" 2>/dev/null || true
+grep -q "the watchdog thaws it now" "$T/agent-fs2.log" || { cat "$T/agent-fs2.log"; fail "no watchdog thaw"; }
+timeout 10 touch "$T/mnt/after-watchdog" || fail "the filesystem is still frozen after the watchdog"
+grep -q "thawed by the watchdog" "$T/ctl.out" || { cat "$T/ctl.out"; fail "ternctl did not say why"; }
+pass "cutover verified with proof; verify full caught a changed target; FIFREEZE thawed (watchdog too); target fsck-clean"
