@@ -35,7 +35,8 @@ static void usage(FILE *f)
 		"  --disk DISK_ID=PATH     disk to replicate; DISK_ID names its target\n"
 		"  --name NAME             agent name (default: host name)\n"
 		"  --once                  copy once, wait for durable + verified, exit\n"
-		"  --tracker auto|scan     change tracker for continuous replication (auto: scan)\n"
+		"  --tracker auto|ebpf|scan  change tracker for continuous replication (auto: ebpf\n"
+		"                          where it loads, else scan)\n"
 		"  --interval SECONDS      seconds between epochs (default 30)\n"
 		"  --epochs N              stop after N epochs past the full copy (default: never)\n"
 		"  --pre-cutover CMD       run CMD (sh -c) before freezing the source at cutover\n"
@@ -88,7 +89,7 @@ static int cmd_run(int argc, char **argv)
 	};
 	char hostname[HOST_NAME_MAX + 1] = "";
 	const char *fault;
-	bool once = false, auto_tracker = false;
+	bool once = false;
 	uint64_t v;
 	long ncpu;
 	int c, r, ret = 2;
@@ -191,10 +192,13 @@ static int cmd_run(int argc, char **argv)
 		}
 		case OPT_TRACKER:
 			if (strcmp(optarg, "auto") == 0) {
-				auto_tracker = true;
-			} else if (strcmp(optarg, "scan") != 0) {
-				log_error("--tracker %s: this build has auto and scan (ebpf and kmod "
-					  "are not built yet)", optarg);
+				o.tracker = TRACKER_AUTO;
+			} else if (strcmp(optarg, "scan") == 0) {
+				o.tracker = TRACKER_SCAN;
+			} else if (strcmp(optarg, "ebpf") == 0) {
+				o.tracker = TRACKER_EBPF;
+			} else {
+				log_error("--tracker %s: auto, ebpf or scan (kmod is not built yet)", optarg);
 				goto out;
 			}
 			break;
@@ -244,8 +248,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	o.once = once;
-	if (!once && auto_tracker)
-		log_info("tracker auto: picked scan (ebpf and kmod trackers are not built yet)");
+	o.track_block = MIN(4096u, o.rd.chunk_size);
 	/* The batch must hold whole chunks; a chunk larger than 1 MiB is refused above. */
 	o.rd.batch = MAX(o.rd.batch, o.rd.chunk_size);
 	if (!o.name) {

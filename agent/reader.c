@@ -25,6 +25,7 @@ struct slot {
 	uint32_t got;  /* bytes read so far; short reads are requeued */
 	unsigned idx;  /* registered buffer index */
 	bool hole;     /* inside a hole of a sparse file: all zeros, never read */
+	bool clean;    /* no chunk the tracker marked: not read, fingerprints from prev */
 	struct slot *next;
 };
 
@@ -112,6 +113,22 @@ static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
 	return rd->data_from >= off + len;
 }
 
+static bool chunk_dirty(const struct reader *rd, uint64_t idx)
+{
+	return !rd->o.only || (rd->o.only[idx / 64] >> (idx % 64)) & 1;
+}
+
+/* True when the tracker marked any chunk of [off, off+len). */
+static bool batch_dirty(const struct reader *rd, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / rd->o.chunk_size, last = DIV_ROUND_UP(off + len, rd->o.chunk_size);
+
+	for (uint64_t i = first; i < last; i++)
+		if (chunk_dirty(rd, i))
+			return true;
+	return false;
+}
+
 static void push_work(struct reader *rd, struct slot *s)
 {
 	s->next = NULL;
@@ -151,7 +168,8 @@ static void *io_main(void *arg)
 			s->got = 0;
 			next_off += s->want;
 			s->hole = is_hole(rd, s->off, s->want);
-			if (s->hole) {
+			s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
+			if (s->hole || s->clean) {
 				push_work(rd, s);
 				continue;
 			}
@@ -312,8 +330,15 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
 
-		bool z = s->hole || mem_is_zero(p, clen);
+		bool z;
 
+		if (!chunk_dirty(rd, first + i)) {
+			/* Unchanged per the tracker: the receiver already holds this chunk. */
+			rd->fps[first + i] = rd->o.prev[first + i];
+			kind[i] = 0;
+			continue;
+		}
+		z = s->hole || mem_is_zero(p, clen);
 		if (z)
 			fp_zero(clen, &rd->fps[first + i]);
 		else
@@ -321,6 +346,8 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		kind[i] = z ? 2 : 1;
 		if (rd->o.prev && fp_equal(&rd->o.prev[first + i], &rd->fps[first + i]))
 			kind[i] = 0;
+		else if (rd->o.marks && !((rd->o.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
+			out->missed_chunks++;
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */
 			p[clen / 2] ^= 0x5a;
@@ -424,7 +451,7 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	struct iovec *iov = NULL;
 	int r;
 
-	if (!proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
+	if ((o->only && !o->prev) || !proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
 	    o->batch % o->chunk_size || o->batch > PROTO_EXTENT_MAX || o->queue_depth == 0 ||
 	    o->workers == 0)
 		return -EINVAL;

@@ -23,6 +23,11 @@ struct rd_opts {
 	/* The scan tracker: fingerprints of every chunk as the receiver holds them. When set,
 	 * only chunks whose fingerprint differs are sent. Borrowed; NULL sends everything. */
 	const struct fp *prev;
+	/* A change tracker's verdict: a bitmap of the chunks that may have changed; the others
+	 * are not read and keep their fingerprint from prev (which must be set). NULL: all. */
+	const uint64_t *only;
+	/* With only NULL: the tracker's marks, to count changed chunks it did not report. */
+	const uint64_t *marks;
 };
 
 /* Frames for one batch, ready to send. */
@@ -33,6 +38,7 @@ struct rd_out {
 	uint64_t zero_bytes;  /* of which all-zero */
 	uint64_t raw_bytes;   /* of which sent uncompressed */
 	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
+	uint64_t missed_chunks; /* changed although the tracker's marks said not */
 	struct rd_out *next;
 };
 

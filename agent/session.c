@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/quiesce.h"
+#include "agent/track-ebpf.h"
 #include "agent/source.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -129,8 +130,8 @@ static int register_disk(const struct agent_opts *o, struct conn *c, struct sour
  * fingerprint differs from prev (the scan tracker), then waits for the receiver's durable,
  * verified acknowledgement. On success *ret_fps holds every chunk's new fingerprint. */
 static int send_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
-		      uint16_t disk_no, uint64_t epoch, const struct fp *prev, uint8_t *ctrl,
-		      struct fp **ret_fps)
+		      uint16_t disk_no, uint64_t epoch, const struct fp *prev, const uint64_t *only,
+		      const uint64_t *marks, uint8_t *ctrl, struct fp **ret_fps, uint64_t *ret_missed)
 {
 	struct disk_stats st = { 0 };
 	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = epoch };
@@ -138,12 +139,14 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	struct rd_opts ro = o->rd;
 	struct reader *rd = NULL;
 	struct proto_hdr h;
-	uint64_t last_report, sent_chunks = 0;
+	uint64_t last_report, sent_chunks = 0, missed = 0;
 	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	bool progress = o->progress && epoch == 0;
 	int n, r;
 
 	ro.prev = prev;
+	ro.only = prev ? only : NULL;
+	ro.marks = prev && !only ? marks : NULL;
 	st.t_start = last_report = now_ns();
 	r = rd_start(src, disk_no, &ro, &rd);
 	if (r < 0) {
@@ -184,6 +187,7 @@ send:
 		st.raw += out->raw_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
+		missed += out->missed_chunks;
 		rd_out_free(out);
 		if (r < 0) {
 			/* A refusal may be waiting behind the broken pipe: prefer its reason. */
@@ -252,6 +256,8 @@ send:
 		fflush(stdout);
 	}
 	*ret_fps = rd_take_fps(rd);
+	if (ret_missed)
+		*ret_missed = missed;
 	r = 0;
 out:
 	rd_free(rd);
@@ -326,7 +332,61 @@ fail:
 struct disk_run {
 	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
 	uint64_t next_epoch;
+	struct trk_ebpf *trk; /* the eBPF tracker, or NULL for the scan tracker */
+	uint64_t *pending;   /* tracking blocks changed and not yet acknowledged */
+	uint64_t *only;      /* the chunks those blocks fall in, for the reader */
+	uint64_t nchunks;
 };
+
+/* One epoch of one disk. With the eBPF tracker the changes since the last harvest join the
+ * unacknowledged ones, and unless full only their chunks are read; they are forgotten
+ * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints. */
+static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
+		      struct disk_run *run, uint16_t disk_no, const struct fp *prev, bool full,
+		      uint8_t *ctrl, uint64_t *ret_missed)
+{
+	const uint64_t *only = NULL, *marks = NULL;
+	struct fp *next = NULL;
+	int r;
+
+	if (run->trk) {
+		uint64_t per = o->rd.chunk_size / o->track_block;
+		bool overflow = false;
+
+		r = trk_ebpf_harvest(run->trk, run->pending, &overflow);
+		if (r < 0)
+			return log_errno(r, "%s: harvesting the eBPF tracker", src->id);
+		if (overflow) {
+			log_warn("%s: a change too large to track: reading the whole disk", src->id);
+			full = true;
+		}
+		if (!overflow) {
+			memset(run->only, 0, DIV_ROUND_UP(run->nchunks, 64) * 8);
+			for (uint64_t w = 0; w < DIV_ROUND_UP(trk_ebpf_nblocks(run->trk), 64); w++) {
+				for (uint64_t bits = run->pending[w]; bits; bits &= bits - 1) {
+					uint64_t chunk = (w * 64 + (uint64_t)__builtin_ctzll(bits)) / per;
+
+					run->only[chunk / 64] |= UINT64_C(1) << (chunk % 64);
+				}
+			}
+			/* A full read still learns what the tracker would have missed. */
+			if (full)
+				marks = run->only;
+			else
+				only = run->only;
+		}
+	}
+	r = send_epoch(o, c, src, disk_no, run->next_epoch, prev, only, marks, ctrl, &next,
+		       ret_missed);
+	if (r < 0)
+		return r;
+	free(run->fps);
+	run->fps = next;
+	run->next_epoch++;
+	if (run->trk)
+		memset(run->pending, 0, DIV_ROUND_UP(trk_ebpf_nblocks(run->trk), 64) * 8);
+	return 0;
+}
 
 static bool g_cut_over; /* the cutover completed: the agent's work is done */
 
@@ -372,14 +432,20 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 		log_warn("fault injection: staying frozen %u s", o->fault_stall_frozen_s);
 		sleep(o->fault_stall_frozen_s);
 	}
+	/* --verify full re-reads the whole source too: a change the tracker never reported
+	 * is sent, and counted, and fails the cutover. */
 	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
-		struct fp *next = NULL;
+		uint64_t missed = 0;
 
-		r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch, runs[i].fps, ctrl, &next);
-		if (r == 0) {
-			free(runs[i].fps);
-			runs[i].fps = next;
-			runs[i].next_epoch++;
+		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps,
+			       m.verify == PROTO_VERIFY_FULL, ctrl, &missed);
+		if (r == 0 && missed > 0 && runs[i].trk) {
+			r = -EIO;
+			log_error("%s: verify full: %" PRIu64 " changed chunk(s) the tracker did not "
+				  "report", srcs[i]->id, missed);
+			conn_send_error(c, EIO, "verify full: %s had %" PRIu64 " changed chunk(s) the "
+					"tracker did not report; not cutting over", srcs[i]->id, missed);
+			g_refused = true;
 		}
 	}
 	/* A watchdog thaw means the final epoch may have read a live source: not a cutover. */
@@ -457,7 +523,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	 * while; the stream waits as long as the acknowledgement would. */
 	conn_set_send_timeout(c, o->ack_timeout_ms);
 	for (unsigned i = 0; i < o->ndisks; i++) {
-		struct fp *offered = NULL, *next = NULL;
+		struct fp *offered = NULL;
 
 		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)
@@ -471,15 +537,14 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		if (offered && !o->once)
 			log_info("%s: the receiver holds it up to epoch %" PRIu64 "; sending only "
 				 "the chunks that differ", srcs[i]->id, runs[i].next_epoch - 1);
-		/* --once always sends everything; a resumed disk sends what differs. */
-		r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch,
-			       o->once ? NULL : offered, ctrl, &next);
+		/* --once always sends everything; a resumed disk sends what differs. The first
+		 * epoch of a connection reads the whole disk: the receiver's fingerprints may be
+		 * older than what the tracker has seen since. */
+		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered, true,
+			       ctrl, NULL);
 		free(offered);
 		if (r < 0)
 			goto out;
-		free(runs[i].fps);
-		runs[i].fps = next;
-		runs[i].next_epoch++;
 		*backoff = 1;
 	}
 	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
@@ -492,15 +557,10 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		if (stop_requested)
 			break;
 		for (unsigned i = 0; i < o->ndisks; i++) {
-			struct fp *next = NULL;
-
-			r = send_epoch(o, c, srcs[i], (uint16_t)i, runs[i].next_epoch, runs[i].fps,
-				       ctrl, &next);
+			r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps, false, ctrl,
+				       NULL);
 			if (r < 0)
 				goto out;
-			free(runs[i].fps);
-			runs[i].fps = next;
-			runs[i].next_epoch++;
 			*backoff = 1;
 		}
 		(*epochs_done)++;
@@ -511,6 +571,51 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 out:
 	conn_free(c);
 	return r;
+}
+
+/* Picks and starts the change tracker before the first read of any disk, so nothing
+ * written during the full copy is missed. auto prefers eBPF and says why it did not. */
+static int start_trackers(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
+{
+	char why[256] = "";
+	int r = 0;
+
+	if (o->tracker == TRACKER_SCAN)
+		goto scan;
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		uint64_t nwords;
+
+		r = trk_ebpf_start(srcs[i], o->track_block, &runs[i].trk, why, sizeof(why));
+		if (r < 0)
+			break;
+		nwords = DIV_ROUND_UP(trk_ebpf_nblocks(runs[i].trk), 64);
+		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
+		runs[i].pending = calloc(nwords, 8);
+		runs[i].only = calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8);
+		if (!runs[i].pending || !runs[i].only) {
+			r = -ENOMEM;
+			snprintf(why, sizeof(why), "out of memory");
+			break;
+		}
+	}
+	if (r == 0) {
+		log_info("tracker ebpf: block writes are recorded as they complete; each epoch "
+			 "reads only the chunks they touched");
+		return 0;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		runs[i].trk = trk_ebpf_stop(runs[i].trk);
+		free(runs[i].pending);
+		free(runs[i].only);
+		runs[i].pending = runs[i].only = NULL;
+	}
+	if (o->tracker == TRACKER_EBPF)
+		return log_errno(r, "--tracker ebpf: %s", why);
+	log_info("tracker auto: ebpf skipped (%s); picked scan", why);
+scan:
+	log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
+		 "fingerprint changed are sent", o->interval_s);
+	return 0;
 }
 
 int session_run(const struct agent_opts *o)
@@ -550,8 +655,9 @@ int session_run(const struct agent_opts *o)
 		/* No SA_RESTART: a stop ends a pause at once; an epoch in flight finishes. */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
-			 "fingerprint changed are sent", o->interval_s);
+		r = start_trackers(o, srcs, runs);
+		if (r < 0)
+			goto out;
 	}
 	for (;;) {
 		g_refused = false;
@@ -572,8 +678,12 @@ out:
 	SSL_CTX_free(ctx);
 	for (unsigned i = 0; srcs && i < o->ndisks; i++)
 		src_free(srcs[i]);
-	for (unsigned i = 0; runs && i < o->ndisks; i++)
+	for (unsigned i = 0; runs && i < o->ndisks; i++) {
 		free(runs[i].fps);
+		trk_ebpf_stop(runs[i].trk);
+		free(runs[i].pending);
+		free(runs[i].only);
+	}
 	free(runs);
 	free(srcs);
 	free(ctrl);

@@ -12,6 +12,8 @@ struct agent_disk {
 	char *path;
 };
 
+enum tracker_kind { TRACKER_AUTO, TRACKER_SCAN, TRACKER_EBPF };
+
 struct agent_opts {
 	const char *receiver;    /* HOST:PORT */
 	const char *credentials; /* bundle path */
@@ -28,6 +30,8 @@ struct agent_opts {
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
 	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
+	enum tracker_kind tracker;
+	uint32_t track_block;    /* the eBPF tracker's block, a divisor of the chunk size */
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in

@@ -26,7 +26,7 @@ dd if=/dev/zero of="$T/src.img" bs=1M seek=5 count=1 conv=notrunc status=none
 # The agent stops after its 4th epoch; the writes above all end before the 3rd begins.
 wait $AGENT_PID || { cat "$T/agent.log"; fail "agent exited non-zero"; }
 
-grep -q "tracker auto: picked scan" "$T/agent.log" || fail "auto did not say which tracker it picked"
+grep -q "picked scan" "$T/agent.log" || fail "auto did not say which tracker it picked"
 [ "$(grep -c 'durable and verified' "$T/agent.log")" -eq 5 ] || { cat "$T/agent.log"; fail "expected 5 verified epochs"; }
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after the last epoch"
 grep -q '^epoch=4$' "$T/state/disks/d.state" || fail "state record not at epoch 4"

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Shared between the eBPF tracker program and the agent: fixed-width fields only. */
+#pragma once
+
+/* One event marks at most this many 64-block words (1 GiB of 4 KiB blocks). */
+#define TERN_TRACK_MAX_WORDS_PER_EVENT 4096
+
+struct tern_track_cfg {
+	__u32 major, first_minor;  /* the whole disk the requests arrive on */
+	__u64 start_sector;        /* the tracked range, in 512-byte whole-disk sectors */
+	__u64 nr_sectors;
+	__u32 block_shift;         /* log2 of the tracking block */
+	__u32 active;              /* which bitmap the program writes: 0 or 1 */
+	__u32 armed;
+	__u32 pad;
+};
+
+struct tern_track_stats {
+	__u64 events;    /* requests that changed the tracked range */
+	__u64 overflow;  /* ranges too large to mark: the whole disk counts as changed */
+};

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The eBPF change tracker: on every completed block request that changes data (write,
+ * discard, secure erase, write zeroes, zone append) on the tracked disk, set the bits of
+ * the tracking blocks it touched in the active one of two bitmaps. User space flips the
+ * active index, waits for an RCU grace period (no program still writes the old bitmap),
+ * then harvests and clears the idle one, so no concurrent write is lost. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "track-ebpf-abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tern_track_cfg);
+} cfg SEC(".maps");
+
+/* max_entries is set to the disk's bitmap size in words before loading. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} bm0 SEC(".maps"), bm1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tern_track_stats);
+} stats SEC(".maps");
+
+/* Ops that change what a read returns; values relocated from the running kernel's BTF. */
+static __always_inline int changes_data(__u32 op)
+{
+	return op == bpf_core_enum_value(enum req_op, REQ_OP_WRITE) ||
+	       op == bpf_core_enum_value(enum req_op, REQ_OP_DISCARD) ||
+	       op == bpf_core_enum_value(enum req_op, REQ_OP_SECURE_ERASE) ||
+	       op == bpf_core_enum_value(enum req_op, REQ_OP_WRITE_ZEROES) ||
+	       op == bpf_core_enum_value(enum req_op, REQ_OP_ZONE_APPEND);
+}
+
+struct mark_ctx {
+	__u64 first, last; /* tracking blocks, inclusive */
+	__u32 wfirst, wlast;
+	__u32 missing;     /* a word fell outside the bitmap */
+};
+
+/* Sets the bits of word wfirst + i that lie in [first, last]; 1 stops the loop. */
+static __always_inline long mark_word(void *bm, __u32 i, struct mark_ctx *m)
+{
+	__u32 w = m->wfirst + i;
+	__u64 mask = ~0ULL, *word;
+
+	if (w > m->wlast)
+		return 1;
+	if (w == m->wfirst)
+		mask &= ~0ULL << (m->first & 63);
+	if (w == m->wlast)
+		mask &= ~0ULL >> (63 - (m->last & 63));
+	word = bpf_map_lookup_elem(bm, &w);
+	if (!word) {
+		m->missing = 1;
+		return 1;
+	}
+	__sync_fetch_and_or(word, mask);
+	return 0;
+}
+
+/* bpf_loop callbacks, one per bitmap: a callback cannot be handed a map pointer. */
+static long mark_bm0(__u32 i, void *ctx)
+{
+	return mark_word(&bm0, i, ctx);
+}
+
+static long mark_bm1(__u32 i, void *ctx)
+{
+	return mark_word(&bm1, i, ctx);
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(tern_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	struct tern_track_stats *st;
+	struct tern_track_cfg *c;
+	struct mark_ctx m = { 0 };
+	struct gendisk *disk;
+	__u64 sector, end, nwords;
+	__u32 k = 0, op;
+
+	c = bpf_map_lookup_elem(&cfg, &k);
+	if (!c || !c->armed)
+		return 0;
+	disk = BPF_CORE_READ(rq, q, disk);
+	if (!disk || BPF_CORE_READ(disk, major) != c->major ||
+	    BPF_CORE_READ(disk, first_minor) != c->first_minor)
+		return 0;
+	op = BPF_CORE_READ(rq, cmd_flags) & 0xff;
+	if (!changes_data(op))
+		return 0;
+	/* Whole-disk sectors; a tracked partition is a window of them. */
+	sector = BPF_CORE_READ(rq, __sector);
+	end = sector + ((nr_bytes + 511) >> 9);
+	if (end <= c->start_sector || sector >= c->start_sector + c->nr_sectors)
+		return 0;
+	if (sector < c->start_sector)
+		sector = c->start_sector;
+	if (end > c->start_sector + c->nr_sectors)
+		end = c->start_sector + c->nr_sectors;
+	m.first = ((sector - c->start_sector) << 9) >> c->block_shift;
+	m.last = (((end - c->start_sector) << 9) - 1) >> c->block_shift;
+	m.wfirst = m.first >> 6;
+	m.wlast = m.last >> 6;
+	nwords = (__u64)m.wlast - m.wfirst + 1;
+	st = bpf_map_lookup_elem(&stats, &k);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	/* A range larger than the loop may walk (a huge discard) raises the overflow flag,
+	 * and user space then treats the whole disk as changed. */
+	if (nwords > TERN_TRACK_MAX_WORDS_PER_EVENT) {
+		if (st)
+			__sync_fetch_and_add(&st->overflow, 1);
+		return 0;
+	}
+	if (c->active)
+		bpf_loop((__u32)nwords, mark_bm1, &m, 0);
+	else
+		bpf_loop((__u32)nwords, mark_bm0, &m, 0);
+	if (m.missing && st)
+		__sync_fetch_and_add(&st->overflow, 1);
+	return 0;
+}
