@@ -265,6 +265,10 @@ static int cmd_run(int argc, char **argv)
 		log_error("TERN_FAULT_CORRUPT_CHUNK=%s: not a chunk number", fault);
 		goto out;
 	}
+	/* Tests keep their pins apart from a real agent's. */
+	o.bpf_pin_root = getenv("TERN_BPF_PIN_ROOT");
+	if (!o.bpf_pin_root || o.bpf_pin_root[0] != '/')
+		o.bpf_pin_root = "/sys/fs/bpf/tern";
 	fault = getenv("TERN_FAULT_STALL_FROZEN");
 	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
 		o.fault_stall_frozen_s = (unsigned)v;

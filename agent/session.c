@@ -333,8 +333,7 @@ struct disk_run {
 	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
 	uint64_t next_epoch;
 	struct trk_ebpf *trk; /* the eBPF tracker, or NULL for the scan tracker */
-	uint64_t *pending;   /* tracking blocks changed and not yet acknowledged */
-	uint64_t *only;      /* the chunks those blocks fall in, for the reader */
+	uint64_t *only;      /* the chunks of the tracker's pending blocks, for the reader */
 	uint64_t nchunks;
 };
 
@@ -345,7 +344,7 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		      struct disk_run *run, uint16_t disk_no, const struct fp *prev, bool full,
 		      uint8_t *ctrl, uint64_t *ret_missed)
 {
-	const uint64_t *only = NULL, *marks = NULL;
+	const uint64_t *only = NULL, *marks = NULL, *pending = NULL;
 	struct fp *next = NULL;
 	int r;
 
@@ -353,7 +352,7 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		uint64_t per = o->rd.chunk_size / o->track_block;
 		bool overflow = false;
 
-		r = trk_ebpf_harvest(run->trk, run->pending, &overflow);
+		r = trk_ebpf_harvest(run->trk, &pending, &overflow);
 		if (r < 0)
 			return log_errno(r, "%s: harvesting the eBPF tracker", src->id);
 		if (overflow) {
@@ -363,7 +362,7 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		if (!overflow) {
 			memset(run->only, 0, DIV_ROUND_UP(run->nchunks, 64) * 8);
 			for (uint64_t w = 0; w < DIV_ROUND_UP(trk_ebpf_nblocks(run->trk), 64); w++) {
-				for (uint64_t bits = run->pending[w]; bits; bits &= bits - 1) {
+				for (uint64_t bits = pending[w]; bits; bits &= bits - 1) {
 					uint64_t chunk = (w * 64 + (uint64_t)__builtin_ctzll(bits)) / per;
 
 					run->only[chunk / 64] |= UINT64_C(1) << (chunk % 64);
@@ -383,8 +382,11 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	free(run->fps);
 	run->fps = next;
 	run->next_epoch++;
-	if (run->trk)
-		memset(run->pending, 0, DIV_ROUND_UP(trk_ebpf_nblocks(run->trk), 64) * 8);
+	if (run->trk) {
+		r = trk_ebpf_acked(run->trk, run->next_epoch - 1);
+		if (r < 0)
+			return log_errno(r, "%s: updating the eBPF tracker", src->id);
+	}
 	return 0;
 }
 
@@ -524,6 +526,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	conn_set_send_timeout(c, o->ack_timeout_ms);
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		struct fp *offered = NULL;
+		bool tracked;
 
 		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)
@@ -538,10 +541,16 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 			log_info("%s: the receiver holds it up to epoch %" PRIu64 "; sending only "
 				 "the chunks that differ", srcs[i]->id, runs[i].next_epoch - 1);
 		/* --once always sends everything; a resumed disk sends what differs. The first
-		 * epoch of a connection reads the whole disk: the receiver's fingerprints may be
-		 * older than what the tracker has seen since. */
-		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered, true,
-			       ctrl, NULL);
+		 * epoch of a connection reads the whole disk unless the tracker has watched the
+		 * disk since the very epoch the receiver holds (then only its changes). */
+		tracked = runs[i].trk && offered &&
+			  trk_ebpf_acked_epoch(runs[i].trk) != UINT64_MAX &&
+			  trk_ebpf_acked_epoch(runs[i].trk) + 1 == runs[i].next_epoch;
+		if (tracked)
+			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
+				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
+		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered,
+			       !tracked, ctrl, NULL);
 		free(offered);
 		if (r < 0)
 			goto out;
@@ -583,16 +592,13 @@ static int start_trackers(const struct agent_opts *o, struct source **srcs, stru
 	if (o->tracker == TRACKER_SCAN)
 		goto scan;
 	for (unsigned i = 0; i < o->ndisks; i++) {
-		uint64_t nwords;
-
-		r = trk_ebpf_start(srcs[i], o->track_block, &runs[i].trk, why, sizeof(why));
+		r = trk_ebpf_start(srcs[i], o->track_block, o->bpf_pin_root, &runs[i].trk, why,
+				   sizeof(why));
 		if (r < 0)
 			break;
-		nwords = DIV_ROUND_UP(trk_ebpf_nblocks(runs[i].trk), 64);
 		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
-		runs[i].pending = calloc(nwords, 8);
 		runs[i].only = calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8);
-		if (!runs[i].pending || !runs[i].only) {
+		if (!runs[i].only) {
 			r = -ENOMEM;
 			snprintf(why, sizeof(why), "out of memory");
 			break;
@@ -604,10 +610,10 @@ static int start_trackers(const struct agent_opts *o, struct source **srcs, stru
 		return 0;
 	}
 	for (unsigned i = 0; i < o->ndisks; i++) {
-		runs[i].trk = trk_ebpf_stop(runs[i].trk);
-		free(runs[i].pending);
+		if (runs[i].trk)
+			runs[i].trk = trk_ebpf_stop(runs[i].trk, !trk_ebpf_resumed(runs[i].trk));
 		free(runs[i].only);
-		runs[i].pending = runs[i].only = NULL;
+		runs[i].only = NULL;
 	}
 	if (o->tracker == TRACKER_EBPF)
 		return log_errno(r, "--tracker ebpf: %s", why);
@@ -680,8 +686,9 @@ out:
 		src_free(srcs[i]);
 	for (unsigned i = 0; runs && i < o->ndisks; i++) {
 		free(runs[i].fps);
-		trk_ebpf_stop(runs[i].trk);
-		free(runs[i].pending);
+		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
+		 * recording for the next agent. */
+		trk_ebpf_stop(runs[i].trk, g_cut_over);
 		free(runs[i].only);
 	}
 	free(runs);

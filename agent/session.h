@@ -32,6 +32,7 @@ struct agent_opts {
 	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
 	enum tracker_kind tracker;
 	uint32_t track_block;    /* the eBPF tracker's block, a divisor of the chunk size */
+	const char *bpf_pin_root; /* where the eBPF tracker is pinned, one directory per disk */
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -28,14 +31,19 @@
 #pragma GCC diagnostic pop
 
 struct trk_ebpf {
-	struct track_bpf *skel;
+	struct track_bpf *skel;  /* NULL when resumed from pins */
 	uint64_t nblocks, nwords;
-	uint64_t *bm[2];     /* the two bitmaps, mmapped */
-	unsigned active;
+	uint64_t *bm[2];         /* the two bitmaps, mmapped */
+	uint64_t *pend;          /* harvested, not yet acknowledged, mmapped */
+	int fd_cfg, fd_bm[2], fd_pend, fd_stats;
+	bool resumed;
+	struct tern_track_cfg cfg;
 	int sync_map_fd;     /* an array of maps: updating it forces an RCU grace period */
 	int inner_fd;
-	int cfg_fd;
+	char dir[256];       /* pin directory */
 };
+
+static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
 
 bool trk_ebpf_built(void)
 {
@@ -89,14 +97,114 @@ static int whole_disk(dev_t dev, unsigned *ret_maj, unsigned *ret_min, uint64_t 
 	return 0;
 }
 
-int trk_ebpf_start(const struct source *src, uint32_t block_size, struct trk_ebpf **ret_t,
-		   char *why, size_t why_len)
+static void unpin_all(const char *dir)
+{
+	char path[320];
+
+	for (size_t i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, pin_names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/link", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* bpffs may not be mounted yet on a fresh boot. */
+static int ensure_bpffs(const char *root)
+{
+	struct statfs sf;
+
+	if (statfs("/sys/fs/bpf", &sf) == 0 && sf.f_type == BPF_FS_MAGIC)
+		return mkdir_p(root, 0700);
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) < 0)
+		return -errno;
+	return mkdir_p(root, 0700);
+}
+
+static int map_all(struct trk_ebpf *t)
+{
+	size_t len = (size_t)t->nwords * 8;
+	int fds[3] = { t->fd_bm[0], t->fd_bm[1], t->fd_pend };
+	uint64_t **dst[3] = { &t->bm[0], &t->bm[1], &t->pend };
+
+	for (int i = 0; i < 3; i++) {
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
+
+		if (p == MAP_FAILED)
+			return -errno;
+		*dst[i] = p;
+	}
+	return 0;
+}
+
+/* Takes over the tracking a previous agent pinned, if it is this disk's. 1: resumed. */
+static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
+{
+	char path[320];
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info), k = 0;
+	int fds[5], r = 0;
+
+	snprintf(path, sizeof(path), "%s/link", t->dir);
+	if (access(path, F_OK) < 0)
+		return 0;
+	for (int i = 0; i < 5; i++) {
+		snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
+		fds[i] = bpf_obj_get(path);
+		if (fds[i] < 0)
+			r = -1;
+	}
+	t->fd_cfg = fds[0];
+	t->fd_bm[0] = fds[1];
+	t->fd_bm[1] = fds[2];
+	t->fd_pend = fds[3];
+	t->fd_stats = fds[4];
+	if (r < 0 || bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
+	    bpf_obj_get_info_by_fd(t->fd_bm[0], &info, &len) < 0)
+		return 0;
+	/* Identity: the same disk, range and block size, and bitmaps of the same size. */
+	if (t->cfg.major != want->major || t->cfg.first_minor != want->first_minor ||
+	    t->cfg.start_sector != want->start_sector || t->cfg.nr_sectors != want->nr_sectors ||
+	    t->cfg.block_shift != want->block_shift || !t->cfg.armed ||
+	    info.max_entries != t->nwords)
+		return 0;
+	if (map_all(t) < 0)
+		return 0;
+	return 1;
+}
+
+static void close_fds(struct trk_ebpf *t)
+{
+	int *fds[5] = { &t->fd_cfg, &t->fd_bm[0], &t->fd_bm[1], &t->fd_pend, &t->fd_stats };
+
+	for (int i = 0; i < 5; i++) {
+		if (*fds[i] >= 0 && !t->skel)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+static void unmap_all(struct trk_ebpf *t)
+{
+	uint64_t **p[3] = { &t->bm[0], &t->bm[1], &t->pend };
+
+	for (int i = 0; i < 3; i++) {
+		if (*p[i])
+			munmap(*p[i], (size_t)t->nwords * 8);
+		*p[i] = NULL;
+	}
+}
+
+int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
+		   struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
 	struct tern_track_cfg c = { 0 };
 	struct trk_ebpf *t = NULL;
 	struct stat st;
 	uint64_t start;
 	unsigned maj, min;
+	char path[320];
 	__u32 k = 0;
 	int r;
 
@@ -112,36 +220,102 @@ int trk_ebpf_start(const struct source *src, uint32_t block_size, struct trk_ebp
 		snprintf(why, why_len, "cannot find the disk of %s in sysfs", src->path);
 		return -ENODEV;
 	}
+	r = ensure_bpffs(pin_root);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot use bpffs at %s: %s", pin_root, strerror(-r));
+		return r;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->sync_map_fd = t->inner_fd = -1;
+	t->fd_cfg = t->fd_bm[0] = t->fd_bm[1] = t->fd_pend = t->fd_stats = -1;
 	t->nblocks = DIV_ROUND_UP(src->size, block_size);
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
-	t->skel = track_bpf__open();
-	if (!t->skel) {
-		r = -errno ? -errno : -EINVAL;
-		snprintf(why, why_len, "cannot open the BPF object: %s", strerror(-r));
-		goto fail;
-	}
-	bpf_map__set_max_entries(t->skel->maps.bm0, (__u32)t->nwords);
-	bpf_map__set_max_entries(t->skel->maps.bm1, (__u32)t->nwords);
-	r = track_bpf__load(t->skel);
-	if (r < 0) {
-		snprintf(why, why_len, "the kernel refused the BPF program: %s", strerror(-r));
-		goto fail;
-	}
-	for (int i = 0; i < 2; i++) {
-		struct bpf_map *m = i ? t->skel->maps.bm1 : t->skel->maps.bm0;
-		size_t len = (size_t)t->nwords * 8;
+	snprintf(t->dir, sizeof(t->dir), "%s/%s", pin_root, src->id);
+	/* bpffs reserves names with a dot; disk ids may have one. */
+	for (char *p = t->dir + strlen(pin_root) + 1; *p; p++)
+		if (*p == '.')
+			*p = '_';
+	c.major = maj;
+	c.first_minor = min;
+	c.start_sector = start;
+	c.nr_sectors = src->size / 512;
+	c.block_shift = (__u32)__builtin_ctz(block_size);
+	c.armed = 1;
+	c.acked_epoch = UINT64_MAX;
 
-		t->bm[i] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
-		if (t->bm[i] == MAP_FAILED) {
-			t->bm[i] = NULL;
-			r = -errno;
+	r = try_resume(t, &c);
+	if (r == 1) {
+		t->resumed = true;
+		log_info("%s: eBPF tracker resumed from %s (tracking since an earlier agent; last "
+			 "acknowledged epoch %" PRIu64 ")", src->id, t->dir, (uint64_t)t->cfg.acked_epoch);
+	} else {
+		/* Stale or foreign pins: start afresh. */
+		unmap_all(t);
+		close_fds(t);
+		unpin_all(t->dir);
+		r = mkdir_p(t->dir, 0700);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot create %s: %s", t->dir, strerror(-r));
+			goto fail;
+		}
+		t->skel = track_bpf__open();
+		if (!t->skel) {
+			r = -errno ? -errno : -EINVAL;
+			snprintf(why, why_len, "cannot open the BPF object: %s", strerror(-r));
+			goto fail;
+		}
+		bpf_map__set_max_entries(t->skel->maps.bm0, (__u32)t->nwords);
+		bpf_map__set_max_entries(t->skel->maps.bm1, (__u32)t->nwords);
+		bpf_map__set_max_entries(t->skel->maps.pend, (__u32)t->nwords);
+		r = track_bpf__load(t->skel);
+		if (r < 0) {
+			snprintf(why, why_len, "the kernel refused the BPF program: %s", strerror(-r));
+			goto fail;
+		}
+		t->fd_cfg = bpf_map__fd(t->skel->maps.cfg);
+		t->fd_bm[0] = bpf_map__fd(t->skel->maps.bm0);
+		t->fd_bm[1] = bpf_map__fd(t->skel->maps.bm1);
+		t->fd_pend = bpf_map__fd(t->skel->maps.pend);
+		t->fd_stats = bpf_map__fd(t->skel->maps.stats);
+		r = map_all(t);
+		if (r < 0) {
 			snprintf(why, why_len, "cannot map the bitmaps: %s", strerror(-r));
 			goto fail;
 		}
+		t->cfg = c;
+		r = bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0 ? -errno : 0;
+		if (r < 0) {
+			snprintf(why, why_len, "cannot configure the tracker: %s", strerror(-r));
+			goto fail;
+		}
+		r = track_bpf__attach(t->skel);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete: %s",
+				 strerror(-r));
+			goto fail;
+		}
+		/* Pinned, the program keeps tracking if this agent dies: the next one resumes. */
+		for (int i = 0; i < 5 && r == 0; i++) {
+			struct bpf_map *maps[5] = { t->skel->maps.cfg, t->skel->maps.bm0,
+						    t->skel->maps.bm1, t->skel->maps.pend,
+						    t->skel->maps.stats };
+
+			snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
+			r = bpf_map__pin(maps[i], path);
+		}
+		snprintf(path, sizeof(path), "%s/link", t->dir);
+		if (r == 0)
+			r = bpf_link__pin(t->skel->links.tern_rq_complete, path);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot pin the tracker under %s: %s", t->dir,
+				 strerror(-r));
+			goto fail;
+		}
+		log_info("%s: eBPF tracker on disk %u:%u from sector %" PRIu64 ", %" PRIu64
+			 " blocks of %u, pinned at %s", src->id, maj, min, start, t->nblocks,
+			 block_size, t->dir);
 	}
 	/* An array of maps whose every update makes the kernel wait for an RCU grace
 	 * period, after which no program still runs with the old active index. */
@@ -155,47 +329,25 @@ int trk_ebpf_start(const struct source *src, uint32_t block_size, struct trk_ebp
 		snprintf(why, why_len, "cannot create the grace-period map: %s", strerror(-r));
 		goto fail;
 	}
-	c.major = maj;
-	c.first_minor = min;
-	c.start_sector = start;
-	c.nr_sectors = src->size / 512;
-	c.block_shift = (__u32)__builtin_ctz(block_size);
-	c.armed = 1;
-	t->cfg_fd = bpf_map__fd(t->skel->maps.cfg);
-	r = bpf_map_update_elem(t->cfg_fd, &k, &c, BPF_ANY);
-	if (r < 0) {
-		r = -errno;
-		snprintf(why, why_len, "cannot configure the tracker: %s", strerror(-r));
-		goto fail;
-	}
-	r = track_bpf__attach(t->skel);
-	if (r < 0) {
-		snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete: %s", strerror(-r));
-		goto fail;
-	}
-	log_info("%s: eBPF tracker on disk %u:%u from sector %" PRIu64 ", %" PRIu64 " blocks of %u",
-		 src->id, maj, min, start, t->nblocks, block_size);
 	*ret_t = t;
 	return 0;
 fail:
-	trk_ebpf_stop(t);
+	trk_ebpf_stop(t, !t->resumed);
 	return r < 0 ? r : -EINVAL;
 }
 
-int trk_ebpf_harvest(struct trk_ebpf *t, uint64_t *bits, bool *ret_overflow)
+int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
-	struct tern_track_cfg c;
 	struct tern_track_stats s = { 0 };
-	unsigned idle = t->active;
+	unsigned idle;
 	__u32 k = 0, v;
-	int r;
 
-	if (bpf_map_lookup_elem(t->cfg_fd, &k, &c) < 0)
+	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
 		return -errno;
-	c.active = !t->active;
-	if (bpf_map_update_elem(t->cfg_fd, &k, &c, BPF_ANY) < 0)
+	idle = t->cfg.active;
+	t->cfg.active = !idle;
+	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
 		return -errno;
-	t->active = c.active;
 	/* Programs that read the old index finish before this update returns. */
 	v = (__u32)t->inner_fd;
 	if (bpf_map_update_elem(t->sync_map_fd, &k, &v, BPF_ANY) < 0)
@@ -203,15 +355,38 @@ int trk_ebpf_harvest(struct trk_ebpf *t, uint64_t *bits, bool *ret_overflow)
 	for (uint64_t i = 0; i < t->nwords; i++) {
 		uint64_t w = __atomic_exchange_n(&t->bm[idle][i], 0, __ATOMIC_RELAXED);
 
-		bits[i] |= w;
+		t->pend[i] |= w;
 	}
-	r = bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stats), &k, &s);
-	*ret_overflow = r == 0 && s.overflow > 0;
+	*ret_overflow = bpf_map_lookup_elem(t->fd_stats, &k, &s) == 0 && s.overflow > 0;
 	if (*ret_overflow) {
 		memset(&s, 0, sizeof(s));
-		bpf_map_update_elem(bpf_map__fd(t->skel->maps.stats), &k, &s, BPF_ANY);
+		bpf_map_update_elem(t->fd_stats, &k, &s, BPF_ANY);
 	}
+	*ret_pending = t->pend;
 	return 0;
+}
+
+int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
+{
+	__u32 k = 0;
+
+	memset(t->pend, 0, (size_t)t->nwords * 8);
+	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
+		return -errno;
+	t->cfg.acked_epoch = epoch;
+	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
+{
+	return t->cfg.acked_epoch;
+}
+
+bool trk_ebpf_resumed(const struct trk_ebpf *t)
+{
+	return t->resumed;
 }
 
 uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
@@ -219,17 +394,19 @@ uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 	return t->nblocks;
 }
 
-struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t)
+struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	if (!t)
 		return NULL;
-	for (int i = 0; i < 2; i++)
-		if (t->bm[i])
-			munmap(t->bm[i], (size_t)t->nwords * 8);
+	unmap_all(t);
 	if (t->sync_map_fd >= 0)
 		close(t->sync_map_fd);
 	if (t->inner_fd >= 0)
 		close(t->inner_fd);
+	close_fds(t);
+	if (unpin)
+		unpin_all(t->dir);
+	/* A pinned link keeps the program attached after the skeleton lets go of it. */
 	track_bpf__destroy(t->skel);
 	free(t);
 	return NULL;
@@ -246,16 +423,31 @@ bool trk_ebpf_built(void)
 	return false;
 }
 
-int trk_ebpf_start(const struct source *src, uint32_t block_size, struct trk_ebpf **ret_t,
-		   char *why, size_t why_len)
+int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
+		   struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
 	snprintf(why, why_len, "this build has no eBPF tracker (clang, bpftool or libbpf missing)");
 	return -EOPNOTSUPP;
 }
 
-int trk_ebpf_harvest(struct trk_ebpf *t, uint64_t *bits, bool *ret_overflow)
+int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	return -EOPNOTSUPP;
+}
+
+int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
+{
+	return -EOPNOTSUPP;
+}
+
+uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
+{
+	return UINT64_MAX;
+}
+
+bool trk_ebpf_resumed(const struct trk_ebpf *t)
+{
+	return false;
 }
 
 uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
@@ -263,7 +455,7 @@ uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 	return 0;
 }
 
-struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t)
+struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	return NULL;
 }

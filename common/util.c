@@ -259,6 +259,18 @@ out:
 	return r;
 }
 
+/* Some filesystems (sysfs) refuse mkdir with EPERM even where the directory exists. */
+static int mkdir_one(const char *path, unsigned mode)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	return -1;
+}
+
 int mkdir_p(const char *path, unsigned mode)
 {
 	char buf[PATH_MAX];
@@ -271,13 +283,11 @@ int mkdir_p(const char *path, unsigned mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		if (mkdir_one(buf, mode) < 0)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	return mkdir_one(buf, mode) < 0 ? -errno : 0;
 }
 
 uint64_t now_ns(void)

@@ -13,6 +13,7 @@ struct tern_track_cfg {
 	__u32 active;              /* which bitmap the program writes: 0 or 1 */
 	__u32 armed;
 	__u32 pad;
+	__u64 acked_epoch;         /* user space: the last epoch acknowledged (~0: none) */
 };
 
 struct tern_track_stats {

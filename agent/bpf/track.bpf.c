@@ -27,7 +27,9 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
-} bm0 SEC(".maps"), bm1 SEC(".maps");
+} bm0 SEC(".maps"), bm1 SEC(".maps"), pend SEC(".maps");
+/* pend is user space's: blocks harvested but not yet acknowledged by the receiver, kept
+ * in a pinned map so that they outlive an agent restart. */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

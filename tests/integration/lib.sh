@@ -9,6 +9,9 @@ set -euo pipefail
 
 T=$(mktemp -d /tmp/tern-test.XXXXXX)
 RECEIVER_PID=
+# eBPF tracker pins of this test, apart from any real agent's, removed at the end.
+# (bpffs refuses names with a dot.)
+export TERN_BPF_PIN_ROOT="/sys/fs/bpf/tern_test_${T##*.}"
 LOOPS=()
 MOUNTS=()
 
@@ -20,6 +23,8 @@ cleanup() {
 		wait "$RECEIVER_PID" 2>/dev/null
 	fi
 	[ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null
+	[ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
+	[ -d "$TERN_BPF_PIN_ROOT" ] && rm -rf "$TERN_BPF_PIN_ROOT"
 	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$T/receiver.log" ]; then

@@ -20,7 +20,8 @@ dd if="$T/fill.img" of="$T/disk.img" bs=1M seek=40 conv=notrunc status=none
 loop_attach DEV "$T/disk.img"
 partx -a "$DEV" 2>/dev/null || true
 [ -b "${DEV}p1" ] || skip "partx could not add the partition of $DEV"
-start_receiver "$T/state" --target whole="$T/whole-dst.img" --target part="$T/part-dst.img"
+start_receiver "$T/state" --target whole="$T/whole-dst.img" --target part="$T/part-dst.img" \
+	--target whole2="$T/whole2-dst.img"
 
 wait_for() {
 	for _ in $(seq 1 300); do [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0; sleep 0.1; done
@@ -72,4 +73,20 @@ rc=0; "$TERNCTL" --state-dir "$T/state" cutover p1 --verify full --timeout 60 >"
 [ $rc -ne 0 ] || { cat "$T/ctl.out"; fail "verify full did not catch a write the tracker could not see"; }
 grep -q "the tracker did not report" "$T/ctl.out" || { cat "$T/ctl.out"; fail "no reason given"; }
 wait "$AGENT_PID" 2>/dev/null || true
-pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write"
+# 3. Tracking survives an agent restart: the pinned program records writes made while no
+# agent runs, and the new agent reads only those blocks.
+agent r1 whole2="$DEV" "$T/r.log"
+wait_for "$T/r.log" "epoch 1 durable and verified"
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+[ -e "$TERN_BPF_PIN_ROOT/whole2/link" ] || fail "the tracker was not pinned"
+dd if=/dev/urandom of="$DEV" bs=4096 seek=7777 count=2 oflag=direct status=none
+agent r1 whole2="$DEV" "$T/r2.log"
+wait_for "$T/r2.log" "durable and verified" 2
+grep -q "eBPF tracker resumed from" "$T/r2.log" || { cat "$T/r2.log"; fail "the tracker was not resumed"; }
+grep -q "tracking has been continuous since epoch" "$T/r2.log" || { cat "$T/r2.log"; fail "no continuity"; }
+grep -q "epoch [0-9]*: 1 of 1024 chunks sent" "$T/r2.log" || { cat "$T/r2.log"; fail "the resumed epoch did not send just the changed chunk"; }
+"$TERNCTL" --state-dir "$T/state" cutover r1 --verify full --timeout 60 >"$T/ctl.out" 2>&1 ||
+	{ cat "$T/ctl.out" "$T/r2.log"; fail "verify full after the restart"; }
+wait "$AGENT_PID" || true
+[ ! -e "$TERN_BPF_PIN_ROOT/whole2" ] || fail "pins left behind after the cutover"
+pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart"
