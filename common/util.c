@@ -136,12 +136,13 @@ int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+/* One loop for both directions: a short transfer continues, EOF is an error. */
+static int pio_full(int fd, void *buf, size_t len, uint64_t off, bool write)
 {
-	const char *p = buf;
+	char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -154,6 +155,16 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return pio_full(fd, (void *)(uintptr_t)buf, len, off, true);
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return pio_full(fd, buf, len, off, false);
 }
 
 static int fsync_dir_of(const char *path)

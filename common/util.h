@@ -27,6 +27,7 @@ int parse_id_path(const char *arg, char **ret_id, char **ret_path);
 int read_full(int fd, void *buf, size_t len);
 int write_full(int fd, const void *buf, size_t len);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* Writes a file atomically: temp file with mode, fsync, rename, fsync of the directory. */
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);

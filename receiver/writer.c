@@ -53,23 +53,7 @@ struct writer {
 
 int wr_read(struct writer *w, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(w->fd_plain, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return pread_full(w->fd_plain, buf, len, off);
 }
 
 uint64_t wr_size(const struct writer *w)
