@@ -297,7 +297,6 @@ static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out,
 		d.encoding = PROTO_ENC_RAW;
 		d.payload_len = d.plain_len;
 		memcpy(payload, s->buf + start, d.plain_len);
-		out->raw_bytes += d.plain_len;
 	}
 	n = proto_encode_data_head(head, cap - out->len, &d);
 	if (n < 0)

@@ -36,7 +36,6 @@ struct rd_out {
 	size_t len;           /* bytes of frames in buf */
 	uint64_t plain_bytes; /* source bytes this batch covers */
 	uint64_t zero_bytes;  /* of which all-zero */
-	uint64_t raw_bytes;   /* of which sent uncompressed */
 	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
 	uint64_t missed_chunks; /* changed although the tracker's marks said not */
 	struct rd_out *next;

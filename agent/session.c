@@ -26,7 +26,7 @@
 static bool g_refused;
 
 struct disk_stats {
-	uint64_t plain, zero, raw, wire;
+	uint64_t plain, zero, wire;
 	uint64_t t_start, t_end;
 };
 
@@ -184,7 +184,6 @@ send:
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
 		st.plain += out->plain_bytes;
 		st.zero += out->zero_bytes;
-		st.raw += out->raw_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
 		missed += out->missed_chunks;

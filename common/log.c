@@ -27,11 +27,6 @@ void log_set_level(enum log_level max_level)
 	log_max = max_level;
 }
 
-enum log_level log_get_level(void)
-{
-	return log_max;
-}
-
 int log_parse_level(const char *s, enum log_level *ret_level)
 {
 	static const struct { const char *name; enum log_level lvl; } names[] = {

@@ -29,7 +29,6 @@ struct conn {
 	bool broken; /* after an I/O error no shutdown alert is attempted */
 	char peer_cn[128];
 	char why[160]; /* OpenSSL's reason for the last failure, for one-line errors */
-	uint64_t sent, recvd;
 };
 
 int net_parse_hostport(const char *s, char **ret_host, char **ret_port)
@@ -382,7 +381,6 @@ int conn_send(struct conn *c, const void *buf, size_t len)
 		}
 		p += n;
 		len -= n;
-		c->sent += n;
 	}
 	return 0;
 }
@@ -401,7 +399,6 @@ static int recv_full(struct conn *c, uint8_t *buf, size_t len)
 		}
 		buf += n;
 		len -= n;
-		c->recvd += n;
 	}
 	return 0;
 }
@@ -468,14 +465,4 @@ void conn_linger(struct conn *c, int timeout_ms)
 	shutdown(c->fd, SHUT_WR);
 	c->broken = true;
 	drain(c->fd, timeout_ms);
-}
-
-uint64_t conn_bytes_sent(const struct conn *c)
-{
-	return c->sent;
-}
-
-uint64_t conn_bytes_recv(const struct conn *c)
-{
-	return c->recvd;
 }

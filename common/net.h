@@ -51,6 +51,3 @@ int conn_send_error(struct conn *c, int code, const char *fmt, ...)
 /* After sending an ERROR: stop writing and drain what the peer still sends for up to
  * timeout_ms, so the kernel does not reset the connection and drop our ERROR unread. */
 void conn_linger(struct conn *c, int timeout_ms);
-/* Bytes sent and received at the application level (frames, before TLS). */
-uint64_t conn_bytes_sent(const struct conn *c);
-uint64_t conn_bytes_recv(const struct conn *c);

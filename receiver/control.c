@@ -144,6 +144,11 @@ struct control *control_stop(struct control *ctl)
 {
 	if (!ctl)
 		return NULL;
+	/* A cutover being waited for would hold the join for its whole timeout. */
+	pthread_mutex_lock(&ctl->srv->lock);
+	ctl->srv->stopping = true;
+	pthread_cond_broadcast(&ctl->srv->cut_cv);
+	pthread_mutex_unlock(&ctl->srv->lock);
 	(void)write(ctl->stop_pipe[1], "x", 1);
 	pthread_join(ctl->thread, NULL);
 	close(ctl->fd);

@@ -331,7 +331,7 @@ out:
 		close(lfd);
 	if (sfd >= 0)
 		close(sfd);
-	/* A cutover being served waits at most its timeout; the socket goes with us. */
+	/* A cutover still waited for is answered as failed; the socket goes with us. */
 	control_stop(ctl);
 	pthread_mutex_lock(&srv.lock);
 	r = (int)srv.sessions;

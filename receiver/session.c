@@ -245,7 +245,8 @@ static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d,
 /* Records what the target holds: verified with its root, or "copy in progress" (written
  * before the first byte of a copy, so a copy that then fails cannot leave an older
  * verified record describing a target it has partly overwritten). */
-static int save_disk_state(struct rsession *s, const struct rdisk *d, const struct fp *root)
+static int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t epoch,
+			   const struct fp *root)
 {
 	char path[4096], dir[4096], *text = NULL, hex[33];
 	int n, r;
@@ -261,7 +262,7 @@ static int save_disk_state(struct rsession *s, const struct rdisk *d, const stru
 	n = asprintf(&text,
 		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
 		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\ncutover=%d\n",
-		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, d->epoch,
+		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, epoch,
 		     root ? fp_hex(root, hex) : "-", root ? 1 : 0, d->cut_over ? 1 : 0);
 	if (n < 0)
 		return -ENOMEM;
@@ -365,7 +366,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, m.id,
 			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
 	}
-	r = save_disk_state(s, d, NULL);
+	r = save_disk_state(s, d, d->epoch, NULL);
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
 			      strerror(-r));
@@ -412,7 +413,7 @@ static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64
 	/* Before the first write of an epoch the record stops claiming the target verified:
 	 * until this epoch ends it holds a mix of the last one and this. */
 	if (!d->marked) {
-		int r = save_disk_state(s, d, NULL);
+		int r = save_disk_state(s, d, d->epoch, NULL);
 
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record state: %s", d->t->id, strerror(-r));
@@ -555,7 +556,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s", d->t->id,
 				      s->srv->state_dir, strerror(-r));
-		r = save_disk_state(s, d, &ack.root);
+		r = save_disk_state(s, d, d->epoch, &ack.root);
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
 				      s->srv->state_dir, strerror(-r));
@@ -775,9 +776,8 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 					      "as root %s", d->t->id, fp_hex(&root, hex));
 		}
 		d->cut_over = true;
-		d->epoch--; /* the record names the final epoch, the last one acknowledged */
-		r = save_disk_state(s, d, &d->last_root);
-		d->epoch++;
+		/* The record names the final epoch: the last one acknowledged. */
+		r = save_disk_state(s, d, d->epoch - 1, &d->last_root);
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record the cutover: %s", d->t->id,
 				      strerror(-r));
@@ -925,7 +925,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 		hd->req = req;
 		if (write(hd->efd, &one, sizeof(one)) < 0)
 			r = -errno;
-		while (r == 0 && !req->done) {
+		while (r == 0 && !req->done && !srv->stopping) {
 			if (pthread_cond_timedwait(&srv->cut_cv, &srv->lock, &deadline) == ETIMEDOUT)
 				break;
 		}
@@ -936,7 +936,10 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 			for (hd = srv->handles; hd; hd = hd->next)
 				if (hd->req == req)
 					hd->req = NULL;
-			snprintf(req->proof, sizeof(req->proof), "no cutover within %u s", timeout_s);
+			if (srv->stopping)
+				snprintf(req->proof, sizeof(req->proof), "the receiver is shutting down");
+			else
+				snprintf(req->proof, sizeof(req->proof), "no cutover within %u s", timeout_s);
 			r = r ? r : -ETIMEDOUT;
 		}
 	}

@@ -38,7 +38,8 @@ struct rcv_server {
 	unsigned sessions; /* live session threads; guarded by lock */
 	pthread_cond_t idle;
 	struct rcv_handle *handles;
-	pthread_cond_t cut_cv; /* signalled when a cutover request is done */
+	pthread_cond_t cut_cv; /* signalled when a cutover request is done, or on shutdown */
+	bool stopping;         /* shutting down: a waiting cutover request gives up */
 };
 
 /* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.

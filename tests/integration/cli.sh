@@ -40,8 +40,15 @@ rc=0; "$TERN_RECEIVER" serve --state-dir "$T/s" --listen nonsense --target a=/x 
 rc=0; "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials "$T/s/agent-bundle.pem" \
 	--disk d="$T/missing.img" --once 2>"$T/err" || rc=$?
 [ $rc -eq 1 ] && grep -q "cannot open source" "$T/err" || { cat "$T/err"; fail "missing source"; }
-# Nothing listening: a clear connection error.
+# Nothing listening: a clear connection error, one line.
+truncate -s 1M "$T/one.img"
+rc=0; "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials "$T/s/agent-bundle.pem" \
+	--disk d="$T/one.img" --once 2>"$T/err" || rc=$?
+[ $rc -eq 1 ] && grep -q "cannot connect to receiver 127.0.0.1:1" "$T/err" &&
+	[ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err"; fail "agent against nothing"; }
+# A character device is not a disk.
 rc=0; "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials "$T/s/agent-bundle.pem" \
 	--disk d=/dev/null --once 2>"$T/err" || rc=$?
-[ $rc -eq 1 ] || { cat "$T/err"; fail "agent against nothing"; }
+[ $rc -eq 1 ] && grep -q "neither a block device nor a regular file" "$T/err" ||
+	{ cat "$T/err"; fail "a character device accepted as a source"; }
 pass "command-line contract"
