@@ -389,6 +389,15 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	return 0;
 }
 
+/* Whether the eBPF tracker's pending blocks cover every change since the epoch before
+ * next_epoch, which the receiver holds. */
+static bool ebpf_continuous(const struct trk_ebpf *t, uint64_t next_epoch)
+{
+	uint64_t acked = trk_ebpf_acked_epoch(t);
+
+	return acked != UINT64_MAX && (acked + 1 == next_epoch || acked + 2 == next_epoch);
+}
+
 static bool g_cut_over; /* the cutover completed: the agent's work is done */
 
 /* The receiver asked for the cutover: run the operator's hook, freeze the source's
@@ -541,10 +550,11 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 				 "the chunks that differ", srcs[i]->id, runs[i].next_epoch - 1);
 		/* --once always sends everything; a resumed disk sends what differs. The first
 		 * epoch of a connection reads the whole disk unless the tracker has watched the
-		 * disk since the very epoch the receiver holds (then only its changes). */
-		tracked = runs[i].trk && offered &&
-			  trk_ebpf_acked_epoch(runs[i].trk) != UINT64_MAX &&
-			  trk_ebpf_acked_epoch(runs[i].trk) + 1 == runs[i].next_epoch;
+		 * disk since the epoch the receiver holds (then only its changes). The tracker
+		 * may be one acknowledgement behind: an agent killed between the receiver's ack
+		 * and recording it. Its pending blocks then still hold that epoch's set, so
+		 * they cover everything changed since the receiver's epoch too. */
+		tracked = runs[i].trk && offered && ebpf_continuous(runs[i].trk, runs[i].next_epoch);
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
