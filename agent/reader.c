@@ -306,13 +306,69 @@ static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out,
 	return 0;
 }
 
+/* The changed blocks of a whole chunk per the tracker; 0 when the chunk goes whole. */
+static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
+{
+	uint32_t per;
+	uint64_t bit, mask;
+
+	if (!rd->o.blocks || !rd->o.only)
+		return 0;
+	per = rd->o.chunk_size / rd->o.block_size;
+	bit = chunk * per;
+	mask = rd->o.blocks[bit / 64] >> (bit % 64);
+	if (per < 64)
+		mask &= (UINT64_C(1) << per) - 1;
+	/* Every block changed: a DATA frame says the same with less. */
+	return (uint32_t)__builtin_popcountll(mask) == per ? 0 : mask;
+}
+
+/* Emits one PATCH frame: the chunk's changed blocks (mask), gathered and compressed. */
+static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
+		      const struct slot *s, uint32_t i, uint64_t mask, uint8_t *scratch)
+{
+	uint32_t bs = rd->o.block_size;
+	struct proto_patch m = { .disk_no = rd->disk_no, .mask = mask,
+				 .block_shift = (uint8_t)__builtin_ctz(bs),
+				 .offset = s->off + (uint64_t)i * rd->o.chunk_size,
+				 .fp = rd->fps[s->off / rd->o.chunk_size + i] };
+	const uint8_t *chunk = s->buf + (size_t)i * rd->o.chunk_size;
+	uint8_t *head = out->buf + out->len, *payload;
+	size_t fixed = PROTO_HDR_LEN + PROTO_PATCH_FIXED;
+	long c;
+	int n;
+
+	for (uint64_t bits = mask; bits; bits &= bits - 1) {
+		memcpy(scratch + m.plain_len, chunk + (size_t)__builtin_ctzll(bits) * bs, bs);
+		m.plain_len += bs;
+	}
+	if (cap - out->len < fixed + m.plain_len)
+		return -ENOBUFS;
+	payload = head + fixed;
+	c = codec_compress(codec, payload, cap - out->len - fixed, scratch, m.plain_len);
+	if (c < 0)
+		return (int)c;
+	m.encoding = c > 0 ? PROTO_ENC_ZSTD : PROTO_ENC_RAW;
+	m.payload_len = c > 0 ? (uint32_t)c : m.plain_len;
+	if (c == 0)
+		memcpy(payload, scratch, m.plain_len);
+	n = proto_encode_patch_head(head, cap - out->len, &m);
+	if (n < 0)
+		return n;
+	out->len += fixed + m.payload_len;
+	return 0;
+}
+
 static int process(struct reader *rd, struct codec *codec, struct slot *s, struct rd_out **ret_out)
 {
 	uint32_t cs = rd->o.chunk_size;
 	uint64_t first = s->off / cs;
 	uint32_t n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
-	/* Per chunk: 0 unchanged since the previous scan (not sent), 1 data, 2 zero. */
+	/* Per chunk: 0 unchanged since the previous scan (not sent), 1 data, 2 zero, 3 only
+	 * some blocks changed (a PATCH of patch[i]). */
 	uint8_t kind[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	uint64_t patch[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	uint8_t *scratch = NULL;
 	struct rd_out *out;
 	size_t cap;
 	int r = 0;
@@ -353,15 +409,27 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 			kind[i] = 1;
 			log_warn("fault injection: corrupting chunk %" PRIu64, first + i);
 		}
+		/* A changed whole chunk with only some changed blocks: the receiver holds the
+		 * others (the tracker says so, and the fingerprint proves it there). */
+		if (kind[i] == 1 && clen == cs && (patch[i] = patch_mask(rd, first + i)) != 0) {
+			kind[i] = 3;
+			if (!scratch && !(scratch = malloc(cs))) {
+				rd_out_free(out);
+				return -ENOMEM;
+			}
+		}
 	}
 	for (uint32_t i = 0; i < n && r == 0;) {
 		uint32_t j = i + 1;
 		uint64_t start = (uint64_t)i * cs, end;
 
-		while (j < n && kind[j] == kind[i])
+		while (j < n && kind[j] == kind[i] && kind[i] != 3)
 			j++;
 		end = MIN((uint64_t)j * cs, (uint64_t)s->want);
-		if (kind[i] == 2)
+		if (kind[i] == 3) {
+			r = emit_patch(rd, codec, out, cap, s, i, patch[i], scratch);
+			out->patched_chunks++;
+		} else if (kind[i] == 2)
 			r = emit_zero(rd, out, cap, s, start, end);
 		else if (kind[i] == 1)
 			r = emit_data(rd, codec, out, cap, s, start, end, first + i, j - i);
@@ -369,6 +437,7 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 			out->sent_chunks += j - i;
 		i = j;
 	}
+	free(scratch);
 	if (r < 0) {
 		rd_out_free(out);
 		return r;
@@ -453,6 +522,10 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	if ((o->only && !o->prev) || !proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
 	    o->batch % o->chunk_size || o->batch > PROTO_EXTENT_MAX || o->queue_depth == 0 ||
 	    o->workers == 0)
+		return -EINVAL;
+	if (o->blocks && (!o->only || o->block_size < 512 || (o->block_size & (o->block_size - 1)) ||
+			  o->block_size >= o->chunk_size ||
+			  o->chunk_size / o->block_size > PROTO_PATCH_MAX_BLOCKS))
 		return -EINVAL;
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)

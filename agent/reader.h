@@ -28,6 +28,11 @@ struct rd_opts {
 	const uint64_t *only;
 	/* With only NULL: the tracker's marks, to count changed chunks it did not report. */
 	const uint64_t *marks;
+	/* With only: the tracker's changed blocks (bit per block_size bytes of the disk). A
+	 * whole chunk with some but not all of its blocks changed is sent as a PATCH of just
+	 * those blocks. NULL: whole chunks. block_size must split a chunk into 2..64. */
+	const uint64_t *blocks;
+	uint32_t block_size;
 };
 
 /* Frames for one batch, ready to send. */
@@ -37,6 +42,7 @@ struct rd_out {
 	uint64_t plain_bytes; /* source bytes this batch covers */
 	uint64_t zero_bytes;  /* of which all-zero */
 	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
+	uint64_t patched_chunks; /* of which sent as PATCH frames */
 	uint64_t missed_chunks; /* changed although the tracker's marks said not */
 	struct rd_out *next;
 };

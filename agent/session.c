@@ -24,6 +24,9 @@
 
 /* Set when the receiver refused us (ERROR frame, TLS alert): no point reconnecting. */
 static bool g_refused;
+/* The receiver found its target not as the tracker believed (a patch did not fit): the
+ * next connection reads every disk whole and sends what differs from its fingerprints. */
+static bool g_reconcile;
 
 struct disk_stats {
 	uint64_t plain, zero, wire;
@@ -131,7 +134,8 @@ static int register_disk(const struct agent_opts *o, struct conn *c, struct sour
  * verified acknowledgement. On success *ret_fps holds every chunk's new fingerprint. */
 static int send_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
 		      uint16_t disk_no, uint64_t epoch, const struct fp *prev, const uint64_t *only,
-		      const uint64_t *marks, uint8_t *ctrl, struct fp **ret_fps, uint64_t *ret_missed)
+		      const uint64_t *marks, const uint64_t *blocks, uint8_t *ctrl, struct fp **ret_fps,
+		      uint64_t *ret_missed)
 {
 	struct disk_stats st = { 0 };
 	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = epoch };
@@ -139,7 +143,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	struct rd_opts ro = o->rd;
 	struct reader *rd = NULL;
 	struct proto_hdr h;
-	uint64_t last_report, sent_chunks = 0, missed = 0;
+	uint64_t last_report, sent_chunks = 0, patched = 0, missed = 0;
 	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	bool progress = o->progress && epoch == 0;
 	int n, r;
@@ -147,6 +151,10 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	ro.prev = prev;
 	ro.only = prev ? only : NULL;
 	ro.marks = prev && !only ? marks : NULL;
+	/* Blocks of a chunk split into more than 64 are not worth a patch. */
+	ro.blocks = prev && only && o->rd.chunk_size / o->track_block <= PROTO_PATCH_MAX_BLOCKS &&
+		    o->track_block < o->rd.chunk_size ? blocks : NULL;
+	ro.block_size = o->track_block;
 	st.t_start = last_report = now_ns();
 	r = rd_start(src, disk_no, &ro, &rd);
 	if (r < 0) {
@@ -186,6 +194,7 @@ send:
 		st.zero += out->zero_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
+		patched += out->patched_chunks;
 		missed += out->missed_chunks;
 		rd_out_free(out);
 		if (r < 0) {
@@ -217,8 +226,9 @@ send:
 	st.wire += (uint64_t)n;
 	if (progress)
 		print_progress(src->id, &st, src->size);
-	log_info("%s: epoch %" PRIu64 ": %" PRIu64 " of %" PRIu64 " chunks sent; waiting for the "
-		 "receiver to make them durable", src->id, epoch, sent_chunks, ee.nchunks);
+	log_info("%s: epoch %" PRIu64 ": %" PRIu64 " of %" PRIu64 " chunks sent (%" PRIu64 " as "
+		 "patches of their changed blocks); waiting for the receiver to make them durable",
+		 src->id, epoch, sent_chunks, ee.nchunks, patched);
 	conn_set_recv_timeout(c, o->ack_timeout_ms);
 	r = recv_ctrl(c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
 	if (r < 0)
@@ -374,7 +384,7 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 				only = run->only;
 		}
 	}
-	r = send_epoch(o, c, src, disk_no, run->next_epoch, prev, only, marks, ctrl, &next,
+	r = send_epoch(o, c, src, disk_no, run->next_epoch, prev, only, marks, pending, ctrl, &next,
 		       ret_missed);
 	if (r < 0)
 		return r;
@@ -534,6 +544,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	conn_set_send_timeout(c, o->ack_timeout_ms);
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		struct fp *offered = NULL;
+		uint64_t missed = 0;
 		bool tracked;
 
 		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
@@ -554,17 +565,22 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		 * may be one acknowledgement behind: an agent killed between the receiver's ack
 		 * and recording it. Its pending blocks then still hold that epoch's set, so
 		 * they cover everything changed since the receiver's epoch too. */
-		tracked = runs[i].trk && offered && ebpf_continuous(runs[i].trk, runs[i].next_epoch);
+		tracked = runs[i].trk && offered && !g_reconcile &&
+			  ebpf_continuous(runs[i].trk, runs[i].next_epoch);
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
 		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered,
-			       !tracked, ctrl, NULL);
+			       !tracked, ctrl, &missed);
 		free(offered);
 		if (r < 0)
 			goto out;
+		if (missed > 0 && runs[i].trk)
+			log_warn("%s: reconciliation found %" PRIu64 " changed chunk(s) the tracker "
+				 "had not reported", srcs[i]->id, missed);
 		*backoff = 1;
 	}
+	g_reconcile = false;
 	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
 		if (g_cut_pending || pause_between_epochs(o->interval_s, c) > 0) {
 			r = cutover(o, c, srcs, runs, ctrl);
@@ -679,6 +695,14 @@ int session_run(const struct agent_opts *o)
 		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
 		/* "In use" is the receiver still holding our previous session after a dead
 		 * link; it lets go once its side notices, so that refusal is worth a retry. */
+		if (r == -ESTALE && !g_reconcile && !o->once && !stop_requested) {
+			log_warn("the receiver's target is not what the tracker expected (changed "
+				 "behind tern, or a write the tracker missed); reconciling every disk "
+				 "by fingerprints");
+			g_reconcile = true;
+			backoff = 1;
+			continue;
+		}
 		if (r == 0 || o->once || g_cut_over || (g_refused && r != -EBUSY) || stop_requested)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is

@@ -118,6 +118,7 @@ static size_t payload_max(unsigned type)
 	case PROTO_BYE: return 0;
 	case PROTO_FPS: return PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN;
 	case PROTO_CUTOVER: return 10;
+	case PROTO_PATCH: return PROTO_PATCH_FIXED + PROTO_CHUNK_MAX;
 	default: return 0;
 	}
 }
@@ -129,6 +130,7 @@ const char *proto_type_name(unsigned type)
 		[PROTO_DISK_OK] = "DISK_OK", [PROTO_DATA] = "DATA", [PROTO_ZERO] = "ZERO",
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
 		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS", [PROTO_CUTOVER] = "CUTOVER",
+		[PROTO_PATCH] = "PATCH",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -415,6 +417,91 @@ int proto_decode_data(const uint8_t *p, size_t len, uint32_t cs, struct proto_da
 	/* zstd is only sent when it saves space; anything else is malformed or hostile. */
 	if (m.encoding == PROTO_ENC_ZSTD && (m.payload_len == 0 || m.payload_len >= m.plain_len))
 		return -EBADMSG;
+	*ret_m = m;
+	return 0;
+}
+
+/* The rules both ends apply to a patch's shape: the blocks split the chunk into 2..64
+ * (a patch of one block per chunk is a DATA frame), at least one and not all are carried,
+ * and a raw payload is exact while zstd must save something. */
+static int patch_check(const struct proto_patch *m, uint32_t cs)
+{
+	uint32_t nblocks;
+
+	if (!proto_chunk_size_valid(cs))
+		return -EINVAL;
+	if (m->block_shift < 9 || m->block_shift > 19 || (1u << m->block_shift) >= cs)
+		return -EPROTO;
+	nblocks = cs >> m->block_shift;
+	if (nblocks > PROTO_PATCH_MAX_BLOCKS)
+		return -EPROTO;
+	if (m->mask == 0 || (nblocks < 64 && m->mask >> nblocks != 0) ||
+	    (uint32_t)__builtin_popcountll(m->mask) == nblocks)
+		return -EPROTO;
+	if (m->offset % cs != 0 || m->offset > UINT64_MAX - cs)
+		return -EPROTO;
+	if (m->encoding > PROTO_ENC_ZSTD)
+		return -EBADMSG;
+	if (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
+					 : (m->payload_len == 0 || m->payload_len >= m->plain_len))
+		return -EBADMSG;
+	return 0;
+}
+
+int proto_encode_patch_head(uint8_t *out, size_t cap, const struct proto_patch *m)
+{
+	struct cur c = { .w = out, .left = cap };
+	uint64_t plain;
+
+	if (m->block_shift < 9 || m->block_shift > 19 || m->mask == 0 || m->encoding > PROTO_ENC_ZSTD)
+		return -EINVAL;
+	/* The encoder does not know the session's chunk size; it checks what it can and the
+	 * decoder checks the mask against the chunk. */
+	plain = (uint64_t)__builtin_popcountll(m->mask) << m->block_shift;
+	if (plain != m->plain_len || plain >= PROTO_CHUNK_MAX ||
+	    (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
+					  : (m->payload_len == 0 || m->payload_len >= m->plain_len)))
+		return -EINVAL;
+	if (cap < PROTO_HDR_LEN + PROTO_PATCH_FIXED)
+		return -ENOBUFS;
+	proto_encode_hdr(out, PROTO_PATCH, (uint32_t)(PROTO_PATCH_FIXED + m->payload_len));
+	c.w += PROTO_HDR_LEN;
+	c.left -= PROTO_HDR_LEN;
+	put_be(&c, m->disk_no, 2);
+	put_u8(&c, m->encoding);
+	put_u8(&c, m->block_shift);
+	put_be(&c, m->mask, 8);
+	put_be(&c, m->offset, 8);
+	put_bytes(&c, m->fp.b, FP_LEN);
+	if (c.bad)
+		return -ENOBUFS;
+	return PROTO_HDR_LEN + PROTO_PATCH_FIXED;
+}
+
+int proto_decode_patch(const uint8_t *p, size_t len, uint32_t cs, struct proto_patch *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_patch m;
+	const uint8_t *fp;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.encoding = (uint8_t)get_be(&c, 1);
+	m.block_shift = (uint8_t)get_be(&c, 1);
+	m.mask = get_be(&c, 8);
+	m.offset = get_be(&c, 8);
+	fp = get_bytes(&c, FP_LEN);
+	if (c.bad || !fp)
+		return -EBADMSG;
+	memcpy(m.fp.b, fp, FP_LEN);
+	m.payload = c.r;
+	m.payload_len = (uint32_t)c.left;
+	/* Bounded before use: a shift past 19 is refused by patch_check. */
+	m.plain_len = m.block_shift <= 19 ?
+		(uint32_t)__builtin_popcountll(m.mask) << m.block_shift : 0;
+	r = patch_check(&m, cs);
+	if (r < 0)
+		return r;
 	*ret_m = m;
 	return 0;
 }

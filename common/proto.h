@@ -34,7 +34,8 @@ enum proto_type {
 	PROTO_BYE = 10,      /* agent -> receiver: orderly end */
 	PROTO_FPS = 11,      /* receiver -> agent: the target's chunk fingerprints, after DISK_OK */
 	PROTO_CUTOVER = 12,  /* both ways: the cutover's steps, see proto_cutover */
-	PROTO_TYPE_MAX = PROTO_CUTOVER,
+	PROTO_PATCH = 13,    /* agent -> receiver: the changed blocks of one whole chunk */
+	PROTO_TYPE_MAX = PROTO_PATCH,
 };
 
 enum proto_encoding {
@@ -82,6 +83,26 @@ struct proto_data {
 	uint32_t plain_len;
 	uint64_t offset;
 	const struct fp *fps;
+	const uint8_t *payload;
+	uint32_t payload_len;
+};
+
+/* The changed blocks of one whole chunk at offset: block i of the chunk (blocks of
+ * 1 << block_shift bytes) is carried when bit i of mask is set, in order, compressed as
+ * one run. fp is the whole chunk's fingerprint after the patch: the receiver lays the
+ * blocks over what its target holds and writes nothing unless the result matches, so a
+ * target that is not what the tracker believed is caught, never silently mixed.
+ * payload borrowed from the frame. */
+#define PROTO_PATCH_FIXED (2 + 1 + 1 + 8 + 8 + FP_LEN)
+#define PROTO_PATCH_MAX_BLOCKS 64u
+struct proto_patch {
+	uint16_t disk_no;
+	uint8_t encoding;
+	uint8_t block_shift;
+	uint64_t mask;
+	uint64_t offset;
+	struct fp fp;
+	uint32_t plain_len; /* derived: popcount(mask) << block_shift */
 	const uint8_t *payload;
 	uint32_t payload_len;
 };
@@ -170,6 +191,10 @@ int proto_decode_disk_ok(const uint8_t *p, size_t len, struct proto_disk_ok *ret
 int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m);
 /* chunk_size is the session's; validates alignment, counts, lengths and encoding. */
 int proto_decode_data(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_data *ret_m);
+/* Writes the PATCH header and fixed part; the caller places payload_len bytes after it. */
+int proto_encode_patch_head(uint8_t *out, size_t cap, const struct proto_patch *m);
+/* chunk_size is the session's: block_shift must split it into 2..64 blocks. */
+int proto_decode_patch(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_patch *ret_m);
 int proto_encode_zero(uint8_t *out, size_t cap, const struct proto_zero *m);
 int proto_decode_zero(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_zero *ret_m);
 int proto_encode_epoch_end(uint8_t *out, size_t cap, const struct proto_epoch_end *m);

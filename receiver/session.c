@@ -39,6 +39,7 @@ struct rdisk {
 	bool known;       /* fingerprints came from a previous session, not from this one */
 	bool last_match;  /* the last epoch ended with equal roots */
 	struct fp last_root;
+	uint64_t patched; /* chunks of this epoch that came as PATCH frames */
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
 };
@@ -52,6 +53,7 @@ struct rsession {
 	struct rdisk disks[RCV_MAX_DISKS];
 	unsigned ndisks;
 	uint8_t *buf;
+	uint8_t *patch; /* a PATCH's decompressed blocks, chunk size, allocated on first use */
 	struct rcv_handle handle;
 	bool registered;
 	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
@@ -477,6 +479,73 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 	return 0;
 }
 
+/* The changed blocks of one chunk: laid over what the target holds, the chunk must match
+ * the source's fingerprint before anything is written. A mismatch means the target is not
+ * what the agent's tracker believes (changed behind tern's back, or a missed write): the
+ * refusal (ESTALE) tells the agent to reconcile by fingerprints instead. */
+static int on_patch(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_patch m;
+	struct rdisk *d;
+	uint32_t bs, k = 0;
+	uint64_t chunk;
+	uint8_t *buf;
+	struct fp got;
+	int r;
+
+	r = proto_decode_patch(s->buf, h->len, s->cs, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed PATCH frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "PATCH for unregistered disk number %u", m.disk_no);
+	if (m.offset >= d->size || d->size - m.offset < s->cs)
+		return refuse(s, -ERANGE, "disk %s: patch at %" PRIu64 " is not of a whole chunk "
+			      "inside the disk (%" PRIu64 " bytes)", d->t->id, m.offset, d->size);
+	r = check_range(s, d, m.offset, s->cs);
+	if (r < 0)
+		return r;
+	if (!s->patch && !(s->patch = malloc(s->cs)))
+		return refuse(s, -ENOMEM, "out of memory");
+	if (m.encoding == PROTO_ENC_ZSTD) {
+		r = codec_decompress(s->codec, s->patch, m.plain_len, m.payload, m.payload_len);
+		if (r < 0)
+			return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
+				      "; refused, nothing written", d->t->id, m.offset);
+	} else {
+		memcpy(s->patch, m.payload, m.plain_len);
+	}
+	buf = wr_get_buf(d->w, &r);
+	if (!buf)
+		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+	/* Earlier epochs are flushed and this chunk was not sent in this one, so the target
+	 * holds the chunk as last acknowledged. */
+	r = wr_read(d->w, buf, s->cs, m.offset);
+	if (r < 0) {
+		wr_put_buf(d->w, buf);
+		return refuse(s, r, "disk %s: cannot read the target at %" PRIu64 ": %s", d->t->id,
+			      m.offset, strerror(-r));
+	}
+	bs = 1u << m.block_shift;
+	for (uint64_t bits = m.mask; bits; bits &= bits - 1, k++)
+		memcpy(buf + (size_t)__builtin_ctzll(bits) * bs, s->patch + (size_t)k * bs, bs);
+	chunk = m.offset / s->cs;
+	fp_compute(buf, s->cs, &got);
+	if (!fp_equal(&got, &m.fp)) {
+		wr_put_buf(d->w, buf);
+		return refuse(s, -ESTALE, "disk %s: chunk %" PRIu64 ": the changed blocks do not fit "
+			      "the target's other blocks (the target or the source changed where the "
+			      "tracker did not see it); nothing written, reconcile", d->t->id, chunk);
+	}
+	r = wr_submit(d->w, buf, s->cs, m.offset);
+	if (r < 0)
+		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+	d->fps[chunk] = m.fp;
+	have_set(d, chunk);
+	d->patched++;
+	return 0;
+}
+
 static int on_zero(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_zero m;
@@ -561,8 +630,8 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
 				      s->srv->state_dir, strerror(-r));
 		log_info("agent %s: disk %s epoch %" PRIu64 " durable and verified (%" PRIu64
-			 " chunks), merkle root %s", s->agent, d->t->id, m.epoch, d->have_count,
-			 fp_hex(&ack.root, h1));
+			 " chunks, %" PRIu64 " as patches), merkle root %s", s->agent, d->t->id,
+			 m.epoch, d->have_count, d->patched, fp_hex(&ack.root, h1));
 	} else {
 		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
 			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
@@ -574,6 +643,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	d->marked = !ack.match;
 	memset(d->have, 0, DIV_ROUND_UP(d->nchunks, 8));
 	d->have_count = 0;
+	d->patched = 0;
 	n = proto_encode_epoch_ack(out, sizeof(out), &ack);
 	return n < 0 ? n : conn_send(s->c, out, (size_t)n);
 }
@@ -829,6 +899,7 @@ static void session_loop(struct rsession *s)
 		case PROTO_DISK: r = on_disk(s, &h); break;
 		case PROTO_DATA: r = on_data(s, &h); break;
 		case PROTO_ZERO: r = on_zero(s, &h); break;
+		case PROTO_PATCH: r = on_patch(s, &h); break;
 		case PROTO_EPOCH_END: r = on_epoch_end(s, &h); break;
 		case PROTO_BYE:
 			log_info("agent %s: session ended", s->agent);
@@ -895,6 +966,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	conn_free(s->c);
 	codec_free(s->codec);
 	free(s->buf);
+	free(s->patch);
 	free(s);
 }
 

@@ -72,6 +72,39 @@ static int check_data(const uint8_t *p, size_t len)
 	return 0;
 }
 
+static int check_patch(const uint8_t *p, size_t len)
+{
+	struct proto_patch m;
+	struct proto_hdr h;
+	uint32_t nblocks;
+	int r = proto_decode_patch(p, len, FUZZ_CHUNK_SIZE, &m);
+
+	if (r < 0)
+		return r;
+	/* The blocks split the chunk into 2..64, some but not all are carried, and the
+	 * payload runs exactly to the end of the input. */
+	require(m.block_shift >= 9 && (1u << m.block_shift) < FUZZ_CHUNK_SIZE);
+	nblocks = FUZZ_CHUNK_SIZE >> m.block_shift;
+	require(nblocks >= 2 && nblocks <= PROTO_PATCH_MAX_BLOCKS);
+	require(m.mask != 0 && (nblocks == 64 || m.mask >> nblocks == 0));
+	require((uint32_t)__builtin_popcountll(m.mask) < nblocks);
+	require(m.plain_len == (uint32_t)__builtin_popcountll(m.mask) << m.block_shift);
+	require(m.offset % FUZZ_CHUNK_SIZE == 0);
+	require(m.payload == p + PROTO_PATCH_FIXED && m.payload_len == len - PROTO_PATCH_FIXED);
+	if (m.encoding == PROTO_ENC_RAW)
+		require(m.payload_len == m.plain_len);
+	else
+		require(m.encoding == PROTO_ENC_ZSTD && m.payload_len > 0 &&
+			m.payload_len < m.plain_len);
+	for (size_t i = 0; i < m.payload_len; i++)
+		sink ^= m.payload[i];
+	r = proto_encode_patch_head(out, sizeof(out), &m);
+	require(r == PROTO_HDR_LEN + PROTO_PATCH_FIXED);
+	require(memcmp(out + PROTO_HDR_LEN, p, PROTO_PATCH_FIXED) == 0);
+	require(proto_decode_hdr(out, &h) == 0 && h.type == PROTO_PATCH && h.len == len);
+	return 0;
+}
+
 static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 {
 	union {
@@ -116,6 +149,9 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		break;
 	case PROTO_DATA:
 		r = check_data(p, len);
+		break;
+	case PROTO_PATCH:
+		r = check_patch(p, len);
 		break;
 	case PROTO_ZERO:
 		r = proto_decode_zero(p, len, FUZZ_CHUNK_SIZE, &m.zero);

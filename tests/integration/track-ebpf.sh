@@ -50,6 +50,21 @@ blkdiscard -z -o $((43 * 1024 * 1024)) -l 65536 "$DEV" 2>/dev/null ||
 	fallocate -z -o $((43 * 1024 * 1024)) -l 65536 "$DEV"
 dd if=/dev/urandom of="${DEV}p1" bs=4096 seek=100 count=2 oflag=direct status=none
 wait_for "$T/w.log" "durable and verified" 4
+# Single changed blocks travel as patches of their chunk, not whole chunks.
+grep -Eq "agent w1: disk whole epoch [1-9][0-9]* durable and verified \([0-9]+ chunks, [1-9][0-9]* as patches\)" \
+	"$T/receiver.log" || { cat "$T/receiver.log"; fail "no chunk was sent as a patch"; }
+# A write behind the block layer (into the backing file), then a tracked write to another
+# block of the same chunk: the patch cannot fit the target's other blocks, the receiver
+# refuses it with nothing written, and the agent reconciles by fingerprints.
+N=$(grep -c "durable and verified" "$T/w.log")
+# Another hidden write elsewhere is what the reconciliation finds and reports.
+dd if=/dev/urandom of="$T/disk.img" bs=4096 seek=6000 count=1 conv=notrunc,fsync status=none
+dd if=/dev/urandom of="$T/disk.img" bs=4096 seek=5121 count=1 conv=notrunc,fsync status=none
+dd if=/dev/urandom of="$DEV" bs=4096 seek=5123 count=1 oflag=direct status=none
+wait_for "$T/w.log" "reconciling every disk by fingerprints"
+grep -q "changed blocks do not fit" "$T/receiver.log" || fail "the receiver did not say why it refused the patch"
+wait_for "$T/w.log" "reconciliation found 1 changed chunk(s) the tracker had not reported"
+wait_for "$T/w.log" "durable and verified" $((N + 2))
 "$TERNCTL" --state-dir "$T/state" cutover w1 --verify full --timeout 60 >"$T/ctl.out" 2>&1 ||
 	{ cat "$T/ctl.out" "$T/w.log"; fail "verify full found writes the tracker missed"; }
 wait "$AGENT_PID" || { cat "$T/w.log"; fail "agent did not exit 0"; }

@@ -64,6 +64,7 @@ static uint32_t expected_payload_max(unsigned type)
 	case PROTO_BYE: return 0;
 	case PROTO_FPS: return 22 + 65536 * 16;
 	case PROTO_CUTOVER: return 10;
+	case PROTO_PATCH: return 2 + 1 + 1 + 8 + 8 + 16 + (1u << 20);
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -108,6 +109,7 @@ DEFINE_DECODER(epoch_ack, struct proto_epoch_ack, proto_decode_epoch_ack(p, len,
 DEFINE_DECODER(error, struct proto_error, proto_decode_error(p, len, &m))
 DEFINE_DECODER(fps, struct proto_fps, proto_decode_fps(p, len, &m))
 DEFINE_DECODER(cutover, struct proto_cutover, proto_decode_cutover(p, len, &m))
+DEFINE_DECODER(patch, struct proto_patch, proto_decode_patch(p, len, CS, &m))
 
 static decode_fn decoder_for(unsigned type)
 {
@@ -123,6 +125,7 @@ static decode_fn decoder_for(unsigned type)
 	case PROTO_ERROR: return dec_error;
 	case PROTO_FPS: return dec_fps;
 	case PROTO_CUTOVER: return dec_cutover;
+	case PROTO_PATCH: return dec_patch;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -198,6 +201,22 @@ static int build_sample(unsigned type, uint8_t *out, size_t cap)
 		struct proto_cutover m = { .phase = PROTO_CUT_FINAL, .verify = PROTO_VERIFY_FULL,
 					   .frozen_ns = 123456789 };
 		return proto_encode_cutover(out, cap, &m);
+	}
+	case PROTO_PATCH: {
+		/* 512-byte blocks of a 4 KiB chunk: blocks 1 and 6 changed, raw. */
+		struct proto_patch m = { .disk_no = 2, .encoding = PROTO_ENC_RAW, .block_shift = 9,
+					 .mask = 0x42, .offset = 5 * CS, .plain_len = 1024,
+					 .payload_len = 1024 };
+		int n;
+
+		fill_pattern(m.fp.b, FP_LEN, 0x70);
+		n = proto_encode_patch_head(out, cap, &m);
+		if (n < 0)
+			return n;
+		if ((size_t)n + m.payload_len > cap)
+			return -ENOBUFS;
+		fill_pattern(out + n, m.payload_len, 0x12);
+		return n + (int)m.payload_len;
 	}
 	default:
 		ck_abort_msg("no such type %u", type);
@@ -1223,6 +1242,123 @@ START_TEST(test_proto_bye_roundtrip)
 }
 END_TEST
 
+/* PATCH */
+
+/* Encodes a raw PATCH with m's fields and decodes it against chunk size cs. */
+static int patch_trip(struct proto_patch m, uint32_t cs, struct proto_patch *ret)
+{
+	int n = proto_encode_patch_head(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, PROTO_HDR_LEN + PROTO_PATCH_FIXED);
+	fill_pattern(buf + n, m.payload_len, 0x33);
+	return proto_decode_patch(check_hdr(buf, n + (int)m.payload_len, PROTO_PATCH),
+				  PROTO_PATCH_FIXED + m.payload_len, cs, ret);
+}
+
+START_TEST(test_proto_patch_roundtrip)
+{
+	/* 4 KiB blocks of a 64 KiB chunk, blocks 0, 5 and 15. */
+	struct proto_patch in = { .disk_no = 7, .encoding = PROTO_ENC_RAW, .block_shift = 12,
+				  .mask = 0x8021, .offset = UINT64_C(1) << 40,
+				  .plain_len = 3 * 4096, .payload_len = 3 * 4096 }, out;
+
+	fill_pattern(in.fp.b, FP_LEN, 0x21);
+	ck_assert_int_eq(patch_trip(in, 64 << 10, &out), 0);
+	ck_assert_uint_eq(out.disk_no, 7);
+	ck_assert_uint_eq(out.block_shift, 12);
+	ck_assert_uint_eq(out.mask, 0x8021);
+	ck_assert_uint_eq(out.offset, in.offset);
+	ck_assert_uint_eq(out.plain_len, 3 * 4096);
+	ck_assert_uint_eq(out.payload_len, 3 * 4096);
+	ck_assert(fp_equal(&out.fp, &in.fp));
+	ck_assert_ptr_eq(out.payload, buf + PROTO_HDR_LEN + PROTO_PATCH_FIXED);
+	/* 64 blocks per chunk: the mask's top bit is a block too. */
+	in.block_shift = 12;
+	in.mask = UINT64_C(1) << 63;
+	in.plain_len = in.payload_len = 4096;
+	ck_assert_int_eq(patch_trip(in, 256 << 10, &out), 0);
+	ck_assert_uint_eq(out.mask, UINT64_C(1) << 63);
+}
+END_TEST
+
+START_TEST(test_proto_patch_rejects_bad_shapes)
+{
+	struct proto_patch ok = { .encoding = PROTO_ENC_RAW, .block_shift = 12, .mask = 0x3,
+				  .offset = 0, .plain_len = 8192, .payload_len = 8192 }, m, out;
+
+	memset(&out, 0xa5, sizeof(out));
+	/* Every block of the chunk: that is a DATA frame. */
+	m = ok;
+	m.mask = 0xffff;
+	m.plain_len = m.payload_len = 16 * 4096;
+	ck_assert_int_eq(patch_trip(m, 64 << 10, &out), -EPROTO);
+	/* A block past the end of the chunk. */
+	m = ok;
+	m.mask = 0x10001;
+	ck_assert_int_eq(patch_trip(m, 64 << 10, &out), -EPROTO);
+	/* Blocks as large as the chunk, and more than 64 blocks per chunk. */
+	ck_assert_int_eq(patch_trip(ok, 4096, &out), -EPROTO);
+	m = ok;
+	m.block_shift = 9;
+	m.plain_len = m.payload_len = 1024;
+	ck_assert_int_eq(patch_trip(m, 64 << 10, &out), -EPROTO);
+	/* An offset that is not a chunk's. */
+	m = ok;
+	m.offset = 4096;
+	ck_assert_int_eq(patch_trip(m, 64 << 10, &out), -EPROTO);
+	ck_assert(all_bytes(&out, sizeof(out), 0xa5));
+	/* The session's chunk size itself must be valid. */
+	ck_assert_int_eq(patch_trip(ok, 3000, &out), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_proto_patch_rejects_bad_payload)
+{
+	struct proto_patch m = { .encoding = PROTO_ENC_RAW, .block_shift = 12, .mask = 0x3,
+				 .plain_len = 8192, .payload_len = 8192 }, out;
+	uint8_t *p = buf + PROTO_HDR_LEN;
+	int n = proto_encode_patch_head(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, PROTO_HDR_LEN + PROTO_PATCH_FIXED);
+	/* Raw but one byte short, and truncated inside the fixed part. */
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 8191, 64 << 10, &out), -EBADMSG);
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED - 1, 64 << 10, &out), -EBADMSG);
+	/* zstd that saves nothing, and an unknown encoding. */
+	p[2] = PROTO_ENC_ZSTD;
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 8192, 64 << 10, &out), -EBADMSG);
+	p[2] = 7;
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 100, 64 << 10, &out), -EBADMSG);
+	/* A block shift that would overflow the length. */
+	p[2] = PROTO_ENC_RAW;
+	p[3] = 40;
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 8192, 64 << 10, &out), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_proto_patch_head_rejects_bad_values)
+{
+	struct proto_patch ok = { .encoding = PROTO_ENC_RAW, .block_shift = 12, .mask = 0x3,
+				  .plain_len = 8192, .payload_len = 8192 }, m;
+
+	m = ok;
+	m.mask = 0;
+	m.plain_len = m.payload_len = 0;
+	ck_assert_int_eq(proto_encode_patch_head(buf, sizeof(buf), &m), -EINVAL);
+	m = ok;
+	m.plain_len = 4096; /* not what the mask says */
+	ck_assert_int_eq(proto_encode_patch_head(buf, sizeof(buf), &m), -EINVAL);
+	m = ok;
+	m.encoding = PROTO_ENC_ZSTD; /* not smaller */
+	ck_assert_int_eq(proto_encode_patch_head(buf, sizeof(buf), &m), -EINVAL);
+	m = ok;
+	m.block_shift = 8;
+	m.plain_len = m.payload_len = 512;
+	ck_assert_int_eq(proto_encode_patch_head(buf, sizeof(buf), &m), -EINVAL);
+	ck_assert_int_eq(proto_encode_patch_head(buf, PROTO_HDR_LEN + PROTO_PATCH_FIXED - 1, &ok),
+			 -ENOBUFS);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
@@ -1291,6 +1427,10 @@ static Suite *proto_suite(void)
 	tcase_add_test(data, test_proto_data_rejects_bad_session_chunk_size);
 	tcase_add_test(data, test_proto_data_head_rejects_bad_values);
 	tcase_add_test(data, test_proto_data_rejects_truncated_zstd_head);
+	tcase_add_test(data, test_proto_patch_roundtrip);
+	tcase_add_test(data, test_proto_patch_rejects_bad_shapes);
+	tcase_add_test(data, test_proto_patch_rejects_bad_payload);
+	tcase_add_test(data, test_proto_patch_head_rejects_bad_values);
 	suite_add_tcase(s, data);
 	return s;
 }
