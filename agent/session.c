@@ -151,9 +151,10 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	ro.prev = prev;
 	ro.only = prev ? only : NULL;
 	ro.marks = prev && !only ? marks : NULL;
-	/* Blocks of a chunk split into more than 64 are not worth a patch. */
+	/* Patches exist for chunks of up to 512 KiB split into at most 64 blocks. */
 	ro.blocks = prev && only && o->rd.chunk_size / o->track_block <= PROTO_PATCH_MAX_BLOCKS &&
-		    o->track_block < o->rd.chunk_size ? blocks : NULL;
+		    o->track_block < o->rd.chunk_size && o->rd.chunk_size <= PROTO_CHUNK_MAX / 2 ?
+		    blocks : NULL;
 	ro.block_size = o->track_block;
 	st.t_start = last_report = now_ns();
 	r = rd_start(src, disk_no, &ro, &rd);

@@ -430,6 +430,9 @@ static int patch_check(const struct proto_patch *m, uint32_t cs)
 
 	if (!proto_chunk_size_valid(cs))
 		return -EINVAL;
+	/* The receiver stages a patch's blocks behind its chunk in one 1 MiB buffer. */
+	if (cs > PROTO_CHUNK_MAX / 2)
+		return -EPROTO;
 	if (m->block_shift < 9 || m->block_shift > 19 || (1u << m->block_shift) >= cs)
 		return -EPROTO;
 	nblocks = cs >> m->block_shift;

@@ -193,7 +193,8 @@ int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 int proto_decode_data(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_data *ret_m);
 /* Writes the PATCH header and fixed part; the caller places payload_len bytes after it. */
 int proto_encode_patch_head(uint8_t *out, size_t cap, const struct proto_patch *m);
-/* chunk_size is the session's: block_shift must split it into 2..64 blocks. */
+/* chunk_size is the session's, at most PROTO_CHUNK_MAX / 2: block_shift must split it into
+ * 2..64 blocks. */
 int proto_decode_patch(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_patch *ret_m);
 int proto_encode_zero(uint8_t *out, size_t cap, const struct proto_zero *m);
 int proto_decode_zero(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_zero *ret_m);

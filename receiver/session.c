@@ -40,6 +40,9 @@ struct rdisk {
 	bool last_match;  /* the last epoch ended with equal roots */
 	struct fp last_root;
 	uint64_t patched; /* chunks of this epoch that came as PATCH frames */
+	/* The last fault this disk's replication met and how it recovered, kept in the state
+	 * record for ternctl status (one line; "" when none yet). */
+	char event[320];
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
 };
@@ -53,12 +56,13 @@ struct rsession {
 	struct rdisk disks[RCV_MAX_DISKS];
 	unsigned ndisks;
 	uint8_t *buf;
-	uint8_t *patch; /* a PATCH's decompressed blocks, chunk size, allocated on first use */
 	struct rcv_handle handle;
 	bool registered;
 	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
 	uint8_t cut_verify;
 	uint64_t cut_t0;
+	/* How the session ended, for the next session of its targets ("" for BYE). */
+	char end_why[160];
 	/* The refusal to send before closing, set by the first rule broken. */
 	int err;
 	char why[PROTO_MSG_MAX + 1];
@@ -77,6 +81,7 @@ static int refuse(struct rsession *s, int err, const char *fmt, ...)
 	vsnprintf(s->why, sizeof(s->why), fmt, ap);
 	va_end(ap);
 	s->err = err < 0 ? err : -EPROTO;
+	snprintf(s->end_why, sizeof(s->end_why), "the receiver refused the agent (%s)", strerror(-s->err));
 	log_error("agent %s: %s", s->agent[0] ? s->agent : "(unnamed)", s->why);
 	return s->err;
 }
@@ -138,6 +143,7 @@ static int fps_path(struct rsession *s, const char *id, char *path, size_t len)
 struct disk_record {
 	bool present, verified, cut_over;
 	uint64_t size, chunk_size, epoch;
+	char event[320];
 };
 
 static int load_record(struct rsession *s, const char *id, struct disk_record *ret)
@@ -171,6 +177,8 @@ static int load_record(struct rsession *s, const char *id, struct disk_record *r
 			rec.verified = true;
 		else if (strcmp(line, "cutover=1") == 0)
 			rec.cut_over = true;
+		else if (strncmp(line, "event=", 6) == 0)
+			snprintf(rec.event, sizeof(rec.event), "%s", line + 6);
 	}
 	free(text);
 	*ret = rec;
@@ -263,9 +271,10 @@ static int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t e
 		return r;
 	n = asprintf(&text,
 		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
-		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\ncutover=%d\n",
+		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\ncutover=%d\n%s%s%s",
 		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, epoch,
-		     root ? fp_hex(root, hex) : "-", root ? 1 : 0, d->cut_over ? 1 : 0);
+		     root ? fp_hex(root, hex) : "-", root ? 1 : 0, d->cut_over ? 1 : 0,
+		     d->event[0] ? "event=" : "", d->event, d->event[0] ? "\n" : "");
 	if (n < 0)
 		return -ENOMEM;
 	r = write_file_atomic(path, text, (size_t)n, 0600);
@@ -295,6 +304,42 @@ static int state_owner(struct rsession *s, const char *id, char *ret_agent, size
 	}
 	free(text);
 	return 0;
+}
+
+static void note_event(struct rdisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Sets the disk's last event: a UTC time stamp, then the text. */
+static void note_event(struct rdisk *d, const char *fmt, ...)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t n;
+	va_list ap;
+
+	n = strftime(d->event, sizeof(d->event), "%Y-%m-%dT%H:%M:%SZ: ", gmtime_r(&now, &tm));
+	va_start(ap, fmt);
+	vsnprintf(d->event + n, sizeof(d->event) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Says in the disk's record what brought this session about, when it was a fault: the
+ * last session lost without BYE (a network loss or the agent killed: the agent's log says
+ * which), or this receiver started over a record of an epoch it never finished (the
+ * receiver was killed or crashed). Reconciliation by reading the target is named too. */
+static void note_resume(struct rdisk *d, const struct disk_record *rec, bool known, bool reconciled)
+{
+	const char *how = reconciled ? "; the interrupted epoch was reconciled by reading the target" :
+			  "; resumed from the fingerprints of the last verified epoch";
+
+	snprintf(d->event, sizeof(d->event), "%s", rec->event);
+	if (!known)
+		return;
+	if (d->t->seen && d->t->last_end[0])
+		note_event(d, "%s in epoch %" PRIu64 "; the agent came back%s", d->t->last_end,
+			   rec->epoch + (rec->verified ? 1 : 0), how);
+	else if (!d->t->seen && !rec->verified)
+		note_event(d, "the receiver restarted with epoch %" PRIu64 " unfinished (it was "
+			   "stopped or killed mid-epoch)%s", rec->epoch, how);
 }
 
 static int on_disk(struct rsession *s, const struct proto_hdr *h)
@@ -368,6 +413,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, m.id,
 			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
 	}
+	note_resume(d, &rec, known, reconciled);
 	r = save_disk_state(s, d, d->epoch, NULL);
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
@@ -424,6 +470,20 @@ static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64
 	return 0;
 }
 
+/* The writer failed: a patch that did not fit (recorded as the disk's last fault, and
+ * refused with ESTALE so the agent reconciles) or an I/O error. */
+static int wr_failed(struct rsession *s, struct rdisk *d, int r)
+{
+	if (r != -ESTALE)
+		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+	note_event(d, "in epoch %" PRIu64 " %s (the target or the source changed where the "
+		   "agent's tracker did not see it); the agent was told to reconcile by "
+		   "fingerprints", d->epoch, wr_error_text(d->w));
+	save_disk_state(s, d, d->epoch, NULL);
+	return refuse(s, -ESTALE, "disk %s: %s; nothing of that chunk written, reconcile",
+		      d->t->id, wr_error_text(d->w));
+}
+
 static int on_data(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_data m;
@@ -443,7 +503,7 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 		return r;
 	buf = wr_get_buf(d->w, &r);
 	if (!buf)
-		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+		return wr_failed(s, d, r);
 	if (m.encoding == PROTO_ENC_ZSTD) {
 		r = codec_decompress(s->codec, buf, m.plain_len, m.payload, m.payload_len);
 		if (r < 0) {
@@ -471,7 +531,7 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 	}
 	r = wr_submit(d->w, buf, m.plain_len, m.offset);
 	if (r < 0)
-		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+		return wr_failed(s, d, r);
 	for (uint32_t i = 0; i < m.nchunks; i++) {
 		d->fps[first + i] = m.fps[i];
 		have_set(d, first + i);
@@ -480,17 +540,15 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 }
 
 /* The changed blocks of one chunk: laid over what the target holds, the chunk must match
- * the source's fingerprint before anything is written. A mismatch means the target is not
- * what the agent's tracker believes (changed behind tern's back, or a missed write): the
- * refusal (ESTALE) tells the agent to reconcile by fingerprints instead. */
+ * the source's fingerprint before anything is written (the writer does it as the chunk's
+ * read completes, so patches pipeline). A mismatch means the target is not what the
+ * agent's tracker believes (changed behind tern's back, or a missed write): the refusal
+ * (ESTALE, see wr_failed) tells the agent to reconcile by fingerprints instead. */
 static int on_patch(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_patch m;
 	struct rdisk *d;
-	uint32_t bs, k = 0;
-	uint64_t chunk;
 	uint8_t *buf;
-	struct fp got;
 	int r;
 
 	r = proto_decode_patch(s->buf, h->len, s->cs, &m);
@@ -505,43 +563,28 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 	r = check_range(s, d, m.offset, s->cs);
 	if (r < 0)
 		return r;
-	if (!s->patch && !(s->patch = malloc(s->cs)))
-		return refuse(s, -ENOMEM, "out of memory");
-	if (m.encoding == PROTO_ENC_ZSTD) {
-		r = codec_decompress(s->codec, s->patch, m.plain_len, m.payload, m.payload_len);
-		if (r < 0)
-			return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
-				      "; refused, nothing written", d->t->id, m.offset);
-	} else {
-		memcpy(s->patch, m.payload, m.plain_len);
-	}
 	buf = wr_get_buf(d->w, &r);
 	if (!buf)
-		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
+		return wr_failed(s, d, r);
+	/* The blocks wait behind the chunk's place in the buffer (the decoder allows patches
+	 * only of chunks up to half a buffer). */
+	if (m.encoding == PROTO_ENC_ZSTD) {
+		r = codec_decompress(s->codec, buf + s->cs, m.plain_len, m.payload, m.payload_len);
+		if (r < 0) {
+			wr_put_buf(d->w, buf);
+			return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
+				      "; refused, nothing written", d->t->id, m.offset);
+		}
+	} else {
+		memcpy(buf + s->cs, m.payload, m.plain_len);
+	}
 	/* Earlier epochs are flushed and this chunk was not sent in this one, so the target
 	 * holds the chunk as last acknowledged. */
-	r = wr_read(d->w, buf, s->cs, m.offset);
-	if (r < 0) {
-		wr_put_buf(d->w, buf);
-		return refuse(s, r, "disk %s: cannot read the target at %" PRIu64 ": %s", d->t->id,
-			      m.offset, strerror(-r));
-	}
-	bs = 1u << m.block_shift;
-	for (uint64_t bits = m.mask; bits; bits &= bits - 1, k++)
-		memcpy(buf + (size_t)__builtin_ctzll(bits) * bs, s->patch + (size_t)k * bs, bs);
-	chunk = m.offset / s->cs;
-	fp_compute(buf, s->cs, &got);
-	if (!fp_equal(&got, &m.fp)) {
-		wr_put_buf(d->w, buf);
-		return refuse(s, -ESTALE, "disk %s: chunk %" PRIu64 ": the changed blocks do not fit "
-			      "the target's other blocks (the target or the source changed where the "
-			      "tracker did not see it); nothing written, reconcile", d->t->id, chunk);
-	}
-	r = wr_submit(d->w, buf, s->cs, m.offset);
+	r = wr_patch(d->w, buf, s->cs, m.offset, m.mask, m.block_shift, &m.fp);
 	if (r < 0)
-		return refuse(s, r, "disk %s: target write failed: %s", d->t->id, strerror(-r));
-	d->fps[chunk] = m.fp;
-	have_set(d, chunk);
+		return wr_failed(s, d, r);
+	d->fps[m.offset / s->cs] = m.fp;
+	have_set(d, m.offset / s->cs);
 	d->patched++;
 	return 0;
 }
@@ -606,7 +649,8 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	/* Durable before acknowledged: every write completed, then fdatasync. */
 	r = wr_flush(d->w);
 	if (r < 0)
-		return refuse(s, r, "disk %s: cannot make the target durable: %s", d->t->id,
+		return r == -ESTALE ? wr_failed(s, d, r) :
+		       refuse(s, r, "disk %s: cannot make the target durable: %s", d->t->id,
 			      strerror(-r));
 	r = fp_merkle_root(d->fps, d->nchunks, &ack.root);
 	if (r < 0)
@@ -678,6 +722,8 @@ static int next_frame(struct rsession *s, struct proto_hdr *h)
 		return 1;
 	case -ECONNRESET:
 		log_warn("agent %s: connection closed without BYE", s->agent[0] ? s->agent : "(unnamed)");
+		snprintf(s->end_why, sizeof(s->end_why), "the connection ended without BYE (the "
+			 "link failed or the agent stopped)");
 		return 0;
 	case -EPROTONOSUPPORT:
 		refuse(s, r, "malformed frame header: unsupported protocol version (this receiver "
@@ -689,6 +735,7 @@ static int next_frame(struct rsession *s, struct proto_hdr *h)
 		return 0;
 	default:
 		log_warn_errno(r, "agent %s: connection lost", s->agent[0] ? s->agent : "(unnamed)");
+		snprintf(s->end_why, sizeof(s->end_why), "the connection was lost (%s)", strerror(-r));
 		return r;
 	}
 }
@@ -919,8 +966,11 @@ static void session_loop(struct rsession *s)
 			break;
 		}
 		if (r < 0) {
-			if (!s->err)
+			if (!s->err) {
 				log_warn_errno(r, "agent %s: connection lost", s->agent);
+				snprintf(s->end_why, sizeof(s->end_why), "the connection was lost (%s)",
+					 strerror(-r));
+			}
 			return;
 		}
 	}
@@ -960,13 +1010,16 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		wr_close(s->disks[i].w);
 		free(s->disks[i].fps);
 		free(s->disks[i].have);
-		if (s->disks[i].t)
+		if (s->disks[i].t) {
+			s->disks[i].t->seen = true;
+			snprintf(s->disks[i].t->last_end, sizeof(s->disks[i].t->last_end), "%s",
+				 s->end_why);
 			release_target(srv, s->disks[i].t);
+		}
 	}
 	conn_free(s->c);
 	codec_free(s->codec);
 	free(s->buf);
-	free(s->patch);
 	free(s);
 }
 

@@ -10,6 +10,10 @@ struct rcv_target {
 	char *id;
 	char *path;
 	bool busy; /* held by a session; guarded by rcv_server.lock */
+	/* Written only by the session holding the target (busy): whether a session of this
+	 * process held it before, and how the last one ended ("" for an orderly BYE). */
+	bool seen;
+	char last_end[200];
 };
 
 /* A cutover asked for on the control socket; lives on the asking thread's stack and is

@@ -52,7 +52,7 @@ static int cmd_status(const char *dir)
 	       "ROOT");
 	while ((de = readdir(d))) {
 		char file[4400], *text = NULL, disk[80] = "?", agent[80] = "?", epoch[32] = "?",
-		     root[40] = "?", verified[8] = "0", cut[8] = "0";
+		     root[40] = "?", verified[8] = "0", cut[8] = "0", event[400] = "";
 		size_t len = strlen(de->d_name);
 
 		if (len < 7 || strcmp(de->d_name + len - 6, ".state") != 0)
@@ -67,11 +67,16 @@ static int cmd_status(const char *dir)
 			sscanf(l, "root=%39s", root);
 			sscanf(l, "verified=%7s", verified);
 			sscanf(l, "cutover=%7s", cut);
+			if (strncmp(l, "event=", 6) == 0)
+				snprintf(event, sizeof(event), "%s", l + 6);
 		}
 		free(text);
 		printf("%-16s %-16s %8s %-8s %-8s %s\n", disk, agent, epoch,
 		       strcmp(verified, "1") == 0 ? "yes" : "no", strcmp(cut, "1") == 0 ? "yes" : "no",
 		       root);
+		/* The last fault and how replication recovered from it. */
+		if (event[0])
+			printf("  last fault %s\n", event);
 		n++;
 	}
 	closedir(d);

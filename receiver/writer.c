@@ -31,6 +31,11 @@ struct wbuf {
 	uint8_t *data;
 	uint64_t off;
 	size_t len, done;
+	/* A patch: reading the chunk before its blocks (at data + len) are laid over it. */
+	bool reading;
+	uint8_t shift;
+	uint64_t mask;
+	struct fp want;
 	struct wbuf *next;
 };
 
@@ -47,6 +52,7 @@ struct writer {
 	struct wbuf *free_head;
 	unsigned inflight;
 	int err;       /* first failed write; sticky */
+	char err_text[160];
 	struct zrange *zr; /* pending zero ranges, see wr_zero */
 	size_t nzr, zr_cap;
 };
@@ -54,6 +60,11 @@ struct writer {
 int wr_read(struct writer *w, void *buf, size_t len, uint64_t off)
 {
 	return pread_full(w->fd_plain, buf, len, off);
+}
+
+const char *wr_error_text(const struct writer *w)
+{
+	return w->err_text;
 }
 
 uint64_t wr_size(const struct writer *w)
@@ -75,6 +86,39 @@ static void queue_write(struct writer *w, struct wbuf *b)
 	io_uring_sqe_set_data(sqe, b);
 }
 
+/* A patch's read completed with res: lay the blocks over the chunk and, if it then
+ * matches, queue its write. Returns true when the buffer is in flight again. */
+static bool patch_read_done(struct writer *w, struct wbuf *b, int res)
+{
+	size_t bs = (size_t)1 << b->shift, k = 0;
+	struct fp got;
+
+	b->reading = false;
+	if (w->err)
+		return false;
+	/* A short read of a regular file inside its size is not expected; finish it. */
+	if (res >= 0 && (size_t)res < b->len)
+		res = pread_full(w->fd_plain, b->data + res, b->len - (size_t)res,
+				 b->off + (uint64_t)res) == 0 ? (int)b->len : -EIO;
+	if (res < 0) {
+		w->err = log_errno(res, "%s: read at %" PRIu64, w->path, b->off);
+		return false;
+	}
+	for (uint64_t bits = b->mask; bits; bits &= bits - 1, k++)
+		memcpy(b->data + (size_t)__builtin_ctzll(bits) * bs, b->data + b->len + k * bs, bs);
+	fp_compute(b->data, b->len, &got);
+	if (!fp_equal(&got, &b->want)) {
+		w->err = -ESTALE;
+		snprintf(w->err_text, sizeof(w->err_text), "the changed blocks of the chunk at "
+			 "offset %" PRIu64 " do not fit the target's other blocks", b->off);
+		return false;
+	}
+	b->done = 0;
+	queue_write(w, b);
+	io_uring_submit(&w->ring);
+	return true;
+}
+
 /* Reaps completions; waits for at least one when wait is set. */
 static int reap(struct writer *w, bool wait)
 {
@@ -94,7 +138,10 @@ static int reap(struct writer *w, bool wait)
 		int res = cqe->res;
 
 		io_uring_cqe_seen(&w->ring, cqe);
-		if (res <= 0) {
+		if (b->reading) {
+			if (patch_read_done(w, b, res))
+				continue;
+		} else if (res <= 0) {
 			if (!w->err) {
 				w->err = res < 0 ? res : -EIO;
 				log_errno(w->err, "%s: write at %" PRIu64, w->path, b->off + b->done);
@@ -308,6 +355,43 @@ int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
 	b->len = aligned;
 	b->done = 0;
 	queue_write(w, b);
+	w->inflight++;
+	r = io_uring_submit(&w->ring);
+	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+		if (!w->err)
+			w->err = log_errno(r, "%s: io_uring submit", w->path);
+		return w->err;
+	}
+	return reap(w, false);
+}
+
+int wr_patch(struct writer *w, void *data, size_t len, uint64_t off, uint64_t mask, unsigned shift,
+	     const struct fp *want)
+{
+	struct wbuf *b = buf_of(w, data);
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (!b || len == 0 || len % 4096 || 2 * len > WR_BUF_LEN || off % 4096 || off > w->size ||
+	    len > w->size - off || shift >= 32 || (len >> shift) > 64) {
+		if (b)
+			wr_put_buf(w, data);
+		return -EINVAL;
+	}
+	if (w->err) {
+		wr_put_buf(w, data);
+		return w->err;
+	}
+	b->off = off;
+	b->len = len;
+	b->done = 0;
+	b->reading = true;
+	b->mask = mask;
+	b->shift = (uint8_t)shift;
+	b->want = *want;
+	sqe = io_uring_get_sqe(&w->ring);
+	io_uring_prep_read(sqe, w->fd, b->data, (unsigned)len, off);
+	io_uring_sqe_set_data(sqe, b);
 	w->inflight++;
 	r = io_uring_submit(&w->ring);
 	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {

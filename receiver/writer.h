@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/fp.h"
+
 struct writer;
 
 #define WR_BUF_LEN (1u << 20)
@@ -24,6 +26,17 @@ void wr_put_buf(struct writer *w, void *buf);
 /* Queues a write of len bytes of buf (from wr_get_buf; ownership returns to the pool when
  * it completes) at off. Returns 0 or -errno from an earlier failed write. */
 int wr_submit(struct writer *w, void *buf, size_t len, uint64_t off);
+/* Patches the whole chunk [off, off+len) (2 * len <= WR_BUF_LEN): buf, from wr_get_buf,
+ * holds the chunk's changed blocks in order at buf + len (block i of the chunk where bit i
+ * of mask is set, 1 << shift bytes each). The chunk is read from the target into buf, the
+ * blocks are laid over it and the result is written only if its fingerprint is want; all
+ * of it as the I/O completes, so patches pipeline like writes. A mismatch writes nothing
+ * of that chunk and fails the writer with -ESTALE (sticky; wr_error_text says where).
+ * Returns 0 or -errno from an earlier failure. */
+int wr_patch(struct writer *w, void *buf, size_t len, uint64_t off, uint64_t mask, unsigned shift,
+	     const struct fp *want);
+/* What made the writer fail, when it says more than the error code ("" otherwise). */
+const char *wr_error_text(const struct writer *w);
 /* Makes [off, off+len) read back as zeros: a hole in a file, ZERO_RANGE on a device,
  * written zeros where neither is supported. The range is recorded (merged with its
  * neighbour) and applied by the next wr_flush, because punching a hole waits for every

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* A TCP proxy for fault tests: relays connections from LISTEN to UPSTREAM and cuts the
- * N-th connection (both ways, abruptly) once it has carried CUT bytes from the client.
+/* A TCP proxy for fault tests: relays connections from LISTEN to UPSTREAM and, in each of
+ * the first CUT_CONNECTIONS connections, once the client has sent CUT_BYTES:
+ *   reset  cuts it (both ways, abruptly), as a dead link looks;
+ *   stall  stops relaying (dropping what arrives) and prints "stalled at N", holding the
+ *          connection until either end goes away, so a test can kill a process at
+ *          exactly that point.
  * It prints "listening on PORT" and, after each connection, the bytes relayed from clients
  * so far.
- * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS */
+ * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS [reset|stall] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,27 @@ static int tcp_connect(int port)
 		return -1;
 	}
 	return fd;
+}
+
+static bool stall_mode;
+
+/* Holds a connection without relaying until either end closes or resets. What arrives is
+ * read and dropped: a full receive window would hold back a killed peer's FIN. */
+static void hold(int cfd, int ufd)
+{
+	static char sink[1 << 16];
+
+	while (!stop) {
+		struct pollfd p[2] = { { .fd = cfd, .events = POLLIN }, { .fd = ufd, .events = POLLIN } };
+
+		if (poll(p, 2, 200) < 0 && errno != EINTR)
+			return;
+		for (int i = 0; i < 2; i++) {
+			if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    read(p[i].fd, sink, sizeof(sink)) <= 0)
+				return;
+		}
+	}
 }
 
 /* Relays until either side closes or the client has sent cut bytes (0: never). */
@@ -54,6 +80,20 @@ static uint64_t relay(int cfd, int ufd, uint64_t cut)
 			if (n <= 0)
 				return from_client;
 			if (i == 0) {
+				if (cut && from_client + (uint64_t)n >= cut && stall_mode) {
+					/* Exactly cut bytes reach the server, then nothing. */
+					for (ssize_t off = 0; off < (ssize_t)(cut - from_client);) {
+						ssize_t w = write(ufd, buf + off,
+								  (size_t)(cut - from_client) - (size_t)off);
+						if (w <= 0)
+							return from_client;
+						off += w;
+					}
+					printf("stalled at %llu\n", (unsigned long long)cut);
+					fflush(stdout);
+					hold(cfd, ufd);
+					return cut;
+				}
 				if (cut && from_client + (uint64_t)n >= cut) {
 					/* Abrupt: a reset on both sides, as a dead link looks. */
 					struct linger l = { .l_onoff = 1, .l_linger = 0 };
@@ -81,10 +121,13 @@ int main(int argc, char **argv)
 	uint64_t total = 0, cut;
 	int lfd, one = 1, upstream, cuts, nconn = 0;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS\n");
+	if ((argc != 5 && argc != 6) ||
+	    (argc == 6 && strcmp(argv[5], "reset") != 0 && strcmp(argv[5], "stall") != 0)) {
+		fprintf(stderr, "usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS "
+				"[reset|stall]\n");
 		return 2;
 	}
+	stall_mode = argc == 6 && strcmp(argv[5], "stall") == 0;
 	upstream = atoi(argv[2]);
 	cut = strtoull(argv[3], NULL, 10);
 	cuts = atoi(argv[4]);

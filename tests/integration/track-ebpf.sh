@@ -62,7 +62,10 @@ dd if=/dev/urandom of="$T/disk.img" bs=4096 seek=6000 count=1 conv=notrunc,fsync
 dd if=/dev/urandom of="$T/disk.img" bs=4096 seek=5121 count=1 conv=notrunc,fsync status=none
 dd if=/dev/urandom of="$DEV" bs=4096 seek=5123 count=1 oflag=direct status=none
 wait_for "$T/w.log" "reconciling every disk by fingerprints"
-grep -q "changed blocks do not fit" "$T/receiver.log" || fail "the receiver did not say why it refused the patch"
+grep -q "do not fit the target's other blocks" "$T/receiver.log" || fail "the receiver did not say why it refused the patch"
+"$TERNCTL" --state-dir "$T/state" status >"$T/status.out"
+grep -q "last fault .*did not see it); the agent was told to reconcile" "$T/status.out" ||
+	{ cat "$T/status.out"; fail "ternctl status does not name the fault"; }
 wait_for "$T/w.log" "reconciliation found 1 changed chunk(s) the tracker had not reported"
 wait_for "$T/w.log" "durable and verified" $((N + 2))
 "$TERNCTL" --state-dir "$T/state" cutover w1 --verify full --timeout 60 >"$T/ctl.out" 2>&1 ||

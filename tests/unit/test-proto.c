@@ -1306,6 +1306,14 @@ START_TEST(test_proto_patch_rejects_bad_shapes)
 	m = ok;
 	m.offset = 4096;
 	ck_assert_int_eq(patch_trip(m, 64 << 10, &out), -EPROTO);
+	/* Chunks over 512 KiB are never patched. */
+	m = ok;
+	m.block_shift = 14;
+	m.plain_len = m.payload_len = 2 << 14;
+	ck_assert_int_eq(patch_trip(m, 1 << 20, &out), -EPROTO);
+	ck_assert_int_eq(patch_trip(m, 512 << 10, &out), 0);
+	memset(&out, 0xa5, sizeof(out));
+	ck_assert_int_eq(patch_trip(ok, 4096, &out), -EPROTO);
 	ck_assert(all_bytes(&out, sizeof(out), 0xa5));
 	/* The session's chunk size itself must be valid. */
 	ck_assert_int_eq(patch_trip(ok, 3000, &out), -EINVAL);
