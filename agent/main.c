@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "agent/disks.h"
 #include "agent/session.h"
 #include "common/codec.h"
 #include "common/log.h"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tern-agent run --receiver HOST:PORT --credentials BUNDLE\n"
 		"                      --disk DISK_ID=PATH [--disk ...] [--once] [options]\n"
+		"       tern-agent disks [--json]\n"
 		"       tern-agent --help | --version\n"
 		"\n"
 		"Copies each disk (a block device or an image file, opened read-only) to the\n"
@@ -46,7 +48,12 @@ static void usage(FILE *f)
 		"  --threads N             compression threads (default: online CPUs)\n"
 		"  --queue-depth N         reads in flight (default 16)\n"
 		"  --no-progress           do not print progress lines\n"
-		"  --log-level LEVEL       error, warn, info (default) or debug\n",
+		"  --log-level LEVEL       error, warn, info (default) or debug\n"
+		"\n"
+		"disks lists whole disks and their partitions (size, sector sizes, partition\n"
+		"table, filesystem, UUID, label, mount points, stable id), and whether each disk\n"
+		"qualifies for automatic selection or why not (run still needs --disk for now);\n"
+		"--json prints the same as JSON.\n",
 		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT);
 }
 
@@ -285,6 +292,45 @@ out:
 	return ret;
 }
 
+static int cmd_disks(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct disks_list *l = NULL;
+	bool json = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	/* disks_scan logs its own failure. */
+	r = disks_scan(&l);
+	if (r < 0)
+		return 1;
+	r = json ? disks_print_json(l, stdout) : disks_print_table(l, stdout);
+	if (r < 0)
+		log_errno(r, "cannot print the disk list");
+	disks_list_free(l);
+	return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	log_setup("tern-agent", LOG_LVL_INFO);
@@ -303,6 +349,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "disks") == 0)
+		return cmd_disks(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see tern-agent --help", argv[1]);
 	return 2;
 }

@@ -1,0 +1,977 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Disk discovery: what sysfs, libblkid, /dev/disk/by-id and mountinfo say about each block
+ * device, and the rule `run` will use to pick disks when none is named; see disks.h. */
+#include "agent/disks.h"
+
+#include <blkid.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define SYS_BLOCK "/sys/block"
+#define BY_ID_DIR "/dev/disk/by-id"
+
+struct disks_dev {
+	char name[64];
+	char path[80];
+	char parent[64];       /* partitions: the whole disk's name */
+	unsigned major, minor;
+	bool whole;
+	unsigned partno;
+	uint64_t start, size;  /* bytes */
+	uint32_t log_sec, phy_sec;
+	bool rota, removable, ro;
+	char *pttype, *fstype, *uuid, *label;
+	char **mounts;
+	size_t nmounts;
+	char **holders;        /* devices stacked on this one (dm, md) */
+	size_t nholders;
+	bool dm, lvm;
+	char *dm_name, *dm_uuid;
+	char *id;              /* whole disks: stable id, or NULL */
+	const char *id_source; /* "by-id", "serial", "wwid" or "none" */
+	bool pick;             /* whole disks: `run` without --disk would copy it */
+	const char *skip_reason;
+	int probe_err;         /* -errno of a failed libblkid probe, or 0 */
+	const char *probe_what;
+	struct disks_dev *parts;
+	size_t nparts;
+};
+
+struct disks_list {
+	struct disks_dev *disks;
+	size_t n;
+};
+
+struct mount_ent {
+	unsigned major, minor;
+	char *dir;
+};
+
+struct by_id_ent {
+	char *link;   /* e.g. wwn-0x5000c500a1b2c3d4 */
+	char *target; /* kernel name it resolves to, e.g. sda */
+};
+
+struct scan_ctx {
+	struct mount_ent *mounts;
+	size_t nmounts;
+	struct by_id_ent *ids;
+	size_t nids;
+};
+
+static void dev_clear(struct disks_dev *d)
+{
+	free(d->pttype);
+	free(d->fstype);
+	free(d->uuid);
+	free(d->label);
+	for (size_t i = 0; i < d->nmounts; i++)
+		free(d->mounts[i]);
+	free(d->mounts);
+	for (size_t i = 0; i < d->nholders; i++)
+		free(d->holders[i]);
+	free(d->holders);
+	free(d->dm_name);
+	free(d->dm_uuid);
+	free(d->id);
+	for (size_t i = 0; i < d->nparts; i++)
+		dev_clear(&d->parts[i]);
+	free(d->parts);
+}
+
+struct disks_list *disks_list_free(struct disks_list *l)
+{
+	if (!l)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		dev_clear(&l->disks[i]);
+	free(l->disks);
+	free(l);
+	return NULL;
+}
+
+static void ctx_clear(struct scan_ctx *c)
+{
+	for (size_t i = 0; i < c->nmounts; i++)
+		free(c->mounts[i].dir);
+	free(c->mounts);
+	for (size_t i = 0; i < c->nids; i++) {
+		free(c->ids[i].link);
+		free(c->ids[i].target);
+	}
+	free(c->ids);
+}
+
+/* Reallocates an array of n elements of size sz to n + 1, the new one zeroed; returns the
+ * new array (the caller stores it and bumps n) or NULL, the old array left intact. */
+static void *grow(void *arr, size_t n, size_t sz)
+{
+	char *p = realloc(arr, (n + 1) * sz);
+
+	if (p)
+		memset(p + n * sz, 0, sz);
+	return p;
+}
+
+static int push_str(char ***arr, size_t *n, const char *s)
+{
+	char *copy = strdup(s);
+	char **a;
+
+	if (!copy)
+		return -ENOMEM;
+	a = grow(*arr, *n, sizeof(char *));
+	if (!a) {
+		free(copy);
+		return -ENOMEM;
+	}
+	a[(*n)++] = copy;
+	*arr = a;
+	return 0;
+}
+
+/* Reads a small sysfs attribute relative to dfd, without its trailing newline. Sysfs
+ * reports a fixed st_size, so this reads until EOF rather than trusting fstat. */
+static int sysfs_read(int dfd, const char *attr, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	fd = openat(dfd, attr, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (got + 1 < len) {
+		n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
+		got--;
+	buf[got] = '\0';
+out:
+	close(fd);
+	return r;
+}
+
+static int sysfs_u64(int dfd, const char *attr, uint64_t *ret_v)
+{
+	char buf[64];
+	uint64_t v;
+	int r;
+
+	r = sysfs_read(dfd, attr, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	r = parse_u64(buf, 0, UINT64_MAX, &v);
+	if (r < 0)
+		return r;
+	*ret_v = v;
+	return 0;
+}
+
+/* A missing flag reads as false: partitions have no "removable" attribute, for one. */
+static bool sysfs_flag(int dfd, const char *attr)
+{
+	uint64_t v = 0;
+
+	return sysfs_u64(dfd, attr, &v) == 0 && v != 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
+static int load_mounts(struct scan_ctx *c)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		struct mount_ent *m;
+		unsigned maj, min;
+		int off = -1;
+		char *dir;
+
+		/* id parent major:minor root mount-point ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %n", &maj, &min, &off) != 2 || off < 0)
+			continue;
+		dir = strndup(line + off, strcspn(line + off, " \n"));
+		if (!dir) {
+			r = -ENOMEM;
+			goto out;
+		}
+		unescape_octal(dir);
+		m = grow(c->mounts, c->nmounts, sizeof(*m));
+		if (!m) {
+			free(dir);
+			r = -ENOMEM;
+			goto out;
+		}
+		c->mounts = m;
+		m = &c->mounts[c->nmounts++];
+		m->major = maj;
+		m->minor = min;
+		m->dir = dir;
+	}
+	if (ferror(f))
+		r = -EIO;
+out:
+	free(line);
+	fclose(f);
+	return r;
+}
+
+static int by_id_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct by_id_ent *)a)->link, ((const struct by_id_ent *)b)->link);
+}
+
+/* /dev/disk/by-id is udev's; a host or container without udev has none, which is fine. */
+static int load_by_id(struct scan_ctx *c)
+{
+	struct dirent *de;
+	DIR *dir;
+	int r = 0;
+
+	dir = opendir(BY_ID_DIR);
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir))) {
+		char target[PATH_MAX];
+		struct by_id_ent *e;
+		const char *base;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(dir), de->d_name, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		base = strrchr(target, '/');
+		base = base ? base + 1 : target;
+		e = grow(c->ids, c->nids, sizeof(*e));
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
+		c->ids = e;
+		e = &c->ids[c->nids++];
+		e->link = strdup(de->d_name);
+		e->target = strdup(base);
+		if (!e->link || !e->target) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Sorted, so that the id chosen among several links is the same on every run. */
+	if (c->nids > 1)
+		qsort(c->ids, c->nids, sizeof(*c->ids), by_id_cmp);
+out:
+	closedir(dir);
+	return r;
+}
+
+static int collect_mounts(const struct scan_ctx *c, struct disks_dev *d)
+{
+	for (size_t i = 0; i < c->nmounts; i++) {
+		if (c->mounts[i].major != d->major || c->mounts[i].minor != d->minor)
+			continue;
+		if (push_str(&d->mounts, &d->nmounts, c->mounts[i].dir) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int collect_holders(int devfd, struct disks_dev *d)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, r = 0;
+
+	fd = openat(devfd, "holders", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		r = push_str(&d->holders, &d->nholders, de->d_name);
+		if (r < 0)
+			break;
+	}
+	closedir(dir);
+	return r;
+}
+
+static int dup_value(blkid_probe pr, const char *tag, char **ret_s)
+{
+	const char *v;
+	char *s;
+
+	if (blkid_probe_lookup_value(pr, tag, &v, NULL) < 0 || !v[0])
+		return 0;
+	s = strdup(v);
+	if (!s)
+		return -ENOMEM;
+	*ret_s = s;
+	return 0;
+}
+
+/* Probes signatures read-only. Failures are recorded on the device, not returned: only
+ * -ENOMEM stops the scan. */
+static int probe_dev(struct disks_dev *d, bool dm_suspended)
+{
+	blkid_probe pr = NULL;
+	int fd, r;
+
+	if (dm_suspended) {
+		/* Reading a suspended dm device blocks until it is resumed. */
+		d->probe_err = -EAGAIN;
+		d->probe_what = "device-mapper device is suspended";
+		return 0;
+	}
+	/* O_NONBLOCK: an optical drive must not wait for its tray. */
+	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		d->probe_err = -errno;
+		d->probe_what = "cannot open";
+		return 0;
+	}
+	r = -ENOMEM;
+	pr = blkid_new_probe();
+	if (!pr)
+		goto out;
+	if (blkid_probe_set_device(pr, fd, 0, 0) < 0) {
+		d->probe_err = errno > 0 ? -errno : -EIO;
+		d->probe_what = "libblkid cannot use the device";
+		r = 0;
+		goto out;
+	}
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID |
+					  BLKID_SUBLKS_LABEL);
+	blkid_probe_enable_partitions(pr, d->whole);
+	r = blkid_do_safeprobe(pr);
+	if (r == -2) {
+		d->probe_err = -EUCLEAN;
+		d->probe_what = "several conflicting signatures";
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		d->probe_err = -EIO;
+		d->probe_what = "libblkid probe failed";
+		r = 0;
+		goto out;
+	}
+	r = 0;
+	if (dup_value(pr, "TYPE", &d->fstype) < 0 || dup_value(pr, "UUID", &d->uuid) < 0 ||
+	    dup_value(pr, "LABEL", &d->label) < 0 ||
+	    (d->whole && dup_value(pr, "PTTYPE", &d->pttype) < 0))
+		r = -ENOMEM;
+out:
+	if (pr)
+		blkid_free_probe(pr);
+	close(fd);
+	return r;
+}
+
+static int pick_stable_id(const struct scan_ctx *c, int devfd, struct disks_dev *d)
+{
+	static const struct { const char *attr, *source; } sysfs_ids[] = {
+		{ "device/serial", "serial" },
+		{ "device/wwid", "wwid" },
+		{ "wwid", "wwid" },
+	};
+	const struct by_id_ent *best = NULL;
+	char buf[256];
+
+	for (size_t i = 0; i < c->nids; i++) {
+		if (strcmp(c->ids[i].target, d->name) != 0)
+			continue;
+		/* A WWN is the id the drive itself carries; others may name the bus path. */
+		if (strncmp(c->ids[i].link, "wwn-", 4) == 0) {
+			best = &c->ids[i];
+			break;
+		}
+		if (!best)
+			best = &c->ids[i];
+	}
+	if (best) {
+		d->id = strdup(best->link);
+		d->id_source = "by-id";
+		return d->id ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sysfs_ids); i++) {
+		if (sysfs_read(devfd, sysfs_ids[i].attr, buf, sizeof(buf)) < 0 || !buf[0])
+			continue;
+		d->id = strdup(buf);
+		d->id_source = sysfs_ids[i].source;
+		return d->id ? 0 : -ENOMEM;
+	}
+	d->id_source = "none";
+	return 0;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The rule `run` will apply without --disk: real, fixed disks only. Stacked devices (dm,
+ * md) are left out because their data already lives on the disks beneath them. */
+static void decide_pick(int devfd, struct disks_dev *d)
+{
+	char type[16];
+
+	d->pick = false;
+	if (has_prefix(d->name, "loop"))
+		d->skip_reason = "loop device";
+	else if (has_prefix(d->name, "zram"))
+		d->skip_reason = "zram device";
+	else if (has_prefix(d->name, "ram"))
+		d->skip_reason = "ram disk";
+	else if (has_prefix(d->name, "sr") ||
+		 (sysfs_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
+		d->skip_reason = "optical drive";
+	else if (d->dm)
+		d->skip_reason = "device-mapper device";
+	else if (has_prefix(d->name, "md"))
+		d->skip_reason = "md RAID array";
+	else if (d->removable)
+		d->skip_reason = "removable";
+	else
+		d->pick = true;
+}
+
+static int read_dev_numbers(int devfd, struct disks_dev *d)
+{
+	char buf[32];
+	int r;
+
+	r = sysfs_read(devfd, "dev", buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	if (sscanf(buf, "%u:%u", &d->major, &d->minor) != 2)
+		return -EBADMSG;
+	return 0;
+}
+
+/* Callers have checked that name fits d->name. */
+static void set_name(struct disks_dev *d, const char *name)
+{
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->path, sizeof(d->path), "/dev/%s", name);
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+	const struct disks_dev *x = a, *y = b;
+
+	return x->partno < y->partno ? -1 : x->partno > y->partno;
+}
+
+static int scan_partitions(const struct scan_ctx *c, int diskfd, struct disks_dev *disk)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, pfd = -1, r = 0;
+
+	fd = openat(diskfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(dir))) {
+		struct disks_dev *p;
+		uint64_t partno, start, sectors;
+
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(p->name))
+			continue;
+		pfd = openat(diskfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
+			continue;
+		/* Only partition directories carry a "partition" attribute. */
+		if (sysfs_u64(pfd, "partition", &partno) < 0 || partno > UINT32_MAX ||
+		    sysfs_u64(pfd, "start", &start) < 0 || sysfs_u64(pfd, "size", &sectors) < 0 ||
+		    sectors == 0 || sectors > UINT64_MAX / 512) {
+			close(pfd);
+			pfd = -1;
+			continue;
+		}
+		r = -ENOMEM;
+		p = grow(disk->parts, disk->nparts, sizeof(*p));
+		if (!p)
+			goto out;
+		disk->parts = p;
+		p = &disk->parts[disk->nparts++];
+		set_name(p, de->d_name);
+		snprintf(p->parent, sizeof(p->parent), "%s", disk->name);
+		p->partno = (unsigned)partno;
+		/* sysfs counts in 512-byte units whatever the logical sector size. */
+		p->start = start * 512;
+		p->size = sectors * 512;
+		p->log_sec = disk->log_sec;
+		p->phy_sec = disk->phy_sec;
+		p->rota = disk->rota;
+		p->removable = disk->removable;
+		p->ro = sysfs_flag(pfd, "ro");
+		p->id_source = "none";
+		r = read_dev_numbers(pfd, p);
+		if (r < 0)
+			goto out;
+		r = collect_mounts(c, p);
+		if (r < 0)
+			goto out;
+		r = collect_holders(pfd, p);
+		if (r < 0)
+			goto out;
+		r = probe_dev(p, false);
+		if (r < 0)
+			goto out;
+		close(pfd);
+		pfd = -1;
+	}
+	r = 0;
+	if (disk->nparts > 1)
+		qsort(disk->parts, disk->nparts, sizeof(*disk->parts), part_cmp);
+out:
+	if (pfd >= 0)
+		close(pfd);
+	closedir(dir);
+	return r;
+}
+
+/* Fills d from /sys/block/<name>; returns 1 when the device is to be listed, 0 when it is
+ * skipped (size 0), or -errno. */
+static int scan_disk(const struct scan_ctx *c, int blockfd, const char *name, struct disks_dev *d)
+{
+	uint64_t sectors = 0, v;
+	bool suspended = false;
+	char buf[256];
+	int devfd, r;
+
+	devfd = openat(blockfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (devfd < 0)
+		return -errno;
+	r = sysfs_u64(devfd, "size", &sectors);
+	if (r < 0)
+		goto out;
+	r = 0;
+	if (sectors == 0 || sectors > UINT64_MAX / 512)
+		goto out;
+	d->whole = true;
+	set_name(d, name);
+	d->size = sectors * 512;
+	d->log_sec = sysfs_u64(devfd, "queue/logical_block_size", &v) == 0 ? (uint32_t)v : 512;
+	d->phy_sec = sysfs_u64(devfd, "queue/physical_block_size", &v) == 0 ? (uint32_t)v : 512;
+	d->rota = sysfs_flag(devfd, "queue/rotational");
+	d->removable = sysfs_flag(devfd, "removable");
+	d->ro = sysfs_flag(devfd, "ro");
+	r = read_dev_numbers(devfd, d);
+	if (r < 0)
+		goto out;
+	if (sysfs_read(devfd, "dm/name", buf, sizeof(buf)) == 0) {
+		d->dm = true;
+		suspended = sysfs_flag(devfd, "dm/suspended");
+		r = -ENOMEM;
+		d->dm_name = strdup(buf);
+		if (!d->dm_name)
+			goto out;
+		if (sysfs_read(devfd, "dm/uuid", buf, sizeof(buf)) == 0 && buf[0]) {
+			d->dm_uuid = strdup(buf);
+			if (!d->dm_uuid)
+				goto out;
+			d->lvm = has_prefix(buf, "LVM-");
+		}
+	}
+	r = pick_stable_id(c, devfd, d);
+	if (r < 0)
+		goto out;
+	decide_pick(devfd, d);
+	r = collect_mounts(c, d);
+	if (r < 0)
+		goto out;
+	r = collect_holders(devfd, d);
+	if (r < 0)
+		goto out;
+	r = probe_dev(d, suspended);
+	if (r < 0)
+		goto out;
+	r = scan_partitions(c, devfd, d);
+	if (r < 0)
+		goto out;
+	r = 1;
+out:
+	close(devfd);
+	return r;
+}
+
+int disks_scan(struct disks_list **ret_list)
+{
+	struct scan_ctx c = { 0 };
+	struct disks_list *l = NULL;
+	struct dirent **names = NULL;
+	int blockfd = -1, n = 0, r;
+
+	r = load_mounts(&c);
+	if (r < 0) {
+		log_errno(r, "cannot read /proc/self/mountinfo");
+		goto out;
+	}
+	r = load_by_id(&c);
+	if (r < 0) {
+		log_errno(r, "cannot read %s", BY_ID_DIR);
+		goto out;
+	}
+	blockfd = open(SYS_BLOCK, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (blockfd < 0) {
+		r = log_errno(-errno, "cannot open %s", SYS_BLOCK);
+		goto out;
+	}
+	/* versionsort lists sda, sdb, ..., sdaa and loop2 before loop10, as people count. */
+	n = scandir(SYS_BLOCK, &names, NULL, versionsort);
+	if (n < 0) {
+		n = 0;
+		r = log_errno(-errno, "cannot list %s", SYS_BLOCK);
+		goto out;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		r = log_errno(-ENOMEM, "cannot list disks");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		struct disks_dev *d;
+
+		if (name[0] == '.' || strlen(name) >= sizeof(d->name))
+			continue;
+		d = grow(l->disks, l->n, sizeof(*d));
+		if (!d) {
+			r = log_errno(-ENOMEM, "cannot list disks");
+			goto out;
+		}
+		l->disks = d;
+		d = &l->disks[l->n++];
+		r = scan_disk(&c, blockfd, name, d);
+		if (r == -ENOMEM) {
+			log_errno(r, "%s: cannot list", name);
+			goto out;
+		}
+		/* Removed while we looked (ENOENT) is no news; anything else is worth a line. */
+		if (r < 0 && r != -ENOENT)
+			log_warn_errno(r, "%s: cannot read its sysfs attributes; skipped", name);
+		if (r <= 0) {
+			dev_clear(d);
+			l->n--;
+		}
+	}
+	*ret_list = l;
+	l = NULL;
+	r = 0;
+out:
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (blockfd >= 0)
+		close(blockfd);
+	ctx_clear(&c);
+	disks_list_free(l);
+	return r;
+}
+
+/* ---- JSON ---- */
+
+/* json-c returns NULL on allocation failure; every add goes through these so that one
+ * check at the end catches any of them. */
+static void j_add(struct json_object *o, const char *key, struct json_object *v, bool want,
+		  int *err)
+{
+	if (want && !v) {
+		*err = -ENOMEM;
+		return;
+	}
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		*err = -ENOMEM;
+	}
+}
+
+static void j_str(struct json_object *o, const char *key, const char *s, int *err)
+{
+	j_add(o, key, s ? json_object_new_string(s) : NULL, s != NULL, err);
+}
+
+static void j_u64(struct json_object *o, const char *key, uint64_t v, int *err)
+{
+	j_add(o, key, json_object_new_uint64(v), true, err);
+}
+
+static void j_bool(struct json_object *o, const char *key, bool v, int *err)
+{
+	j_add(o, key, json_object_new_boolean(v), true, err);
+}
+
+static void j_strs(struct json_object *o, const char *key, char **v, size_t n, int *err)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		struct json_object *s = json_object_new_string(v[i]);
+
+		if (!s || json_object_array_add(a, s) < 0) {
+			json_object_put(s);
+			*err = -ENOMEM;
+		}
+	}
+	j_add(o, key, a, true, err);
+}
+
+static struct json_object *dev_to_json(const struct disks_dev *d, int *err)
+{
+	struct json_object *o = json_object_new_object();
+	char devno[32];
+
+	if (!o) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	snprintf(devno, sizeof(devno), "%u:%u", d->major, d->minor);
+	j_str(o, "name", d->name, err);
+	j_str(o, "path", d->path, err);
+	j_str(o, "type", d->whole ? "disk" : "part", err);
+	j_str(o, "devno", devno, err);
+	j_u64(o, "size", d->size, err);
+	j_u64(o, "logical_sector_size", d->log_sec, err);
+	j_u64(o, "physical_sector_size", d->phy_sec, err);
+	if (d->whole) {
+		j_str(o, "pttype", d->pttype, err);
+	} else {
+		j_u64(o, "number", d->partno, err);
+		j_u64(o, "start", d->start, err);
+		j_str(o, "parent", d->parent, err);
+	}
+	j_str(o, "fstype", d->fstype, err);
+	j_str(o, "uuid", d->uuid, err);
+	j_str(o, "label", d->label, err);
+	j_strs(o, "mountpoints", d->mounts, d->nmounts, err);
+	j_bool(o, "rotational", d->rota, err);
+	j_bool(o, "removable", d->removable, err);
+	j_bool(o, "read_only", d->ro, err);
+	j_strs(o, "holders", d->holders, d->nholders, err);
+	j_str(o, "probe_error", d->probe_err ? d->probe_what : NULL, err);
+	if (d->probe_err)
+		j_str(o, "probe_errno", strerror(-d->probe_err), err);
+	if (d->whole) {
+		struct json_object *parts;
+
+		j_bool(o, "device_mapper", d->dm, err);
+		j_str(o, "dm_name", d->dm_name, err);
+		j_str(o, "dm_uuid", d->dm_uuid, err);
+		j_bool(o, "lvm", d->lvm, err);
+		j_str(o, "stable_id", d->id, err);
+		j_str(o, "stable_id_source", d->id_source, err);
+		j_bool(o, "auto", d->pick, err);
+		j_str(o, "skip_reason", d->pick ? NULL : d->skip_reason, err);
+		parts = json_object_new_array();
+		for (size_t i = 0; parts && i < d->nparts; i++) {
+			struct json_object *p = dev_to_json(&d->parts[i], err);
+
+			if (p && json_object_array_add(parts, p) < 0) {
+				json_object_put(p);
+				*err = -ENOMEM;
+			}
+		}
+		j_add(o, "partitions", parts, true, err);
+	}
+	return o;
+}
+
+int disks_print_json(const struct disks_list *l, FILE *f)
+{
+	struct json_object *root, *arr;
+	const char *text;
+	int err = 0, r;
+
+	r = -ENOMEM;
+	root = json_object_new_object();
+	if (!root)
+		goto out;
+	arr = json_object_new_array();
+	for (size_t i = 0; arr && i < l->n; i++) {
+		struct json_object *d = dev_to_json(&l->disks[i], &err);
+
+		if (d && json_object_array_add(arr, d) < 0) {
+			json_object_put(d);
+			err = -ENOMEM;
+		}
+	}
+	j_add(root, "disks", arr, true, &err);
+	if (err < 0)
+		goto out;
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_SPACED |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text)
+		goto out;
+	r = fprintf(f, "%s\n", text) < 0 || fflush(f) != 0 ? -EIO : 0;
+out:
+	json_object_put(root);
+	return r;
+}
+
+/* ---- table ---- */
+
+enum { COL_NAME, COL_SIZE, COL_SECTOR, COL_TABLE_FS, COL_LABEL, COL_UUID, COL_FLAGS,
+       COL_MOUNTS, COL_ID, COL_AUTO, NCOLS };
+
+static const char *const col_heads[NCOLS] = {
+	"NAME", "SIZE", "SECTOR", "PTTYPE/FS", "LABEL", "UUID", "FLAGS", "MOUNTPOINTS",
+	"STABLE-ID", "AUTO",
+};
+
+struct row {
+	char cell[NCOLS][160];
+};
+
+static void fill_row(const struct disks_dev *d, struct row *row)
+{
+	char *c[NCOLS];
+	size_t w = sizeof(row->cell[0]);
+	size_t used = 0;
+
+	for (int i = 0; i < NCOLS; i++) {
+		c[i] = row->cell[i];
+		snprintf(c[i], w, "-");
+	}
+	snprintf(c[COL_NAME], w, "%s%s", d->whole ? "" : "  ", d->name);
+	fmt_bytes(d->size, c[COL_SIZE], w);
+	snprintf(c[COL_SECTOR], w, "%u/%u", d->log_sec, d->phy_sec);
+	if (d->probe_err)
+		snprintf(c[COL_TABLE_FS], w, "?");
+	else if (d->pttype || d->fstype)
+		snprintf(c[COL_TABLE_FS], w, "%s", d->pttype ? d->pttype : d->fstype);
+	if (d->label)
+		snprintf(c[COL_LABEL], w, "%s", d->label);
+	if (d->uuid)
+		snprintf(c[COL_UUID], w, "%s", d->uuid);
+	snprintf(c[COL_FLAGS], w, "%s%s%s%s%s", d->rota ? "rot," : "", d->removable ? "rm," : "",
+		 d->ro ? "ro," : "", d->lvm ? "lvm," : d->dm ? "dm," : "",
+		 d->nholders ? "held," : "");
+	if (c[COL_FLAGS][0] == '\0')
+		snprintf(c[COL_FLAGS], w, "-");
+	else
+		c[COL_FLAGS][strlen(c[COL_FLAGS]) - 1] = '\0';
+	for (size_t i = 0; i < d->nmounts && used + 1 < w; i++) {
+		int n = snprintf(c[COL_MOUNTS] + used, w - used, "%s%s", i ? "," : "", d->mounts[i]);
+
+		used = n < 0 ? w : MIN(w - 1, used + (size_t)n);
+	}
+	if (d->whole) {
+		snprintf(c[COL_ID], w, "%s", d->id ? d->id : "(none)");
+		if (d->pick)
+			snprintf(c[COL_AUTO], w, "yes");
+		else
+			snprintf(c[COL_AUTO], w, "no: %s", d->skip_reason);
+	}
+}
+
+int disks_print_table(const struct disks_list *l, FILE *f)
+{
+	size_t nrows = 1, width[NCOLS], k = 0;
+	struct row *rows;
+	int r = -ENOMEM;
+
+	for (size_t i = 0; i < l->n; i++)
+		nrows += 1 + l->disks[i].nparts;
+	rows = calloc(nrows, sizeof(*rows));
+	if (!rows)
+		return r;
+	for (int c = 0; c < NCOLS; c++)
+		snprintf(rows[0].cell[c], sizeof(rows[0].cell[c]), "%s", col_heads[c]);
+	k = 1;
+	for (size_t i = 0; i < l->n; i++) {
+		fill_row(&l->disks[i], &rows[k++]);
+		for (size_t j = 0; j < l->disks[i].nparts; j++)
+			fill_row(&l->disks[i].parts[j], &rows[k++]);
+	}
+	for (int c = 0; c < NCOLS; c++) {
+		width[c] = 0;
+		for (size_t i = 0; i < nrows; i++)
+			width[c] = MAX(width[c], strlen(rows[i].cell[c]));
+	}
+	r = 0;
+	for (size_t i = 0; i < nrows; i++) {
+		for (int c = 0; c < NCOLS; c++) {
+			/* Sizes read best right-aligned; the last column gets no padding. */
+			if (c == COL_SIZE)
+				fprintf(f, "%*s  ", (int)width[c], rows[i].cell[c]);
+			else if (c == NCOLS - 1)
+				fprintf(f, "%s\n", rows[i].cell[c]);
+			else
+				fprintf(f, "%-*s  ", (int)width[c], rows[i].cell[c]);
+		}
+	}
+	if (fflush(f) != 0 || ferror(f))
+		r = -EIO;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct disks_dev *d = &l->disks[i];
+
+		if (d->probe_err)
+			log_warn_errno(d->probe_err, "%s: %s", d->path, d->probe_what);
+		for (size_t j = 0; j < d->nparts; j++)
+			if (d->parts[j].probe_err)
+				log_warn_errno(d->parts[j].probe_err, "%s: %s", d->parts[j].path,
+					       d->parts[j].probe_what);
+	}
+	free(rows);
+	return r;
+}
