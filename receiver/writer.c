@@ -315,6 +315,21 @@ void wr_put_buf(struct writer *w, void *data)
 	w->free_head = b;
 }
 
+/* Submits the one request just queued and reaps whatever has completed. */
+static int submit_one(struct writer *w)
+{
+	int r;
+
+	w->inflight++;
+	r = io_uring_submit(&w->ring);
+	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+		if (!w->err)
+			w->err = log_errno(r, "%s: io_uring submit", w->path);
+		return w->err;
+	}
+	return reap(w, false);
+}
+
 int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
 {
 	struct wbuf *b = buf_of(w, data);
@@ -355,14 +370,7 @@ int wr_submit(struct writer *w, void *data, size_t len, uint64_t off)
 	b->len = aligned;
 	b->done = 0;
 	queue_write(w, b);
-	w->inflight++;
-	r = io_uring_submit(&w->ring);
-	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-		if (!w->err)
-			w->err = log_errno(r, "%s: io_uring submit", w->path);
-		return w->err;
-	}
-	return reap(w, false);
+	return submit_one(w);
 }
 
 int wr_patch(struct writer *w, void *data, size_t len, uint64_t off, uint64_t mask, unsigned shift,
@@ -370,7 +378,6 @@ int wr_patch(struct writer *w, void *data, size_t len, uint64_t off, uint64_t ma
 {
 	struct wbuf *b = buf_of(w, data);
 	struct io_uring_sqe *sqe;
-	int r;
 
 	if (!b || len == 0 || len % 4096 || 2 * len > WR_BUF_LEN || off % 4096 || off > w->size ||
 	    len > w->size - off || shift >= 32 || (len >> shift) > 64) {
@@ -392,14 +399,7 @@ int wr_patch(struct writer *w, void *data, size_t len, uint64_t off, uint64_t ma
 	sqe = io_uring_get_sqe(&w->ring);
 	io_uring_prep_read(sqe, w->fd, b->data, (unsigned)len, off);
 	io_uring_sqe_set_data(sqe, b);
-	w->inflight++;
-	r = io_uring_submit(&w->ring);
-	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-		if (!w->err)
-			w->err = log_errno(r, "%s: io_uring submit", w->path);
-		return w->err;
-	}
-	return reap(w, false);
+	return submit_one(w);
 }
 
 static int drain_writes(struct writer *w)
