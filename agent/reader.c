@@ -359,7 +359,9 @@ static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out
 	return 0;
 }
 
-static int process(struct reader *rd, struct codec *codec, struct slot *s, struct rd_out **ret_out)
+/* scratch: a chunk-sized buffer of the worker's, to gather a patch's blocks in. */
+static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, struct slot *s,
+		   struct rd_out **ret_out)
 {
 	uint32_t cs = rd->o.chunk_size;
 	uint64_t first = s->off / cs;
@@ -368,7 +370,6 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 	 * some blocks changed (a PATCH of patch[i]). */
 	uint8_t kind[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
 	uint64_t patch[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
-	uint8_t *scratch = NULL;
 	struct rd_out *out;
 	size_t cap;
 	int r = 0;
@@ -411,13 +412,8 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 		}
 		/* A changed whole chunk with only some changed blocks: the receiver holds the
 		 * others (the tracker says so, and the fingerprint proves it there). */
-		if (kind[i] == 1 && clen == cs && (patch[i] = patch_mask(rd, first + i)) != 0) {
+		if (kind[i] == 1 && clen == cs && (patch[i] = patch_mask(rd, first + i)) != 0)
 			kind[i] = 3;
-			if (!scratch && !(scratch = malloc(cs))) {
-				rd_out_free(out);
-				return -ENOMEM;
-			}
-		}
 	}
 	for (uint32_t i = 0; i < n && r == 0;) {
 		uint32_t j = i + 1;
@@ -437,7 +433,6 @@ static int process(struct reader *rd, struct codec *codec, struct slot *s, struc
 			out->sent_chunks += j - i;
 		i = j;
 	}
-	free(scratch);
 	if (r < 0) {
 		rd_out_free(out);
 		return r;
@@ -450,8 +445,10 @@ static void *worker_main(void *arg)
 {
 	struct reader *rd = arg;
 	struct codec *codec = codec_new(rd->o.level);
+	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
+	uint8_t *scratch = rd->o.blocks ? malloc(rd->o.chunk_size) : NULL;
 
-	if (!codec)
+	if (!codec || (rd->o.blocks && !scratch))
 		rd_fail(rd, -ENOMEM);
 	for (;;) {
 		struct rd_out *out = NULL;
@@ -471,7 +468,7 @@ static void *worker_main(void *arg)
 			rd->work_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
 
-		r = process(rd, codec, s, &out);
+		r = process(rd, codec, scratch, s, &out);
 
 		pthread_mutex_lock(&rd->lock);
 		s->next = rd->free_head;
@@ -498,6 +495,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	codec_free(codec);
+	free(scratch);
 	pthread_mutex_lock(&rd->lock);
 	rd->workers_live--;
 	pthread_cond_broadcast(&rd->out_cv);
@@ -523,9 +521,7 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	    o->batch % o->chunk_size || o->batch > PROTO_EXTENT_MAX || o->queue_depth == 0 ||
 	    o->workers == 0)
 		return -EINVAL;
-	if (o->blocks && (!o->only || o->block_size < 512 || (o->block_size & (o->block_size - 1)) ||
-			  o->block_size >= o->chunk_size ||
-			  o->chunk_size / o->block_size > PROTO_PATCH_MAX_BLOCKS))
+	if (o->blocks && (!o->only || !proto_patch_fits(o->chunk_size, o->block_size)))
 		return -EINVAL;
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)

@@ -151,10 +151,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	ro.prev = prev;
 	ro.only = prev ? only : NULL;
 	ro.marks = prev && !only ? marks : NULL;
-	/* Patches exist for chunks of up to 512 KiB split into at most 64 blocks. */
-	ro.blocks = prev && only && o->rd.chunk_size / o->track_block <= PROTO_PATCH_MAX_BLOCKS &&
-		    o->track_block < o->rd.chunk_size && o->rd.chunk_size <= PROTO_CHUNK_MAX / 2 ?
-		    blocks : NULL;
+	ro.blocks = prev && only && proto_patch_fits(o->rd.chunk_size, o->track_block) ? blocks : NULL;
 	ro.block_size = o->track_block;
 	st.t_start = last_report = now_ns();
 	r = rd_start(src, disk_no, &ro, &rd);
@@ -694,8 +691,7 @@ int session_run(const struct agent_opts *o)
 	for (;;) {
 		g_refused = false;
 		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
-		/* "In use" is the receiver still holding our previous session after a dead
-		 * link; it lets go once its side notices, so that refusal is worth a retry. */
+		/* A patch that did not fit: reconnect at once, once, and reconcile. */
 		if (r == -ESTALE && !g_reconcile && !o->once && !stop_requested) {
 			log_warn("the receiver's target is not what the tracker expected (changed "
 				 "behind tern, or a write the tracker missed); reconciling every disk "
@@ -704,6 +700,8 @@ int session_run(const struct agent_opts *o)
 			backoff = 1;
 			continue;
 		}
+		/* "In use" is the receiver still holding our previous session after a dead
+		 * link; it lets go once its side notices, so that refusal is worth a retry. */
 		if (r == 0 || o->once || g_cut_over || (g_refused && r != -EBUSY) || stop_requested)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is

@@ -349,6 +349,15 @@ size_t proto_data_frame_len(uint32_t nchunks, uint32_t payload_len)
 	return PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN + payload_len;
 }
 
+/* The payload rule of DATA and PATCH: raw is exact, zstd only when it saves space;
+ * anything else is malformed or hostile. */
+static bool payload_len_ok(uint8_t encoding, uint32_t plain_len, uint32_t payload_len)
+{
+	if (encoding == PROTO_ENC_RAW)
+		return payload_len == plain_len;
+	return encoding == PROTO_ENC_ZSTD && payload_len > 0 && payload_len < plain_len;
+}
+
 int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 {
 	size_t total = proto_data_frame_len(m->nchunks, m->payload_len);
@@ -357,9 +366,7 @@ int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 	if (m->nchunks == 0 || m->plain_len == 0 || m->plain_len > PROTO_EXTENT_MAX ||
 	    m->encoding > PROTO_ENC_ZSTD || m->offset > UINT64_MAX - m->plain_len)
 		return -EINVAL;
-	/* The same rules the decoder enforces: raw is exact, zstd only when it saves. */
-	if (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
-					 : (m->payload_len == 0 || m->payload_len >= m->plain_len))
+	if (!payload_len_ok(m->encoding, m->plain_len, m->payload_len))
 		return -EINVAL;
 	if (total - PROTO_HDR_LEN > PROTO_MAX_PAYLOAD)
 		return -EINVAL;
@@ -412,41 +419,38 @@ int proto_decode_data(const uint8_t *p, size_t len, uint32_t cs, struct proto_da
 		return -EBADMSG;
 	m.payload = c.r;
 	m.payload_len = (uint32_t)c.left;
-	if (m.encoding == PROTO_ENC_RAW && m.payload_len != m.plain_len)
-		return -EBADMSG;
-	/* zstd is only sent when it saves space; anything else is malformed or hostile. */
-	if (m.encoding == PROTO_ENC_ZSTD && (m.payload_len == 0 || m.payload_len >= m.plain_len))
+	if (!payload_len_ok(m.encoding, m.plain_len, m.payload_len))
 		return -EBADMSG;
 	*ret_m = m;
 	return 0;
 }
 
-/* The rules both ends apply to a patch's shape: the blocks split the chunk into 2..64
- * (a patch of one block per chunk is a DATA frame), at least one and not all are carried,
- * and a raw payload is exact while zstd must save something. */
+bool proto_patch_fits(uint32_t chunk_size, uint32_t block_size)
+{
+	/* The receiver stages a patch's blocks behind its chunk in one 1 MiB buffer, hence
+	 * chunks of at most half that; one block per chunk would be a DATA frame. */
+	return proto_chunk_size_valid(chunk_size) && chunk_size <= PROTO_CHUNK_MAX / 2 &&
+	       block_size >= 512 && (block_size & (block_size - 1)) == 0 && block_size < chunk_size &&
+	       chunk_size / block_size <= PROTO_PATCH_MAX_BLOCKS;
+}
+
+/* The rules a decoded patch must meet: a shape proto_patch_fits allows, at least one and
+ * not all of the chunk's blocks carried, a chunk's offset, and the payload rule. */
 static int patch_check(const struct proto_patch *m, uint32_t cs)
 {
 	uint32_t nblocks;
 
 	if (!proto_chunk_size_valid(cs))
 		return -EINVAL;
-	/* The receiver stages a patch's blocks behind its chunk in one 1 MiB buffer. */
-	if (cs > PROTO_CHUNK_MAX / 2)
-		return -EPROTO;
-	if (m->block_shift < 9 || m->block_shift > 19 || (1u << m->block_shift) >= cs)
+	if (m->block_shift < 9 || m->block_shift > 19 || !proto_patch_fits(cs, 1u << m->block_shift))
 		return -EPROTO;
 	nblocks = cs >> m->block_shift;
-	if (nblocks > PROTO_PATCH_MAX_BLOCKS)
-		return -EPROTO;
 	if (m->mask == 0 || (nblocks < 64 && m->mask >> nblocks != 0) ||
 	    (uint32_t)__builtin_popcountll(m->mask) == nblocks)
 		return -EPROTO;
 	if (m->offset % cs != 0 || m->offset > UINT64_MAX - cs)
 		return -EPROTO;
-	if (m->encoding > PROTO_ENC_ZSTD)
-		return -EBADMSG;
-	if (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
-					 : (m->payload_len == 0 || m->payload_len >= m->plain_len))
+	if (!payload_len_ok(m->encoding, m->plain_len, m->payload_len))
 		return -EBADMSG;
 	return 0;
 }
@@ -462,8 +466,7 @@ int proto_encode_patch_head(uint8_t *out, size_t cap, const struct proto_patch *
 	 * decoder checks the mask against the chunk. */
 	plain = (uint64_t)__builtin_popcountll(m->mask) << m->block_shift;
 	if (plain != m->plain_len || plain >= PROTO_CHUNK_MAX ||
-	    (m->encoding == PROTO_ENC_RAW ? m->payload_len != m->plain_len
-					  : (m->payload_len == 0 || m->payload_len >= m->plain_len)))
+	    !payload_len_ok(m->encoding, m->plain_len, m->payload_len))
 		return -EINVAL;
 	if (cap < PROTO_HDR_LEN + PROTO_PATCH_FIXED)
 		return -ENOBUFS;

@@ -191,10 +191,12 @@ int proto_decode_disk_ok(const uint8_t *p, size_t len, struct proto_disk_ok *ret
 int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m);
 /* chunk_size is the session's; validates alignment, counts, lengths and encoding. */
 int proto_decode_data(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_data *ret_m);
+/* Whether chunks of chunk_size may be sent as patches of block_size blocks: chunks up to
+ * PROTO_CHUNK_MAX / 2, split into 2..PROTO_PATCH_MAX_BLOCKS blocks of at least 512 bytes. */
+bool proto_patch_fits(uint32_t chunk_size, uint32_t block_size);
 /* Writes the PATCH header and fixed part; the caller places payload_len bytes after it. */
 int proto_encode_patch_head(uint8_t *out, size_t cap, const struct proto_patch *m);
-/* chunk_size is the session's, at most PROTO_CHUNK_MAX / 2: block_shift must split it into
- * 2..64 blocks. */
+/* chunk_size is the session's; the shape must be one proto_patch_fits allows. */
 int proto_decode_patch(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_patch *ret_m);
 int proto_encode_zero(uint8_t *out, size_t cap, const struct proto_zero *m);
 int proto_decode_zero(const uint8_t *p, size_t len, uint32_t chunk_size, struct proto_zero *ret_m);

@@ -484,6 +484,16 @@ static int wr_failed(struct rsession *s, struct rdisk *d, int r)
 		      d->t->id, wr_error_text(d->w));
 }
 
+/* Puts a DATA or PATCH payload at dst as plain bytes: decompressed, or copied. */
+static int unpack(struct rsession *s, uint8_t *dst, uint8_t encoding, uint32_t plain_len,
+		  const uint8_t *payload, uint32_t payload_len)
+{
+	if (encoding == PROTO_ENC_ZSTD)
+		return codec_decompress(s->codec, dst, plain_len, payload, payload_len);
+	memcpy(dst, payload, plain_len);
+	return 0;
+}
+
 static int on_data(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_data m;
@@ -504,15 +514,11 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 	buf = wr_get_buf(d->w, &r);
 	if (!buf)
 		return wr_failed(s, d, r);
-	if (m.encoding == PROTO_ENC_ZSTD) {
-		r = codec_decompress(s->codec, buf, m.plain_len, m.payload, m.payload_len);
-		if (r < 0) {
-			wr_put_buf(d->w, buf);
-			return refuse(s, r, "disk %s: corrupt compressed extent at %" PRIu64
-				      "; refused, nothing written", d->t->id, m.offset);
-		}
-	} else {
-		memcpy(buf, m.payload, m.plain_len);
+	r = unpack(s, buf, m.encoding, m.plain_len, m.payload, m.payload_len);
+	if (r < 0) {
+		wr_put_buf(d->w, buf);
+		return refuse(s, r, "disk %s: corrupt compressed extent at %" PRIu64
+			      "; refused, nothing written", d->t->id, m.offset);
 	}
 	first = m.offset / s->cs;
 	/* End to end: the fingerprint was taken from the source read; a mismatch here means
@@ -557,9 +563,7 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 	d = disk_of(s, m.disk_no);
 	if (!d)
 		return refuse(s, -EPROTO, "PATCH for unregistered disk number %u", m.disk_no);
-	if (m.offset >= d->size || d->size - m.offset < s->cs)
-		return refuse(s, -ERANGE, "disk %s: patch at %" PRIu64 " is not of a whole chunk "
-			      "inside the disk (%" PRIu64 " bytes)", d->t->id, m.offset, d->size);
+	/* A whole chunk: check_range refuses one that would pass the disk's end. */
 	r = check_range(s, d, m.offset, s->cs);
 	if (r < 0)
 		return r;
@@ -568,15 +572,11 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 		return wr_failed(s, d, r);
 	/* The blocks wait behind the chunk's place in the buffer (the decoder allows patches
 	 * only of chunks up to half a buffer). */
-	if (m.encoding == PROTO_ENC_ZSTD) {
-		r = codec_decompress(s->codec, buf + s->cs, m.plain_len, m.payload, m.payload_len);
-		if (r < 0) {
-			wr_put_buf(d->w, buf);
-			return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
-				      "; refused, nothing written", d->t->id, m.offset);
-		}
-	} else {
-		memcpy(buf + s->cs, m.payload, m.plain_len);
+	r = unpack(s, buf + s->cs, m.encoding, m.plain_len, m.payload, m.payload_len);
+	if (r < 0) {
+		wr_put_buf(d->w, buf);
+		return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
+			      "; refused, nothing written", d->t->id, m.offset);
 	}
 	/* Earlier epochs are flushed and this chunk was not sent in this one, so the target
 	 * holds the chunk as last acknowledged. */
