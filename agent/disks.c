@@ -142,59 +142,12 @@ static int push_str(char ***arr, size_t *n, const char *s)
 	return 0;
 }
 
-/* Reads a small sysfs attribute relative to dfd, without its trailing newline. Sysfs
- * reports a fixed st_size, so this reads until EOF rather than trusting fstat. */
-static int sysfs_read(int dfd, const char *attr, char *buf, size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = 0;
-
-	fd = openat(dfd, attr, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while (got + 1 < len) {
-		n = read(fd, buf + got, len - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
-		got--;
-	buf[got] = '\0';
-out:
-	close(fd);
-	return r;
-}
-
-static int sysfs_u64(int dfd, const char *attr, uint64_t *ret_v)
-{
-	char buf[64];
-	uint64_t v;
-	int r;
-
-	r = sysfs_read(dfd, attr, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	r = parse_u64(buf, 0, UINT64_MAX, &v);
-	if (r < 0)
-		return r;
-	*ret_v = v;
-	return 0;
-}
-
 /* A missing flag reads as false: partitions have no "removable" attribute, for one. */
 static bool sysfs_flag(int dfd, const char *attr)
 {
 	uint64_t v = 0;
 
-	return sysfs_u64(dfd, attr, &v) == 0 && v != 0;
+	return attr_read_u64(dfd, attr, &v) == 0 && v != 0;
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -446,7 +399,7 @@ static int pick_stable_id(const struct scan_ctx *c, int devfd, struct disks_dev 
 		return d->id ? 0 : -ENOMEM;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(sysfs_ids); i++) {
-		if (sysfs_read(devfd, sysfs_ids[i].attr, buf, sizeof(buf)) < 0 || !buf[0])
+		if (attr_read(devfd, sysfs_ids[i].attr, buf, sizeof(buf)) < 0 || !buf[0])
 			continue;
 		d->id = strdup(buf);
 		d->id_source = sysfs_ids[i].source;
@@ -475,7 +428,7 @@ static void decide_pick(int devfd, struct disks_dev *d)
 	else if (has_prefix(d->name, "ram"))
 		d->skip_reason = "ram disk";
 	else if (has_prefix(d->name, "sr") ||
-		 (sysfs_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
+		 (attr_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
 		d->skip_reason = "optical drive";
 	else if (d->dm)
 		d->skip_reason = "device-mapper device";
@@ -492,7 +445,7 @@ static int read_dev_numbers(int devfd, struct disks_dev *d)
 	char buf[32];
 	int r;
 
-	r = sysfs_read(devfd, "dev", buf, sizeof(buf));
+	r = attr_read(devfd, "dev", buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	if (sscanf(buf, "%u:%u", &d->major, &d->minor) != 2)
@@ -539,8 +492,8 @@ static int scan_partitions(const struct scan_ctx *c, int diskfd, struct disks_de
 		if (pfd < 0)
 			continue;
 		/* Only partition directories carry a "partition" attribute. */
-		if (sysfs_u64(pfd, "partition", &partno) < 0 || partno > UINT32_MAX ||
-		    sysfs_u64(pfd, "start", &start) < 0 || sysfs_u64(pfd, "size", &sectors) < 0 ||
+		if (attr_read_u64(pfd, "partition", &partno) < 0 || partno > UINT32_MAX ||
+		    attr_read_u64(pfd, "start", &start) < 0 || attr_read_u64(pfd, "size", &sectors) < 0 ||
 		    sectors == 0 || sectors > UINT64_MAX / 512) {
 			close(pfd);
 			pfd = -1;
@@ -601,7 +554,7 @@ static int scan_disk(const struct scan_ctx *c, int blockfd, const char *name, st
 	devfd = openat(blockfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (devfd < 0)
 		return -errno;
-	r = sysfs_u64(devfd, "size", &sectors);
+	r = attr_read_u64(devfd, "size", &sectors);
 	if (r < 0)
 		goto out;
 	r = 0;
@@ -610,22 +563,22 @@ static int scan_disk(const struct scan_ctx *c, int blockfd, const char *name, st
 	d->whole = true;
 	set_name(d, name);
 	d->size = sectors * 512;
-	d->log_sec = sysfs_u64(devfd, "queue/logical_block_size", &v) == 0 ? (uint32_t)v : 512;
-	d->phy_sec = sysfs_u64(devfd, "queue/physical_block_size", &v) == 0 ? (uint32_t)v : 512;
+	d->log_sec = attr_read_u64(devfd, "queue/logical_block_size", &v) == 0 ? (uint32_t)v : 512;
+	d->phy_sec = attr_read_u64(devfd, "queue/physical_block_size", &v) == 0 ? (uint32_t)v : 512;
 	d->rota = sysfs_flag(devfd, "queue/rotational");
 	d->removable = sysfs_flag(devfd, "removable");
 	d->ro = sysfs_flag(devfd, "ro");
 	r = read_dev_numbers(devfd, d);
 	if (r < 0)
 		goto out;
-	if (sysfs_read(devfd, "dm/name", buf, sizeof(buf)) == 0) {
+	if (attr_read(devfd, "dm/name", buf, sizeof(buf)) == 0) {
 		d->dm = true;
 		suspended = sysfs_flag(devfd, "dm/suspended");
 		r = -ENOMEM;
 		d->dm_name = strdup(buf);
 		if (!d->dm_name)
 			goto out;
-		if (sysfs_read(devfd, "dm/uuid", buf, sizeof(buf)) == 0 && buf[0]) {
+		if (attr_read(devfd, "dm/uuid", buf, sizeof(buf)) == 0 && buf[0]) {
 			d->dm_uuid = strdup(buf);
 			if (!d->dm_uuid)
 				goto out;

@@ -52,23 +52,16 @@ bool trk_ebpf_built(void)
 
 static int read_sysfs_u64(unsigned maj, unsigned min, const char *file, uint64_t *ret_v)
 {
-	char path[128], *text = NULL;
-	int r;
+	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", maj, min, file);
-	r = read_file_all(path, 256, &text, NULL);
-	if (r < 0)
-		return r;
-	text[strcspn(text, "\n")] = '\0';
-	r = parse_u64(text, 0, UINT64_MAX, ret_v);
-	free(text);
-	return r;
+	return attr_read_u64(AT_FDCWD, path, ret_v);
 }
 
 /* The whole disk of a block device, and where the device starts on it. */
 static int whole_disk(dev_t dev, unsigned *ret_maj, unsigned *ret_min, uint64_t *ret_start)
 {
-	char path[128], *text = NULL;
+	char path[128], text[32];
 	uint64_t start = 0, part;
 	unsigned maj, min;
 	int r;
@@ -83,14 +76,11 @@ static int whole_disk(dev_t dev, unsigned *ret_maj, unsigned *ret_min, uint64_t 
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../dev", major(dev), minor(dev));
-	r = read_file_all(path, 64, &text, NULL);
+	r = attr_read(AT_FDCWD, path, text, sizeof(text));
 	if (r < 0)
 		return r;
-	if (sscanf(text, "%u:%u", &maj, &min) != 2) {
-		free(text);
+	if (sscanf(text, "%u:%u", &maj, &min) != 2)
 		return -EINVAL;
-	}
-	free(text);
 	*ret_maj = maj;
 	*ret_min = min;
 	*ret_start = start;

@@ -270,6 +270,53 @@ out:
 	return r;
 }
 
+int attr_read(int dfd, const char *path, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (got + 1 < len) {
+		n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
+		got--;
+	buf[got] = '\0';
+out:
+	close(fd);
+	return r;
+}
+
+int attr_read_u64(int dfd, const char *path, uint64_t *ret_v)
+{
+	char buf[64];
+	uint64_t v;
+	int r;
+
+	r = attr_read(dfd, path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	r = parse_u64(buf, 0, UINT64_MAX, &v);
+	if (r < 0)
+		return r;
+	*ret_v = v;
+	return 0;
+}
+
 /* Some filesystems (sysfs) refuse mkdir with EPERM even where the directory exists. */
 static int mkdir_one(const char *path, unsigned mode)
 {

@@ -33,6 +33,13 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* Reads a whole small file (at most max bytes) into a NUL-terminated heap buffer. */
 int read_file_all(const char *path, size_t max, char **ret_data, size_t *ret_len);
+/* Reads a small sysfs or procfs attribute (path relative to dfd, or AT_FDCWD) into buf,
+ * NUL-terminated, without trailing newline or blanks. Such files report a size that is
+ * not their content's (4096 or 0), so this reads until EOF; longer content is cut at
+ * len - 1 bytes. Returns 0 or -errno. */
+int attr_read(int dfd, const char *path, char *buf, size_t len);
+/* The same, parsed as a decimal unsigned integer. */
+int attr_read_u64(int dfd, const char *path, uint64_t *ret_v);
 /* Creates a directory (and parents) with mode if missing. 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 

@@ -43,6 +43,7 @@ struct rdisk {
 	/* The last fault this disk's replication met and how it recovered, kept in the state
 	 * record for ternctl status (one line; "" when none yet). */
 	char event[320];
+	bool fault_noted; /* this session set event (a fault it saw itself) */
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
 };
@@ -334,7 +335,10 @@ static void note_resume(struct rdisk *d, const struct disk_record *rec, bool kno
 	snprintf(d->event, sizeof(d->event), "%s", rec->event);
 	if (!known)
 		return;
-	if (d->t->seen && d->t->last_end[0])
+	/* The last session wrote down what went wrong; say how it ended. */
+	if (d->t->seen && d->t->fault_noted)
+		snprintf(d->event, sizeof(d->event), "%.200s; the agent came back%s", rec->event, how);
+	else if (d->t->seen && d->t->last_end[0])
 		note_event(d, "%s in epoch %" PRIu64 "; the agent came back%s", d->t->last_end,
 			   rec->epoch + (rec->verified ? 1 : 0), how);
 	else if (!d->t->seen && !rec->verified)
@@ -479,6 +483,7 @@ static int wr_failed(struct rsession *s, struct rdisk *d, int r)
 	note_event(d, "in epoch %" PRIu64 " %s (the target or the source changed where the "
 		   "agent's tracker did not see it); the agent was told to reconcile by "
 		   "fingerprints", d->epoch, wr_error_text(d->w));
+	d->fault_noted = true;
 	save_disk_state(s, d, d->epoch, NULL);
 	return refuse(s, -ESTALE, "disk %s: %s; nothing of that chunk written, reconcile",
 		      d->t->id, wr_error_text(d->w));
@@ -1012,6 +1017,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		free(s->disks[i].have);
 		if (s->disks[i].t) {
 			s->disks[i].t->seen = true;
+			s->disks[i].t->fault_noted = s->disks[i].fault_noted;
 			snprintf(s->disks[i].t->last_end, sizeof(s->disks[i].t->last_end), "%s",
 				 s->end_why);
 			release_target(srv, s->disks[i].t);

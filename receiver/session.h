@@ -14,6 +14,7 @@ struct rcv_target {
 	 * process held it before, and how the last one ended ("" for an orderly BYE). */
 	bool seen;
 	char last_end[200];
+	bool fault_noted; /* the last session recorded its own fault in the disk's record */
 };
 
 /* A cutover asked for on the control socket; lives on the asking thread's stack and is
