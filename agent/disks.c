@@ -150,23 +150,6 @@ static bool sysfs_flag(int dfd, const char *attr)
 	return attr_read_u64(dfd, attr, &v) == 0 && v != 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-	char *out = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*out++ = *s++;
-		}
-	}
-	*out = '\0';
-}
-
 static int load_mounts(struct scan_ctx *c)
 {
 	FILE *f;
@@ -191,7 +174,7 @@ static int load_mounts(struct scan_ctx *c)
 			r = -ENOMEM;
 			goto out;
 		}
-		unescape_octal(dir);
+		mountinfo_unescape(dir);
 		m = grow(c->mounts, c->nmounts, sizeof(*m));
 		if (!m) {
 			free(dir);

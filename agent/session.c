@@ -51,6 +51,19 @@ static int note_cut_request(const struct proto_hdr *h, const uint8_t *buf)
 	return 1;
 }
 
+/* The receiver's ERROR frame h (payload in buf): says why, and that reconnecting is
+ * pointless. Returns its code as -errno. */
+static int refusal(const struct proto_hdr *h, const uint8_t *buf)
+{
+	struct proto_error e;
+
+	g_refused = true;
+	if (proto_decode_error(buf, h->len, &e) < 0)
+		return log_errno(-EBADMSG, "receiver sent a malformed ERROR frame");
+	log_error("receiver refused: %s", e.msg);
+	return e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
+}
+
 static int recv_ctrl(struct conn *c, enum proto_type want, uint8_t *buf, size_t cap,
 		     struct proto_hdr *ret_hdr)
 {
@@ -71,15 +84,8 @@ again:
 	}
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
-	if (h.type == PROTO_ERROR) {
-		struct proto_error e;
-
-		if (proto_decode_error(buf, h.len, &e) < 0)
-			return log_errno(-EBADMSG, "receiver sent a malformed ERROR frame");
-		log_error("receiver refused: %s", e.msg);
-		g_refused = true;
-		return e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
-	}
+	if (h.type == PROTO_ERROR)
+		return refusal(&h, buf);
 	/* The cutover may be asked for while an epoch is under way: it waits for the epoch. */
 	if (h.type != want && want != PROTO_CUTOVER && note_cut_request(&h, buf))
 		goto again;
@@ -173,12 +179,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 				goto send;
 			rd_out_free(out);
 			if (r == 0 && h.type == PROTO_ERROR) {
-				struct proto_error e;
-
-				g_refused = true;
-				if (proto_decode_error(ctrl, h.len, &e) == 0)
-					log_error("receiver refused: %s", e.msg);
-				r = e.code > 0 && e.code < 4096 ? -(int)e.code : -EPROTO;
+				r = refusal(&h, ctrl);
 			} else if (r == 0) {
 				r = log_errno(-EPROTO, "receiver sent %s mid-epoch", proto_type_name(h.type));
 			} else {
@@ -516,7 +517,8 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	c = conn_handshake(ctx, fd, false, o->connect_timeout_ms, &r, why, sizeof(why));
 	if (!c) {
 		log_error("TLS handshake with %s failed: %s", o->receiver, why);
-		g_refused = true;
+		/* A refusal ends the agent; a link lost mid-handshake is retried. */
+		g_refused = r == -ECONNREFUSED;
 		return r;
 	}
 	snprintf(hello.name, sizeof(hello.name), "%s", o->name);
@@ -598,7 +600,8 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		(*epochs_done)++;
 	}
 	n = proto_encode_bye(ctrl, CTRL_BUF);
-	conn_send(c, ctrl, (size_t)n);
+	if (n > 0)
+		conn_send(c, ctrl, (size_t)n);
 	r = 0;
 out:
 	conn_free(c);
@@ -668,9 +671,10 @@ int session_run(const struct agent_opts *o)
 	}
 	/* Open every source first: a typo in the last --disk should fail before any copy. */
 	for (unsigned i = 0; i < o->ndisks; i++) {
+		why[0] = '\0';
 		r = src_open(o->disks[i].id, o->disks[i].path, &srcs[i], why, sizeof(why));
 		if (r < 0) {
-			log_error("%s", why);
+			log_errno(r, "%s", why[0] ? why : o->disks[i].path);
 			goto out;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -122,4 +123,32 @@ int src_open(const char *id, const char *path, struct source **ret_src, char *wh
 fail:
 	src_free(s);
 	return r;
+}
+
+int src_whole_disk(dev_t dev, dev_t *ret_whole, uint64_t *ret_start)
+{
+	char path[128], text[32];
+	uint64_t start, part;
+	unsigned maj, min;
+	int r;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", major(dev), minor(dev));
+	if (attr_read_u64(AT_FDCWD, path, &part) < 0) {
+		*ret_whole = dev;
+		*ret_start = 0;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/start", major(dev), minor(dev));
+	r = attr_read_u64(AT_FDCWD, path, &start);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../dev", major(dev), minor(dev));
+	r = attr_read(AT_FDCWD, path, text, sizeof(text));
+	if (r < 0)
+		return r;
+	if (sscanf(text, "%u:%u", &maj, &min) != 2)
+		return -EINVAL;
+	*ret_whole = makedev(maj, min);
+	*ret_start = start;
+	return 0;
 }

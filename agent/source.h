@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct source {
 	char *id;          /* disk id sent to the receiver */
@@ -21,3 +22,6 @@ struct source {
 int src_open(const char *id, const char *path, struct source **ret_src, char *why, size_t why_len);
 /* NULL-safe; returns NULL. */
 struct source *src_free(struct source *s);
+/* The whole disk a block device belongs to and the 512-byte sector it starts at there:
+ * the device itself and 0 unless it is a partition (per sysfs). Returns 0 or -errno. */
+int src_whole_disk(dev_t dev, dev_t *ret_whole, uint64_t *ret_start);

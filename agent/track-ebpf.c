@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "agent/source.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -48,43 +49,6 @@ static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
 bool trk_ebpf_built(void)
 {
 	return true;
-}
-
-static int read_sysfs_u64(unsigned maj, unsigned min, const char *file, uint64_t *ret_v)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", maj, min, file);
-	return attr_read_u64(AT_FDCWD, path, ret_v);
-}
-
-/* The whole disk of a block device, and where the device starts on it. */
-static int whole_disk(dev_t dev, unsigned *ret_maj, unsigned *ret_min, uint64_t *ret_start)
-{
-	char path[128], text[32];
-	uint64_t start = 0, part;
-	unsigned maj, min;
-	int r;
-
-	if (read_sysfs_u64(major(dev), minor(dev), "partition", &part) < 0) {
-		*ret_maj = major(dev);
-		*ret_min = minor(dev);
-		*ret_start = 0;
-		return 0;
-	}
-	r = read_sysfs_u64(major(dev), minor(dev), "start", &start);
-	if (r < 0)
-		return r;
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../dev", major(dev), minor(dev));
-	r = attr_read(AT_FDCWD, path, text, sizeof(text));
-	if (r < 0)
-		return r;
-	if (sscanf(text, "%u:%u", &maj, &min) != 2)
-		return -EINVAL;
-	*ret_maj = maj;
-	*ret_min = min;
-	*ret_start = start;
-	return 0;
 }
 
 static void unpin_all(const char *dir)
@@ -194,6 +158,7 @@ int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pi
 	struct stat st;
 	uint64_t start;
 	unsigned maj, min;
+	dev_t whole;
 	char path[320];
 	__u32 k = 0;
 	int r;
@@ -206,9 +171,20 @@ int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pi
 		snprintf(why, why_len, "the kernel has no BTF (/sys/kernel/btf/vmlinux)");
 		return -EOPNOTSUPP;
 	}
-	if (fstat(src->fd, &st) < 0 || whole_disk(st.st_rdev, &maj, &min, &start) < 0) {
+	if (fstat(src->fd, &st) < 0 || src_whole_disk(st.st_rdev, &whole, &start) < 0) {
 		snprintf(why, why_len, "cannot find the disk of %s in sysfs", src->path);
 		return -ENODEV;
+	}
+	maj = major(whole);
+	min = minor(whole);
+	/* block_rq_complete fires for requests of request-based (blk-mq) disks only; a
+	 * bio-based device (device-mapper, md, a multipath head) never completes one of
+	 * its own, so a tracker there would see nothing. */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/mq", maj, min);
+	if (access(path, F_OK) < 0) {
+		snprintf(why, why_len, "%s is not a request-based (blk-mq) disk, whose writes the "
+			 "block_rq_complete tracepoint would not see", src->path);
+		return -EOPNOTSUPP;
 	}
 	r = ensure_bpffs(pin_root);
 	if (r < 0) {
@@ -349,6 +325,12 @@ int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret
 	}
 	*ret_overflow = bpf_map_lookup_elem(t->fd_stats, &k, &s) == 0 && s.overflow > 0;
 	if (*ret_overflow) {
+		/* A change too large to record: every block is pending, in the pinned set, so
+		 * the whole disk is sent even when this epoch fails or the agent dies before
+		 * its ack (the counter itself is reset below). */
+		memset(t->pend, 0xff, (size_t)t->nwords * 8);
+		if (t->nblocks % 64)
+			t->pend[t->nwords - 1] = (UINT64_C(1) << (t->nblocks % 64)) - 1;
 		memset(&s, 0, sizeof(s));
 		bpf_map_update_elem(t->fd_stats, &k, &s, BPF_ANY);
 	}

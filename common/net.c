@@ -266,6 +266,7 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 	} while (r != 1 && interrupted(c));
 	if (r != 1) {
 		long vr = SSL_get_verify_result(c->ssl);
+		int saved = errno;
 		const char *e = tls_drain_errors("TLS handshake");
 
 		if (why && why_len) {
@@ -276,7 +277,13 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 				snprintf(why, why_len, "%s", e && *e ? e : "connection closed during handshake");
 		}
 		c->broken = true;
-		r = -ECONNREFUSED;
+		/* A verdict (a certificate refused, an alert, a protocol error: OpenSSL says
+		 * which) is a refusal; a link that closed or stalled mid-handshake is not. */
+		if (vr != X509_V_OK || (e && *e))
+			r = -ECONNREFUSED;
+		else
+			r = saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT ? -ETIMEDOUT
+											    : -ECONNRESET;
 		/* The peer may already have written its first frame; closing with it unread
 		 * would reset the connection and could destroy our alert before it is read. */
 		if (server) {

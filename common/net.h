@@ -19,8 +19,9 @@ int net_listen(const char *hostport);
 int net_connect(const char *hostport, int timeout_ms);
 
 /* Runs the TLS handshake on fd (taking ownership of it) as server or client. On failure
- * returns NULL, closes fd and sets *ret_err; the reason is logged at debug and copied to
- * why (one line) when why is not NULL. */
+ * returns NULL, closes fd and sets *ret_err: -ECONNREFUSED for a verdict (a certificate
+ * refused, an alert, a protocol error), -ECONNRESET or -ETIMEDOUT when the link closed or
+ * stalled; the reason is logged at debug and copied to why (one line) when why is not NULL. */
 struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, int *ret_err,
 			    char *why, size_t why_len);
 /* Shuts TLS down politely (best effort) and frees; NULL-safe, returns NULL. */

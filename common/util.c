@@ -317,6 +317,22 @@ int attr_read_u64(int dfd, const char *path, uint64_t *ret_v)
 	return 0;
 }
 
+void mountinfo_unescape(char *s)
+{
+	char *out = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
 /* Some filesystems (sysfs) refuse mkdir with EPERM even where the directory exists. */
 static int mkdir_one(const char *path, unsigned mode)
 {

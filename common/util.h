@@ -40,6 +40,9 @@ int read_file_all(const char *path, size_t max, char **ret_data, size_t *ret_len
 int attr_read(int dfd, const char *path, char *buf, size_t len);
 /* The same, parsed as a decimal unsigned integer. */
 int attr_read_u64(int dfd, const char *path, uint64_t *ret_v);
+/* Decodes in place the \ooo escapes /proc/self/mountinfo uses for space, tab, newline and
+ * backslash in paths. */
+void mountinfo_unescape(char *s);
 /* Creates a directory (and parents) with mode if missing. 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 

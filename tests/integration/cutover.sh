@@ -13,14 +13,14 @@ init_state "$T/state"
 make_mixed_image "$T/src.img" 24
 SIZE=$(stat -c %s "$T/src.img")
 start_receiver "$T/state" --target d="$T/dst.img" --target fs="$T/fs-dst.img" \
-	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img"
+	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img" --target whole="$T/whole-dst.img"
 
 WRITER_PID=
 start_writer() { # start_writer FILE_OR_DIR: writes until $T/stop exists, then $T/stopped
 	rm -f "$T/stop" "$T/stopped"
 	(
 		i=0
-		while [ ! -e "$T/stop" ]; do
+		while [ -d "$T" ] && [ ! -e "$T/stop" ]; do
 			if [ -d "$1" ]; then
 				head -c 65536 /dev/urandom >"$1/file$((i % 50))"
 			else
@@ -123,4 +123,30 @@ wait "$WRITER_PID" 2>/dev/null || true
 grep -q "the watchdog thaws it now" "$T/agent-fs2.log" || { cat "$T/agent-fs2.log"; fail "no watchdog thaw"; }
 timeout 10 touch "$T/mnt/after-watchdog" || fail "the filesystem is still frozen after the watchdog"
 grep -q "thawed by the watchdog" "$T/ctl.out" || { cat "$T/ctl.out"; fail "ternctl did not say why"; }
+
+# 2c. The usual server: the source is a whole disk, its filesystem lives on a partition
+# and is mounted twice (a bind mount). It is found through the partition, frozen once
+# (a second FIFREEZE of one filesystem would fail), and thawed.
+if command -v sfdisk >/dev/null && command -v partx >/dev/null; then
+	truncate -s 64M "$T/whole.img"
+	printf 'label: gpt\nstart=2048, type=linux\n' | sfdisk -q "$T/whole.img" >/dev/null
+	loop_attach_parts WDEV "$T/whole.img"
+	mkfs.ext4 -q -F "${WDEV}p1"
+	mkdir -p "$T/wmnt" "$T/wbind"
+	mount "${WDEV}p1" "$T/wmnt" || skip "cannot mount ext4 here"
+	MOUNTS+=("$T/wmnt")
+	mount --bind "$T/wmnt" "$T/wbind" || fail "bind mount"
+	MOUNTS+=("$T/wbind")
+	start_writer "$T/wmnt"
+	agent srv1 whole="$WDEV" "$T/agent-w.log"
+	wait_for "$T/agent-w.log" "epoch 1 durable and verified"
+	"$TERNCTL" --state-dir "$T/state" cutover srv1 --timeout 60 >"$T/ctl.out" 2>&1 ||
+		{ cat "$T/ctl.out" "$T/agent-w.log"; fail "cutover of a partitioned disk failed"; }
+	wait "$AGENT_PID" || { cat "$T/agent-w.log"; fail "agent did not exit 0"; }
+	wait "$WRITER_PID" 2>/dev/null || true
+	[ "$(grep -c "froze " "$T/agent-w.log")" -eq 1 ] ||
+		{ cat "$T/agent-w.log"; fail "the partition's filesystem was not frozen exactly once"; }
+	grep -q "thawed " "$T/agent-w.log" || fail "the partition's filesystem was not thawed"
+	timeout 10 touch "$T/wmnt/after-cutover" || fail "the partition's filesystem is still frozen"
+fi
 pass "cutover verified with proof; verify full caught a changed target; FIFREEZE thawed (watchdog too); target fsck-clean"

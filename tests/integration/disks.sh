@@ -15,35 +15,10 @@ for tool in sfdisk partx mkfs.ext4 lsblk blkid python3 mount; do
 	command -v "$tool" >/dev/null || skip "$tool not installed"
 done
 
-LOOP=
-# Partitions that partx added must go before lib.sh detaches the loop device, and the
-# mount before them; lib.sh's cleanup then does the rest with the exit status intact.
-disks_cleanup() {
-	local rc=$?
-	set +e
-	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
-	MOUNTS=()
-	[ -n "$LOOP" ] && partx -d "$LOOP" 2>/dev/null
-	(exit $rc)
-	cleanup
-}
-trap disks_cleanup EXIT
-
 truncate -s 64M "$T/disk.img"
 printf 'label: gpt\nsize=24MiB, type=linux\ntype=linux\n' | sfdisk -q "$T/disk.img" >/dev/null ||
 	fail "sfdisk"
-loop_attach LOOP "$T/disk.img"
-# A loop device detached without partx -d keeps its partitions, and the next user of the
-# number inherits them; BLKPG then refuses ours as overlapping (EBUSY). Drop such leftovers.
-if ls "/sys/block/${LOOP#/dev/}" | grep -q "^${LOOP#/dev/}p[0-9]"; then
-	echo "note: $LOOP came with stale partitions; removing them" >&2
-	partx -d "$LOOP" || fail "partx -d of stale partitions on $LOOP"
-fi
-for i in 1 2 3 4 5; do
-	partx -a "$LOOP" 2>"$T/partx.err" && break
-	[ $i -eq 5 ] && { cat "$T/partx.err"; fail "partx -a $LOOP"; }
-	sleep 0.5
-done
+loop_attach_parts LOOP "$T/disk.img"
 for i in $(seq 1 50); do
 	[ -b "${LOOP}p1" ] && [ -b "${LOOP}p2" ] && break
 	sleep 0.1

@@ -13,6 +13,7 @@ RECEIVER_PID=
 # (bpffs refuses names with a dot.)
 export TERN_BPF_PIN_ROOT="/sys/fs/bpf/tern_test_${T##*.}"
 LOOPS=()
+PART_LOOPS=() # loop devices whose partitions partx added
 MOUNTS=()
 
 cleanup() {
@@ -23,9 +24,14 @@ cleanup() {
 		wait "$RECEIVER_PID" 2>/dev/null
 	fi
 	[ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null
+	[ -n "${WRITER_PID:-}" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null
 	[ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
 	[ -d "$TERN_BPF_PIN_ROOT" ] && rm -rf "$TERN_BPF_PIN_ROOT"
-	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+	# Last mounted first (a bind mount before what it binds).
+	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[$i]}" 2>/dev/null; done
+	# Partitions before their loop device: a detached loop keeps them, and the next user
+	# of its number inherits them.
+	for l in "${PART_LOOPS[@]}"; do partx -d "$l" 2>/dev/null; done
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$T/receiver.log" ]; then
 		echo "--- receiver log"; tail -n 30 "$T/receiver.log"
@@ -52,6 +58,28 @@ loop_attach() {
 	dev=$(losetup --find --show "$2") || skip "cannot attach a loop device"
 	LOOPS+=("$dev")
 	printf -v "$1" '%s' "$dev"
+}
+
+# loop_attach, then adds the image's partitions (DEVp1, ...) with partx; skips when they
+# do not appear. Leftover partitions of an earlier user of the number are dropped first.
+loop_attach_parts() {
+	local dev i
+	loop_attach "$1" "$2"
+	dev=${!1}
+	PART_LOOPS+=("$dev")
+	if ls "/sys/block/${dev#/dev/}" | grep -q "^${dev#/dev/}p[0-9]"; then
+		partx -d "$dev" 2>/dev/null || true
+	fi
+	for i in 1 2 3 4 5; do
+		partx -a "$dev" 2>"$T/partx.err" && break
+		sleep 0.5
+	done
+	for i in $(seq 1 50); do
+		[ -b "${dev}p1" ] && return 0
+		sleep 0.1
+	done
+	cat "$T/partx.err" >&2
+	skip "partx could not add the partitions of $dev"
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
