@@ -245,6 +245,14 @@ static int cmd_serve(int argc, char **argv)
 	srv.ctx = tls_server_ctx(a.state_dir, &r);
 	if (!srv.ctx)
 		goto out;
+	/* Signals become readable events so shutdown happens in one place. Blocked before
+	 * any thread starts, so every thread inherits the mask and none takes the signal's
+	 * default action. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	pthread_cond_init(&srv.cut_cv, NULL);
 	r = control_start(&srv, &ctl);
 	if (r < 0) {
@@ -260,12 +268,6 @@ static int cmd_serve(int argc, char **argv)
 		peer_name(&ss, name, sizeof(name));
 		log_info("listening on %s", name);
 	}
-	/* Signals become readable events so shutdown happens in one place. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_errno(-errno, "signalfd");
