@@ -61,6 +61,7 @@ struct rsession {
 	bool registered;
 	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
 	uint8_t cut_verify;
+	uint64_t cut_gen; /* handle.req_gen when cut was adopted */
 	uint64_t cut_t0;
 	/* How the session ended, for the next session of its targets ("" for BYE). */
 	char end_why[160];
@@ -418,11 +419,15 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
 	}
 	note_resume(d, &rec, known, reconciled);
-	r = save_disk_state(s, d, d->epoch, NULL);
-	if (r < 0)
-		return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id, s->srv->state_dir,
-			      strerror(-r));
-	d->marked = true;
+	/* A new target is claimed for this agent before anything is written to it. A
+	 * verified one keeps its record until mark_epoch, before the first accepted write. */
+	if (!known || !rec.verified) {
+		r = save_disk_state(s, d, d->epoch, NULL);
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id,
+				      s->srv->state_dir, strerror(-r));
+		d->marked = true;
+	}
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
@@ -462,15 +467,22 @@ static int check_range(struct rsession *s, struct rdisk *d, uint64_t off, uint64
 		if (have_get(d, i))
 			return refuse(s, -EPROTO, "disk %s: chunk %" PRIu64 " sent twice in one epoch",
 				      d->t->id, i);
-	/* Before the first write of an epoch the record stops claiming the target verified:
-	 * until this epoch ends it holds a mix of the last one and this. */
-	if (!d->marked) {
-		int r = save_disk_state(s, d, d->epoch, NULL);
+	return 0;
+}
 
-		if (r < 0)
-			return refuse(s, r, "disk %s: cannot record state: %s", d->t->id, strerror(-r));
-		d->marked = true;
-	}
+/* Called once a frame is accepted, just before its first write: from here until the
+ * epoch ends the target holds a mix of the last epoch and this one, so the record stops
+ * claiming it verified. A refused frame never gets here and changes nothing. */
+static int mark_epoch(struct rsession *s, struct rdisk *d)
+{
+	int r;
+
+	if (d->marked)
+		return 0;
+	r = save_disk_state(s, d, d->epoch, NULL);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot record state: %s", d->t->id, strerror(-r));
+	d->marked = true;
 	return 0;
 }
 
@@ -540,6 +552,11 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 				      d->t->id, first + i, m.offset + (uint64_t)i * s->cs);
 		}
 	}
+	r = mark_epoch(s, d);
+	if (r < 0) {
+		wr_put_buf(d->w, buf);
+		return r;
+	}
 	r = wr_submit(d->w, buf, m.plain_len, m.offset);
 	if (r < 0)
 		return wr_failed(s, d, r);
@@ -583,6 +600,11 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
 			      "; refused, nothing written", d->t->id, m.offset);
 	}
+	r = mark_epoch(s, d);
+	if (r < 0) {
+		wr_put_buf(d->w, buf);
+		return r;
+	}
 	/* Earlier epochs are flushed and this chunk was not sent in this one, so the target
 	 * holds the chunk as last acknowledged. */
 	r = wr_patch(d->w, buf, s->cs, m.offset, m.mask, m.block_shift, &m.fp);
@@ -608,6 +630,8 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 	if (!d)
 		return refuse(s, -EPROTO, "ZERO for unregistered disk number %u", m.disk_no);
 	r = check_range(s, d, m.offset, m.length);
+	if (r == 0)
+		r = mark_epoch(s, d);
 	if (r < 0)
 		return r;
 	r = wr_zero(d->w, m.offset, m.length);
@@ -746,6 +770,13 @@ static int next_frame(struct rsession *s, struct proto_hdr *h)
 }
 
 /* Hands a cutover's outcome back to the control thread that asked, if it still waits. */
+/* Whether the cutover this session serves is still the one the control thread waits
+ * for (not withdrawn at its timeout). Called with srv->lock held. */
+static bool cut_is_current(const struct rsession *s)
+{
+	return s->cut && s->handle.req == s->cut && s->handle.req_gen == s->cut_gen;
+}
+
 static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -754,7 +785,7 @@ static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 	va_list ap;
 
 	pthread_mutex_lock(&s->srv->lock);
-	if (s->cut && s->handle.req == s->cut) {
+	if (cut_is_current(s)) {
 		va_start(ap, fmt);
 		vsnprintf(s->cut->proof, sizeof(s->cut->proof), fmt, ap);
 		va_end(ap);
@@ -786,7 +817,10 @@ static void unregister_handle(struct rsession *s)
 	if (!s->registered)
 		return;
 	if (s->cut || s->handle.req) {
-		s->cut = s->cut ? s->cut : s->handle.req;
+		if (!s->cut) {
+			s->cut = s->handle.req;
+			s->cut_gen = s->handle.req_gen;
+		}
 		finish_cutover(s, -ECONNABORTED, "the agent's session ended before the cutover "
 			       "completed%s%s", s->err ? ": " : "", s->err ? s->why : "");
 	}
@@ -827,6 +861,7 @@ static int wait_input(struct rsession *s)
 	pthread_mutex_lock(&s->srv->lock);
 	if (!s->cut && s->handle.req) {
 		s->cut = s->handle.req;
+		s->cut_gen = s->handle.req_gen;
 		s->cut_verify = s->cut->verify;
 	}
 	pthread_mutex_unlock(&s->srv->lock);
@@ -856,6 +891,7 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 	char proof[4096], hex[33];
 	size_t len = 0;
 	uint8_t out[64];
+	bool withdrawn;
 	int n, r;
 
 	r = proto_decode_cutover(s->buf, h->len, &m);
@@ -863,6 +899,16 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, r, "malformed CUTOVER frame");
 	if (!s->cut || m.phase != PROTO_CUT_FINAL)
 		return refuse(s, -EPROTO, "CUTOVER frame with no cutover asked for");
+	pthread_mutex_lock(&s->srv->lock);
+	withdrawn = !cut_is_current(s);
+	pthread_mutex_unlock(&s->srv->lock);
+	if (withdrawn) {
+		/* Nobody waits for this proof: recording the cutover now would contradict the
+		 * failure ternctl reported. The agent reconnects and replication goes on. */
+		s->cut = NULL;
+		return refuse(s, -ECANCELED, "the cutover request was withdrawn (its timeout "
+			      "passed); nothing recorded, replication goes on");
+	}
 	done.verify = s->cut_verify;
 	if (s->ndisks == 0)
 		return refuse(s, -EPROTO, "cutover with no disk registered");
@@ -870,7 +916,9 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 		struct rdisk *d = &s->disks[i];
 		struct fp root = d->last_root;
 
-		if (d->epoch <= d->epoch_at_req || !d->last_match)
+		/* The final epoch must be verified, begun after the request, and the last one:
+		 * chunks of a newer, unfinished epoch would be on the target unvouched for. */
+		if (d->epoch <= d->epoch_at_req || !d->last_match || d->have_count > 0)
 			return refuse(s, -EPROTO, "disk %s: no verified final epoch after the cutover "
 				      "request", d->t->id);
 		if (s->cut_verify == PROTO_VERIFY_FULL) {
@@ -1054,6 +1102,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 		r = -EBUSY;
 	} else {
 		hd->req = req;
+		hd->req_gen++;
 		if (write(hd->efd, &one, sizeof(one)) < 0)
 			r = -errno;
 		while (r == 0 && !req->done && !srv->stopping) {

@@ -17,8 +17,9 @@ struct rcv_target {
 	bool fault_noted; /* the last session recorded its own fault in the disk's record */
 };
 
-/* A cutover asked for on the control socket; lives on the asking thread's stack and is
- * filled in by the agent's session. Guarded by rcv_server.lock. */
+/* A cutover asked for on the control socket; owned by the asking control thread (which
+ * frees it once rcv_cutover returns) and filled in by the agent's session while it is
+ * still the handle's request. Guarded by rcv_server.lock. */
 struct rcv_cutover {
 	uint8_t verify;  /* enum proto_verify */
 	bool done;
@@ -31,6 +32,9 @@ struct rcv_handle {
 	char agent[65];
 	int efd;                   /* eventfd that wakes the session for a request */
 	struct rcv_cutover *req;   /* the request being served, or NULL */
+	/* Counts requests handed over: a session tells its own request from a later one
+	 * that may have been allocated at the same address after a withdrawal. */
+	uint64_t req_gen;
 	struct rcv_handle *next;
 };
 

@@ -13,7 +13,8 @@ init_state "$T/state"
 make_mixed_image "$T/src.img" 24
 SIZE=$(stat -c %s "$T/src.img")
 start_receiver "$T/state" --target d="$T/dst.img" --target fs="$T/fs-dst.img" \
-	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img" --target whole="$T/whole-dst.img"
+	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img" --target whole="$T/whole-dst.img" \
+	--target w="$T/w-dst.img"
 
 WRITER_PID=
 start_writer() { # start_writer FILE_OR_DIR: writes until $T/stop exists, then $T/stopped
@@ -86,6 +87,22 @@ rc=0; "$TERNCTL" --state-dir "$T/state" cutover web2 --verify full --timeout 60 
 grep -q "VERIFY FULL FAILED" "$T/ctl.out" || { cat "$T/ctl.out"; fail "no reason for the failed verification"; }
 wait "$AGENT_PID" && fail "the agent claimed success after a failed verification"
 grep -q '^cutover=1$' "$T/state/disks/v.state" && fail "a failed cutover was recorded"
+
+# 1c. A cutover whose request times out is withdrawn: ternctl fails, nothing is recorded,
+# the agent thaws and goes on replicating, and a later cutover succeeds.
+cp "$T/src.img" "$T/w-src.img"
+TERN_FAULT_STALL_FROZEN=3 agent web3 w="$T/w-src.img" "$T/agent-w3.log"
+wait_for "$T/agent-w3.log" "epoch 1 durable and verified"
+rc=0; "$TERNCTL" --state-dir "$T/state" cutover web3 --timeout 1 >"$T/ctl.out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "no cutover within 1 s" "$T/ctl.out" || { cat "$T/ctl.out"; fail "the cutover did not time out"; }
+wait_for "$T/agent-w3.log" "the receiver withdrew the cutover"
+grep -q '^cutover=1$' "$T/state/disks/w.state" && fail "a withdrawn cutover was recorded"
+wait_for "$T/agent-w3.log" "the receiver holds it up to epoch"
+"$TERNCTL" --state-dir "$T/state" cutover web3 --timeout 60 >"$T/ctl.out" 2>&1 ||
+	{ cat "$T/ctl.out" "$T/agent-w3.log"; fail "the cutover after a withdrawn one failed"; }
+wait "$AGENT_PID" || { cat "$T/agent-w3.log"; fail "agent did not exit 0 after the second cutover"; }
+grep -q '^cutover=1$' "$T/state/disks/w.state" || fail "the second cutover was not recorded"
+[ "$(sha "$T/w-src.img")" = "$(sha "$T/w-dst.img")" ] || fail "SHA-256 differs after the second cutover"
 
 # 2. As root: a mounted ext4 on a loop device is frozen for the final epoch and thawed.
 if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null; then

@@ -53,6 +53,19 @@ run_agent --credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img" ||
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after refusals"
 grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "verified copy not recorded"
 
+# 4b. A refused first frame changes nothing at all: not the target, not its record.
+# (All data, no holes: a hole's ZERO frame could arrive first, and an accepted ZERO marks
+# the record, rightly, since zeroing the target may begin before the epoch ends.)
+head -c "$SIZE" /dev/urandom >"$T/srcr.img"
+BEFORE=$(sha "$T/dst.img")
+if TERN_FAULT_CORRUPT_CHUNK=0 run_agent --credentials "$T/state/agent-bundle.pem" \
+	--disk disk0="$T/srcr.img" --threads 1; then
+	fail "corrupted first chunk accepted"
+fi
+grep -q "fingerprint mismatch in chunk 0" "$T/agent.log" || { cat "$T/agent.log"; fail "no refusal of chunk 0"; }
+[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "a refused frame changed the target"
+grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "a refused frame cleared the verified record"
+
 # 5. A later copy that fails must not leave the earlier verified record standing.
 if TERN_FAULT_CORRUPT_CHUNK=21 run_agent --credentials "$T/state/agent-bundle.pem" \
 	--disk disk0="$T/src.img" --threads 1; then
