@@ -167,7 +167,7 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return pio_full(fd, buf, len, off, false);
 }
 
-static int fsync_dir_of(const char *path)
+int fsync_dir_of(const char *path)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');

@@ -29,6 +29,8 @@ int write_full(int fd, const void *buf, size_t len);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 
+/* fsyncs the directory holding path, making a new entry in it durable. 0 or -errno. */
+int fsync_dir_of(const char *path);
 /* Writes a file atomically: temp file with mode, fsync, rename, fsync of the directory. */
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* Reads a whole small file (at most max bytes) into a NUL-terminated heap buffer. */

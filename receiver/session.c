@@ -37,6 +37,7 @@ struct rdisk {
 	uint64_t epoch;   /* the epoch being received */
 	bool marked;      /* the state record says "in progress" for this epoch */
 	bool known;       /* fingerprints came from a previous session, not from this one */
+	bool fps_saved;   /* the .fps file holds exactly d->fps */
 	bool last_match;  /* the last epoch ended with equal roots */
 	struct fp last_root;
 	uint64_t patched; /* chunks of this epoch that came as PATCH frames */
@@ -415,6 +416,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		/* An interrupted epoch is retried under its own number. */
 		d->epoch = rec.verified ? rec.epoch + 1 : rec.epoch;
 		d->known = true;
+		d->fps_saved = !reconciled;
 		log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, m.id,
 			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
 	}
@@ -691,13 +693,18 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	if (ack.match) {
 		char path[4096];
 
-		/* The fingerprints first, then the record that vouches for them. */
-		r = fps_path(s, d->t->id, path, sizeof(path));
-		if (r == 0)
-			r = write_file_atomic(path, d->fps, d->nchunks * FP_LEN, 0600);
-		if (r < 0)
-			return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s", d->t->id,
-				      s->srv->state_dir, strerror(-r));
+		/* The fingerprints first, then the record that vouches for them; an epoch
+		 * that changed nothing leaves the saved ones as they are (16 bytes a chunk:
+		 * 256 MiB a TiB, not to be rewritten every idle interval). */
+		if (!d->fps_saved || d->have_count > 0) {
+			r = fps_path(s, d->t->id, path, sizeof(path));
+			if (r == 0)
+				r = write_file_atomic(path, d->fps, d->nchunks * FP_LEN, 0600);
+			if (r < 0)
+				return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s",
+					      d->t->id, s->srv->state_dir, strerror(-r));
+			d->fps_saved = true;
+		}
 		r = save_disk_state(s, d, d->epoch, &ack.root);
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
@@ -706,6 +713,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 			 " chunks, %" PRIu64 " as patches), merkle root %s", s->agent, d->t->id,
 			 m.epoch, d->have_count, d->patched, fp_hex(&ack.root, h1));
 	} else {
+		d->fps_saved = d->fps_saved && d->have_count == 0;
 		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
 			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
 	}
@@ -990,6 +998,8 @@ static void session_loop(struct rsession *s)
 			continue;
 		if (r < 0) {
 			log_warn_errno(r, "agent %s: connection lost", s->agent);
+			snprintf(s->end_why, sizeof(s->end_why), "the connection was lost (%s)",
+				 strerror(-r));
 			return;
 		}
 		if (next_frame(s, &h) <= 0)

@@ -165,7 +165,8 @@ static int reap(struct writer *w, bool wait)
 int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *why, size_t why_len)
 {
 	struct writer *w = calloc(1, sizeof(*w));
-	struct stat st;
+	struct stat st, st2;
+	bool created = false;
 	int r, fl;
 
 	if (!w)
@@ -183,6 +184,7 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 			goto fail;
 		}
 		st.st_mode = S_IFREG;
+		created = true;
 	}
 	if (S_ISBLK(st.st_mode)) {
 		/* O_EXCL on a block device fails with EBUSY when it is mounted, part of
@@ -190,7 +192,8 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 		fl = O_RDWR | O_CLOEXEC | O_EXCL | O_NOCTTY;
 		w->blockdev = true;
 	} else if (S_ISREG(st.st_mode)) {
-		fl = O_RDWR | O_CLOEXEC | O_CREAT | O_NOFOLLOW | O_NOCTTY;
+		/* O_EXCL when creating: only a file this call created is removed on failure. */
+		fl = O_RDWR | O_CLOEXEC | O_CREAT | O_NOFOLLOW | O_NOCTTY | (created ? O_EXCL : 0);
 	} else {
 		r = -EINVAL;
 		snprintf(why, why_len, "target %s is neither a block device nor a regular file", path);
@@ -203,6 +206,7 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 			snprintf(why, why_len, "target %s is mounted or in use", path);
 		else
 			snprintf(why, why_len, "cannot open target %s: %s", path, strerror(-r));
+		created = false; /* somebody else's, if it appeared meanwhile (EEXIST) */
 		goto fail;
 	}
 	if (fstat(w->fd_plain, &st) < 0) {
@@ -247,6 +251,13 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 	w->fd = open(path, (fl & ~(O_CREAT | O_EXCL)) | O_DIRECT);
 	if (w->fd >= 0) {
 		w->direct = true;
+		/* By path again: it must still name what the first descriptor holds (the one
+		 * the lock, O_EXCL and fdatasync apply to). */
+		if (fstat(w->fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+			r = -EBUSY;
+			snprintf(why, why_len, "target %s was replaced while it was opened", path);
+			goto fail;
+		}
 	} else {
 		w->fd = fcntl(w->fd_plain, F_DUPFD_CLOEXEC, 0);
 		if (w->fd < 0) {
@@ -272,9 +283,20 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 		w->bufs[i].next = w->free_head;
 		w->free_head = &w->bufs[i];
 	}
+	/* A new file's name must be as durable as the data acknowledged into it. */
+	if (created) {
+		r = fsync_dir_of(path);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot make target %s durable: %s", path, strerror(-r));
+			goto fail;
+		}
+	}
 	*ret_wr = w;
 	return 0;
 fail:
+	/* Nothing is left of a refusal: a file created here goes again. */
+	if (created)
+		unlink(path);
 	wr_close(w);
 	return r;
 }

@@ -38,4 +38,12 @@ LATER=$(sed -n 's/.*epoch [1-9][0-9]*: scanned .* \([0-9]*\) bytes on the wire/\
 [ "$LATER" -lt $((SIZE / 10)) ] || fail "later epochs sent $LATER bytes, over 10% of $SIZE"
 # An epoch with nothing changed sends no chunk.
 grep -q "epoch 4: scanned .* 0 changed chunks" "$T/agent.log" || { cat "$T/agent.log"; fail "idle epoch sent chunks"; }
+# Epochs that change nothing leave the saved fingerprints alone (rewriting them is 256 MiB
+# per TiB of disk each interval); a new agent resuming an unchanged disk is such a case.
+INODE=$(stat -c %i "$T/state/disks/d.fps")
+"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \
+	--disk d="$T/src.img" --interval 1 --epochs 1 --no-progress >"$T/agent2.log" 2>&1 ||
+	{ cat "$T/agent2.log"; fail "the idle agent failed"; }
+[ "$(grep -c 'durable and verified' "$T/agent2.log")" -eq 2 ] || { cat "$T/agent2.log"; fail "expected 2 idle epochs"; }
+[ "$(stat -c %i "$T/state/disks/d.fps")" = "$INODE" ] || fail "idle epochs rewrote the fingerprint file"
 pass "scan tracker kept the target in step; later epochs sent $LATER bytes"

@@ -64,5 +64,7 @@ grep -q '^verified=1$' "$T/state/disks/d.state" || fail "last epoch not recorded
 LATER=$(cat "$T/agent1.log" "$T/agent2.log" |
 	sed -n 's/.*epoch [1-9][0-9]*: scanned .* \([0-9]*\) bytes on the wire/\1/p' |
 	awk '{ s += $1 } END { print s + 0 }')
+# The scribbles were sent, so something was: a count of 0 means the pattern broke.
+[ "$LATER" -gt 0 ] || { cat "$T/agent1.log" "$T/agent2.log"; fail "no later epoch's bytes found in the logs"; }
 [ "$LATER" -lt $((SIZE / 10)) ] || fail "re-sent $LATER bytes after the first copy, over 10% of $SIZE"
 pass "kill -9 of receiver and agent: converged, $LATER bytes re-sent after the first copy"
