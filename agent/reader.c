@@ -375,13 +375,22 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	int r = 0;
 
 	out = calloc(1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	out->plain_bytes = s->want;
+	/* Not read, nothing to send (the tracker marked none of its chunks): the receiver's
+	 * fingerprints stand, and no frame buffer is needed. */
+	if (s->clean) {
+		memcpy(&rd->fps[first], &rd->o.prev[first], (size_t)n * sizeof(*rd->fps));
+		*ret_out = out;
+		return 0;
+	}
 	/* Worst case: every data run incompressible plus a frame head per chunk. */
 	cap = codec_bound(s->want) + (size_t)n * (PROTO_HDR_LEN + PROTO_DATA_FIXED + FP_LEN + 32) + 64;
-	if (!out || !(out->buf = malloc(cap))) {
+	if (!(out->buf = malloc(cap))) {
 		free(out);
 		return -ENOMEM;
 	}
-	out->plain_bytes = s->want;
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);

@@ -33,9 +33,9 @@ static void reply(int fd, const char *text)
 
 static void serve_one(struct control *ctl, int fd)
 {
-	char line[256] = "", agent[NAME_MAX_LEN + 2], mode[16], out[4200];
+	char line[256] = "", agent[NAME_MAX_LEN + 2], mode[16], tbuf[16], out[4200];
 	struct rcv_cutover *req = NULL;
-	unsigned timeout;
+	uint64_t timeout;
 	ssize_t n;
 	int r;
 
@@ -47,8 +47,8 @@ static void serve_one(struct control *ctl, int fd)
 		return;
 	line[n] = '\0';
 	line[strcspn(line, "\n")] = '\0';
-	if (sscanf(line, "cutover %65s %15s %u", agent, mode, &timeout) != 3 ||
-	    !name_is_valid(agent, strlen(agent)) || timeout == 0 || timeout > 86400 ||
+	if (sscanf(line, "cutover %65s %15s %15s", agent, mode, tbuf) != 3 ||
+	    parse_u64(tbuf, 1, 86400, &timeout) < 0 || !name_is_valid(agent, strlen(agent)) ||
 	    (strcmp(mode, "tracked") != 0 && strcmp(mode, "full") != 0)) {
 		reply(fd, "FAILED: bad request\n");
 		return;
@@ -59,8 +59,9 @@ static void serve_one(struct control *ctl, int fd)
 		return;
 	}
 	req->verify = strcmp(mode, "full") == 0 ? PROTO_VERIFY_FULL : PROTO_VERIFY_TRACKED;
-	log_info("control: cutover of agent %s asked (verify %s, timeout %u s)", agent, mode, timeout);
-	r = rcv_cutover(ctl->srv, agent, req, timeout);
+	log_info("control: cutover of agent %s asked (verify %s, timeout %u s)", agent, mode,
+		 (unsigned)timeout);
+	r = rcv_cutover(ctl->srv, agent, req, (unsigned)timeout);
 	if (r == 0)
 		snprintf(out, sizeof(out), "%sOK\n", req->proof);
 	else
