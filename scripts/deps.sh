@@ -3,8 +3,8 @@
 # Sourced by scripts/test, scripts/demo and scripts/bench.
 
 TERN_BUILD_DEPS=(meson ninja-build pkg-config gcc liburing-dev libzstd-dev libssl-dev
-	libxxhash-dev libblkid-dev libjson-c-dev check openssl util-linux e2fsprogs fdisk
-	clang bpftool libbpf-dev)
+	libxxhash-dev libblkid-dev libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev check
+	openssl util-linux e2fsprogs fdisk clang bpftool libbpf-dev)
 
 tern_install() {
 	local missing=() p
