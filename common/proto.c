@@ -119,6 +119,8 @@ static size_t payload_max(unsigned type)
 	case PROTO_FPS: return PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN;
 	case PROTO_CUTOVER: return 10;
 	case PROTO_PATCH: return PROTO_PATCH_FIXED + PROTO_CHUNK_MAX;
+	case PROTO_STATUS: return PROTO_STATUS_LEN;
+	case PROTO_CONTROL: return 9;
 	default: return 0;
 	}
 }
@@ -130,7 +132,7 @@ const char *proto_type_name(unsigned type)
 		[PROTO_DISK_OK] = "DISK_OK", [PROTO_DATA] = "DATA", [PROTO_ZERO] = "ZERO",
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
 		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS", [PROTO_CUTOVER] = "CUTOVER",
-		[PROTO_PATCH] = "PATCH",
+		[PROTO_PATCH] = "PATCH", [PROTO_STATUS] = "STATUS", [PROTO_CONTROL] = "CONTROL",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -718,6 +720,95 @@ int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret
 	if (r < 0)
 		return r;
 	if (m.phase < PROTO_CUT_REQUEST || m.phase > PROTO_CUT_DONE || m.verify > PROTO_VERIFY_FULL)
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+static bool status_valid(const struct proto_status *m)
+{
+	return m->phase >= PROTO_PHASE_COPYING && m->phase <= PROTO_PHASE_CUTTING_OVER &&
+	       m->tracker <= PROTO_TRACKER_MAX && m->paused <= 1 && m->active <= 1 &&
+	       m->bytes_done <= m->bytes_total;
+}
+
+int proto_encode_status(uint8_t *out, size_t cap, const struct proto_status *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (!status_valid(m))
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_u8(&c, m->phase);
+	put_u8(&c, m->tracker);
+	put_u8(&c, m->paused);
+	put_u8(&c, m->active);
+	put_be(&c, m->epoch, 8);
+	put_be(&c, m->bytes_done, 8);
+	put_be(&c, m->bytes_total, 8);
+	put_be(&c, m->backlog_bytes, 8);
+	put_be(&c, m->churn_bps, 8);
+	put_be(&c, m->throughput_bps, 8);
+	put_be(&c, m->rate_limit_bps, 8);
+	return finish(&c, out, PROTO_STATUS);
+}
+
+int proto_decode_status(const uint8_t *p, size_t len, struct proto_status *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_status m;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.phase = (uint8_t)get_be(&c, 1);
+	m.tracker = (uint8_t)get_be(&c, 1);
+	m.paused = (uint8_t)get_be(&c, 1);
+	m.active = (uint8_t)get_be(&c, 1);
+	m.epoch = get_be(&c, 8);
+	m.bytes_done = get_be(&c, 8);
+	m.bytes_total = get_be(&c, 8);
+	m.backlog_bytes = get_be(&c, 8);
+	m.churn_bps = get_be(&c, 8);
+	m.throughput_bps = get_be(&c, 8);
+	m.rate_limit_bps = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (!status_valid(&m))
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+static bool control_valid(const struct proto_control *m)
+{
+	return (m->op == PROTO_CTL_PAUSE || m->op == PROTO_CTL_RESUME || m->op == PROTO_CTL_RATE) &&
+	       (m->op == PROTO_CTL_RATE || m->rate_bps == 0);
+}
+
+int proto_encode_control(uint8_t *out, size_t cap, const struct proto_control *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (!control_valid(m))
+		return -EINVAL;
+	put_u8(&c, m->op);
+	put_be(&c, m->rate_bps, 8);
+	return finish(&c, out, PROTO_CONTROL);
+}
+
+int proto_decode_control(const uint8_t *p, size_t len, struct proto_control *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_control m;
+	int r;
+
+	m.op = (uint8_t)get_be(&c, 1);
+	m.rate_bps = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (!control_valid(&m))
 		return -EPROTO;
 	*ret_m = m;
 	return 0;

@@ -35,7 +35,9 @@ enum proto_type {
 	PROTO_FPS = 11,      /* receiver -> agent: the target's chunk fingerprints, after DISK_OK */
 	PROTO_CUTOVER = 12,  /* both ways: the cutover's steps, see proto_cutover */
 	PROTO_PATCH = 13,    /* agent -> receiver: the changed blocks of one whole chunk */
-	PROTO_TYPE_MAX = PROTO_PATCH,
+	PROTO_STATUS = 14,   /* agent -> receiver: where a disk's replication stands */
+	PROTO_CONTROL = 15,  /* receiver -> agent: pause, resume, bandwidth limit */
+	PROTO_TYPE_MAX = PROTO_CONTROL,
 };
 
 enum proto_encoding {
@@ -160,6 +162,49 @@ struct proto_cutover {
 	uint64_t frozen_ns;
 };
 
+/* The agent's view of one disk, sent about once a second and at each phase change, so the
+ * receiver's operator API can show what only the source knows: how much of the epoch is
+ * read, how fast the source changes, how much is waiting. Figures the agent cannot know
+ * yet are 0. bytes_done <= bytes_total. */
+enum proto_phase {
+	PROTO_PHASE_COPYING = 1,     /* a full read: the first copy, or a tracker overflow */
+	PROTO_PHASE_TRACKING = 2,    /* sending only what changed, or idle between epochs */
+	PROTO_PHASE_RECONCILING = 3, /* reading everything, sending what differs from the target */
+	PROTO_PHASE_CUTTING_OVER = 4,
+};
+enum proto_tracker {
+	PROTO_TRACKER_NONE = 0, /* a one-shot copy */
+	PROTO_TRACKER_SCAN = 1,
+	PROTO_TRACKER_EBPF = 2,
+	PROTO_TRACKER_MAX = PROTO_TRACKER_EBPF,
+};
+#define PROTO_STATUS_LEN (2 + 4 + 8 * 7)
+struct proto_status {
+	uint16_t disk_no;
+	uint8_t phase;   /* enum proto_phase */
+	uint8_t tracker; /* enum proto_tracker */
+	uint8_t paused;  /* 0 or 1 */
+	uint8_t active;  /* 1 while an epoch is being read and sent */
+	uint64_t epoch;
+	uint64_t bytes_done;  /* of the current (or last) epoch's plan */
+	uint64_t bytes_total;
+	uint64_t backlog_bytes;  /* changed bytes known or estimated not yet on the receiver */
+	uint64_t churn_bps;      /* bytes the source changes per second, measured */
+	uint64_t throughput_bps; /* plain bytes per second the last epoch moved */
+	uint64_t rate_limit_bps; /* the limit in force (0: none) */
+};
+
+/* The operator's requests, relayed by the receiver. A limit of 0 lifts it. */
+enum proto_control_op {
+	PROTO_CTL_PAUSE = 1,
+	PROTO_CTL_RESUME = 2,
+	PROTO_CTL_RATE = 3,
+};
+struct proto_control {
+	uint8_t op;
+	uint64_t rate_bps; /* PROTO_CTL_RATE only; 0 otherwise */
+};
+
 struct proto_error {
 	uint32_t code; /* positive errno value */
 	char msg[PROTO_MSG_MAX + 1];
@@ -212,6 +257,10 @@ int proto_encode_fps(uint8_t *out, size_t cap, const struct proto_fps *m);
 int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m);
 int proto_encode_cutover(uint8_t *out, size_t cap, const struct proto_cutover *m);
 int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret_m);
+int proto_encode_status(uint8_t *out, size_t cap, const struct proto_status *m);
+int proto_decode_status(const uint8_t *p, size_t len, struct proto_status *ret_m);
+int proto_encode_control(uint8_t *out, size_t cap, const struct proto_control *m);
+int proto_decode_control(const uint8_t *p, size_t len, struct proto_control *ret_m);
 
 /* True when chunk_size is a power of two within [PROTO_CHUNK_MIN, PROTO_CHUNK_MAX]. */
 bool proto_chunk_size_valid(uint32_t chunk_size);

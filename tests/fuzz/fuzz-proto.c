@@ -118,6 +118,8 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		struct proto_error error;
 		struct proto_fps fps;
 		struct proto_cutover cutover;
+		struct proto_status status;
+		struct proto_control control;
 	} m;
 	int r = 0;
 
@@ -183,6 +185,16 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		r = proto_decode_cutover(p, len, &m.cutover);
 		if (r == 0)
 			require_same(proto_encode_cutover(out, sizeof(out), &m.cutover), type, p, len);
+		break;
+	case PROTO_STATUS:
+		r = proto_decode_status(p, len, &m.status);
+		if (r == 0)
+			require_same(proto_encode_status(out, sizeof(out), &m.status), type, p, len);
+		break;
+	case PROTO_CONTROL:
+		r = proto_decode_control(p, len, &m.control);
+		if (r == 0)
+			require_same(proto_encode_control(out, sizeof(out), &m.control), type, p, len);
 		break;
 	case PROTO_FPS:
 		r = proto_decode_fps(p, len, &m.fps);

@@ -65,6 +65,8 @@ static uint32_t expected_payload_max(unsigned type)
 	case PROTO_FPS: return 22 + 65536 * 16;
 	case PROTO_CUTOVER: return 10;
 	case PROTO_PATCH: return 2 + 1 + 1 + 8 + 8 + 16 + (1u << 20);
+	case PROTO_STATUS: return 2 + 4 + 7 * 8;
+	case PROTO_CONTROL: return 1 + 8;
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -110,6 +112,8 @@ DEFINE_DECODER(error, struct proto_error, proto_decode_error(p, len, &m))
 DEFINE_DECODER(fps, struct proto_fps, proto_decode_fps(p, len, &m))
 DEFINE_DECODER(cutover, struct proto_cutover, proto_decode_cutover(p, len, &m))
 DEFINE_DECODER(patch, struct proto_patch, proto_decode_patch(p, len, CS, &m))
+DEFINE_DECODER(status, struct proto_status, proto_decode_status(p, len, &m))
+DEFINE_DECODER(control, struct proto_control, proto_decode_control(p, len, &m))
 
 static decode_fn decoder_for(unsigned type)
 {
@@ -126,6 +130,8 @@ static decode_fn decoder_for(unsigned type)
 	case PROTO_FPS: return dec_fps;
 	case PROTO_CUTOVER: return dec_cutover;
 	case PROTO_PATCH: return dec_patch;
+	case PROTO_STATUS: return dec_status;
+	case PROTO_CONTROL: return dec_control;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -217,6 +223,18 @@ static int build_sample(unsigned type, uint8_t *out, size_t cap)
 			return -ENOBUFS;
 		fill_pattern(out + n, m.payload_len, 0x12);
 		return n + (int)m.payload_len;
+	}
+	case PROTO_STATUS: {
+		struct proto_status m = { .disk_no = 4, .phase = PROTO_PHASE_TRACKING,
+					  .tracker = PROTO_TRACKER_EBPF, .paused = 1, .active = 1,
+					  .epoch = 7, .bytes_done = 100, .bytes_total = 4096,
+					  .backlog_bytes = 8192, .churn_bps = 300,
+					  .throughput_bps = 1000000, .rate_limit_bps = 50 };
+		return proto_encode_status(out, cap, &m);
+	}
+	case PROTO_CONTROL: {
+		struct proto_control m = { .op = PROTO_CTL_RATE, .rate_bps = 20000000 };
+		return proto_encode_control(out, cap, &m);
 	}
 	default:
 		ck_abort_msg("no such type %u", type);
@@ -1229,6 +1247,58 @@ START_TEST(test_proto_error_rejects_overlong_message)
 }
 END_TEST
 
+START_TEST(test_proto_status_roundtrip_and_rules)
+{
+	struct proto_status m = { .disk_no = 9, .phase = PROTO_PHASE_RECONCILING,
+				  .tracker = PROTO_TRACKER_SCAN, .active = 1, .epoch = 3,
+				  .bytes_done = 5, .bytes_total = 5, .backlog_bytes = UINT64_MAX,
+				  .churn_bps = 1, .throughput_bps = 2, .rate_limit_bps = 3 };
+	struct proto_status got, bad;
+	int n = proto_encode_status(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, PROTO_HDR_LEN + PROTO_STATUS_LEN);
+	ck_assert_int_eq(proto_decode_status(buf + PROTO_HDR_LEN, PROTO_STATUS_LEN, &got), 0);
+	ck_assert_mem_eq(&got, &m, sizeof(m));
+	/* Each out-of-range field is refused on the way out and on the way in. */
+	for (int k = 0; k < 5; k++) {
+		bad = m;
+		switch (k) {
+		case 0: bad.phase = 0; break;
+		case 1: bad.phase = PROTO_PHASE_CUTTING_OVER + 1; break;
+		case 2: bad.tracker = PROTO_TRACKER_MAX + 1; break;
+		case 3: bad.paused = 2; break;
+		case 4: bad.bytes_done = bad.bytes_total + 1; break;
+		}
+		ck_assert_int_eq(proto_encode_status(buf, sizeof(buf), &bad), -EINVAL);
+	}
+	proto_encode_status(buf, sizeof(buf), &m);
+	buf[PROTO_HDR_LEN + 5] = 2; /* active */
+	ck_assert_int_eq(proto_decode_status(buf + PROTO_HDR_LEN, PROTO_STATUS_LEN, &got), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_proto_control_roundtrip_and_rules)
+{
+	struct proto_control m = { .op = PROTO_CTL_PAUSE }, got;
+	int n = proto_encode_control(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, PROTO_HDR_LEN + 9);
+	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), 0);
+	ck_assert_uint_eq(got.op, PROTO_CTL_PAUSE);
+	ck_assert_uint_eq(got.rate_bps, 0);
+	/* A rate rides only on RATE; unknown operations are refused. */
+	m.rate_bps = 5;
+	ck_assert_int_eq(proto_encode_control(buf, sizeof(buf), &m), -EINVAL);
+	buf[PROTO_HDR_LEN + 8] = 5;
+	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), -EPROTO);
+	buf[PROTO_HDR_LEN + 8] = 0;
+	buf[PROTO_HDR_LEN] = 4;
+	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), -EPROTO);
+	buf[PROTO_HDR_LEN] = 0;
+	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), -EPROTO);
+}
+END_TEST
+
 START_TEST(test_proto_bye_roundtrip)
 {
 	struct proto_hdr h;
@@ -1418,6 +1488,8 @@ static Suite *proto_suite(void)
 	tcase_add_test(msg, test_proto_error_encode_replaces_control_chars);
 	tcase_add_test(msg, test_proto_error_rejects_overlong_message);
 	tcase_add_test(msg, test_proto_bye_roundtrip);
+	tcase_add_test(msg, test_proto_status_roundtrip_and_rules);
+	tcase_add_test(msg, test_proto_control_roundtrip_and_rules);
 	suite_add_tcase(s, msg);
 
 	tcase_add_test(data, test_proto_data_roundtrip);
