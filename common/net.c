@@ -332,6 +332,11 @@ const char *conn_peer_cn(const struct conn *c)
 	return c->peer_cn;
 }
 
+X509 *conn_peer_cert(const struct conn *c)
+{
+	return SSL_get0_peer_certificate(c->ssl);
+}
+
 int conn_fd(const struct conn *c)
 {
 	return c->fd;
@@ -408,6 +413,11 @@ static int recv_full(struct conn *c, uint8_t *buf, size_t len)
 		len -= n;
 	}
 	return 0;
+}
+
+int conn_recv_exact(struct conn *c, void *buf, size_t len)
+{
+	return recv_full(c, buf, len);
 }
 
 int conn_recv(struct conn *c, struct proto_hdr *ret_hdr, uint8_t *buf, size_t cap)

@@ -28,6 +28,8 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 struct conn *conn_free(struct conn *c);
 /* The peer certificate's common name (empty when none). */
 const char *conn_peer_cn(const struct conn *c);
+/* The peer's certificate, borrowed from the connection (NULL when none). */
+X509 *conn_peer_cert(const struct conn *c);
 int conn_fd(const struct conn *c);
 /* OpenSSL's reason for the last TLS failure (an alert from the peer, say), or "". */
 const char *conn_error_text(const struct conn *c);
@@ -38,6 +40,9 @@ void conn_set_send_timeout(struct conn *c, int timeout_ms);
 
 /* Sends len bytes (one or more whole frames). 0 or -errno. */
 int conn_send(struct conn *c, const void *buf, size_t len);
+/* Receives exactly len bytes, for a protocol with framing of its own (enrolment). 0,
+ * -ECONNRESET on close, -ETIMEDOUT, or another -errno. */
+int conn_recv_exact(struct conn *c, void *buf, size_t len);
 /* Receives one frame: validates the header, then reads the payload into buf (cap bytes).
  * Returns 0 with *ret_hdr set, -ECONNRESET on orderly close, -EBADMSG/-EPROTONOSUPPORT/
  * -EMSGSIZE for a bad header, -ETIMEDOUT, or another -errno. */

@@ -7,8 +7,10 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -387,7 +389,7 @@ static int cert_issue(EVP_PKEY *key, const char *cn, enum cert_role role, X509 *
 	    !BN_rand(serial, 128, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
 	    !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) ||
 	    /* An hour of slack for clocks on agent hosts that run behind the receiver's. */
-	    !X509_gmtime_adj(X509_getm_notBefore(cert), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(cert), -TLS_BACKDATE_S) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(cert), CERT_DAYS, 0, NULL) ||
 	    !X509_set_pubkey(cert, key)) {
 		r = ossl_fail(-EIO, "certificate for %s", cn);
@@ -766,7 +768,9 @@ out:
 	return r;
 }
 
-SSL_CTX *tls_server_ctx(const char *dir, int *ret_err)
+/* The receiver's context; enrol makes the enrolment port's (see tls.h) instead of the
+ * replication port's, which requires a client certificate from the CA. */
+static SSL_CTX *server_ctx(const char *dir, bool enrol, int *ret_err)
 {
 	char path[PATH_MAX];
 	X509 *cert = NULL, *ca = NULL;
@@ -807,10 +811,20 @@ SSL_CTX *tls_server_ctx(const char *dir, int *ret_err)
 	r = cert_verify(cert, store, X509_PURPOSE_SSL_SERVER, path);
 	if (r < 0)
 		goto out;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	if (!X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT)) {
-		r = ossl_fail(-EIO, "%s: clientAuth purpose", dir);
-		goto out;
+	if (enrol) {
+		/* The joining agent knows only the CA's hash, so the CA travels in the chain. */
+		if (!SSL_CTX_add1_chain_cert(ctx, ca)) {
+			r = ossl_fail(-ENOMEM, "%s: certificate chain", dir);
+			goto out;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		if (!X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx),
+						   X509_PURPOSE_SSL_CLIENT)) {
+			r = ossl_fail(-EIO, "%s: clientAuth purpose", dir);
+			goto out;
+		}
 	}
 	/* Under SSL_OP_NO_TICKET a TLS 1.3 server still sends stateful tickets backed by its
 	 * session cache; turn off both so no connection skips client authentication. */
@@ -830,6 +844,16 @@ out:
 	if (ret_err)
 		*ret_err = r;
 	return ctx;
+}
+
+SSL_CTX *tls_server_ctx(const char *dir, int *ret_err)
+{
+	return server_ctx(dir, false, ret_err);
+}
+
+SSL_CTX *tls_enrol_server_ctx(const char *dir, int *ret_err)
+{
+	return server_ctx(dir, true, ret_err);
 }
 
 SSL_CTX *tls_client_ctx(const char *bundle_path, int *ret_err)
@@ -879,4 +903,386 @@ out:
 	if (ret_err)
 		*ret_err = r;
 	return ctx;
+}
+
+/* Enrolment. */
+
+/* Loads DIR's CA certificate and key and checks that they belong together. */
+static int load_ca(const char *dir, X509 **ret_ca, EVP_PKEY **ret_key)
+{
+	char path[PATH_MAX];
+	EVP_PKEY *key = NULL;
+	X509 *ca = NULL;
+	int r;
+
+	r = path_join(path, dir, TLS_CA_CERT);
+	if (r < 0)
+		goto out;
+	r = load_cert(path, true, &ca);
+	if (r < 0)
+		goto out;
+	r = path_join(path, dir, TLS_CA_KEY);
+	if (r < 0)
+		goto out;
+	r = load_key(path, true, &key);
+	if (r < 0)
+		goto out;
+	if (X509_check_private_key(ca, key) != 1) {
+		r = ossl_fail(-EINVAL, "%s does not match its CA certificate", path);
+		goto out;
+	}
+	*ret_ca = ca;
+	*ret_key = key;
+	ca = NULL;
+	key = NULL;
+out:
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	return r;
+}
+
+/* The DER encoding of cert in plain heap memory (callers free() it). */
+static int cert_der(X509 *cert, uint8_t **ret_der, size_t *ret_len)
+{
+	unsigned char *der = NULL;
+	uint8_t *copy;
+	int n;
+
+	n = i2d_X509(cert, &der);
+	if (n <= 0)
+		return ossl_fail(-EIO, "encode certificate");
+	copy = malloc((size_t)n);
+	if (copy)
+		memcpy(copy, der, (size_t)n);
+	OPENSSL_free(der);
+	if (!copy)
+		return log_errno(-ENOMEM, "encode certificate");
+	*ret_der = copy;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* Parses exactly len bytes of DER as one certificate; NULL when anything is off. */
+static X509 *cert_from_der(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *cert;
+
+	if (!der || len == 0 || len > INT_MAX)
+		return NULL;
+	cert = d2i_X509(NULL, &p, (long)len);
+	if (cert && p != der + len) {
+		X509_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
+static bool pin_matches(X509 *cert, const uint8_t pin[TLS_PIN_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	return X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == TLS_PIN_LEN &&
+	       CRYPTO_memcmp(md, pin, TLS_PIN_LEN) == 0;
+}
+
+static int serial_hex(X509 *cert, char out[TLS_SERIAL_HEX_MAX + 1])
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	int r = -EINVAL;
+
+	if (hex && strlen(hex) <= TLS_SERIAL_HEX_MAX) {
+		snprintf(out, TLS_SERIAL_HEX_MAX + 1, "%s", hex);
+		r = 0;
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return r;
+}
+
+int tls_ca_pin(const char *dir, uint8_t ret_pin[TLS_PIN_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char path[PATH_MAX];
+	unsigned n = 0;
+	X509 *ca = NULL;
+	int r;
+
+	ERR_clear_error();
+	r = path_join(path, dir, TLS_CA_CERT);
+	if (r < 0)
+		goto out;
+	r = load_cert(path, true, &ca);
+	if (r < 0)
+		goto out;
+	if (X509_digest(ca, EVP_sha256(), md, &n) != 1 || n != TLS_PIN_LEN) {
+		r = ossl_fail(-EIO, "%s: SHA-256", path);
+		goto out;
+	}
+	memcpy(ret_pin, md, TLS_PIN_LEN);
+out:
+	X509_free(ca);
+	return r;
+}
+
+/* Replaces chain verification on the enrolment client: the trust anchor is the CA in the
+ * receiver's chain whose hash is the pin, and the receiver's certificate must chain to it
+ * with the serverAuth purpose. The TLS handshake itself proves the receiver holds the key. */
+static int pin_verify(X509_STORE_CTX *sctx, void *arg)
+{
+	struct tls_pin *pin = arg;
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
+	X509 *leaf = X509_STORE_CTX_get0_cert(sctx), *anchor = NULL;
+	X509_STORE_CTX *vctx = NULL;
+	X509_STORE *store = NULL;
+	int ok = 0, err = X509_V_ERR_UNSPECIFIED;
+
+	for (int i = 0; chain && i < sk_X509_num(chain) && !anchor; i++) {
+		X509 *c = sk_X509_value(chain, i);
+
+		if (c != leaf && X509_check_ca(c) && pin_matches(c, pin->sha256))
+			anchor = c;
+	}
+	if (!leaf || !anchor) {
+		pin->mismatch = true;
+		err = X509_V_ERR_CERT_UNTRUSTED;
+		goto out;
+	}
+	store = X509_STORE_new();
+	vctx = X509_STORE_CTX_new();
+	if (!store || !vctx || !X509_STORE_add_cert(store, anchor) ||
+	    !X509_STORE_CTX_init(vctx, store, leaf, chain) ||
+	    !X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_SERVER))
+		goto out;
+	ok = X509_verify_cert(vctx) == 1;
+	err = ok ? X509_V_OK : X509_STORE_CTX_get_error(vctx);
+out:
+	X509_STORE_CTX_set_error(sctx, err);
+	X509_STORE_CTX_free(vctx);
+	X509_STORE_free(store);
+	return ok;
+}
+
+SSL_CTX *tls_enrol_client_ctx(struct tls_pin *pin, int *ret_err)
+{
+	SSL_CTX *ctx = NULL;
+	int r;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		r = ossl_fail(-ENOMEM, "enrolment TLS context");
+		goto out;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(ctx, CIPHERSUITES)) {
+		r = ossl_fail(-EIO, "enrolment TLS 1.3 settings");
+		goto out;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, pin_verify, pin);
+	r = 0;
+out:
+	if (r < 0) {
+		SSL_CTX_free(ctx);
+		ctx = NULL;
+	}
+	if (ret_err)
+		*ret_err = r;
+	return ctx;
+}
+
+int tls_csr_new(const char *cn, EVP_PKEY **ret_key, uint8_t **ret_der, size_t *ret_len)
+{
+	unsigned char *der = NULL;
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = NULL;
+	uint8_t *copy = NULL;
+	int n, r;
+
+	ERR_clear_error();
+	r = key_new(&key);
+	if (r < 0)
+		goto out;
+	req = X509_REQ_new();
+	if (!req) {
+		r = ossl_fail(-ENOMEM, "certificate request");
+		goto out;
+	}
+	/* The receiver takes only the key from the request (and names the certificate
+	 * itself); the signature proves that whoever asks holds the private key. */
+	if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+					(const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_pubkey(req, key) || X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
+		r = ossl_fail(-EIO, "certificate request for %s", cn);
+		goto out;
+	}
+	n = i2d_X509_REQ(req, &der);
+	if (n <= 0) {
+		r = ossl_fail(-EIO, "encode certificate request");
+		goto out;
+	}
+	copy = malloc((size_t)n);
+	if (!copy) {
+		r = log_errno(-ENOMEM, "certificate request");
+		goto out;
+	}
+	memcpy(copy, der, (size_t)n);
+	*ret_key = key;
+	*ret_der = copy;
+	*ret_len = (size_t)n;
+	key = NULL;
+	r = 0;
+out:
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+int tls_csr_sign(const char *dir, const uint8_t *csr, size_t csr_len, const char *cn,
+		 uint8_t **ret_cert, size_t *ret_cert_len, uint8_t **ret_ca, size_t *ret_ca_len,
+		 char ret_serial[TLS_SERIAL_HEX_MAX + 1], char *why, size_t why_len)
+{
+	char serial[TLS_SERIAL_HEX_MAX + 1];
+	const unsigned char *p = csr;
+	uint8_t *cert_buf = NULL, *ca_buf = NULL;
+	size_t cert_len = 0, ca_len = 0;
+	EVP_PKEY *ca_key = NULL, *pub;
+	X509 *ca = NULL, *cert = NULL;
+	X509_REQ *req = NULL;
+	char group[32] = "";
+	int r;
+
+	ERR_clear_error();
+	r = -EBADMSG;
+	if (!csr || csr_len == 0 || csr_len > INT_MAX) {
+		snprintf(why, why_len, "empty certificate request");
+		goto out;
+	}
+	req = d2i_X509_REQ(NULL, &p, (long)csr_len);
+	if (!req || p != csr + csr_len) {
+		tls_drain_errors("certificate request");
+		snprintf(why, why_len, "the certificate request is not one DER PKCS#10 request");
+		goto out;
+	}
+	pub = X509_REQ_get0_pubkey(req);
+	/* One key type keeps the receiver's parsing small; agents generate P-256 keys. */
+	if (!pub || !EVP_PKEY_is_a(pub, "EC") ||
+	    !EVP_PKEY_get_group_name(pub, group, sizeof(group), NULL) ||
+	    strcmp(group, "prime256v1") != 0) {
+		tls_drain_errors("certificate request");
+		snprintf(why, why_len, "the certificate request's key is not an ECDSA P-256 key");
+		goto out;
+	}
+	if (X509_REQ_verify(req, pub) != 1) {
+		tls_drain_errors("certificate request");
+		snprintf(why, why_len, "the certificate request's signature does not verify");
+		goto out;
+	}
+	r = load_ca(dir, &ca, &ca_key);
+	if (r < 0)
+		goto out;
+	r = cert_issue(pub, cn, ROLE_CLIENT, ca, ca_key, &cert);
+	if (r < 0)
+		goto out;
+	r = serial_hex(cert, serial);
+	if (r < 0) {
+		log_error("certificate for %s: unreadable serial", cn);
+		goto out;
+	}
+	r = cert_der(cert, &cert_buf, &cert_len);
+	if (r < 0)
+		goto out;
+	r = cert_der(ca, &ca_buf, &ca_len);
+	if (r < 0)
+		goto out;
+	*ret_cert = cert_buf;
+	*ret_cert_len = cert_len;
+	*ret_ca = ca_buf;
+	*ret_ca_len = ca_len;
+	memcpy(ret_serial, serial, sizeof(serial));
+	cert_buf = NULL;
+	ca_buf = NULL;
+out:
+	free(cert_buf);
+	free(ca_buf);
+	X509_free(cert);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	X509_REQ_free(req);
+	return r;
+}
+
+int tls_bundle_write(const char *path, EVP_PKEY *key, const uint8_t *cert_der, size_t cert_len,
+		     const uint8_t *ca_der, size_t ca_len, const uint8_t pin[TLS_PIN_LEN],
+		     const char *cn)
+{
+	X509 *cert = NULL, *ca = NULL;
+	X509_STORE *store = NULL;
+	char got[128] = "";
+	int r;
+
+	ERR_clear_error();
+	r = -EBADMSG;
+	cert = cert_from_der(cert_der, cert_len);
+	ca = cert_from_der(ca_der, ca_len);
+	if (!cert || !ca) {
+		tls_drain_errors("issued certificate");
+		log_error("the receiver sent a certificate that does not parse");
+		goto out;
+	}
+	if (!X509_check_ca(ca) || !pin_matches(ca, pin)) {
+		log_error("the receiver sent a CA certificate other than the token's pin");
+		goto out;
+	}
+	X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, got, sizeof(got));
+	if (strcmp(got, cn) != 0) {
+		log_error("the receiver issued a certificate for '%s', not '%s'", got, cn);
+		goto out;
+	}
+	if (X509_check_private_key(cert, key) != 1) {
+		tls_drain_errors("issued certificate");
+		log_error("the receiver issued a certificate for another key");
+		goto out;
+	}
+	r = store_new(ca, &store);
+	if (r < 0)
+		goto out;
+	r = cert_verify(cert, store, X509_PURPOSE_SSL_CLIENT, "issued certificate");
+	if (r < 0) {
+		r = -EBADMSG;
+		goto out;
+	}
+	r = write_pem(path, cert, key, ca);
+out:
+	X509_STORE_free(store);
+	X509_free(cert);
+	X509_free(ca);
+	return r;
+}
+
+int tls_cert_identity(X509 *cert, char *cn, size_t cn_len,
+		      char serial[TLS_SERIAL_HEX_MAX + 1], int64_t *ret_issued)
+{
+	struct tm tm;
+
+	if (!cert || cn_len == 0)
+		return -EINVAL;
+	cn[0] = '\0';
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+				      (int)MIN(cn_len, (size_t)INT_MAX)) < 0)
+		cn[0] = '\0';
+	if (serial_hex(cert, serial) < 0 || !ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm)) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	*ret_issued = (int64_t)timegm(&tm) + TLS_BACKDATE_S;
+	return 0;
 }
