@@ -21,6 +21,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "receiver/control.h"
+#include "receiver/enrol.h"
 #include "receiver/session.h"
 
 static void usage(FILE *f)
@@ -29,6 +30,8 @@ static void usage(FILE *f)
 		"Usage: tern-receiver init  --state-dir DIR\n"
 		"       tern-receiver serve --state-dir DIR --listen HOST:PORT\n"
 		"                           --target DISK_ID=PATH [--target ...]\n"
+		"       tern-receiver token create --address HOST:PORT [--ttl DURATION] [...]\n"
+		"       tern-receiver agent revoke NAME | agent list\n"
 		"       tern-receiver --help | --version\n"
 		"\n"
 		"init creates a CA, the receiver's key and certificate and an agent credential\n"
@@ -41,16 +44,19 @@ static void usage(FILE *f)
 		"  --state-dir DIR       credentials and per-disk state (default /var/lib/tern)\n"
 		"  --listen HOST:PORT    address to serve agents on (port 0: any free port)\n"
 		"  --target ID=PATH      where disk ID is written\n"
+		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
+		"                        certificate; a token from token create is the key)\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n");
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL };
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_ENROL_LISTEN };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "target", required_argument, NULL, OPT_TARGET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -58,6 +64,7 @@ static const struct option all_opts[] = {
 struct args {
 	const char *state_dir;
 	const char *listen;
+	const char *enrol_listen;
 	struct rcv_target *targets;
 	unsigned ntargets;
 };
@@ -128,6 +135,11 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 			log_set_level(lvl);
 			break;
 		}
+		case OPT_ENROL_LISTEN:
+			if (!serve)
+				goto not_here;
+			a->enrol_listen = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -214,6 +226,7 @@ static int cmd_serve(int argc, char **argv)
 	sigset_t mask;
 	int lfd = -1, sfd = -1, r, ret = 1;
 	struct control *ctl = NULL;
+	struct enrol_listener *enr = NULL;
 	char name[64];
 
 	r = parse_args(argc, argv, true, &a);
@@ -268,6 +281,8 @@ static int cmd_serve(int argc, char **argv)
 		peer_name(&ss, name, sizeof(name));
 		log_info("listening on %s", name);
 	}
+	if (a.enrol_listen && enrol_listener_start(a.state_dir, a.enrol_listen, lfd, &enr) < 0)
+		goto out;
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_errno(-errno, "signalfd");
@@ -333,6 +348,7 @@ out:
 		close(lfd);
 	if (sfd >= 0)
 		close(sfd);
+	enrol_listener_stop(enr);
 	/* A cutover still waited for is answered as failed; the socket goes with us. */
 	control_stop(ctl);
 	pthread_mutex_lock(&srv.lock);
@@ -370,6 +386,10 @@ int main(int argc, char **argv)
 		return cmd_init(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "token") == 0)
+		return enrol_cmd_token(argc - 1, argv + 1);
+	if (strcmp(argv[1], "agent") == 0)
+		return enrol_cmd_agent(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see tern-receiver --help", argv[1]);
 	return 2;
 }

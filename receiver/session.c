@@ -20,6 +20,7 @@
 #include "common/net.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "receiver/enrol.h"
 #include "receiver/writer.h"
 
 #define RCV_MAX_DISKS 256
@@ -1060,6 +1061,9 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	s->buf = malloc(PROTO_MAX_PAYLOAD);
 	if (!s->codec || !s->buf)
 		refuse(s, -ENOMEM, "out of memory");
+	/* Checked at every connection, so a revocation takes effect without a restart. */
+	else if ((r = enrol_check_revoked(srv->state_dir, s->c, why, sizeof(why))) < 0)
+		refuse(s, r, "%s", why);
 	else
 		session_loop(s);
 	unregister_handle(s);

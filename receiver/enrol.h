@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The receiver's side of enrolment: join tokens (`tern-receiver token create`), the
+ * enrolment listener of `serve --enrol-listen`, which signs a joining agent's key, and
+ * revocation (`tern-receiver agent revoke|list`), checked at every replication handshake. */
+#pragma once
+#include <stddef.h>
+
+struct conn;
+struct enrol_listener;
+
+/* File and directory names inside the state directory. */
+#define ENROL_TOKENS_DIR "tokens"   /* one record per token, named by its id in hex */
+#define ENROL_ISSUED_FILE "issued"  /* one line per certificate issued by enrolment */
+#define ENROL_REVOKED_FILE "revoked" /* one line per revoked agent name */
+#define ENROL_LOCK_FILE "enrol.lock" /* serialises changes to the three above */
+
+/* `tern-receiver token ...` and `tern-receiver agent ...`: argv[0] is the word after the
+ * program name. Print their own errors; return the process exit code. */
+int enrol_cmd_token(int argc, char **argv);
+int enrol_cmd_agent(int argc, char **argv);
+
+/* Starts the enrolment listener on hostport in its own thread, each connection in a thread
+ * of its own with a hard deadline. repl_fd is the replication listener, whose port is
+ * returned to joining agents. Logs "enrolment listening on HOST:PORT". 0 or -errno (logged). */
+int enrol_listener_start(const char *state_dir, const char *hostport, int repl_fd,
+			 struct enrol_listener **ret_l);
+/* Stops accepting, ends connections in flight and waits for them; NULL-safe, returns NULL. */
+struct enrol_listener *enrol_listener_stop(struct enrol_listener *l);
+
+/* Whether the peer certificate of c has been revoked (DIR/revoked, re-read when it
+ * changed). Returns 0 when not, -EACCES when revoked, or -EIO when the list cannot be
+ * read (refused too: the list is not trusted blindly); why gets a one-line reason. */
+int enrol_check_revoked(const char *state_dir, struct conn *c, char *why, size_t why_len);
