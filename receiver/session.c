@@ -20,6 +20,7 @@
 #include "common/net.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "receiver/registry.h"
 #include "receiver/enrol.h"
 #include "receiver/writer.h"
 
@@ -48,6 +49,7 @@ struct rdisk {
 	bool fault_noted; /* this session set event (a fault it saw itself) */
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
+	struct reg_disk *rd; /* its entry in the operator's registry (NULL: unobserved) */
 };
 
 struct rsession {
@@ -61,6 +63,8 @@ struct rsession {
 	uint8_t *buf;
 	struct rcv_handle handle;
 	bool registered;
+	struct reg_agent *ra; /* this agent in the operator's registry (NULL: unobserved) */
+	char peer[64];
 	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
 	uint8_t cut_verify;
 	uint64_t cut_gen; /* handle.req_gen when cut was adopted */
@@ -438,6 +442,8 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		r = send_fps(s, m.disk_no, d, known);
 	if (r < 0)
 		return r;
+	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, m.size, d->epoch,
+			      known && rec.verified ? (int64_t)rec.epoch : -1, false);
 	log_info("agent %s: disk %s (%" PRIu64 " bytes) -> %s", s->agent, m.id, m.size, d->t->path);
 	return 0;
 }
@@ -567,6 +573,8 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 		d->fps[first + i] = m.fps[i];
 		have_set(d, first + i);
 	}
+	reg_frame(s->srv->reg, d->rd, m.plain_len, m.plain_len, m.payload_len,
+		  PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
 }
 
@@ -616,6 +624,8 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 	d->fps[m.offset / s->cs] = m.fp;
 	have_set(d, m.offset / s->cs);
 	d->patched++;
+	reg_frame(s->srv->reg, d->rd, s->cs, m.plain_len, m.payload_len,
+		  PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
 }
 
@@ -649,6 +659,7 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 		fp_zero((size_t)clen, &d->fps[i]);
 		have_set(d, i);
 	}
+	reg_frame(s->srv->reg, d->rd, m.length, 0, 0, PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
 }
 
@@ -659,6 +670,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	struct rdisk *d;
 	uint8_t out[128];
 	char h1[33], h2[33];
+	uint64_t flush_t0;
 	int n, r;
 
 	r = proto_decode_epoch_end(s->buf, h->len, &m);
@@ -679,6 +691,7 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
 			      " chunks received", d->t->id, d->have_count, d->nchunks);
 	/* Durable before acknowledged: every write completed, then fdatasync. */
+	flush_t0 = now_ns();
 	r = wr_flush(d->w);
 	if (r < 0)
 		return r == -ESTALE ? wr_failed(s, d, r) :
@@ -720,6 +733,10 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	}
 	d->last_match = ack.match;
 	d->last_root = ack.root;
+	reg_epoch_end(s->srv->reg, d->rd, m.epoch, ack.match, PROTO_HDR_LEN + (uint64_t)h->len,
+		      now_ns() - flush_t0);
+	if (!ack.match)
+		reg_disk_error(s->srv->reg, d->rd, "root mismatch at the end of an epoch");
 	/* The next epoch starts: every chunk may come once more. */
 	d->epoch++;
 	d->marked = !ack.match;
@@ -746,6 +763,49 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	s->cs = m.chunk_size;
 	n = proto_encode_welcome(out, sizeof(out), &w);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	return r;
+}
+
+/* The agent's report of where a disk stands: kept for the operator API. */
+static int on_status(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_status m;
+	struct rdisk *d;
+	int r;
+
+	r = proto_decode_status(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed STATUS frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "STATUS for unregistered disk number %u", m.disk_no);
+	if (m.bytes_total > d->size)
+		return refuse(s, -EPROTO, "disk %s: STATUS covers %" PRIu64 " bytes of a %" PRIu64
+			      "-byte disk", d->t->id, m.bytes_total, d->size);
+	reg_status(s->srv->reg, d->rd, &m);
+	return 0;
+}
+
+/* Passes the operator's wishes for this agent on: at the start of a session only what
+ * differs from the defaults, after a change all of them. */
+static int send_wishes(struct rsession *s, bool all)
+{
+	struct proto_control pause = { .op = PROTO_CTL_PAUSE }, rate = { .op = PROTO_CTL_RATE };
+	uint8_t out[64];
+	bool paused;
+	int n, r = 0;
+
+	reg_wishes(s->srv->reg, s->ra, &paused, &rate.rate_bps);
+	if (!paused)
+		pause.op = PROTO_CTL_RESUME;
+	if (all || paused) {
+		n = proto_encode_control(out, sizeof(out), &pause);
+		r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	}
+	if (r == 0 && (all || rate.rate_bps)) {
+		n = proto_encode_control(out, sizeof(out), &rate);
+		r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	}
 	return r;
 }
 
@@ -805,6 +865,7 @@ static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 	}
 	s->cut = NULL;
 	pthread_mutex_unlock(&s->srv->lock);
+	reg_cutting_over(s->srv->reg, s->ra, false);
 }
 
 static int register_handle(struct rsession *s)
@@ -856,6 +917,13 @@ static int wait_input(struct rsession *s)
 	uint64_t v;
 	int n, r;
 
+	/* Checked on every frame: a busy stream keeps the TLS buffer full, and a pause must
+	 * not wait for a gap in it. */
+	if (__atomic_exchange_n(&s->handle.ctl_pending, false, __ATOMIC_ACQ_REL)) {
+		r = send_wishes(s, true);
+		if (r < 0)
+			return r;
+	}
 	if (conn_pending(s->c))
 		return 1;
 	r = poll(p, 2, IDLE_TIMEOUT_MS);
@@ -876,6 +944,7 @@ static int wait_input(struct rsession *s)
 	pthread_mutex_unlock(&s->srv->lock);
 	if (!s->cut)
 		return 0;
+	reg_cutting_over(s->srv->reg, s->ra, true);
 	s->cut_t0 = now_ns();
 	/* The final epoch must start after the request: an epoch already under way (some of
 	 * its chunks arrived) does not count, as the source was not yet quiesced for it. */
@@ -955,6 +1024,7 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 					      "as root %s", d->t->id, fp_hex(&root, hex));
 		}
 		d->cut_over = true;
+		reg_cut_over(s->srv->reg, d->rd);
 		/* The record names the final epoch: the last one acknowledged. */
 		r = save_disk_state(s, d, d->epoch - 1, &d->last_root);
 		if (r < 0)
@@ -993,6 +1063,11 @@ static void session_loop(struct rsession *s)
 		refuse(s, r, "cannot set up the session: %s", strerror(-r));
 		return;
 	}
+	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
+	if (send_wishes(s, false) < 0) {
+		snprintf(s->end_why, sizeof(s->end_why), "the connection was lost");
+		return;
+	}
 	for (;;) {
 		r = wait_input(s);
 		if (r == 0)
@@ -1012,6 +1087,7 @@ static void session_loop(struct rsession *s)
 		case PROTO_ZERO: r = on_zero(s, &h); break;
 		case PROTO_PATCH: r = on_patch(s, &h); break;
 		case PROTO_EPOCH_END: r = on_epoch_end(s, &h); break;
+		case PROTO_STATUS: r = on_status(s, &h); break;
 		case PROTO_BYE:
 			log_info("agent %s: session ended", s->agent);
 			return;
@@ -1051,6 +1127,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		return;
 	}
 	s->srv = srv;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer_addr);
 	s->c = conn_handshake(srv->ctx, fd, true, HANDSHAKE_TIMEOUT_MS, &r, why, sizeof(why));
 	if (!s->c) {
 		log_warn("refused connection from %s: %s", peer_addr, why);
@@ -1067,6 +1144,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	else
 		session_loop(s);
 	unregister_handle(s);
+	reg_disconnect(srv->reg, s->ra, s->err ? s->why : s->end_why);
 	if (s->err) {
 		conn_send_error(s->c, s->err, "%s", s->why);
 		conn_linger(s->c, 2000);
@@ -1139,4 +1217,20 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	}
 	pthread_mutex_unlock(&srv->lock);
 	return r;
+}
+
+void rcv_poke(struct rcv_server *srv, const char *agent)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&srv->lock);
+	for (struct rcv_handle *hd = srv->handles; hd; hd = hd->next) {
+		if (strcmp(hd->agent, agent) != 0)
+			continue;
+		__atomic_store_n(&hd->ctl_pending, true, __ATOMIC_RELEASE);
+		/* The eventfd wakes a session idle in poll; a full counter still wakes it. */
+		if (write(hd->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn_errno(-errno, "waking the session of agent %s", agent);
+	}
+	pthread_mutex_unlock(&srv->lock);
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+struct registry;
+
 struct rcv_target {
 	char *id;
 	char *path;
@@ -35,6 +37,8 @@ struct rcv_handle {
 	/* Counts requests handed over: a session tells its own request from a later one
 	 * that may have been allocated at the same address after a withdrawal. */
 	uint64_t req_gen;
+	/* The operator changed this agent's wishes (pause, rate): pass them on. */
+	bool ctl_pending;
 	struct rcv_handle *next;
 };
 
@@ -49,12 +53,16 @@ struct rcv_server {
 	struct rcv_handle *handles;
 	pthread_cond_t cut_cv; /* signalled when a cutover request is done, or on shutdown */
 	bool stopping;         /* shutting down: a waiting cutover request gives up */
+	struct registry *reg;  /* what the operator API shows; has its own lock */
 };
 
 /* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.
  * Returns 0 with the proof in req->proof, or -errno with the reason there. */
 int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *req,
 		unsigned timeout_s);
+
+/* Wakes the sessions of agent so they pass the operator's wishes in srv->reg on. */
+void rcv_poke(struct rcv_server *srv, const char *agent);
 
 /* Serves one accepted connection (takes ownership of fd) until the agent says BYE, the
  * connection drops, or the agent breaks a rule (it then gets an ERROR frame first). */

@@ -1,0 +1,765 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The receiver's registry of agents and disks; see registry.h. */
+#include "receiver/registry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "common/util.h"
+
+/* A disk whose backlog would take longer than this to send is lagging. */
+#define LAG_BACKLOG_S 60.0
+/* Churn must stay under this share of throughput for the backlog to drain in practice. */
+#define CONVERGE_MARGIN 0.9
+/* Beyond sending the backlog, a cutover freezes, ends an epoch and waits for its flush
+ * and proof: the last measured flush plus this. */
+#define CUTOVER_FIXED_S 0.2
+
+struct reg_disk {
+	char id[NAME_MAX_LEN + 1];
+	uint16_t disk_no;
+	uint64_t size;
+	uint64_t epoch;           /* the epoch expected or being received */
+	int64_t verified_epoch;   /* -1: none yet */
+	uint64_t epoch_start_ns;  /* wall clock when this epoch's first word arrived (0: not yet) */
+	uint64_t verified_src_ns; /* the same for the verified epoch: the source time it holds */
+	uint64_t plain_total, data_plain_total, data_payload_total, wire_total;
+	uint64_t flush_ns;        /* how long the last epoch's flush took */
+	struct proto_status st;
+	bool have_st;
+	uint64_t st_at_ns;        /* when st arrived (monotonic) */
+	double live_bps;          /* source bytes covered per second, smoothed, while active */
+	bool cut_over;
+	char last_error[PROTO_MSG_MAX + 1];
+	struct reg_disk *next;
+};
+
+struct reg_agent {
+	char name[NAME_MAX_LEN + 1];
+	char peer[64];
+	bool connected;
+	unsigned sessions;        /* live sessions under this name (a stale one may linger) */
+	bool paused;
+	uint64_t rate_bps;
+	bool cutting_over;
+	char last_error[PROTO_MSG_MAX + 1];
+	struct reg_disk *disks;
+	struct reg_agent *next;
+};
+
+struct registry {
+	pthread_mutex_t lock;
+	struct reg_agent *agents;
+};
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct registry *reg_new(void)
+{
+	struct registry *reg = calloc(1, sizeof(*reg));
+
+	if (reg)
+		pthread_mutex_init(&reg->lock, NULL);
+	return reg;
+}
+
+struct registry *reg_free(struct registry *reg)
+{
+	if (!reg)
+		return NULL;
+	for (struct reg_agent *a = reg->agents, *an; a; a = an) {
+		an = a->next;
+		for (struct reg_disk *d = a->disks, *dn; d; d = dn) {
+			dn = d->next;
+			free(d);
+		}
+		free(a);
+	}
+	pthread_mutex_destroy(&reg->lock);
+	free(reg);
+	return NULL;
+}
+
+static struct reg_agent *find_agent(struct registry *reg, const char *name)
+{
+	struct reg_agent *a;
+
+	for (a = reg->agents; a && strcmp(a->name, name) != 0; a = a->next)
+		;
+	return a;
+}
+
+/* Finds or adds agent name; called with the lock held. */
+static struct reg_agent *get_agent(struct registry *reg, const char *name)
+{
+	struct reg_agent *a = find_agent(reg, name), **tail;
+
+	if (a)
+		return a;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	/* Kept in arrival order, so status lists agents as they first came. */
+	for (tail = &reg->agents; *tail; tail = &(*tail)->next)
+		;
+	*tail = a;
+	return a;
+}
+
+struct reg_agent *reg_connect(struct registry *reg, const char *name, const char *peer)
+{
+	struct reg_agent *a;
+
+	pthread_mutex_lock(&reg->lock);
+	a = get_agent(reg, name);
+	if (a) {
+		snprintf(a->peer, sizeof(a->peer), "%s", peer);
+		a->connected = true;
+		a->sessions++;
+		a->cutting_over = false;
+		a->last_error[0] = '\0';
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return a;
+}
+
+void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	if (a->sessions > 0)
+		a->sessions--;
+	a->connected = a->sessions > 0;
+	a->cutting_over = false;
+	if (why && why[0])
+		snprintf(a->last_error, sizeof(a->last_error), "%s", why);
+	for (struct reg_disk *d = a->disks; d; d = d->next) {
+		d->st.active = 0;
+		d->live_bps = 0;
+	}
+	pthread_mutex_unlock(&reg->lock);
+}
+
+struct reg_disk *reg_disk_open(struct registry *reg, struct reg_agent *a, uint16_t disk_no,
+			       const char *id, uint64_t size, uint64_t next_epoch,
+			       int64_t verified_epoch, bool cut_over)
+{
+	struct reg_disk *d, **tail;
+
+	if (!a)
+		return NULL;
+	pthread_mutex_lock(&reg->lock);
+	for (d = a->disks; d && strcmp(d->id, id) != 0; d = d->next)
+		;
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (d) {
+			snprintf(d->id, sizeof(d->id), "%s", id);
+			for (tail = &a->disks; *tail; tail = &(*tail)->next)
+				;
+			*tail = d;
+		}
+	}
+	if (d) {
+		d->disk_no = disk_no;
+		d->size = size;
+		d->epoch = next_epoch;
+		d->verified_epoch = verified_epoch;
+		d->cut_over = cut_over;
+		d->epoch_start_ns = 0;
+		d->have_st = false;
+		d->live_bps = 0;
+		d->last_error[0] = '\0';
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return d;
+}
+
+/* The first word of an epoch sets the source time it will stand for. Lock held. */
+static void epoch_begins(struct reg_disk *d)
+{
+	if (!d->epoch_start_ns)
+		d->epoch_start_ns = wall_ns();
+}
+
+void reg_frame(struct registry *reg, struct reg_disk *d, uint64_t plain, uint64_t data_plain,
+	       uint64_t data_payload, uint64_t frame_bytes)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	epoch_begins(d);
+	d->plain_total += plain;
+	d->data_plain_total += data_plain;
+	d->data_payload_total += data_payload;
+	d->wire_total += frame_bytes;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_epoch_end(struct registry *reg, struct reg_disk *d, uint64_t epoch, bool match,
+		   uint64_t frame_bytes, uint64_t flush_ns)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	epoch_begins(d);
+	d->wire_total += frame_bytes;
+	d->flush_ns = flush_ns;
+	if (match) {
+		d->verified_epoch = (int64_t)epoch;
+		d->verified_src_ns = d->epoch_start_ns;
+		d->last_error[0] = '\0';
+	}
+	d->epoch = epoch + 1;
+	d->epoch_start_ns = 0;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_status(struct registry *reg, struct reg_disk *d, const struct proto_status *m)
+{
+	uint64_t now = now_ns();
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	/* Progress rate from successive reports of the same epoch, smoothed. */
+	if (d->have_st && d->st.active && m->active && d->st.epoch == m->epoch &&
+	    m->bytes_done >= d->st.bytes_done && now > d->st_at_ns) {
+		double inst = (double)(m->bytes_done - d->st.bytes_done) * 1e9 /
+			      (double)(now - d->st_at_ns);
+
+		d->live_bps = d->live_bps > 0 ? 0.5 * d->live_bps + 0.5 * inst : inst;
+	} else if (!m->active) {
+		d->live_bps = 0;
+	}
+	if (m->active && m->epoch == d->epoch)
+		epoch_begins(d);
+	d->st = *m;
+	d->have_st = true;
+	d->st_at_ns = now;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_cutting_over(struct registry *reg, struct reg_agent *a, bool on)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	a->cutting_over = on;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_cut_over(struct registry *reg, struct reg_disk *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	d->cut_over = true;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_disk_error(struct registry *reg, struct reg_disk *d, const char *text)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	snprintf(d->last_error, sizeof(d->last_error), "%s", text);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+static int set_wish(struct registry *reg, const char *name, int paused, const uint64_t *rate,
+		    bool *ret_connected)
+{
+	struct reg_agent *a;
+	int r = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	a = find_agent(reg, name);
+	if (!a) {
+		r = -ENOENT;
+	} else {
+		if (paused >= 0)
+			a->paused = paused;
+		if (rate)
+			a->rate_bps = *rate;
+		*ret_connected = a->connected;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+int reg_set_paused(struct registry *reg, const char *name, bool paused, bool *ret_connected)
+{
+	return set_wish(reg, name, paused, NULL, ret_connected);
+}
+
+int reg_set_rate(struct registry *reg, const char *name, uint64_t rate_bps, bool *ret_connected)
+{
+	return set_wish(reg, name, -1, &rate_bps, ret_connected);
+}
+
+void reg_wishes(struct registry *reg, const struct reg_agent *a, bool *ret_paused,
+		uint64_t *ret_rate)
+{
+	bool paused = false;
+	uint64_t rate = 0;
+
+	if (a) {
+		pthread_mutex_lock(&reg->lock);
+		paused = a->paused;
+		rate = a->rate_bps;
+		pthread_mutex_unlock(&reg->lock);
+	}
+	*ret_paused = paused;
+	*ret_rate = rate;
+}
+
+bool reg_known(struct registry *reg, const char *name)
+{
+	bool known;
+
+	pthread_mutex_lock(&reg->lock);
+	known = find_agent(reg, name) != NULL;
+	pthread_mutex_unlock(&reg->lock);
+	return known;
+}
+
+/* Snapshot building. json-c's adders take ownership and fail only out of memory; a
+ * failed add leaves a shorter object rather than a crash, and the caller checks the
+ * top-level objects it needs. */
+
+static void add(json_object *o, const char *key, json_object *v)
+{
+	if (json_object_object_add(o, key, v) < 0)
+		json_object_put(v);
+}
+
+static json_object *jnum(double v)
+{
+	return json_object_new_double(v);
+}
+
+static json_object *ju64(uint64_t v)
+{
+	return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static const char *tracker_name(uint8_t t)
+{
+	switch (t) {
+	case PROTO_TRACKER_SCAN: return "scan";
+	case PROTO_TRACKER_EBPF: return "ebpf";
+	default: return "none";
+	}
+}
+
+struct forecast {
+	double throughput; /* what the backlog drains at, bytes/s (0: unknown) */
+	int converges;     /* 1, 0, or -1 unknown */
+	double drain_s, downtime_s; /* < 0: unknown */
+	char warning[256];
+};
+
+/* Whether the backlog drains and what a cutover now would cost, from the churn the agent
+ * measured and the throughput its epochs achieved (or, before any has been measured, the
+ * progress rate of the epoch under way); a bandwidth limit caps the throughput. */
+static void forecast(const struct reg_agent *a, const struct reg_disk *d, uint64_t backlog,
+		     struct forecast *f)
+{
+	double t = d->have_st ? (double)d->st.throughput_bps : 0.0;
+	double c = d->have_st ? (double)d->st.churn_bps : 0.0;
+	uint64_t limit = d->have_st ? d->st.rate_limit_bps : a->rate_bps;
+	char b1[32], b2[32], b3[32];
+
+	memset(f, 0, sizeof(*f));
+	f->converges = -1;
+	f->drain_s = f->downtime_s = -1;
+	if (t <= 0)
+		t = d->live_bps;
+	if (limit && (t <= 0 || (double)limit < t))
+		t = (double)limit;
+	f->throughput = t;
+	if (t <= 0 || !d->have_st || d->st.tracker == PROTO_TRACKER_NONE)
+		return;
+	f->converges = c < CONVERGE_MARGIN * t;
+	f->downtime_s = (double)backlog / t + (double)d->flush_ns / 1e9 + CUTOVER_FIXED_S;
+	if (f->converges)
+		f->drain_s = (double)backlog / (t - c);
+	else
+		snprintf(f->warning, sizeof(f->warning), "will not converge: the source changes "
+			 "%s/s and replication moves %s/s%s%s%s", fmt_bytes((uint64_t)c, b1, sizeof(b1)),
+			 fmt_bytes((uint64_t)t, b2, sizeof(b2)), limit ? " (bandwidth limit " : "",
+			 limit ? fmt_bytes(limit, b3, sizeof(b3)) : "", limit ? "/s)" : "");
+}
+
+static const char *disk_state(const struct reg_agent *a, const struct reg_disk *d,
+			      const struct forecast *f, uint64_t backlog)
+{
+	if (d->cut_over)
+		return "cut-over";
+	if (!a->connected)
+		return a->last_error[0] || d->last_error[0] ? "error" : "disconnected";
+	if (a->cutting_over || (d->have_st && d->st.phase == PROTO_PHASE_CUTTING_OVER))
+		return "cutting-over";
+	if (a->paused || (d->have_st && d->st.paused))
+		return "paused";
+	if (d->have_st && d->st.active && d->st.phase == PROTO_PHASE_COPYING)
+		return "copying";
+	if (d->have_st && d->st.active && d->st.phase == PROTO_PHASE_RECONCILING)
+		return "reconciling";
+	if (d->verified_epoch < 0)
+		return "copying";
+	if (f->converges == 0 || (f->throughput > 0 && (double)backlog / f->throughput > LAG_BACKLOG_S))
+		return "lagging";
+	return "in-sync";
+}
+
+/* The agent's state: the most pressing of its disks'. */
+static const char *agent_state(const struct reg_agent *a, const char *worst, bool all_cut)
+{
+	if (all_cut)
+		return "cut-over";
+	if (!a->connected)
+		return a->last_error[0] ? "error" : "disconnected";
+	if (a->cutting_over)
+		return "cutting-over";
+	if (a->paused)
+		return "paused";
+	return worst ? worst : "copying";
+}
+
+static int state_rank(const char *s)
+{
+	static const char *order[] = { "in-sync", "lagging", "reconciling", "copying", "error" };
+
+	for (int i = 0; i < (int)ARRAY_SIZE(order); i++)
+		if (strcmp(s, order[i]) == 0)
+			return i;
+	return 0;
+}
+
+static json_object *disk_json(const struct reg_agent *a, const struct reg_disk *d,
+			      uint64_t wall, uint64_t mono, const char **ret_state)
+{
+	json_object *o = json_object_new_object(), *fo;
+	struct forecast f;
+	uint64_t backlog = 0, done = 0, total = d->size;
+	const char *state;
+
+	if (!o)
+		return NULL;
+	if (d->have_st && a->connected) {
+		/* The agent's estimate grows with the churn since it was sent. */
+		double age = (double)(mono - d->st_at_ns) / 1e9;
+
+		backlog = d->st.backlog_bytes;
+		if (d->st.tracker != PROTO_TRACKER_NONE)
+			backlog += (uint64_t)((double)d->st.churn_bps * MIN(age, 5.0));
+		backlog = MIN(backlog, d->size);
+		done = d->st.bytes_done;
+		total = d->st.bytes_total;
+	} else if (d->verified_epoch >= 0) {
+		done = total;
+	}
+	forecast(a, d, backlog, &f);
+	state = disk_state(a, d, &f, backlog);
+	add(o, "id", json_object_new_string(d->id));
+	add(o, "state", json_object_new_string(state));
+	add(o, "size_bytes", ju64(d->size));
+	add(o, "epoch", ju64(d->epoch));
+	add(o, "verified_epoch", d->verified_epoch >= 0 ? json_object_new_int64(d->verified_epoch) : NULL);
+	add(o, "bytes_copied", ju64(done));
+	add(o, "bytes_total", ju64(total));
+	add(o, "backlog_bytes", ju64(backlog));
+	add(o, "lag_seconds", d->verified_src_ns && wall > d->verified_src_ns ?
+		jnum((double)(wall - d->verified_src_ns) / 1e9) : NULL);
+	add(o, "throughput_bps", jnum(d->have_st && d->st.active ? d->live_bps : f.throughput));
+	add(o, "wire_bytes_total", ju64(d->wire_total));
+	add(o, "plain_bytes_total", ju64(d->plain_total));
+	add(o, "compression_ratio", d->data_payload_total ?
+		jnum((double)d->data_plain_total / (double)d->data_payload_total) : NULL);
+	add(o, "churn_bps", jnum(d->have_st ? (double)d->st.churn_bps : 0.0));
+	add(o, "tracker", json_object_new_string(d->have_st ? tracker_name(d->st.tracker) : "none"));
+	add(o, "cut_over", json_object_new_boolean(d->cut_over));
+	add(o, "last_error", json_object_new_string(d->last_error));
+	fo = json_object_new_object();
+	if (fo) {
+		add(fo, "converges", f.converges < 0 ? NULL : json_object_new_boolean(f.converges));
+		add(fo, "drain_seconds", f.drain_s < 0 ? NULL : jnum(f.drain_s));
+		add(fo, "cutover_downtime_seconds", f.downtime_s < 0 ? NULL : jnum(f.downtime_s));
+		add(fo, "warning", json_object_new_string(f.warning));
+	}
+	add(o, "forecast", fo);
+	*ret_state = state;
+	return o;
+}
+
+json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
+{
+	json_object *top = json_object_new_object(), *rcv = json_object_new_object(),
+		    *agents = json_object_new_array();
+	uint64_t wall = wall_ns(), mono = now_ns();
+
+	if (!top || !rcv || !agents) {
+		json_object_put(top);
+		json_object_put(rcv);
+		json_object_put(agents);
+		return NULL;
+	}
+	add(rcv, "version", json_object_new_string(TERN_VERSION));
+	add(rcv, "uptime_seconds", ju64(uptime_s));
+	add(top, "receiver", rcv);
+	pthread_mutex_lock(&reg->lock);
+	for (const struct reg_agent *a = reg->agents; a; a = a->next) {
+		json_object *ao = json_object_new_object(), *disks = json_object_new_array();
+		const char *worst = NULL;
+		bool all_cut = a->disks != NULL;
+
+		if (!ao || !disks) {
+			json_object_put(ao);
+			json_object_put(disks);
+			continue;
+		}
+		for (const struct reg_disk *d = a->disks; d; d = d->next) {
+			const char *st;
+			json_object *dj = disk_json(a, d, wall, mono, &st);
+
+			if (dj && json_object_array_add(disks, dj) < 0)
+				json_object_put(dj);
+			all_cut = all_cut && d->cut_over;
+			if (!worst || state_rank(st) > state_rank(worst))
+				worst = st;
+		}
+		add(ao, "name", json_object_new_string(a->name));
+		add(ao, "connected", json_object_new_boolean(a->connected));
+		add(ao, "peer", json_object_new_string(a->peer));
+		add(ao, "paused", json_object_new_boolean(a->paused));
+		add(ao, "rate_limit_bps", ju64(a->rate_bps));
+		add(ao, "state", json_object_new_string(agent_state(a, worst, all_cut)));
+		add(ao, "last_error", json_object_new_string(a->last_error));
+		add(ao, "disks", disks);
+		if (json_object_array_add(agents, ao) < 0)
+			json_object_put(ao);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	add(top, "agents", agents);
+	return top;
+}
+
+/* Prometheus text format. */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = (b->cap + (size_t)n + 1) * 2;
+			char *p = realloc(b->p, cap);
+
+			if (!p) {
+				b->oom = true;
+				return;
+			}
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+}
+
+/* Names are validated at the protocol ([A-Za-z0-9._-]), so label values need no escaping;
+ * quote and backslash are escaped anyway, should that rule ever widen. */
+static void label(struct buf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			bprintf(b, "\\%c", *v);
+		else if (*v == '\n')
+			bprintf(b, "\\n");
+		else
+			bprintf(b, "%c", *v);
+	}
+}
+
+struct metric {
+	const char *name, *type, *help;
+	const char *key;   /* disk field, or NULL for special handling */
+	const char *sub;   /* forecast sub-field */
+};
+
+static const struct metric disk_metrics[] = {
+	{ "tern_disk_size_bytes", "gauge", "Size of the source disk.", "size_bytes", NULL },
+	{ "tern_disk_epoch", "gauge", "Epoch expected or being received.", "epoch", NULL },
+	{ "tern_disk_verified_epoch", "gauge", "Last epoch durable and verified.", "verified_epoch", NULL },
+	{ "tern_disk_bytes_copied", "gauge", "Source bytes of the current epoch covered so far.", "bytes_copied", NULL },
+	{ "tern_disk_bytes_total", "gauge", "Source bytes the current epoch covers.", "bytes_total", NULL },
+	{ "tern_disk_backlog_bytes", "gauge", "Changed bytes not yet on the target (estimate).", "backlog_bytes", NULL },
+	{ "tern_disk_lag_seconds", "gauge", "Age of the source state the target holds.", "lag_seconds", NULL },
+	{ "tern_disk_throughput_bytes_per_second", "gauge", "Replication throughput.", "throughput_bps", NULL },
+	{ "tern_disk_churn_bytes_per_second", "gauge", "Rate at which the source changes.", "churn_bps", NULL },
+	{ "tern_disk_wire_bytes_total", "counter", "Frame bytes received for the disk.", "wire_bytes_total", NULL },
+	{ "tern_disk_plain_bytes_total", "counter", "Source bytes those frames cover.", "plain_bytes_total", NULL },
+	{ "tern_disk_compression_ratio", "gauge", "Plain to compressed bytes of data sent.", "compression_ratio", NULL },
+	{ "tern_disk_forecast_converges", "gauge", "1 when the backlog drains, 0 when it grows.", "forecast", "converges" },
+	{ "tern_disk_forecast_drain_seconds", "gauge", "Expected time to drain the backlog.", "forecast", "drain_seconds" },
+	{ "tern_disk_forecast_cutover_downtime_seconds", "gauge", "Expected downtime of a cutover now.", "forecast", "cutover_downtime_seconds" },
+};
+
+static const char *const states[] = { "copying", "in-sync", "lagging", "reconciling",
+				      "cutting-over", "cut-over", "paused", "disconnected", "error" };
+
+/* A JSON value as a sample value; false when null (the sample is then left out, which
+ * Prometheus reads as "no data"). */
+static bool sample_value(json_object *v, char *out, size_t len)
+{
+	if (!v)
+		return false;
+	if (json_object_is_type(v, json_type_boolean))
+		snprintf(out, len, "%d", json_object_get_boolean(v) ? 1 : 0);
+	else if (json_object_is_type(v, json_type_int))
+		snprintf(out, len, "%" PRId64, json_object_get_int64(v));
+	else if (json_object_is_type(v, json_type_double))
+		snprintf(out, len, "%.6g", json_object_get_double(v));
+	else
+		return false;
+	return true;
+}
+
+static json_object *field(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *str_field(json_object *o, const char *key)
+{
+	json_object *v = field(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+}
+
+char *reg_metrics(json_object *snap)
+{
+	struct buf b = { 0 };
+	json_object *agents = field(snap, "agents"), *rcv = field(snap, "receiver");
+	size_t na = agents && json_object_is_type(agents, json_type_array) ?
+		    json_object_array_length(agents) : 0;
+	char val[64];
+
+	bprintf(&b, "# HELP tern_receiver_uptime_seconds Seconds since the receiver started.\n"
+		"# TYPE tern_receiver_uptime_seconds gauge\n");
+	if (sample_value(field(rcv, "uptime_seconds"), val, sizeof(val)))
+		bprintf(&b, "tern_receiver_uptime_seconds %s\n", val);
+	bprintf(&b, "# HELP tern_agent_connected 1 while the agent has a session.\n"
+		"# TYPE tern_agent_connected gauge\n");
+	for (size_t i = 0; i < na; i++) {
+		json_object *a = json_object_array_get_idx(agents, i);
+
+		bprintf(&b, "tern_agent_connected{agent=\"");
+		label(&b, str_field(a, "name"));
+		bprintf(&b, "\"} %d\n", json_object_get_boolean(field(a, "connected")) ? 1 : 0);
+	}
+	bprintf(&b, "# HELP tern_agent_paused 1 while the operator has paused the agent.\n"
+		"# TYPE tern_agent_paused gauge\n");
+	for (size_t i = 0; i < na; i++) {
+		json_object *a = json_object_array_get_idx(agents, i);
+
+		bprintf(&b, "tern_agent_paused{agent=\"");
+		label(&b, str_field(a, "name"));
+		bprintf(&b, "\"} %d\n", json_object_get_boolean(field(a, "paused")) ? 1 : 0);
+	}
+	bprintf(&b, "# HELP tern_agent_rate_limit_bytes_per_second Bandwidth limit set by the "
+		"operator (0: none).\n# TYPE tern_agent_rate_limit_bytes_per_second gauge\n");
+	for (size_t i = 0; i < na; i++) {
+		json_object *a = json_object_array_get_idx(agents, i);
+
+		if (!sample_value(field(a, "rate_limit_bps"), val, sizeof(val)))
+			continue;
+		bprintf(&b, "tern_agent_rate_limit_bytes_per_second{agent=\"");
+		label(&b, str_field(a, "name"));
+		bprintf(&b, "\"} %s\n", val);
+	}
+	bprintf(&b, "# HELP tern_disk_state 1 for the state the disk is in.\n"
+		"# TYPE tern_disk_state gauge\n");
+	for (size_t i = 0; i < na; i++) {
+		json_object *a = json_object_array_get_idx(agents, i), *disks = field(a, "disks");
+
+		for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
+			json_object *d = json_object_array_get_idx(disks, k);
+
+			for (size_t s = 0; s < ARRAY_SIZE(states); s++) {
+				bprintf(&b, "tern_disk_state{agent=\"");
+				label(&b, str_field(a, "name"));
+				bprintf(&b, "\",disk=\"");
+				label(&b, str_field(d, "id"));
+				bprintf(&b, "\",state=\"%s\"} %d\n", states[s],
+					strcmp(str_field(d, "state"), states[s]) == 0);
+			}
+		}
+	}
+	for (size_t m = 0; m < ARRAY_SIZE(disk_metrics); m++) {
+		const struct metric *mt = &disk_metrics[m];
+
+		bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+		for (size_t i = 0; i < na; i++) {
+			json_object *a = json_object_array_get_idx(agents, i), *disks = field(a, "disks");
+
+			for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
+				json_object *d = json_object_array_get_idx(disks, k);
+				json_object *v = field(d, mt->key);
+
+				if (mt->sub)
+					v = v ? field(v, mt->sub) : NULL;
+				if (!sample_value(v, val, sizeof(val)))
+					continue;
+				bprintf(&b, "%s{agent=\"", mt->name);
+				label(&b, str_field(a, "name"));
+				bprintf(&b, "\",disk=\"");
+				label(&b, str_field(d, "id"));
+				bprintf(&b, "\"} %s\n", val);
+			}
+		}
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
