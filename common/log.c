@@ -8,18 +8,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *log_prog = "tern";
 static enum log_level log_max = LOG_LVL_INFO;
 static bool log_journal;
+static const char *log_ctx;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* systemd sets JOURNAL_STREAM to the device and inode of the stream it connected. The
+ * variable is inherited by children whose stderr went elsewhere (a shell redirect, a test
+ * harness), so only a match with our own stderr counts. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = -1;
+
+	if (!e || sscanf(e, "%llu:%llu%n", &dev, &ino, &end) != 2 || end < 0 || e[end] != '\0')
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_setup(const char *prog, enum log_level max_level)
 {
 	log_prog = prog;
 	log_max = max_level;
-	/* systemd sets JOURNAL_STREAM when stderr is connected to the journal. */
-	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	log_journal = stderr_is_journal();
+}
+
+void log_set_context(const char *ctx)
+{
+	log_ctx = ctx;
 }
 
 void log_set_level(enum log_level max_level)
@@ -63,11 +87,14 @@ static void log_vmsg(enum log_level lvl, const char *suffix, const char *fmt, va
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	pthread_mutex_lock(&log_lock);
+	/* The journal adds the program name and a timestamp itself, and takes the
+	 * severity from the <N> prefix. */
 	if (log_journal)
-		fprintf(stderr, "<%d>%s%s\n", (int)lvl, line, suffix ? suffix : "");
+		fprintf(stderr, "<%d>%s%s%s%s\n", (int)lvl, log_ctx ? log_ctx : "",
+			log_ctx ? ": " : "", line, suffix ? suffix : "");
 	else
-		fprintf(stderr, "%s: %s: %s%s\n", log_prog, level_name(lvl), line,
-			suffix ? suffix : "");
+		fprintf(stderr, "%s: %s: %s%s%s%s\n", log_prog, level_name(lvl),
+			log_ctx ? log_ctx : "", log_ctx ? ": " : "", line, suffix ? suffix : "");
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -9,6 +9,10 @@ enum log_level { LOG_LVL_ERROR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_
 /* Sets the program name printed in front of every line and the lowest level shown. */
 void log_setup(const char *prog, enum log_level max_level);
 void log_set_level(enum log_level max_level);
+/* Puts "ctx: " in front of every following line until called with NULL; ctx is borrowed.
+ * Used while parsing, to name the config file line an option came from. Not thread-safe:
+ * set it only before threads start. */
+void log_set_context(const char *ctx);
 /* Parses "error|warn|info|debug"; returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *ret_level);
 
