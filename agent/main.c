@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "agent/disks.h"
+#include "agent/join.h"
 #include "agent/session.h"
 #include "common/codec.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
 		"Usage: tern-agent run --receiver HOST:PORT --credentials BUNDLE\n"
 		"                      --disk DISK_ID=PATH [--disk ...] [--once] [options]\n"
 		"       tern-agent disks [--json]\n"
+		"       tern-agent join TOKEN [--name NAME] [--config-dir DIR] [--force]\n"
 		"       tern-agent --help | --version\n"
 		"\n"
 		"Copies each disk (a block device or an image file, opened read-only) to the\n"
@@ -53,7 +55,10 @@ static void usage(FILE *f)
 		"disks lists whole disks and their partitions (size, sector sizes, partition\n"
 		"table, filesystem, UUID, label, mount points, stable id), and whether each disk\n"
 		"qualifies for automatic selection or why not (run still needs --disk for now);\n"
-		"--json prints the same as JSON.\n",
+		"--json prints the same as JSON.\n"
+		"\n"
+		"join enrols this host with the receiver that made TOKEN (tern-receiver token\n"
+		"create) and writes /etc/tern/agent.pem and agent.conf; see join --help.\n",
 		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT);
 }
 
@@ -351,6 +356,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "disks") == 0)
 		return cmd_disks(argc - 1, argv + 1);
+	if (strcmp(argv[1], "join") == 0)
+		return join_main(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see tern-agent --help", argv[1]);
 	return 2;
 }
