@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -27,6 +28,9 @@ static bool g_refused;
 /* The receiver found its target not as the tracker believed (a patch did not fit): the
  * next connection reads every disk whole and sends what differs from its fingerprints. */
 static bool g_reconcile;
+/* The cutover's final epoch is under way: its reads must not wait as idle I/O while the
+ * source is frozen, since the freeze is the downtime. */
+static bool g_final_epoch;
 
 struct disk_stats {
 	uint64_t plain, zero, wire;
@@ -38,6 +42,11 @@ struct disk_stats {
 static bool g_cut_pending;
 static uint8_t g_cut_verify;
 
+/* The operator's wishes, relayed by the receiver (which repeats them at every connection):
+ * no new data while paused, and no more than the rate on the wire. */
+static bool g_paused;
+static uint64_t g_remote_rate;
+
 /* Notes a CUTOVER request found where another frame was awaited. 1 when it was one. */
 static int note_cut_request(const struct proto_hdr *h, const uint8_t *buf)
 {
@@ -48,7 +57,57 @@ static int note_cut_request(const struct proto_hdr *h, const uint8_t *buf)
 		return 0;
 	g_cut_pending = true;
 	g_cut_verify = m.verify;
+	/* The operator wants the cutover now: a pause would hold its final epoch forever. */
+	if (g_paused)
+		log_info("the cutover lifts the pause");
+	g_paused = false;
 	return 1;
+}
+
+/* Applies a CONTROL frame. 1 when h was one, 0 when not, -errno when malformed. */
+static int note_control(const struct proto_hdr *h, const uint8_t *buf)
+{
+	struct proto_control m;
+	char b[32];
+
+	if (h->type != PROTO_CONTROL)
+		return 0;
+	if (proto_decode_control(buf, h->len, &m) < 0)
+		return log_errno(-EBADMSG, "receiver sent a malformed CONTROL frame");
+	switch (m.op) {
+	case PROTO_CTL_PAUSE:
+		if (!g_paused)
+			log_info("paused by the operator: no data is sent until resumed");
+		g_paused = true;
+		break;
+	case PROTO_CTL_RESUME:
+		if (g_paused)
+			log_info("resumed by the operator");
+		g_paused = false;
+		break;
+	default:
+		if (m.rate_bps != g_remote_rate) {
+			if (m.rate_bps)
+				log_info("bandwidth limit set by the operator: %s/s",
+					 fmt_bytes(m.rate_bps, b, sizeof(b)));
+			else
+				log_info("bandwidth limit lifted by the operator");
+		}
+		g_remote_rate = m.rate_bps;
+		break;
+	}
+	return 1;
+}
+
+/* A frame the receiver may send at any time (a CONTROL, or a CUTOVER request unless one
+ * is what is awaited): 1 when h was one and is dealt with, 0 otherwise, -errno when bad. */
+static int note_async(const struct proto_hdr *h, const uint8_t *buf, enum proto_type want)
+{
+	int r = note_control(h, buf);
+
+	if (r != 0)
+		return r;
+	return want != PROTO_CUTOVER ? note_cut_request(h, buf) : 0;
 }
 
 /* The receiver's ERROR frame h (payload in buf): says why, and that reconnecting is
@@ -87,8 +146,13 @@ again:
 	if (h.type == PROTO_ERROR)
 		return refusal(&h, buf);
 	/* The cutover may be asked for while an epoch is under way: it waits for the epoch. */
-	if (h.type != want && want != PROTO_CUTOVER && note_cut_request(&h, buf))
-		goto again;
+	if (h.type != want) {
+		r = note_async(&h, buf, want);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			goto again;
+	}
 	if (h.type != want) {
 		log_error("receiver sent %s where %s was expected", proto_type_name(h.type),
 			  proto_type_name(want));
@@ -96,6 +160,144 @@ again:
 	}
 	*ret_hdr = h;
 	return 0;
+}
+
+/* What the agent tells the receiver of each disk, for the operator (see proto_status). */
+struct disk_view {
+	uint8_t phase, tracker;
+	bool active;            /* an epoch is being read and sent */
+	uint64_t epoch;         /* the epoch in flight, or the last one sent */
+	uint64_t done, total;   /* source bytes of that epoch covered so far, and in all */
+	uint64_t todo, sent;    /* a tracked epoch: bytes of chunks to send, and sent (0: n/a) */
+	uint64_t start_ns;      /* when that epoch began reading (0: none yet) */
+	uint64_t churn_bps;     /* changed bytes per second of source time, last measured */
+	uint64_t last_changed;  /* bytes of chunks the last acknowledged epoch sent */
+	uint64_t throughput_bps;
+};
+static struct disk_view *g_views;
+static unsigned g_nviews;
+static uint64_t g_last_report;
+static uint64_t g_pace_next; /* the pacer's clock: when the next byte may leave */
+
+#define REPORT_NS 1000000000ull
+#define PACE_BURST_NS 50000000ull
+
+static volatile sig_atomic_t stop_requested;
+
+static uint64_t effective_rate(const struct agent_opts *o)
+{
+	if (!o->max_rate || !g_remote_rate)
+		return o->max_rate ? o->max_rate : g_remote_rate;
+	return MIN(o->max_rate, g_remote_rate);
+}
+
+/* Bytes changed on the source and not yet on the receiver, estimated from what the
+ * current epoch still has to send and the churn measured since the last epoch began. */
+static uint64_t backlog_of(const struct disk_view *v, uint64_t now)
+{
+	double since = v->start_ns ? (double)(now - v->start_ns) / 1e9 : 0.0;
+	uint64_t grown = (uint64_t)((double)v->churn_bps * since), left = 0;
+
+	if (v->active && v->phase != PROTO_PHASE_TRACKING)
+		left = v->total - v->done;
+	else if (v->active && v->todo > v->sent)
+		left = v->todo - v->sent;
+	if (v->tracker == PROTO_TRACKER_NONE)
+		return left;
+	return left + MIN(grown, v->total);
+}
+
+/* Sends a STATUS frame for every disk, at most once a second unless forced. */
+static int report(const struct agent_opts *o, struct conn *c, bool force)
+{
+	uint64_t now = now_ns();
+	uint8_t out[PROTO_HDR_LEN + PROTO_STATUS_LEN];
+
+	if (!c || (!force && now - g_last_report < REPORT_NS))
+		return 0;
+	g_last_report = now;
+	for (unsigned i = 0; i < g_nviews; i++) {
+		const struct disk_view *v = &g_views[i];
+		struct proto_status m = {
+			.disk_no = (uint16_t)i, .phase = v->phase, .tracker = v->tracker,
+			.paused = g_paused, .active = v->active, .epoch = v->epoch,
+			.bytes_done = MIN(v->done, v->total), .bytes_total = v->total,
+			.backlog_bytes = backlog_of(v, now), .churn_bps = v->churn_bps,
+			.throughput_bps = v->throughput_bps, .rate_limit_bps = effective_rate(o),
+		};
+		int n = proto_encode_status(out, sizeof(out), &m), r;
+
+		if (n < 0)
+			return log_errno(n, "cannot encode STATUS");
+		r = conn_send(c, out, (size_t)n);
+		if (r < 0)
+			return log_errno(r, "connection to receiver lost");
+	}
+	return 0;
+}
+
+/* Reads one frame the receiver sent unasked: a CONTROL or a cutover request is taken
+ * note of; a refusal or anything else ends the session. */
+static int recv_async(struct conn *c, uint8_t *ctrl)
+{
+	struct proto_hdr h;
+	int r = conn_recv(c, &h, ctrl, CTRL_BUF);
+
+	if (r < 0)
+		return log_errno(r, "connection to receiver lost");
+	if (h.type == PROTO_ERROR)
+		return refusal(&h, ctrl);
+	r = note_async(&h, ctrl, PROTO_EPOCH_ACK);
+	if (r == 0)
+		r = log_errno(-EPROTO, "receiver sent %s unasked", proto_type_name(h.type));
+	return r < 0 ? r : 0;
+}
+
+/* Waits up to ms for the receiver to say something. */
+static void wait_readable(struct conn *c, int ms)
+{
+	struct pollfd p = { .fd = c ? conn_fd(c) : -1, .events = POLLIN };
+
+	if (!c || !conn_pending(c))
+		poll(&p, 1, ms);
+}
+
+/* Before len bytes go out: holds the stream while the operator has paused it and paces
+ * it to the bandwidth limit, meanwhile serving the receiver's frames and reporting.
+ * Returns 0, or -errno: the link failed, the receiver refused, or a stop was requested
+ * while paused (-EINTR: the epoch is abandoned, nothing of it was acknowledged). */
+static int gate(const struct agent_opts *o, struct conn *c, uint8_t *ctrl, size_t len)
+{
+	for (;;) {
+		uint64_t rate = effective_rate(o), now = now_ns();
+		int r;
+
+		if (conn_readable(c)) {
+			r = recv_async(c, ctrl);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = report(o, c, false);
+		if (r < 0)
+			return r;
+		if (g_paused) {
+			if (stop_requested)
+				return -EINTR;
+			wait_readable(c, 100);
+			continue;
+		}
+		if (!rate || !len)
+			return 0;
+		/* A pacer idle for a while does not bank more than a short burst. */
+		if (g_pace_next + PACE_BURST_NS < now)
+			g_pace_next = now - PACE_BURST_NS;
+		if (g_pace_next <= now) {
+			g_pace_next += (uint64_t)((double)len * 1e9 / (double)rate);
+			return 0;
+		}
+		wait_readable(c, (int)MIN((g_pace_next - now) / 1000000 + 1, 100u));
+	}
 }
 
 static void print_progress(const char *id, const struct disk_stats *st, uint64_t size)
@@ -152,6 +354,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	uint64_t last_report, sent_chunks = 0, patched = 0, missed = 0;
 	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	bool progress = o->progress && epoch == 0;
+	struct disk_view *v = &g_views[disk_no];
 	int n, r;
 
 	ro.prev = prev;
@@ -159,7 +362,30 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	ro.marks = prev && !only ? marks : NULL;
 	ro.blocks = prev && only && proto_patch_fits(o->rd.chunk_size, o->track_block) ? blocks : NULL;
 	ro.block_size = o->track_block;
+	if (g_final_epoch)
+		ro.ioprio = RD_IOPRIO_BE;
 	st.t_start = last_report = now_ns();
+	v->epoch = epoch;
+	v->active = true;
+	v->done = v->sent = 0;
+	v->total = src->size;
+	v->todo = 0;
+	if (ro.only) {
+		uint64_t nset = 0;
+
+		for (uint64_t w = 0; w < DIV_ROUND_UP(DIV_ROUND_UP(src->size, o->rd.chunk_size), 64); w++)
+			nset += (uint64_t)__builtin_popcountll(ro.only[w]);
+		v->todo = nset * o->rd.chunk_size;
+	}
+	/* Churn: what the last epoch sent changed in the time between its start and this
+	 * one's; a full read (copy, reconciliation) says nothing of it. */
+	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING)
+		v->churn_bps = (uint64_t)((double)v->last_changed * 1e9 /
+					  (double)MAX(st.t_start - v->start_ns, 1ull));
+	v->start_ns = st.t_start;
+	r = report(o, c, true);
+	if (r < 0)
+		goto out;
 	r = rd_start(src, disk_no, &ro, &rd);
 	if (r < 0) {
 		log_errno(r, "%s: cannot start the read pipeline", src->id);
@@ -171,28 +397,20 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		r = rd_next(rd, &out);
 		if (r <= 0)
 			break;
-		/* Mid-stream the receiver speaks only to refuse or to ask for the cutover
-		 * (served after this epoch): look before sending more. */
-		if (conn_readable(c)) {
-			r = conn_recv(c, &h, ctrl, CTRL_BUF);
-			if (r == 0 && note_cut_request(&h, ctrl))
-				goto send;
+		/* Mid-stream the receiver speaks to refuse, to pass on the operator's wishes,
+		 * or to ask for the cutover (served after this epoch): look before sending. */
+		r = gate(o, c, ctrl, out->len);
+		if (r < 0) {
 			rd_out_free(out);
-			if (r == 0 && h.type == PROTO_ERROR) {
-				r = refusal(&h, ctrl);
-			} else if (r == 0) {
-				r = log_errno(-EPROTO, "receiver sent %s mid-epoch", proto_type_name(h.type));
-			} else {
-				r = log_errno(r, "connection to receiver lost");
-			}
 			goto out;
 		}
-send:
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
 		st.plain += out->plain_bytes;
 		st.zero += out->zero_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
+		v->done = st.plain;
+		v->sent = sent_chunks * o->rd.chunk_size;
 		patched += out->patched_chunks;
 		missed += out->missed_chunks;
 		rd_out_free(out);
@@ -238,6 +456,14 @@ send:
 		goto out;
 	}
 	st.t_end = now_ns();
+	v->active = false;
+	v->done = v->total;
+	v->last_changed = sent_chunks * o->rd.chunk_size;
+	/* Throughput for the forecast: chunks sent per second, read to acknowledged; tiny
+	 * epochs measure round trips rather than the pipe and keep the last figure. */
+	if (v->last_changed >= (4u << 20))
+		v->throughput_bps = (uint64_t)((double)v->last_changed * 1e9 /
+					       (double)MAX(st.t_end - st.t_start, 1ull));
 	fp_hex(&ee.root, hex1);
 	fp_hex(&ack.root, hex2);
 	if (!ack.match || !fp_equal(&ack.root, &ee.root)) {
@@ -250,11 +476,11 @@ send:
 
 		if (epoch == 0)
 			printf("%s: copied %s in %.2f s (%.0f MiB/s): %" PRIu64 " chunks, %s zero, "
-			       "%s on the wire (%.2fx smaller)\n",
+			       "%s on the wire (%.2fx smaller, %" PRIu64 " bytes)\n",
 			       src->id, fmt_bytes(src->size, b1, sizeof(b1)), secs,
 			       secs > 0 ? (double)src->size / secs / 1048576.0 : 0.0, ee.nchunks,
 			       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, b3, sizeof(b3)),
-			       st.wire ? (double)src->size / (double)st.wire : 0.0);
+			       st.wire ? (double)src->size / (double)st.wire : 0.0, st.wire);
 		else
 			printf("%s: epoch %" PRIu64 ": scanned %s in %.2f s, %" PRIu64 " changed chunks, "
 			       "%" PRIu64 " bytes on the wire\n", src->id, epoch,
@@ -268,11 +494,10 @@ send:
 		*ret_missed = missed;
 	r = 0;
 out:
+	v->active = false;
 	rd_free(rd);
 	return r;
 }
-
-static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
 {
@@ -280,16 +505,29 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
-/* Sleeps up to secs, returning early when a stop was requested, or (with a connection)
- * with 1 when the receiver has spoken: between epochs that is a cutover request. */
-static int pause_between_epochs(unsigned secs, struct conn *c)
+/* Sleeps up to secs, returning early when a stop was requested. With a connection it
+ * reports, serves the receiver's frames, returns 1 at once for a cutover request, and
+ * while the operator has paused replication waits past secs until resumed. */
+static int pause_between_epochs(const struct agent_opts *o, unsigned secs, struct conn *c,
+				uint8_t *ctrl)
 {
-	for (unsigned i = 0; i < secs * 10 && !stop_requested; i++) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+	uint64_t end = now_ns() + (uint64_t)secs * 1000000000ull;
 
-		if (c && conn_readable(c))
-			return 1;
-		nanosleep(&ts, NULL);
+	while (!stop_requested) {
+		if (c && conn_readable(c)) {
+			int r = recv_async(c, ctrl);
+
+			if (r < 0)
+				return r;
+			if (g_cut_pending)
+				return 1;
+			continue;
+		}
+		if (c && report(o, c, false) < 0)
+			return -ECONNRESET;
+		if (now_ns() >= end && !(c && g_paused))
+			return 0;
+		wait_readable(c, 100);
 	}
 	return 0;
 }
@@ -447,12 +685,15 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 		return r;
 	}
 	frozen_at = now_ns();
+	g_final_epoch = true;
 	if (o->fault_stall_frozen_s) {
 		log_warn("fault injection: staying frozen %u s", o->fault_stall_frozen_s);
 		sleep(o->fault_stall_frozen_s);
 	}
 	/* --verify full re-reads the whole source too: a change the tracker never reported
 	 * is sent, and counted, and fails the cutover. */
+	for (unsigned i = 0; i < o->ndisks; i++)
+		g_views[i].phase = PROTO_PHASE_CUTTING_OVER;
 	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
 		uint64_t missed = 0;
 
@@ -467,6 +708,7 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 			g_refused = true;
 		}
 	}
+	g_final_epoch = false;
 	/* A watchdog thaw means the final epoch may have read a live source: not a cutover. */
 	if (r == 0 && qz_watchdog_fired(qz)) {
 		r = -ETIMEDOUT;
@@ -570,6 +812,8 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
+		g_views[i].phase = tracked ? PROTO_PHASE_TRACKING :
+				   offered && !o->once ? PROTO_PHASE_RECONCILING : PROTO_PHASE_COPYING;
 		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered,
 			       !tracked, ctrl, &missed);
 		free(offered);
@@ -582,7 +826,10 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	}
 	g_reconcile = false;
 	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
-		if (g_cut_pending || pause_between_epochs(o->interval_s, c) > 0) {
+		r = g_cut_pending ? 1 : pause_between_epochs(o, o->interval_s, c, ctrl);
+		if (r < 0)
+			goto out;
+		if (r > 0) {
 			r = cutover(o, c, srcs, runs, ctrl);
 			if (r < 0)
 				goto out;
@@ -591,6 +838,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		if (stop_requested)
 			break;
 		for (unsigned i = 0; i < o->ndisks; i++) {
+			g_views[i].phase = PROTO_PHASE_TRACKING;
 			r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps, false, ctrl,
 				       NULL);
 			if (r < 0)
@@ -665,7 +913,9 @@ int session_run(const struct agent_opts *o)
 	runs = calloc(o->ndisks, sizeof(*runs));
 	ctrl = malloc(CTRL_BUF);
 	big = malloc(PROTO_MAX_PAYLOAD);
-	if (!srcs || !runs || !ctrl || !big) {
+	g_views = calloc(o->ndisks, sizeof(*g_views));
+	g_nviews = o->ndisks;
+	if (!srcs || !runs || !ctrl || !big || !g_views) {
 		r = log_errno(-ENOMEM, "allocation");
 		goto out;
 	}
@@ -692,6 +942,12 @@ int session_run(const struct agent_opts *o)
 		if (r < 0)
 			goto out;
 	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		g_views[i].phase = PROTO_PHASE_COPYING;
+		g_views[i].tracker = o->once ? PROTO_TRACKER_NONE :
+				     runs[i].trk ? PROTO_TRACKER_EBPF : PROTO_TRACKER_SCAN;
+		g_views[i].total = srcs[i]->size;
+	}
 	for (;;) {
 		g_refused = false;
 		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
@@ -716,8 +972,13 @@ int session_run(const struct agent_opts *o)
 		/* The link failed, not the receiver's judgement: what it acknowledged is
 		 * durable, and the next connection resumes from its fingerprints. */
 		log_warn("connection lost; reconnecting in %u s", backoff);
-		pause_between_epochs(backoff, NULL);
+		pause_between_epochs(o, backoff, NULL, NULL);
 		backoff = MIN(backoff * 2, 60u);
+	}
+	if (r == -EINTR && stop_requested) {
+		log_info("stopping on request while paused: the epoch in flight is abandoned; "
+			 "nothing of it was acknowledged");
+		r = 0;
 	}
 	if (r == 0 && stop_requested)
 		log_info("stopping on request; every epoch sent so far is durable on the receiver");
@@ -734,6 +995,9 @@ out:
 	}
 	free(runs);
 	free(srcs);
+	free(g_views);
+	g_views = NULL;
+	g_nviews = 0;
 	free(ctrl);
 	free(big);
 	return r;

@@ -30,6 +30,7 @@ struct agent_opts {
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
 	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
+	uint64_t max_rate;       /* bytes per second on the wire, 0: unlimited */
 	enum tracker_kind tracker;
 	uint32_t track_block;    /* the eBPF tracker's block, a divisor of the chunk size */
 	const char *bpf_pin_root; /* where the eBPF tracker is pinned, one directory per disk */

@@ -28,7 +28,7 @@ wait_for() { # wait_for FILE PATTERN
 }
 restart_receiver() { # on the same port, so the agent's retries find it
 	: >>"$T/receiver.log"
-	"$TERN_RECEIVER" serve --state-dir "$T/state" --listen "127.0.0.1:$RPORT" \
+	"$TERN_RECEIVER" serve --state-dir "$T/state" --listen "127.0.0.1:$RPORT" --api 127.0.0.1:0 \
 		--target d="$T/dst.img" >>"$T/receiver.log" 2>&1 &
 	RECEIVER_PID=$!
 }

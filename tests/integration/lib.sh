@@ -110,7 +110,8 @@ start_receiver() {
 	local state=$1; shift
 	# The background job opens its log only once it runs: create it first.
 	: >"$T/receiver.log"
-	"$TERN_RECEIVER" serve --state-dir "$state" --listen 127.0.0.1:0 ${TERN_TEST_DEBUG:+--log-level debug} "$@" \
+	"$TERN_RECEIVER" serve --state-dir "$state" --listen 127.0.0.1:0 --api 127.0.0.1:0 \
+		${TERN_TEST_DEBUG:+--log-level debug} "$@" \
 		>"$T/receiver.log" 2>&1 &
 	RECEIVER_PID=$!
 	local i

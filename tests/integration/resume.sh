@@ -45,7 +45,7 @@ kill -9 "$RECEIVER_PID"; wait "$RECEIVER_PID" 2>/dev/null || true
 RECEIVER_PID=
 wait_for "$T/agent1.log" "reconnecting in"
 # The same address again: the agent keeps trying it.
-"$TERN_RECEIVER" serve --state-dir "$T/state" --listen "127.0.0.1:$LISTEN_PORT" \
+"$TERN_RECEIVER" serve --state-dir "$T/state" --listen "127.0.0.1:$LISTEN_PORT" --api 127.0.0.1:0 \
 	--target d="$T/dst.img" >>"$T/receiver.log" 2>&1 &
 RECEIVER_PID=$!
 wait_for "$T/agent1.log" "sending only the chunks that differ"
