@@ -65,7 +65,7 @@ struct rsession {
 	bool registered;
 	struct reg_agent *ra; /* this agent in the operator's registry (NULL: unobserved) */
 	char peer[64];
-	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the control thread) */
+	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the API thread that asked) */
 	uint8_t cut_verify;
 	uint64_t cut_gen; /* handle.req_gen when cut was adopted */
 	uint64_t cut_t0;
@@ -838,8 +838,8 @@ static int next_frame(struct rsession *s, struct proto_hdr *h)
 	}
 }
 
-/* Hands a cutover's outcome back to the control thread that asked, if it still waits. */
-/* Whether the cutover this session serves is still the one the control thread waits
+/* Hands a cutover's outcome back to the API thread that asked, if it still waits. */
+/* Whether the cutover this session serves is still the one the API thread waits
  * for (not withdrawn at its timeout). Called with srv->lock held. */
 static bool cut_is_current(const struct rsession *s)
 {

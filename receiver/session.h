@@ -19,7 +19,7 @@ struct rcv_target {
 	bool fault_noted; /* the last session recorded its own fault in the disk's record */
 };
 
-/* A cutover asked for on the control socket; owned by the asking control thread (which
+/* A cutover asked for through the operator API; owned by the asking API thread (which
  * frees it once rcv_cutover returns) and filled in by the agent's session while it is
  * still the handle's request. Guarded by rcv_server.lock. */
 struct rcv_cutover {
@@ -29,7 +29,7 @@ struct rcv_cutover {
 	char proof[4096];
 };
 
-/* What the control thread can see of a live session. Guarded by rcv_server.lock. */
+/* What the API can see of a live session. Guarded by rcv_server.lock. */
 struct rcv_handle {
 	char agent[65];
 	int efd;                   /* eventfd that wakes the session for a request */
