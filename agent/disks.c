@@ -21,6 +21,9 @@
 
 #define SYS_BLOCK "/sys/block"
 #define BY_ID_DIR "/dev/disk/by-id"
+/* Test seam: scan ROOT/sys/block and ROOT/dev/disk/by-id instead, so a test can show the
+ * selection only its own loop devices (symlinks to their sysfs directories). */
+#define ROOT_ENV "TERN_DISKS_ROOT"
 
 struct disks_dev {
 	char name[64];
@@ -41,7 +44,10 @@ struct disks_dev {
 	char *dm_name, *dm_uuid;
 	char *id;              /* whole disks: stable id, or NULL */
 	const char *id_source; /* "by-id", "serial", "wwid" or "none" */
+	char disk_id[NAME_MAX_LEN + 1]; /* id made a valid DISK_ID, "" without one */
+	char *id_path;         /* by-id: the link's path; else NULL (the kernel name is used) */
 	bool pick;             /* whole disks: `run` without --disk would copy it */
+	bool loop_pick;        /* a loop device that --include-loop would copy */
 	const char *skip_reason;
 	int probe_err;         /* -errno of a failed libblkid probe, or 0 */
 	const char *probe_what;
@@ -65,6 +71,8 @@ struct by_id_ent {
 };
 
 struct scan_ctx {
+	char sys_block[PATH_MAX];
+	char by_id[PATH_MAX];
 	struct mount_ent *mounts;
 	size_t nmounts;
 	struct by_id_ent *ids;
@@ -86,6 +94,7 @@ static void dev_clear(struct disks_dev *d)
 	free(d->dm_name);
 	free(d->dm_uuid);
 	free(d->id);
+	free(d->id_path);
 	for (size_t i = 0; i < d->nparts; i++)
 		dev_clear(&d->parts[i]);
 	free(d->parts);
@@ -207,7 +216,7 @@ static int load_by_id(struct scan_ctx *c)
 	DIR *dir;
 	int r = 0;
 
-	dir = opendir(BY_ID_DIR);
+	dir = opendir(c->by_id);
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(dir))) {
@@ -355,10 +364,38 @@ out:
 	return r;
 }
 
+/* A stable id made a valid DISK_ID (name_is_valid): other characters become '_', a leading
+ * '.' or '-' is dropped, and an id too long keeps its first 47 characters and a 64-bit hash
+ * of the whole, so two long ids that share a prefix stay apart. */
+static void make_disk_id(const char *raw, char out[NAME_MAX_LEN + 1])
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: stable across builds and hosts */
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)raw; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	while (*raw == '.' || *raw == '-')
+		raw++;
+	for (; *raw; raw++) {
+		unsigned char ch = (unsigned char)*raw;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' || ch == '-';
+
+		if (n == NAME_MAX_LEN) {
+			snprintf(out + 47, NAME_MAX_LEN + 1 - 47, "-%016" PRIx64, h);
+			return;
+		}
+		out[n++] = ok ? (char)ch : '_';
+	}
+	out[n] = '\0';
+}
+
 static int pick_stable_id(const struct scan_ctx *c, int devfd, struct disks_dev *d)
 {
+	/* "serial" on the disk itself is virtio-blk's; SCSI and ATA put it under device/. */
 	static const struct { const char *attr, *source; } sysfs_ids[] = {
 		{ "device/serial", "serial" },
+		{ "serial", "serial" },
 		{ "device/wwid", "wwid" },
 		{ "wwid", "wwid" },
 	};
@@ -379,15 +416,29 @@ static int pick_stable_id(const struct scan_ctx *c, int devfd, struct disks_dev 
 	if (best) {
 		d->id = strdup(best->link);
 		d->id_source = "by-id";
-		return d->id ? 0 : -ENOMEM;
+		if (!d->id || asprintf(&d->id_path, "%s/%s", c->by_id, best->link) < 0) {
+			d->id_path = NULL;
+			return -ENOMEM;
+		}
+		make_disk_id(d->id, d->disk_id);
+		return 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(sysfs_ids); i++) {
 		if (attr_read(devfd, sysfs_ids[i].attr, buf, sizeof(buf)) < 0 || !buf[0])
 			continue;
 		d->id = strdup(buf);
 		d->id_source = sysfs_ids[i].source;
-		return d->id ? 0 : -ENOMEM;
+		if (!d->id)
+			return -ENOMEM;
+		make_disk_id(d->id, d->disk_id);
+		/* An id of only '.', '-' or nothing usable is no id. */
+		if (!name_is_valid(d->disk_id, strlen(d->disk_id)))
+			continue;
+		return 0;
 	}
+	free(d->id);
+	d->id = NULL;
+	d->disk_id[0] = '\0';
 	d->id_source = "none";
 	return 0;
 }
@@ -397,30 +448,39 @@ static bool has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* The rule `run` will apply without --disk: real, fixed disks only. Stacked devices (dm,
- * md) are left out because their data already lives on the disks beneath them. */
-static void decide_pick(int devfd, struct disks_dev *d)
+/* Why `run` without --disk leaves a disk out, or NULL: real, fixed disks only. Stacked
+ * devices (dm, md) are left out because their data already lives on the disks beneath
+ * them; a disk without a stable id, because its kernel name can change at reboot and the
+ * receiver would then write another disk's target. */
+static const char *skip_reason(int devfd, const struct disks_dev *d, bool loop_ok)
 {
 	char type[16];
 
-	d->pick = false;
-	if (has_prefix(d->name, "loop"))
-		d->skip_reason = "loop device";
-	else if (has_prefix(d->name, "zram"))
-		d->skip_reason = "zram device";
-	else if (has_prefix(d->name, "ram"))
-		d->skip_reason = "ram disk";
-	else if (has_prefix(d->name, "sr") ||
-		 (attr_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
-		d->skip_reason = "optical drive";
-	else if (d->dm)
-		d->skip_reason = "device-mapper device";
-	else if (has_prefix(d->name, "md"))
-		d->skip_reason = "md RAID array";
-	else if (d->removable)
-		d->skip_reason = "removable";
-	else
-		d->pick = true;
+	if (has_prefix(d->name, "loop") && !loop_ok)
+		return "loop device";
+	if (has_prefix(d->name, "zram"))
+		return "zram device";
+	if (has_prefix(d->name, "ram"))
+		return "ram disk";
+	if (has_prefix(d->name, "sr") ||
+	    (attr_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
+		return "optical drive";
+	if (d->dm)
+		return "device-mapper device";
+	if (has_prefix(d->name, "md"))
+		return "md RAID array";
+	if (d->removable)
+		return "removable";
+	if (!d->id)
+		return "no stable id (no /dev/disk/by-id link, serial or wwid)";
+	return NULL;
+}
+
+static void decide_pick(int devfd, struct disks_dev *d)
+{
+	d->skip_reason = skip_reason(devfd, d, false);
+	d->pick = !d->skip_reason;
+	d->loop_pick = has_prefix(d->name, "loop") && !skip_reason(devfd, d, true);
 }
 
 static int read_dev_numbers(int devfd, struct disks_dev *d)
@@ -595,6 +655,7 @@ int disks_scan(struct disks_list **ret_list)
 	struct scan_ctx c = { 0 };
 	struct disks_list *l = NULL;
 	struct dirent **names = NULL;
+	const char *root;
 	int blockfd = -1, n = 0, r;
 
 	r = load_mounts(&c);
@@ -602,21 +663,26 @@ int disks_scan(struct disks_list **ret_list)
 		log_errno(r, "cannot read /proc/self/mountinfo");
 		goto out;
 	}
+	root = getenv(ROOT_ENV);
+	if (!root || root[0] != '/')
+		root = "";
+	snprintf(c.sys_block, sizeof(c.sys_block), "%s%s", root, SYS_BLOCK);
+	snprintf(c.by_id, sizeof(c.by_id), "%s%s", root, BY_ID_DIR);
 	r = load_by_id(&c);
 	if (r < 0) {
-		log_errno(r, "cannot read %s", BY_ID_DIR);
+		log_errno(r, "cannot read %s", c.by_id);
 		goto out;
 	}
-	blockfd = open(SYS_BLOCK, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	blockfd = open(c.sys_block, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (blockfd < 0) {
-		r = log_errno(-errno, "cannot open %s", SYS_BLOCK);
+		r = log_errno(-errno, "cannot open %s", c.sys_block);
 		goto out;
 	}
 	/* versionsort lists sda, sdb, ..., sdaa and loop2 before loop10, as people count. */
-	n = scandir(SYS_BLOCK, &names, NULL, versionsort);
+	n = scandir(c.sys_block, &names, NULL, versionsort);
 	if (n < 0) {
 		n = 0;
-		r = log_errno(-errno, "cannot list %s", SYS_BLOCK);
+		r = log_errno(-errno, "cannot list %s", c.sys_block);
 		goto out;
 	}
 	l = calloc(1, sizeof(*l));
@@ -662,6 +728,65 @@ out:
 	ctx_clear(&c);
 	disks_list_free(l);
 	return r;
+}
+
+int disks_pick_auto(const struct disks_list *l, bool include_loop, struct disks_pick **ret_picks,
+		    size_t *ret_n)
+{
+	struct disks_pick *picks = NULL;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct disks_dev *d = &l->disks[i];
+		struct disks_pick *p;
+		char size[32];
+
+		if (!d->pick && !(include_loop && d->loop_pick)) {
+			log_info("not replicating %s: %s", d->path, d->skip_reason);
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(picks[j].id, d->disk_id) == 0) {
+				r = log_errno(-EEXIST, "%s and %s have the same disk id %s; name "
+					      "the disks with --disk", picks[j].path, d->path,
+					      d->disk_id);
+				goto fail;
+			}
+		}
+		r = -ENOMEM;
+		p = grow(picks, n, sizeof(*p));
+		if (!p) {
+			log_errno(r, "cannot choose disks");
+			goto fail;
+		}
+		picks = p;
+		p = &picks[n++];
+		p->id = strdup(d->disk_id);
+		p->path = strdup(d->id_path ? d->id_path : d->path);
+		if (!p->id || !p->path) {
+			log_errno(r, "cannot choose disks");
+			goto fail;
+		}
+		log_info("replicating %s (%s) as disk %s from %s (stable id from %s)", d->path,
+			 fmt_bytes(d->size, size, sizeof(size)), p->id, p->path, d->id_source);
+	}
+	*ret_picks = picks;
+	*ret_n = n;
+	return 0;
+fail:
+	disks_picks_free(picks, n);
+	return r;
+}
+
+struct disks_pick *disks_picks_free(struct disks_pick *p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++) {
+		free(p[i].id);
+		free(p[i].path);
+	}
+	free(p);
+	return NULL;
 }
 
 /* ---- JSON ---- */
@@ -755,6 +880,7 @@ static struct json_object *dev_to_json(const struct disks_dev *d, int *err)
 		j_bool(o, "lvm", d->lvm, err);
 		j_str(o, "stable_id", d->id, err);
 		j_str(o, "stable_id_source", d->id_source, err);
+		j_str(o, "disk_id", d->disk_id[0] ? d->disk_id : NULL, err);
 		j_bool(o, "auto", d->pick, err);
 		j_str(o, "skip_reason", d->pick ? NULL : d->skip_reason, err);
 		parts = json_object_new_array();
@@ -852,7 +978,8 @@ static void fill_row(const struct disks_dev *d, struct row *row)
 		used = n < 0 ? w : MIN(w - 1, used + (size_t)n);
 	}
 	if (d->whole) {
-		snprintf(c[COL_ID], w, "%s", d->id ? d->id : "(none)");
+		/* The id `run` uses, the one the receiver's --target names. */
+		snprintf(c[COL_ID], w, "%s", d->disk_id[0] ? d->disk_id : "(none)");
 		if (d->pick)
 			snprintf(c[COL_AUTO], w, "yes");
 		else

@@ -2,6 +2,8 @@
 /* Disk discovery for `tern-agent disks`: whole disks and partitions from sysfs, their
  * signatures from libblkid, mount points from mountinfo, and whether `run` would pick each. */
 #pragma once
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 struct disks_list;
@@ -12,6 +14,22 @@ struct disks_list;
 int disks_scan(struct disks_list **ret_list);
 /* Frees a list; accepts NULL and returns NULL. */
 struct disks_list *disks_list_free(struct disks_list *l);
+
+/* A disk `run` replicates when no --disk is given. */
+struct disks_pick {
+	char *id;   /* its stable id made a valid DISK_ID */
+	char *path; /* its /dev/disk/by-id link, else /dev/NAME */
+};
+
+/* Chooses the whole disks that qualify for automatic selection (the AUTO column of
+ * `tern-agent disks`), and with include_loop also loop devices that would qualify but for
+ * being loop devices. Logs one info line per disk: chosen, or why not. Returns 0 with
+ * *ret_picks (free with disks_picks_free) and *ret_n, possibly 0; or -EEXIST (logged) when
+ * two chosen disks share an id, -ENOMEM. */
+int disks_pick_auto(const struct disks_list *l, bool include_loop, struct disks_pick **ret_picks,
+		    size_t *ret_n);
+/* Frees n picks; accepts NULL and returns NULL. */
+struct disks_pick *disks_picks_free(struct disks_pick *p, size_t n);
 
 /* Prints an aligned table for people, then one warning line per device that could not be
  * probed. Returns 0 or -EIO when f could not be written. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -86,6 +87,9 @@ static void queue_read(struct reader *rd, struct slot *s)
 					 (int)s->idx);
 	else
 		io_uring_prep_read(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got);
+	/* Carried by the request itself: an O_DIRECT read is submitted from the ring, not
+	 * from a thread whose priority we set. */
+	sqe->ioprio = rd->o.ioprio;
 	io_uring_sqe_set_data(sqe, s);
 }
 
@@ -147,6 +151,12 @@ static void *io_main(void *arg)
 	unsigned inflight = 0;
 	int err = 0;
 
+	/* Buffered reads (and a read io_uring punts to its workers, which share this thread's
+	 * I/O context) are issued by readahead on this thread's behalf: give it the
+	 * priority too. who = 0 is the calling thread. */
+	if (rd->o.ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, rd->o.ioprio) < 0)
+		log_debug("%s: cannot set the read thread's I/O priority: %s", rd->src->id,
+			  strerror(errno));
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		unsigned queued = 0;

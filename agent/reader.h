@@ -12,12 +12,19 @@
 
 struct reader;
 
+/* I/O priorities in ioprio_set(2)'s encoding (class << 13 | level), spelled out here
+ * because older uapi headers lack <linux/ioprio.h>. Idle reads wait for every other I/O
+ * of the disk (with a scheduler that knows classes: bfq, mq-deadline; "none" ignores them). */
+#define RD_IOPRIO_BE ((2u << 13) | 4u)   /* best effort, the default level */
+#define RD_IOPRIO_IDLE (3u << 13)
+
 struct rd_opts {
 	uint32_t chunk_size;   /* bytes, power of two */
 	uint32_t batch;        /* bytes per read, a multiple of chunk_size, <= 1 MiB */
 	unsigned queue_depth;  /* reads in flight, >= 1 */
 	unsigned workers;      /* compression threads, >= 1 */
 	int level;             /* zstd level */
+	uint16_t ioprio;       /* I/O priority of the source reads (RD_IOPRIO_*); 0: inherit */
 	/* Test seam: flip one byte of this chunk after fingerprinting (UINT64_MAX: never). */
 	uint64_t fault_corrupt_chunk;
 	/* The scan tracker: fingerprints of every chunk as the receiver holds them. When set,
