@@ -14,15 +14,18 @@
 #include "agent/join.h"
 #include "agent/session.h"
 #include "common/codec.h"
+#include "common/conf.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+
+#define AGENT_CONF "/etc/tern/agent.conf"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: tern-agent run --receiver HOST:PORT --credentials BUNDLE\n"
-		"                      --disk DISK_ID=PATH [--disk ...] [--once] [options]\n"
+		"                      [--disk DISK_ID=PATH ...] [--once] [options]\n"
 		"       tern-agent disks [--json]\n"
 		"       tern-agent join TOKEN [--name NAME] [--config-dir DIR] [--force]\n"
 		"       tern-agent --help | --version\n"
@@ -36,7 +39,12 @@ static void usage(FILE *f)
 		"Options for run:\n"
 		"  --receiver HOST:PORT    receiver to replicate to\n"
 		"  --credentials BUNDLE    agent credential bundle (from tern-receiver init)\n"
-		"  --disk DISK_ID=PATH     disk to replicate; DISK_ID names its target\n"
+		"  --disk DISK_ID=PATH     disk to replicate; DISK_ID names its target (default:\n"
+		"                          every disk `disks` marks AUTO, by its stable id)\n"
+		"  --config FILE           read options from FILE, `key = value` lines, keys are\n"
+		"                          these options' names (default " AGENT_CONF " if it\n"
+		"                          exists); options given here win, and any --disk here\n"
+		"                          replaces every `disk` line of the file\n"
 		"  --name NAME             agent name (default: host name)\n"
 		"  --once                  copy once, wait for durable + verified, exit\n"
 		"  --tracker auto|ebpf|scan  change tracker for continuous replication (auto: ebpf\n"
@@ -46,6 +54,8 @@ static void usage(FILE *f)
 		"  --pre-cutover CMD       run CMD (sh -c) before freezing the source at cutover\n"
 		"  --freeze-limit SECONDS  thaw the source after this long whatever happens (60)\n"
 		"  --chunk-size SIZE       chunk size, power of two 4K..1M (default 64K)\n"
+		"  --ioprio idle|be        I/O priority of replication reads (default idle; the\n"
+		"                          cutover's final epoch always reads best-effort)\n"
 		"  --level N               zstd level %d..%d (default %d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
 		"  --queue-depth N         reads in flight (default 16)\n"
@@ -54,7 +64,7 @@ static void usage(FILE *f)
 		"\n"
 		"disks lists whole disks and their partitions (size, sector sizes, partition\n"
 		"table, filesystem, UUID, label, mount points, stable id), and whether each disk\n"
-		"qualifies for automatic selection or why not (run still needs --disk for now);\n"
+		"qualifies for automatic selection (run without --disk) or why not;\n"
 		"--json prints the same as JSON.\n"
 		"\n"
 		"join enrols this host with the receiver that made TOKEN (tern-receiver token\n"
@@ -68,6 +78,49 @@ enum {
 	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT,
 };
 
+/* Options of mine kept apart from the list above, which others extend. */
+enum { OPT_CONFIG = 0x180, OPT_IOPRIO, OPT_INCLUDE_LOOP };
+
+/* No --disk: every disk that qualifies (see disks.c), by its stable id. */
+static int pick_disks(struct agent_opts *o, bool include_loop)
+{
+	struct disks_pick *picks = NULL;
+	struct disks_list *l = NULL;
+	size_t n = 0;
+	int r;
+
+	/* Both log their own failures. */
+	r = disks_scan(&l);
+	if (r < 0)
+		goto out;
+	r = disks_pick_auto(l, include_loop, &picks, &n);
+	if (r < 0)
+		goto out;
+	if (n == 0) {
+		r = -ENOENT;
+		log_error("no disk qualifies for automatic selection (see tern-agent disks); "
+			  "name disks with --disk DISK_ID=PATH");
+		goto out;
+	}
+	r = -ENOMEM;
+	o->disks = calloc(n, sizeof(*o->disks));
+	if (!o->disks) {
+		log_error("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		o->disks[i].id = picks[i].id;
+		o->disks[i].path = picks[i].path;
+		picks[i].id = picks[i].path = NULL;
+	}
+	o->ndisks = (unsigned)n;
+	r = 0;
+out:
+	disks_picks_free(picks, n);
+	disks_list_free(l);
+	return r;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -76,6 +129,10 @@ static int cmd_run(int argc, char **argv)
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "ioprio", required_argument, NULL, OPT_IOPRIO },
+		/* Hidden: loop devices join automatic selection, for tests. */
+		{ "include-loop", no_argument, NULL, OPT_INCLUDE_LOOP },
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "threads", required_argument, NULL, OPT_THREADS },
@@ -90,16 +147,20 @@ static int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const repeatable[] = { "disk", NULL };
 	struct agent_opts o = {
 		.rd = { .chunk_size = 64u << 10, .batch = 1u << 20, .queue_depth = 16,
-			.level = CODEC_LEVEL_DEFAULT, .fault_corrupt_chunk = UINT64_MAX },
+			.level = CODEC_LEVEL_DEFAULT, .fault_corrupt_chunk = UINT64_MAX,
+			.ioprio = RD_IOPRIO_IDLE },
 		.connect_timeout_ms = 15000,
 		.ack_timeout_ms = 6 * 3600 * 1000,
 		.progress = true,
 		.interval_s = 30,
 		.freeze_limit_s = 60,
 	};
-	char hostname[HOST_NAME_MAX + 1] = "";
+	char hostname[HOST_NAME_MAX + 1] = "", where[PATH_MAX + 16];
+	struct conf_args *ca = NULL;
+	bool include_loop = false, disks_from_cmdline = false;
 	const char *fault;
 	bool once = false;
 	uint64_t v;
@@ -108,7 +169,12 @@ static int cmd_run(int argc, char **argv)
 
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o.rd.workers = ncpu > 0 ? (unsigned)MIN(ncpu, 64) : 2;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	/* Options from the config file come first, so the command line's win. */
+	if (conf_args_build(argc, argv, opts, OPT_CONFIG, AGENT_CONF, repeatable, &ca) < 0)
+		goto out;
+	while ((c = getopt_long(ca->argc, ca->argv, "h", opts, NULL)) != -1) {
+		/* An error below names the config line the option came from. */
+		log_set_context(conf_args_origin(ca, optind - 1, where, sizeof(where)));
 		switch (c) {
 		case OPT_RECEIVER:
 			o.receiver = optarg;
@@ -119,6 +185,15 @@ static int cmd_run(int argc, char **argv)
 		case OPT_DISK: {
 			struct agent_disk *d;
 
+			/* The command line's disks replace the file's, not add to them. */
+			if (!conf_args_from_file(ca, optind - 1) && !disks_from_cmdline) {
+				for (unsigned i = 0; i < o.ndisks; i++) {
+					free(o.disks[i].id);
+					free(o.disks[i].path);
+				}
+				o.ndisks = 0;
+				disks_from_cmdline = true;
+			}
 			if (o.ndisks >= 256) {
 				log_error("too many --disk options (at most 256)");
 				goto out;
@@ -238,6 +313,22 @@ static int cmd_run(int argc, char **argv)
 			}
 			o.freeze_limit_s = (unsigned)v;
 			break;
+		case OPT_CONFIG:
+			/* Read by conf_args_build. */
+			break;
+		case OPT_IOPRIO:
+			if (strcmp(optarg, "idle") == 0) {
+				o.rd.ioprio = RD_IOPRIO_IDLE;
+			} else if (strcmp(optarg, "be") == 0) {
+				o.rd.ioprio = RD_IOPRIO_BE;
+			} else {
+				log_error("--ioprio %s: idle or be", optarg);
+				goto out;
+			}
+			break;
+		case OPT_INCLUDE_LOOP:
+			include_loop = true;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = 0;
@@ -247,16 +338,13 @@ static int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind < argc) {
-		log_error("unexpected argument '%s'", argv[optind]);
+	log_set_context(NULL);
+	if (optind < ca->argc) {
+		log_error("unexpected argument '%s'", ca->argv[optind]);
 		goto out;
 	}
 	if (!o.receiver || !o.credentials) {
 		log_error("run needs --receiver HOST:PORT and --credentials BUNDLE");
-		goto out;
-	}
-	if (o.ndisks == 0) {
-		log_error("run needs at least one --disk DISK_ID=PATH");
 		goto out;
 	}
 	o.once = once;
@@ -284,16 +372,22 @@ static int cmd_run(int argc, char **argv)
 	fault = getenv("TERN_FAULT_STALL_FROZEN");
 	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
 		o.fault_stall_frozen_s = (unsigned)v;
+	if (o.ndisks == 0 && pick_disks(&o, include_loop) < 0) {
+		ret = 1;
+		goto out;
+	}
 	/* A receiver that vanishes must surface as an error return, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	r = session_run(&o);
 	ret = r < 0 ? 1 : 0;
 out:
+	log_set_context(NULL);
 	for (unsigned i = 0; i < o.ndisks; i++) {
 		free(o.disks[i].id);
 		free(o.disks[i].path);
 	}
 	free(o.disks);
+	conf_args_free(ca);
 	return ret;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "common/conf.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -23,6 +24,8 @@
 #include "receiver/control.h"
 #include "receiver/enrol.h"
 #include "receiver/session.h"
+
+#define RECEIVER_CONF "/etc/tern/receiver.conf"
 
 static void usage(FILE *f)
 {
@@ -46,16 +49,21 @@ static void usage(FILE *f)
 		"  --target ID=PATH      where disk ID is written\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
-		"  --log-level LEVEL     error, warn, info (default) or debug\n");
+		"  --log-level LEVEL     error, warn, info (default) or debug\n"
+		"  --config FILE         serve: read options from FILE, `key = value` lines, keys\n"
+		"                        are these options' names (default " RECEIVER_CONF "\n"
+		"                        if it exists); options given here win, and any --target\n"
+		"                        here replaces every `target` line of the file\n");
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_ENROL_LISTEN };
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_ENROL_LISTEN };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "target", required_argument, NULL, OPT_TARGET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -78,13 +86,18 @@ static void args_free(struct args *a)
 	free(a->targets);
 }
 
-/* Returns 0, 1 for --help (printed), or -EINVAL (reported). */
-static int parse_args(int argc, char **argv, bool serve, struct args *a)
+/* Parses ca's argv (the config file's options, then the command line's). Returns 0, 1 for
+ * --help (printed), or -EINVAL (reported). */
+static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 {
+	char where[4096 + 16];
+	bool targets_from_cmdline = false;
 	int c;
 
 	a->state_dir = "/var/lib/tern";
-	while ((c = getopt_long(argc, argv, "h", all_opts, NULL)) != -1) {
+	while ((c = getopt_long(ca->argc, ca->argv, "h", all_opts, NULL)) != -1) {
+		/* An error below names the config line the option came from. */
+		log_set_context(conf_args_origin(ca, optind - 1, where, sizeof(where)));
 		switch (c) {
 		case OPT_STATE_DIR:
 			a->state_dir = optarg;
@@ -100,10 +113,17 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 
 			if (!serve)
 				goto not_here;
+			/* The command line's targets replace the file's, not add to them. */
+			if (!conf_args_from_file(ca, optind - 1) && !targets_from_cmdline) {
+				args_free(a);
+				a->targets = NULL;
+				a->ntargets = 0;
+				targets_from_cmdline = true;
+			}
 			if (parse_id_path(optarg, &id, &path) < 0) {
 				log_error("--target %s: expected DISK_ID=PATH with an id of 1-64 "
 					  "characters from [A-Za-z0-9._:-]", optarg);
-				return -EINVAL;
+				goto fail;
 			}
 			for (unsigned i = 0; i < a->ntargets; i++) {
 				if (strcmp(a->targets[i].id, id) == 0 ||
@@ -111,7 +131,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 					log_error("--target %s: id or path given twice", optarg);
 					free(id);
 					free(path);
-					return -EINVAL;
+					goto fail;
 				}
 			}
 			t = realloc(a->targets, (a->ntargets + 1) * sizeof(*t));
@@ -119,6 +139,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 				free(id);
 				free(path);
 				log_error("out of memory");
+				log_set_context(NULL);
 				return -ENOMEM;
 			}
 			a->targets = t;
@@ -130,7 +151,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 
 			if (log_parse_level(optarg, &lvl) < 0) {
 				log_error("--log-level %s: error, warn, info or debug", optarg);
-				return -EINVAL;
+				goto fail;
 			}
 			log_set_level(lvl);
 			break;
@@ -140,44 +161,63 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 				goto not_here;
 			a->enrol_listen = optarg;
 			break;
+		case OPT_CONFIG:
+			/* Read by conf_args_build, for serve only. */
+			if (!serve)
+				goto not_here;
+			break;
 		case 'h':
 			usage(stdout);
+			log_set_context(NULL);
 			return 1;
 		default:
 			usage(stderr);
-			return -EINVAL;
+			goto fail;
 		}
 	}
-	if (optind < argc) {
-		log_error("unexpected argument '%s'", argv[optind]);
+	log_set_context(NULL);
+	if (optind < ca->argc) {
+		log_error("unexpected argument '%s'", ca->argv[optind]);
 		return -EINVAL;
 	}
 	return 0;
 not_here:
 	log_error("option --%s is for serve", all_opts[c - OPT_STATE_DIR].name);
+fail:
+	log_set_context(NULL);
 	return -EINVAL;
 }
 
 static int cmd_init(int argc, char **argv)
 {
+	struct conf_args *ca = NULL;
 	struct args a = { 0 };
 	bool created = false;
-	int r;
+	int r, ret = 2;
 
-	r = parse_args(argc, argv, false, &a);
-	if (r != 0)
-		return r > 0 ? 0 : 2;
+	/* init takes no config file: config_val -1 matches no option. */
+	if (conf_args_build(argc, argv, all_opts, -1, NULL, NULL, &ca) < 0)
+		goto out;
+	r = parse_args(ca, false, &a);
+	if (r != 0) {
+		ret = r > 0 ? 0 : 2;
+		goto out;
+	}
+	ret = 1;
 	r = tls_init_state(a.state_dir, &created);
 	if (r < 0) {
 		log_errno(r, "cannot initialise %s", a.state_dir);
-		return 1;
+		goto out;
 	}
 	if (created)
 		printf("initialised %s: CA, receiver certificate, agent bundle %s/%s\n",
 		       a.state_dir, a.state_dir, TLS_AGENT_BUNDLE);
 	else
 		printf("%s already initialised; nothing changed\n", a.state_dir);
-	return 0;
+	ret = 0;
+out:
+	conf_args_free(ca);
+	return ret;
 }
 
 struct conn_job {
@@ -227,16 +267,23 @@ static int cmd_serve(int argc, char **argv)
 	int lfd = -1, sfd = -1, r, ret = 1;
 	struct control *ctl = NULL;
 	struct enrol_listener *enr = NULL;
+	struct conf_args *ca = NULL;
 	char name[64];
+	static const char *const repeatable[] = { "target", NULL };
 
-	r = parse_args(argc, argv, true, &a);
+	/* Options from the config file come first, so the command line's win. */
+	if (conf_args_build(argc, argv, all_opts, OPT_CONFIG, RECEIVER_CONF, repeatable, &ca) < 0)
+		return 2;
+	r = parse_args(ca, true, &a);
 	if (r != 0) {
 		args_free(&a);
+		conf_args_free(ca);
 		return r > 0 ? 0 : 2;
 	}
 	if (!a.listen || a.ntargets == 0) {
 		log_error("serve needs --listen HOST:PORT and at least one --target DISK_ID=PATH");
 		args_free(&a);
+		conf_args_free(ca);
 		return 2;
 	}
 	srv.state_dir = a.state_dir;
@@ -357,6 +404,7 @@ out:
 	if (r == 0) {
 		SSL_CTX_free(srv.ctx);
 		args_free(&a);
+		conf_args_free(ca);
 		return ret;
 	}
 	/* Live sessions still use srv and OpenSSL; running exit handlers under them would

@@ -1,194 +1,777 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* ternctl: the operator's client for a local tern receiver. A first, minimal version:
- * status from the receiver's per-disk records, cutover through its control socket. */
+/* ternctl: the operator's client of a tern receiver's HTTP control API — status (a table,
+ * a live view, JSON), cutover, pause, resume, rate. Without a reachable receiver, status
+ * falls back to the per-disk records in the state dir. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "config.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "receiver/control.h"
+#include "receiver/apiclient.h"
+#include "receiver/statusview.h"
+
+/* Exit codes: usage errors are told apart from refusals, for scripts. */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+/* How long a quick request (status, pause, resume, rate) may take. */
+#define QUICK_TIMEOUT_S 10
+/* What a cutover request waits beyond its own timeout: the receiver answers after it. */
+#define CUTOVER_MARGIN_S 30
+
+enum {
+	OPT_JSON = 1 << 0,
+	OPT_WATCH = 1 << 1,
+	OPT_INTERVAL = 1 << 2,
+	OPT_UNTIL = 1 << 3,
+	OPT_VERIFY = 1 << 4,
+	OPT_TIMEOUT = 1 << 5,
+};
+
+struct args {
+	const char *dir, *api, *token_file;
+	unsigned given; /* OPT_* seen on the command line */
+	bool json, watch, until_synced;
+	double interval;
+	const char *verify;
+	uint64_t timeout;
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: ternctl [--state-dir DIR] status\n"
-		"       ternctl [--state-dir DIR] cutover NAME [--verify tracked|full] [--timeout SECONDS]\n"
-		"       ternctl --help | --version\n"
+		"Usage: ternctl [--state-dir DIR] [--api URL] [--token-file FILE] COMMAND\n"
+		"  status [--json] [--watch [--interval SECONDS] [--until-synced]]\n"
+		"  cutover NAME [--verify tracked|full] [--timeout SECONDS] [--json]\n"
+		"  pause NAME [--json]\n"
+		"  resume NAME [--json]\n"
+		"  rate NAME BYTES|unlimited [--json]   (per second; K, M, G suffixes: 20M)\n"
+		"  --help | --version\n"
 		"\n"
-		"status lists every disk the receiver holds: agent, epoch, root, verified, cut over.\n"
-		"cutover asks agent NAME, through the receiver, to quiesce its source (pre-cutover\n"
-		"hook, FIFREEZE), send a final epoch of every disk and thaw; it prints the proof and\n"
-		"exits 0 only when every disk's Merkle root matches (--verify full: the receiver\n"
-		"also re-reads its targets). The state dir defaults to $TERN_STATE_DIR or\n"
-		"/var/lib/tern.\n");
+		"ternctl talks to the receiver's HTTP API: its address is read from DIR/api.addr\n"
+		"unless --api is given, its bearer token from DIR/api.token unless --token-file\n"
+		"is. DIR defaults to $TERN_STATE_DIR or /var/lib/tern.\n"
+		"\n"
+		"status shows a row per disk (state, copied, rate, ETA, backlog, lag, tracker),\n"
+		"then its convergence forecast and its last fault; a WARNING when replication will\n"
+		"not converge. --watch redraws it with a progress bar per disk every --interval\n"
+		"seconds (default 1) on a terminal, and prints plain lines otherwise; it ends on\n"
+		"Ctrl-C, or once every disk is in sync with --until-synced (which implies --watch).\n"
+		"When no receiver answers, status shows the records in DIR/disks instead.\n"
+		"cutover asks agent NAME, through the receiver, to quiesce its source, send a final\n"
+		"epoch of every disk and thaw; it prints the proof and exits 0 only when every disk\n"
+		"matches (--verify full: the receiver also re-reads its targets).\n"
+		"pause and resume stop and restart an agent's replication; rate limits it.\n"
+		"--json prints the receiver's JSON answer. Exit status: 0 done, 1 refused or\n"
+		"failed, 2 usage error.\n");
 }
 
-static int cmd_status(const char *dir)
+/* What a disk's record in DIR/disks says, as text; fields it lacks stay "?" ("" for the
+ * event). */
+struct record {
+	char disk[80], agent[80], epoch[32], root[40], verified[8], cut[8], event[400];
+};
+
+static int record_load(const char *path, struct record *ret)
+{
+	struct record rec = { "?", "?", "?", "?", "0", "0", "" };
+	char *text = NULL;
+	int r;
+
+	r = read_file_all(path, 64 * 1024, &text, NULL);
+	if (r < 0)
+		return r;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		sscanf(l, "disk=%79s", rec.disk);
+		sscanf(l, "agent=%79s", rec.agent);
+		sscanf(l, "epoch=%31s", rec.epoch);
+		sscanf(l, "root=%39s", rec.root);
+		sscanf(l, "verified=%7s", rec.verified);
+		sscanf(l, "cutover=%7s", rec.cut);
+		if (strncmp(l, "event=", 6) == 0)
+			apic_sanitize(l + 6, false, rec.event, sizeof(rec.event));
+	}
+	free(text);
+	*ret = rec;
+	return 0;
+}
+
+/* Status from the records the receiver keeps per disk, for when it does not answer. */
+static int print_records(const char *dir)
 {
 	char path[4096];
 	struct dirent *de;
 	DIR *d;
 	int n = 0;
 
-	snprintf(path, sizeof(path), "%s/disks", dir);
+	if (snprintf(path, sizeof(path), "%s/disks", dir) >= (int)sizeof(path)) {
+		log_error("state dir path too long: %s", dir);
+		return EXIT_FAILED;
+	}
 	d = opendir(path);
 	if (!d) {
 		if (errno == ENOENT) {
 			printf("no disks yet in %s\n", dir);
-			return 0;
+			return EXIT_OK;
 		}
 		log_errno(-errno, "cannot read %s", path);
-		return 1;
+		return EXIT_FAILED;
 	}
 	printf("%-16s %-16s %8s %-8s %-8s %s\n", "DISK", "AGENT", "EPOCH", "VERIFIED", "CUTOVER",
 	       "ROOT");
 	while ((de = readdir(d))) {
-		char file[4400], *text = NULL, disk[80] = "?", agent[80] = "?", epoch[32] = "?",
-		     root[40] = "?", verified[8] = "0", cut[8] = "0", event[400] = "";
+		char file[4400];
+		struct record rec;
 		size_t len = strlen(de->d_name);
 
 		if (len < 7 || strcmp(de->d_name + len - 6, ".state") != 0)
 			continue;
 		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-		if (read_file_all(file, 64 * 1024, &text, NULL) < 0)
+		if (record_load(file, &rec) < 0)
 			continue;
-		for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			sscanf(l, "disk=%79s", disk);
-			sscanf(l, "agent=%79s", agent);
-			sscanf(l, "epoch=%31s", epoch);
-			sscanf(l, "root=%39s", root);
-			sscanf(l, "verified=%7s", verified);
-			sscanf(l, "cutover=%7s", cut);
-			if (strncmp(l, "event=", 6) == 0)
-				snprintf(event, sizeof(event), "%s", l + 6);
-		}
-		free(text);
-		printf("%-16s %-16s %8s %-8s %-8s %s\n", disk, agent, epoch,
-		       strcmp(verified, "1") == 0 ? "yes" : "no", strcmp(cut, "1") == 0 ? "yes" : "no",
-		       root);
+		printf("%-16s %-16s %8s %-8s %-8s %s\n", rec.disk, rec.agent, rec.epoch,
+		       strcmp(rec.verified, "1") == 0 ? "yes" : "no",
+		       strcmp(rec.cut, "1") == 0 ? "yes" : "no", rec.root);
 		/* The last fault and how replication recovered from it. */
-		if (event[0])
-			printf("  last fault %s\n", event);
+		if (rec.event[0])
+			printf("  last fault: %s\n", rec.event);
 		n++;
 	}
 	closedir(d);
 	if (n == 0)
 		printf("no disks yet in %s\n", dir);
+	return EXIT_OK;
+}
+
+/* A receiver whose API does not report last_fault still keeps it in each disk's record:
+ * taken from there when the API is this state dir's (not another host's, via --api). */
+static void faults_from_records(const char *dir, struct sv_status *st)
+{
+	for (size_t i = 0; i < st->nagents; i++)
+		for (size_t k = 0; k < st->agents[i].ndisks; k++) {
+			struct sv_disk *d = &st->agents[i].disks[k];
+			struct record rec;
+			char path[4096];
+
+			if (d->has_last_fault ||
+			    snprintf(path, sizeof(path), "%s/disks/%s.state", dir, d->id) >= (int)sizeof(path) ||
+			    record_load(path, &rec) < 0 || strcmp(rec.agent, st->agents[i].name) != 0)
+				continue;
+			snprintf(d->last_fault, sizeof(d->last_fault), "%s", rec.event);
+		}
+}
+
+/* Prints a body as received, with the newline a terminal or `jq` line reader expects. */
+static void print_body(FILE *f, const struct apic_reply *rep)
+{
+	fputs(rep->body, f);
+	if (rep->body_len == 0 || rep->body[rep->body_len - 1] != '\n')
+		fputc('\n', f);
+}
+
+static bool want_color(void)
+{
+	const char *nc = getenv("NO_COLOR");
+
+	return isatty(STDOUT_FILENO) && (!nc || !*nc);
+}
+
+/* GET /v1/status, checked. Returns 0, or -errno with the reason in err (an HTTP refusal:
+ * -EACCES for 401/403, -EPROTO otherwise). */
+static int fetch_status(struct apic *api, struct apic_reply *ret_rep, struct sv_status **ret_st,
+			char *err, size_t err_len)
+{
+	struct apic_reply rep = { 0 };
+	char why[SV_TEXT_LEN];
+	int r;
+
+	r = apic_request(api, "GET", "/v1/status", NULL, QUICK_TIMEOUT_S, &rep, err, err_len);
+	if (r < 0)
+		return r;
+	if (rep.status != 200) {
+		apic_reply_error(&rep, why, sizeof(why));
+		snprintf(err, err_len, "the receiver refused the status request: %s", why);
+		r = rep.status == 401 || rep.status == 403 ? -EACCES : -EPROTO;
+		goto cleanup;
+	}
+	r = sv_parse(rep.obj, ret_st, err, err_len);
+	if (r < 0)
+		goto cleanup;
+	*ret_rep = rep;
+	return 0;
+cleanup:
+	apic_reply_done(&rep);
+	return r;
+}
+
+/* Opens the API; -ENOENT (no api.addr) and the other "nothing there" errors are for the
+ * caller to treat as an unreachable receiver. */
+static int open_api(const struct args *a, struct apic **ret_api, char *err, size_t err_len)
+{
+	return apic_new(a->dir, a->api, a->token_file, ret_api, err, err_len);
+}
+
+static int status_once(const struct args *a)
+{
+	struct apic_reply rep = { 0 };
+	struct sv_status *st = NULL;
+	struct apic *api = NULL;
+	char err[512];
+	int r, rc = EXIT_FAILED;
+
+	r = open_api(a, &api, err, sizeof(err));
+	if (r == 0)
+		r = fetch_status(api, &rep, &st, err, sizeof(err));
+	if (r < 0 && apic_unreachable(r) && !a->json) {
+		log_warn("%s; showing the receiver's records in %s/disks instead", err, a->dir);
+		rc = print_records(a->dir);
+		goto cleanup;
+	}
+	if (r < 0) {
+		log_error("%s", err);
+		goto cleanup;
+	}
+	/* Checked above, printed as received: the JSON is the API's by construction. */
+	if (a->json) {
+		print_body(stdout, &rep);
+	} else {
+		if (!a->api)
+			faults_from_records(a->dir, st);
+		sv_print_table(stdout, st, apic_url(api), want_color());
+	}
+	rc = EXIT_OK;
+cleanup:
+	sv_free(st);
+	apic_reply_done(&rep);
+	apic_free(api);
+	return rc;
+}
+
+/* The live view's frame on a terminal: lines cut to the width (a wrapped line would throw
+ * the cursor-up count off), at most the height. */
+struct frame {
+	char *buf;
+	size_t len, cap;
+	unsigned lines, width, max_lines;
+	bool color;
+};
+
+static void frame_add(struct frame *fr, const char *s, size_t n)
+{
+	if (fr->len + n + 1 > fr->cap) {
+		size_t cap = MAX(fr->cap * 2, fr->len + n + 1024);
+		char *b = realloc(fr->buf, cap);
+
+		if (!b)
+			return; /* a line lost to memory pressure; the next frame redraws */
+		fr->buf = b;
+		fr->cap = cap;
+	}
+	memcpy(fr->buf + fr->len, s, n);
+	fr->len += n;
+	fr->buf[fr->len] = '\0';
+}
+
+static void frame_emit(void *ctx, const char *text, bool warning)
+{
+	struct frame *fr = ctx;
+	size_t n = strlen(text);
+
+	if (fr->lines >= fr->max_lines)
+		return;
+	if (n > fr->width - 1)
+		n = fr->width - 1;
+	/* Clear the line being overwritten: the old one may have been longer. */
+	frame_add(fr, "\033[2K", 4);
+	if (warning && fr->color)
+		frame_add(fr, "\033[1;31m", 7);
+	frame_add(fr, text, n);
+	if (warning && fr->color)
+		frame_add(fr, "\033[0m", 4);
+	frame_add(fr, "\n", 1);
+	fr->lines++;
+}
+
+static void plain_emit(void *ctx, const char *text, bool warning)
+{
+	(void)ctx;
+	(void)warning;
+	printf("%s\n", text);
+}
+
+/* Draws a frame over the previous one: cursor up over its lines, then the new lines,
+ * then clear what is left of a longer previous frame. */
+static void redraw(struct frame *fr, unsigned *prev_lines)
+{
+	char up[32];
+
+	if (*prev_lines)
+		snprintf(up, sizeof(up), "\r\033[%uA", *prev_lines);
+	else
+		snprintf(up, sizeof(up), "\r");
+	fputs(up, stdout);
+	if (fr->buf)
+		fputs(fr->buf, stdout);
+	fputs("\033[J", stdout);
+	fflush(stdout);
+	*prev_lines = fr->lines;
+}
+
+static void term_size(unsigned *ret_cols, unsigned *ret_rows)
+{
+	struct winsize ws = { 0 };
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col < 20 || ws.ws_row < 3) {
+		ws.ws_col = 80;
+		ws.ws_row = 24;
+	}
+	*ret_cols = ws.ws_col;
+	*ret_rows = ws.ws_row;
+}
+
+/* One error line in the live view: in place on a terminal, on stderr otherwise. */
+static void watch_error(bool tty, const char *err, unsigned *prev_lines, unsigned cols)
+{
+	struct frame fr = { .width = cols, .max_lines = 1, .color = want_color() };
+
+	if (!tty) {
+		log_warn("%s", err);
+		return;
+	}
+	frame_emit(&fr, err, true);
+	redraw(&fr, prev_lines);
+	free(fr.buf);
+}
+
+static int status_watch(const struct args *a)
+{
+	bool tty = isatty(STDOUT_FILENO) && !a->json;
+	struct apic *api = NULL;
+	unsigned prev_lines = 0;
+	sigset_t mask;
+	char err[512];
+	int sfd = -1, r, rc = EXIT_FAILED;
+
+	r = open_api(a, &api, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return EXIT_FAILED;
+	}
+	/* SIGINT and SIGTERM end the loop through a signalfd, so the cursor is restored and a
+	 * request in flight is abandoned rather than waited for. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		log_errno(-errno, "cannot set up signal handling");
+		goto cleanup;
+	}
+	apic_set_abort_fd(api, sfd);
+	if (tty)
+		fputs("\033[?25l", stdout); /* hide the cursor while redrawing */
+	for (;;) {
+		struct apic_reply rep = { 0 };
+		struct sv_status *st = NULL;
+		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		unsigned cols, rows;
+		bool synced = false;
+
+		term_size(&cols, &rows);
+		r = fetch_status(api, &rep, &st, err, sizeof(err));
+		if (r == -EINTR)
+			break;
+		if (r == -EACCES || r == -EPROTO || r == -EBADMSG) {
+			/* A refused token or a foreign answer will not mend by waiting. */
+			if (tty)
+				redraw(&(struct frame){ 0 }, &prev_lines);
+			log_error("%s", err);
+			goto cleanup;
+		}
+		if (r < 0) {
+			/* A receiver restarting is worth waiting for. */
+			watch_error(tty, err, &prev_lines, cols);
+		} else if (a->json) {
+			/* JSON lines: one compact status per interval. */
+			printf("%s\n", json_object_to_json_string_ext(rep.obj, JSON_C_TO_STRING_PLAIN));
+			fflush(stdout);
+		} else if (tty) {
+			struct frame fr = { .width = cols, .max_lines = rows - 1, .color = want_color() };
+
+			/* The bar takes what the figures leave of the width. */
+			sv_watch_lines(st, apic_url(api), (unsigned)MAX(10, MIN(40, (int)cols - 90)),
+				       frame_emit, &fr);
+			redraw(&fr, &prev_lines);
+			free(fr.buf);
+		} else {
+			sv_watch_lines(st, apic_url(api), 0, plain_emit, NULL);
+			fflush(stdout);
+		}
+		synced = st && sv_all_synced(st);
+		sv_free(st);
+		apic_reply_done(&rep);
+		if (a->until_synced && synced)
+			break;
+		r = poll(&p, 1, (int)(a->interval * 1000));
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR) {
+			log_errno(-errno, "poll");
+			goto cleanup;
+		}
+	}
+	rc = EXIT_OK;
+cleanup:
+	if (tty) {
+		fputs("\033[?25h", stdout);
+		fflush(stdout);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	apic_free(api);
+	return rc;
+}
+
+/* Sends one agent request. Returns 0 with the 200 reply, -EPROTO for a refusal (its
+ * reason in ret_err; with --json its body is printed), or apic's -errno. */
+static int agent_request(const struct args *a, const char *method, const char *path,
+			 const char *body, long timeout_s, struct apic **ret_api,
+			 struct apic_reply *ret_rep, char *ret_err, size_t err_len)
+{
+	struct apic_reply rep = { 0 };
+	struct apic *api = NULL;
+	int r;
+
+	r = open_api(a, &api, ret_err, err_len);
+	if (r == 0)
+		r = apic_request(api, method, path, body, timeout_s, &rep, ret_err, err_len);
+	if (r < 0) {
+		apic_free(api);
+		return r;
+	}
+	if (rep.status != 200) {
+		apic_reply_error(&rep, ret_err, err_len);
+		if (a->json && rep.obj)
+			print_body(stdout, &rep);
+		apic_reply_done(&rep);
+		apic_free(api);
+		return -EPROTO;
+	}
+	*ret_api = api;
+	*ret_rep = rep;
 	return 0;
 }
 
-static int cmd_cutover(const char *dir, const char *name, const char *verify, unsigned timeout)
+/* The common answer of pause, resume and rate: result "ok" for the agent asked about. */
+static int check_agent_reply(const struct apic_reply *rep, const char *name, bool *ret_connected)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	char req[160], buf[8192];
-	size_t have = 0;
-	ssize_t n;
-	int fd, ok;
+	struct json_object *v;
 
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, CONTROL_SOCKET) >=
-	    (int)sizeof(a.sun_path)) {
-		log_error("state dir path too long: %s", dir);
-		return 1;
+	if (apic_member(rep->obj, "result", json_type_string, &v) < 0 ||
+	    strcmp(json_object_get_string(v), "ok") != 0 ||
+	    apic_member(rep->obj, "agent", json_type_string, &v) < 0 ||
+	    strcmp(json_object_get_string(v), name) != 0 ||
+	    apic_member(rep->obj, "connected", json_type_boolean, &v) < 0)
+		return -EBADMSG;
+	*ret_connected = json_object_get_boolean(v);
+	return 0;
+}
+
+static int cmd_pause(const struct args *a, const char *name, bool pause)
+{
+	const char *verb = pause ? "pause" : "resume";
+	struct apic_reply rep = { 0 };
+	struct json_object *v;
+	struct apic *api = NULL;
+	char path[128], what[128], err[700];
+	bool connected;
+	int r;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/%s", name, verb);
+	snprintf(what, sizeof(what), "%s %s", verb, name);
+	r = agent_request(a, "POST", path, NULL, QUICK_TIMEOUT_S, &api, &rep, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s: %s", what, err);
+		return EXIT_FAILED;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		log_errno(-errno, "cannot reach the receiver's control socket %s (is it serving?)",
-			  a.sun_path);
-		if (fd >= 0)
-			close(fd);
-		return 1;
+	r = check_agent_reply(&rep, name, &connected);
+	if (r == 0)
+		r = apic_member(rep.obj, "paused", json_type_boolean, &v);
+	if (r == 0 && json_object_get_boolean(v) != pause)
+		r = -EBADMSG;
+	if (r < 0)
+		log_error("%s: the receiver's answer is malformed", what);
+	else if (a->json)
+		print_body(stdout, &rep);
+	else
+		printf("agent %s: %s%s\n", name, pause ? "paused" : "resumed",
+		       connected ? "" : " (not connected now)");
+	apic_reply_done(&rep);
+	apic_free(api);
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+static int cmd_rate(const struct args *a, const char *name, uint64_t bps)
+{
+	struct apic_reply rep = { 0 };
+	struct json_object *v;
+	struct apic *api = NULL;
+	char path[128], what[128], body[64], err[700], rate[32];
+	bool connected;
+	int r;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/rate", name);
+	snprintf(what, sizeof(what), "rate %s", name);
+	snprintf(body, sizeof(body), "{\"bytes_per_second\":%" PRIu64 "}", bps);
+	r = agent_request(a, "PUT", path, body, QUICK_TIMEOUT_S, &api, &rep, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s: %s", what, err);
+		return EXIT_FAILED;
 	}
-	snprintf(req, sizeof(req), "cutover %s %s %u\n", name, verify, timeout);
-	if (write_full(fd, req, strlen(req)) < 0) {
-		log_errno(-errno, "cannot send the request");
-		close(fd);
-		return 1;
+	r = check_agent_reply(&rep, name, &connected);
+	if (r == 0)
+		r = apic_member(rep.obj, "rate_limit_bps", json_type_int, &v);
+	if (r == 0 && (uint64_t)json_object_get_int64(v) != bps)
+		r = -EBADMSG;
+	if (r < 0)
+		log_error("%s: the receiver's answer is malformed", what);
+	else if (a->json)
+		print_body(stdout, &rep);
+	else if (bps)
+		printf("agent %s: rate limit %s%s\n", name, sv_fmt_rate((double)bps, rate, sizeof(rate)),
+		       connected ? "" : " (not connected now)");
+	else
+		printf("agent %s: no rate limit%s\n", name, connected ? "" : " (not connected now)");
+	apic_reply_done(&rep);
+	apic_free(api);
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+static int cmd_cutover(const struct args *a, const char *name)
+{
+	struct apic_reply rep = { 0 };
+	struct json_object *v, *req = NULL;
+	struct apic *api = NULL;
+	char path[128], err[700], *proof = NULL;
+	const char *body;
+	size_t n;
+	int r, rc = EXIT_FAILED;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/cutover", name);
+	req = json_object_new_object();
+	if (!req || json_object_object_add(req, "verify", json_object_new_string(a->verify)) < 0 ||
+	    json_object_object_add(req, "timeout_seconds", json_object_new_int64((int64_t)a->timeout)) < 0 ||
+	    !(body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN))) {
+		log_error("out of memory");
+		goto cleanup;
 	}
-	while (have < sizeof(buf) - 1 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
-		have += (size_t)n;
-	close(fd);
-	buf[have] = '\0';
-	fputs(buf, stdout);
-	ok = have >= 3 && strcmp(buf + have - 3, "OK\n") == 0 &&
-	     (have == 3 || buf[have - 4] == '\n');
-	if (!ok && have == 0)
-		log_error("the receiver closed the control connection without an answer");
-	return ok ? 0 : 1;
+	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S, &api, &rep,
+			  err, sizeof(err));
+	if (r == -EPROTO) {
+		/* The receiver's reason; with --json its answer went to stdout. */
+		fprintf(a->json ? stderr : stdout, "FAILED: %s\n", err);
+		goto cleanup;
+	}
+	if (r < 0) {
+		/* Once the request is sent, only the receiver knows how it ended. */
+		if (apic_unreachable(r))
+			printf("FAILED: %s\n", err);
+		else
+			printf("FAILED: %s; the cutover's outcome is unknown: see ternctl status\n", err);
+		goto cleanup;
+	}
+	if (apic_member(rep.obj, "result", json_type_string, &v) < 0 ||
+	    strcmp(json_object_get_string(v), "ok") != 0 ||
+	    apic_member(rep.obj, "proof", json_type_string, &v) < 0) {
+		printf("FAILED: the receiver's answer is malformed; see ternctl status\n");
+		goto cleanup;
+	}
+	if (a->json) {
+		print_body(stdout, &rep);
+	} else {
+		n = (size_t)json_object_get_string_len(v);
+		proof = malloc(n + 1);
+		if (!proof) {
+			log_error("out of memory");
+			goto cleanup;
+		}
+		apic_sanitize(json_object_get_string(v), true, proof, n + 1);
+		fputs(proof, stdout);
+		if (n && proof[n - 1] != '\n')
+			fputc('\n', stdout);
+		printf("OK\n");
+	}
+	rc = EXIT_OK;
+cleanup:
+	free(proof);
+	json_object_put(req);
+	apic_reply_done(&rep);
+	apic_free(api);
+	return rc;
+}
+
+static int parse_interval(const char *s, double *ret_v)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0.1 || v > 3600)
+		return -EINVAL;
+	*ret_v = v;
+	return 0;
+}
+
+/* BYTES per second with an optional K/M/G/T suffix, or "unlimited" (also 0). */
+static int parse_rate(const char *s, uint64_t *ret_v)
+{
+	uint64_t v;
+	int r;
+
+	if (strcmp(s, "unlimited") == 0) {
+		*ret_v = 0;
+		return 0;
+	}
+	r = parse_size(s, &v);
+	if (r < 0)
+		return r;
+	/* JSON integers beyond 2^53 lose precision in many readers of the API. */
+	if (v > (UINT64_C(1) << 53))
+		return -ERANGE;
+	*ret_v = v;
+	return 0;
+}
+
+struct command {
+	const char *name;
+	int nargs;        /* positional arguments after the command */
+	unsigned allowed; /* OPT_* it takes */
+};
+
+static const struct command commands[] = {
+	{ "status", 0, OPT_JSON | OPT_WATCH | OPT_INTERVAL | OPT_UNTIL },
+	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT },
+	{ "pause", 1, OPT_JSON },
+	{ "resume", 1, OPT_JSON },
+	{ "rate", 2, OPT_JSON },
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s; see ternctl --help", msg);
+	return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "api", required_argument, NULL, 'a' },
+		{ "token-file", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "until-synced", no_argument, NULL, 'u' },
 		{ "verify", required_argument, NULL, 'v' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = getenv("TERN_STATE_DIR"), *verify = "tracked";
-	uint64_t timeout = 600;
+	struct args a = { .dir = getenv("TERN_STATE_DIR"), .verify = "tracked", .timeout = 600,
+			  .interval = 1.0 };
+	const struct command *cmd = NULL;
+	const char *name;
+	uint64_t bps = 0;
 	int c;
 
 	log_setup("ternctl", LOG_LVL_INFO);
-	if (!dir || !*dir)
-		dir = "/var/lib/tern";
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	if (!a.dir || !*a.dir)
+		a.dir = "/var/lib/tern";
+	/* Options may come before or after the command and its arguments. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': dir = optarg; break;
+		case 's': a.dir = optarg; break;
+		case 'a': a.api = optarg; break;
+		case 'k': a.token_file = optarg; break;
+		case 'j': a.json = true; a.given |= OPT_JSON; break;
+		case 'w': a.watch = true; a.given |= OPT_WATCH; break;
+		case 'u': a.until_synced = a.watch = true; a.given |= OPT_UNTIL; break;
+		case 'i':
+			if (parse_interval(optarg, &a.interval) < 0)
+				return usage_error("--interval %s: seconds from 0.1 to 3600", optarg);
+			a.given |= OPT_INTERVAL;
+			break;
 		case 'v':
-			if (strcmp(optarg, "tracked") != 0 && strcmp(optarg, "full") != 0) {
-				log_error("--verify %s: tracked or full", optarg);
-				return 2;
-			}
-			verify = optarg;
+			if (strcmp(optarg, "tracked") != 0 && strcmp(optarg, "full") != 0)
+				return usage_error("--verify %s: tracked or full", optarg);
+			a.verify = optarg;
+			a.given |= OPT_VERIFY;
 			break;
 		case 't':
-			if (parse_u64(optarg, 1, 86400, &timeout) < 0) {
-				log_error("--timeout %s: seconds from 1 to 86400", optarg);
-				return 2;
-			}
+			if (parse_u64(optarg, 1, 86400, &a.timeout) < 0)
+				return usage_error("--timeout %s: seconds from 1 to 86400", optarg);
+			a.given |= OPT_TIMEOUT;
 			break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("ternctl %s\n", TERN_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("ternctl %s\n", TERN_VERSION); return EXIT_OK;
+		default:
+			return usage_error("unknown option or missing value: %s", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[optind], "status") == 0 && optind + 1 == argc)
-		return cmd_status(dir);
-	if (strcmp(argv[optind], "cutover") == 0 && optind + 2 <= argc) {
-		const char *name = argv[optind + 1];
+	if (optind >= argc)
+		return usage_error("no command");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd)
+		return usage_error("unknown command %s", argv[optind]);
+	if (argc - optind - 1 != cmd->nargs)
+		return usage_error("%s takes %d argument%s", cmd->name, cmd->nargs,
+				   cmd->nargs == 1 ? "" : "s");
+	if (a.given & ~cmd->allowed) {
+		static const char *const names[] = { "--json", "--watch", "--interval",
+						     "--until-synced", "--verify", "--timeout" };
+		unsigned bad = a.given & ~cmd->allowed;
 
-		/* Options may also follow the agent's name. */
-		optind += 2;
-		while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-			if (c == 'v' && (strcmp(optarg, "tracked") == 0 || strcmp(optarg, "full") == 0))
-				verify = optarg;
-			else if (c == 't' && parse_u64(optarg, 1, 86400, &timeout) == 0)
-				;
-			else {
-				log_error("bad option for cutover; see ternctl --help");
-				return 2;
-			}
-		}
-		if (optind != argc || !name_is_valid(name, strlen(name))) {
-			log_error("cutover takes one agent NAME; see ternctl --help");
-			return 2;
-		}
-		return cmd_cutover(dir, name, verify, (unsigned)timeout);
+		return usage_error("%s does not apply to %s", names[__builtin_ctz(bad)], cmd->name);
 	}
-	log_error("unknown command; see ternctl --help");
-	return 2;
+	if ((a.given & OPT_INTERVAL) && !a.watch)
+		return usage_error("--interval needs --watch");
+	if (cmd->nargs == 0)
+		return a.watch ? status_watch(&a) : status_once(&a);
+	name = argv[optind + 1];
+	if (!name_is_valid(name, strlen(name)))
+		return usage_error("%s: not a valid agent name", name);
+	if (strcmp(cmd->name, "cutover") == 0)
+		return cmd_cutover(&a, name);
+	if (strcmp(cmd->name, "rate") == 0) {
+		if (parse_rate(argv[optind + 2], &bps) < 0)
+			return usage_error("rate %s: bytes per second (K, M, G suffixes) or unlimited",
+					   argv[optind + 2]);
+		return cmd_rate(&a, name, bps);
+	}
+	return cmd_pause(&a, name, strcmp(cmd->name, "pause") == 0);
 }

@@ -19,7 +19,9 @@ expect_usage_error "$TERN_AGENT" frobnicate
 expect_usage_error "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials x --disk 'a/b=/dev/null' --once
 expect_usage_error "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials x --disk d=/x --chunk-size 3000 --once
 expect_usage_error "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials x --disk d=/x --level 99 --once
-expect_usage_error "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials x --once
+expect_usage_error "$TERN_AGENT" run --credentials x --disk d=/x --once
+expect_usage_error "$TERN_AGENT" run --receiver 127.0.0.1:1 --credentials x --disk d=/x --ioprio rt --once
+# Without --disk, run picks disks itself (tests/integration/auto-disks.sh).
 expect_usage_error "$TERN_RECEIVER" serve --state-dir "$T/s" --listen 127.0.0.1:0
 expect_usage_error "$TERN_RECEIVER" serve --state-dir "$T/s" --listen 127.0.0.1:0 --target x=/a --target x=/b
 

@@ -67,7 +67,7 @@ grep -q "^OK$" "$T/ctl.out" || fail "ternctl did not end with OK"
 grep -q "cutover complete" "$T/agent.log" || fail "agent did not report the cutover"
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after the cutover"
 grep -q '^cutover=1$' "$T/state/disks/d.state" || fail "cutover not recorded"
-"$TERNCTL" --state-dir "$T/state" status | grep -q "^d .* yes *yes" || fail "status does not show the cutover"
+"$TERNCTL" --state-dir "$T/state" status | grep -Eq "^web1 +d +cut-over " || fail "status does not show the cutover"
 # After the cutover the target is not written again.
 BEFORE=$(sha "$T/dst.img")
 if run_agent --credentials "$T/state/agent-bundle.pem" --disk d="$T/src.img" --name web1; then

@@ -62,7 +62,7 @@ dd if=/dev/urandom of="$DEV" bs=4096 seek=5123 count=1 oflag=direct status=none
 wait_for "$T/w.log" "reconciling every disk by fingerprints"
 grep -q "do not fit the target's other blocks" "$T/receiver.log" || fail "the receiver did not say why it refused the patch"
 "$TERNCTL" --state-dir "$T/state" status >"$T/status.out"
-grep -q "last fault .*did not see it); the agent was told to reconcile" "$T/status.out" ||
+grep -q "^  last fault: .*did not see it); the agent was told to reconcile" "$T/status.out" ||
 	{ cat "$T/status.out"; fail "ternctl status does not name the fault"; }
 wait_for "$T/w.log" "reconciliation found 1 changed chunk(s) the tracker had not reported"
 wait_for "$T/w.log" "durable and verified" $((N + 2))
