@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "config.h"
+#include "common/log.h"
+#include "receiver/record.h"
 #include "common/util.h"
 
 /* A disk whose backlog would take longer than this to send is lagging. */
@@ -37,6 +39,7 @@ struct reg_disk {
 	double live_bps;          /* source bytes covered per second, smoothed, while active */
 	bool cut_over;
 	char last_error[PROTO_MSG_MAX + 1];
+	char last_fault[320];
 	struct reg_disk *next;
 };
 
@@ -272,6 +275,46 @@ void reg_cut_over(struct registry *reg, struct reg_disk *d)
 	pthread_mutex_unlock(&reg->lock);
 }
 
+void reg_disk_fault(struct registry *reg, struct reg_disk *d, const char *text)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	snprintf(d->last_fault, sizeof(d->last_fault), "%s", text);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_load_records(struct registry *reg, const char *state_dir, const char *const *ids,
+		      unsigned nids)
+{
+	for (unsigned i = 0; i < nids; i++) {
+		struct disk_record rec;
+		struct reg_agent *a;
+		struct reg_disk *d;
+		char path[4096];
+		int r;
+
+		snprintf(path, sizeof(path), "%s/disks/%s.state", state_dir, ids[i]);
+		r = rec_load(path, &rec);
+		if (r < 0) {
+			log_warn_errno(r, "cannot read %s; its disk is not shown until its agent "
+				       "connects", path);
+			continue;
+		}
+		if (!rec.present || !rec.agent[0])
+			continue;
+		pthread_mutex_lock(&reg->lock);
+		a = get_agent(reg, rec.agent);
+		pthread_mutex_unlock(&reg->lock);
+		/* A record's epoch is the verified one, or the one in progress when it was
+		 * written (the one before it was verified, if any). */
+		d = reg_disk_open(reg, a, 0, ids[i], rec.size, rec.verified ? rec.epoch + 1 : rec.epoch,
+				  rec.verified ? (int64_t)rec.epoch : (int64_t)rec.epoch - 1,
+				  rec.cut_over);
+		reg_disk_fault(reg, d, rec.event);
+	}
+}
+
 void reg_disk_error(struct registry *reg, struct reg_disk *d, const char *text)
 {
 	if (!d)
@@ -496,6 +539,7 @@ static json_object *disk_json(const struct reg_agent *a, const struct reg_disk *
 	add(o, "tracker", json_object_new_string(d->have_st ? tracker_name(d->st.tracker) : "none"));
 	add(o, "cut_over", json_object_new_boolean(d->cut_over));
 	add(o, "last_error", json_object_new_string(d->last_error));
+	add(o, "last_fault", json_object_new_string(d->last_fault));
 	fo = json_object_new_object();
 	if (fo) {
 		add(fo, "converges", f.converges < 0 ? NULL : json_object_new_boolean(f.converges));

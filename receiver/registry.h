@@ -46,6 +46,13 @@ void reg_cutting_over(struct registry *reg, struct reg_agent *a, bool on);
 void reg_cut_over(struct registry *reg, struct reg_disk *d);
 /* The last refusal or fault of a disk, one line. */
 void reg_disk_error(struct registry *reg, struct reg_disk *d, const char *text);
+/* The last fault the disk's replication met and how it recovered ("" for none). */
+void reg_disk_fault(struct registry *reg, struct reg_disk *d, const char *text);
+/* Makes every disk that has a record in STATE_DIR/disks among the ids known, with the
+ * agent that wrote it (disconnected), so the operator sees them before agents come back
+ * after a restart. Records that cannot be read are skipped with a warning. */
+void reg_load_records(struct registry *reg, const char *state_dir, const char *const *ids,
+		      unsigned nids);
 
 /* The operator's wishes. Each returns 0, or -ENOENT for an agent never heard of. */
 int reg_set_paused(struct registry *reg, const char *name, bool paused, bool *ret_connected);

@@ -20,6 +20,7 @@
 #include "common/net.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "receiver/record.h"
 #include "receiver/registry.h"
 #include "receiver/enrol.h"
 #include "receiver/writer.h"
@@ -148,49 +149,12 @@ static int fps_path(struct rsession *s, const char *id, char *path, size_t len)
 }
 
 /* What a disk's state record says, parsed strictly; absent fields stay 0. */
-struct disk_record {
-	bool present, verified, cut_over;
-	uint64_t size, chunk_size, epoch;
-	char event[320];
-};
-
 static int load_record(struct rsession *s, const char *id, struct disk_record *ret)
 {
-	char path[4096], *text = NULL, *line, *save = NULL;
-	struct disk_record rec = { 0 };
-	int r;
+	char path[4096];
+	int r = state_path(s, id, path, sizeof(path));
 
-	r = state_path(s, id, path, sizeof(path));
-	if (r < 0)
-		return r;
-	r = read_file_all(path, 64 * 1024, &text, NULL);
-	if (r == -ENOENT) {
-		*ret = rec;
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	rec.present = true;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		uint64_t v;
-
-		if (strncmp(line, "size=", 5) == 0 && parse_u64(line + 5, 0, UINT64_MAX, &v) == 0)
-			rec.size = v;
-		else if (strncmp(line, "chunk_size=", 11) == 0 &&
-			 parse_u64(line + 11, 0, UINT32_MAX, &v) == 0)
-			rec.chunk_size = v;
-		else if (strncmp(line, "epoch=", 6) == 0 && parse_u64(line + 6, 0, UINT64_MAX - 2, &v) == 0)
-			rec.epoch = v;
-		else if (strcmp(line, "verified=1") == 0)
-			rec.verified = true;
-		else if (strcmp(line, "cutover=1") == 0)
-			rec.cut_over = true;
-		else if (strncmp(line, "event=", 6) == 0)
-			snprintf(rec.event, sizeof(rec.event), "%s", line + 6);
-	}
-	free(text);
-	*ret = rec;
-	return 0;
+	return r < 0 ? r : rec_load(path, ret);
 }
 
 /* Fills d->fps for a resumed disk: from the fingerprints saved with its last verified
@@ -293,24 +257,12 @@ static int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t e
 /* The agent that last wrote this disk's target, from its state record ("" when none). */
 static int state_owner(struct rsession *s, const char *id, char *ret_agent, size_t len)
 {
-	char path[4096], *text = NULL, *line;
-	int r;
+	struct disk_record rec;
+	int r = load_record(s, id, &rec);
 
-	ret_agent[0] = '\0';
-	r = state_path(s, id, path, sizeof(path));
 	if (r < 0)
 		return r;
-	r = read_file_all(path, 64 * 1024, &text, NULL);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	line = strstr(text, "\nagent=");
-	if (line) {
-		line += strlen("\nagent=");
-		snprintf(ret_agent, len, "%.*s", (int)strcspn(line, "\n"), line);
-	}
-	free(text);
+	snprintf(ret_agent, len, "%s", rec.agent);
 	return 0;
 }
 
@@ -444,6 +396,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		return r;
 	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, m.size, d->epoch,
 			      known && rec.verified ? (int64_t)rec.epoch : -1, false);
+	reg_disk_fault(s->srv->reg, d->rd, d->event);
 	log_info("agent %s: disk %s (%" PRIu64 " bytes) -> %s", s->agent, m.id, m.size, d->t->path);
 	return 0;
 }
@@ -505,6 +458,7 @@ static int wr_failed(struct rsession *s, struct rdisk *d, int r)
 		   "agent's tracker did not see it); the agent was told to reconcile by "
 		   "fingerprints", d->epoch, wr_error_text(d->w));
 	d->fault_noted = true;
+	reg_disk_fault(s->srv->reg, d->rd, d->event);
 	save_disk_state(s, d, d->epoch, NULL);
 	return refuse(s, -ESTALE, "disk %s: %s; nothing of that chunk written, reconcile",
 		      d->t->id, wr_error_text(d->w));
