@@ -59,6 +59,8 @@ static void usage(FILE *f)
 		"  --level N               zstd level %d..%d (default %d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
 		"  --queue-depth N         reads in flight (default 16)\n"
+		"  --max-rate BYTES        bytes per second on the wire, e.g. 50M (default: no\n"
+		"                          limit; the operator can also set one at the receiver)\n"
 		"  --no-progress           do not print progress lines\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"\n"
@@ -75,7 +77,7 @@ static void usage(FILE *f)
 enum {
 	OPT_RECEIVER = 0x100, OPT_CREDENTIALS, OPT_DISK, OPT_NAME, OPT_ONCE, OPT_CHUNK,
 	OPT_LEVEL, OPT_THREADS, OPT_QD, OPT_NO_PROGRESS, OPT_LOG_LEVEL, OPT_TRACKER, OPT_INTERVAL,
-	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT,
+	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT, OPT_MAX_RATE,
 };
 
 /* Options of mine kept apart from the list above, which others extend. */
@@ -144,6 +146,7 @@ static int cmd_run(int argc, char **argv)
 		{ "epochs", required_argument, NULL, OPT_EPOCHS },
 		{ "pre-cutover", required_argument, NULL, OPT_PRE_CUTOVER },
 		{ "freeze-limit", required_argument, NULL, OPT_FREEZE_LIMIT },
+		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -312,6 +315,14 @@ static int cmd_run(int argc, char **argv)
 				goto out;
 			}
 			o.freeze_limit_s = (unsigned)v;
+			break;
+		case OPT_MAX_RATE:
+			/* Bytes per second on the wire; 0 lifts the limit. */
+			if (parse_size(optarg, &v) < 0) {
+				log_error("--max-rate %s: bytes per second, e.g. 50M (0: unlimited)", optarg);
+				goto out;
+			}
+			o.max_rate = v;
 			break;
 		case OPT_CONFIG:
 			/* Read by conf_args_build. */

@@ -21,8 +21,9 @@
 #include "common/proto.h"
 #include "common/tls.h"
 #include "common/util.h"
-#include "receiver/control.h"
+#include "receiver/api.h"
 #include "receiver/enrol.h"
+#include "receiver/registry.h"
 #include "receiver/session.h"
 
 #define RECEIVER_CONF "/etc/tern/receiver.conf"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  --state-dir DIR       credentials and per-disk state (default /var/lib/tern)\n"
 		"  --listen HOST:PORT    address to serve agents on (port 0: any free port)\n"
+		"  --api HOST:PORT|none  operator API (default " API_DEFAULT_ADDR "; plain HTTP\n"
+		"                        only on loopback, TLS elsewhere; bearer token in\n"
+		"                        DIR/" API_TOKEN_FILE ", address in DIR/" API_ADDR_FILE ")\n"
 		"  --target ID=PATH      where disk ID is written\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
@@ -56,7 +60,7 @@ static void usage(FILE *f)
 		"                        here replaces every `target` line of the file\n");
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_ENROL_LISTEN };
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -64,6 +68,7 @@ static const struct option all_opts[] = {
 	{ "target", required_argument, NULL, OPT_TARGET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "api", required_argument, NULL, OPT_API },
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -73,6 +78,7 @@ struct args {
 	const char *state_dir;
 	const char *listen;
 	const char *enrol_listen;
+	const char *api; /* HOST:PORT of the operator API, or "none" */
 	struct rcv_target *targets;
 	unsigned ntargets;
 };
@@ -106,6 +112,11 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!serve)
 				goto not_here;
 			a->listen = optarg;
+			break;
+		case OPT_API:
+			if (!serve)
+				goto not_here;
+			a->api = optarg;
 			break;
 		case OPT_TARGET: {
 			struct rcv_target *t;
@@ -156,15 +167,15 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			log_set_level(lvl);
 			break;
 		}
-		case OPT_ENROL_LISTEN:
-			if (!serve)
-				goto not_here;
-			a->enrol_listen = optarg;
-			break;
 		case OPT_CONFIG:
 			/* Read by conf_args_build, for serve only. */
 			if (!serve)
 				goto not_here;
+			break;
+		case OPT_ENROL_LISTEN:
+			if (!serve)
+				goto not_here;
+			a->enrol_listen = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -208,6 +219,14 @@ static int cmd_init(int argc, char **argv)
 	if (r < 0) {
 		log_errno(r, "cannot initialise %s", a.state_dir);
 		goto out;
+	}
+	{
+		char token[API_TOKEN_HEX + 1], path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", a.state_dir, API_TOKEN_FILE);
+		created = created || access(path, F_OK) < 0;
+		if (api_token_ensure(a.state_dir, token) < 0)
+			goto out;
 	}
 	if (created)
 		printf("initialised %s: CA, receiver certificate, agent bundle %s/%s\n",
@@ -265,7 +284,7 @@ static int cmd_serve(int argc, char **argv)
 	struct args a = { 0 };
 	sigset_t mask;
 	int lfd = -1, sfd = -1, r, ret = 1;
-	struct control *ctl = NULL;
+	struct api *api = NULL;
 	struct enrol_listener *enr = NULL;
 	struct conf_args *ca = NULL;
 	char name[64];
@@ -314,11 +333,6 @@ static int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_cond_init(&srv.cut_cv, NULL);
-	r = control_start(&srv, &ctl);
-	if (r < 0) {
-		log_errno(r, "cannot create the control socket in %s", a.state_dir);
-		goto out;
-	}
 	lfd = net_listen(a.listen);
 	if (lfd < 0) {
 		log_errno(lfd, "cannot listen on %s", a.listen);
@@ -328,6 +342,28 @@ static int cmd_serve(int argc, char **argv)
 		peer_name(&ss, name, sizeof(name));
 		log_info("listening on %s", name);
 	}
+	srv.reg = reg_new();
+	if (!srv.reg) {
+		log_error("out of memory");
+		goto out;
+	}
+	{
+		const char **ids = calloc(srv.ntargets, sizeof(*ids));
+
+		if (!ids) {
+			log_error("out of memory");
+			goto out;
+		}
+		for (unsigned i = 0; i < srv.ntargets; i++)
+			ids[i] = srv.targets[i].id;
+		reg_load_records(srv.reg, a.state_dir, ids, srv.ntargets);
+		free(ids);
+	}
+	/* After the agents' port, so a bad --listen is the one error; api_start says
+	 * why it could not. */
+	if (strcmp(a.api ? a.api : API_DEFAULT_ADDR, "none") != 0 &&
+	    api_start(&srv, srv.reg, a.api ? a.api : API_DEFAULT_ADDR, &api) < 0)
+		goto out;
 	if (a.enrol_listen && enrol_listener_start(a.state_dir, a.enrol_listen, lfd, &enr) < 0)
 		goto out;
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -396,13 +432,19 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	enrol_listener_stop(enr);
-	/* A cutover still waited for is answered as failed; the socket goes with us. */
-	control_stop(ctl);
+	/* A cutover still waited for is answered as failed (the API's threads wait in it,
+	 * and stopping the API waits for them). */
+	pthread_mutex_lock(&srv.lock);
+	srv.stopping = true;
+	pthread_cond_broadcast(&srv.cut_cv);
+	pthread_mutex_unlock(&srv.lock);
+	api = api_stop(api);
 	pthread_mutex_lock(&srv.lock);
 	r = (int)srv.sessions;
 	pthread_mutex_unlock(&srv.lock);
 	if (r == 0) {
 		SSL_CTX_free(srv.ctx);
+		reg_free(srv.reg);
 		args_free(&a);
 		conf_args_free(ca);
 		return ret;

@@ -166,8 +166,8 @@ if command -v sfdisk >/dev/null && command -v partx >/dev/null; then
 	grep -q "thawed " "$T/agent-w.log" || fail "the partition's filesystem was not thawed"
 	timeout 10 touch "$T/wmnt/after-cutover" || fail "the partition's filesystem is still frozen"
 fi
-# SIGTERM is an orderly shutdown: the control socket goes with the receiver.
+# SIGTERM is an orderly shutdown: the API's address file goes with the receiver.
 stop_receiver
 grep -q "shutting down" "$T/receiver.log" || { tail "$T/receiver.log"; fail "SIGTERM did not shut the receiver down in order"; }
-[ ! -e "$T/state/control.sock" ] || fail "the control socket was left behind"
+[ ! -e "$T/state/api.addr" ] || fail "the API's address file was left behind"
 pass "cutover verified with proof; verify full caught a changed target; FIFREEZE thawed (watchdog too); target fsck-clean"
