@@ -214,12 +214,8 @@ static int parse_disk(const struct where *aw, struct json_object *o, size_t i, s
 	    (r = get_text(&w, o, "tracker", K_WORD, d->tracker, sizeof(d->tracker))) < 0 ||
 	    (r = get_bool(&w, o, "cut_over", NULL, &d->cut_over)) < 0 ||
 	    (r = get_text(&w, o, "last_error", K_TEXT, d->last_error, sizeof(d->last_error))) < 0 ||
+	    (r = get_text(&w, o, "last_fault", K_TEXT, d->last_fault, sizeof(d->last_fault))) < 0 ||
 	    (r = parse_forecast(&w, o, &d->fc)) < 0)
-		return r;
-	/* The contract has it, the first receiver with an API does not send it: optional. */
-	d->has_last_fault = json_object_object_get_ex(o, "last_fault", NULL);
-	if (d->has_last_fault &&
-	    (r = get_text(&w, o, "last_fault", K_TEXT, d->last_fault, sizeof(d->last_fault))) < 0)
 		return r;
 	if (d->bytes_copied > d->bytes_total)
 		return bad(&w, "bytes_copied", "exceeds bytes_total");

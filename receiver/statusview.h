@@ -26,7 +26,6 @@ struct sv_disk {
 	char state[24];
 	uint64_t size, epoch, bytes_copied, bytes_total, backlog, wire_total, plain_total;
 	bool has_verified_epoch, has_lag, has_compression_ratio;
-	bool has_last_fault; /* the API reported last_fault (0.1.0 receivers may not) */
 	uint64_t verified_epoch;
 	double lag_s, throughput_bps, compression_ratio, churn_bps;
 	char tracker[24];

@@ -155,24 +155,6 @@ static int print_records(const char *dir)
 	return EXIT_OK;
 }
 
-/* A receiver whose API does not report last_fault still keeps it in each disk's record:
- * taken from there when the API is this state dir's (not another host's, via --api). */
-static void faults_from_records(const char *dir, struct sv_status *st)
-{
-	for (size_t i = 0; i < st->nagents; i++)
-		for (size_t k = 0; k < st->agents[i].ndisks; k++) {
-			struct sv_disk *d = &st->agents[i].disks[k];
-			struct record rec;
-			char path[4096];
-
-			if (d->has_last_fault ||
-			    snprintf(path, sizeof(path), "%s/disks/%s.state", dir, d->id) >= (int)sizeof(path) ||
-			    record_load(path, &rec) < 0 || strcmp(rec.agent, st->agents[i].name) != 0)
-				continue;
-			snprintf(d->last_fault, sizeof(d->last_fault), "%s", rec.event);
-		}
-}
-
 /* Prints a body as received, with the newline a terminal or `jq` line reader expects. */
 static void print_body(FILE *f, const struct apic_reply *rep)
 {
@@ -247,8 +229,6 @@ static int status_once(const struct args *a)
 	if (a->json) {
 		print_body(stdout, &rep);
 	} else {
-		if (!a->api)
-			faults_from_records(a->dir, st);
 		sv_print_table(stdout, st, apic_url(api), want_color());
 	}
 	rc = EXIT_OK;
