@@ -47,7 +47,8 @@ struct disks_dev {
 	char disk_id[NAME_MAX_LEN + 1]; /* id made a valid DISK_ID, "" without one */
 	char *id_path;         /* by-id: the link's path; else NULL (the kernel name is used) */
 	bool pick;             /* whole disks: `run` without --disk would copy it */
-	bool loop_pick;        /* a loop device that --include-loop would copy */
+	bool loop;
+	const char *loop_skip_reason; /* loop devices: why not even with --include-loop */
 	const char *skip_reason;
 	int probe_err;         /* -errno of a failed libblkid probe, or 0 */
 	const char *probe_what;
@@ -480,7 +481,8 @@ static void decide_pick(int devfd, struct disks_dev *d)
 {
 	d->skip_reason = skip_reason(devfd, d, false);
 	d->pick = !d->skip_reason;
-	d->loop_pick = has_prefix(d->name, "loop") && !skip_reason(devfd, d, true);
+	d->loop = has_prefix(d->name, "loop");
+	d->loop_skip_reason = d->loop ? skip_reason(devfd, d, true) : d->skip_reason;
 }
 
 static int read_dev_numbers(int devfd, struct disks_dev *d)
@@ -741,9 +743,10 @@ int disks_pick_auto(const struct disks_list *l, bool include_loop, struct disks_
 		const struct disks_dev *d = &l->disks[i];
 		struct disks_pick *p;
 		char size[32];
+		const char *why = include_loop && d->loop ? d->loop_skip_reason : d->skip_reason;
 
-		if (!d->pick && !(include_loop && d->loop_pick)) {
-			log_info("not replicating %s: %s", d->path, d->skip_reason);
+		if (why) {
+			log_info("not replicating %s: %s", d->path, why);
 			continue;
 		}
 		for (size_t j = 0; j < n; j++) {
