@@ -15,6 +15,10 @@
 #define TLS_RECEIVER_CERT "receiver.pem"
 #define TLS_RECEIVER_KEY "receiver.key"
 #define TLS_AGENT_BUNDLE "agent-bundle.pem"
+/* The common name of the bundle init makes: a credential shared by every agent that
+ * uses it, so it may claim any agent name. A certificate issued to one agent (by
+ * enrolment) names it, and binds it to that name. */
+#define TLS_SHARED_AGENT_CN "tern-agent"
 
 /* A certificate's notBefore lies this far before the moment it was issued (slack for agent
  * clocks that run behind); revocation by time relies on it. */

@@ -557,6 +557,30 @@ static int64_t revoked_at(const struct revoked *v, size_t n, const char *name)
 	return at;
 }
 
+/* A certificate counts as revoked when it was issued no later than its name's latest
+ * revocation, in whole seconds, so one issued in the very second of a revocation would be
+ * refused at once. Waits until the clock has passed the revocation (a second at most,
+ * unless the clock went back; then it gives up after a few seconds). */
+static int wait_past_revocation(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct revoked *rv = NULL;
+	size_t nrv = 0;
+	int64_t cut;
+	int r;
+
+	r = path_in(path, dir, ENROL_REVOKED_FILE);
+	if (r == 0)
+		r = revoked_load(path, &rv, &nrv);
+	if (r < 0)
+		return r;
+	cut = revoked_at(rv, nrv, name);
+	free(rv);
+	for (int i = 0; i < 50 && cut >= 0 && (int64_t)time(NULL) <= cut; i++)
+		usleep(100 * 1000);
+	return 0;
+}
+
 /* Whether name holds a certificate from enrolment that is not revoked. */
 static int name_enrolled(const char *dir, const char *name, bool *ret)
 {
@@ -1001,6 +1025,11 @@ static int redeem(struct enrol_listener *l, const struct enrol_request *req, str
 				   req->name, req->name);
 			goto out;
 		}
+	}
+	r = wait_past_revocation(l->state_dir, req->name);
+	if (r < 0) {
+		r = refuse(o, -EIO, "the receiver cannot read its revocation list");
+		goto out;
 	}
 	r = tls_csr_sign(l->state_dir, req->csr, req->csr_len, req->name, &o->cert, &o->cert_len,
 			 &o->ca, &o->ca_len, o->serial, o->why, sizeof(o->why));

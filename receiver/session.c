@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
+#include "common/tls.h"
 #include "common/util.h"
 #include "receiver/record.h"
 #include "receiver/registry.h"
@@ -706,6 +707,7 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	struct proto_hello m;
 	struct proto_welcome w = { .max_payload = PROTO_MAX_PAYLOAD, .name = "tern-receiver" };
 	uint8_t out[128];
+	const char *cn;
 	int n, r;
 
 	if (h->type != PROTO_HELLO)
@@ -713,6 +715,12 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	r = proto_decode_hello(s->buf, h->len, &m);
 	if (r < 0)
 		return refuse(s, r, "malformed HELLO frame");
+	/* An agent's own certificate binds its name: its targets, its revocation and the
+	 * operator's commands all go by that name, so another credential may not claim it. */
+	cn = conn_peer_cn(s->c);
+	if (strcmp(cn, TLS_SHARED_AGENT_CN) != 0 && strcmp(cn, m.name) != 0)
+		return refuse(s, -EPERM, "agent name %s does not match its certificate (issued to "
+			      "%s)", m.name, cn);
 	memcpy(s->agent, m.name, sizeof(s->agent));
 	s->cs = m.chunk_size;
 	n = proto_encode_welcome(out, sizeof(out), &w);

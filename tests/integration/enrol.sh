@@ -76,7 +76,15 @@ RCV=$(sed -n 's/^receiver = //p' "$T/web1/agent.conf")
 	--no-progress --disk d="$T/src.img" >"$T/agent.log" 2>&1 ||
 	{ cat "$T/agent.log"; fail "joined agent could not replicate"; }
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after a joined copy"
-pass "join, then a verified copy with the joined credentials"
+# The certificate binds the name: web1's credential cannot pose as another agent.
+BEFORE=$(sha "$T/dst.img")
+if "$TERN_AGENT" run --receiver "$RCV" --credentials "$T/web1/agent.pem" --name mallory --once \
+	--no-progress --disk d="$T/src.img" >"$T/agent.log" 2>&1; then
+	fail "web1's certificate was accepted as agent mallory"
+fi
+grep -q "does not match its certificate" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the name refusal"; }
+[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the refused agent changed the target"
+pass "join, then a verified copy with the joined credentials; the name is bound"
 
 # 2. The same token again: refused, whatever the name.
 refused "reused token" "already used" "$T/web2" "$TOK" --name web2
