@@ -176,6 +176,8 @@ struct disk_view {
 };
 static struct disk_view *g_views;
 static unsigned g_nviews;
+/* Disks registered on the current connection: the receiver refuses a report of any other. */
+static unsigned g_nregistered;
 static uint64_t g_last_report;
 static uint64_t g_pace_next; /* the pacer's clock: when the next byte may leave */
 
@@ -216,7 +218,7 @@ static int report(const struct agent_opts *o, struct conn *c, bool force)
 	if (!c || (!force && now - g_last_report < REPORT_NS))
 		return 0;
 	g_last_report = now;
-	for (unsigned i = 0; i < g_nviews; i++) {
+	for (unsigned i = 0; i < MIN(g_nviews, g_nregistered); i++) {
 		const struct disk_view *v = &g_views[i];
 		struct proto_status m = {
 			.disk_no = (uint16_t)i, .phase = v->phase, .tracker = v->tracker,
@@ -781,6 +783,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		goto out;
 	}
 	log_info("connected to %s (TLS 1.3, mutual certificate verification)", o->receiver);
+	g_nregistered = 0;
 	/* A receiver busy making a large target durable (or zeroing it) may not read for a
 	 * while; the stream waits as long as the acknowledgement would. */
 	conn_set_send_timeout(c, o->ack_timeout_ms);
@@ -792,6 +795,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		r = register_disk(o, c, srcs[i], (uint16_t)i, ctrl);
 		if (r < 0)
 			goto out;
+		g_nregistered = i + 1;
 		/* The receiver may fingerprint its whole target first: wait as for an ack. */
 		conn_set_recv_timeout(c, o->ack_timeout_ms);
 		r = recv_fps(c, srcs[i], (uint16_t)i, o->rd.chunk_size, big, &offered,
