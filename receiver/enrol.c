@@ -486,8 +486,9 @@ static int issued_parse(const char *line, struct issued *ret)
 	    !name_is_valid(name, strlen(name)) || strlen(serial) > TLS_SERIAL_HEX_MAX ||
 	    parse_time(at, &e.at) < 0)
 		return -EBADMSG;
-	snprintf(e.name, sizeof(e.name), "%s", name);
-	snprintf(e.serial, sizeof(e.serial), "%s", serial);
+	/* Both lengths are checked above; the compiler cannot see that through sscanf. */
+	memcpy(e.name, name, strlen(name) + 1);
+	memcpy(e.serial, serial, strlen(serial) + 1);
 	*ret = e;
 	return 0;
 }
@@ -506,7 +507,7 @@ static int revoked_parse(const char *line, struct revoked *ret)
 	if (sscanf(line, "%65s %23s %1s", name, at, extra) != 2 ||
 	    !name_is_valid(name, strlen(name)) || parse_time(at, &e.at) < 0)
 		return -EBADMSG;
-	snprintf(e.name, sizeof(e.name), "%s", name);
+	memcpy(e.name, name, strlen(name) + 1); /* its length is checked above */
 	*ret = e;
 	return 0;
 }
