@@ -47,8 +47,9 @@ static void usage(FILE *f)
 		"                          replaces every `disk` line of the file\n"
 		"  --name NAME             agent name (default: host name)\n"
 		"  --once                  copy once, wait for durable + verified, exit\n"
-		"  --tracker auto|ebpf|scan  change tracker for continuous replication (auto: ebpf\n"
-		"                          where it loads, else scan)\n"
+		"  --tracker auto|kmod|ebpf|scan  change tracker for continuous replication\n"
+		"                          (auto: kmod when tern.ko is loaded, else ebpf where\n"
+		"                          it loads, else scan)\n"
 		"  --interval SECONDS      seconds between epochs (default 30)\n"
 		"  --epochs N              stop after N epochs past the full copy (default: never)\n"
 		"  --pre-cutover CMD       run CMD (sh -c) before freezing the source at cutover\n"
@@ -287,8 +288,10 @@ static int cmd_run(int argc, char **argv)
 				o.tracker = TRACKER_SCAN;
 			} else if (strcmp(optarg, "ebpf") == 0) {
 				o.tracker = TRACKER_EBPF;
+			} else if (strcmp(optarg, "kmod") == 0) {
+				o.tracker = TRACKER_KMOD;
 			} else {
-				log_error("--tracker %s: auto, ebpf or scan (kmod is not built yet)", optarg);
+				log_error("--tracker %s: auto, kmod, ebpf or scan", optarg);
 				goto out;
 			}
 			break;

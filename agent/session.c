@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 #include "agent/quiesce.h"
-#include "agent/track-ebpf.h"
 #include "agent/source.h"
+#include "agent/track-kmod.h"
+#include "agent/track.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -580,12 +581,12 @@ fail:
 struct disk_run {
 	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
 	uint64_t next_epoch;
-	struct trk_ebpf *trk; /* the eBPF tracker, or NULL for the scan tracker */
+	struct track *trk;    /* the eBPF or kmod tracker, or NULL for the scan tracker */
 	uint64_t *only;      /* the chunks of the tracker's pending blocks, for the reader */
 	uint64_t nchunks;
 };
 
-/* One epoch of one disk. With the eBPF tracker the changes since the last harvest join the
+/* One epoch of one disk. With a block tracker the changes since the last harvest join the
  * unacknowledged ones, and unless full only their chunks are read; they are forgotten
  * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints. */
 static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
@@ -600,16 +601,17 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		uint64_t per = o->rd.chunk_size / o->track_block;
 		bool overflow = false;
 
-		r = trk_ebpf_harvest(run->trk, &pending, &overflow);
+		r = track_harvest(run->trk, &pending, &overflow);
 		if (r < 0)
-			return log_errno(r, "%s: harvesting the eBPF tracker", src->id);
+			return log_errno(r, "%s: harvesting the %s tracker", src->id,
+					 track_name(track_kind(run->trk)));
 		if (overflow) {
 			log_warn("%s: a change too large to track: reading the whole disk", src->id);
 			full = true;
 		}
 		if (!overflow) {
 			memset(run->only, 0, DIV_ROUND_UP(run->nchunks, 64) * 8);
-			for (uint64_t w = 0; w < DIV_ROUND_UP(trk_ebpf_nblocks(run->trk), 64); w++) {
+			for (uint64_t w = 0; w < DIV_ROUND_UP(track_nblocks(run->trk), 64); w++) {
 				for (uint64_t bits = pending[w]; bits; bits &= bits - 1) {
 					uint64_t chunk = (w * 64 + (uint64_t)__builtin_ctzll(bits)) / per;
 
@@ -631,18 +633,19 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	run->fps = next;
 	run->next_epoch++;
 	if (run->trk) {
-		r = trk_ebpf_acked(run->trk, run->next_epoch - 1);
+		r = track_acked(run->trk, run->next_epoch - 1);
 		if (r < 0)
-			return log_errno(r, "%s: updating the eBPF tracker", src->id);
+			return log_errno(r, "%s: updating the %s tracker", src->id,
+					 track_name(track_kind(run->trk)));
 	}
 	return 0;
 }
 
-/* Whether the eBPF tracker's pending blocks cover every change since the epoch before
+/* Whether the block tracker's pending blocks cover every change since the epoch before
  * next_epoch, which the receiver holds. */
-static bool ebpf_continuous(const struct trk_ebpf *t, uint64_t next_epoch)
+static bool tracker_continuous(const struct track *t, uint64_t next_epoch)
 {
-	uint64_t acked = trk_ebpf_acked_epoch(t);
+	uint64_t acked = track_acked_epoch(t);
 
 	return acked != UINT64_MAX && (acked + 1 == next_epoch || acked + 2 == next_epoch);
 }
@@ -812,7 +815,7 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		 * and recording it. Its pending blocks then still hold that epoch's set, so
 		 * they cover everything changed since the receiver's epoch too. */
 		tracked = runs[i].trk && offered && !g_reconcile &&
-			  ebpf_continuous(runs[i].trk, runs[i].next_epoch);
+			  tracker_continuous(runs[i].trk, runs[i].next_epoch);
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
@@ -860,8 +863,42 @@ out:
 	return r;
 }
 
+/* Starts a tracker of kind on every disk, or on none (then why says why not). */
+static int start_kind(enum track_kind kind, const struct agent_opts *o, struct source **srcs,
+		      struct disk_run *runs, char *why, size_t why_len)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		r = track_start(kind, srcs[i], o->track_block, o->bpf_pin_root, &runs[i].trk, why,
+				why_len);
+		if (r < 0)
+			break;
+		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
+		runs[i].only = calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8);
+		if (!runs[i].only) {
+			r = -ENOMEM;
+			snprintf(why, why_len, "out of memory");
+			break;
+		}
+	}
+	if (r == 0) {
+		log_info("tracker %s: block writes are recorded as they complete; each epoch "
+			 "reads only the chunks they touched", track_name(kind));
+		return 0;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		if (runs[i].trk)
+			runs[i].trk = track_stop(runs[i].trk, !track_resumed(runs[i].trk));
+		free(runs[i].only);
+		runs[i].only = NULL;
+	}
+	return r;
+}
+
 /* Picks and starts the change tracker before the first read of any disk, so nothing
- * written during the full copy is missed. auto prefers eBPF and says why it did not. */
+ * written during the full copy is missed. auto prefers tern.ko when it is loaded, then
+ * eBPF, and says why it did not pick them. */
 static int start_trackers(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
 {
 	char why[256] = "";
@@ -869,30 +906,17 @@ static int start_trackers(const struct agent_opts *o, struct source **srcs, stru
 
 	if (o->tracker == TRACKER_SCAN)
 		goto scan;
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		r = trk_ebpf_start(srcs[i], o->track_block, o->bpf_pin_root, &runs[i].trk, why,
-				   sizeof(why));
-		if (r < 0)
-			break;
-		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
-		runs[i].only = calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8);
-		if (!runs[i].only) {
-			r = -ENOMEM;
-			snprintf(why, sizeof(why), "out of memory");
-			break;
-		}
+	if (o->tracker == TRACKER_KMOD || (o->tracker == TRACKER_AUTO && trk_kmod_loaded())) {
+		r = start_kind(TRACK_KMOD, o, srcs, runs, why, sizeof(why));
+		if (r == 0)
+			return 0;
+		if (o->tracker == TRACKER_KMOD)
+			return log_errno(r, "--tracker kmod: %s", why);
+		log_info("tracker auto: kmod skipped (%s)", why);
 	}
-	if (r == 0) {
-		log_info("tracker ebpf: block writes are recorded as they complete; each epoch "
-			 "reads only the chunks they touched");
+	r = start_kind(TRACK_EBPF, o, srcs, runs, why, sizeof(why));
+	if (r == 0)
 		return 0;
-	}
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		if (runs[i].trk)
-			runs[i].trk = trk_ebpf_stop(runs[i].trk, !trk_ebpf_resumed(runs[i].trk));
-		free(runs[i].only);
-		runs[i].only = NULL;
-	}
 	if (o->tracker == TRACKER_EBPF)
 		return log_errno(r, "--tracker ebpf: %s", why);
 	log_info("tracker auto: ebpf skipped (%s); picked scan", why);
@@ -949,7 +973,9 @@ int session_run(const struct agent_opts *o)
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		g_views[i].phase = PROTO_PHASE_COPYING;
 		g_views[i].tracker = o->once ? PROTO_TRACKER_NONE :
-				     runs[i].trk ? PROTO_TRACKER_EBPF : PROTO_TRACKER_SCAN;
+				     !runs[i].trk ? PROTO_TRACKER_SCAN :
+				     track_kind(runs[i].trk) == TRACK_KMOD ? PROTO_TRACKER_KMOD :
+				     PROTO_TRACKER_EBPF;
 		g_views[i].total = srcs[i]->size;
 	}
 	for (;;) {
@@ -994,7 +1020,7 @@ out:
 		free(runs[i].fps);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
 		 * recording for the next agent. */
-		trk_ebpf_stop(runs[i].trk, g_cut_over);
+		track_stop(runs[i].trk, g_cut_over);
 		free(runs[i].only);
 	}
 	free(runs);

@@ -12,7 +12,7 @@ struct agent_disk {
 	char *path;
 };
 
-enum tracker_kind { TRACKER_AUTO, TRACKER_SCAN, TRACKER_EBPF };
+enum tracker_kind { TRACKER_AUTO, TRACKER_SCAN, TRACKER_EBPF, TRACKER_KMOD };
 
 struct agent_opts {
 	const char *receiver;    /* HOST:PORT */

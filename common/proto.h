@@ -176,7 +176,8 @@ enum proto_tracker {
 	PROTO_TRACKER_NONE = 0, /* a one-shot copy */
 	PROTO_TRACKER_SCAN = 1,
 	PROTO_TRACKER_EBPF = 2,
-	PROTO_TRACKER_MAX = PROTO_TRACKER_EBPF,
+	PROTO_TRACKER_KMOD = 3, /* tern.ko */
+	PROTO_TRACKER_MAX = PROTO_TRACKER_KMOD,
 };
 #define PROTO_STATUS_LEN (2 + 4 + 8 * 7)
 struct proto_status {

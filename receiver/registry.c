@@ -406,6 +406,7 @@ static const char *tracker_name(uint8_t t)
 	switch (t) {
 	case PROTO_TRACKER_SCAN: return "scan";
 	case PROTO_TRACKER_EBPF: return "ebpf";
+	case PROTO_TRACKER_KMOD: return "kmod";
 	default: return "none";
 	}
 }

@@ -111,7 +111,7 @@ copy_bin "$TERN_AGENT" tern-agent
 copy_bin "$TERN_KMOD_MARKS" kmod-marks
 copy_bin "$(command -v dmsetup)" dmsetup
 cp "$HERE/init" "$R/init"
-cp "$HERE"/guest-*.sh "$R/tests/"
+cp "$HERE"/guest-*.sh "$HERE/lib.sh" "$R/tests/"
 chmod +x "$R/init" "$R/tests/"*.sh
 cp "$T/state/agent-bundle.pem" "$R/etc/tern/agent-bundle.pem"
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$T/initramfs.cpio"
@@ -135,7 +135,7 @@ qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
 	-device virtio-blk-pci,drive=d0 \
 	-drive file="$T/src.img",format=raw,if=none,id=d1,discard=unmap \
 	-device virtio-blk-pci,drive=d1 \
-	-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	</dev/null >"$T/console.log" 2>&1 &
 QEMU_PID=$!
@@ -176,7 +176,7 @@ for name in "${DONE_CUT[@]}"; do
 	want=$(tr -d '\r' <"$T/console.log" | sed -n "s/^TERN-VM: source-sha256 $name \([0-9a-f]*\).*/\1/p")
 	got=$(sha256sum "$T/$name-dst.img" | cut -d' ' -f1)
 	[ -n "$want" ] && [ "$want" = "$got" ] || fail "$name: target SHA-256 $got, source ${want:-unknown}"
-	grep -q "complete" "$T/cutover-$name.log" || fail "$name: ternctl reported no completed cutover"
+	grep -q "verify full: match" "$T/cutover-$name.log" || fail "$name: ternctl reported no verified cutover"
 	log "$name: target SHA-256 equals the source's ($got)"
 done
 if [[ " ${DONE_CUT[*]} " == *" kmod "* ]]; then

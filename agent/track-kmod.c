@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The kernel-module change tracker; see track-kmod.h and kmod-optional/. */
+#include "agent/track-kmod.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "agent/source.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "kmod-optional/uapi/tern.h"
+
+#define KMOD_DEV "/dev/" TERN_DEV_NAME
+
+struct trk_kmod {
+	int fd;
+	char id[TERN_ID_LEN];
+	uint64_t nblocks, nwords;
+	uint64_t *pend;          /* the module's pending set as of the last harvest */
+	uint64_t acked_epoch;
+	bool resumed;
+};
+
+bool trk_kmod_loaded(void)
+{
+	return access(KMOD_DEV, F_OK) == 0;
+}
+
+int trk_kmod_start(const struct source *src, uint32_t block_size, struct trk_kmod **ret_t,
+		   char *why, size_t why_len)
+{
+	struct tern_register reg = { .version = TERN_UAPI_VERSION, .flags = TERN_REG_REPLACE };
+	struct tern_version v;
+	struct trk_kmod *t = NULL;
+	struct stat st;
+	char path[320];
+	uint64_t start;
+	dev_t whole;
+	int r;
+
+	if (!src->blockdev) {
+		snprintf(why, why_len, "%s is not a block device", src->path);
+		return -EOPNOTSUPP;
+	}
+	if (strlen(src->id) >= TERN_ID_LEN) {
+		snprintf(why, why_len, "disk id %s is longer than tern.ko's %d characters", src->id,
+			 TERN_ID_LEN - 1);
+		return -ENAMETOOLONG;
+	}
+	if (fstat(src->fd, &st) < 0 || src_whole_disk(st.st_rdev, &whole, &start) < 0) {
+		snprintf(why, why_len, "cannot find the disk of %s in sysfs", src->path);
+		return -ENODEV;
+	}
+	/* The module hooks block_rq_complete, which bio-based devices (dm, md) never fire. */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/mq", major(whole), minor(whole));
+	if (access(path, F_OK) < 0) {
+		snprintf(why, why_len, "%s is not a request-based (blk-mq) disk, whose writes the "
+			 "block_rq_complete tracepoint would not see", src->path);
+		return -EOPNOTSUPP;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->fd = open(KMOD_DEV, O_RDWR | O_CLOEXEC);
+	if (t->fd < 0) {
+		r = -errno;
+		snprintf(why, why_len, r == -ENOENT ? "tern.ko is not loaded (no " KMOD_DEV ")" :
+			 "cannot open " KMOD_DEV ": %s", strerror(-r));
+		goto fail;
+	}
+	r = ioctl(t->fd, TERN_IOC_VERSION, &v) < 0 ? -errno : 0;
+	if (r == 0 && v.version != TERN_UAPI_VERSION)
+		r = -EPROTO;
+	if (r < 0) {
+		snprintf(why, why_len, "tern.ko speaks another interface (uapi %u, the agent %u)",
+			 r == -EPROTO ? v.version : 0, TERN_UAPI_VERSION);
+		goto fail;
+	}
+	snprintf(t->id, sizeof(t->id), "%s", src->id);
+	memcpy(reg.id, t->id, sizeof(reg.id));
+	reg.major = major(whole);
+	reg.first_minor = minor(whole);
+	reg.start_sector = start;
+	reg.nr_sectors = DIV_ROUND_UP(src->size, 512);
+	reg.block_size = block_size;
+	if (ioctl(t->fd, TERN_IOC_REGISTER, &reg) < 0) {
+		r = -errno;
+		snprintf(why, why_len, "tern.ko refused to track %s: %s", src->path, strerror(-r));
+		goto fail;
+	}
+	t->resumed = reg.flags & TERN_REG_RESUMED;
+	t->acked_epoch = reg.acked_epoch;
+	t->nblocks = reg.nblocks;
+	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
+	t->pend = calloc(t->nwords ? t->nwords : 1, 8);
+	if (!t->pend) {
+		r = -ENOMEM;
+		snprintf(why, why_len, "out of memory");
+		goto fail;
+	}
+	if (t->resumed)
+		log_info("%s: kmod tracker resumed (tracking since an earlier agent; last "
+			 "acknowledged epoch %" PRIu64 ")", src->id, t->acked_epoch);
+	else
+		log_info("%s: kmod tracker on disk %u:%u from sector %" PRIu64 ", %" PRIu64
+			 " blocks of %u", src->id, major(whole), minor(whole), start, t->nblocks,
+			 block_size);
+	*ret_t = t;
+	return 0;
+fail:
+	/* A tracker this call created is removed; one it resumed keeps recording. */
+	trk_kmod_stop(t, t->fd >= 0 && t->nblocks && !t->resumed);
+	return r;
+}
+
+int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bool *ret_overflow)
+{
+	struct tern_harvest h = { .buf = (uintptr_t)t->pend, .buf_len = t->nwords * 8 };
+
+	memcpy(h.id, t->id, sizeof(h.id));
+	if (ioctl(t->fd, TERN_IOC_HARVEST, &h) < 0)
+		return -errno;
+	*ret_overflow = false;
+	*ret_pending = t->pend;
+	return 0;
+}
+
+int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
+{
+	struct tern_ack a = { .epoch = epoch };
+
+	memcpy(a.id, t->id, sizeof(a.id));
+	if (ioctl(t->fd, TERN_IOC_ACK, &a) < 0)
+		return -errno;
+	memset(t->pend, 0, t->nwords * 8);
+	t->acked_epoch = epoch;
+	return 0;
+}
+
+uint64_t trk_kmod_acked_epoch(const struct trk_kmod *t)
+{
+	return t->acked_epoch;
+}
+
+bool trk_kmod_resumed(const struct trk_kmod *t)
+{
+	return t->resumed;
+}
+
+uint64_t trk_kmod_nblocks(const struct trk_kmod *t)
+{
+	return t->nblocks;
+}
+
+struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister)
+{
+	if (!t)
+		return NULL;
+	if (unregister && t->fd >= 0) {
+		struct tern_unregister u;
+
+		memcpy(u.id, t->id, sizeof(u.id));
+		if (ioctl(t->fd, TERN_IOC_UNREGISTER, &u) < 0 && errno != ENOENT)
+			log_warn("%s: cannot unregister the kmod tracker: %s", t->id, strerror(errno));
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->pend);
+	free(t);
+	return NULL;
+}
