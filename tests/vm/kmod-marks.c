@@ -279,7 +279,8 @@ int main(int argc, char **argv)
 	int r, res[6], fails = 0;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: kmod-marks DISK (its contents are overwritten)\n");
+		fprintf(stderr, "usage: kmod-marks DISK (its contents are overwritten)\n"
+			"       kmod-marks --trackers (prints how many trackers are registered)\n");
 		return 2;
 	}
 	srandom((unsigned)time(NULL));
@@ -291,6 +292,10 @@ int main(int argc, char **argv)
 	if (ioctl(c.ctl, TERN_IOC_VERSION, &v) < 0 || v.version != TERN_UAPI_VERSION) {
 		printf("kmod-marks: the module speaks another uapi version\n");
 		return 1;
+	}
+	if (strcmp(argv[1], "--trackers") == 0) {
+		printf("%u\n", v.ntrackers);
+		return 0;
 	}
 	c.dev = open(argv[1], O_RDWR | O_DIRECT | O_CLOEXEC);
 	if (c.dev < 0 || posix_memalign((void **)&c.buf, 4096, 1 << 20) != 0) {
