@@ -246,6 +246,14 @@ static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn, 
 	if (!req)
 		return fail(conn, 500, "out of memory");
 	req->verify = verify;
+	/* The agent lifts a pause for its final epoch; the wish goes with it, or the next
+	 * session (after a withdrawn cutover) would be paused again behind the operator. */
+	{
+		bool connected;
+
+		if (reg_set_paused(api->reg, agent, false, &connected) == 0 && connected)
+			rcv_poke(api->srv, agent);
+	}
 	log_info("api: cutover of agent %s asked (verify %s, timeout %" PRIu64 " s)", agent,
 		 verify == PROTO_VERIFY_FULL ? "full" : "tracked", timeout);
 	r = rcv_cutover(api->srv, agent, req, (unsigned)timeout);
