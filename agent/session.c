@@ -173,6 +173,7 @@ struct disk_view {
 	uint64_t start_ns;      /* when that epoch began reading (0: none yet) */
 	uint64_t churn_bps;     /* changed bytes per second of source time, last measured */
 	uint64_t last_changed;  /* bytes of chunks the last acknowledged epoch sent */
+	bool last_tracked;      /* that epoch sent changes (not a full copy or reconciliation) */
 	uint64_t throughput_bps;
 };
 static struct disk_view *g_views;
@@ -382,7 +383,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	}
 	/* Churn: what the last epoch sent changed in the time between its start and this
 	 * one's; a full read (copy, reconciliation) says nothing of it. */
-	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING)
+	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING && v->last_tracked)
 		v->churn_bps = (uint64_t)((double)v->last_changed * 1e9 /
 					  (double)MAX(st.t_start - v->start_ns, 1ull));
 	v->start_ns = st.t_start;
@@ -462,6 +463,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	v->active = false;
 	v->done = v->total;
 	v->last_changed = sent_chunks * o->rd.chunk_size;
+	v->last_tracked = v->phase == PROTO_PHASE_TRACKING;
 	/* Throughput for the forecast: chunks sent per second, read to acknowledged; tiny
 	 * epochs measure round trips rather than the pipe and keep the last figure. */
 	if (v->last_changed >= (4u << 20))

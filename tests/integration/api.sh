@@ -143,6 +143,12 @@ check_metrics
 [ "$(code POST /v1/agents/web1/resume)" = 200 ] || fail "resume refused"
 wait_for "s['agents'][0]['disks'][0]['state'] == 'in-sync'" 100
 grep -q "resumed by the operator" "$T/agent.log" || fail "the agent did not hear of the resume"
+# Nothing writes to the source yet: after two more epochs the churn measured is nil (the
+# full copy's bytes are not churn) and the forecast converges.
+V=$(jget "s['agents'][0]['disks'][0]['verified_epoch']")
+wait_for "s['agents'][0]['disks'][0]['verified_epoch'] >= $V + 2" 100
+[ "$(jget "s['agents'][0]['disks'][0]['churn_bps'] == 0 and s['agents'][0]['disks'][0]['forecast']['converges'] is True")" = True ] ||
+	{ api "$API/v1/status"; fail "churn measured on an idle source"; }
 # Churn it cannot keep up with, under a tight limit, is forecast not to converge.
 [ "$(code PUT /v1/agents/web1/rate '{"bytes_per_second": 262144}')" = 200 ] || fail "rate refused"
 grep -q "rate_limit_bps\":262144" "$T/body" || fail "rate answer does not say the limit"
