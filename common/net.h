@@ -15,6 +15,10 @@ struct conn;
 int net_parse_hostport(const char *s, char **ret_host, char **ret_port);
 /* A listening TCP socket (SO_REUSEADDR, CLOEXEC). Returns the fd or -errno. */
 int net_listen(const char *hostport);
+/* Writes "HOST:PORT" ("[HOST]:PORT" for IPv6) of an address into buf, "?:0" for another
+ * family. */
+struct sockaddr_storage;
+void net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* Connects within timeout_ms. Returns the fd or -errno. */
 int net_connect(const char *hostport, int timeout_ms);
 

@@ -446,10 +446,9 @@ int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport
 	struct api *api = calloc(1, sizeof(*api));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "?", bound[INET6_ADDRSTRLEN + 16], path[4096];
+	char bound[INET6_ADDRSTRLEN + 16], path[4096];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
-	unsigned port = 0;
 	bool tls;
 	int fd = -1, r;
 
@@ -470,15 +469,7 @@ int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport
 		r = log_errno(-errno, "getsockname");
 		goto fail;
 	}
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		snprintf(bound, sizeof(bound), "%s:%u", host, port);
-	} else {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		snprintf(bound, sizeof(bound), "[%s]:%u", host, port);
-	}
+	net_addr_name(&ss, bound, sizeof(bound));
 	tls = !is_loopback(&ss);
 	if (tls) {
 		size_t len;

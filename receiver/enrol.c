@@ -1169,25 +1169,6 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-static void addr_name(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(buf, len, "%s:%u", host, port);
-}
-
 /* Cuts connections past their deadline (all of them when stopping), so a silent or slow
  * client cannot hold a slot. Called with l->lock held. */
 static void cut_slots(struct enrol_listener *l, bool all)
@@ -1225,7 +1206,7 @@ static void accept_one(struct enrol_listener *l)
 	}
 	j = calloc(1, sizeof(*j));
 	if (j)
-		addr_name(&ss, j->peer, sizeof(j->peer));
+		net_addr_name(&ss, j->peer, sizeof(j->peer));
 	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_lock(&l->lock);
 	for (unsigned i = 0; i < MAX_CONNS && slot == MAX_CONNS; i++) {
@@ -1337,7 +1318,7 @@ int enrol_listener_start(const char *state_dir, const char *hostport, int repl_f
 		goto fail;
 	}
 	if (getsockname(l->lfd, (struct sockaddr *)&ss, &sl) == 0) {
-		addr_name(&ss, name, sizeof(name));
+		net_addr_name(&ss, name, sizeof(name));
 		log_info("enrolment listening on %s", name);
 	}
 	r = -pthread_create(&l->tid, NULL, listen_thread, l);

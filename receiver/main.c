@@ -259,23 +259,6 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(buf, len, "%s:%u", host, port);
-}
-
 static int cmd_serve(int argc, char **argv)
 {
 	struct rcv_server srv = { 0 };
@@ -339,7 +322,7 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0) {
-		peer_name(&ss, name, sizeof(name));
+		net_addr_name(&ss, name, sizeof(name));
 		log_info("listening on %s", name);
 	}
 	srv.reg = reg_new();
@@ -407,7 +390,7 @@ static int cmd_serve(int argc, char **argv)
 		}
 		j->srv = &srv;
 		j->fd = fd;
-		peer_name(&ss, j->peer, sizeof(j->peer));
+		net_addr_name(&ss, j->peer, sizeof(j->peer));
 		pthread_mutex_lock(&srv.lock);
 		srv.sessions++;
 		pthread_mutex_unlock(&srv.lock);
