@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/cursor.h"
 #include "common/net.h"
 
 #define TOKEN_CHECK_LEN 4
@@ -251,64 +252,6 @@ out:
 	OPENSSL_cleanse(bin, sizeof(bin));
 	OPENSSL_cleanse(&t, sizeof(t));
 	return r;
-}
-
-/* A bounded big-endian writer and reader; a step past the end marks the cursor bad. */
-struct cur {
-	uint8_t *w;
-	const uint8_t *r;
-	size_t left;
-	bool bad;
-};
-
-static void put_be(struct cur *c, uint64_t v, unsigned n)
-{
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return;
-	}
-	for (unsigned i = 0; i < n; i++)
-		*c->w++ = (uint8_t)(v >> (8 * (n - 1 - i)));
-	c->left -= n;
-}
-
-static void put_bytes(struct cur *c, const void *p, size_t n)
-{
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return;
-	}
-	if (n)
-		memcpy(c->w, p, n);
-	c->w += n;
-	c->left -= n;
-}
-
-static uint64_t get_be(struct cur *c, unsigned n)
-{
-	uint64_t v = 0;
-
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return 0;
-	}
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | *c->r++;
-	c->left -= n;
-	return v;
-}
-
-static const uint8_t *get_bytes(struct cur *c, size_t n)
-{
-	const uint8_t *p = c->r;
-
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return NULL;
-	}
-	c->r += n;
-	c->left -= n;
-	return p;
 }
 
 /* Starts a frame of type at out, leaving its length to finish(). */

@@ -5,77 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/cursor.h"
 #include "common/util.h"
-
-/* A bounded cursor: every get/put checks the remaining room first, and a failed step
- * poisons the cursor so a decoder checks once at the end instead of after every field. */
-struct cur {
-	uint8_t *w;
-	const uint8_t *r;
-	size_t left;
-	bool bad;
-};
-
-static void put_u8(struct cur *c, uint8_t v)
-{
-	if (c->bad || c->left < 1) {
-		c->bad = true;
-		return;
-	}
-	*c->w++ = v;
-	c->left--;
-}
-
-static void put_be(struct cur *c, uint64_t v, unsigned n)
-{
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return;
-	}
-	for (unsigned i = 0; i < n; i++)
-		c->w[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-	c->w += n;
-	c->left -= n;
-}
-
-static void put_bytes(struct cur *c, const void *p, size_t n)
-{
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return;
-	}
-	memcpy(c->w, p, n);
-	c->w += n;
-	c->left -= n;
-}
-
-static uint64_t get_be(struct cur *c, unsigned n)
-{
-	uint64_t v = 0;
-
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return 0;
-	}
-	for (unsigned i = 0; i < n; i++)
-		v = (v << 8) | c->r[i];
-	c->r += n;
-	c->left -= n;
-	return v;
-}
-
-static const uint8_t *get_bytes(struct cur *c, size_t n)
-{
-	const uint8_t *p = c->r;
-
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return NULL;
-	}
-	c->r += n;
-	c->left -= n;
-	return p;
-}
 
 /* A name: u8 length then bytes, valid per name_is_valid. */
 static void put_name(struct cur *c, const char *s)
