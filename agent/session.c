@@ -14,6 +14,7 @@
 
 #include "agent/quiesce.h"
 #include "agent/source.h"
+#include "agent/track-dm.h"
 #include "agent/track-kmod.h"
 #include "agent/track.h"
 #include "common/log.h"
@@ -47,6 +48,7 @@ static uint8_t g_cut_verify;
  * no new data while paused, and no more than the rate on the wire. */
 static bool g_paused;
 static uint64_t g_remote_rate;
+static uint64_t g_pace_next; /* the pacer's clock: when the next byte may leave */
 
 /* Notes a CUTOVER request found where another frame was awaited. 1 when it was one. */
 static int note_cut_request(const struct proto_hdr *h, const uint8_t *buf)
@@ -87,6 +89,9 @@ static int note_control(const struct proto_hdr *h, const uint8_t *buf)
 		g_paused = false;
 		break;
 	default:
+		/* Debt run up at the old rate is not owed at the new one. */
+		if (m.rate_bps != g_remote_rate)
+			g_pace_next = 0;
 		if (m.rate_bps != g_remote_rate) {
 			if (m.rate_bps)
 				log_info("bandwidth limit set by the operator: %s/s",
@@ -181,12 +186,19 @@ static unsigned g_nviews;
 /* Disks registered on the current connection: the receiver refuses a report of any other. */
 static unsigned g_nregistered;
 static uint64_t g_last_report;
-static uint64_t g_pace_next; /* the pacer's clock: when the next byte may leave */
 
 #define REPORT_NS 1000000000ull
 #define PACE_BURST_NS 50000000ull
 
 static volatile sig_atomic_t stop_requested;
+
+/* bytes per second over ns, capped where the receiver stops believing a rate (2^50). */
+static uint64_t rate_of(uint64_t bytes, uint64_t ns)
+{
+	double r = (double)bytes * 1e9 / (double)MAX(ns, 1ull);
+
+	return r >= 0x1p50 ? UINT64_C(1) << 50 : (uint64_t)r;
+}
 
 static uint64_t effective_rate(const struct agent_opts *o)
 {
@@ -227,7 +239,8 @@ static int report(const struct agent_opts *o, struct conn *c, bool force)
 			.paused = g_paused, .active = v->active, .epoch = v->epoch,
 			.bytes_done = MIN(v->done, v->total), .bytes_total = v->total,
 			.backlog_bytes = backlog_of(v, now), .churn_bps = v->churn_bps,
-			.throughput_bps = v->throughput_bps, .rate_limit_bps = effective_rate(o),
+			.throughput_bps = v->throughput_bps,
+			.rate_limit_bps = MIN(effective_rate(o), UINT64_C(1) << 50),
 		};
 		int n = proto_encode_status(out, sizeof(out), &m), r;
 
@@ -285,15 +298,20 @@ static int gate(const struct agent_opts *o, struct conn *c, uint8_t *ctrl, size_
 		r = report(o, c, false);
 		if (r < 0)
 			return r;
+		/* The final epoch runs with the source frozen: neither a pause nor a bandwidth
+		 * limit may stretch that downtime (the forecast counts the limit, though). */
+		if (g_final_epoch)
+			return 0;
+		if (stop_requested && (g_paused || (rate && g_pace_next > now)))
+			return -EINTR;
 		if (g_paused) {
-			if (stop_requested)
-				return -EINTR;
 			wait_readable(c, 100);
 			continue;
 		}
 		if (!rate || !len)
 			return 0;
-		/* A pacer idle for a while does not bank more than a short burst. */
+		/* A pacer idle for a while does not bank more than a short burst, and never
+		 * owes more than this frame at the current rate. */
 		if (g_pace_next + PACE_BURST_NS < now)
 			g_pace_next = now - PACE_BURST_NS;
 		if (g_pace_next <= now) {
@@ -384,8 +402,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	/* Churn: what the last epoch sent changed in the time between its start and this
 	 * one's; a full read (copy, reconciliation) says nothing of it. */
 	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING && v->last_tracked)
-		v->churn_bps = (uint64_t)((double)v->last_changed * 1e9 /
-					  (double)MAX(st.t_start - v->start_ns, 1ull));
+		v->churn_bps = rate_of(v->last_changed, st.t_start - v->start_ns);
 	v->start_ns = st.t_start;
 	r = report(o, c, true);
 	if (r < 0)
@@ -467,8 +484,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	/* Throughput for the forecast: chunks sent per second, read to acknowledged; tiny
 	 * epochs measure round trips rather than the pipe and keep the last figure. */
 	if (v->last_changed >= (4u << 20))
-		v->throughput_bps = (uint64_t)((double)v->last_changed * 1e9 /
-					       (double)MAX(st.t_end - st.t_start, 1ull));
+		v->throughput_bps = rate_of(v->last_changed, st.t_end - st.t_start);
 	fp_hex(&ee.root, hex1);
 	fp_hex(&ack.root, hex2);
 	if (!ack.match || !fp_equal(&ack.root, &ee.root)) {
@@ -789,6 +805,12 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 	}
 	log_info("connected to %s (TLS 1.3, mutual certificate verification)", o->receiver);
 	g_nregistered = 0;
+	/* A cutover request and the operator's wishes belong to one session: the receiver
+	 * asks again, and repeats its wishes, on the next. */
+	g_cut_pending = false;
+	g_paused = false;
+	g_remote_rate = 0;
+	g_pace_next = 0;
 	/* A receiver busy making a large target durable (or zeroing it) may not read for a
 	 * while; the stream waits as long as the acknowledgement would. */
 	conn_set_send_timeout(c, o->ack_timeout_ms);
@@ -898,14 +920,56 @@ static int start_kind(enum track_kind kind, const struct agent_opts *o, struct s
 	return r;
 }
 
+/* --snapshot: epochs read dm snapshots, whose exceptions are the tracker. Returns 0 when
+ * they run, 1 when not wanted (auto: not every source is a dm device, or no COW store). */
+static int start_dm(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
+{
+	char why[256] = "";
+	bool all_dm = true;
+	int r = 0;
+
+	for (unsigned i = 0; i < o->ndisks; i++)
+		all_dm = all_dm && trk_dm_source_ok(srcs[i]);
+	if (o->snapshot == SNAPSHOT_NONE || (o->snapshot == SNAPSHOT_AUTO && !all_dm))
+		return 1;
+	if (o->snapshot == SNAPSHOT_AUTO && !o->snapshot_cow) {
+		log_info("snapshot auto: the sources are device-mapper devices, but without "
+			 "--snapshot-cow there is no store for snapshots; reading them live");
+		return 1;
+	}
+	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
+		r = track_start_dm(srcs[i], o->track_block, o->snapshot_cow, i, o->ndisks,
+				   &runs[i].trk, why, sizeof(why));
+		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
+		runs[i].only = r == 0 ? calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8) : NULL;
+		if (r == 0 && !runs[i].only) {
+			r = -ENOMEM;
+			snprintf(why, sizeof(why), "out of memory");
+		}
+	}
+	if (r == 0) {
+		log_info("snapshot dm: each epoch reads a snapshot taken as it starts; the "
+			 "snapshot's exceptions are the next epoch's changed blocks");
+		return 0;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		runs[i].trk = track_stop(runs[i].trk, true);
+		free(runs[i].only);
+		runs[i].only = NULL;
+	}
+	return log_errno(r, "--snapshot dm: %s", why);
+}
+
 /* Picks and starts the change tracker before the first read of any disk, so nothing
  * written during the full copy is missed. auto prefers tern.ko when it is loaded, then
  * eBPF, and says why it did not pick them. */
 static int start_trackers(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
 {
 	char why[256] = "";
-	int r = 0;
+	int r = start_dm(o, srcs, runs);
 
+	if (r <= 0)
+		return r;
 	if (o->tracker == TRACKER_SCAN)
 		goto scan;
 	if (o->tracker == TRACKER_KMOD || (o->tracker == TRACKER_AUTO && trk_kmod_loaded())) {
@@ -949,6 +1013,15 @@ int session_run(const struct agent_opts *o)
 		r = log_errno(-ENOMEM, "allocation");
 		goto out;
 	}
+	/* A killed agent's dm snapshots go before any source is opened: an origin it left
+	 * suspended would hang the first read. */
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		r = trk_dm_cleanup(o->disks[i].id, o->disks[i].path);
+		if (r < 0) {
+			log_errno(r, "%s: cannot undo the snapshots an earlier agent left", o->disks[i].id);
+			goto out;
+		}
+	}
 	/* Open every source first: a typo in the last --disk should fail before any copy. */
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		why[0] = '\0';
@@ -977,6 +1050,7 @@ int session_run(const struct agent_opts *o)
 		g_views[i].tracker = o->once ? PROTO_TRACKER_NONE :
 				     !runs[i].trk ? PROTO_TRACKER_SCAN :
 				     track_kind(runs[i].trk) == TRACK_KMOD ? PROTO_TRACKER_KMOD :
+				     track_kind(runs[i].trk) == TRACK_DM ? PROTO_TRACKER_DM :
 				     PROTO_TRACKER_EBPF;
 		g_views[i].total = srcs[i]->size;
 	}
@@ -1008,7 +1082,7 @@ int session_run(const struct agent_opts *o)
 		backoff = MIN(backoff * 2, 60u);
 	}
 	if (r == -EINTR && stop_requested) {
-		log_info("stopping on request while paused: the epoch in flight is abandoned; "
+		log_info("stopping on request while paused or paced: the epoch in flight is abandoned; "
 			 "nothing of it was acknowledged");
 		r = 0;
 	}
@@ -1016,8 +1090,7 @@ int session_run(const struct agent_opts *o)
 		log_info("stopping on request; every epoch sent so far is durable on the receiver");
 out:
 	SSL_CTX_free(ctx);
-	for (unsigned i = 0; srcs && i < o->ndisks; i++)
-		src_free(srcs[i]);
+	/* Trackers first: a dm snapshot gives its source its own descriptor back. */
 	for (unsigned i = 0; runs && i < o->ndisks; i++) {
 		free(runs[i].fps);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
@@ -1025,6 +1098,8 @@ out:
 		track_stop(runs[i].trk, g_cut_over);
 		free(runs[i].only);
 	}
+	for (unsigned i = 0; srcs && i < o->ndisks; i++)
+		src_free(srcs[i]);
 	free(runs);
 	free(srcs);
 	free(g_views);

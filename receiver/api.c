@@ -246,14 +246,6 @@ static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn, 
 	if (!req)
 		return fail(conn, 500, "out of memory");
 	req->verify = verify;
-	/* The agent lifts a pause for its final epoch; the wish goes with it, or the next
-	 * session (after a withdrawn cutover) would be paused again behind the operator. */
-	{
-		bool connected;
-
-		if (reg_set_paused(api->reg, agent, false, &connected) == 0 && connected)
-			rcv_poke(api->srv, agent);
-	}
 	log_info("api: cutover of agent %s asked (verify %s, timeout %" PRIu64 " s)", agent,
 		 verify == PROTO_VERIFY_FULL ? "full" : "tracked", timeout);
 	r = rcv_cutover(api->srv, agent, req, (unsigned)timeout);
@@ -290,9 +282,13 @@ static enum MHD_Result do_wish(struct api *api, struct MHD_Connection *conn, con
 
 	if (!body)
 		return fail(conn, 400, "%s", why);
-	if (rate && (!get_u64(body, "bytes_per_second", INT64_MAX, &bps) || bps == UINT64_MAX)) {
+	/* Up to a petabyte a second: the agent reports its limit, and the receiver believes
+	 * no rate above that. */
+	if (rate && (!get_u64(body, "bytes_per_second", UINT64_C(1) << 50, &bps) ||
+		     bps == UINT64_MAX)) {
 		json_object_put(body);
-		return fail(conn, 400, "bytes_per_second must be a non-negative integer (0: no limit)");
+		return fail(conn, 400, "bytes_per_second must be an integer from 0 (no limit) to "
+			    "2^50");
 	}
 	json_object_put(body);
 	r = rate ? reg_set_rate(api->reg, agent, bps, &connected) :

@@ -1032,6 +1032,7 @@ static int redeem(struct enrol_listener *l, const struct enrol_request *req, str
 		r = refuse(o, -EIO, "the receiver cannot read its revocation list");
 		goto out;
 	}
+	now = now_s(); /* the issue time recorded below must be past the revocation too */
 	r = tls_csr_sign(l->state_dir, req->csr, req->csr_len, req->name, &o->cert, &o->cert_len,
 			 &o->ca, &o->ca_len, o->serial, o->why, sizeof(o->why));
 	if (r == -EBADMSG) {

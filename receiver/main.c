@@ -315,7 +315,15 @@ static int cmd_serve(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_cond_init(&srv.cut_cv, NULL);
+	{
+		pthread_condattr_t cattr;
+
+		/* rcv_cutover's deadline is on the monotonic clock. */
+		pthread_condattr_init(&cattr);
+		pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+		pthread_cond_init(&srv.cut_cv, &cattr);
+		pthread_condattr_destroy(&cattr);
+	}
 	lfd = net_listen(a.listen);
 	if (lfd < 0) {
 		log_errno(lfd, "cannot listen on %s", a.listen);

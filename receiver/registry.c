@@ -407,6 +407,7 @@ static const char *tracker_name(uint8_t t)
 	case PROTO_TRACKER_SCAN: return "scan";
 	case PROTO_TRACKER_EBPF: return "ebpf";
 	case PROTO_TRACKER_KMOD: return "kmod";
+	case PROTO_TRACKER_DM: return "dm";
 	default: return "none";
 	}
 }
@@ -507,10 +508,11 @@ static json_object *disk_json(const struct reg_agent *a, const struct reg_disk *
 	if (!o)
 		return NULL;
 	if (d->have_st && a->connected) {
-		/* The agent's estimate grows with the churn since it was sent. */
-		double age = (double)(mono - d->st_at_ns) / 1e9;
+		/* The agent's estimate grows with the churn since it was sent (rates are
+		 * bounded by the session, 2^50, so the product fits). */
+		double age = mono > d->st_at_ns ? (double)(mono - d->st_at_ns) / 1e9 : 0.0;
 
-		backlog = d->st.backlog_bytes;
+		backlog = MIN(d->st.backlog_bytes, d->size);
 		if (d->st.tracker != PROTO_TRACKER_NONE)
 			backlog += (uint64_t)((double)d->st.churn_bps * MIN(age, 5.0));
 		backlog = MIN(backlog, d->size);

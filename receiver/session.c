@@ -29,6 +29,7 @@
 #define RCV_MAX_DISKS 256
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define IDLE_TIMEOUT_MS (15 * 60 * 1000)
+#define STATUS_RATE_MAX (UINT64_C(1) << 50)
 
 struct rdisk {
 	struct rcv_target *t;
@@ -744,6 +745,11 @@ static int on_status(struct rsession *s, const struct proto_hdr *h)
 	if (m.bytes_total > d->size)
 		return refuse(s, -EPROTO, "disk %s: STATUS covers %" PRIu64 " bytes of a %" PRIu64
 			      "-byte disk", d->t->id, m.bytes_total, d->size);
+	/* Rates past a petabyte a second are no measurement; the forecast's arithmetic in
+	 * doubles stays exact below 2^53. */
+	if (m.churn_bps > STATUS_RATE_MAX || m.throughput_bps > STATUS_RATE_MAX ||
+	    m.rate_limit_bps > STATUS_RATE_MAX)
+		return refuse(s, -EPROTO, "disk %s: STATUS with an implausible rate", d->t->id);
 	reg_status(s->srv->reg, d->rd, &m);
 	return 0;
 }
@@ -808,6 +814,22 @@ static bool cut_is_current(const struct rsession *s)
 	return s->cut && s->handle.req == s->cut && s->handle.req_gen == s->cut_gen;
 }
 
+/* Hands the outcome over if the request is still awaited; srv->lock held. */
+static void finish_locked(struct rsession *s, int result, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void finish_locked(struct rsession *s, int result, const char *fmt, va_list ap)
+{
+	if (cut_is_current(s)) {
+		vsnprintf(s->cut->proof, sizeof(s->cut->proof), fmt, ap);
+		s->cut->result = result;
+		s->cut->done = true;
+		s->handle.req = NULL;
+		pthread_cond_broadcast(&s->srv->cut_cv);
+	}
+	s->cut = NULL;
+}
+
 static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -816,16 +838,9 @@ static void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 	va_list ap;
 
 	pthread_mutex_lock(&s->srv->lock);
-	if (cut_is_current(s)) {
-		va_start(ap, fmt);
-		vsnprintf(s->cut->proof, sizeof(s->cut->proof), fmt, ap);
-		va_end(ap);
-		s->cut->result = result;
-		s->cut->done = true;
-		s->handle.req = NULL;
-		pthread_cond_broadcast(&s->srv->cut_cv);
-	}
-	s->cut = NULL;
+	va_start(ap, fmt);
+	finish_locked(s, result, fmt, ap);
+	va_end(ap);
 	pthread_mutex_unlock(&s->srv->lock);
 	reg_cutting_over(s->srv->reg, s->ra, false);
 }
@@ -844,19 +859,31 @@ static int register_handle(struct rsession *s)
 	return 0;
 }
 
+static void abort_locked(struct rsession *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void abort_locked(struct rsession *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	finish_locked(s, -ECONNABORTED, fmt, ap);
+	va_end(ap);
+}
+
 static void unregister_handle(struct rsession *s)
 {
 	if (!s->registered)
 		return;
-	if (s->cut || s->handle.req) {
-		if (!s->cut) {
-			s->cut = s->handle.req;
-			s->cut_gen = s->handle.req_gen;
-		}
-		finish_cutover(s, -ECONNABORTED, "the agent's session ended before the cutover "
-			       "completed%s%s", s->err ? ": " : "", s->err ? s->why : "");
-	}
+	/* A request handed over at any moment up to the unlink is answered here, under the
+	 * same lock: once unlinked, the asking thread could no longer withdraw it. */
 	pthread_mutex_lock(&s->srv->lock);
+	if (!s->cut && s->handle.req) {
+		s->cut = s->handle.req;
+		s->cut_gen = s->handle.req_gen;
+	}
+	if (s->cut)
+		abort_locked(s, "the agent's session ended before the cutover completed%s%s",
+			     s->err ? ": " : "", s->err ? s->why : "");
 	for (struct rcv_handle **p = &s->srv->handles; *p; p = &(*p)->next) {
 		if (*p == &s->handle) {
 			*p = s->handle.next;
@@ -864,6 +891,7 @@ static void unregister_handle(struct rsession *s)
 		}
 	}
 	pthread_mutex_unlock(&s->srv->lock);
+	reg_cutting_over(s->srv->reg, s->ra, false);
 	close(s->handle.efd);
 	s->registered = false;
 }
@@ -907,6 +935,13 @@ static int wait_input(struct rsession *s)
 	if (!s->cut)
 		return 0;
 	reg_cutting_over(s->srv->reg, s->ra, true);
+	/* The agent lifts a pause for its final epoch; the operator's wish goes with it, or
+	 * a later session (after a withdrawn cutover) would be paused again. */
+	{
+		bool connected;
+
+		reg_set_paused(s->srv->reg, s->agent, false, &connected);
+	}
 	s->cut_t0 = now_ns();
 	/* The final epoch must start after the request: an epoch already under way (some of
 	 * its chunks arrived) does not count, as the source was not yet quiesced for it. */
@@ -1026,7 +1061,8 @@ static void session_loop(struct rsession *s)
 		return;
 	}
 	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
-	if (send_wishes(s, false) < 0) {
+	/* All of them: the agent starts each connection from no pause and no limit. */
+	if (send_wishes(s, true) < 0) {
 		snprintf(s->end_why, sizeof(s->end_why), "the connection was lost");
 		return;
 	}
@@ -1139,7 +1175,8 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	uint64_t one = 1;
 	int r = 0;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	/* srv->cut_cv waits on the monotonic clock: a clock step must not move the deadline. */
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_s;
 	req->done = false;
 	req->result = 0;

@@ -160,7 +160,15 @@ done
 [ "$(jget "s['agents'][0]['disks'][0]['forecast']['converges'] is False and 'will not converge' in s['agents'][0]['disks'][0]['forecast']['warning']")" = True ] ||
 	{ api "$API/v1/status"; fail "no warning for churn above the limit"; }
 grep -q "bandwidth limit set by the operator: 256.00 KiB/s" "$T/agent.log" || fail "the agent did not hear of the limit"
+# Debt run up under a tiny limit is not owed once the limit is lifted.
+[ "$(code PUT /v1/agents/web1/rate '{"bytes_per_second": 1024}')" = 200 ] || fail "rate refused"
+dd if=/dev/urandom of="$T/src.img" bs=64K count=8 seek=3 conv=notrunc status=none
+sleep 2
 [ "$(code PUT /v1/agents/web1/rate '{"bytes_per_second": 0}')" = 200 ] || fail "rate refused"
+V=$(jget "s['agents'][0]['disks'][0]['verified_epoch']")
+wait_for "s['agents'][0]['disks'][0]['verified_epoch'] >= $V + 2" 150
+[ "$(code PUT /v1/agents/web1/rate '{"bytes_per_second": 1125899906842625}')" = 400 ] ||
+	fail "a rate over 2^50 was taken"
 
 # Cutover over the API.
 [ "$(code POST /v1/agents/web1/cutover '{"verify": "full", "timeout_seconds": 120}')" = 200 ] ||
@@ -171,6 +179,11 @@ AGENT_PID=
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after the cutover"
 [ "$(jget "s['agents'][0]['state'] == 'cut-over' and s['agents'][0]['disks'][0]['state'] == 'cut-over'")" = True ] ||
 	fail "status does not show the cutover"
+# A cutover refused (the agent is gone) changes nothing: the pause stays.
+[ "$(code POST /v1/agents/web1/pause)" = 200 ] || fail "pause of a known agent refused"
+[ "$(code POST /v1/agents/web1/cutover '{"timeout_seconds": 5}')" = 404 ] ||
+	{ cat "$T/body"; fail "cutover of a gone agent not refused with 404"; }
+[ "$(jget "s['agents'][0]['paused']")" = True ] || fail "a refused cutover lifted the pause"
 stop_receiver
 [ ! -e "$T/state/api.addr" ] || fail "api.addr left behind"
 
