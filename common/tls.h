@@ -19,6 +19,8 @@
  * uses it, so it may claim any agent name. A certificate issued to one agent (by
  * enrolment) names it, and binds it to that name. */
 #define TLS_SHARED_AGENT_CN "tern-agent"
+/* The receiver's certificate names it so, whatever address reaches it. */
+#define TLS_RECEIVER_CN "tern-receiver"
 
 /* A certificate's notBefore lies this far before the moment it was issued (slack for agent
  * clocks that run behind); revocation by time relies on it. */

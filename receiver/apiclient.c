@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "common/tls.h"
 #include "common/util.h"
 
 /* Far above any status answer (a few hundred bytes per disk), far below harm. */
@@ -23,8 +24,12 @@
 struct apic {
 	CURL *curl;
 	char *url;
+	char *shown; /* the address as the operator gave it, for messages (NULL: url) */
 	char *auth; /* "Authorization: Bearer TOKEN" */
 	char *cainfo; /* https: the receiver's CA, when the state dir has it */
+	/* https with that CA: the certificate names the receiver ("tern-receiver"), not the
+	 * address, so requests go to that name and connect_to says where it is. */
+	struct curl_slist *connect_to;
 	int abort_fd;
 };
 
@@ -149,11 +154,53 @@ static int read_small(const char *path, const char *what, char **ret_text, char 
 	return 0;
 }
 
+/* With the receiver's own CA, the name to verify is the one its certificate carries,
+ * whatever address reaches it: requests name the host "tern-receiver" and curl connects
+ * them to the real HOST:PORT. Only that CA is trusted, and curl requires the serverAuth
+ * purpose, so no agent certificate can pass for the receiver. 0 or -ENOMEM/-EINVAL. */
+static int pin_receiver_name(struct apic *a)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *line = NULL, *url = NULL;
+	int r = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, a->url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_HOST, TLS_RECEIVER_CN, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+		goto out;
+	r = -ENOMEM;
+	if (asprintf(&line, "%s:%s:%s:%s", TLS_RECEIVER_CN, port, host, port) < 0) {
+		line = NULL;
+		goto out;
+	}
+	a->connect_to = curl_slist_append(NULL, line);
+	if (!a->connect_to)
+		goto out;
+	/* curl's URL API writes the root path back; requests add their own. */
+	while (strlen(url) > 8 && url[strlen(url) - 1] == '/')
+		url[strlen(url) - 1] = '\0';
+	a->shown = a->url;
+	a->url = strdup(url);
+	r = a->url ? 0 : -ENOMEM;
+out:
+	free(line);
+	curl_free(url);
+	curl_free(port);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r;
+}
+
 int apic_new(const char *state_dir, const char *url, const char *token_file,
 	     struct apic **ret_api, char *ret_err, size_t err_len)
 {
 	char path[4096], *addr = NULL, *token = NULL;
 	struct apic *a = NULL;
+	bool https = false;
 	int r;
 
 	snprintf(ret_err, err_len, "out of memory");
@@ -167,7 +214,9 @@ int apic_new(const char *state_dir, const char *url, const char *token_file,
 			snprintf(ret_err, err_len, "no receiver API is serving %s (no %s)", state_dir, path);
 		if (r < 0)
 			goto cleanup;
-		if (!addr_is_valid(addr)) {
+		/* serve writes "https://HOST:PORT" when it serves TLS (off loopback). */
+		https = strncmp(addr, "https://", 8) == 0;
+		if (!addr_is_valid(addr + (https ? 8 : 0))) {
 			snprintf(ret_err, err_len, "%s does not hold a HOST:PORT line", path);
 			r = -EINVAL;
 			goto cleanup;
@@ -204,7 +253,7 @@ int apic_new(const char *state_dir, const char *url, const char *token_file,
 	a->abort_fd = -1;
 	if (url)
 		a->url = strdup(url);
-	else if (asprintf(&a->url, "http://%s", addr) < 0)
+	else if (asprintf(&a->url, "%s%s", https ? "" : "http://", addr) < 0)
 		a->url = NULL;
 	if (!a->url || asprintf(&a->auth, "Authorization: Bearer %s", token) < 0) {
 		a->auth = NULL;
@@ -218,6 +267,8 @@ int apic_new(const char *state_dir, const char *url, const char *token_file,
 	/* "http://host/" and "http://host" name the same API; paths start with '/'. */
 	while (strlen(a->url) > 8 && a->url[strlen(a->url) - 1] == '/')
 		a->url[strlen(a->url) - 1] = '\0';
+	if (a->cainfo && pin_receiver_name(a) < 0)
+		goto cleanup;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		goto cleanup;
 	a->curl = curl_easy_init();
@@ -245,6 +296,8 @@ struct apic *apic_free(struct apic *a)
 		explicit_bzero(a->auth, strlen(a->auth));
 	free(a->auth);
 	free(a->cainfo);
+	curl_slist_free_all(a->connect_to);
+	free(a->shown);
 	free(a->url);
 	free(a);
 	return NULL;
@@ -252,7 +305,7 @@ struct apic *apic_free(struct apic *a)
 
 const char *apic_url(const struct apic *a)
 {
-	return a->url;
+	return a->shown ? a->shown : a->url;
 }
 
 void apic_set_abort_fd(struct apic *a, int fd)
@@ -335,17 +388,17 @@ static int map_curl_error(struct apic *a, CURLcode c, const struct body *b, cons
 	case CURLE_COULDNT_CONNECT:
 		/* The system's word ("Connection refused") says it best. */
 		curl_easy_getinfo(a->curl, CURLINFO_OS_ERRNO, &os_errno);
-		snprintf(err, err_len, "the receiver is not reachable at %s: %s", a->url,
+		snprintf(err, err_len, "the receiver is not reachable at %s: %s", apic_url(a),
 			 os_errno > 0 ? strerror((int)os_errno) : why);
 		return -ECONNREFUSED;
 	case CURLE_COULDNT_RESOLVE_HOST:
-		snprintf(err, err_len, "the receiver is not reachable at %s: %s", a->url, why);
+		snprintf(err, err_len, "the receiver is not reachable at %s: %s", apic_url(a), why);
 		return -EHOSTUNREACH;
 	case CURLE_OPERATION_TIMEDOUT:
 		/* A connect that timed out is as good as nothing listening. */
 		curl_easy_getinfo(a->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
 		if (connect_us == 0) {
-			snprintf(err, err_len, "the receiver is not reachable at %s: %s", a->url, why);
+			snprintf(err, err_len, "the receiver is not reachable at %s: %s", apic_url(a), why);
 			return -EHOSTUNREACH;
 		}
 		snprintf(err, err_len, "no answer from the receiver at %s in time", a->url);
@@ -365,7 +418,7 @@ static int map_curl_error(struct apic *a, CURLcode c, const struct body *b, cons
 		snprintf(err, err_len, "out of memory");
 		return -ENOMEM;
 	default:
-		snprintf(err, err_len, "request to the receiver at %s failed: %s", a->url, why);
+		snprintf(err, err_len, "request to the receiver at %s failed: %s", apic_url(a), why);
 		return -EIO;
 	}
 }
@@ -406,6 +459,8 @@ int apic_request(struct apic *a, const char *method, const char *path, const cha
 	curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (a->cainfo)
 		curl_easy_setopt(a->curl, CURLOPT_CAINFO, a->cainfo);
+	if (a->connect_to)
+		curl_easy_setopt(a->curl, CURLOPT_CONNECT_TO, a->connect_to);
 	curl_easy_setopt(a->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	/* The token must not go to whatever http_proxy names: the API is local or direct. */
 	curl_easy_setopt(a->curl, CURLOPT_PROXY, "");

@@ -7,6 +7,7 @@
 # /v1/status says; pause holds the stream, resume and rate reach the agent; cutover over
 # the API proves the target; a non-loopback API is served only over TLS.
 . "$(dirname "$0")/lib.sh"
+: "${TERNCTL:?set by meson}"
 for tool in curl python3; do
 	command -v $tool >/dev/null || skip "$tool not installed"
 done
@@ -208,4 +209,9 @@ a = json.load(open(sys.argv[1]))['agents']
 assert len(a) == 1 and a[0]['name'] == 'web1' and a[0]['state'] == 'cut-over', a
 assert a[0]['disks'][0]['id'] == 'd' and a[0]['disks'][0]['state'] == 'cut-over', a
 " "$T/tls.json" || { cat "$T/tls.json"; fail "the TLS API answered wrongly after a restart"; }
+# ternctl finds the TLS API in api.addr and verifies the receiver against the state's CA.
+"$TERNCTL" --state-dir "$T/state" status --json >"$T/ctl-tls.json" 2>"$T/ctl-tls.err" ||
+	{ cat "$T/ctl-tls.err"; fail "ternctl cannot use the TLS API"; }
+python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['agents'][0]['state'] == 'cut-over'" \
+	"$T/ctl-tls.json" || fail "ternctl over TLS answered wrongly"
 pass "API figures match the bytes sent; refusals change nothing; metrics parse; TLS off loopback"
