@@ -50,6 +50,14 @@ static void usage(FILE *f)
 		"  --tracker auto|kmod|ebpf|scan  change tracker for continuous replication\n"
 		"                          (auto: kmod when tern.ko is loaded, else ebpf where\n"
 		"                          it loads, else scan)\n"
+		"  --snapshot auto|dm|none where epochs read from: dm takes a device-mapper\n"
+		"                          snapshot of each source (which must be a dm device,\n"
+		"                          e.g. an LVM volume) as each epoch starts, and its\n"
+		"                          exceptions are the next epoch's changes (it replaces\n"
+		"                          --tracker); auto: dm when every source is a dm device\n"
+		"                          and --snapshot-cow is given, else none (read live)\n"
+		"  --snapshot-cow DEVICE   block device whose slices hold the snapshots' copies\n"
+		"                          (2 per disk; its content is overwritten)\n"
 		"  --interval SECONDS      seconds between epochs (default 30)\n"
 		"  --epochs N              stop after N epochs past the full copy (default: never)\n"
 		"  --pre-cutover CMD       run CMD (sh -c) before freezing the source at cutover\n"
@@ -83,6 +91,8 @@ enum {
 
 /* Options of mine kept apart from the list above, which others extend. */
 enum { OPT_CONFIG = 0x180, OPT_IOPRIO, OPT_INCLUDE_LOOP };
+/* The dm-snapshot source's options. */
+enum { OPT_SNAPSHOT = 0x1c0, OPT_SNAPSHOT_COW };
 
 /* No --disk: every disk that qualifies (see disks.c), by its stable id. */
 static int pick_disks(struct agent_opts *o, bool include_loop)
@@ -148,6 +158,8 @@ static int cmd_run(int argc, char **argv)
 		{ "pre-cutover", required_argument, NULL, OPT_PRE_CUTOVER },
 		{ "freeze-limit", required_argument, NULL, OPT_FREEZE_LIMIT },
 		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+		{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -340,6 +352,21 @@ static int cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_SNAPSHOT:
+			if (strcmp(optarg, "auto") == 0) {
+				o.snapshot = SNAPSHOT_AUTO;
+			} else if (strcmp(optarg, "dm") == 0) {
+				o.snapshot = SNAPSHOT_DM;
+			} else if (strcmp(optarg, "none") == 0) {
+				o.snapshot = SNAPSHOT_NONE;
+			} else {
+				log_error("--snapshot %s: auto, dm or none", optarg);
+				goto out;
+			}
+			break;
+		case OPT_SNAPSHOT_COW:
+			o.snapshot_cow = optarg;
+			break;
 		case OPT_INCLUDE_LOOP:
 			include_loop = true;
 			break;
@@ -362,6 +389,11 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	o.once = once;
+	if (o.snapshot == SNAPSHOT_DM && (!o.snapshot_cow || once || o.tracker != TRACKER_AUTO)) {
+		log_error("--snapshot dm needs --snapshot-cow DEVICE, and is the change tracker of "
+			  "continuous replication (no --once, no --tracker)");
+		goto out;
+	}
 	o.track_block = MIN(4096u, o.rd.chunk_size);
 	/* The batch must hold whole chunks; a chunk larger than 1 MiB is refused above. */
 	o.rd.batch = MAX(o.rd.batch, o.rd.chunk_size);

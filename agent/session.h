@@ -13,6 +13,9 @@ struct agent_disk {
 };
 
 enum tracker_kind { TRACKER_AUTO, TRACKER_SCAN, TRACKER_EBPF, TRACKER_KMOD };
+/* Where epochs read from: auto is dm when every source is a device-mapper device and a
+ * COW store is given, else the live source. */
+enum snapshot_kind { SNAPSHOT_AUTO, SNAPSHOT_NONE, SNAPSHOT_DM };
 
 struct agent_opts {
 	const char *receiver;    /* HOST:PORT */
@@ -34,6 +37,8 @@ struct agent_opts {
 	enum tracker_kind tracker;
 	uint32_t track_block;    /* the eBPF tracker's block, a divisor of the chunk size */
 	const char *bpf_pin_root; /* where the eBPF tracker is pinned, one directory per disk */
+	enum snapshot_kind snapshot;
+	const char *snapshot_cow; /* block device whose slices hold the dm snapshots' copies */
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in

@@ -177,7 +177,8 @@ enum proto_tracker {
 	PROTO_TRACKER_SCAN = 1,
 	PROTO_TRACKER_EBPF = 2,
 	PROTO_TRACKER_KMOD = 3, /* tern.ko */
-	PROTO_TRACKER_MAX = PROTO_TRACKER_KMOD,
+	PROTO_TRACKER_DM = 4,   /* dm-snapshot exceptions */
+	PROTO_TRACKER_MAX = PROTO_TRACKER_DM,
 };
 #define PROTO_STATUS_LEN (2 + 4 + 8 * 7)
 struct proto_status {

@@ -8,7 +8,7 @@
 #
 # Usage: run.sh (meson sets TERN_AGENT, TERN_RECEIVER, TERNCTL, TERN_KMOD_MARKS)
 # TERN_VM_DIR (default /var/tmp/tern-vm) caches the guest kernel; TERN_VM_KEEP=1 keeps
-# the run's files.
+# the run's files; TERN_VM_ONLY=NN runs only tests/vm/guest-NN*.sh (while working on one).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -111,7 +111,7 @@ copy_bin "$TERN_AGENT" tern-agent
 copy_bin "$TERN_KMOD_MARKS" kmod-marks
 copy_bin "$(command -v dmsetup)" dmsetup
 cp "$HERE/init" "$R/init"
-cp "$HERE"/guest-*.sh "$HERE/lib.sh" "$R/tests/"
+cp "$HERE"/guest-"${TERN_VM_ONLY:-}"*.sh "$HERE/lib.sh" "$R/tests/"
 chmod +x "$R/init" "$R/tests/"*.sh
 cp "$T/state/agent-bundle.pem" "$R/etc/tern/agent-bundle.pem"
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$T/initramfs.cpio"
@@ -123,6 +123,14 @@ for i in 1 5 9 13 40 41; do
 done
 head -c 2097152 < <(yes "tern replicates disks block by block") |
 	dd of="$T/src.img" bs=1M seek=20 conv=notrunc status=none
+# The dm-snapshot test's origin (a linear dm device over vdc in the guest) and COW disk.
+truncate -s 32M "$T/dm-src.img"
+truncate -s 24M "$T/dm-cow.img"
+for i in 2 11 27; do
+	head -c 1048576 /dev/urandom | dd of="$T/dm-src.img" bs=1M seek=$i conv=notrunc status=none
+done
+head -c 1048576 < <(yes "every epoch reads a point in time") |
+	dd of="$T/dm-src.img" bs=1M seek=6 conv=notrunc status=none
 
 # 5. Boot. The guest prints "TERN-VM: cutover-ready NAME" when its agent has replicated
 # and wants the cutover, which this side asks for through ternctl as an operator would.
@@ -135,6 +143,10 @@ qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
 	-device virtio-blk-pci,drive=d0 \
 	-drive file="$T/src.img",format=raw,if=none,id=d1,discard=unmap \
 	-device virtio-blk-pci,drive=d1 \
+	-drive file="$T/dm-src.img",format=raw,if=none,id=d2,discard=unmap \
+	-device virtio-blk-pci,drive=d2 \
+	-drive file="$T/dm-cow.img",format=raw,if=none,id=d3,discard=unmap \
+	-device virtio-blk-pci,drive=d3 \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	</dev/null >"$T/console.log" 2>&1 &
@@ -183,5 +195,10 @@ if [[ " ${DONE_CUT[*]} " == *" kmod "* ]]; then
 	[ "$(sha256sum <"$T/src.img" | cut -d' ' -f1)" = \
 	  "$(tr -d '\r' <"$T/console.log" | sed -n 's/^TERN-VM: source-sha256 kmod \([0-9a-f]*\).*/\1/p')" ] ||
 		fail "the guest's source hash is not the disk file's"
+fi
+if [[ " ${DONE_CUT[*]} " == *" dm "* ]]; then
+	[ "$(sha256sum <"$T/dm-src.img" | cut -d' ' -f1)" = \
+	  "$(tr -d '\r' <"$T/console.log" | sed -n 's/^TERN-VM: source-sha256 dm \([0-9a-f]*\).*/\1/p')" ] ||
+		fail "the guest's dm origin hash is not its disk file's"
 fi
 echo "PASS: kernel paths in the VM"

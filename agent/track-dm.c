@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The dm-snapshot source; see track-dm.h. The classic layout, as LVM builds it:
+ *   ORIGIN (the user's device)  snapshot-origin tern-ID-real
+ *   tern-ID-real                the origin's own table
+ *   tern-ID-sN                  snapshot tern-ID-real tern-ID-cow(N%2) P chunk
+ *   tern-ID-cow0, -cow1         linear slices of the --snapshot-cow device
+ * Two slices, because snapshot N+1 is taken before snapshot N is retired: writes between
+ * the two land in both, so no write falls between epochs. */
+#include "agent/track-dm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/dm-ioctl.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "agent/cow.h"
+#include "agent/dmctl.h"
+#include "agent/source.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define PREFIX "tern-"
+
+struct trk_dm {
+	int ctl;
+	struct source *src;
+	int origin_fd;            /* src's own descriptor while src->fd reads a snapshot */
+	int snap_fd;
+	char id[72];
+	char origin_name[DMCTL_NAME_LEN];
+	dev_t origin, real, cow[2];
+	dev_t snap, stale;        /* the snapshot read now; one that could not be removed */
+	unsigned snap_slice, stale_slice;
+	bool origin_loaded;       /* the origin has our snapshot-origin table, inactive or live */
+	bool switched;            /* ... live */
+	struct dmctl_table *own;  /* the origin's table before us */
+	uint64_t sectors, slice_sectors;
+	uint32_t block_size;
+	uint64_t nblocks, *pend;
+	uint64_t seq, acked_epoch;
+	bool overflow;            /* changes unknown until the next acknowledgement */
+};
+
+static void dev_name(char *buf, size_t len, const char *id, const char *suffix)
+{
+	snprintf(buf, len, PREFIX "%s-%s", id, suffix);
+}
+
+/* Creates tern-ID-suffix with table tbl and makes it live. */
+static int make_dev(struct trk_dm *t, const char *suffix, const struct dmctl_table *tbl,
+		    bool resume, dev_t *ret_dev)
+{
+	char name[DMCTL_NAME_LEN], uuid[DMCTL_UUID_LEN];
+	dev_t dev;
+	int r;
+
+	dev_name(name, sizeof(name), t->id, suffix);
+	snprintf(uuid, sizeof(uuid), "TERN-%s-%s", t->id, suffix);
+	r = dmctl_create(t->ctl, name, uuid, &dev);
+	if (r < 0)
+		return log_errno(r, "%s: cannot create device-mapper device %s", t->id, name);
+	r = dmctl_load(t->ctl, dev, tbl);
+	if (r < 0) {
+		log_errno(r, "%s: the kernel refused the table of %s (%s %s)", t->id, name,
+			  tbl->t[0].type, tbl->t[0].params);
+		goto fail;
+	}
+	if (resume) {
+		r = dmctl_resume(t->ctl, dev);
+		if (r < 0) {
+			log_errno(r, "%s: cannot activate %s", t->id, name);
+			goto fail;
+		}
+	}
+	*ret_dev = dev;
+	return 0;
+fail:
+	dmctl_remove(t->ctl, dev);
+	return r;
+}
+
+static int remove_dev(int ctl, dev_t dev, const char *what)
+{
+	int r = dmctl_remove(ctl, dev);
+
+	if (r < 0)
+		log_errno(r, "cannot remove device-mapper device %s (%u:%u); run the agent again, "
+			  "which removes what it left, or dmsetup remove it", what, major(dev),
+			  minor(dev));
+	return r;
+}
+
+static int one_target(struct dmctl_table *tbl, uint64_t sectors, const char *type,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int one_target(struct dmctl_table *tbl, uint64_t sectors, const char *type,
+		      const char *fmt, ...)
+{
+	char params[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(params, sizeof(params), fmt, ap);
+	va_end(ap);
+	return dmctl_table_add(tbl, 0, sectors, type, params);
+}
+
+/* A new snapshot gets a fresh store: the kernel starts one where the header is zero. */
+static int zero_header(struct trk_dm *t, dev_t cow)
+{
+	size_t len = t->block_size;
+	void *buf = alloc_aligned(4096, len);
+	int fd, r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, len);
+	fd = dmctl_open_dev(cow, O_RDWR | O_DIRECT);
+	if (fd < 0) {
+		r = fd;
+	} else {
+		ssize_t n = pwrite(fd, buf, len, 0);
+
+		if (n != (ssize_t)len)
+			r = n < 0 ? -errno : -EIO;
+		else if (fdatasync(fd) < 0)
+			r = -errno;
+		close(fd);
+	}
+	free(buf);
+	return r;
+}
+
+/* Suspends the origin so no write is in flight while a snapshot becomes active. lockfs
+ * freezes a filesystem on it first, for an image it would mount cleanly; at the cutover
+ * the filesystem is already frozen (FIFREEZE), which makes that freeze fail with EBUSY. */
+static int suspend_origin(struct trk_dm *t)
+{
+	int r = dmctl_suspend(t->ctl, t->origin, true);
+
+	if (r == -EBUSY)
+		r = dmctl_suspend(t->ctl, t->origin, false);
+	return r;
+}
+
+/* Takes snapshot tern-ID-sSEQ on COW slice slice, and opens it for reading. */
+static int take(struct trk_dm *t, unsigned slice, dev_t *ret_snap, int *ret_fd)
+{
+	struct dmctl_table *tbl = calloc(1, sizeof(*tbl)), *otbl = NULL;
+	char suffix[32];
+	dev_t snap = 0;
+	int r, r2, fd = -1;
+
+	if (!tbl)
+		return -ENOMEM;
+	snprintf(suffix, sizeof(suffix), "s%" PRIu64, t->seq);
+	r = zero_header(t, t->cow[slice]);
+	if (r < 0) {
+		log_errno(r, "%s: cannot reset COW slice %u", t->id, slice);
+		goto out;
+	}
+	r = one_target(tbl, t->sectors, "snapshot", "%u:%u %u:%u P %u", major(t->real),
+		       minor(t->real), major(t->cow[slice]), minor(t->cow[slice]),
+		       t->block_size / 512);
+	if (r < 0)
+		goto out;
+	/* Loaded, not resumed: an inactive snapshot gets no copies yet. */
+	r = make_dev(t, suffix, tbl, false, &snap);
+	if (r < 0)
+		goto out;
+	if (!t->origin_loaded) {
+		r = -ENOMEM;
+		otbl = calloc(1, sizeof(*otbl));
+		if (!otbl)
+			goto out;
+		r = one_target(otbl, t->sectors, "snapshot-origin", "%u:%u", major(t->real),
+			       minor(t->real));
+		if (r == 0)
+			r = dmctl_load(t->ctl, t->origin, otbl);
+		if (r < 0) {
+			log_errno(r, "%s: cannot load a snapshot-origin table into %s", t->id,
+				  t->origin_name);
+			goto out;
+		}
+		t->origin_loaded = true;
+	}
+	r = suspend_origin(t);
+	if (r < 0) {
+		log_errno(r, "%s: cannot suspend %s", t->id, t->origin_name);
+		goto out;
+	}
+	/* The point in time: the origin is quiet, the snapshot becomes active, then the
+	 * origin resumes (as a snapshot-origin, the first time). Resume whatever happened. */
+	r = dmctl_resume(t->ctl, snap);
+	r2 = dmctl_resume(t->ctl, t->origin);
+	if (r2 < 0)
+		log_errno(r2, "%s: cannot resume %s", t->id, t->origin_name);
+	else
+		t->switched = true;
+	if (r < 0)
+		log_errno(r, "%s: cannot activate snapshot " PREFIX "%s-%s", t->id, t->id, suffix);
+	if (r < 0 || r2 < 0) {
+		r = r < 0 ? r : r2;
+		goto out;
+	}
+	fd = dmctl_open_dev(snap, O_RDONLY | (t->src->direct ? O_DIRECT : 0));
+	if (fd < 0) {
+		r = log_errno(fd, "%s: cannot open snapshot /dev/dm-%u", t->id, minor(snap));
+		goto out;
+	}
+	log_info("%s: snapshot " PREFIX "%s-%s taken; this epoch reads it", t->id, t->id, suffix);
+	t->seq++;
+	*ret_snap = snap;
+	*ret_fd = fd;
+	snap = 0;
+	r = 0;
+out:
+	if (snap)
+		dmctl_remove(t->ctl, snap);
+	dmctl_table_free(otbl);
+	dmctl_table_free(tbl);
+	return r;
+}
+
+/* Removes snapshot snap (its descriptor closed) and adds its exceptions to the pending set;
+ * when they are lost (it overflowed, its store does not add up) sets t->overflow. Returns
+ * 0, or -errno when the snapshot could not be removed. */
+static int retire(struct trk_dm *t, dev_t snap, unsigned slice)
+{
+	struct dmctl_table *st = NULL;
+	const char *why = NULL;
+	int64_t n = 0;
+	int r, fd;
+
+	/* A full COW turns the snapshot "Invalid" (the store's header says so too). */
+	r = dmctl_table(t->ctl, snap, DMCTL_STATUS, &st);
+	if (r == 0 && (st->n != 1 || !(st->t[0].params[0] >= '0' && st->t[0].params[0] <= '9')))
+		why = "its COW slice is full";
+	dmctl_table_free(st);
+	r = remove_dev(t->ctl, snap, "snapshot");
+	if (r < 0)
+		return r;
+	if (!why) {
+		fd = dmctl_open_dev(t->cow[slice], O_RDONLY | O_DIRECT);
+		n = fd < 0 ? fd : cow_read_exceptions(fd, t->slice_sectors * 512, t->src->size,
+						       t->block_size, t->pend);
+		if (fd >= 0)
+			close(fd);
+		if (n == -ESTALE)
+			why = "its COW slice is full";
+		else if (n < 0)
+			why = n == -EBADMSG ? "its exception store is malformed" :
+					      "its exception store cannot be read";
+	}
+	if (why) {
+		log_warn("%s: the snapshot before this one is lost (%s): the changes since it was "
+			 "taken are unknown, so this epoch reads the whole disk and sends what "
+			 "differs from the receiver's fingerprints; nothing is lost, since only "
+			 "acknowledged epochs count", t->id, why);
+		t->overflow = true;
+	} else {
+		log_debug("%s: %" PRId64 " chunk(s) written since the previous snapshot", t->id, n);
+	}
+	return 0;
+}
+
+bool trk_dm_source_ok(const struct source *src)
+{
+	struct stat st;
+
+	return src->blockdev && fstat(src->fd, &st) == 0 && dmctl_is_dm(st.st_rdev);
+}
+
+int trk_dm_start(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
+		 unsigned nslots, struct trk_dm **ret_t, char *why, size_t why_len)
+{
+	struct trk_dm *t = calloc(1, sizeof(*t));
+	struct dmctl_info info;
+	struct stat st;
+	uint64_t cow_bytes = 0;
+	int r, fd;
+
+	if (!t)
+		return -ENOMEM;
+	t->ctl = t->origin_fd = t->snap_fd = -1;
+	t->src = src;
+	t->block_size = block_size;
+	t->acked_epoch = UINT64_MAX;
+	snprintf(t->id, sizeof(t->id), "%s", src->id);
+	r = -EOPNOTSUPP;
+	if (!src->blockdev || fstat(src->fd, &st) < 0 || !dmctl_is_dm(st.st_rdev)) {
+		snprintf(why, why_len, "%s is not a device-mapper device (an LVM volume or a "
+			 "dmsetup device)", src->path);
+		goto fail;
+	}
+	t->origin = st.st_rdev;
+	r = dmctl_open(&t->ctl);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot open /dev/mapper/control: %s", strerror(-r));
+		goto fail;
+	}
+	r = dmctl_info(t->ctl, NULL, t->origin, &info);
+	if (r == 0)
+		r = dmctl_table(t->ctl, t->origin, DMCTL_LIVE_TABLE, &t->own);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot read the table of %s: %s", src->path, strerror(-r));
+		goto fail;
+	}
+	snprintf(t->origin_name, sizeof(t->origin_name), "%s", info.name);
+	r = -EOPNOTSUPP;
+	if (strncmp(info.name, PREFIX, strlen(PREFIX)) == 0 || t->own->n == 0) {
+		snprintf(why, why_len, "%s is tern's own device or has no table", info.name);
+		goto fail;
+	}
+	for (unsigned i = 0; i < t->own->n; i++) {
+		if (strncmp(t->own->t[i].type, "snapshot", 8) == 0) {
+			snprintf(why, why_len, "%s is itself a %s; stacking snapshots is not supported",
+				 info.name, t->own->t[i].type);
+			goto fail;
+		}
+	}
+	t->sectors = dmctl_table_sectors(t->own);
+	if (t->sectors * 512 < src->size) {
+		snprintf(why, why_len, "the table of %s is shorter than the device", info.name);
+		goto fail;
+	}
+	fd = open(cow, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	r = fd < 0 ? -errno : 0;
+	if (r == 0 && (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) ||
+		       ioctl(fd, BLKGETSIZE64, &cow_bytes) < 0))
+		r = -ENOTBLK;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		snprintf(why, why_len, "--snapshot-cow %s: not a block device (%s)", cow, strerror(-r));
+		goto fail;
+	}
+	/* Each disk takes two slices, each a whole number of chunks. */
+	t->slice_sectors = cow_bytes / 512 / (2 * (uint64_t)nslots);
+	t->slice_sectors -= t->slice_sectors % (block_size / 512);
+	if (t->slice_sectors * 512 < 64 * (uint64_t)block_size) {
+		r = -ENOSPC;
+		snprintf(why, why_len, "--snapshot-cow %s is too small for %u disk(s)", cow, nslots);
+		goto fail;
+	}
+	{
+		struct dmctl_table *tbl = calloc(1, sizeof(*tbl));
+
+		r = tbl ? 0 : -ENOMEM;
+		for (unsigned k = 0; r == 0 && k < 2; k++) {
+			char suffix[8];
+
+			snprintf(suffix, sizeof(suffix), "cow%u", k);
+			dmctl_table_free(tbl);
+			tbl = calloc(1, sizeof(*tbl));
+			r = tbl ? one_target(tbl, t->slice_sectors, "linear", "%u:%u %" PRIu64,
+					     major(st.st_rdev), minor(st.st_rdev),
+					     (2 * (uint64_t)slot + k) * t->slice_sectors) : -ENOMEM;
+			if (r == 0)
+				r = make_dev(t, suffix, tbl, true, &t->cow[k]);
+		}
+		dmctl_table_free(tbl);
+		if (r == 0)
+			r = make_dev(t, "real", t->own, true, &t->real);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot set up the snapshot devices: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	r = -ENOMEM;
+	t->nblocks = DIV_ROUND_UP(src->size, block_size);
+	t->pend = calloc(DIV_ROUND_UP(t->nblocks, 64) ? DIV_ROUND_UP(t->nblocks, 64) : 1, 8);
+	if (!t->pend) {
+		snprintf(why, why_len, "out of memory");
+		goto fail;
+	}
+	log_info("%s: dm-snapshot source: %s (%s) is read through snapshots of %u KiB chunks, "
+		 "each epoch from one taken as it starts; COW slices of %" PRIu64 " MiB on %s",
+		 src->id, src->path, info.name, block_size / 1024, t->slice_sectors / 2048, cow);
+	*ret_t = t;
+	return 0;
+fail:
+	trk_dm_stop(t);
+	return r;
+}
+
+int trk_dm_harvest(struct trk_dm *t, const uint64_t **ret_pending, bool *ret_overflow)
+{
+	dev_t prev = t->snap, snap = 0;
+	unsigned slice;
+	int r, fd = -1;
+
+	/* A snapshot that could not be removed last time still uses its slice. */
+	if (t->stale) {
+		r = retire(t, t->stale, t->stale_slice);
+		if (r < 0)
+			return r;
+		t->stale = 0;
+	}
+	slice = prev ? !t->snap_slice : 0;
+	r = take(t, slice, &snap, &fd);
+	if (r < 0)
+		return r;
+	/* The previous snapshot is closed before it is removed: an open device stays. */
+	if (t->origin_fd < 0)
+		t->origin_fd = t->src->fd;
+	else
+		close(t->src->fd);
+	t->src->fd = fd;
+	t->snap = snap;
+	if (prev) {
+		unsigned prev_slice = t->snap_slice;
+
+		t->snap_slice = slice;
+		r = retire(t, prev, prev_slice);
+		if (r < 0) {
+			t->stale = prev;
+			t->stale_slice = prev_slice;
+			return r;
+		}
+	}
+	t->snap_slice = slice;
+	*ret_pending = t->pend;
+	*ret_overflow = t->overflow;
+	return 0;
+}
+
+int trk_dm_acked(struct trk_dm *t, uint64_t epoch)
+{
+	memset(t->pend, 0, DIV_ROUND_UP(t->nblocks, 64) * 8);
+	t->overflow = false;
+	t->acked_epoch = epoch;
+	return 0;
+}
+
+uint64_t trk_dm_acked_epoch(const struct trk_dm *t)
+{
+	return t->acked_epoch;
+}
+
+uint64_t trk_dm_nblocks(const struct trk_dm *t)
+{
+	return t->nblocks;
+}
+
+struct trk_dm *trk_dm_stop(struct trk_dm *t)
+{
+	bool clean = true;
+
+	if (!t)
+		return NULL;
+	if (t->origin_fd >= 0) {
+		close(t->src->fd);
+		t->src->fd = t->origin_fd;
+	}
+	if (t->snap && remove_dev(t->ctl, t->snap, "snapshot") < 0)
+		clean = false;
+	if (t->stale && remove_dev(t->ctl, t->stale, "snapshot") < 0)
+		clean = false;
+	/* The origin gets its own table back; the resume suspends it for the swap. */
+	if (t->switched) {
+		int r = dmctl_load(t->ctl, t->origin, t->own);
+
+		if (r == 0)
+			r = dmctl_resume(t->ctl, t->origin);
+		if (r < 0) {
+			log_errno(r, "%s: cannot give %s its own table back", t->id, t->origin_name);
+			clean = false;
+		}
+	} else if (t->origin_loaded && dmctl_clear(t->ctl, t->origin) < 0) {
+		clean = false;
+	}
+	if (t->real && remove_dev(t->ctl, t->real, "real") < 0)
+		clean = false;
+	for (unsigned k = 0; k < 2; k++)
+		if (t->cow[k] && remove_dev(t->ctl, t->cow[k], "cow") < 0)
+			clean = false;
+	if (t->switched && clean)
+		log_info("%s: snapshots removed; %s has its own table again", t->id, t->origin_name);
+	if (t->ctl >= 0)
+		close(t->ctl);
+	dmctl_table_free(t->own);
+	free(t->pend);
+	free(t);
+	return NULL;
+}
+
+/* Whether name is one of the devices this agent makes for disk id. */
+static bool ours(const char *name, const char *id, const char *suffix)
+{
+	size_t p = strlen(PREFIX), l = strlen(id);
+	const char *rest;
+
+	if (strncmp(name, PREFIX, p) != 0 || strncmp(name + p, id, l) != 0 || name[p + l] != '-')
+		return false;
+	rest = name + p + l + 1;
+	if (suffix)
+		return strcmp(rest, suffix) == 0;
+	if (strcmp(rest, "real") == 0 || strcmp(rest, "cow0") == 0 || strcmp(rest, "cow1") == 0)
+		return true;
+	if (rest[0] != 's' || !rest[1])
+		return false;
+	for (const char *c = rest + 1; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return true;
+}
+
+/* Whether tbl is one snapshot-origin over real. */
+static bool origin_of(const struct dmctl_table *tbl, dev_t real)
+{
+	unsigned maj, min;
+
+	return tbl->n == 1 && strcmp(tbl->t[0].type, "snapshot-origin") == 0 &&
+	       sscanf(tbl->t[0].params, "%u:%u", &maj, &min) == 2 && makedev(maj, min) == real;
+}
+
+/* An origin left pointing at real: its own table (real's) back, and resumed. */
+static int restore_origin(int ctl, const struct dmctl_dev *d, dev_t real)
+{
+	struct dmctl_table *live = NULL, *inactive = NULL, *own = NULL;
+	struct dmctl_info info;
+	int r;
+
+	r = dmctl_info(ctl, NULL, d->dev, &info);
+	if (r < 0)
+		return r;
+	r = dmctl_table(ctl, d->dev, DMCTL_LIVE_TABLE, &live);
+	if (r < 0)
+		goto out;
+	if (info.flags & DM_INACTIVE_PRESENT_FLAG) {
+		r = dmctl_table(ctl, d->dev, DMCTL_INACTIVE_TABLE, &inactive);
+		if (r < 0)
+			goto out;
+	}
+	if (origin_of(live, real)) {
+		r = dmctl_table(ctl, real, DMCTL_LIVE_TABLE, &own);
+		if (r == 0)
+			r = dmctl_load(ctl, d->dev, own);
+		if (r == 0)
+			r = dmctl_resume(ctl, d->dev);
+		if (r < 0)
+			log_errno(r, "cannot give %s its own table back", d->name);
+		else
+			log_warn("%s had been left a snapshot-origin by an agent that did not stop "
+				 "cleanly; its own table is back", d->name);
+	} else if (inactive && origin_of(inactive, real)) {
+		r = dmctl_clear(ctl, d->dev);
+		if (r == 0 && (info.flags & DM_SUSPEND_FLAG))
+			r = dmctl_resume(ctl, d->dev);
+		if (r < 0)
+			log_errno(r, "cannot undo what an earlier agent loaded into %s", d->name);
+		else
+			log_warn("%s: dropped the snapshot-origin table an agent that did not stop "
+				 "cleanly had loaded%s", d->name,
+				 info.flags & DM_SUSPEND_FLAG ? ", and resumed it" : "");
+	}
+out:
+	dmctl_table_free(live);
+	dmctl_table_free(inactive);
+	dmctl_table_free(own);
+	return r;
+}
+
+int trk_dm_cleanup(const char *id, const char *path)
+{
+	struct dmctl_dev *devs = NULL;
+	struct stat st;
+	size_t n = 0;
+	dev_t real = 0;
+	int ctl = -1, r;
+
+	/* Only a device-mapper source can have been made an origin; stat does no I/O, which
+	 * would hang on an origin left suspended. */
+	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode) || !dmctl_is_dm(st.st_rdev))
+		return 0;
+	r = dmctl_open(&ctl);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	r = dmctl_list(ctl, &devs, &n);
+	if (r < 0) {
+		log_errno(r, "cannot list device-mapper devices");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ours(devs[i].name, id, "real"))
+			real = devs[i].dev;
+	for (size_t i = 0; real && i < n; i++) {
+		if (strncmp(devs[i].name, PREFIX, strlen(PREFIX)) == 0)
+			continue;
+		r = restore_origin(ctl, &devs[i], real);
+		if (r < 0)
+			goto out;
+	}
+	/* Snapshots first: they hold the real and COW devices open. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			if (!devs[i].dev || !ours(devs[i].name, id, NULL) ||
+			    (devs[i].name[strlen(PREFIX) + strlen(id) + 1] == 's') != (pass == 0))
+				continue;
+			r = remove_dev(ctl, devs[i].dev, devs[i].name);
+			if (r < 0)
+				goto out;
+			log_warn("removed %s, left by an agent that did not stop cleanly", devs[i].name);
+			devs[i].dev = 0;
+		}
+	}
+	r = 0;
+out:
+	free(devs);
+	close(ctl);
+	return r;
+}
