@@ -1061,8 +1061,9 @@ static void session_loop(struct rsession *s)
 		return;
 	}
 	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
-	/* All of them: the agent starts each connection from no pause and no limit. */
-	if (send_wishes(s, true) < 0) {
+	/* The agent starts each connection from no pause and no limit: only what differs
+	 * needs saying. */
+	if (send_wishes(s, false) < 0) {
 		snprintf(s->end_why, sizeof(s->end_why), "the connection was lost");
 		return;
 	}

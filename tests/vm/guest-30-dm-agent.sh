@@ -91,7 +91,7 @@ grep -q "its own table is back" /tmp/dm3.log || fail "the leftover origin was no
 # Between epochs: one snapshot, the new agent's (real, 2 COW slices, 1 snapshot).
 [ "$(snapshots)" = 1 ] && [ "$(tern_devs)" = 4 ] ||
 	fail "devices besides the new agent's: $(dmsetup ls)"
-# (wait_for uses n itself.)
+# (a variable of its own: the helpers once used n.)
 verified=$(grep -c "durable and verified" /tmp/dm3.log)
 dd if=/tmp/r8 of=$ORIGIN bs=1M count=4 seek=1 oflag=direct conv=notrunc 2>/dev/null
 wait_for /tmp/dm3.log "COW slice is full"

@@ -15,20 +15,24 @@ fail() {
 skip() { echo "guest: SKIP: $*"; exit 77; }
 pass() { echo "guest: PASS: $*"; }
 # wait_for FILE PATTERN [COUNT] [SECONDS]: until PATTERN is in FILE COUNT times.
+# A FILE not there yet counts as none (a background job creates its log only once it
+# runs); the counter has its own name, as busybox sh has no local scope for callers' n.
 wait_for() {
-	n=0
-	while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "${3:-1}" ]; do
-		n=$((n + 1))
-		[ $n -le $((${4:-300} * 5)) ] || fail "timed out waiting for '$2' in $1"
+	_wf_n=0
+	while :; do
+		_wf_c=$(grep -c -- "$2" "$1" 2>/dev/null) || true
+		[ "${_wf_c:-0}" -lt "${3:-1}" ] || break
+		_wf_n=$((_wf_n + 1))
+		[ $_wf_n -le $((${4:-300} * 5)) ] || fail "timed out waiting for '$2' in $1"
 		sleep 0.2
 	done
 }
 # wait_exit PID SECONDS LOG: waits for PID; true when it exited 0 in time.
 wait_exit() {
-	n=0
+	_we_n=0
 	while kill -0 "$1" 2>/dev/null; do
-		n=$((n + 1))
-		[ $n -le $(($2 * 5)) ] || { kill -9 "$1"; echo "guest: $1 still running"; return 1; }
+		_we_n=$((_we_n + 1))
+		[ $_we_n -le $(($2 * 5)) ] || { kill -9 "$1"; echo "guest: $1 still running"; return 1; }
 		sleep 0.2
 	done
 	wait "$1"
