@@ -57,9 +57,11 @@ grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "verified copy not re
 # (All data, no holes: a hole's ZERO frame could arrive first, and an accepted ZERO marks
 # the record, rightly, since zeroing the target may begin before the epoch ends.)
 head -c "$SIZE" /dev/urandom >"$T/srcr.img"
+# One read in flight: the pipeline emits batches as their reads complete, so only then is
+# chunk 0's frame surely the first.
 BEFORE=$(sha "$T/dst.img")
 if TERN_FAULT_CORRUPT_CHUNK=0 run_agent --credentials "$T/state/agent-bundle.pem" \
-	--disk disk0="$T/srcr.img" --threads 1; then
+	--disk disk0="$T/srcr.img" --threads 1 --queue-depth 1; then
 	fail "corrupted first chunk accepted"
 fi
 grep -q "fingerprint mismatch in chunk 0" "$T/agent.log" || { cat "$T/agent.log"; fail "no refusal of chunk 0"; }
