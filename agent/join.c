@@ -244,16 +244,10 @@ int join_main(int argc, char **argv)
 		case O_DIR: dir = optarg; break;
 		case O_RECEIVER: receiver = optarg; break;
 		case O_FORCE: force = true; break;
-		case O_LOG: {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0) {
-				log_error("--log-level %s: error, warn, info or debug", optarg);
+		case O_LOG:
+			if (log_level_option(optarg) < 0)
 				goto out;
-			}
-			log_set_level(lvl);
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			ret = 0;

@@ -283,16 +283,10 @@ static int cmd_run(int argc, char **argv)
 		case OPT_NO_PROGRESS:
 			o.progress = false;
 			break;
-		case OPT_LOG_LEVEL: {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0) {
-				log_error("--log-level %s: error, warn, info or debug", optarg);
+		case OPT_LOG_LEVEL:
+			if (log_level_option(optarg) < 0)
 				goto out;
-			}
-			log_set_level(lvl);
 			break;
-		}
 		case OPT_TRACKER:
 			if (strcmp(optarg, "auto") == 0) {
 				o.tracker = TRACKER_AUTO;

@@ -118,3 +118,15 @@ int log_errno_msg(enum log_level lvl, int err, const char *fmt, ...)
 	va_end(ap);
 	return err;
 }
+
+int log_level_option(const char *arg)
+{
+	enum log_level lvl;
+
+	if (log_parse_level(arg, &lvl) < 0) {
+		log_error("--log-level %s: error, warn, info or debug", arg);
+		return -EINVAL;
+	}
+	log_set_level(lvl);
+	return 0;
+}

@@ -15,6 +15,9 @@ void log_set_level(enum log_level max_level);
 void log_set_context(const char *ctx);
 /* Parses "error|warn|info|debug"; returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *ret_level);
+/* The --log-level option: sets the level, or says what is wrong with arg and returns
+ * -EINVAL, leaving the level as it was. */
+int log_level_option(const char *arg);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs with strerror(-err) appended and returns err, so callers can `return log_errno(...)`. */

@@ -302,16 +302,10 @@ static int token_create(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case O_LOG: {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0) {
-				log_error("--log-level %s: error, warn, info or debug", optarg);
+		case O_LOG:
+			if (log_level_option(optarg) < 0)
 				return 2;
-			}
-			log_set_level(lvl);
 			break;
-		}
 		case 'h':
 			usage_token(stdout);
 			return 0;
@@ -783,16 +777,10 @@ int enrol_cmd_agent(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_STATE: dir = optarg; break;
-		case O_LOG: {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0) {
-				log_error("--log-level %s: error, warn, info or debug", optarg);
+		case O_LOG:
+			if (log_level_option(optarg) < 0)
 				return 2;
-			}
-			log_set_level(lvl);
 			break;
-		}
 		case 'h':
 			usage_agent(stdout);
 			return 0;

@@ -157,16 +157,10 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path };
 			break;
 		}
-		case OPT_LOG_LEVEL: {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0) {
-				log_error("--log-level %s: error, warn, info or debug", optarg);
+		case OPT_LOG_LEVEL:
+			if (log_level_option(optarg) < 0)
 				goto fail;
-			}
-			log_set_level(lvl);
 			break;
-		}
 		case OPT_CONFIG:
 			/* Read by conf_args_build, for serve only. */
 			if (!serve)

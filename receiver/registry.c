@@ -666,8 +666,15 @@ static void label(struct buf *b, const char *v)
 
 struct metric {
 	const char *name, *type, *help;
-	const char *key;   /* disk field, or NULL for special handling */
+	const char *key;   /* the agent's or disk's JSON field */
 	const char *sub;   /* forecast sub-field */
+};
+
+static const struct metric agent_metrics[] = {
+	{ "tern_agent_connected", "gauge", "1 while the agent has a session.", "connected", NULL },
+	{ "tern_agent_paused", "gauge", "1 while the operator has paused the agent.", "paused", NULL },
+	{ "tern_agent_rate_limit_bytes_per_second", "gauge",
+	  "Bandwidth limit set by the operator (0: none).", "rate_limit_bps", NULL },
 };
 
 static const struct metric disk_metrics[] = {
@@ -734,34 +741,19 @@ char *reg_metrics(json_object *snap)
 		"# TYPE tern_receiver_uptime_seconds gauge\n");
 	if (sample_value(field(rcv, "uptime_seconds"), val, sizeof(val)))
 		bprintf(&b, "tern_receiver_uptime_seconds %s\n", val);
-	bprintf(&b, "# HELP tern_agent_connected 1 while the agent has a session.\n"
-		"# TYPE tern_agent_connected gauge\n");
-	for (size_t i = 0; i < na; i++) {
-		json_object *a = json_object_array_get_idx(agents, i);
+	for (size_t m = 0; m < ARRAY_SIZE(agent_metrics); m++) {
+		const struct metric *mt = &agent_metrics[m];
 
-		bprintf(&b, "tern_agent_connected{agent=\"");
-		label(&b, str_field(a, "name"));
-		bprintf(&b, "\"} %d\n", json_object_get_boolean(field(a, "connected")) ? 1 : 0);
-	}
-	bprintf(&b, "# HELP tern_agent_paused 1 while the operator has paused the agent.\n"
-		"# TYPE tern_agent_paused gauge\n");
-	for (size_t i = 0; i < na; i++) {
-		json_object *a = json_object_array_get_idx(agents, i);
+		bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+		for (size_t i = 0; i < na; i++) {
+			json_object *a = json_object_array_get_idx(agents, i);
 
-		bprintf(&b, "tern_agent_paused{agent=\"");
-		label(&b, str_field(a, "name"));
-		bprintf(&b, "\"} %d\n", json_object_get_boolean(field(a, "paused")) ? 1 : 0);
-	}
-	bprintf(&b, "# HELP tern_agent_rate_limit_bytes_per_second Bandwidth limit set by the "
-		"operator (0: none).\n# TYPE tern_agent_rate_limit_bytes_per_second gauge\n");
-	for (size_t i = 0; i < na; i++) {
-		json_object *a = json_object_array_get_idx(agents, i);
-
-		if (!sample_value(field(a, "rate_limit_bps"), val, sizeof(val)))
-			continue;
-		bprintf(&b, "tern_agent_rate_limit_bytes_per_second{agent=\"");
-		label(&b, str_field(a, "name"));
-		bprintf(&b, "\"} %s\n", val);
+			if (!sample_value(field(a, mt->key), val, sizeof(val)))
+				continue;
+			bprintf(&b, "%s{agent=\"", mt->name);
+			label(&b, str_field(a, "name"));
+			bprintf(&b, "\"} %s\n", val);
+		}
 	}
 	bprintf(&b, "# HELP tern_disk_state 1 for the state the disk is in.\n"
 		"# TYPE tern_disk_state gauge\n");
