@@ -208,6 +208,21 @@ out:
 	return r;
 }
 
+/* DIR/name, which must exist, into path (PATH_MAX bytes, for the caller's messages). */
+static int load_cert_in(char *path, const char *dir, const char *name, X509 **ret_cert)
+{
+	int r = path_join(path, dir, name);
+
+	return r < 0 ? r : load_cert(path, true, ret_cert);
+}
+
+static int load_key_in(char *path, const char *dir, const char *name, EVP_PKEY **ret_key)
+{
+	int r = path_join(path, dir, name);
+
+	return r < 0 ? r : load_key(path, true, ret_key);
+}
+
 /* Loads an agent bundle: the agent's certificate, its key, then one or more CA
  * certificates, in that order. Checks that the key matches the certificate. Errors as
  * load_cert(). On success the caller owns all three outputs. */
@@ -711,16 +726,10 @@ int tls_issue_agent_bundle(const char *dir, const char *cn, const char *out_path
 		r = -EINVAL;
 		goto out;
 	}
-	r = path_join(path, dir, TLS_CA_CERT);
+	r = load_cert_in(path, dir, TLS_CA_CERT, &ca);
 	if (r < 0)
 		goto out;
-	r = load_cert(path, true, &ca);
-	if (r < 0)
-		goto out;
-	r = path_join(path, dir, TLS_CA_KEY);
-	if (r < 0)
-		goto out;
-	r = load_key(path, true, &ca_key);
+	r = load_key_in(path, dir, TLS_CA_KEY, &ca_key);
 	if (r < 0)
 		goto out;
 	if (X509_check_private_key(ca, ca_key) != 1) {
@@ -780,22 +789,13 @@ static SSL_CTX *server_ctx(const char *dir, bool enrol, int *ret_err)
 	int r;
 
 	ERR_clear_error();
-	r = path_join(path, dir, TLS_RECEIVER_KEY);
+	r = load_key_in(path, dir, TLS_RECEIVER_KEY, &key);
 	if (r < 0)
 		goto out;
-	r = load_key(path, true, &key);
+	r = load_cert_in(path, dir, TLS_CA_CERT, &ca);
 	if (r < 0)
 		goto out;
-	r = path_join(path, dir, TLS_CA_CERT);
-	if (r < 0)
-		goto out;
-	r = load_cert(path, true, &ca);
-	if (r < 0)
-		goto out;
-	r = path_join(path, dir, TLS_RECEIVER_CERT);
-	if (r < 0)
-		goto out;
-	r = load_cert(path, true, &cert);
+	r = load_cert_in(path, dir, TLS_RECEIVER_CERT, &cert);
 	if (r < 0)
 		goto out;
 	r = ctx_new(TLS_server_method(), cert, key, path, &ctx);
@@ -915,16 +915,10 @@ static int load_ca(const char *dir, X509 **ret_ca, EVP_PKEY **ret_key)
 	X509 *ca = NULL;
 	int r;
 
-	r = path_join(path, dir, TLS_CA_CERT);
+	r = load_cert_in(path, dir, TLS_CA_CERT, &ca);
 	if (r < 0)
 		goto out;
-	r = load_cert(path, true, &ca);
-	if (r < 0)
-		goto out;
-	r = path_join(path, dir, TLS_CA_KEY);
-	if (r < 0)
-		goto out;
-	r = load_key(path, true, &key);
+	r = load_key_in(path, dir, TLS_CA_KEY, &key);
 	if (r < 0)
 		goto out;
 	if (X509_check_private_key(ca, key) != 1) {
@@ -1011,10 +1005,7 @@ int tls_ca_pin(const char *dir, uint8_t ret_pin[TLS_PIN_LEN])
 	int r;
 
 	ERR_clear_error();
-	r = path_join(path, dir, TLS_CA_CERT);
-	if (r < 0)
-		goto out;
-	r = load_cert(path, true, &ca);
+	r = load_cert_in(path, dir, TLS_CA_CERT, &ca);
 	if (r < 0)
 		goto out;
 	if (X509_digest(ca, EVP_sha256(), md, &n) != 1 || n != TLS_PIN_LEN) {

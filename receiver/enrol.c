@@ -552,16 +552,12 @@ static int64_t revoked_at(const struct revoked *v, size_t n, const char *name)
 	return at;
 }
 
-/* A certificate counts as revoked when it was issued no later than its name's latest
- * revocation, in whole seconds, so one issued in the very second of a revocation would be
- * refused at once. Waits until the clock has passed the revocation (a second at most,
- * unless the clock went back; then it gives up after a few seconds). */
-static int wait_past_revocation(const char *dir, const char *name)
+/* The latest revocation time of name from DIR's list, -1 when never revoked. */
+static int revocation_of(const char *dir, const char *name, int64_t *ret_cut)
 {
 	char path[PATH_MAX];
 	struct revoked *rv = NULL;
 	size_t nrv = 0;
-	int64_t cut;
 	int r;
 
 	r = path_in(path, dir, ENROL_REVOKED_FILE);
@@ -569,8 +565,22 @@ static int wait_past_revocation(const char *dir, const char *name)
 		r = revoked_load(path, &rv, &nrv);
 	if (r < 0)
 		return r;
-	cut = revoked_at(rv, nrv, name);
+	*ret_cut = revoked_at(rv, nrv, name);
 	free(rv);
+	return 0;
+}
+
+/* A certificate counts as revoked when it was issued no later than its name's latest
+ * revocation, in whole seconds, so one issued in the very second of a revocation would be
+ * refused at once. Waits until the clock has passed the revocation (a second at most,
+ * unless the clock went back; then it gives up after a few seconds). */
+static int wait_past_revocation(const char *dir, const char *name)
+{
+	int64_t cut;
+	int r = revocation_of(dir, name, &cut);
+
+	if (r < 0)
+		return r;
 	for (int i = 0; i < 50 && cut >= 0 && (int64_t)time(NULL) <= cut; i++)
 		usleep(100 * 1000);
 	return 0;
@@ -580,18 +590,14 @@ static int wait_past_revocation(const char *dir, const char *name)
 static int name_enrolled(const char *dir, const char *name, bool *ret)
 {
 	char path[PATH_MAX], **lines = NULL;
-	struct revoked *rv = NULL;
-	size_t n = 0, nrv = 0;
+	size_t n = 0;
 	bool live = false;
 	int64_t cut;
 	int r;
 
-	r = path_in(path, dir, ENROL_REVOKED_FILE);
-	if (r == 0)
-		r = revoked_load(path, &rv, &nrv);
+	r = revocation_of(dir, name, &cut);
 	if (r < 0)
 		return r;
-	cut = revoked_at(rv, nrv, name);
 	r = path_in(path, dir, ENROL_ISSUED_FILE);
 	if (r == 0)
 		r = lines_read(path, &lines, &n);
@@ -612,7 +618,6 @@ static int name_enrolled(const char *dir, const char *name, bool *ret)
 	*ret = live;
 out:
 	lines_free(lines, n);
-	free(rv);
 	return r;
 }
 
