@@ -85,6 +85,10 @@ loop_attach_parts() {
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # The SHA-256 of the first N bytes of a file or device.
+# SHA-256 of what is on the disk, read with O_DIRECT past the page cache: the receiver
+# writes O_DIRECT, and a page cached by an earlier buffered read (while a refused
+# session's writes were still landing) can differ from the disk. File size: 4 KiB multiple.
+sha_disk() { dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
 sha_n() { head -c "$2" "$1" | sha256sum | cut -d' ' -f1; }
 
 # Makes an image with mixed content: zero runs, text, random and a short odd tail.

@@ -59,13 +59,13 @@ grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "verified copy not re
 head -c "$SIZE" /dev/urandom >"$T/srcr.img"
 # One read in flight: the pipeline emits batches as their reads complete, so only then is
 # chunk 0's frame surely the first.
-BEFORE=$(sha "$T/dst.img")
+BEFORE=$(sha_disk "$T/dst.img")
 if TERN_FAULT_CORRUPT_CHUNK=0 run_agent --credentials "$T/state/agent-bundle.pem" \
 	--disk disk0="$T/srcr.img" --threads 1 --queue-depth 1; then
 	fail "corrupted first chunk accepted"
 fi
 grep -q "fingerprint mismatch in chunk 0" "$T/agent.log" || { cat "$T/agent.log"; fail "no refusal of chunk 0"; }
-[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "a refused frame changed the target"
+[ "$(sha_disk "$T/dst.img")" = "$BEFORE" ] || fail "a refused frame changed the target"
 grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "a refused frame cleared the verified record"
 
 # 5. A later copy that fails must not leave the earlier verified record standing.
