@@ -169,7 +169,9 @@ static void *io_main(void *arg)
 			pthread_mutex_unlock(&rd->lock);
 			break;
 		}
-		while (next_off < size && rd->free_head) {
+		/* No more than queue_depth reads in flight: the other slots are there so the
+		 * workers can hold theirs meanwhile, not to deepen the queue. */
+		while (next_off < size && rd->free_head && inflight + queued < rd->o.queue_depth) {
 			struct slot *s = rd->free_head;
 
 			rd->free_head = s->next;

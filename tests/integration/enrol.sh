@@ -88,7 +88,7 @@ pass "join, then a verified copy with the joined credentials; the name is bound"
 
 # 2. The same token again: refused, whatever the name.
 refused "reused token" "already used" "$T/web2" "$TOK" --name web2
-grep -q "enrolment from .* refused: the token was already used" "$T/receiver.log" ||
+wait_log "$T/receiver.log" "enrolment from .* refused: the token was already used" ||
 	fail "receiver did not log the refusal"
 
 # 3. An expired token.
@@ -118,7 +118,7 @@ refused "unknown token" "unknown token" "$T/web3" "$TOK" --name web3
 # match, so the agent sends nothing.
 TOK=$("$TERN_RECEIVER" token create --state-dir "$T/other" --address "127.0.0.1:$EPORT" 2>/dev/null)
 refused "foreign pin" "does not match the token's pin" "$T/web3" "$TOK" --name web3
-grep -q "TLS handshake failed" "$T/receiver.log" || fail "receiver did not see the aborted handshake"
+wait_log "$T/receiver.log" "TLS handshake failed" || fail "receiver did not see the aborted handshake"
 
 # 7. A token bound to a name refuses another name, and is not spent by that.
 TOK=$(token --name web3)
@@ -144,7 +144,7 @@ if "$TERN_AGENT" run --receiver "$RCV" --credentials "$T/web1/agent.pem" --name 
 fi
 grep -q "receiver refused: agent web1 is revoked" "$T/agent.log" ||
 	{ cat "$T/agent.log"; fail "no clear reason for the revoked agent"; }
-grep -q "agent web1 is revoked" "$T/receiver.log" || fail "receiver did not log the revoked agent"
+wait_log "$T/receiver.log" "agent web1 is revoked" || fail "receiver did not log the revoked agent"
 [ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "revoked agent changed the target"
 "$TERN_AGENT" run --receiver "$RCV" --credentials "$T/web3/agent.pem" --name web3 --once \
 	--no-progress --disk e="$T/src.img" >"$T/agent.log" 2>&1 ||

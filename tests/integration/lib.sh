@@ -83,6 +83,16 @@ loop_attach_parts() {
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+# Waits up to 10 s for a line matching $2 in file $1: a daemon may log a refusal just
+# after its peer has already given up and exited.
+wait_log() {
+	local i
+	for i in $(seq 1 100); do
+		grep -q -- "$2" "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 
 # The SHA-256 of the first N bytes of a file or device.
 # SHA-256 of what is on the disk, read with O_DIRECT past the page cache: the receiver

@@ -15,7 +15,7 @@ if run_agent --credentials "$T/other/agent-bundle.pem" --disk disk0="$T/src.img"
 fi
 grep -qi "handshake" "$T/agent.log" || { cat "$T/agent.log"; fail "no handshake error shown"; }
 [ ! -e "$T/dst.img" ] || fail "target created for a refused agent"
-grep -q "refused connection" "$T/receiver.log" || fail "receiver did not log the refusal"
+wait_log "$T/receiver.log" "refused connection" || fail "receiver did not log the refusal"
 
 # 1b. A credential from another CA that trusts this receiver: the receiver's side of the
 # handshake refuses it (TLS 1.3 lets the client finish first), and the agent says so.
@@ -57,8 +57,8 @@ grep -q '^verified=1' "$T/state/disks/disk0.state" || fail "verified copy not re
 # (All data, no holes: a hole's ZERO frame could arrive first, and an accepted ZERO marks
 # the record, rightly, since zeroing the target may begin before the epoch ends.)
 head -c "$SIZE" /dev/urandom >"$T/srcr.img"
-# One read in flight: the pipeline emits batches as their reads complete, so only then is
-# chunk 0's frame surely the first.
+# One read in flight and one worker: the pipeline emits batches as their reads complete,
+# so only then is chunk 0's frame surely the first.
 BEFORE=$(sha_disk "$T/dst.img")
 if TERN_FAULT_CORRUPT_CHUNK=0 run_agent --credentials "$T/state/agent-bundle.pem" \
 	--disk disk0="$T/srcr.img" --threads 1 --queue-depth 1; then
