@@ -7,8 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+
+#ifdef TERN_XXH_DISPATCH
+/* From xxh_x86dispatch.h, which cannot be combined with XXH_INLINE_ALL: the same XXH3,
+ * dispatched at run time to the widest vector unit the CPU has. */
+XXH128_hash_t XXH3_128bits_dispatch(const void *input, size_t len);
+#define fp_xxh3 XXH3_128bits_dispatch
+#else
+#define fp_xxh3 XXH3_128bits
+#endif
 
 static void fp_from_hash(XXH128_hash_t h, struct fp *ret_fp)
 {
@@ -20,7 +31,7 @@ static void fp_from_hash(XXH128_hash_t h, struct fp *ret_fp)
 
 void fp_compute(const void *data, size_t len, struct fp *ret_fp)
 {
-	fp_from_hash(XXH3_128bits(data, len), ret_fp);
+	fp_from_hash(fp_xxh3(data, len), ret_fp);
 }
 
 void fp_zero(size_t len, struct fp *ret_fp)
