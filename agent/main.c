@@ -12,6 +12,7 @@
 #include "config.h"
 #include "agent/disks.h"
 #include "agent/join.h"
+#include "agent/quiesce.h"
 #include "agent/session.h"
 #include "common/codec.h"
 #include "common/conf.h"
@@ -492,6 +493,8 @@ int main(int argc, char **argv)
 		return cmd_disks(argc - 1, argv + 1);
 	if (strcmp(argv[1], "join") == 0)
 		return join_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], QZ_GUARD_CMD) == 0)
+		return qz_guard_main(argc, argv);
 	log_error("unknown command '%s'; see tern-agent --help", argv[1]);
 	return 2;
 }

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -20,6 +23,12 @@
 #include "common/util.h"
 
 #define QZ_MAX_MOUNTS 64
+/* The guardian thaws this long after the agent's own watchdog should have: only when the
+ * agent cannot (stopped, hung in the kernel). */
+#define QZ_GUARD_GRACE_S 2
+/* How long the agent waits for a new guardian to say it runs. */
+#define QZ_GUARD_READY_MS 3000
+#define QZ_GUARD_FD 3
 
 struct quiesce {
 	int fds[QZ_MAX_MOUNTS];     /* an open directory on each frozen mount */
@@ -31,6 +40,8 @@ struct quiesce {
 	bool thawed, watchdog, fired;
 	unsigned limit_s;
 	pthread_t thread;
+	int guard_fd;    /* our end of the guardian's socket; -1: no guardian */
+	pid_t guard_pid; /* 0: none to reap */
 };
 
 int qz_run_hook(const char *cmd)
@@ -73,6 +84,108 @@ static void thaw_locked(struct quiesce *qz)
 		qz->fds[i] = -1;
 	}
 	qz->thawed = true;
+	/* Thawed by us: the guardian must not thaw later what somebody else may freeze. */
+	if (qz->guard_fd >= 0) {
+		if (send(qz->guard_fd, "D", 1, MSG_NOSIGNAL) < 0)
+			log_debug("telling the thaw guardian: %s", strerror(errno));
+		close(qz->guard_fd);
+		qz->guard_fd = -1;
+	}
+}
+
+/* Hands the guardian an open directory of a mount about to be frozen. With no guardian,
+ * or one that has gone, the freeze still has the watchdog thread; said once. */
+static void guard_hold(struct quiesce *qz, int fd, const char *path)
+{
+	char data[1 + 4096];
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = data };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+	size_t len = strnlen(path, sizeof(data) - 1);
+
+	if (qz->guard_fd < 0)
+		return;
+	data[0] = 'F';
+	memcpy(data + 1, path, len);
+	iov.iov_len = 1 + len;
+	memset(&ctl, 0, sizeof(ctl));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(qz->guard_fd, &msg, MSG_NOSIGNAL) < 0) {
+		log_warn("the thaw guardian is gone (%s): if this agent is killed while frozen, "
+			 "run fsfreeze --unfreeze by hand", strerror(errno));
+		close(qz->guard_fd);
+		qz->guard_fd = -1;
+	}
+}
+
+/* Starts the guardian: this program again (/proc/self/exe), so it is a clean
+ * single-threaded process, with its end of a SEQPACKET socket on fd 3. Waits until it
+ * says it runs. Without one the cutover goes on, guarded by the watchdog thread only. */
+static void guard_start(struct quiesce *qz)
+{
+	struct pollfd p = { .events = POLLIN };
+	char lim[16], c = 0;
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_warn("no thaw guardian (socketpair: %s)", strerror(errno));
+		return;
+	}
+	snprintf(lim, sizeof(lim), "%u", qz->limit_s);
+	pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls between fork and exec in a threaded process. */
+		if (sv[1] == QZ_GUARD_FD ? fcntl(sv[1], F_SETFD, 0) < 0
+					  : dup2(sv[1], QZ_GUARD_FD) < 0)
+			_exit(127);
+		execl("/proc/self/exe", "tern-agent", QZ_GUARD_CMD, lim, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		log_warn("no thaw guardian (fork: %s)", strerror(errno));
+		close(sv[0]);
+		return;
+	}
+	p.fd = sv[0];
+	if (poll(&p, 1, QZ_GUARD_READY_MS) != 1 || recv(sv[0], &c, 1, 0) != 1 || c != 'R') {
+		log_warn("the thaw guardian did not start; if this agent is killed while frozen, "
+			 "run fsfreeze --unfreeze by hand");
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		return;
+	}
+	qz->guard_fd = sv[0];
+	qz->guard_pid = pid;
+}
+
+/* Reaps the guardian after it was told we thawed; it exits at once. */
+static void guard_reap(struct quiesce *qz)
+{
+	for (int i = 0; qz->guard_pid > 0 && i < 100; i++) {
+		pid_t r = waitpid(qz->guard_pid, NULL, WNOHANG);
+
+		if (r == qz->guard_pid || (r < 0 && errno != EINTR))
+			qz->guard_pid = 0;
+		else
+			usleep(10000);
+	}
+	if (qz->guard_pid > 0) {
+		kill(qz->guard_pid, SIGKILL);
+		waitpid(qz->guard_pid, NULL, 0);
+		qz->guard_pid = 0;
+	}
 }
 
 static void *watchdog_main(void *arg)
@@ -121,6 +234,8 @@ static int freeze_one(struct quiesce *qz, const char *path, dev_t dev)
 		r = log_errno(-errno, "cannot open mount point %s", path);
 		goto out;
 	}
+	/* The guardian holds the mount before it is frozen: never a moment unguarded. */
+	guard_hold(qz, fd, path);
 	if (ioctl(fd, FIFREEZE, 0) < 0) {
 		r = log_errno(-errno, "FIFREEZE %s", path);
 		close(fd);
@@ -181,9 +296,17 @@ int qz_freeze(struct source **srcs, unsigned n, unsigned limit_s, struct quiesce
 	pthread_cond_init(&qz->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	qz->limit_s = limit_s;
-	/* The watchdog runs before the first freeze, so no freeze is ever unguarded. */
+	qz->guard_fd = -1;
+	/* The watchdog and the guardian run before the first freeze, so no freeze is ever
+	 * unguarded. */
+	guard_start(qz);
 	r = -pthread_create(&qz->thread, NULL, watchdog_main, qz);
 	if (r < 0) {
+		if (qz->guard_fd >= 0) {
+			(void)send(qz->guard_fd, "D", 1, MSG_NOSIGNAL);
+			close(qz->guard_fd);
+		}
+		guard_reap(qz);
 		pthread_cond_destroy(&qz->cv);
 		pthread_mutex_destroy(&qz->lock);
 		free(qz);
@@ -244,10 +367,107 @@ struct quiesce *qz_thaw(struct quiesce *qz)
 	pthread_mutex_unlock(&qz->lock);
 	if (qz->watchdog)
 		pthread_join(qz->thread, NULL);
+	guard_reap(qz);
 	for (unsigned i = 0; i < qz->n; i++)
 		free(qz->paths[i]);
 	pthread_cond_destroy(&qz->cv);
 	pthread_mutex_destroy(&qz->lock);
 	free(qz);
 	return NULL;
+}
+
+/* The guardian: thaws what it holds when the agent's socket closes without a "D" (the
+ * agent died) or when the freeze outlives the agent's own limit by QZ_GUARD_GRACE_S (it is
+ * stopped or hung and its watchdog cannot run). Ignores the signals that end a session,
+ * so a Ctrl-C or a service stop reaching the whole group leaves it to see how the agent
+ * ended. */
+static void guard_thaw_all(int *fds, char (*paths)[4097], unsigned n, const char *why)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (ioctl(fds[i], FITHAW, 0) == 0)
+			log_error("%s: the thaw guardian thawed %s", why, paths[i]);
+		else if (errno != EINVAL)
+			log_errno(-errno, "thaw guardian: FITHAW %s", paths[i]);
+		close(fds[i]);
+	}
+}
+
+int qz_guard_main(int argc, char **argv)
+{
+	static char paths[QZ_MAX_MOUNTS][4097];
+	int fds[QZ_MAX_MOUNTS];
+	unsigned n = 0, limit_s;
+	struct timespec now, deadline;
+	sigset_t none;
+	uint64_t v;
+
+	if (argc != 3 || parse_u64(argv[2], 0, 86400, &v) < 0 ||
+	    fcntl(QZ_GUARD_FD, F_GETFD) < 0) {
+		log_error("%s is internal to tern-agent's cutover", QZ_GUARD_CMD);
+		return 2;
+	}
+	limit_s = (unsigned)v;
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	fcntl(QZ_GUARD_FD, F_SETFD, FD_CLOEXEC);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += limit_s + QZ_GUARD_GRACE_S;
+	if (send(QZ_GUARD_FD, "R", 1, MSG_NOSIGNAL) != 1)
+		return 1;
+	for (;;) {
+		struct pollfd p = { .fd = QZ_GUARD_FD, .events = POLLIN };
+		char data[1 + 4096];
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} ctl;
+		struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+				      .msg_controllen = sizeof(ctl.buf) };
+		struct cmsghdr *cm;
+		long left_ms;
+		ssize_t len;
+		int fd = -1;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left_ms = (deadline.tv_sec - now.tv_sec) * 1000 +
+			  (deadline.tv_nsec - now.tv_nsec) / 1000000;
+		if (left_ms <= 0 || poll(&p, 1, (int)left_ms) == 0) {
+			guard_thaw_all(fds, paths, n, "the agent kept the source frozen past its limit");
+			return 1;
+		}
+		len = recvmsg(QZ_GUARD_FD, &msg, MSG_CMSG_CLOEXEC);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0) {
+			/* End of file without "D": the agent ended while frozen. */
+			guard_thaw_all(fds, paths, n, "the agent ended while the source was frozen");
+			return n ? 1 : 0;
+		}
+		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+			    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		if (data[0] == 'D') {
+			if (fd >= 0)
+				close(fd);
+			for (unsigned i = 0; i < n; i++)
+				close(fds[i]);
+			return 0;
+		}
+		if (data[0] != 'F' || fd < 0 || n == QZ_MAX_MOUNTS) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		fds[n] = fd;
+		memcpy(paths[n], data + 1, (size_t)len - 1);
+		paths[n][len - 1] = '\0';
+		n++;
+	}
 }

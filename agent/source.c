@@ -9,12 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
+
+/* claim() tries this often, 100 ms apart. */
+#define SRC_CLAIM_TRIES 30
 
 struct source *src_free(struct source *s)
 {
@@ -41,6 +45,22 @@ static bool direct_read_works(int fd, uint32_t lbs)
 	n = pread(fd, buf, len, 0);
 	free(buf);
 	return n >= 0;
+}
+
+/* One agent per source: two would run two trackers, pin the same eBPF directory and send
+ * the disk twice. flock holds on the device node or file whatever path named it (a by-id
+ * link, a partition's parent is another node), and dies with the process. An agent that is
+ * still exiting (a restart) gets a few seconds to let go. */
+static int claim(int fd)
+{
+	for (int i = 0; i < SRC_CLAIM_TRIES; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		usleep(100 * 1000);
+	}
+	return -EWOULDBLOCK;
 }
 
 int src_open(const char *id, const char *path, struct source **ret_src, char *why, size_t why_len)
@@ -115,6 +135,14 @@ int src_open(const char *id, const char *path, struct source **ret_src, char *wh
 		close(s->fd);
 		s->fd = fd;
 		s->direct = false;
+	}
+	r = claim(s->fd);
+	if (r < 0) {
+		if (r == -EWOULDBLOCK)
+			snprintf(why, why_len, "source %s is being replicated by another tern-agent", path);
+		else
+			snprintf(why, why_len, "cannot lock source %s: %s", path, strerror(-r));
+		goto fail;
 	}
 	if (!s->direct)
 		log_info("%s: O_DIRECT refused by %s; using buffered reads", id, path);

@@ -14,7 +14,7 @@ make_mixed_image "$T/src.img" 24
 SIZE=$(stat -c %s "$T/src.img")
 start_receiver "$T/state" --target d="$T/dst.img" --target fs="$T/fs-dst.img" \
 	--target v="$T/v-dst.img" --target fs2="$T/fs2-dst.img" --target whole="$T/whole-dst.img" \
-	--target w="$T/w-dst.img"
+	--target w="$T/w-dst.img" --target fs3="$T/fs3-dst.img" --target fs4="$T/fs4-dst.img"
 
 WRITER_PID=
 start_writer() { # start_writer FILE_OR_DIR: writes until $T/stop exists, then $T/stopped
@@ -141,7 +141,46 @@ grep -q "the watchdog thaws it now" "$T/agent-fs2.log" || { cat "$T/agent-fs2.lo
 timeout 10 touch "$T/mnt/after-watchdog" || fail "the filesystem is still frozen after the watchdog"
 grep -q "thawed by the watchdog" "$T/ctl.out" || { cat "$T/ctl.out"; fail "ternctl did not say why"; }
 
-# 2c. The usual server: the source is a whole disk, its filesystem lives on a partition
+# 2c. Killed while frozen (SIGKILL: no code of the agent's runs): the guardian it started
+# before freezing sees it go and thaws the filesystem at once.
+guarded_cutover() { # guarded_cutover NAME DISK=DEV LOG [ARGS...]: cut over, stalled frozen
+	local log=$3
+	start_writer "$T/mnt"
+	TERN_FAULT_STALL_FROZEN=60 agent "$@"
+	wait_for "$log" "epoch 1 durable and verified"
+	"$TERNCTL" --state-dir "$T/state" cutover "$1" --timeout 90 >"$T/ctl-$1.out" 2>&1 &
+	CTL_PID=$!
+	wait_for "$log" "froze $T/mnt"
+}
+wait_thawed() { # wait_thawed SECONDS
+	for _ in $(seq 1 $(($1 * 10))); do is_thawed "$T/mnt" && return 0; sleep 0.1; done
+	fsfreeze --unfreeze "$T/mnt" 2>/dev/null # the test never leaves it frozen
+	return 1
+}
+guarded_cutover db3 fs3="$FSDEV" "$T/agent-fs3.log" --freeze-limit 120
+kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+wait_thawed 5 || { cat "$T/agent-fs3.log"; fail "the filesystem stayed frozen after the agent was killed"; }
+grep -q "the agent ended while the source was frozen: the thaw guardian thawed $T/mnt" \
+	"$T/agent-fs3.log" || { cat "$T/agent-fs3.log"; fail "the guardian did not say it thawed"; }
+wait "$CTL_PID" && fail "ternctl reported a cutover whose agent was killed"
+wait "$WRITER_PID" 2>/dev/null || true
+
+# 2d. Stopped while frozen (SIGSTOP: its watchdog thread cannot run either): the guardian
+# thaws once the freeze outlives --freeze-limit by its grace.
+guarded_cutover db4 fs4="$FSDEV" "$T/agent-fs4.log" --freeze-limit 3
+kill -STOP "$AGENT_PID"
+wait_thawed 15 || { kill -KILL "$AGENT_PID"; kill -CONT "$AGENT_PID"; cat "$T/agent-fs4.log"; fail "the filesystem stayed frozen under a stopped agent"; }
+grep -q "the agent kept the source frozen past its limit: the thaw guardian thawed $T/mnt" \
+	"$T/agent-fs4.log" || { cat "$T/agent-fs4.log"; fail "the guardian did not say it thawed"; }
+kill -KILL "$AGENT_PID"
+kill -CONT "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+wait "$CTL_PID" && fail "ternctl reported a cutover whose agent was stopped"
+wait "$WRITER_PID" 2>/dev/null || true
+timeout 10 touch "$T/mnt/after-guardian" || fail "the filesystem is still frozen after the guardian"
+
+# 2e. The usual server: the source is a whole disk, its filesystem lives on a partition
 # and is mounted twice (a bind mount). It is found through the partition, frozen once
 # (a second FIFREEZE of one filesystem would fail), and thawed.
 if command -v sfdisk >/dev/null && command -v partx >/dev/null; then
@@ -170,4 +209,4 @@ fi
 stop_receiver
 grep -q "shutting down" "$T/receiver.log" || { tail "$T/receiver.log"; fail "SIGTERM did not shut the receiver down in order"; }
 [ ! -e "$T/state/api.addr" ] || fail "the API's address file was left behind"
-pass "cutover verified with proof; verify full caught a changed target; FIFREEZE thawed (watchdog too); target fsck-clean"
+pass "cutover verified with proof; verify full caught a changed target; FIFREEZE thawed (watchdog, and the guardian after SIGKILL and SIGSTOP); target fsck-clean"

@@ -27,8 +27,11 @@ cleanup() {
 	[ -n "${WRITER_PID:-}" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null
 	[ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
 	[ -d "$TERN_BPF_PIN_ROOT" ] && rm -rf "$TERN_BPF_PIN_ROOT"
-	# Last mounted first (a bind mount before what it binds).
-	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[$i]}" 2>/dev/null; done
+	# Last mounted first (a bind mount before what it binds); never leave one frozen.
+	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+		fsfreeze --unfreeze "${MOUNTS[$i]}" 2>/dev/null
+		umount "${MOUNTS[$i]}" 2>/dev/null
+	done
 	# Partitions before their loop device: a detached loop keeps them, and the next user
 	# of its number inherits them.
 	for l in "${PART_LOOPS[@]}"; do partx -d "$l" 2>/dev/null; done
@@ -83,6 +86,10 @@ loop_attach_parts() {
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+# True when the filesystem mounted at $1 is not frozen. Probes without blocking (a write
+# to a frozen filesystem would sleep uninterruptibly): FIFREEZE fails with EBUSY on a
+# frozen one, and a successful probe is thawed at once.
+is_thawed() { fsfreeze --freeze "$1" 2>/dev/null && fsfreeze --unfreeze "$1"; }
 # Waits up to 10 s for a line matching $2 in file $1: a daemon may log a refusal just
 # after its peer has already given up and exited.
 wait_log() {

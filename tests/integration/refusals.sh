@@ -95,4 +95,19 @@ if command -v flock >/dev/null; then
 	grep -q "in use" "$T/agent.log" || { cat "$T/agent.log"; fail "no reason for the locked target"; }
 	[ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the locked target was changed"
 fi
-pass "foreign CA, corrupted chunk, unknown disk, other agent and locked target refused"
+# 8. One agent per source: a second one on the same file (by another path, another disk
+# id) is refused before it connects, and the first keeps replicating.
+"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --no-progress --interval 1 \
+	--credentials "$T/state/agent-bundle.pem" --disk disk0="$T/src.img" >"$T/agent-first.log" 2>&1 &
+AGENT_PID=$!
+wait_log "$T/agent-first.log" "durable and verified" || { cat "$T/agent-first.log"; fail "first agent"; }
+ln -s "$T/src.img" "$T/src-link.img"
+if run_agent --credentials "$T/state/agent-bundle.pem" --disk other="$T/src-link.img"; then
+	fail "a second agent replicated the same source"
+fi
+grep -q "source $T/src-link.img is being replicated by another tern-agent" "$T/agent.log" ||
+	{ cat "$T/agent.log"; fail "no reason for the second agent's refusal"; }
+grep -q "agent vm: disk other" "$T/receiver.log" && fail "the refused second agent reached the receiver"
+kill -0 "$AGENT_PID" || fail "the first agent died"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+pass "foreign CA, corrupted chunk, unknown disk, other agent, locked target and a second agent on one source refused"
