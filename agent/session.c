@@ -36,6 +36,7 @@ static bool g_final_epoch;
 
 struct disk_stats {
 	uint64_t plain, zero, wire;
+	uint64_t read; /* bytes read from the source: not holes, nor batches nobody marked */
 	uint64_t t_start, t_end;
 };
 
@@ -427,6 +428,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		}
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
 		st.plain += out->plain_bytes;
+		st.read += out->read_bytes;
 		st.zero += out->zero_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
@@ -503,9 +505,12 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 			       fmt_bytes(st.zero, b2, sizeof(b2)), fmt_bytes(st.wire, b3, sizeof(b3)),
 			       st.wire ? (double)src->size / (double)st.wire : 0.0, st.wire);
 		else
-			printf("%s: epoch %" PRIu64 ": scanned %s in %.2f s, %" PRIu64 " changed chunks, "
-			       "%" PRIu64 " bytes on the wire\n", src->id, epoch,
-			       fmt_bytes(src->size, b1, sizeof(b1)), secs, sent_chunks, st.wire);
+			/* What was read, not the disk's size: a tracked epoch reads only the
+			 * batches its tracker marked, and an image's holes are never read. */
+			printf("%s: epoch %" PRIu64 ": read %s of %s in %.2f s, %" PRIu64 " changed "
+			       "chunks, %" PRIu64 " bytes on the wire\n", src->id, epoch,
+			       fmt_bytes(st.read, b1, sizeof(b1)), fmt_bytes(src->size, b2, sizeof(b2)),
+			       secs, sent_chunks, st.wire);
 		printf("%s: epoch %" PRIu64 " durable and verified on the receiver: merkle root %s "
 		       "matches\n", src->id, epoch, hex1);
 		fflush(stdout);

@@ -129,7 +129,7 @@ N0=$(grep -c "durable and verified" "$T/agent.log" || true); sleep 2.5
 N1=$(grep -c "durable and verified" "$T/agent.log" || true)
 [ "$N0" = "$N1" ] || fail "epochs went on while paused ($N0 -> $N1)"
 EPOCH0=$(sed -n 's/.*on the wire (.* smaller, \([0-9]*\) bytes).*/\1/p' "$T/agent.log")
-LATER=$(sed -n 's/.*epoch [1-9][0-9]*: scanned .* \([0-9]*\) bytes on the wire/\1/p' "$T/agent.log" |
+LATER=$(sed -n 's/.*epoch [1-9][0-9]*: read .* \([0-9]*\) bytes on the wire/\1/p' "$T/agent.log" |
 	awk '{ s += $1 } END { print s + 0 }')
 [ -n "$EPOCH0" ] || { cat "$T/agent.log"; fail "agent did not print its bytes"; }
 WIRE=$(jget "s['agents'][0]['disks'][0]['wire_bytes_total']")

@@ -32,12 +32,12 @@ grep -q "picked scan" "$T/agent.log" || fail "auto did not say which tracker it 
 grep -q '^epoch=4$' "$T/state/disks/d.state" || fail "state record not at epoch 4"
 grep -q '^verified=1$' "$T/state/disks/d.state" || fail "last epoch not recorded as verified"
 # Bytes on the wire after the full copy: under 10% of the disk.
-LATER=$(sed -n 's/.*epoch [1-9][0-9]*: scanned .* \([0-9]*\) bytes on the wire/\1/p' "$T/agent.log" |
+LATER=$(sed -n 's/.*epoch [1-9][0-9]*: read .* \([0-9]*\) bytes on the wire/\1/p' "$T/agent.log" |
 	awk '{ s += $1 } END { print s + 0 }')
 [ "$LATER" -gt 0 ] || fail "later epochs sent nothing although the source changed"
 [ "$LATER" -lt $((SIZE / 10)) ] || fail "later epochs sent $LATER bytes, over 10% of $SIZE"
 # An epoch with nothing changed sends no chunk.
-grep -q "epoch 4: scanned .* 0 changed chunks" "$T/agent.log" || { cat "$T/agent.log"; fail "idle epoch sent chunks"; }
+grep -q "epoch 4: read .* 0 changed chunks" "$T/agent.log" || { cat "$T/agent.log"; fail "idle epoch sent chunks"; }
 # Epochs that change nothing leave the saved fingerprints alone (rewriting them is 256 MiB
 # per TiB of disk each interval); a new agent resuming an unchanged disk is such a case.
 INODE=$(stat -c %i "$T/state/disks/d.fps")

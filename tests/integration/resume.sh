@@ -62,7 +62,7 @@ grep -q "sending only the chunks that differ" "$T/agent2.log" ||
 [ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "SHA-256 differs after the faults"
 grep -q '^verified=1$' "$T/state/disks/d.state" || fail "last epoch not recorded as verified"
 LATER=$(cat "$T/agent1.log" "$T/agent2.log" |
-	sed -n 's/.*epoch [1-9][0-9]*: scanned .* \([0-9]*\) bytes on the wire/\1/p' |
+	sed -n 's/.*epoch [1-9][0-9]*: read .* \([0-9]*\) bytes on the wire/\1/p' |
 	awk '{ s += $1 } END { print s + 0 }')
 # The scribbles were sent, so something was: a count of 0 means the pattern broke.
 [ "$LATER" -gt 0 ] || { cat "$T/agent1.log" "$T/agent2.log"; fail "no later epoch's bytes found in the logs"; }

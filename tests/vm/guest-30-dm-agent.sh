@@ -51,7 +51,7 @@ AGENT_PID=
 grep -q "epoch 1 durable and verified" /tmp/dm1.log || fail "epoch 1 was not verified"
 # Epoch 1 read only what snapshot s0's exceptions named: the 8 MiB (128 chunks).
 grep -q "lost" /tmp/dm1.log && fail "snapshot s0 was lost"
-grep -q "epoch 1: scanned .* 128 changed chunks" /tmp/dm1.log ||
+grep -q "epoch 1: read .* 128 changed chunks" /tmp/dm1.log ||
 	fail "epoch 1 did not send exactly the changed chunks: $(grep 'epoch 1:' /tmp/dm1.log)"
 # A clean stop leaves nothing behind.
 [ "$(tern_devs)" = 0 ] || fail "tern devices left after a clean stop: $(dmsetup ls)"
@@ -61,7 +61,7 @@ origin_is_linear || fail "the origin did not get its own table back: $(dmsetup t
 # chunk differs. Then, under a writer, it is killed as an epoch starts.
 agent /tmp/dm2.log /dev/mapper/bigcow --interval 1
 wait_for /tmp/dm2.log "epoch 2 durable and verified"
-grep -q "epoch 2: scanned .* 1 changed chunks" /tmp/dm2.log ||
+grep -q "epoch 2: read .* 1 changed chunks" /tmp/dm2.log ||
 	fail "epoch 1 was not the origin at its snapshot: $(grep 'epoch 2:' /tmp/dm2.log)"
 (
 	i=0
