@@ -15,6 +15,7 @@
 #include "agent/quiesce.h"
 #include "agent/source.h"
 #include "agent/track-dm.h"
+#include "agent/track-ebpf.h"
 #include "agent/track-kmod.h"
 #include "agent/track.h"
 #include "common/log.h"
@@ -965,6 +966,16 @@ static int start_dm(const struct agent_opts *o, struct source **srcs, struct dis
 	return log_errno(r, "--snapshot dm: %s", why);
 }
 
+/* Another tracker than eBPF runs: eBPF tracking an earlier agent left pinned for these
+ * disks would go on recording for nobody (and hold its program attached) until reboot. */
+static void forget_ebpf(const struct agent_opts *o, struct source **srcs, const char *instead)
+{
+	for (unsigned i = 0; i < o->ndisks; i++)
+		if (trk_ebpf_forget(o->bpf_pin_root, srcs[i]->id))
+			log_info("%s: removed the eBPF tracking an earlier agent left pinned; "
+				 "tracker %s replaces it", srcs[i]->id, instead);
+}
+
 /* Picks and starts the change tracker before the first read of any disk, so nothing
  * written during the full copy is missed. auto prefers tern.ko when it is loaded, then
  * eBPF, and says why it did not pick them. */
@@ -973,14 +984,18 @@ static int start_trackers(const struct agent_opts *o, struct source **srcs, stru
 	char why[256] = "";
 	int r = start_dm(o, srcs, runs);
 
+	if (r == 0)
+		forget_ebpf(o, srcs, "dm");
 	if (r <= 0)
 		return r;
 	if (o->tracker == TRACKER_SCAN)
 		goto scan;
 	if (o->tracker == TRACKER_KMOD || (o->tracker == TRACKER_AUTO && trk_kmod_loaded())) {
 		r = start_kind(TRACK_KMOD, o, srcs, runs, why, sizeof(why));
-		if (r == 0)
+		if (r == 0) {
+			forget_ebpf(o, srcs, "kmod");
 			return 0;
+		}
 		if (o->tracker == TRACKER_KMOD)
 			return log_errno(r, "--tracker kmod: %s", why);
 		log_info("tracker auto: kmod skipped (%s)", why);
@@ -992,6 +1007,7 @@ static int start_trackers(const struct agent_opts *o, struct source **srcs, stru
 		return log_errno(r, "--tracker ebpf: %s", why);
 	log_info("tracker auto: ebpf skipped (%s); picked scan", why);
 scan:
+	forget_ebpf(o, srcs, "scan");
 	log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
 		 "fingerprint changed are sent", o->interval_s);
 	return 0;

@@ -64,6 +64,27 @@ static void unpin_all(const char *dir)
 	rmdir(dir);
 }
 
+/* The pin directory of disk id. bpffs reserves names with a dot; disk ids may have one. */
+static void pin_dir(const char *pin_root, const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", pin_root, id);
+	for (char *p = buf + strlen(pin_root) + 1; *p; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
+bool trk_ebpf_forget(const char *pin_root, const char *id)
+{
+	char dir[256], link[300];
+
+	pin_dir(pin_root, id, dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/link", dir);
+	if (access(link, F_OK) < 0 && access(dir, F_OK) < 0)
+		return false;
+	unpin_all(dir);
+	return true;
+}
+
 /* bpffs may not be mounted yet on a fresh boot. */
 static int ensure_bpffs(const char *root)
 {
@@ -198,11 +219,7 @@ int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pi
 	t->fd_cfg = t->fd_bm[0] = t->fd_bm[1] = t->fd_pend = t->fd_stats = -1;
 	t->nblocks = DIV_ROUND_UP(src->size, block_size);
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
-	snprintf(t->dir, sizeof(t->dir), "%s/%s", pin_root, src->id);
-	/* bpffs reserves names with a dot; disk ids may have one. */
-	for (char *p = t->dir + strlen(pin_root) + 1; *p; p++)
-		if (*p == '.')
-			*p = '_';
+	pin_dir(pin_root, src->id, t->dir, sizeof(t->dir));
 	c.major = maj;
 	c.first_minor = min;
 	c.start_sector = start;
@@ -430,5 +447,10 @@ uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	return NULL;
+}
+
+bool trk_ebpf_forget(const char *pin_root, const char *id)
+{
+	return false;
 }
 #endif

@@ -33,3 +33,7 @@ uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t);
 /* Detaches and frees; with unpin the pinned program and maps are removed as well, else
  * they keep tracking for the next agent. NULL-safe, returns NULL. */
 struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin);
+/* Removes the tracking an earlier agent left pinned for disk id under pin_root, if any:
+ * another tracker replaces it, and it would otherwise record writes for nobody for as
+ * long as the machine runs. Returns true when there was one. */
+bool trk_ebpf_forget(const char *pin_root, const char *id);

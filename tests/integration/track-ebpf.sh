@@ -19,15 +19,15 @@ make_mixed_image "$T/fill.img" 8
 dd if="$T/fill.img" of="$T/disk.img" bs=1M seek=40 conv=notrunc status=none
 loop_attach_parts DEV "$T/disk.img"
 start_receiver "$T/state" --target whole="$T/whole-dst.img" --target part="$T/part-dst.img" \
-	--target whole2="$T/whole2-dst.img"
+	--target whole2="$T/whole2-dst.img" --target whole3="$T/whole3-dst.img"
 
 wait_for() {
 	for _ in $(seq 1 300); do [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0; sleep 0.1; done
 	cat "$1"; fail "timed out waiting for '$2' in $1"
 }
-agent() { # agent NAME DISK=PATH LOG
+agent() { # agent NAME DISK=PATH LOG [ARGS...]
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \
-		--name "$1" --disk "$2" --interval 1 --tracker auto --no-progress >"$3" 2>&1 &
+		--name "$1" --disk "$2" --interval 1 --tracker auto --no-progress "${@:4}" >"$3" 2>&1 &
 	AGENT_PID=$!
 }
 
@@ -115,4 +115,17 @@ grep -q "epoch [0-9]*: read 1.00 MiB of 64.00 MiB in .* 1 changed chunks" "$T/r2
 	{ cat "$T/ctl.out" "$T/r2.log"; fail "verify full after the restart"; }
 wait "$AGENT_PID" || true
 [ ! -e "$TERN_BPF_PIN_ROOT/whole2" ] || fail "pins left behind after the cutover"
-pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart"
+
+# 5. Another tracker replaces eBPF tracking an earlier agent left pinned: the pins go
+# (else the program records writes for nobody until reboot).
+agent x1 whole3="$DEV" "$T/x.log"
+wait_for "$T/x.log" "epoch 1 durable and verified"
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+[ -e "$TERN_BPF_PIN_ROOT/whole3/link" ] || fail "the tracker was not pinned"
+agent x1 whole3="$DEV" "$T/x2.log" --tracker scan
+wait_for "$T/x2.log" "durable and verified"
+grep -q "whole3: removed the eBPF tracking an earlier agent left pinned; tracker scan replaces it" \
+	"$T/x2.log" || { cat "$T/x2.log"; fail "the stale eBPF tracking was not removed"; }
+[ ! -e "$TERN_BPF_PIN_ROOT/whole3" ] || fail "eBPF pins left behind under another tracker"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart; stale pins removed"
