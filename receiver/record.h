@@ -9,11 +9,15 @@
 
 #include "common/util.h"
 
+/* A disk's last fault, its time stamp and how the next session dealt with it: room for
+ * the longest a session composes (a patch refusal and its resume run to ~330 bytes). */
+#define REC_EVENT_MAX 640
+
 struct disk_record {
 	bool present, verified, cut_over;
 	uint64_t size, chunk_size, epoch;
 	char agent[NAME_MAX_LEN + 1]; /* "" when the record names none */
-	char event[320];
+	char event[REC_EVENT_MAX];
 };
 
 /* Reads the record at path: present=false (and 0) when there is none; -errno when it

@@ -39,7 +39,7 @@ struct reg_disk {
 	double live_bps;          /* source bytes covered per second, smoothed, while active */
 	bool cut_over;
 	char last_error[PROTO_MSG_MAX + 1];
-	char last_fault[320];
+	char last_fault[REC_EVENT_MAX];
 	struct reg_disk *next;
 };
 

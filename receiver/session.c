@@ -48,7 +48,7 @@ struct rdisk {
 	uint64_t patched; /* chunks of this epoch that came as PATCH frames */
 	/* The last fault this disk's replication met and how it recovered, kept in the state
 	 * record for ternctl status (one line; "" when none yet). */
-	char event[320];
+	char event[REC_EVENT_MAX];
 	bool fault_noted; /* this session set event (a fault it saw itself) */
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
@@ -298,7 +298,8 @@ static void note_resume(struct rdisk *d, const struct disk_record *rec, bool kno
 		return;
 	/* The last session wrote down what went wrong; say how it ended. */
 	if (d->t->seen && d->t->fault_noted)
-		snprintf(d->event, sizeof(d->event), "%.200s; the agent came back%s", rec->event, how);
+		snprintf(d->event, sizeof(d->event), "%.*s; the agent came back%s",
+			 (int)(sizeof(d->event) - strlen(how) - 32), rec->event, how);
 	else if (d->t->seen && d->t->last_end[0])
 		note_event(d, "%s in epoch %" PRIu64 "; the agent came back%s", d->t->last_end,
 			   rec->epoch + (rec->verified ? 1 : 0), how);

@@ -12,7 +12,7 @@
 struct json_object;
 
 /* Texts from the network are kept as printable ASCII (see apic_sanitize). */
-#define SV_TEXT_LEN 400
+#define SV_TEXT_LEN 640
 
 struct sv_forecast {
 	bool converges;

@@ -176,7 +176,7 @@ static int fetch_status(struct apic *api, struct apic_reply *ret_rep, struct sv_
 			char *err, size_t err_len)
 {
 	struct apic_reply rep = { 0 };
-	char why[SV_TEXT_LEN];
+	char why[400]; /* the receiver's one-line reason, within err */
 	int r;
 
 	r = apic_request(api, "GET", "/v1/status", NULL, QUICK_TIMEOUT_S, &rep, err, err_len);
