@@ -102,6 +102,7 @@ static bool sha256(const uint8_t *in, size_t len, uint8_t out[32])
 static bool addr_is_valid(const char *s, size_t len)
 {
 	char *host = NULL, *port = NULL;
+	uint64_t v;
 	bool ok;
 
 	if (len == 0 || len > ENROL_ADDR_MAX || strlen(s) != len)
@@ -115,7 +116,8 @@ static bool addr_is_valid(const char *s, size_t len)
 	}
 	if (net_parse_hostport(s, &host, &port) < 0)
 		return false;
-	ok = strcmp(port, "0") != 0 && port[0] != '\0';
+	/* By value: "00" is port 0 too. */
+	ok = parse_u64(port, 1, 65535, &v) == 0;
 	free(host);
 	free(port);
 	return ok;
@@ -210,7 +212,9 @@ int enrol_token_decode(const char *s, struct enrol_token *ret_t)
 
 	while (is_blank(*s))
 		s++;
-	len = strnlen(s, ENROL_TOKEN_MAX + 1);
+	/* The whole text: a bounded length would leave whatever follows a long run of
+	 * blanks unread, accepting a token with garbage after it. */
+	len = strlen(s);
 	while (len > 0 && is_blank(s[len - 1]))
 		len--;
 	if (len > ENROL_TOKEN_MAX)

@@ -2,8 +2,9 @@
 /* A stand-in for libFuzzer's main, linked with each target so that every build (gcc, ASan,
  * no clang needed) exercises the decoders: runs LLVMFuzzerTestOneInput over the files named
  * on the command line, or else over a deterministic corpus of random inputs and mutations of
- * valid frames and zstd extents built with tern's own encoders. TERN_FUZZ_RUNS and
- * TERN_FUZZ_SEED lengthen or vary a run. */
+ * valid inputs: the target's own seeds (tern_fuzz_seeds), or else frames and zstd extents
+ * built with tern's own encoders. TERN_FUZZ_RUNS and TERN_FUZZ_SEED lengthen or vary a run;
+ * `--seeds DIR` writes the seeds to DIR as a starting corpus for the libFuzzer binary. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,12 +15,16 @@
 #include "common/proto.h"
 #include "common/util.h"
 
+#include "fuzz-driver.h"
+
 #define DEFAULT_RUNS 20000
-#define MAX_SEEDS 128
+#define MAX_SEEDS 256
 #define SEED_CHUNK_SIZE (64u << 10) /* fuzz-proto decodes with this chunk size */
 #define MUTATE_SLACK 4096
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Weak: most targets leave these undefined, and their addresses are then NULL. */
+void tern_fuzz_seeds(void (*add)(const void *p, size_t n)) __attribute__((weak));
+extern const uint64_t tern_fuzz_default_runs __attribute__((weak));
 
 struct seed {
 	uint8_t *p;
@@ -68,6 +73,11 @@ static void add_seed(const uint8_t *p, size_t n)
 	seeds[nseeds].n = n;
 	max_seed_len = MAX(max_seed_len, n);
 	nseeds++;
+}
+
+static void add_target_seed(const void *p, size_t n)
+{
+	add_seed(p, n);
 }
 
 /* A whole frame, and the same payload behind a type byte (fuzz-proto's second form). */
@@ -209,10 +219,12 @@ static uint64_t interesting(void)
 	return v[rnd_below(ARRAY_SIZE(v))];
 }
 
-static void put_be(uint8_t *p, uint64_t v, unsigned n)
+/* n bytes of v, big-endian (the wire) or little-endian (on-disk formats such as a
+ * dm-snapshot's exception store). */
+static void put_int(uint8_t *p, uint64_t v, unsigned n, bool le)
 {
 	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+		p[i] = (uint8_t)(v >> (8 * (le ? i : n - 1 - i)));
 }
 
 /* Applies one to four random edits to b (n bytes, room for cap); returns the new length. */
@@ -236,9 +248,10 @@ static size_t mutate(uint8_t *b, size_t n, size_t cap)
 			break;
 		case 3: {
 			unsigned w = 1u << (1 + rnd_below(3)); /* 2, 4 or 8 bytes */
+			bool le = rnd() & 1;
 
 			if (n >= w)
-				put_be(b + rnd_below(n - w + 1), interesting(), w);
+				put_int(b + rnd_below(n - w + 1), interesting(), w, le);
 			break;
 		}
 		case 4:
@@ -319,6 +332,29 @@ static int replay(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+static int dump_seeds(const char *dir)
+{
+	for (size_t i = 0; i < nseeds; i++) {
+		char path[4096];
+		FILE *f;
+		bool ok;
+
+		snprintf(path, sizeof(path), "%s/seed-%03zu", dir, i);
+		f = fopen(path, "we");
+		if (!f) {
+			fprintf(stderr, "fuzz-driver: %s: %s\n", path, strerror(errno));
+			return EXIT_FAILURE;
+		}
+		ok = fwrite(seeds[i].p, 1, seeds[i].n, f) == seeds[i].n;
+		if (fclose(f) != 0 || !ok) {
+			fprintf(stderr, "fuzz-driver: cannot write %s\n", path);
+			return EXIT_FAILURE;
+		}
+	}
+	fprintf(stderr, "fuzz-driver: %zu seeds written to %s\n", nseeds, dir);
+	return EXIT_SUCCESS;
+}
+
 static uint64_t env_u64(const char *name, uint64_t def)
 {
 	const char *s = getenv(name);
@@ -335,15 +371,32 @@ static uint64_t env_u64(const char *name, uint64_t def)
 
 int main(int argc, char **argv)
 {
-	uint64_t runs = env_u64("TERN_FUZZ_RUNS", DEFAULT_RUNS);
+	uint64_t runs = env_u64("TERN_FUZZ_RUNS",
+				&tern_fuzz_default_runs ? tern_fuzz_default_runs : DEFAULT_RUNS);
 	uint64_t seed = env_u64("TERN_FUZZ_SEED", 1);
 	size_t cap;
 	uint8_t *buf;
 
-	if (argc > 1)
+	if (argc > 1 && strcmp(argv[1], "--seeds") != 0)
 		return replay(argc, argv);
-	add_proto_seeds();
-	add_codec_seeds();
+	/* A target's own seeds alone: frames and extents would only waste its runs. */
+	if (tern_fuzz_seeds) {
+		tern_fuzz_seeds(add_target_seed);
+	} else {
+		add_proto_seeds();
+		add_codec_seeds();
+	}
+	if (nseeds == 0) {
+		fprintf(stderr, "fuzz-driver: no seeds\n");
+		return EXIT_FAILURE;
+	}
+	if (argc > 1) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: %s [--seeds DIR | FILE...]\n", argv[0]);
+			return EXIT_FAILURE;
+		}
+		return dump_seeds(argv[2]);
+	}
 	cap = max_seed_len + MUTATE_SLACK;
 	buf = xmalloc(cap);
 	rng_state = seed;

@@ -117,6 +117,25 @@ START_TEST(test_enrol_token_rejects_truncated_and_extended)
 }
 END_TEST
 
+/* Blanks around a token are allowed however many; text after them is not, however far. */
+START_TEST(test_enrol_token_rejects_text_after_many_blanks)
+{
+	struct enrol_token t = sample(), got;
+	char text[ENROL_TOKEN_MAX], padded[ENROL_TOKEN_MAX + 2100];
+	size_t len;
+
+	ck_assert_int_gt(enrol_token_encode(&t, text, sizeof(text)), 0);
+	len = strlen(text);
+	memcpy(padded, text, len);
+	memset(padded + len, ' ', 2000);
+	padded[len + 2000] = '\0';
+	ck_assert_int_eq(enrol_token_decode(padded, &got), 0);
+	assert_same(&t, &got);
+	padded[len + 1999] = 'x';
+	ck_assert_int_eq(enrol_token_decode(padded, &got), -EBADMSG);
+}
+END_TEST
+
 START_TEST(test_enrol_token_rejects_other_versions_and_garbage)
 {
 	struct enrol_token got;
@@ -133,7 +152,7 @@ START_TEST(test_enrol_token_encode_refuses_bad_addresses)
 {
 	static const char *const bad[] = {
 		"", "nohostport", "host:", ":7000", "host:0", "host:70000", "a b:1", "host:1\n",
-		"h:1:2",
+		"h:1:2", "host:00", "[::1]:0000",
 	};
 	struct enrol_token t = sample();
 	char text[ENROL_TOKEN_MAX];
@@ -404,6 +423,7 @@ static Suite *enrol_suite(void)
 	tcase_add_test(tc, test_enrol_token_round_trip);
 	tcase_add_test(tc, test_enrol_token_rejects_every_flipped_character);
 	tcase_add_test(tc, test_enrol_token_rejects_truncated_and_extended);
+	tcase_add_test(tc, test_enrol_token_rejects_text_after_many_blanks);
 	tcase_add_test(tc, test_enrol_token_rejects_other_versions_and_garbage);
 	tcase_add_test(tc, test_enrol_token_encode_refuses_bad_addresses);
 	tcase_add_test(tc, test_enrol_hex);
