@@ -81,7 +81,7 @@ static void usage(FILE *f)
 /* What a disk's record in DIR/disks says, as text; fields it lacks stay "?" ("" for the
  * event). */
 struct record {
-	char disk[80], agent[80], epoch[32], root[40], verified[8], cut[8], event[400];
+	char disk[80], agent[80], epoch[32], root[40], verified[8], cut[8], event[640];
 };
 
 static int record_load(const char *path, struct record *ret)
@@ -104,6 +104,12 @@ static int record_load(const char *path, struct record *ret)
 			apic_sanitize(l + 6, false, rec.event, sizeof(rec.event));
 	}
 	free(text);
+	/* A damaged or hostile record must not reach the terminal as escape sequences. In
+	 * place: apic_sanitize writes no more than it reads. */
+	apic_sanitize(rec.disk, false, rec.disk, sizeof(rec.disk));
+	apic_sanitize(rec.agent, false, rec.agent, sizeof(rec.agent));
+	apic_sanitize(rec.epoch, false, rec.epoch, sizeof(rec.epoch));
+	apic_sanitize(rec.root, false, rec.root, sizeof(rec.root));
 	*ret = rec;
 	return 0;
 }
