@@ -178,6 +178,7 @@ struct disk_view {
 	uint64_t done, total;   /* source bytes of that epoch covered so far, and in all */
 	uint64_t todo, sent;    /* a tracked epoch: bytes of chunks to send, and sent (0: n/a) */
 	uint64_t start_ns;      /* when that epoch began reading (0: none yet) */
+	uint64_t prev_start_ns; /* when the one before it did (0: none) */
 	uint64_t churn_bps;     /* changed bytes per second of source time, last measured */
 	uint64_t last_changed;  /* bytes of chunks the last acknowledged epoch sent */
 	bool last_tracked;      /* that epoch sent changes (not a full copy or reconciliation) */
@@ -401,10 +402,20 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 			nset += (uint64_t)__builtin_popcountll(ro.only[w]);
 		v->todo = nset * o->rd.chunk_size;
 	}
-	/* Churn: what the last epoch sent changed in the time between its start and this
-	 * one's; a full read (copy, reconciliation) says nothing of it. */
-	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING && v->last_tracked)
-		v->churn_bps = rate_of(v->last_changed, st.t_start - v->start_ns);
+	/* Churn: changed bytes over the time in which they changed. A tracker's harvest holds
+	 * what changed since the last epoch began, known now. The scan tracker learns what
+	 * changed only by reading: the last epoch's finds changed, on average, between the
+	 * start of the epoch before it and its own. (Dividing by the time since would
+	 * understate churn whenever epochs grow, as they do when the source changes faster
+	 * than the link sends: just when the forecast matters.) A full read (copy,
+	 * reconciliation) says nothing of it. */
+	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING) {
+		if (ro.only)
+			v->churn_bps = rate_of(v->todo, st.t_start - v->start_ns);
+		else if (v->prev_start_ns && v->last_tracked)
+			v->churn_bps = rate_of(v->last_changed, v->start_ns - v->prev_start_ns);
+	}
+	v->prev_start_ns = v->start_ns;
 	v->start_ns = st.t_start;
 	r = report(o, c, true);
 	if (r < 0)
