@@ -70,6 +70,18 @@ int qz_run_hook(const char *cmd)
 	return 0;
 }
 
+/* Tells the guardian we thawed (or never froze) and lets it go: it must not thaw later
+ * what somebody else may have frozen by then. */
+static void guard_release(struct quiesce *qz)
+{
+	if (qz->guard_fd < 0)
+		return;
+	if (send(qz->guard_fd, "D", 1, MSG_NOSIGNAL) < 0)
+		log_debug("telling the thaw guardian: %s", strerror(errno));
+	close(qz->guard_fd);
+	qz->guard_fd = -1;
+}
+
 /* Thaws everything still frozen; called with qz->lock held. */
 static void thaw_locked(struct quiesce *qz)
 {
@@ -84,13 +96,7 @@ static void thaw_locked(struct quiesce *qz)
 		qz->fds[i] = -1;
 	}
 	qz->thawed = true;
-	/* Thawed by us: the guardian must not thaw later what somebody else may freeze. */
-	if (qz->guard_fd >= 0) {
-		if (send(qz->guard_fd, "D", 1, MSG_NOSIGNAL) < 0)
-			log_debug("telling the thaw guardian: %s", strerror(errno));
-		close(qz->guard_fd);
-		qz->guard_fd = -1;
-	}
+	guard_release(qz);
 }
 
 /* Hands the guardian an open directory of a mount about to be frozen. With no guardian,
@@ -302,10 +308,7 @@ int qz_freeze(struct source **srcs, unsigned n, unsigned limit_s, struct quiesce
 	guard_start(qz);
 	r = -pthread_create(&qz->thread, NULL, watchdog_main, qz);
 	if (r < 0) {
-		if (qz->guard_fd >= 0) {
-			(void)send(qz->guard_fd, "D", 1, MSG_NOSIGNAL);
-			close(qz->guard_fd);
-		}
+		guard_release(qz);
 		guard_reap(qz);
 		pthread_cond_destroy(&qz->cv);
 		pthread_mutex_destroy(&qz->lock);
@@ -432,12 +435,15 @@ int qz_guard_main(int argc, char **argv)
 		struct cmsghdr *cm;
 		long left_ms;
 		ssize_t len;
-		int fd = -1;
+		int fd = -1, ready;
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		left_ms = (deadline.tv_sec - now.tv_sec) * 1000 +
 			  (deadline.tv_nsec - now.tv_nsec) / 1000000;
-		if (left_ms <= 0 || poll(&p, 1, (int)left_ms) == 0) {
+		ready = left_ms > 0 ? poll(&p, 1, (int)left_ms) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue; /* never block in recvmsg past the deadline */
+		if (ready == 0) {
 			guard_thaw_all(fds, paths, n, "the agent kept the source frozen past its limit");
 			return 1;
 		}
