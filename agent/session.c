@@ -577,7 +577,7 @@ static int recv_fps(struct conn *c, const struct source *src, uint16_t disk_no, 
 {
 	uint64_t nchunks = DIV_ROUND_UP(src->size, cs), have = 0, next = 0;
 	struct fp *fps = NULL;
-	struct proto_hdr h;
+	struct proto_hdr h = { 0 };
 	int r;
 
 	for (;;) {

@@ -706,7 +706,7 @@ static int agent_revoke(const char *dir, const char *name)
 
 static int agent_list(const char *dir)
 {
-	char path[PATH_MAX], **lines = NULL, when[64], rwhen[64];
+	char path[PATH_MAX], **lines = NULL, when[64], rwhen[80];
 	struct revoked *rv = NULL;
 	size_t n = 0, nrv = 0;
 	int r, ret = 1;
