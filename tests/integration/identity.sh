@@ -115,8 +115,12 @@ TOKV=$(token --name victim 2>/dev/null)
 "$TERN_AGENT" join "$TOKV" --name victim --config-dir "$T/victim" >"$T/join.log" 2>&1 ||
 	{ cat "$T/join.log"; fail "a token bound to victim could not re-enrol it"; }
 agent_once "$T/victim/agent.pem" victim v="$T/src.img" || { cat "$T/agent.log"; fail "re-enrolled victim refused"; }
-# ...and the shared bundle may no longer claim a name with its own certificate.
-refused_run "shared bundle as enrolled victim" "has its own certificate" "$BUNDLE" victim v "$T/victim.img"
+# The shared bundle may not claim a name that holds a certificate of its own (here one
+# never revoked, enrolled with an unbound token).
+"$TERN_AGENT" join "$TOK" --name web9 --config-dir "$T/web9" >"$T/join.log" 2>&1 ||
+	{ cat "$T/join.log"; fail "a free name could not be enrolled"; }
+agent_once "$T/web9/agent.pem" web9 e="$T/src.img" || { cat "$T/agent.log"; fail "web9 refused"; }
+refused_run "shared bundle as enrolled web9" "has its own certificate" "$BUNDLE" web9 e "$T/e.img"
 pass "revocation holds against the shared bundle; an enrolled name is its certificate's alone"
 
 # 6. A bound target refuses another agent (nothing written, no record), then takes its own.
