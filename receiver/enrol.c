@@ -267,8 +267,9 @@ static void usage_token(FILE *f)
 		"  --receiver HOST:PORT  where agents reach the replication listener (default: the\n"
 		"                        --address host with the port serve listens on)\n"
 		"  --ttl DURATION        validity: N[s|m|h|d] (default 1h, at most 30d)\n"
-		"  --name AGENT          only an agent of this name may use the token; such a token\n"
-		"                        may also re-enrol a name that is already enrolled\n"
+		"  --name AGENT          only an agent of this name may use the token; only such a\n"
+		"                        token may enrol a name that is taken (enrolled, revoked,\n"
+		"                        or owner of a disk here)\n"
 		"  --state-dir DIR       the receiver's state directory (default /var/lib/tern)\n");
 }
 
@@ -835,9 +836,10 @@ static void usage_agent(FILE *f)
 		"Usage: tern-receiver agent revoke NAME [--state-dir DIR]\n"
 		"       tern-receiver agent list [--state-dir DIR]\n"
 		"\n"
-		"revoke refuses, from its next connection on, every certificate issued to agent\n"
-		"NAME until now (enrolled ones and any made by init); a running receiver needs no\n"
-		"restart. A later enrolment under the same name gets a new, valid certificate.\n"
+		"revoke refuses every certificate issued to agent NAME until now, and the shared\n"
+		"bundle init made when it claims NAME; a running receiver needs no restart and\n"
+		"closes NAME's live session within seconds. Only a token made with --name NAME\n"
+		"can enrol the name again; it then gets a new, valid certificate.\n"
 		"list shows the certificates enrolment issued and the revoked names.\n");
 }
 
@@ -872,7 +874,7 @@ static int agent_revoke(const char *dir, const char *name)
 		log_errno(r, "write %s", path);
 		return 1;
 	}
-	printf("revoked agent %s: every certificate issued to it until %s is refused from its next connection\n",
+	printf("revoked agent %s: every credential claiming it, issued until %s, is refused; a live session is closed within seconds\n",
 	       name, fmt_time(now_s(), when, sizeof(when)));
 	return 0;
 }
