@@ -1100,12 +1100,13 @@ int session_run(const struct agent_opts *o)
 		}
 		/* "In use" is the receiver still holding our previous session after a dead
 		 * link; it lets go once its side notices, so that refusal is worth a retry, as
-		 * is a cutover the operator's timeout withdrew. */
+		 * are a cutover the operator's timeout withdrew and a session the operator
+		 * closed (ternctl disconnect, ECONNRESET): a revoked agent is refused anew. */
 		if (r == -ECANCELED && !g_cut_over)
 			log_warn("the receiver withdrew the cutover (the operator's request timed "
 				 "out); the source is thawed and replication goes on");
 		if (r == 0 || o->once || g_cut_over ||
-		    (g_refused && r != -EBUSY && r != -ECANCELED) || stop_requested)
+		    (g_refused && r != -EBUSY && r != -ECANCELED && r != -ECONNRESET) || stop_requested)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is
 		 * durable, and the next connection resumes from its fingerprints. */

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
 #include "common/cursor.h"
 #include "common/net.h"
+#include "common/tls.h"
 
 #define TOKEN_CHECK_LEN 4
 /* Both address lengths, the fixed fields and the checksum. */
@@ -121,6 +123,12 @@ static bool addr_is_valid(const char *s, size_t len)
 	free(host);
 	free(port);
 	return ok;
+}
+
+bool enrol_name_reserved(const char *name)
+{
+	/* Any case: an operator reading a list should not have to tell them apart. */
+	return strcasecmp(name, TLS_SHARED_AGENT_CN) == 0 || strcasecmp(name, TLS_RECEIVER_CN) == 0;
 }
 
 void enrol_hex(const uint8_t *in, size_t len, char *out)

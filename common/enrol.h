@@ -41,6 +41,10 @@ int enrol_token_encode(const struct enrol_token *t, char *out, size_t cap);
  * recompute it, which is why the receiver's pin and the secret carry the trust. */
 int enrol_token_decode(const char *s, struct enrol_token *ret_t);
 
+/* Whether name is reserved for the receiver's own credentials (the shared agent bundle's
+ * and the receiver's common names, in any case): enrolment never issues it. */
+bool enrol_name_reserved(const char *name);
+
 /* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
 void enrol_hex(const uint8_t *in, size_t len, char *out);
 /* Parses exactly 2 * len hex digits. 0 or -EINVAL. */

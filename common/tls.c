@@ -1277,3 +1277,35 @@ int tls_cert_identity(X509 *cert, char *cn, size_t cn_len,
 	*ret_issued = (int64_t)timegm(&tm) + TLS_BACKDATE_S;
 	return 0;
 }
+
+int tls_cert_sha256(X509 *cert, uint8_t ret_sha[TLS_PIN_LEN])
+{
+	unsigned int len = 0;
+
+	if (!cert || X509_digest(cert, EVP_sha256(), ret_sha, &len) != 1 || len != TLS_PIN_LEN) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tls_file_cert_sha256(const char *path, uint8_t ret_sha[TLS_PIN_LEN], char *cn, size_t cn_len)
+{
+	X509 *cert = NULL;
+	int r;
+
+	r = load_cert(path, false, &cert);
+	if (r < 0)
+		return r;
+	r = tls_cert_sha256(cert, ret_sha);
+	if (r == 0 && cn_len > 0) {
+		cn[0] = '\0';
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+					      (int)MIN(cn_len, (size_t)INT_MAX)) < 0)
+			cn[0] = '\0';
+	}
+	if (r < 0)
+		log_error("%s: cannot take the certificate's SHA-256", path);
+	X509_free(cert);
+	return r;
+}

@@ -16,8 +16,8 @@
 #define TLS_RECEIVER_KEY "receiver.key"
 #define TLS_AGENT_BUNDLE "agent-bundle.pem"
 /* The common name of the bundle init makes: a credential shared by every agent that
- * uses it, so it may claim any agent name. A certificate issued to one agent (by
- * enrolment) names it, and binds it to that name. */
+ * uses it. It is recognised by its certificate's SHA-256, never by this name (see
+ * receiver/enrol.h, ENROL_SHARED_FILE); enrolment refuses to issue the name. */
 #define TLS_SHARED_AGENT_CN "tern-agent"
 /* The receiver's certificate names it so, whatever address reaches it. */
 #define TLS_RECEIVER_CN "tern-receiver"
@@ -95,6 +95,14 @@ int tls_csr_sign(const char *dir, const uint8_t *csr, size_t csr_len, const char
 int tls_bundle_write(const char *path, EVP_PKEY *key, const uint8_t *cert, size_t cert_len,
 		     const uint8_t *ca, size_t ca_len, const uint8_t pin[TLS_PIN_LEN],
 		     const char *cn);
+
+/* SHA-256 of a certificate's DER encoding. 0 or -EINVAL. */
+int tls_cert_sha256(X509 *cert, uint8_t ret_sha[TLS_PIN_LEN]);
+
+/* SHA-256 and common name of the first certificate of the PEM file at path (an agent
+ * bundle holds the agent's first). 0, -ENOENT when there is no file (not logged), or
+ * -errno (logged). */
+int tls_file_cert_sha256(const char *path, uint8_t ret_sha[TLS_PIN_LEN], char *cn, size_t cn_len);
 
 /* A certificate's identity for revocation: common name, serial as hex, and the time it was
  * issued (its notBefore plus TLS_BACKDATE_S), in seconds since the epoch. 0 or -EINVAL. */

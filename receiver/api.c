@@ -316,6 +316,31 @@ static enum MHD_Result do_wish(struct api *api, struct MHD_Connection *conn, con
 	return answer_json(conn, 200, o);
 }
 
+/* Closes the agent's live session; it reconnects unless it is revoked. */
+static enum MHD_Result do_disconnect(struct api *api, struct MHD_Connection *conn,
+				     const char *agent, const struct req *rq)
+{
+	static const char *const none[] = { NULL };
+	char why[160];
+	json_object *body = parse_body(rq, none, why, sizeof(why)), *o;
+	int n;
+
+	if (!body)
+		return fail(conn, 400, "%s", why);
+	json_object_put(body);
+	n = rcv_disconnect(api->srv, agent);
+	if (n < 0)
+		return fail(conn, 404, "agent %s has no live session on this receiver", agent);
+	log_info("api: agent %s disconnected (%d session%s)", agent, n, n == 1 ? "" : "s");
+	o = json_object_new_object();
+	if (o) {
+		json_object_object_add(o, "result", json_object_new_string("ok"));
+		json_object_object_add(o, "agent", json_object_new_string(agent));
+		json_object_object_add(o, "sessions", json_object_new_int(n));
+	}
+	return answer_json(conn, 200, o);
+}
+
 static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const char *url,
 			     const char *method, const struct req *rq)
 {
@@ -354,11 +379,13 @@ static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const
 		agent[slash - name] = '\0';
 		op = slash + 1;
 		if (strcmp(op, "cutover") == 0 || strcmp(op, "pause") == 0 ||
-		    strcmp(op, "resume") == 0) {
+		    strcmp(op, "resume") == 0 || strcmp(op, "disconnect") == 0) {
 			if (strcmp(method, "POST") != 0)
 				return fail(conn, 405, "use POST for %s", op);
 			if (strcmp(op, "cutover") == 0)
 				return do_cutover(api, conn, agent, rq);
+			if (strcmp(op, "disconnect") == 0)
+				return do_disconnect(api, conn, agent, rq);
 			return do_wish(api, conn, agent, op, rq);
 		}
 		if (strcmp(op, "rate") == 0) {

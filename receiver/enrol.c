@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +34,7 @@
 #include "common/net.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "receiver/record.h"
 
 #define TTL_DEFAULT_S 3600
 #define TTL_MAX_S (30 * 86400)
@@ -265,8 +267,9 @@ static void usage_token(FILE *f)
 		"  --receiver HOST:PORT  where agents reach the replication listener (default: the\n"
 		"                        --address host with the port serve listens on)\n"
 		"  --ttl DURATION        validity: N[s|m|h|d] (default 1h, at most 30d)\n"
-		"  --name AGENT          only an agent of this name may use the token; such a token\n"
-		"                        may also re-enrol a name that is already enrolled\n"
+		"  --name AGENT          only an agent of this name may use the token; only such a\n"
+		"                        token may enrol a name that is taken (enrolled, revoked,\n"
+		"                        or owner of a disk here)\n"
 		"  --state-dir DIR       the receiver's state directory (default /var/lib/tern)\n");
 }
 
@@ -332,6 +335,10 @@ static int token_create(int argc, char **argv)
 	}
 	if (name && !name_is_valid(name, strlen(name))) {
 		log_error("--name %s: 1-64 characters from [A-Za-z0-9._:-]", name);
+		return 2;
+	}
+	if (name && enrol_name_reserved(name)) {
+		log_error("--name %s: reserved for the receiver's own credentials", name);
 		return 2;
 	}
 	/* Without the CA key no token could ever be redeemed; say so now. */
@@ -656,15 +663,183 @@ static int list_append(const char *path, const char *line)
 	return r;
 }
 
+int enrol_name_has_cert(const char *state_dir, const char *name, bool *ret)
+{
+	return name_enrolled(state_dir, name, ret);
+}
+
+/* The first disk whose record (DIR/disks/ID.state) names agent name as the one that wrote
+ * its target, into ret_disk ("" when none). 0 or -errno (logged). */
+static int name_owns_disk(const char *dir, const char *name, char *ret_disk, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	ret_disk[0] = '\0';
+	if (snprintf(path, sizeof(path), "%s/disks", dir) >= (int)sizeof(path))
+		return log_errno(-ENAMETOOLONG, "%s/disks", dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : log_errno(-errno, "open %s", path);
+	while (!ret_disk[0] && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		struct disk_record rec;
+
+		if (n <= 6 || strcmp(e->d_name + n - 6, ".state") != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/disks/%s", dir, e->d_name) >= (int)sizeof(path))
+			continue;
+		r = rec_load(path, &rec);
+		if (r < 0) {
+			log_errno(r, "read %s", path);
+			break;
+		}
+		if (rec.present && strcmp(rec.agent, name) == 0)
+			snprintf(ret_disk, len, "%.*s", (int)(n - 6), e->d_name);
+	}
+	closedir(d);
+	return r;
+}
+
+/* Whether an unbound token may not enrol name: it holds a live certificate, was revoked
+ * (its targets and history are still its own), or wrote a target on this receiver (maybe
+ * through the shared bundle). Returns 1 with the reason in why, 0 when it is free, or
+ * -errno (logged). */
+static int name_taken(const char *dir, const char *name, char *why, size_t why_len)
+{
+	char disk[NAME_MAX_LEN + 1];
+	bool live = false;
+	int64_t cut;
+	int r;
+
+	r = name_enrolled(dir, name, &live);
+	if (r < 0)
+		return r;
+	if (live) {
+		snprintf(why, why_len, "agent name %s is already enrolled; revoke it first, or join "
+			 "with a token made with --name %s", name, name);
+		return 1;
+	}
+	r = revocation_of(dir, name, &cut);
+	if (r < 0)
+		return r;
+	if (cut >= 0) {
+		snprintf(why, why_len, "agent name %s was revoked; only a token made with --name %s "
+			 "may enrol it again", name, name);
+		return 1;
+	}
+	r = name_owns_disk(dir, name, disk, sizeof(disk));
+	if (r < 0)
+		return r;
+	if (disk[0]) {
+		snprintf(why, why_len, "agent name %s owns disk %s on this receiver; only a token "
+			 "made with --name %s may enrol it", name, disk, name);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- the shared bundle's marks ---- */
+
+int enrol_shared_ensure(const char *dir, struct enrol_shared *ret)
+{
+	char path[PATH_MAX], bundle[PATH_MAX], cn[128], hex[2 * TLS_PIN_LEN + 1], **lines = NULL;
+	uint8_t sha[TLS_PIN_LEN];
+	struct enrol_shared sh = { 0 };
+	bool have_bundle, listed = false;
+	size_t n = 0;
+	int lock = -1, r;
+
+	r = path_in(path, dir, ENROL_SHARED_FILE);
+	if (r == 0)
+		r = path_in(bundle, dir, TLS_AGENT_BUNDLE);
+	if (r < 0)
+		return r;
+	r = tls_file_cert_sha256(bundle, sha, cn, sizeof(cn));
+	if (r < 0 && r != -ENOENT)
+		return r;
+	have_bundle = r == 0;
+	if (have_bundle && strcmp(cn, TLS_SHARED_AGENT_CN) != 0) {
+		log_warn("%s: a certificate of agent %s, not the shared bundle init makes; not "
+			 "marked as shared", bundle, cn);
+		have_bundle = false;
+	}
+	lock = lock_take(dir);
+	if (lock < 0)
+		return lock;
+	r = lines_read(path, &lines, &n);
+	if (r < 0) {
+		log_errno(r, "read %s", path);
+		goto out;
+	}
+	sh.sha = calloc(n + 1, sizeof(*sh.sha));
+	if (!sh.sha) {
+		r = log_errno(-ENOMEM, "read %s", path);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (enrol_unhex(lines[i], sh.sha[sh.n], TLS_PIN_LEN) < 0) {
+			log_error("%s: damaged entry '%s'", path, lines[i]);
+			r = -EBADMSG;
+			goto out;
+		}
+		listed = listed || (have_bundle && memcmp(sh.sha[sh.n], sha, TLS_PIN_LEN) == 0);
+		sh.n++;
+	}
+	if (have_bundle && !listed) {
+		enrol_hex(sha, TLS_PIN_LEN, hex);
+		r = list_append(path, hex);
+		if (r < 0) {
+			log_errno(r, "write %s", path);
+			goto out;
+		}
+		memcpy(sh.sha[sh.n++], sha, TLS_PIN_LEN);
+		log_info("%s: the shared agent bundle's certificate (SHA-256 %.16s...) is marked as "
+			 "shared in %s", bundle, hex, path);
+	}
+	*ret = sh;
+	sh.sha = NULL;
+	r = 0;
+out:
+	free(sh.sha);
+	lines_free(lines, n);
+	lock_drop(lock);
+	return r;
+}
+
+void enrol_shared_clear(struct enrol_shared *sh)
+{
+	if (!sh)
+		return;
+	free(sh->sha);
+	sh->sha = NULL;
+	sh->n = 0;
+}
+
+bool enrol_shared_is(const struct enrol_shared *sh, struct conn *c)
+{
+	uint8_t sha[TLS_PIN_LEN];
+	bool is = false;
+
+	if (!sh || tls_cert_sha256(conn_peer_cert(c), sha) < 0)
+		return false;
+	for (size_t i = 0; i < sh->n; i++)
+		is = is || CRYPTO_memcmp(sh->sha[i], sha, TLS_PIN_LEN) == 0;
+	return is;
+}
+
 static void usage_agent(FILE *f)
 {
 	fprintf(f,
 		"Usage: tern-receiver agent revoke NAME [--state-dir DIR]\n"
 		"       tern-receiver agent list [--state-dir DIR]\n"
 		"\n"
-		"revoke refuses, from its next connection on, every certificate issued to agent\n"
-		"NAME until now (enrolled ones and any made by init); a running receiver needs no\n"
-		"restart. A later enrolment under the same name gets a new, valid certificate.\n"
+		"revoke refuses every certificate issued to agent NAME until now, and the shared\n"
+		"bundle init made when it claims NAME; a running receiver needs no restart and\n"
+		"closes NAME's live session within seconds. Only a token made with --name NAME\n"
+		"can enrol the name again; it then gets a new, valid certificate.\n"
 		"list shows the certificates enrolment issued and the revoked names.\n");
 }
 
@@ -699,7 +874,7 @@ static int agent_revoke(const char *dir, const char *name)
 		log_errno(r, "write %s", path);
 		return 1;
 	}
-	printf("revoked agent %s: every certificate issued to it until %s is refused from its next connection\n",
+	printf("revoked agent %s: every credential claiming it, issued until %s, is refused; a live session is closed within seconds\n",
 	       name, fmt_time(now_s(), when, sizeof(when)));
 	return 0;
 }
@@ -828,12 +1003,14 @@ static struct {
 	size_t n;
 } g_rv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-int enrol_check_revoked(const char *state_dir, struct conn *c, char *why, size_t why_len)
+int enrol_check_revoked(const char *state_dir, struct conn *c, const char *name, char *why,
+			size_t why_len)
 {
 	char path[PATH_MAX], cn[128], serial[TLS_SERIAL_HEX_MAX + 1], when[64];
+	const char *who;
 	struct stat st;
 	bool missing;
-	int64_t issued, cut;
+	int64_t issued, cut, cut_name;
 	int r;
 
 	if (snprintf(path, sizeof(path), "%s/%s", state_dir, ENROL_REVOKED_FILE) >= (int)sizeof(path)) {
@@ -882,9 +1059,19 @@ int enrol_check_revoked(const char *state_dir, struct conn *c, char *why, size_t
 		log_debug("loaded %zu revocation(s) from %s", n, path);
 	}
 	cut = revoked_at(g_rv.v, g_rv.n, cn);
+	who = cn;
+	/* A credential that may claim other names (the shared bundle) is held to the
+	 * revocation of the name it claims too. */
+	if (name && strcmp(name, cn) != 0) {
+		cut_name = revoked_at(g_rv.v, g_rv.n, name);
+		if (cut_name > cut) {
+			cut = cut_name;
+			who = name;
+		}
+	}
 	r = 0;
 	if (issued <= cut) {
-		snprintf(why, why_len, "agent %s is revoked (certificate serial %s, revoked %s)", cn,
+		snprintf(why, why_len, "agent %s is revoked (certificate serial %s, revoked %s)", who,
 			 serial, fmt_time(cut, when, sizeof(when)));
 		r = -EACCES;
 	}
@@ -956,7 +1143,6 @@ static int redeem(struct enrol_listener *l, const struct enrol_request *req, str
 	struct token_rec rec;
 	size_t len = 0;
 	int64_t now;
-	bool taken = false;
 	int lock = -1, n, r;
 
 	enrol_hex(req->id, ENROL_ID_LEN, idhex);
@@ -1005,18 +1191,23 @@ static int redeem(struct enrol_listener *l, const struct enrol_request *req, str
 		r = refuse(o, -EACCES, "the token is for agent %s, not %s", rec.name, req->name);
 		goto out;
 	}
-	/* An unbound token must not take over an enrolled agent's identity (and its targets);
+	/* The shared bundle's name and the receiver's are never issued, whatever the token:
+	 * a certificate under them would pass for the receiver's own credentials. */
+	if (enrol_name_reserved(req->name)) {
+		r = refuse(o, -EPERM, "agent name %s is reserved for the receiver's own credentials; "
+			   "choose another --name", req->name);
+		goto out;
+	}
+	/* An unbound token must not take over another agent's identity (and its targets);
 	 * a token made for that name says the operator means it. */
 	if (!rec.name[0]) {
-		r = name_enrolled(l->state_dir, req->name, &taken);
+		r = name_taken(l->state_dir, req->name, o->why, sizeof(o->why));
 		if (r < 0) {
-			r = refuse(o, -EIO, "the receiver cannot read its list of enrolled agents");
+			r = refuse(o, -EIO, "the receiver cannot read its lists of agents and disks");
 			goto out;
 		}
-		if (taken) {
-			r = refuse(o, -EEXIST,
-				   "agent name %s is already enrolled; revoke it first, or join with a token made with --name %s",
-				   req->name, req->name);
+		if (r > 0) {
+			o->err = r = -EEXIST;
 			goto out;
 		}
 	}

@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"       tern-receiver --help | --version\n"
 		"\n"
 		"init creates a CA, the receiver's key and certificate and an agent credential\n"
-		"bundle DIR/agent-bundle.pem (all 0600); it keeps what already exists.\n"
+		"bundle DIR/agent-bundle.pem (all 0600), recognised by its certificate's SHA-256\n"
+		"in DIR/shared-bundle.sha256; it keeps what already exists.\n"
 		"serve accepts agents over mutual TLS 1.3 and writes each disk to its target:\n"
 		"a regular file (created or grown to the source's size) or a block device\n"
 		"(refused when mounted, in use, or smaller than the source).\n"
@@ -50,7 +51,10 @@ static void usage(FILE *f)
 		"  --api HOST:PORT|none  operator API (default " API_DEFAULT_ADDR "; plain HTTP\n"
 		"                        only on loopback, TLS elsewhere; bearer token in\n"
 		"                        DIR/" API_TOKEN_FILE ", address in DIR/" API_ADDR_FILE ")\n"
-		"  --target ID=PATH      where disk ID is written\n"
+		"  --target ID=PATH[,agent=NAME]  where disk ID is written; with agent=, only\n"
+		"                        agent NAME may write it (others are refused)\n"
+		"  --no-shared-bundle    refuse the shared agent bundle init made (DIR/agent-\n"
+		"                        bundle.pem): only enrolled agents' own certificates\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
@@ -60,7 +64,8 @@ static void usage(FILE *f)
 		"                        here replaces every `target` line of the file\n");
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN };
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN,
+       OPT_NO_SHARED };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -70,6 +75,7 @@ static const struct option all_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "api", required_argument, NULL, OPT_API },
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
+	{ "no-shared-bundle", no_argument, NULL, OPT_NO_SHARED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,6 +85,7 @@ struct args {
 	const char *listen;
 	const char *enrol_listen;
 	const char *api; /* HOST:PORT of the operator API, or "none" */
+	bool no_shared;
 	struct rcv_target *targets;
 	unsigned ntargets;
 };
@@ -88,8 +95,33 @@ static void args_free(struct args *a)
 	for (unsigned i = 0; i < a->ntargets; i++) {
 		free(a->targets[i].id);
 		free(a->targets[i].path);
+		free(a->targets[i].agent);
 	}
 	free(a->targets);
+}
+
+/* --target ID=PATH[,agent=NAME]: the suffix binds the target to agent NAME. A path
+ * that itself ends in ",agent=..." cannot be given; nothing else changes meaning. */
+static int parse_target(const char *arg, char **ret_id, char **ret_path, char **ret_agent)
+{
+	const char *bind = strstr(arg, ",agent=");
+	char *spec = NULL, *agent = NULL;
+	int r;
+
+	if (!bind)
+		bind = arg + strlen(arg);
+	else if (!name_is_valid(bind + 7, strlen(bind + 7)) || strchr(bind + 7, ',') ||
+		 !(agent = strdup(bind + 7)))
+		return -EINVAL;
+	spec = strndup(arg, (size_t)(bind - arg));
+	r = spec ? parse_id_path(spec, ret_id, ret_path) : -ENOMEM;
+	free(spec);
+	if (r < 0) {
+		free(agent);
+		return r;
+	}
+	*ret_agent = agent;
+	return 0;
 }
 
 /* Parses ca's argv (the config file's options, then the command line's). Returns 0, 1 for
@@ -120,7 +152,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			break;
 		case OPT_TARGET: {
 			struct rcv_target *t;
-			char *id, *path;
+			char *id, *path, *agent = NULL;
 
 			if (!serve)
 				goto not_here;
@@ -131,9 +163,9 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				a->ntargets = 0;
 				targets_from_cmdline = true;
 			}
-			if (parse_id_path(optarg, &id, &path) < 0) {
-				log_error("--target %s: expected DISK_ID=PATH with an id of 1-64 "
-					  "characters from [A-Za-z0-9._:-]", optarg);
+			if (parse_target(optarg, &id, &path, &agent) < 0) {
+				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME] with an id and "
+					  "a name of 1-64 characters from [A-Za-z0-9._:-]", optarg);
 				goto fail;
 			}
 			for (unsigned i = 0; i < a->ntargets; i++) {
@@ -142,6 +174,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 					log_error("--target %s: id or path given twice", optarg);
 					free(id);
 					free(path);
+					free(agent);
 					goto fail;
 				}
 			}
@@ -149,12 +182,13 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!t) {
 				free(id);
 				free(path);
+				free(agent);
 				log_error("out of memory");
 				log_set_context(NULL);
 				return -ENOMEM;
 			}
 			a->targets = t;
-			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path };
+			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path, .agent = agent };
 			break;
 		}
 		case OPT_LOG_LEVEL:
@@ -170,6 +204,11 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!serve)
 				goto not_here;
 			a->enrol_listen = optarg;
+			break;
+		case OPT_NO_SHARED:
+			if (!serve)
+				goto not_here;
+			a->no_shared = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -196,6 +235,7 @@ fail:
 static int cmd_init(int argc, char **argv)
 {
 	struct conf_args *ca = NULL;
+	struct enrol_shared shared = { 0 };
 	struct args a = { 0 };
 	bool created = false;
 	int r, ret = 2;
@@ -222,6 +262,9 @@ static int cmd_init(int argc, char **argv)
 		if (api_token_ensure(a.state_dir, token) < 0)
 			goto out;
 	}
+	if (enrol_shared_ensure(a.state_dir, &shared) < 0)
+		goto out;
+	enrol_shared_clear(&shared);
 	if (created)
 		printf("initialised %s: CA, receiver certificate, agent bundle %s/%s\n",
 		       a.state_dir, a.state_dir, TLS_AGENT_BUNDLE);
@@ -301,6 +344,16 @@ static int cmd_serve(int argc, char **argv)
 	srv.ctx = tls_server_ctx(a.state_dir, &r);
 	if (!srv.ctx)
 		goto out;
+	/* A state directory from an older init gets its shared bundle marked here. */
+	srv.no_shared = a.no_shared;
+	if (enrol_shared_ensure(a.state_dir, &srv.shared) < 0)
+		goto out;
+	if (srv.no_shared)
+		log_info("the shared agent bundle is refused (--no-shared-bundle): only enrolled "
+			 "agents' own certificates are served");
+	else if (srv.shared.n == 0)
+		log_warn("no shared agent bundle is known in %s (no %s): only enrolled agents' own "
+			 "certificates are served", a.state_dir, TLS_AGENT_BUNDLE);
 	/* Signals become readable events so shutdown happens in one place. Blocked before
 	 * any thread starts, so every thread inherits the mask and none takes the signal's
 	 * default action. */
@@ -429,6 +482,7 @@ out:
 	pthread_mutex_unlock(&srv.lock);
 	if (r == 0) {
 		SSL_CTX_free(srv.ctx);
+		enrol_shared_clear(&srv.shared);
 		reg_free(srv.reg);
 		args_free(&a);
 		conf_args_free(ca);

@@ -51,6 +51,7 @@ struct reg_agent {
 	bool paused;
 	uint64_t rate_bps;
 	bool cutting_over;
+	bool shared; /* its last session used the shared agent bundle */
 	char last_error[PROTO_MSG_MAX + 1];
 	struct reg_disk *disks;
 	struct reg_agent *next;
@@ -137,6 +138,15 @@ struct reg_agent *reg_connect(struct registry *reg, const char *name, const char
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return a;
+}
+
+void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	a->shared = shared;
+	pthread_mutex_unlock(&reg->lock);
 }
 
 void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why)
@@ -596,6 +606,7 @@ json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
 		add(ao, "peer", json_object_new_string(a->peer));
 		add(ao, "paused", json_object_new_boolean(a->paused));
 		add(ao, "rate_limit_bps", ju64(a->rate_bps));
+		add(ao, "shared_bundle", json_object_new_boolean(a->shared));
 		add(ao, "state", json_object_new_string(agent_state(a, worst, all_cut)));
 		add(ao, "last_error", json_object_new_string(a->last_error));
 		add(ao, "disks", disks);
@@ -673,6 +684,8 @@ struct metric {
 static const struct metric agent_metrics[] = {
 	{ "tern_agent_connected", "gauge", "1 while the agent has a session.", "connected", NULL },
 	{ "tern_agent_paused", "gauge", "1 while the operator has paused the agent.", "paused", NULL },
+	{ "tern_agent_shared_bundle", "gauge", "1 when the agent's last session used the shared agent bundle.",
+	  "shared_bundle", NULL },
 	{ "tern_agent_rate_limit_bytes_per_second", "gauge",
 	  "Bandwidth limit set by the operator (0: none).", "rate_limit_bps", NULL },
 };

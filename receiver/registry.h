@@ -26,6 +26,9 @@ struct registry *reg_free(struct registry *reg);
 /* A session of agent name connected from peer. Returns its entry (stable until reg_free),
  * or NULL out of memory (the session then goes on unobserved). */
 struct reg_agent *reg_connect(struct registry *reg, const char *name, const char *peer);
+/* Whether agent a's live session presented the shared agent bundle (rather than a
+ * certificate of its own): status shows which agents still depend on it. */
+void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared);
 /* The session ended; why is "" for an orderly BYE, else the reason. */
 void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/codec.h"
+#include "common/enrol.h"
 #include "common/fp.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -30,6 +31,9 @@
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define IDLE_TIMEOUT_MS (15 * 60 * 1000)
 #define STATUS_RATE_MAX (UINT64_C(1) << 50)
+/* How often a live session looks again at the revocation list: `agent revoke` closes a
+ * session within this, however busy or idle it is. */
+#define REVOKE_CHECK_MS 2000
 
 struct rdisk {
 	struct rcv_target *t;
@@ -67,6 +71,8 @@ struct rsession {
 	struct rcv_handle handle;
 	bool registered;
 	struct reg_agent *ra; /* this agent in the operator's registry (NULL: unobserved) */
+	bool shared;          /* it presented the shared agent bundle */
+	uint64_t revoke_checked_ns; /* when the revocation list was last consulted */
 	char peer[64];
 	struct rcv_cutover *cut; /* the cutover in progress (borrowed from the API thread that asked) */
 	uint8_t cut_verify;
@@ -349,6 +355,11 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
 			      m.id, m.id);
 	}
+	/* A bound target is refused to any other agent before anything about it changes. */
+	if (d->t->agent && strcmp(d->t->agent, s->agent) != 0)
+		return refuse(s, -EPERM, "disk %s: target is bound to agent %s on this receiver "
+			      "(--target %s=PATH,agent=%s), not %s", m.id, d->t->agent, m.id,
+			      d->t->agent, s->agent);
 	/* A target holds one machine's disk: another agent may not overwrite it. */
 	r = state_owner(s, m.id, owner, sizeof(owner));
 	if (r < 0)
@@ -620,6 +631,20 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 	return 0;
 }
 
+/* Looks at the revocation list again (it is cached and re-read only when it changed):
+ * a revoked agent's session ends at once, and nothing more of it is acknowledged. */
+static int recheck_revoked(struct rsession *s)
+{
+	char why[256];
+	int r;
+
+	s->revoke_checked_ns = now_ns();
+	r = enrol_check_revoked(s->srv->state_dir, s->c, s->agent, why, sizeof(why));
+	if (r < 0)
+		return refuse(s, r, "%s; session closed", why);
+	return 0;
+}
+
 static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_epoch_end m;
@@ -647,6 +672,10 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	if (m.epoch == 0 && !d->known && d->have_count != d->nchunks)
 		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
 			      " chunks received", d->t->id, d->have_count, d->nchunks);
+	/* An agent revoked while this epoch ran gets no acknowledgement of it. */
+	r = recheck_revoked(s);
+	if (r < 0)
+		return r;
 	/* Durable before acknowledged: every write completed, then fdatasync. */
 	flush_t0 = now_ns();
 	r = wr_flush(d->w);
@@ -709,6 +738,7 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	struct proto_hello m;
 	struct proto_welcome w = { .max_payload = PROTO_MAX_PAYLOAD, .name = "tern-receiver" };
 	uint8_t out[128];
+	char why[256];
 	const char *cn;
 	int n, r;
 
@@ -718,11 +748,37 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	if (r < 0)
 		return refuse(s, r, "malformed HELLO frame");
 	/* An agent's own certificate binds its name: its targets, its revocation and the
-	 * operator's commands all go by that name, so another credential may not claim it. */
+	 * operator's commands all go by that name, so another credential may not claim it.
+	 * The shared bundle is known by its certificate's hash, never by its name. */
 	cn = conn_peer_cn(s->c);
-	if (strcmp(cn, TLS_SHARED_AGENT_CN) != 0 && strcmp(cn, m.name) != 0)
+	s->shared = enrol_shared_is(&s->srv->shared, s->c);
+	if (s->shared) {
+		bool enrolled = false;
+
+		if (s->srv->no_shared)
+			return refuse(s, -EACCES, "the shared agent bundle is switched off on this "
+				      "receiver (serve --no-shared-bundle); enrol agent %s with "
+				      "tern-agent join", m.name);
+		if (enrol_name_reserved(m.name))
+			return refuse(s, -EPERM, "agent name %s is reserved for the receiver's own "
+				      "credentials", m.name);
+		r = enrol_name_has_cert(s->srv->state_dir, m.name, &enrolled);
+		if (r < 0)
+			return refuse(s, -EIO, "the receiver cannot read its list of enrolled agents");
+		if (enrolled)
+			return refuse(s, -EPERM, "agent %s has its own certificate from enrolment; the "
+				      "shared bundle may not claim its name", m.name);
+	} else if (enrol_name_reserved(cn)) {
+		return refuse(s, -EPERM, "a certificate issued to %s is not the receiver's shared "
+			      "bundle; that name is reserved", cn);
+	} else if (strcmp(cn, m.name) != 0) {
 		return refuse(s, -EPERM, "agent name %s does not match its certificate (issued to "
 			      "%s)", m.name, cn);
+	}
+	r = enrol_check_revoked(s->srv->state_dir, s->c, m.name, why, sizeof(why));
+	if (r < 0)
+		return refuse(s, r, "%s", why);
+	s->revoke_checked_ns = now_ns();
 	memcpy(s->agent, m.name, sizeof(s->agent));
 	s->cs = m.chunk_size;
 	n = proto_encode_welcome(out, sizeof(out), &w);
@@ -915,13 +971,28 @@ static int wait_input(struct rsession *s)
 		if (r < 0)
 			return r;
 	}
-	if (conn_pending(s->c))
-		return 1;
-	r = poll(p, 2, IDLE_TIMEOUT_MS);
-	if (r < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (r == 0)
-		return -ETIMEDOUT;
+	for (uint64_t idle_t0 = now_ns();;) {
+		uint64_t now = now_ns();
+
+		if (__atomic_exchange_n(&s->handle.kick, false, __ATOMIC_ACQ_REL))
+			return refuse(s, -ECONNRESET, "the operator disconnected agent %s (ternctl "
+				      "disconnect); it may reconnect", s->agent);
+		/* Also while a busy stream never lets the poll below wait. */
+		if (now - s->revoke_checked_ns >= (uint64_t)REVOKE_CHECK_MS * 1000000u) {
+			r = recheck_revoked(s);
+			if (r < 0)
+				return r;
+		}
+		if (conn_pending(s->c))
+			return 1;
+		if (now - idle_t0 >= (uint64_t)IDLE_TIMEOUT_MS * 1000000u)
+			return -ETIMEDOUT;
+		r = poll(p, 2, REVOKE_CHECK_MS);
+		if (r < 0)
+			return errno == EINTR ? 0 : -errno;
+		if (r > 0)
+			break;
+	}
 	if (!(p[1].revents & POLLIN))
 		return 1;
 	if (read(s->handle.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -1062,6 +1133,7 @@ static void session_loop(struct rsession *s)
 		return;
 	}
 	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
+	reg_set_shared(s->srv->reg, s->ra, s->shared);
 	/* The agent starts each connection from no pause and no limit: only what differs
 	 * needs saying. */
 	if (send_wishes(s, false) < 0) {
@@ -1073,9 +1145,12 @@ static void session_loop(struct rsession *s)
 		if (r == 0)
 			continue;
 		if (r < 0) {
-			log_warn_errno(r, "agent %s: connection lost", s->agent);
-			snprintf(s->end_why, sizeof(s->end_why), "the connection was lost (%s)",
-				 strerror(-r));
+			/* A refusal (revoked, disconnected) has already said why. */
+			if (!s->err) {
+				log_warn_errno(r, "agent %s: connection lost", s->agent);
+				snprintf(s->end_why, sizeof(s->end_why), "the connection was lost (%s)",
+					 strerror(-r));
+			}
 			return;
 		}
 		if (next_frame(s, &h) <= 0)
@@ -1139,7 +1214,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	if (!s->codec || !s->buf)
 		refuse(s, -ENOMEM, "out of memory");
 	/* Checked at every connection, so a revocation takes effect without a restart. */
-	else if ((r = enrol_check_revoked(srv->state_dir, s->c, why, sizeof(why))) < 0)
+	else if ((r = enrol_check_revoked(srv->state_dir, s->c, NULL, why, sizeof(why))) < 0)
 		refuse(s, r, "%s", why);
 	else
 		session_loop(s);
@@ -1234,4 +1309,22 @@ void rcv_poke(struct rcv_server *srv, const char *agent)
 			log_warn_errno(-errno, "waking the session of agent %s", agent);
 	}
 	pthread_mutex_unlock(&srv->lock);
+}
+
+int rcv_disconnect(struct rcv_server *srv, const char *agent)
+{
+	uint64_t one = 1;
+	int n = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	for (struct rcv_handle *hd = srv->handles; hd; hd = hd->next) {
+		if (strcmp(hd->agent, agent) != 0)
+			continue;
+		__atomic_store_n(&hd->kick, true, __ATOMIC_RELEASE);
+		if (write(hd->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn_errno(-errno, "waking the session of agent %s", agent);
+		n++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return n > 0 ? n : -ENOENT;
 }

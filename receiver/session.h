@@ -6,11 +6,14 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+#include "receiver/enrol.h"
+
 struct registry;
 
 struct rcv_target {
 	char *id;
 	char *path;
+	char *agent; /* the only agent that may write it (--target ID=PATH,agent=NAME), or NULL */
 	bool busy; /* held by a session; guarded by rcv_server.lock */
 	/* Written only by the session holding the target (busy): whether a session of this
 	 * process held it before, and how the last one ended ("" for an orderly BYE). */
@@ -39,6 +42,8 @@ struct rcv_handle {
 	uint64_t req_gen;
 	/* The operator changed this agent's wishes (pause, rate): pass them on. */
 	bool ctl_pending;
+	/* The operator asked to close this session (ternctl disconnect). */
+	bool kick;
 	struct rcv_handle *next;
 };
 
@@ -54,6 +59,8 @@ struct rcv_server {
 	pthread_cond_t cut_cv; /* signalled when a cutover request is done, or on shutdown */
 	bool stopping;         /* shutting down: a waiting cutover request gives up */
 	struct registry *reg;  /* what the operator API shows; has its own lock */
+	struct enrol_shared shared; /* how the shared agent bundle is recognised */
+	bool no_shared;        /* serve --no-shared-bundle: the shared bundle is refused */
 };
 
 /* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.
@@ -63,6 +70,10 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 
 /* Wakes the sessions of agent so they pass the operator's wishes in srv->reg on. */
 void rcv_poke(struct rcv_server *srv, const char *agent);
+
+/* Closes every live session of agent at once (it gets an ERROR saying so, and reconnects
+ * unless it is revoked). Returns how many, or -ENOENT when none is live. */
+int rcv_disconnect(struct rcv_server *srv, const char *agent);
 
 /* Serves one accepted connection (takes ownership of fd) until the agent says BYE, the
  * connection drops, or the agent breaks a rule (it then gets an ERROR frame first). */

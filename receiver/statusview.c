@@ -234,6 +234,7 @@ static int parse_agent(const struct where *rw, struct json_object *o, size_t i, 
 	    (r = get_text(&w, o, "peer", K_TEXT, a->peer, sizeof(a->peer))) < 0 ||
 	    (r = get_bool(&w, o, "paused", NULL, &a->paused)) < 0 ||
 	    (r = get_u64(&w, o, "rate_limit_bps", NULL, &a->rate_limit_bps)) < 0 ||
+	    (r = get_bool(&w, o, "shared_bundle", NULL, &a->shared_bundle)) < 0 ||
 	    (r = get_text(&w, o, "state", K_WORD, a->state, sizeof(a->state))) < 0 ||
 	    (r = get_text(&w, o, "last_error", K_TEXT, a->last_error, sizeof(a->last_error))) < 0 ||
 	    (r = array_member(&w, o, "disks", &arr, &a->ndisks)) < 0)
@@ -463,6 +464,8 @@ static void print_agent_line(FILE *f, const struct sv_agent *a, bool color)
 		fprintf(f, ", %spaused%s", color ? COLOR_WARN : "", color ? COLOR_OFF : "");
 	if (a->rate_limit_bps)
 		fprintf(f, ", rate limit %s", sv_fmt_rate((double)a->rate_limit_bps, rate, sizeof(rate)));
+	if (a->shared_bundle)
+		fprintf(f, ", with the shared agent bundle");
 	fprintf(f, "\n");
 	if (a->last_error[0])
 		fprintf(f, "  last error: %s\n", a->last_error);

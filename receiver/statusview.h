@@ -39,6 +39,7 @@ struct sv_agent {
 	char peer[80];
 	char state[24];
 	bool connected, paused;
+	bool shared_bundle; /* its last session used the shared agent bundle */
 	uint64_t rate_limit_bps;
 	char last_error[SV_TEXT_LEN];
 	struct sv_disk *disks;

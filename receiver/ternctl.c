@@ -57,6 +57,7 @@ static void usage(FILE *f)
 		"  cutover NAME [--verify tracked|full] [--timeout SECONDS] [--json]\n"
 		"  pause NAME [--json]\n"
 		"  resume NAME [--json]\n"
+		"  disconnect NAME [--json]\n"
 		"  rate NAME BYTES|unlimited [--json]   (per second; K, M, G suffixes: 20M)\n"
 		"  --help | --version\n"
 		"\n"
@@ -74,6 +75,8 @@ static void usage(FILE *f)
 		"epoch of every disk and thaw; it prints the proof and exits 0 only when every disk\n"
 		"matches (--verify full: the receiver also re-reads its targets).\n"
 		"pause and resume stop and restart an agent's replication; rate limits it.\n"
+		"disconnect closes agent NAME's live session; the agent reconnects unless it is\n"
+		"revoked (tern-receiver agent revoke NAME).\n"
 		"--json prints the receiver's JSON answer. Exit status: 0 done, 1 refused or\n"
 		"failed, 2 usage error.\n");
 }
@@ -509,6 +512,40 @@ static int cmd_pause(const struct args *a, const char *name, bool pause)
 	return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
+static int cmd_disconnect(const struct args *a, const char *name)
+{
+	struct apic_reply rep = { 0 };
+	struct json_object *v = NULL;
+	struct apic *api = NULL;
+	char path[128], err[700];
+	int64_t n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/disconnect", name);
+	r = agent_request(a, "POST", path, NULL, QUICK_TIMEOUT_S, &api, &rep, err, sizeof(err));
+	if (r < 0) {
+		log_error("disconnect %s: %s", name, err);
+		return EXIT_FAILED;
+	}
+	if (apic_member(rep.obj, "result", json_type_string, &v) < 0 ||
+	    strcmp(json_object_get_string(v), "ok") != 0 ||
+	    apic_member(rep.obj, "agent", json_type_string, &v) < 0 ||
+	    strcmp(json_object_get_string(v), name) != 0 ||
+	    apic_member(rep.obj, "sessions", json_type_int, &v) < 0 ||
+	    (n = json_object_get_int64(v)) < 1 || n > 1000000)
+		r = -EBADMSG;
+	if (r < 0)
+		log_error("disconnect %s: the receiver's answer is malformed", name);
+	else if (a->json)
+		print_body(stdout, &rep);
+	else
+		printf("agent %s: disconnected (%" PRId64 " session%s); it will reconnect unless it is "
+		       "revoked (tern-receiver agent revoke %s)\n", name, n, n == 1 ? "" : "s", name);
+	apic_reply_done(&rep);
+	apic_free(api);
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
 static int cmd_rate(const struct args *a, const char *name, uint64_t bps)
 {
 	struct apic_reply rep = { 0 };
@@ -652,6 +689,7 @@ static const struct command commands[] = {
 	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT },
 	{ "pause", 1, OPT_JSON },
 	{ "resume", 1, OPT_JSON },
+	{ "disconnect", 1, OPT_JSON },
 	{ "rate", 2, OPT_JSON },
 };
 
@@ -759,5 +797,7 @@ int main(int argc, char **argv)
 					   argv[optind + 2]);
 		return cmd_rate(&a, name, bps);
 	}
+	if (strcmp(cmd->name, "disconnect") == 0)
+		return cmd_disconnect(&a, name);
 	return cmd_pause(&a, name, strcmp(cmd->name, "pause") == 0);
 }

@@ -181,6 +181,22 @@ START_TEST(test_enrol_hex)
 }
 END_TEST
 
+/* The receiver's own names are never issued, in any case; names merely like them are. */
+START_TEST(test_enrol_name_reserved)
+{
+	ck_assert(enrol_name_reserved("tern-agent"));
+	ck_assert(enrol_name_reserved("TERN-Agent"));
+	ck_assert(enrol_name_reserved("tern-receiver"));
+	ck_assert(enrol_name_reserved(TLS_SHARED_AGENT_CN));
+	ck_assert(enrol_name_reserved(TLS_RECEIVER_CN));
+	ck_assert(!enrol_name_reserved("tern-agent1"));
+	ck_assert(!enrol_name_reserved("tern-agent."));
+	ck_assert(!enrol_name_reserved("tern"));
+	ck_assert(!enrol_name_reserved("web1"));
+	ck_assert(!enrol_name_reserved(""));
+}
+END_TEST
+
 static uint8_t frame[ENROL_FRAME_MAX];
 
 /* Decodes the header of a frame of n bytes and checks that it spans exactly n. */
@@ -322,6 +338,45 @@ static void teardown(void)
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The shared bundle's mark: the SHA-256 of its certificate, the same as its DER's, and
+ * different from a certificate signed for the same name on request. */
+START_TEST(test_tls_file_cert_sha256_marks_one_certificate)
+{
+	char path[PATH_MAX + 64], cn[128], serial[TLS_SERIAL_HEX_MAX + 1], why[256] = "";
+	uint8_t sha[TLS_PIN_LEN], again[TLS_PIN_LEN], der_sha[TLS_PIN_LEN], signed_sha[TLS_PIN_LEN];
+	uint8_t *csr = NULL, *cert = NULL, *ca = NULL;
+	size_t csr_len = 0, cert_len = 0, ca_len = 0;
+	const unsigned char *p;
+	EVP_PKEY *key = NULL;
+	X509 *x;
+
+	snprintf(path, sizeof(path), "%s/%s", state, TLS_AGENT_BUNDLE);
+	ck_assert_int_eq(tls_file_cert_sha256(path, sha, cn, sizeof(cn)), 0);
+	ck_assert_str_eq(cn, TLS_SHARED_AGENT_CN);
+	ck_assert_int_eq(tls_file_cert_sha256(path, again, cn, sizeof(cn)), 0);
+	ck_assert_mem_eq(sha, again, TLS_PIN_LEN);
+	snprintf(path, sizeof(path), "%s/nothing.pem", state);
+	ck_assert_int_eq(tls_file_cert_sha256(path, again, cn, sizeof(cn)), -ENOENT);
+	/* A certificate signed with the very same name is another certificate. */
+	ck_assert_int_eq(tls_csr_new(TLS_SHARED_AGENT_CN, &key, &csr, &csr_len), 0);
+	ck_assert_int_eq(tls_csr_sign(state, csr, csr_len, TLS_SHARED_AGENT_CN, &cert, &cert_len,
+				      &ca, &ca_len, serial, why, sizeof(why)), 0);
+	p = cert;
+	x = d2i_X509(NULL, &p, (long)cert_len);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(tls_cert_sha256(x, signed_sha), 0);
+	ck_assert_int_ne(memcmp(signed_sha, sha, TLS_PIN_LEN), 0);
+	ck_assert(EVP_Digest(cert, cert_len, der_sha, NULL, EVP_sha256(), NULL) == 1);
+	ck_assert_mem_eq(signed_sha, der_sha, TLS_PIN_LEN);
+	ck_assert_int_eq(tls_cert_sha256(NULL, again), -EINVAL);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	free(csr);
+	free(cert);
+	free(ca);
+}
+END_TEST
+
 START_TEST(test_tls_csr_sign_and_bundle)
 {
 	char serial[TLS_SERIAL_HEX_MAX + 1], why[256] = "", path[PATH_MAX + 16];
@@ -427,6 +482,7 @@ static Suite *enrol_suite(void)
 	tcase_add_test(tc, test_enrol_token_rejects_other_versions_and_garbage);
 	tcase_add_test(tc, test_enrol_token_encode_refuses_bad_addresses);
 	tcase_add_test(tc, test_enrol_hex);
+	tcase_add_test(tc, test_enrol_name_reserved);
 	tcase_add_test(tc, test_enrol_request_round_trip_and_truncation);
 	tcase_add_test(tc, test_enrol_issued_and_refused_round_trip);
 	tcase_add_test(tc, test_enrol_hdr_rejects_bad_headers);
@@ -434,6 +490,7 @@ static Suite *enrol_suite(void)
 	tcase_add_checked_fixture(tt, setup, teardown);
 	tcase_set_timeout(tt, 60);
 	tcase_add_test(tt, test_tls_csr_sign_and_bundle);
+	tcase_add_test(tt, test_tls_file_cert_sha256_marks_one_certificate);
 	tcase_add_test(tt, test_tls_csr_sign_refuses_bad_requests);
 	suite_add_tcase(s, tt);
 	return s;

@@ -18,7 +18,7 @@
 static const char *const example =
 	"{\"receiver\":{\"version\":\"0.1.0\",\"uptime_seconds\":12},"
 	"\"agents\":[{\"name\":\"web1\",\"connected\":true,\"peer\":\"127.0.0.1:5123\",\"paused\":false,"
-	"\"rate_limit_bps\":0,\"state\":\"in-sync\",\"last_error\":\"\","
+	"\"rate_limit_bps\":0,\"shared_bundle\":true,\"state\":\"in-sync\",\"last_error\":\"\","
 	"\"disks\":[{\"id\":\"root\",\"state\":\"copying\",\"size_bytes\":1073741824,\"epoch\":0,"
 	"\"verified_epoch\":null,\"bytes_copied\":536870912,\"bytes_total\":1073741824,"
 	"\"backlog_bytes\":0,\"lag_seconds\":null,\"throughput_bps\":123456789.0,"
@@ -304,7 +304,7 @@ START_TEST(test_sv_print_table_rows)
 	ck_assert_ptr_nonnull(strstr(out, "\nweb1  data lagging "));
 	ck_assert_ptr_nonnull(strstr(out, "\n  WARNING: will not converge: churn "));
 	ck_assert_ptr_nonnull(strstr(out, "\n  last fault: y\n  last error: x\n"));
-	ck_assert_ptr_nonnull(strstr(out, "\n  agent web1: connected from 127.0.0.1:5123\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\n  agent web1: connected from 127.0.0.1:5123, with the shared agent bundle\n"));
 	ck_assert_ptr_null(strchr(out, '\033'));
 	free(out);
 	sv_free(st);
