@@ -137,7 +137,7 @@ start_receiver() {
 	RECEIVER_PID=$!
 	local i
 	for i in $(seq 1 100); do
-		PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
+		PORT=$(sed -n 's/^tern-receiver: info: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log" | head -n 1)
 		[ -n "$PORT" ] && return 0
 		kill -0 "$RECEIVER_PID" 2>/dev/null || { cat "$T/receiver.log"; fail "receiver exited"; }
 		sleep 0.1
