@@ -694,9 +694,12 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		      now_ns() - flush_t0);
 	if (!ack.match)
 		reg_disk_error(s->srv->reg, d->rd, "root mismatch at the end of an epoch");
-	/* The next epoch starts: every chunk may come once more. */
+	/* The next epoch starts: every chunk may come once more. Its first write rewrites
+	 * the record as in progress whatever this epoch's outcome: after a mismatch the
+	 * record may still vouch for an earlier verified epoch (when nothing of this one was
+	 * written), and a resume from it would trust fingerprints the target no longer has. */
 	d->epoch++;
-	d->marked = !ack.match;
+	d->marked = false;
 	memset(d->have, 0, DIV_ROUND_UP(d->nchunks, 8));
 	d->have_count = 0;
 	d->patched = 0;
