@@ -33,7 +33,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tern-receiver init  --state-dir DIR\n"
 		"       tern-receiver serve --state-dir DIR --listen HOST:PORT\n"
-		"                           --target DISK_ID=PATH [--target ...]\n"
+		"                           --target DISK_ID=PATH[,max-size=SIZE] [--target ...]\n"
 		"       tern-receiver token create --address HOST:PORT [--ttl DURATION] [...]\n"
 		"       tern-receiver agent revoke NAME | agent list\n"
 		"       tern-receiver --help | --version\n"
@@ -50,7 +50,12 @@ static void usage(FILE *f)
 		"  --api HOST:PORT|none  operator API (default " API_DEFAULT_ADDR "; plain HTTP\n"
 		"                        only on loopback, TLS elsewhere; bearer token in\n"
 		"                        DIR/" API_TOKEN_FILE ", address in DIR/" API_ADDR_FILE ")\n"
-		"  --target ID=PATH      where disk ID is written\n"
+		"  --target ID=PATH[,max-size=SIZE]  where disk ID is written; a file target is\n"
+		"                        grown to the source's size only up to SIZE (default:\n"
+		"                        what its filesystem has free) and cut to it when larger\n"
+		"  --fp-memory SIZE      memory all sessions together may hold for chunk\n"
+		"                        fingerprints (16 bytes a chunk; default a quarter of RAM);\n"
+		"                        a disk that would exceed it is refused\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
@@ -60,7 +65,8 @@ static void usage(FILE *f)
 		"                        here replaces every `target` line of the file\n");
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN };
+enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN,
+       OPT_FP_MEMORY };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -70,6 +76,7 @@ static const struct option all_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "api", required_argument, NULL, OPT_API },
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
+	{ "fp-memory", required_argument, NULL, OPT_FP_MEMORY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -81,7 +88,24 @@ struct args {
 	const char *api; /* HOST:PORT of the operator API, or "none" */
 	struct rcv_target *targets;
 	unsigned ntargets;
+	uint64_t fp_memory; /* 0: the default, a quarter of RAM */
 };
+
+/* One ,KEY=VALUE of a --target. */
+static int target_opt(void *ud, const char *key, const char *value)
+{
+	struct rcv_target *t = ud;
+
+	if (strcmp(key, "max-size") == 0) {
+		if (parse_size(value, &t->max_size) < 0 || t->max_size == 0) {
+			log_error("--target: max-size=%s is not a size (like 500G)", value);
+			return -ERANGE;
+		}
+		return 0;
+	}
+	log_error("--target: unknown option %s= (known: max-size=)", key);
+	return -ENOENT;
+}
 
 static void args_free(struct args *a)
 {
@@ -98,7 +122,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 {
 	char where[4096 + 16];
 	bool targets_from_cmdline = false;
-	int c;
+	int c, r;
 
 	a->state_dir = "/var/lib/tern";
 	while ((c = getopt_long(ca->argc, ca->argv, "h", all_opts, NULL)) != -1) {
@@ -119,7 +143,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			a->api = optarg;
 			break;
 		case OPT_TARGET: {
-			struct rcv_target *t;
+			struct rcv_target *t, nt = { 0 };
 			char *id, *path;
 
 			if (!serve)
@@ -131,11 +155,13 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				a->ntargets = 0;
 				targets_from_cmdline = true;
 			}
-			if (parse_id_path(optarg, &id, &path) < 0) {
-				log_error("--target %s: expected DISK_ID=PATH with an id of 1-64 "
-					  "characters from [A-Za-z0-9._:-]", optarg);
+			/* target_opt reports its own refusals (any error but -EINVAL). */
+			r = parse_id_path_opts(optarg, &id, &path, target_opt, &nt);
+			if (r == -EINVAL)
+				log_error("--target %s: expected DISK_ID=PATH[,max-size=SIZE] with an id "
+					  "of 1-64 characters from [A-Za-z0-9._:-]", optarg);
+			if (r < 0)
 				goto fail;
-			}
 			for (unsigned i = 0; i < a->ntargets; i++) {
 				if (strcmp(a->targets[i].id, id) == 0 ||
 				    strcmp(a->targets[i].path, path) == 0) {
@@ -154,7 +180,9 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				return -ENOMEM;
 			}
 			a->targets = t;
-			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path };
+			nt.id = id;
+			nt.path = path;
+			t[a->ntargets++] = nt;
 			break;
 		}
 		case OPT_LOG_LEVEL:
@@ -170,6 +198,14 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!serve)
 				goto not_here;
 			a->enrol_listen = optarg;
+			break;
+		case OPT_FP_MEMORY:
+			if (!serve)
+				goto not_here;
+			if (parse_size(optarg, &a->fp_memory) < 0 || a->fp_memory == 0) {
+				log_error("--fp-memory %s: expected a size like 1G", optarg);
+				goto fail;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -285,6 +321,15 @@ static int cmd_serve(int argc, char **argv)
 	srv.state_dir = a.state_dir;
 	srv.targets = a.targets;
 	srv.ntargets = a.ntargets;
+	srv.fp_budget = a.fp_memory;
+	if (!srv.fp_budget) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+		/* A quarter of RAM: the receiver's own share, leaving the page cache and the
+		 * rest of the staging machine room. */
+		srv.fp_budget = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 :
+							 UINT64_C(1) << 30;
+	}
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
 	{

@@ -11,6 +11,7 @@ struct registry;
 struct rcv_target {
 	char *id;
 	char *path;
+	uint64_t max_size; /* ,max-size=: a file target grows no larger (0: its free space) */
 	bool busy; /* held by a session; guarded by rcv_server.lock */
 	/* Written only by the session holding the target (busy): whether a session of this
 	 * process held it before, and how the last one ended ("" for an orderly BYE). */
@@ -54,6 +55,10 @@ struct rcv_server {
 	pthread_cond_t cut_cv; /* signalled when a cutover request is done, or on shutdown */
 	bool stopping;         /* shutting down: a waiting cutover request gives up */
 	struct registry *reg;  /* what the operator API shows; has its own lock */
+	/* Chunk fingerprints and bitmaps of all sessions together stay under fp_budget
+	 * bytes (--fp-memory); fp_used is what they hold now. Guarded by lock. */
+	uint64_t fp_budget;
+	uint64_t fp_used;
 };
 
 /* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.
