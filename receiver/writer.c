@@ -251,7 +251,10 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 						 path, strerror(-r));
 					goto fail;
 				}
-				limit = (uint64_t)st.st_blocks * 512 +
+				/* A filesystem that keeps no count of its blocks (ramfs) says
+				 * nothing about its room: only max-size can limit it. */
+				limit = vfs.f_blocks == 0 ? UINT64_MAX :
+					(uint64_t)st.st_blocks * 512 +
 					(uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
 			}
 			if (src_size > limit) {
