@@ -114,3 +114,44 @@ int fp_merkle_root(const struct fp *fps, uint64_t n, struct fp *ret_root)
 	free(level);
 	return 0;
 }
+
+void fp_merkle_init(struct fp_merkle *m)
+{
+	m->depth = 0;
+}
+
+/* Hashes two nodes as fp_merkle_root does: XXH3-128 over both 16-byte forms. */
+static void merkle_join(const struct fp *l, const struct fp *r, struct fp *ret)
+{
+	struct fp pair[2] = { *l, *r };
+
+	fp_compute(pair, sizeof(pair), ret);
+}
+
+void fp_merkle_add(struct fp_merkle *m, const struct fp *leaf)
+{
+	m->node[m->depth] = *leaf;
+	m->leaves[m->depth++] = 1;
+	/* Two complete subtrees of one size become their parent. 2^64 leaves never come,
+	 * so depth stays below 64. */
+	while (m->depth >= 2 && m->leaves[m->depth - 1] == m->leaves[m->depth - 2]) {
+		merkle_join(&m->node[m->depth - 2], &m->node[m->depth - 1], &m->node[m->depth - 2]);
+		m->leaves[m->depth - 2] *= 2;
+		m->depth--;
+	}
+}
+
+void fp_merkle_final(const struct fp_merkle *m, struct fp *ret_root)
+{
+	struct fp acc;
+
+	if (m->depth == 0) {
+		memset(ret_root, 0, sizeof(*ret_root));
+		return;
+	}
+	/* The carried-up odd nodes join from the right. */
+	acc = m->node[m->depth - 1];
+	for (unsigned i = m->depth - 1; i-- > 0;)
+		merkle_join(&m->node[i], &acc, &acc);
+	*ret_root = acc;
+}

@@ -25,3 +25,17 @@ const char *fp_hex(const struct fp *fp, char *buf);
  * children's bytes; an odd last node is carried up unchanged; n == 0 gives all zeros.
  * Returns 0 or -ENOMEM. */
 int fp_merkle_root(const struct fp *fps, uint64_t n, struct fp *ret_root);
+
+/* The same root computed leaf by leaf in constant memory: the level-wise tree above is
+ * the one whose left subtree holds the largest power of two of leaves below n, so a
+ * stack of complete subtrees (at most 64) is all that needs keeping. */
+struct fp_merkle {
+	struct fp node[64];
+	uint64_t leaves[64]; /* how many leaves node[i] covers (a power of two) */
+	unsigned depth;
+};
+
+void fp_merkle_init(struct fp_merkle *m);
+void fp_merkle_add(struct fp_merkle *m, const struct fp *leaf);
+/* The root of the leaves added so far (all zeros for none). */
+void fp_merkle_final(const struct fp_merkle *m, struct fp *ret_root);

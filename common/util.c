@@ -100,6 +100,58 @@ int parse_id_path(const char *arg, char **ret_id, char **ret_path)
 	return 0;
 }
 
+/* Length of a KEY= at s (KEY of [a-z0-9-], at least one character), 0 if there is none. */
+static size_t opt_key_len(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
+
+	return n > 0 && s[n] == '=' ? n : 0;
+}
+
+int parse_id_path_opts(const char *arg, char **ret_id, char **ret_path,
+		       int (*opt)(void *ud, const char *key, const char *value), void *ud)
+{
+	const char *eq = strchr(arg, '='), *end;
+	char *id = NULL, *path = NULL, *opts = NULL, *save = NULL, *kv;
+	int r = -EINVAL;
+
+	if (!eq || eq == arg || eq[1] == '\0' || eq[1] == ',' ||
+	    !name_is_valid(arg, (size_t)(eq - arg)))
+		return -EINVAL;
+	for (end = strchr(eq + 1, ','); end && !opt_key_len(end + 1); end = strchr(end + 1, ','))
+		;
+	r = -ENOMEM;
+	id = strndup(arg, (size_t)(eq - arg));
+	path = end ? strndup(eq + 1, (size_t)(end - eq - 1)) : strdup(eq + 1);
+	opts = strdup(end ? end + 1 : "");
+	if (!id || !path || !opts)
+		goto fail;
+	/* strtok_r would skip an empty field ("a,,b"): refuse those first. */
+	r = -EINVAL;
+	if (end && (opts[0] == '\0' || strstr(opts, ",,") || opts[strlen(opts) - 1] == ','))
+		goto fail;
+	for (kv = strtok_r(opts, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		size_t klen = opt_key_len(kv);
+
+		r = -EINVAL;
+		if (!klen || kv[klen + 1] == '\0')
+			goto fail;
+		kv[klen] = '\0';
+		r = opt(ud, kv, kv + klen + 1);
+		if (r < 0)
+			goto fail;
+	}
+	free(opts);
+	*ret_id = id;
+	*ret_path = path;
+	return 0;
+fail:
+	free(id);
+	free(path);
+	free(opts);
+	return r;
+}
+
 int read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;

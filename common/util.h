@@ -22,6 +22,13 @@ int parse_size(const char *s, uint64_t *ret_v);
 bool name_is_valid(const char *s, size_t len);
 /* Splits "ID=PATH"; validates the id. Returns 0 or -EINVAL. Pointers into a copy owned by caller. */
 int parse_id_path(const char *arg, char **ret_id, char **ret_path);
+/* Splits "ID=PATH[,KEY=VALUE...]" (the receiver's --target): validates the id; PATH ends
+ * at the first comma followed by KEY= (KEY of [a-z0-9-]), so a path with other commas
+ * still parses as before. Each KEY=VALUE (both non-empty, no comma) is handed in order to
+ * opt(ud, key, value), which returns 0 or -errno (and says why itself). Returns 0, -EINVAL
+ * for a malformed argument, -ENOMEM, or opt's error; id and path are the caller's. */
+int parse_id_path_opts(const char *arg, char **ret_id, char **ret_path,
+		       int (*opt)(void *ud, const char *key, const char *value), void *ud);
 
 /* Loops over short reads/writes and EINTR. Return 0 or -errno; read_full returns -EIO on EOF. */
 int read_full(int fd, void *buf, size_t len);

@@ -33,7 +33,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tern-receiver init  --state-dir DIR\n"
 		"       tern-receiver serve --state-dir DIR --listen HOST:PORT\n"
-		"                           --target DISK_ID=PATH [--target ...]\n"
+		"                           --target DISK_ID=PATH[,max-size=SIZE] [--target ...]\n"
 		"       tern-receiver token create --address HOST:PORT [--ttl DURATION] [...]\n"
 		"       tern-receiver agent revoke NAME | agent list\n"
 		"       tern-receiver --help | --version\n"
@@ -51,10 +51,16 @@ static void usage(FILE *f)
 		"  --api HOST:PORT|none  operator API (default " API_DEFAULT_ADDR "; plain HTTP\n"
 		"                        only on loopback, TLS elsewhere; bearer token in\n"
 		"                        DIR/" API_TOKEN_FILE ", address in DIR/" API_ADDR_FILE ")\n"
-		"  --target ID=PATH[,agent=NAME]  where disk ID is written; with agent=, only\n"
-		"                        agent NAME may write it (others are refused)\n"
+		"  --target ID=PATH[,agent=NAME][,max-size=SIZE]  where disk ID is written;\n"
+		"                        with agent=, only agent NAME may write it (others are\n"
+		"                        refused); a file target is grown to the source's size\n"
+		"                        only up to SIZE (default: what its filesystem has free)\n"
+		"                        and cut to it when larger\n"
 		"  --no-shared-bundle    refuse the shared agent bundle init made (DIR/agent-\n"
 		"                        bundle.pem): only enrolled agents' own certificates\n"
+		"  --fp-memory SIZE      memory all sessions together may hold for chunk\n"
+		"                        fingerprints (16 bytes a chunk; default a quarter of RAM);\n"
+		"                        a disk that would exceed it is refused\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
@@ -65,7 +71,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN,
-       OPT_NO_SHARED };
+       OPT_NO_SHARED, OPT_FP_MEMORY };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -76,6 +82,7 @@ static const struct option all_opts[] = {
 	{ "api", required_argument, NULL, OPT_API },
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
 	{ "no-shared-bundle", no_argument, NULL, OPT_NO_SHARED },
+	{ "fp-memory", required_argument, NULL, OPT_FP_MEMORY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -88,7 +95,33 @@ struct args {
 	bool no_shared;
 	struct rcv_target *targets;
 	unsigned ntargets;
+	uint64_t fp_memory; /* 0: the default, a quarter of RAM */
 };
+
+/* One ,KEY=VALUE of a --target. */
+static int target_opt(void *ud, const char *key, const char *value)
+{
+	struct rcv_target *t = ud;
+
+	if (strcmp(key, "max-size") == 0) {
+		if (parse_size(value, &t->max_size) < 0 || t->max_size == 0) {
+			log_error("--target: max-size=%s is not a size (like 500G)", value);
+			return -ERANGE;
+		}
+		return 0;
+	}
+	if (strcmp(key, "agent") == 0) {
+		if (t->agent || !name_is_valid(value, strlen(value))) {
+			log_error("--target: agent=%s is not one agent name of 1-64 characters from "
+				  "[A-Za-z0-9._:-]", value);
+			return -ERANGE;
+		}
+		t->agent = strdup(value);
+		return t->agent ? 0 : -ENOMEM;
+	}
+	log_error("--target: unknown option %s= (known: agent=, max-size=)", key);
+	return -ENOENT;
+}
 
 static void args_free(struct args *a)
 {
@@ -102,35 +135,13 @@ static void args_free(struct args *a)
 
 /* --target ID=PATH[,agent=NAME]: the suffix binds the target to agent NAME. A path
  * that itself ends in ",agent=..." cannot be given; nothing else changes meaning. */
-static int parse_target(const char *arg, char **ret_id, char **ret_path, char **ret_agent)
-{
-	const char *bind = strstr(arg, ",agent=");
-	char *spec = NULL, *agent = NULL;
-	int r;
-
-	if (!bind)
-		bind = arg + strlen(arg);
-	else if (!name_is_valid(bind + 7, strlen(bind + 7)) || strchr(bind + 7, ',') ||
-		 !(agent = strdup(bind + 7)))
-		return -EINVAL;
-	spec = strndup(arg, (size_t)(bind - arg));
-	r = spec ? parse_id_path(spec, ret_id, ret_path) : -ENOMEM;
-	free(spec);
-	if (r < 0) {
-		free(agent);
-		return r;
-	}
-	*ret_agent = agent;
-	return 0;
-}
-
 /* Parses ca's argv (the config file's options, then the command line's). Returns 0, 1 for
  * --help (printed), or -EINVAL (reported). */
 static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 {
 	char where[4096 + 16];
 	bool targets_from_cmdline = false;
-	int c;
+	int c, r;
 
 	a->state_dir = "/var/lib/tern";
 	while ((c = getopt_long(ca->argc, ca->argv, "h", all_opts, NULL)) != -1) {
@@ -151,8 +162,8 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			a->api = optarg;
 			break;
 		case OPT_TARGET: {
-			struct rcv_target *t;
-			char *id, *path, *agent = NULL;
+			struct rcv_target *t, nt = { 0 };
+			char *id, *path;
 
 			if (!serve)
 				goto not_here;
@@ -163,9 +174,13 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				a->ntargets = 0;
 				targets_from_cmdline = true;
 			}
-			if (parse_target(optarg, &id, &path, &agent) < 0) {
-				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME] with an id and "
-					  "a name of 1-64 characters from [A-Za-z0-9._:-]", optarg);
+			/* target_opt reports its own refusals (any error but -EINVAL). */
+			r = parse_id_path_opts(optarg, &id, &path, target_opt, &nt);
+			if (r == -EINVAL)
+				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME][,max-size=SIZE] "
+					  "with an id and a name of 1-64 characters from [A-Za-z0-9._:-]", optarg);
+			if (r < 0) {
+				free(nt.agent);
 				goto fail;
 			}
 			for (unsigned i = 0; i < a->ntargets; i++) {
@@ -174,7 +189,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 					log_error("--target %s: id or path given twice", optarg);
 					free(id);
 					free(path);
-					free(agent);
+					free(nt.agent);
 					goto fail;
 				}
 			}
@@ -182,13 +197,15 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!t) {
 				free(id);
 				free(path);
-				free(agent);
+				free(nt.agent);
 				log_error("out of memory");
 				log_set_context(NULL);
 				return -ENOMEM;
 			}
 			a->targets = t;
-			t[a->ntargets++] = (struct rcv_target){ .id = id, .path = path, .agent = agent };
+			nt.id = id;
+			nt.path = path;
+			t[a->ntargets++] = nt;
 			break;
 		}
 		case OPT_LOG_LEVEL:
@@ -209,6 +226,14 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			if (!serve)
 				goto not_here;
 			a->no_shared = true;
+			break;
+		case OPT_FP_MEMORY:
+			if (!serve)
+				goto not_here;
+			if (parse_size(optarg, &a->fp_memory) < 0 || a->fp_memory == 0) {
+				log_error("--fp-memory %s: expected a size like 1G", optarg);
+				goto fail;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -328,6 +353,15 @@ static int cmd_serve(int argc, char **argv)
 	srv.state_dir = a.state_dir;
 	srv.targets = a.targets;
 	srv.ntargets = a.ntargets;
+	srv.fp_budget = a.fp_memory;
+	if (!srv.fp_budget) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+		/* A quarter of RAM: the receiver's own share, leaving the page cache and the
+		 * rest of the staging machine room. */
+		srv.fp_budget = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 :
+							 UINT64_C(1) << 30;
+	}
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
 	{

@@ -37,6 +37,8 @@ int rec_load(const char *path, struct disk_record *ret)
 			rec.cut_over = true;
 		else if (strncmp(line, "agent=", 6) == 0 && name_is_valid(line + 6, strlen(line + 6)))
 			snprintf(rec.agent, sizeof(rec.agent), "%s", line + 6);
+		else if (strncmp(line, "target=", 7) == 0 && strlen(line + 7) < sizeof(rec.target))
+			snprintf(rec.target, sizeof(rec.target), "%s", line + 7);
 		else if (strncmp(line, "event=", 6) == 0)
 			snprintf(rec.event, sizeof(rec.event), "%s", line + 6);
 	}

@@ -17,6 +17,7 @@ struct disk_record {
 	bool present, verified, cut_over;
 	uint64_t size, chunk_size, epoch;
 	char agent[NAME_MAX_LEN + 1]; /* "" when the record names none */
+	char target[4096]; /* the target's path as configured then ("" when none) */
 	char event[REC_EVENT_MAX];
 };
 

@@ -3,7 +3,9 @@
  * fingerprint before it is written, ack an epoch only once it is durable. */
 #include "receiver/session.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +13,8 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,8 +44,11 @@ struct rdisk {
 	struct writer *w;
 	uint64_t size;
 	uint64_t nchunks;
-	struct fp *fps;   /* verified fingerprint of every chunk received */
+	/* Verified fingerprint of every chunk received (see fps_alloc: 16 zero bytes stand
+	 * for a zero chunk's); reserved from the receiver's budget with the bitmap. */
+	struct fp *fps;
 	uint8_t *have;    /* bitmap of chunks received in this epoch */
+	uint64_t reserved; /* bytes of srv->fp_used this disk holds */
 	uint64_t have_count;
 	uint64_t epoch;   /* the epoch being received */
 	bool marked;      /* the state record says "in progress" for this epoch */
@@ -114,6 +121,126 @@ static void have_set(struct rdisk *d, uint64_t i)
 	d->have_count++;
 }
 
+/* Marks chunks [first, last) received, whole bytes at a time: a ZERO frame may cover
+ * millions of chunks. check_range has made sure none of them came before. */
+static void have_set_range(struct rdisk *d, uint64_t first, uint64_t last)
+{
+	uint64_t i = first;
+
+	for (; i < last && i % 8; i++)
+		have_set(d, i);
+	if (last - i >= 8) {
+		uint64_t bytes = (last - i) / 8;
+
+		memset(&d->have[i / 8], 0xff, (size_t)bytes);
+		d->have_count += bytes * 8;
+		i += bytes * 8;
+	}
+	for (; i < last; i++)
+		have_set(d, i);
+}
+
+/* Takes bytes from the receiver-wide fingerprint budget: the agent picks the disk's
+ * size and chunk size, so without a bound one DISK frame could ask for any memory. */
+static int fp_reserve(struct rcv_server *srv, uint64_t bytes, uint64_t *ret_free)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	*ret_free = srv->fp_budget - MIN(srv->fp_used, srv->fp_budget);
+	if (bytes > *ret_free)
+		r = -ENOMEM;
+	else
+		srv->fp_used += bytes;
+	pthread_mutex_unlock(&srv->lock);
+	return r;
+}
+
+static void fp_release(struct rcv_server *srv, uint64_t bytes)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->fp_used -= MIN(bytes, srv->fp_used);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static size_t fps_map_len(uint64_t nchunks)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	return (size_t)DIV_ROUND_UP(nchunks * FP_LEN, page) * page;
+}
+
+/* Fingerprints live in an anonymous mapping whose untouched pages cost no memory and
+ * read as zeros, and 16 zero bytes stand for the fingerprint of a zero chunk (of that
+ * chunk's length): so a fresh array describes an all-zero disk, and a ZERO frame over
+ * any range drops its pages instead of writing to them. (A real XXH3-128 of all zeros
+ * would read as a zero chunk's: the roots then differ and nothing is verified, so that
+ * can only fail closed.) The caller has reserved the bytes. NULL when out of memory. */
+static struct fp *fps_alloc(uint64_t nchunks)
+{
+	void *p;
+
+	if (nchunks == 0 || nchunks > SIZE_MAX / FP_LEN / 2)
+		return NULL;
+	p = mmap(NULL, fps_map_len(nchunks), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static struct fp *fps_free(struct fp *fps, uint64_t nchunks)
+{
+	if (fps)
+		munmap(fps, fps_map_len(nchunks));
+	return NULL;
+}
+
+/* Records chunks [first, last) as zero chunks without committing memory for them. */
+static void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)&fps[first], hi = (uintptr_t)&fps[last];
+	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
+
+	if (plo >= phi) {
+		memset(&fps[first], 0, (size_t)(hi - lo));
+		return;
+	}
+	memset((void *)lo, 0, plo - lo);
+	memset((void *)phi, 0, hi - phi);
+	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
+	 * writing the zeros is still correct, only not free. */
+	if (madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
+		memset((void *)plo, 0, phi - plo);
+}
+
+/* Chunk i's fingerprint as the agent computes it, from an array of fps_alloc's. */
+static void fp_get(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
+		   uint64_t i, struct fp *ret)
+{
+	static const struct fp zero;
+
+	if (memcmp(&fps[i], &zero, sizeof(zero)) != 0) {
+		*ret = fps[i];
+		return;
+	}
+	fp_zero((size_t)MIN((uint64_t)s->cs, d->size - i * s->cs), ret);
+}
+
+/* The Merkle root over fps, leaf by leaf: no second array as large as the first. */
+static void disk_root(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
+		      struct fp *ret_root)
+{
+	struct fp_merkle m;
+	struct fp f;
+
+	fp_merkle_init(&m);
+	for (uint64_t i = 0; i < d->nchunks; i++) {
+		fp_get(s, d, fps, i, &f);
+		fp_merkle_add(&m, &f);
+	}
+	fp_merkle_final(&m, ret_root);
+}
+
 static struct rcv_target *claim_target(struct rcv_server *srv, const char *id, bool *ret_busy)
 {
 	struct rcv_target *t = NULL;
@@ -171,22 +298,25 @@ static int load_record(struct rsession *s, const char *id, struct disk_record *r
 static int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_record *rec,
 		       bool *ret_reconciled)
 {
-	char path[4096], *blob = NULL;
-	size_t len = 0;
+	static const struct fp zero;
+	char path[4096];
 	uint8_t *buf;
-	int r;
+	int fd, r;
 
 	*ret_reconciled = false;
-	if (rec->verified) {
-		r = fps_path(s, d->t->id, path, sizeof(path));
-		if (r == 0)
-			r = read_file_all(path, d->nchunks * FP_LEN + 1, &blob, &len);
-		if (r == 0 && len == d->nchunks * FP_LEN) {
-			memcpy(d->fps, blob, len);
-			free(blob);
-			return 0;
+	if (rec->verified && fps_path(s, d->t->id, path, sizeof(path)) == 0) {
+		/* Straight into the array: a copy would need as much memory again. */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			struct stat st;
+			bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+				  (uint64_t)st.st_size == d->nchunks * FP_LEN &&
+				  pread_full(fd, d->fps, d->nchunks * FP_LEN, 0) == 0;
+
+			close(fd);
+			if (ok)
+				return 0;
 		}
-		free(blob);
 	}
 	buf = alloc_aligned(4096, s->cs);
 	if (!buf)
@@ -199,10 +329,12 @@ static int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_re
 			free(buf);
 			return r;
 		}
-		if (mem_is_zero(buf, clen))
-			fp_zero(clen, &d->fps[i]);
-		else
+		/* A zero chunk is 16 zero bytes (see fps_alloc); reading a fresh array's
+		 * zeros commits nothing. */
+		if (!mem_is_zero(buf, clen))
 			fp_compute(buf, clen, &d->fps[i]);
+		else if (memcmp(&d->fps[i], &zero, sizeof(zero)) != 0)
+			d->fps[i] = zero;
 	}
 	free(buf);
 	*ret_reconciled = true;
@@ -213,22 +345,30 @@ static int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_re
 static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d, bool known)
 {
 	uint8_t *out = malloc(PROTO_HDR_LEN + PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN);
+	struct fp *part = malloc((size_t)PROTO_FPS_MAX * FP_LEN);
 	uint64_t first = 0;
 	int n, r = 0;
 
-	if (!out)
+	if (!out || !part) {
+		free(out);
+		free(part);
 		return -ENOMEM;
+	}
 	do {
 		struct proto_fps m = { .disk_no = disk_no, .next_epoch = d->epoch, .first_chunk = first };
 
 		m.count = known ? (uint32_t)MIN((uint64_t)PROTO_FPS_MAX, d->nchunks - first) : 0;
-		m.fps = &d->fps[first];
+		/* The agent gets zero chunks' real fingerprints. */
+		for (uint32_t i = 0; i < m.count; i++)
+			fp_get(s, d, d->fps, first + i, &part[i]);
+		m.fps = part;
 		n = proto_encode_fps(out, PROTO_HDR_LEN + PROTO_FPS_FIXED +
 				     (size_t)PROTO_FPS_MAX * FP_LEN, &m);
 		r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
 		first += m.count;
 	} while (r == 0 && known && first < d->nchunks);
 	free(out);
+	free(part);
 	return r;
 }
 
@@ -314,15 +454,105 @@ static void note_resume(struct rdisk *d, const struct disk_record *rec, bool kno
 			   "stopped or killed mid-epoch)%s", rec->epoch, how);
 }
 
+/* Writes the .fps file atomically with zero chunks' real fingerprints (its format), a
+ * block at a time: no copy of the whole array. */
+static int save_fps(struct rsession *s, const struct rdisk *d)
+{
+	char path[4096], tmp[4200] = "";
+	struct fp *blk = malloc(4096 * sizeof(*blk));
+	int fd = -1, r;
+
+	r = blk ? fps_path(s, d->t->id, path, sizeof(path)) : -ENOMEM;
+	if (r < 0)
+		goto fail;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	for (uint64_t i = 0; i < d->nchunks;) {
+		size_t k = (size_t)MIN((uint64_t)4096, d->nchunks - i);
+
+		for (size_t j = 0; j < k; j++)
+			fp_get(s, d, d->fps, i + j, &blk[j]);
+		r = write_full(fd, blk, k * FP_LEN);
+		if (r < 0)
+			goto fail;
+		i += k;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		r = -errno;
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	free(blk);
+	return fsync_dir_of(path);
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (tmp[0])
+		unlink(tmp);
+	free(blk);
+	return r;
+}
+
+/* Whether another disk's record vouches for what target path holds: verified or cut
+ * over, naming the same file (by path, or by device and inode through another path or a
+ * link). A new copy would overwrite it, and cut it when the source is smaller, while that
+ * record still claims it: refused. Records of unfinished copies vouch for nothing. Sets
+ * ret_other to the other disk's id. 1 when vouched for, 0 when not, -errno. */
+static int vouched_elsewhere(struct rsession *s, const char *id, const char *path,
+			     char *ret_other, size_t len)
+{
+	char dir[4096], rpath[4096 + 300];
+	struct stat st, ost;
+	bool have_st = stat(path, &st) == 0;
+	struct dirent *e;
+	DIR *dp;
+	int r = 0;
+
+	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	dp = opendir(dir);
+	if (!dp)
+		return errno == ENOENT ? 0 : -errno;
+	while (r == 0 && (e = readdir(dp))) {
+		size_t n = strlen(e->d_name);
+		struct disk_record rec;
+
+		if (n <= 6 || strcmp(e->d_name + n - 6, ".state") != 0 ||
+		    (n - 6 == strlen(id) && strncmp(e->d_name, id, n - 6) == 0))
+			continue;
+		snprintf(rpath, sizeof(rpath), "%s/%s", dir, e->d_name);
+		if (rec_load(rpath, &rec) < 0 || !(rec.verified || rec.cut_over) || !rec.target[0])
+			continue;
+		if (strcmp(rec.target, path) == 0 ||
+		    (have_st && stat(rec.target, &ost) == 0 && ost.st_dev == st.st_dev &&
+		     ost.st_ino == st.st_ino)) {
+			snprintf(ret_other, len, "%.*s", (int)(n - 6), e->d_name);
+			r = 1;
+		}
+	}
+	closedir(dp);
+	return r;
+}
+
 static int on_disk(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk m;
 	struct proto_disk_ok ok;
 	struct rdisk *d;
 	uint8_t out[64];
-	char why[256], owner[NAME_MAX_LEN + 1];
+	char why[256], owner[NAME_MAX_LEN + 1], other[NAME_MAX_LEN + 1], b1[32], b2[32];
 	struct disk_record rec;
 	bool busy, known, reconciled = false;
+	uint64_t need, avail;
 	int n, r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
@@ -339,14 +569,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	d = &s->disks[s->ndisks];
 	d->size = m.size;
 	d->nchunks = DIV_ROUND_UP(m.size, s->cs);
-	d->fps = calloc(d->nchunks, sizeof(*d->fps));
-	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
-	if (!d->fps || !d->have) {
-		free(d->fps);
-		free(d->have);
-		memset(d, 0, sizeof(*d));
-		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
-	}
+	/* The target is checked before any memory is set aside for the disk. */
 	d->t = claim_target(s->srv, m.id, &busy);
 	s->ndisks++; /* from here on the cleanup owns d */
 	if (!d->t) {
@@ -373,12 +596,37 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	if (rec.cut_over)
 		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
 			      m.id);
-	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
+	/* 16 bytes a chunk and a bit: what the agent's size and chunk size cost here. */
+	need = d->nchunks > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX :
+	       fps_map_len(d->nchunks) + DIV_ROUND_UP(d->nchunks, 8);
+	r = fp_reserve(s->srv, need, &avail);
 	if (r < 0)
-		return refuse(s, r, "disk %s: %s", m.id, why);
+		return refuse(s, -ENOMEM, "disk %s: %" PRIu64 " chunks of %u bytes need %s of "
+			      "fingerprint memory, more than the %s this receiver has left "
+			      "(--fp-memory); a larger chunk size needs less", m.id, d->nchunks, s->cs,
+			      fmt_bytes(need, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
+	d->reserved = need;
 	/* A target that already holds this disk (same size and chunk size) is resumed: the
 	 * agent learns its fingerprints and sends only what differs. */
 	known = rec.present && rec.size == m.size && rec.chunk_size == s->cs;
+	if (!known) {
+		r = vouched_elsewhere(s, m.id, d->t->path, other, sizeof(other));
+		if (r < 0)
+			return refuse(s, r, "disk %s: cannot read the state records: %s", m.id,
+				      strerror(-r));
+		if (r > 0)
+			return refuse(s, -EEXIST, "disk %s: target %s holds disk %s, verified in its "
+				      "state record; a copy would overwrite it (remove %s/disks/%s.state "
+				      "if that disk is gone)", m.id, d->t->path, other,
+				      s->srv->state_dir, other);
+	}
+	r = wr_open(d->t->path, m.size, d->t->max_size, &d->w, why, sizeof(why));
+	if (r < 0)
+		return refuse(s, r, "disk %s: %s", m.id, why);
+	d->fps = fps_alloc(d->nchunks);
+	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	if (!d->fps || !d->have)
+		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
 	if (known) {
 		r = recover_fps(s, d, &rec, &reconciled);
 		if (r < 0)
@@ -401,6 +649,11 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 				      s->srv->state_dir, strerror(-r));
 		d->marked = true;
 	}
+	/* Only now is a file resized: to the source's size exactly, so that nothing past the
+	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
+	r = wr_fit(d->w, why, sizeof(why));
+	if (r < 0)
+		return refuse(s, r, "disk %s: %s", m.id, why);
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
@@ -621,12 +874,9 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 			      m.offset, m.length, strerror(-r));
 	first = m.offset / s->cs;
 	last = DIV_ROUND_UP(m.offset + m.length, s->cs);
-	for (uint64_t i = first; i < last; i++) {
-		uint64_t clen = MIN((uint64_t)s->cs, d->size - i * s->cs);
-
-		fp_zero((size_t)clen, &d->fps[i]);
-		have_set(d, i);
-	}
+	/* No memory per chunk: a zero chunk's fingerprint is implied (see fps_alloc). */
+	fps_zero(d->fps, first, last);
+	have_set_range(d, first, last);
 	reg_frame(s->srv->reg, d->rd, m.length, 0, 0, PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
 }
@@ -683,23 +933,17 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		return r == -ESTALE ? wr_failed(s, d, r) :
 		       refuse(s, r, "disk %s: cannot make the target durable: %s", d->t->id,
 			      strerror(-r));
-	r = fp_merkle_root(d->fps, d->nchunks, &ack.root);
-	if (r < 0)
-		return refuse(s, r, "out of memory");
+	disk_root(s, d, d->fps, &ack.root);
 	ack.disk_no = m.disk_no;
 	ack.epoch = m.epoch;
 	ack.match = fp_equal(&ack.root, &m.root);
 	ack.bytes_written = wr_bytes_written(d->w);
 	if (ack.match) {
-		char path[4096];
-
 		/* The fingerprints first, then the record that vouches for them; an epoch
 		 * that changed nothing leaves the saved ones as they are (16 bytes a chunk:
 		 * 256 MiB a TiB, not to be rewritten every idle interval). */
 		if (!d->fps_saved || d->have_count > 0) {
-			r = fps_path(s, d->t->id, path, sizeof(path));
-			if (r == 0)
-				r = write_file_atomic(path, d->fps, d->nchunks * FP_LEN, 0600);
+			r = save_fps(s, d);
 			if (r < 0)
 				return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s",
 					      d->t->id, s->srv->state_dir, strerror(-r));
@@ -723,9 +967,12 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		      now_ns() - flush_t0);
 	if (!ack.match)
 		reg_disk_error(s->srv->reg, d->rd, "root mismatch at the end of an epoch");
-	/* The next epoch starts: every chunk may come once more. */
+	/* The next epoch starts: every chunk may come once more. Its first write rewrites
+	 * the record as in progress whatever this epoch's outcome: after a mismatch the
+	 * record may still vouch for an earlier verified epoch (when nothing of this one was
+	 * written), and a resume from it would trust fingerprints the target no longer has. */
 	d->epoch++;
-	d->marked = !ack.match;
+	d->marked = false;
 	memset(d->have, 0, DIV_ROUND_UP(d->nchunks, 8));
 	d->have_count = 0;
 	d->patched = 0;
@@ -1072,18 +1319,25 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 			struct disk_record full = { .present = true };
 			bool reread;
 			struct fp *saved = d->fps;
+			uint64_t need = fps_map_len(d->nchunks), avail;
 
 			/* Read every chunk of the target back; the fingerprints kept so far are
-			 * set aside, so the root below describes what is on the disk now. */
-			d->fps = calloc(d->nchunks, sizeof(*d->fps));
+			 * set aside, so the root below describes what is on the disk now. The
+			 * second array counts against the budget while it lives. */
+			if (fp_reserve(s->srv, need, &avail) < 0)
+				return refuse(s, -ENOMEM, "disk %s: no fingerprint memory left for "
+					      "--verify full (--fp-memory)", d->t->id);
+			d->fps = fps_alloc(d->nchunks);
 			if (!d->fps) {
 				d->fps = saved;
+				fp_release(s->srv, need);
 				return refuse(s, -ENOMEM, "out of memory");
 			}
 			r = recover_fps(s, d, &full, &reread);
 			if (r == 0)
-				r = fp_merkle_root(d->fps, d->nchunks, &root);
-			free(d->fps);
+				disk_root(s, d, d->fps, &root);
+			fps_free(d->fps, d->nchunks);
+			fp_release(s->srv, need);
 			d->fps = saved;
 			if (r < 0)
 				return refuse(s, r, "disk %s: cannot re-read the target: %s", d->t->id,
@@ -1228,8 +1482,9 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 		/* A session that did not end its epoch leaves queued writes unacknowledged;
 		 * they complete or fail, but nothing claims they are durable. */
 		wr_close(s->disks[i].w);
-		free(s->disks[i].fps);
+		fps_free(s->disks[i].fps, s->disks[i].nchunks);
 		free(s->disks[i].have);
+		fp_release(srv, s->disks[i].reserved);
 		if (s->disks[i].t) {
 			s->disks[i].t->seen = true;
 			s->disks[i].t->fault_noted = s->disks[i].fault_noted;

@@ -14,6 +14,7 @@ struct rcv_target {
 	char *id;
 	char *path;
 	char *agent; /* the only agent that may write it (--target ID=PATH,agent=NAME), or NULL */
+	uint64_t max_size; /* ,max-size=: a file target grows no larger (0: its free space) */
 	bool busy; /* held by a session; guarded by rcv_server.lock */
 	/* Written only by the session holding the target (busy): whether a session of this
 	 * process held it before, and how the last one ended ("" for an orderly BYE). */
@@ -61,6 +62,10 @@ struct rcv_server {
 	struct registry *reg;  /* what the operator API shows; has its own lock */
 	struct enrol_shared shared; /* how the shared agent bundle is recognised */
 	bool no_shared;        /* serve --no-shared-bundle: the shared bundle is refused */
+	/* Chunk fingerprints and bitmaps of all sessions together stay under fp_budget
+	 * bytes (--fp-memory); fp_used is what they hold now. Guarded by lock. */
+	uint64_t fp_budget;
+	uint64_t fp_used;
 };
 
 /* Asks the session of agent `agent` to cut over and waits up to timeout_s for its proof.

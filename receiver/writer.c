@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -45,6 +46,7 @@ struct writer {
 	int fd_plain;  /* buffered, for writes that O_DIRECT cannot align */
 	bool direct, blockdev;
 	uint64_t size;
+	uint64_t src_size;
 	uint64_t written;
 	struct io_uring ring;
 	bool ring_ok;
@@ -162,7 +164,8 @@ static int reap(struct writer *w, bool wait)
 	return w->err;
 }
 
-int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *why, size_t why_len)
+int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct writer **ret_wr,
+	    char *why, size_t why_len)
 {
 	struct writer *w = calloc(1, sizeof(*w));
 	struct stat st, st2;
@@ -235,16 +238,36 @@ int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *w
 		}
 	} else {
 		w->size = (uint64_t)st.st_size;
-		if (w->size < src_size) {
-			if (ftruncate(w->fd_plain, (off_t)src_size) < 0) {
-				r = -errno;
-				snprintf(why, why_len, "cannot grow target %s to %" PRIu64 " bytes: %s",
-					 path, src_size, strerror(-r));
+		if (src_size > w->size) {
+			struct statvfs vfs;
+			uint64_t limit = max_size;
+
+			/* The agent chooses the size: a file grows only as far as the operator
+			 * allows, by default as far as its filesystem could ever fill it. */
+			if (!limit) {
+				if (fstatvfs(w->fd_plain, &vfs) < 0) {
+					r = -errno;
+					snprintf(why, why_len, "cannot size the filesystem of target %s: %s",
+						 path, strerror(-r));
+					goto fail;
+				}
+				/* A filesystem that keeps no count of its blocks (ramfs) says
+				 * nothing about its room: only max-size can limit it. */
+				limit = vfs.f_blocks == 0 ? UINT64_MAX :
+					(uint64_t)st.st_blocks * 512 +
+					(uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+			}
+			if (src_size > limit) {
+				r = -ENOSPC;
+				snprintf(why, why_len, "a disk of %" PRIu64 " bytes does not fit target %s: "
+					 "it may grow to %" PRIu64 " bytes (%s)", src_size, path, limit,
+					 max_size ? "its max-size" : "what its filesystem has free; "
+					 "--target ID=PATH,max-size=SIZE sets another limit");
 				goto fail;
 			}
-			w->size = src_size;
 		}
 	}
+	w->src_size = src_size;
 	/* A second descriptor with O_DIRECT for the bulk of the data; the first stays for
 	 * the odd unaligned tail of an image whose size is not a multiple of 4 KiB. The
 	 * block device's O_EXCL claim is held by the first. */
@@ -299,6 +322,21 @@ fail:
 		unlink(path);
 	wr_close(w);
 	return r;
+}
+
+int wr_fit(struct writer *w, char *why, size_t why_len)
+{
+	if (w->blockdev || w->size == w->src_size)
+		return 0;
+	if (ftruncate(w->fd_plain, (off_t)w->src_size) < 0) {
+		int r = -errno;
+
+		snprintf(why, why_len, "cannot %s target %s to %" PRIu64 " bytes: %s",
+			 w->size < w->src_size ? "grow" : "cut", w->path, w->src_size, strerror(-r));
+		return r;
+	}
+	w->size = w->src_size;
+	return 0;
 }
 
 void *wr_get_buf(struct writer *w, int *ret_err)

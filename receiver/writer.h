@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* A target volume: a regular file (created or grown to the source's size) or a block
- * device (held with O_EXCL, so a mounted or otherwise claimed device is refused), written
+/* A target volume: a regular file (created, then grown or cut to the source's size) or a
+ * block device (held with O_EXCL, so a mounted or otherwise claimed device is refused), written
  * with io_uring from a pool of aligned buffers and made durable with fdatasync. */
 #pragma once
 #include <stdbool.h>
@@ -14,10 +14,18 @@ struct writer;
 #define WR_BUF_LEN (1u << 20)
 
 /* Opens path as the target for a source of src_size bytes. Refuses (-ENOSPC) a block
- * device smaller than the source, (-EBUSY) one mounted or open exclusively elsewhere, and
- * (-EINVAL) anything that is neither a regular file nor a block device. Nothing is written
- * on refusal. why gets a one-line reason. Returns 0 or -errno. */
-int wr_open(const char *path, uint64_t src_size, struct writer **ret_wr, char *why, size_t why_len);
+ * device smaller than the source, or a file that would have to grow past max_size bytes
+ * to hold it (max_size 0: past what it holds now plus its filesystem's free space),
+ * (-EBUSY) one mounted or open exclusively elsewhere, and (-EINVAL) anything that is
+ * neither a regular file nor a block device. A file is not resized yet (wr_fit does it),
+ * and nothing is written on refusal; a file created here is removed again. why gets a
+ * one-line reason. Returns 0 or -errno. */
+int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct writer **ret_wr,
+	    char *why, size_t why_len);
+/* Makes a file target exactly the source's size: grown (wr_open checked the room), or
+ * cut where it is larger, so no stale byte lies past the disk's end outside the proof. A
+ * block device keeps its size. 0 or -errno, with why set. */
+int wr_fit(struct writer *w, char *why, size_t why_len);
 /* An aligned buffer of WR_BUF_LEN bytes for the next write; waits for a completed write
  * when all are busy. NULL with *ret_err set when a write failed. */
 void *wr_get_buf(struct writer *w, int *ret_err);

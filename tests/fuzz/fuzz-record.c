@@ -55,6 +55,8 @@ static void check(const char *text, const struct disk_record *rec)
 	require(!rec->verified || has_line(text, "verified=1", "", true));
 	require(!rec->cut_over || has_line(text, "cutover=1", "", true));
 	require(!alen || has_line(text, "agent=", rec->agent, true));
+	require(strnlen(rec->target, sizeof(rec->target)) < sizeof(rec->target));
+	require(!rec->target[0] || has_line(text, "target=", rec->target, true));
 	require(!elen || has_line(text, "event=", rec->event, elen + 1 < sizeof(rec->event)));
 	require(!rec->size || has_line(text, "size=", "", false));
 	require(!rec->chunk_size || has_line(text, "chunk_size=", "", false));

@@ -2,7 +2,11 @@
 /* A misbehaving agent for tests: completes a real mutual TLS handshake with a valid
  * credential, then breaks one protocol rule, and checks that the receiver answers with an
  * ERROR frame whose text contains what is expected.
- * Usage: badpeer HOST:PORT BUNDLE DISK_ID DISK_SIZE SCENARIO EXPECTED_TEXT */
+ * Usage: badpeer HOST:PORT BUNDLE DISK_ID DISK_SIZE SCENARIO EXPECTED_TEXT
+ * Scenarios that are not refusals print what they saw and check it themselves:
+ * zero-all-4k (4 KiB chunks, one ZERO frame over the whole disk, the right root: expects
+ * an EPOCH_ACK that matches) and stale (a verified copy of 0x42 chunks, an empty epoch
+ * with a wrong root, one chunk rewritten, then the link dropped without BYE). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +19,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 
-#define CS (64u << 10)
+static uint32_t CS = 64u << 10; /* 4 KiB for the *-4k scenarios */
 
 static uint8_t frame[PROTO_HDR_LEN + PROTO_MAX_PAYLOAD];
 
@@ -57,7 +61,9 @@ static int send_disk(struct conn *c, const char *id, uint64_t size)
 	}
 }
 
-/* A raw DATA frame of one 64 KiB chunk of 0x42 at off, with a correct fingerprint. */
+static uint8_t fill = 0x42; /* what data_frame's chunks hold */
+
+/* A raw DATA frame of one 64 KiB chunk of `fill` at off, with a correct fingerprint. */
 static int data_frame(uint16_t disk_no, uint64_t off, uint8_t enc, size_t payload_len)
 {
 	struct proto_data d = { .disk_no = disk_no, .encoding = enc, .nchunks = 1,
@@ -68,7 +74,7 @@ static int data_frame(uint16_t disk_no, uint64_t off, uint8_t enc, size_t payloa
 
 	if (!chunk)
 		return -ENOMEM;
-	memset(chunk, 0x42, CS);
+	memset(chunk, fill, CS);
 	fp_compute(chunk, CS, &fp);
 	n = proto_encode_data_head(frame, sizeof(frame), &d);
 	if (n < 0) {
@@ -83,6 +89,105 @@ static int data_frame(uint16_t disk_no, uint64_t off, uint8_t enc, size_t payloa
 		memset(frame + n + FP_LEN, 0xee, payload_len);
 	free(chunk);
 	return n + FP_LEN + (int)payload_len;
+}
+
+/* Ends epoch `epoch` of disk 0 with root (flipped when wrong) and returns the ack's match
+ * (0 or 1), or -errno when the receiver answered otherwise. */
+static int end_epoch(struct conn *c, uint64_t size, uint64_t epoch, const struct fp *root,
+		     bool wrong)
+{
+	struct proto_epoch_end ee = { .disk_no = 0, .epoch = epoch,
+				      .nchunks = DIV_ROUND_UP(size, CS), .root = *root };
+	struct proto_epoch_ack ack;
+	struct proto_hdr hdr;
+	int n;
+
+	if (wrong)
+		ee.root.b[0] ^= 0xff;
+	n = proto_encode_epoch_end(frame, sizeof(frame), &ee);
+	if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
+		return -EIO;
+	if (conn_recv(c, &hdr, frame, sizeof(frame)) < 0)
+		return -EIO;
+	if (hdr.type == PROTO_ERROR) {
+		struct proto_error e;
+
+		if (proto_decode_error(frame, hdr.len, &e) == 0)
+			fprintf(stderr, "receiver refused: %s\n", e.msg);
+		return -EPROTO;
+	}
+	if (hdr.type != PROTO_EPOCH_ACK || proto_decode_epoch_ack(frame, hdr.len, &ack) < 0)
+		return -EPROTO;
+	return ack.match ? 1 : 0;
+}
+
+/* The root of a disk whose chunks all hold `byte` (0 for a zero disk), leaf by leaf. */
+static void uniform_root(uint64_t size, uint8_t byte, struct fp *ret_root)
+{
+	uint8_t *chunk = malloc(CS);
+	struct fp_merkle m;
+	struct fp f;
+
+	fp_merkle_init(&m);
+	for (uint64_t off = 0; chunk && off < size; off += CS) {
+		size_t len = (size_t)MIN((uint64_t)CS, size - off);
+
+		memset(chunk, byte, len);
+		if (byte)
+			fp_compute(chunk, len, &f);
+		else
+			fp_zero(len, &f);
+		fp_merkle_add(&m, &f);
+	}
+	free(chunk);
+	fp_merkle_final(&m, ret_root);
+}
+
+/* One ZERO frame over the whole disk, then the epoch's end with the right root. */
+static int zero_all(struct conn *c, uint64_t size)
+{
+	struct proto_zero z = { .disk_no = 0, .offset = 0, .length = size };
+	struct fp root;
+	int n = proto_encode_zero(frame, sizeof(frame), &z), r;
+
+	if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
+		return 1;
+	uniform_root(size, 0, &root);
+	r = end_epoch(c, size, 0, &root, false);
+	printf("zero-all-4k: %s\n", r == 1 ? "acknowledged, roots match" :
+	       r == 0 ? "acknowledged, roots differ" : "no ack");
+	return r == 1 ? 0 : 1;
+}
+
+/* The stale-record sequence: epoch 0 copies 0x42 everywhere (verified), epoch 1 ends
+ * with a wrong root and nothing written, epoch 2 rewrites chunk 0 as 0x43, then the link
+ * drops. The receiver must not vouch for epoch 0 afterwards: its target differs. */
+static int stale(struct conn *c, uint64_t size)
+{
+	struct fp root;
+	int n;
+
+	if (size % CS) {
+		fprintf(stderr, "stale: the size must be whole chunks\n");
+		return 2;
+	}
+	for (uint64_t off = 0; off < size; off += CS) {
+		n = data_frame(0, off, PROTO_ENC_RAW, CS);
+		if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
+			return 1;
+	}
+	uniform_root(size, 0x42, &root);
+	if (end_epoch(c, size, 0, &root, false) != 1 || end_epoch(c, size, 1, &root, true) != 0) {
+		fprintf(stderr, "stale: epochs 0 and 1 did not end as planned\n");
+		return 1;
+	}
+	fill = 0x43;
+	n = data_frame(0, 0, PROTO_ENC_RAW, CS);
+	if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
+		return 1;
+	/* Dropped without BYE, as a lost link. */
+	printf("stale: epoch 0 verified, epoch 1 mismatched, chunk 0 rewritten in epoch 2\n");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -103,6 +208,8 @@ int main(int argc, char **argv)
 	log_setup("badpeer", LOG_LVL_WARN);
 	scenario = argv[5];
 	expect = argv[6];
+	if (strcmp(scenario, "disk-4k") == 0 || strcmp(scenario, "zero-all-4k") == 0)
+		CS = 4096;
 	ctx = tls_client_ctx(argv[2], &r);
 	if (!ctx)
 		return 1;
@@ -123,12 +230,32 @@ int main(int argc, char **argv)
 		proto_encode_hdr(frame, PROTO_HELLO, 0);
 		frame[4] = 2;
 		n = PROTO_HDR_LEN;
+	} else if (strcmp(scenario, "disk-4k") == 0) {
+		/* The refusal comes in answer to the DISK frame itself. */
+		struct proto_disk d = { .disk_no = 0, .logical_block = 512, .size = size };
+
+		if (send_hello(c) < 0) {
+			fprintf(stderr, "setup refused\n");
+			return 1;
+		}
+		snprintf(d.id, sizeof(d.id), "%s", argv[3]);
+		n = proto_encode_disk(frame, sizeof(frame), &d);
 	} else {
 		if (send_hello(c) < 0 || send_disk(c, argv[3], size) < 0) {
 			fprintf(stderr, "setup refused\n");
 			return 1;
 		}
-		if (strcmp(scenario, "past-end") == 0) {
+		if (strcmp(scenario, "zero-all-4k") == 0) {
+			r = zero_all(c, size);
+			conn_free(c);
+			SSL_CTX_free(ctx);
+			return r;
+		} else if (strcmp(scenario, "stale") == 0) {
+			r = stale(c, size);
+			conn_free(c);
+			SSL_CTX_free(ctx);
+			return r;
+		} else if (strcmp(scenario, "past-end") == 0) {
 			n = data_frame(0, (size + CS - 1) / CS * CS, PROTO_ENC_RAW, CS);
 		} else if (strcmp(scenario, "unregistered") == 0) {
 			n = data_frame(3, 0, PROTO_ENC_RAW, CS);

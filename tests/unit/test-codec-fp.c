@@ -636,6 +636,29 @@ START_TEST(test_fp_merkle_root_matches_reference)
 }
 END_TEST
 
+/* The leaf-by-leaf root the receiver computes in constant memory is the same tree. */
+START_TEST(test_fp_merkle_stream_matches_root)
+{
+	size_t max = 300;
+	struct fp *l = malloc(max * sizeof(*l));
+	struct fp_merkle m;
+
+	ck_assert_ptr_nonnull(l);
+	make_leaves(l, max, 0x60);
+	for (size_t n = 0; n <= max; n++) {
+		struct fp root, want;
+
+		fp_merkle_init(&m);
+		for (size_t i = 0; i < n; i++)
+			fp_merkle_add(&m, &l[i]);
+		fp_merkle_final(&m, &root);
+		ck_assert_int_eq(fp_merkle_root(l, n, &want), 0);
+		ck_assert_msg(fp_equal(&root, &want), "n = %zu", n);
+	}
+	free(l);
+}
+END_TEST
+
 START_TEST(test_fp_merkle_root_changes_with_any_leaf)
 {
 	static const size_t counts[] = { 2, 3, 13, 16, 17 };
@@ -763,6 +786,54 @@ START_TEST(test_util_name_is_valid)
 	ck_assert(name_is_valid("ab/c", 2));
 	ck_assert(!name_is_valid("ab/c", 3));
 	ck_assert(!name_is_valid("a\0b", 3));
+}
+END_TEST
+
+static int collect_opt(void *ud, const char *key, const char *value)
+{
+	char *out = ud;
+
+	if (strcmp(key, "bad") == 0)
+		return -ENOENT;
+	snprintf(out + strlen(out), 256 - strlen(out), "[%s=%s]", key, value);
+	return 0;
+}
+
+START_TEST(test_util_parse_id_path_opts)
+{
+	static const struct {
+		const char *arg, *path, *opts;
+	} ok[] = {
+		{ "d=/srv/d.img", "/srv/d.img", "" },
+		{ "d=/srv/a,b.img", "/srv/a,b.img", "" },
+		{ "d=/srv/a=b,c.img", "/srv/a=b,c.img", "" },
+		{ "d=/srv/d.img,max-size=10G", "/srv/d.img", "[max-size=10G]" },
+		{ "d=/srv/a,b.img,max-size=1M,agent=x", "/srv/a,b.img", "[max-size=1M][agent=x]" },
+	};
+	static const char *const bad[] = {
+		"d=/x,max-size=", "d=/x,max-size=1,", "d=/x,max-size=1,,agent=y",
+		"d=/x,max-size=1,Agent=y", "d=/x,max-size=1,junk", "d=,max-size=1", "=/x", "d",
+	};
+	char out[256], *id, *path;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		out[0] = '\0';
+		ck_assert_msg(parse_id_path_opts(ok[i].arg, &id, &path, collect_opt, out) == 0,
+			      "\"%s\" refused", ok[i].arg);
+		ck_assert_str_eq(id, "d");
+		ck_assert_str_eq(path, ok[i].path);
+		ck_assert_str_eq(out, ok[i].opts);
+		free(id);
+		free(path);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		out[0] = '\0';
+		ck_assert_msg(parse_id_path_opts(bad[i], &id, &path, collect_opt, out) == -EINVAL,
+			      "\"%s\" accepted", bad[i]);
+	}
+	/* The option handler's own refusal comes back as it is. */
+	out[0] = '\0';
+	ck_assert_int_eq(parse_id_path_opts("d=/x,bad=1", &id, &path, collect_opt, out), -ENOENT);
 }
 END_TEST
 
@@ -993,6 +1064,7 @@ static Suite *fp_suite(void)
 	tcase_add_test(tc, test_fp_merkle_root_small_trees);
 	tcase_add_test(tc, test_fp_merkle_root_matches_reference);
 	tcase_add_test(tc, test_fp_merkle_root_changes_with_any_leaf);
+	tcase_add_test(tc, test_fp_merkle_stream_matches_root);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -1008,6 +1080,7 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_util_parse_u64);
 	tcase_add_test(tc, test_util_name_is_valid);
 	tcase_add_test(tc, test_util_parse_id_path);
+	tcase_add_test(tc, test_util_parse_id_path_opts);
 	tcase_add_test(tc, test_util_mem_is_zero_all_zero);
 	tcase_add_test(tc, test_util_mem_is_zero_finds_any_byte);
 	tcase_add_test(tc, test_util_mem_is_zero_chunk);
