@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fp.h"
 #include "common/log.h"
@@ -26,8 +27,13 @@ static uint8_t frame[PROTO_HDR_LEN + PROTO_MAX_PAYLOAD];
 static int send_hello(struct conn *c)
 {
 	struct proto_hello h = { .chunk_size = CS, .name = "badpeer" };
+	const char *name = getenv("BADPEER_NAME");
 	struct proto_hdr hdr;
-	int n = proto_encode_hello(frame, sizeof(frame), &h);
+	int n;
+
+	if (name)
+		snprintf(h.name, sizeof(h.name), "%s", name);
+	n = proto_encode_hello(frame, sizeof(frame), &h);
 
 	if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
 		return -EIO;
@@ -190,6 +196,41 @@ static int stale(struct conn *c, uint64_t size)
 	return 0;
 }
 
+/* An agent that will not stop: an epoch rewriting its one chunk every 200 ms, each ended
+ * with the right root, until the receiver ends the session (or 60 s pass). Acks that come
+ * for an EPOCH_END sent after the file BADPEER_MARK appeared (the test revokes the name,
+ * then creates it) are counted apart: a receiver that ends revoked sessions allows at most
+ * the one already past its check. */
+static int endless_epochs(struct conn *c, uint64_t size)
+{
+	const char *mark = getenv("BADPEER_MARK");
+	unsigned acked = 0, after = 0;
+	struct fp root;
+
+	if (size != CS) {
+		fprintf(stderr, "epochs: the disk must be one chunk\n");
+		return 2;
+	}
+	for (uint64_t epoch = 0, t0 = now_ns(); now_ns() - t0 < 60000000000ull; epoch++) {
+		bool marked = mark && access(mark, F_OK) == 0;
+		int n, r;
+
+		fill = (uint8_t)(0x42 + (epoch & 1));
+		n = data_frame(0, 0, PROTO_ENC_RAW, CS);
+		if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
+			break;
+		uniform_root(size, fill, &root);
+		r = end_epoch(c, size, epoch, &root, false);
+		if (r != 1)
+			break;
+		acked++;
+		after += marked;
+		usleep(200 * 1000);
+	}
+	printf("epochs: %u acknowledged, %u after the mark\n", acked, after);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *scenario, *expect;
@@ -230,6 +271,13 @@ int main(int argc, char **argv)
 		proto_encode_hdr(frame, PROTO_HELLO, 0);
 		frame[4] = 2;
 		n = PROTO_HDR_LEN;
+	} else if (strcmp(scenario, "hello") == 0) {
+		/* Only the HELLO, under BADPEER_NAME: the refusal answers it. */
+		struct proto_hello h = { .chunk_size = CS, .name = "badpeer" };
+
+		if (getenv("BADPEER_NAME"))
+			snprintf(h.name, sizeof(h.name), "%s", getenv("BADPEER_NAME"));
+		n = proto_encode_hello(frame, sizeof(frame), &h);
 	} else if (strcmp(scenario, "disk-4k") == 0) {
 		/* The refusal comes in answer to the DISK frame itself. */
 		struct proto_disk d = { .disk_no = 0, .logical_block = 512, .size = size };
@@ -247,6 +295,11 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(scenario, "zero-all-4k") == 0) {
 			r = zero_all(c, size);
+			conn_free(c);
+			SSL_CTX_free(ctx);
+			return r;
+		} else if (strcmp(scenario, "epochs") == 0) {
+			r = endless_epochs(c, size);
 			conn_free(c);
 			SSL_CTX_free(ctx);
 			return r;
