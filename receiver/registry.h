@@ -5,7 +5,8 @@
  * churn, throughput, tracker), the operator's wishes for each agent (paused, bandwidth
  * limit), and a forecast of whether replication converges. One lock guards it all;
  * sessions update it per frame, the API reads consistent snapshots. Entries live until the
- * receiver exits, so a disconnected agent and its last error stay visible. */
+ * receiver exits, so a disconnected agent and its last error stay visible; only an agent
+ * that never owned a disk here is dropped, REG_EXPIRE_DEFAULT_S after it left. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,7 +20,12 @@ struct reg_disk;
 struct reg_agent;
 struct registry;
 
+/* How long an agent that registered no disk stays listed after its last session ended. */
+#define REG_EXPIRE_DEFAULT_S 600
+
 struct registry *reg_new(void);
+/* Sets that time (tests shorten it). */
+void reg_set_expiry(struct registry *reg, uint64_t seconds);
 /* NULL-safe; returns NULL. Only once no session uses it. */
 struct registry *reg_free(struct registry *reg);
 

@@ -855,6 +855,8 @@ static int register_handle(struct rsession *s)
 	pthread_mutex_lock(&s->srv->lock);
 	s->handle.next = s->srv->handles;
 	s->srv->handles = &s->handle;
+	/* A cutover asked for while the agent was away waits for it on cut_cv. */
+	pthread_cond_broadcast(&s->srv->cut_cv);
 	pthread_mutex_unlock(&s->srv->lock);
 	s->registered = true;
 	return 0;
@@ -1175,6 +1177,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	struct rcv_handle *hd;
 	struct timespec deadline;
 	uint64_t one = 1;
+	bool known, waited = false;
 	int r = 0;
 
 	/* srv->cut_cv waits on the monotonic clock: a clock step must not move the deadline. */
@@ -1183,12 +1186,35 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->done = false;
 	req->result = 0;
 	req->proof[0] = '\0';
+	/* An agent the receiver has never heard of is not coming back: refused at once. */
+	known = reg_known(srv->reg, agent);
 	pthread_mutex_lock(&srv->lock);
-	for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
-		;
+	for (;;) {
+		/* Sessions are added at the head: the first match is the newest, the one a
+		 * reconnected agent opened while a stale one may still linger. */
+		for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
+			;
+		if (hd || !known || srv->stopping)
+			break;
+		/* A link flap or an agent restart: wait, within the same deadline, for the
+		 * agent's next session (register_handle signals cut_cv). */
+		if (!waited)
+			log_info("api: agent %s is not connected; waiting up to %u s for it to come "
+				 "back", agent, timeout_s);
+		waited = true;
+		if (pthread_cond_timedwait(&srv->cut_cv, &srv->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
 	if (!hd) {
-		snprintf(req->proof, sizeof(req->proof), "agent %s is not connected", agent);
-		r = -ENOENT;
+		if (!known)
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (this "
+				 "receiver has never seen it)", agent);
+		else if (srv->stopping)
+			snprintf(req->proof, sizeof(req->proof), "the receiver is shutting down");
+		else
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (waited "
+				 "%u s for it to come back)", agent, timeout_s);
+		r = known && !srv->stopping ? -ETIMEDOUT : -ENOENT;
 	} else if (hd->req) {
 		snprintf(req->proof, sizeof(req->proof), "a cutover of agent %s is already running",
 			 agent);
