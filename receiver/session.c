@@ -363,8 +363,11 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
 			      m.id);
 	r = wr_open(d->t->path, m.size, &d->w, why, sizeof(why));
-	if (r < 0)
+	if (r < 0) {
+		/* The path is for the receiver's log only: the agent learns the disk and why. */
+		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
 		return refuse(s, r, "disk %s: %s", m.id, why);
+	}
 	/* A target that already holds this disk (same size and chunk size) is resumed: the
 	 * agent learns its fingerprints and sends only what differs. */
 	known = rec.present && rec.size == m.size && rec.chunk_size == s->cs;
@@ -385,9 +388,12 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	 * verified one keeps its record until mark_epoch, before the first accepted write. */
 	if (!known || !rec.verified) {
 		r = save_disk_state(s, d, d->epoch, NULL);
-		if (r < 0)
-			return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id,
-				      s->srv->state_dir, strerror(-r));
+		if (r < 0) {
+			log_error("agent %s: disk %s: cannot record state in %s/disks: %s", s->agent,
+				  m.id, s->srv->state_dir, strerror(-r));
+			return refuse(s, r, "disk %s: cannot record its state: %s", m.id,
+				      strerror(-r));
+		}
 		d->marked = true;
 	}
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
