@@ -427,6 +427,26 @@ bool reg_known(struct registry *reg, const char *name)
 	return known;
 }
 
+int reg_cutover_target(struct registry *reg, const char *name)
+{
+	struct reg_agent *a;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&reg->lock);
+	expire_locked(reg);
+	a = find_agent(reg, name);
+	if (a) {
+		r = -EALREADY;
+		if (!a->disks)
+			r = 0;
+		for (struct reg_disk *d = a->disks; d; d = d->next)
+			if (!d->cut_over)
+				r = 0;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
 /* Snapshot building. json-c's adders take ownership and fail only out of memory; a
  * failed add leaves a shorter object rather than a crash, and the caller checks the
  * top-level objects it needs. */

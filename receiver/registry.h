@@ -66,6 +66,9 @@ int reg_set_rate(struct registry *reg, const char *name, uint64_t rate_bps, bool
 /* The wishes in force for agent a, for its session to pass on. */
 void reg_wishes(struct registry *reg, const struct reg_agent *a, bool *ret_paused,
 		uint64_t *ret_rate);
+/* Whether a cutover of agent name could still happen: 0 when it is known and not every
+ * disk of it is cut over, -ENOENT when never seen, -EALREADY when all are cut over. */
+int reg_cutover_target(struct registry *reg, const char *name);
 /* Whether an agent of that name was ever seen. */
 bool reg_known(struct registry *reg, const char *name);
 

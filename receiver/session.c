@@ -1183,8 +1183,8 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	struct rcv_handle *hd;
 	struct timespec deadline;
 	uint64_t one = 1;
-	bool known, waited = false;
-	int r = 0;
+	bool waited = false;
+	int known, r = 0;
 
 	/* srv->cut_cv waits on the monotonic clock: a clock step must not move the deadline. */
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1192,15 +1192,16 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->done = false;
 	req->result = 0;
 	req->proof[0] = '\0';
-	/* An agent the receiver has never heard of is not coming back: refused at once. */
-	known = reg_known(srv->reg, agent);
+	/* An agent the receiver has never heard of, or whose every disk is cut over, is not
+	 * worth waiting for: refused at once. */
+	known = reg_cutover_target(srv->reg, agent);
 	pthread_mutex_lock(&srv->lock);
 	for (;;) {
 		/* Sessions are added at the head: the first match is the newest, the one a
 		 * reconnected agent opened while a stale one may still linger. */
 		for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
 			;
-		if (hd || !known || srv->stopping)
+		if (hd || known < 0 || srv->stopping)
 			break;
 		/* A link flap or an agent restart: wait, within the same deadline, for the
 		 * agent's next session (register_handle signals cut_cv). */
@@ -1212,15 +1213,18 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 			break;
 	}
 	if (!hd) {
-		if (!known)
+		if (known == -ENOENT)
 			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (this "
 				 "receiver has never seen it)", agent);
+		else if (known < 0)
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected, and "
+				 "every disk of it is cut over already", agent);
 		else if (srv->stopping)
 			snprintf(req->proof, sizeof(req->proof), "the receiver is shutting down");
 		else
 			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (waited "
 				 "%u s for it to come back)", agent, timeout_s);
-		r = known && !srv->stopping ? -ETIMEDOUT : -ENOENT;
+		r = known == 0 && !srv->stopping ? -ETIMEDOUT : -ENOENT;
 	} else if (hd->req) {
 		snprintf(req->proof, sizeof(req->proof), "a cutover of agent %s is already running",
 			 agent);

@@ -553,8 +553,9 @@ static int cmd_rate(const struct args *a, const char *name, uint64_t bps)
 	return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
-/* Whether the receiver knows agent name but it has no session now. False when that
- * cannot be told (the request itself then reports what is wrong). */
+/* Whether the receiver knows agent name, it has no session now and something is left to
+ * cut over (the receiver waits for such an agent). False when that cannot be told (the
+ * request itself then reports what is wrong). */
 static bool agent_away(const struct args *a, const char *name)
 {
 	struct apic_reply rep = { 0 };
@@ -567,7 +568,8 @@ static bool agent_away(const struct args *a, const char *name)
 	    fetch_status(api, &rep, &st, err, sizeof(err)) == 0) {
 		for (size_t i = 0; i < st->nagents; i++)
 			if (strcmp(st->agents[i].name, name) == 0)
-				away = !st->agents[i].connected;
+				away = !st->agents[i].connected &&
+				       strcmp(st->agents[i].state, "cut-over") != 0;
 	}
 	sv_free(st);
 	apic_reply_done(&rep);

@@ -126,6 +126,10 @@ AGENT_PID=
 grep -q '^cutover=1$' "$T/state/disks/d3.state" || fail "cutover not recorded"
 [ "$(sha "$T/src3.img")" = "$(sha "$T/dst3.img")" ] || fail "SHA-256 of d3 differs after the cutover"
 grep -q "agent web3 is not connected; waiting up to 120 s" "$T/receiver.log" || fail "the receiver did not log the wait"
+# Gone with every disk cut over: nothing to wait for, refused at once.
+rc=0; ctl cutover web3 --timeout 120 >"$T/ctl.out" 2>&1 || rc=$?
+[ $rc -eq 1 ] && grep -q "^FAILED: agent web3 is not connected, and every disk of it is cut over already" "$T/ctl.out" &&
+	! grep -q "waiting" "$T/ctl.out" || { cat "$T/ctl.out"; fail "a cut-over agent's cutover was not refused at once (rc $rc)"; }
 
 # 8. An agent that stays away: the cutover fails when its timeout passes, saying why,
 # and records nothing.
