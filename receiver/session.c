@@ -1184,7 +1184,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	struct timespec deadline;
 	uint64_t one = 1;
 	bool waited = false;
-	int known, r = 0;
+	int target, r = 0;
 
 	/* srv->cut_cv waits on the monotonic clock: a clock step must not move the deadline. */
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1194,14 +1194,14 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->proof[0] = '\0';
 	/* An agent the receiver has never heard of, or whose every disk is cut over, is not
 	 * worth waiting for: refused at once. */
-	known = reg_cutover_target(srv->reg, agent);
+	target = reg_cutover_target(srv->reg, agent);
 	pthread_mutex_lock(&srv->lock);
 	for (;;) {
 		/* Sessions are added at the head: the first match is the newest, the one a
 		 * reconnected agent opened while a stale one may still linger. */
 		for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
 			;
-		if (hd || known < 0 || srv->stopping)
+		if (hd || target < 0 || srv->stopping)
 			break;
 		/* A link flap or an agent restart: wait, within the same deadline, for the
 		 * agent's next session (register_handle signals cut_cv). */
@@ -1213,10 +1213,10 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 			break;
 	}
 	if (!hd) {
-		if (known == -ENOENT)
+		if (target == -ENOENT)
 			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (this "
 				 "receiver has never seen it)", agent);
-		else if (known < 0)
+		else if (target < 0)
 			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected, and "
 				 "every disk of it is cut over already", agent);
 		else if (srv->stopping)
@@ -1224,7 +1224,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 		else
 			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (waited "
 				 "%u s for it to come back)", agent, timeout_s);
-		r = known == 0 && !srv->stopping ? -ETIMEDOUT : -ENOENT;
+		r = target == 0 && !srv->stopping ? -ETIMEDOUT : -ENOENT;
 	} else if (hd->req) {
 		snprintf(req->proof, sizeof(req->proof), "a cutover of agent %s is already running",
 			 agent);
