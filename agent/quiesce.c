@@ -82,21 +82,32 @@ static void guard_release(struct quiesce *qz)
 	qz->guard_fd = -1;
 }
 
-/* Thaws everything still frozen; called with qz->lock held. */
+/* Thaws everything still frozen, then says so; called with qz->lock held. Every FITHAW
+ * comes before the first log line: stderr may be a file on a filesystem still frozen,
+ * where a write would block until somebody else thaws it. */
 static void thaw_locked(struct quiesce *qz)
 {
+	int err[QZ_MAX_MOUNTS];
+	bool was[QZ_MAX_MOUNTS];
+
 	for (unsigned i = 0; i < qz->n; i++) {
-		if (qz->fds[i] < 0)
+		was[i] = qz->fds[i] >= 0;
+		if (!was[i])
 			continue;
-		if (ioctl(qz->fds[i], FITHAW, 0) < 0 && errno != EINVAL)
-			log_errno(-errno, "FITHAW %s", qz->paths[i]);
-		else
-			log_info("thawed %s", qz->paths[i]);
+		err[i] = ioctl(qz->fds[i], FITHAW, 0) < 0 && errno != EINVAL ? -errno : 0;
 		close(qz->fds[i]);
 		qz->fds[i] = -1;
 	}
 	qz->thawed = true;
 	guard_release(qz);
+	for (unsigned i = 0; i < qz->n; i++) {
+		if (!was[i])
+			continue;
+		if (err[i] < 0)
+			log_errno(err[i], "FITHAW %s", qz->paths[i]);
+		else
+			log_info("thawed %s", qz->paths[i]);
+	}
 }
 
 /* Hands the guardian an open directory of a mount about to be frozen. With no guardian,
@@ -205,10 +216,11 @@ static void *watchdog_main(void *arg)
 	pthread_mutex_lock(&qz->lock);
 	while (!qz->thawed) {
 		if (pthread_cond_timedwait(&qz->cv, &qz->lock, &deadline) == ETIMEDOUT) {
-			log_error("the source stayed frozen for %u s: the watchdog thaws it now",
-				  qz->limit_s);
+			/* Thaw first: the log may sit on the frozen filesystem. */
 			qz->fired = true;
 			thaw_locked(qz);
+			log_error("the source stayed frozen for %u s: the watchdog thawed it",
+				  qz->limit_s);
 		}
 	}
 	pthread_mutex_unlock(&qz->lock);
@@ -221,6 +233,7 @@ static void *watchdog_main(void *arg)
  * never after the watchdog has thawed: nothing may stay frozen unguarded. */
 static int freeze_one(struct quiesce *qz, const char *path, dev_t dev)
 {
+	struct stat st;
 	int fd, r = 0;
 
 	pthread_mutex_lock(&qz->lock);
@@ -238,6 +251,22 @@ static int freeze_one(struct quiesce *qz, const char *path, dev_t dev)
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		r = log_errno(-errno, "cannot open mount point %s", path);
+		goto out;
+	}
+	/* The path may reach another filesystem than the one mountinfo names there: one
+	 * mounted over it, or a mount moved since the table was read. Freezing that one
+	 * would leave the source's filesystem live for the final epoch. */
+	if (fstat(fd, &st) < 0) {
+		r = log_errno(-errno, "cannot stat mount point %s", path);
+		close(fd);
+		goto out;
+	}
+	if (st.st_dev != dev) {
+		log_error("%s is listed as the mount of source device %u:%u but leads to device "
+			  "%u:%u (mounted over, or moved); not freezing it", path, major(dev),
+			  minor(dev), major(st.st_dev), minor(st.st_dev));
+		r = -EXDEV;
+		close(fd);
 		goto out;
 	}
 	/* The guardian holds the mount before it is frozen: never a moment unguarded. */
@@ -386,12 +415,18 @@ struct quiesce *qz_thaw(struct quiesce *qz)
  * ended. */
 static void guard_thaw_all(int *fds, char (*paths)[4097], unsigned n, const char *why)
 {
+	int err[QZ_MAX_MOUNTS];
+
+	/* All thawed before the first log line, as in thaw_locked. */
 	for (unsigned i = 0; i < n; i++) {
-		if (ioctl(fds[i], FITHAW, 0) == 0)
-			log_error("%s: the thaw guardian thawed %s", why, paths[i]);
-		else if (errno != EINVAL)
-			log_errno(-errno, "thaw guardian: FITHAW %s", paths[i]);
+		err[i] = ioctl(fds[i], FITHAW, 0) < 0 ? -errno : 0;
 		close(fds[i]);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (err[i] == 0)
+			log_error("%s: the thaw guardian thawed %s", why, paths[i]);
+		else if (err[i] != -EINVAL)
+			log_errno(err[i], "thaw guardian: FITHAW %s", paths[i]);
 	}
 }
 

@@ -954,6 +954,7 @@ static int start_dm(const struct agent_opts *o, struct source **srcs, struct dis
 			 "--snapshot-cow there is no store for snapshots; reading them live");
 		return 1;
 	}
+	r = trk_dm_check_cow(o->snapshot_cow, srcs, o->ndisks, why, sizeof(why));
 	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
 		r = track_start_dm(srcs[i], o->track_block, o->snapshot_cow, i, o->ndisks,
 				   &runs[i].trk, why, sizeof(why));

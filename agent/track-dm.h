@@ -19,6 +19,13 @@ bool trk_dm_source_ok(const struct source *src);
  * 0 (also when path is no device-mapper device, or there was nothing), or -errno when
  * something could not be undone. */
 int trk_dm_cleanup(const char *id, const char *path);
+/* Checks, before anything is made, that the block device cow may serve as the snapshot
+ * store of the n sources: it is not in use (an O_EXCL open succeeds: not mounted, not
+ * held by device-mapper or md), and it neither is nor lies on any source (a partition of
+ * one, a device under one's dm/md stack), nor does a source lie on it. Returns 0, or
+ * -errno with a reason in why. */
+int trk_dm_check_cow(const char *cow, struct source *const *srcs, unsigned n, char *why,
+		     size_t why_len);
 /* Sets up src (a device-mapper device; borrowed, must outlive the tracker) for snapshots:
  * tern-ID-real takes its table, tern-ID-cow0/1 are slices slot*2 and slot*2+1 of nslots*2
  * equal slices of the block device cow, and src becomes a snapshot-origin at the first

@@ -23,7 +23,8 @@
 #include "compat.h"
 #include "uapi/tern.h"
 
-/* The harvest copies the kernel bitmap to the user's __u64 words as it is. */
+/* The harvest copies the kernel bitmap to the user's __u64 words as it is: the words of
+ * two 32-bit longs land in the right order only on a little-endian machine. */
 #if BITS_PER_LONG != 64 && defined(__BIG_ENDIAN)
 #error "tern.ko needs 64-bit longs or a little-endian machine"
 #endif
@@ -219,7 +220,10 @@ static int tern_ioc_register(void __user *arg)
 	if (t->nblocks > UINT_MAX)
 		goto out;
 	r = -ENOMEM;
-	len = BITS_TO_LONGS(t->nblocks) * sizeof(unsigned long);
+	/* Sized in the u64 words the harvest copies out, not in longs: with 32-bit longs
+	 * BITS_TO_LONGS can be one long short of the last u64, and the copy would read
+	 * past the allocation. The bitmap API only ever touches its longs, all inside. */
+	len = DIV_ROUND_UP_ULL(t->nblocks, 64) * sizeof(u64);
 	t->map[0] = kvzalloc(len, GFP_KERNEL);
 	t->map[1] = kvzalloc(len, GFP_KERNEL);
 	t->pending = kvzalloc(len, GFP_KERNEL);

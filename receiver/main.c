@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -257,6 +259,35 @@ fail:
 	return -EINVAL;
 }
 
+/* The state dir holds the CA key, the API token and the enrolment tokens: only its owner
+ * may list or enter it. A dir made earlier with a looser mode (by hand, by an older
+ * version, by a umask) is tightened, and the operator told. Returns 0 or -errno, logged. */
+static int state_dir_private(const char *dir)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(-errno, "cannot open the state dir %s", dir);
+	if (fstat(fd, &st) < 0) {
+		r = log_errno(-errno, "cannot stat the state dir %s", dir);
+		goto cleanup;
+	}
+	if ((st.st_mode & 07777) == 0700)
+		goto cleanup;
+	if (fchmod(fd, 0700) < 0) {
+		r = log_errno(-errno, "the state dir %s has mode %04o and cannot be made 0700", dir,
+			      (unsigned)(st.st_mode & 07777));
+		goto cleanup;
+	}
+	log_warn("the state dir %s had mode %04o; made it 0700 (it holds the CA key and the "
+		 "API token)", dir, (unsigned)(st.st_mode & 07777));
+cleanup:
+	close(fd);
+	return r;
+}
+
 static int cmd_init(int argc, char **argv)
 {
 	struct conf_args *ca = NULL;
@@ -279,6 +310,8 @@ static int cmd_init(int argc, char **argv)
 		log_errno(r, "cannot initialise %s", a.state_dir);
 		goto out;
 	}
+	if (state_dir_private(a.state_dir) < 0)
+		goto out;
 	{
 		char token[API_TOKEN_HEX + 1], path[4096];
 
@@ -374,6 +407,8 @@ static int cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (state_dir_private(a.state_dir) < 0)
+		goto out;
 	/* tls_server_ctx says what is wrong with the files itself. */
 	srv.ctx = tls_server_ctx(a.state_dir, &r);
 	if (!srv.ctx)
@@ -418,6 +453,19 @@ static int cmd_serve(int argc, char **argv)
 	if (!srv.reg) {
 		log_error("out of memory");
 		goto out;
+	}
+	{
+		/* Test seam: how long an agent that owns no disk stays in status once gone. */
+		const char *e = getenv("TERN_REGISTRY_EXPIRE_S");
+		uint64_t v;
+
+		if (e) {
+			if (parse_u64(e, 1, 86400, &v) < 0) {
+				log_error("TERN_REGISTRY_EXPIRE_S=%s: seconds from 1 to 86400", e);
+				goto out;
+			}
+			reg_set_expiry(srv.reg, v);
+		}
 	}
 	{
 		const char **ids = calloc(srv.ntargets, sizeof(*ids));

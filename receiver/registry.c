@@ -38,6 +38,9 @@ struct reg_disk {
 	uint64_t st_at_ns;        /* when st arrived (monotonic) */
 	double live_bps;          /* source bytes covered per second, smoothed, while active */
 	bool cut_over;
+	/* Frames of an epoch after the verified one reached the target: it no longer holds
+	 * exactly the verified epoch (the record then says verified=0). */
+	bool dirty;
 	char last_error[PROTO_MSG_MAX + 1];
 	char last_fault[REC_EVENT_MAX];
 	struct reg_disk *next;
@@ -52,6 +55,7 @@ struct reg_agent {
 	uint64_t rate_bps;
 	bool cutting_over;
 	bool shared; /* its last session used the shared agent bundle */
+	uint64_t left_ns;         /* monotonic time its last session ended (0: never ended) */
 	char last_error[PROTO_MSG_MAX + 1];
 	struct reg_disk *disks;
 	struct reg_agent *next;
@@ -59,6 +63,7 @@ struct reg_agent {
 
 struct registry {
 	pthread_mutex_t lock;
+	uint64_t expire_ns; /* how long an agent that owns no disk stays after it left */
 	struct reg_agent *agents;
 };
 
@@ -74,9 +79,38 @@ struct registry *reg_new(void)
 {
 	struct registry *reg = calloc(1, sizeof(*reg));
 
-	if (reg)
+	if (reg) {
 		pthread_mutex_init(&reg->lock, NULL);
+		reg->expire_ns = REG_EXPIRE_DEFAULT_S * 1000000000ull;
+	}
 	return reg;
+}
+
+void reg_set_expiry(struct registry *reg, uint64_t seconds)
+{
+	pthread_mutex_lock(&reg->lock);
+	reg->expire_ns = seconds * 1000000000ull;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/* Drops the agents that never owned a disk here (every disk entry stands for a record in
+ * STATE_DIR/disks, written before DISK_OK) and have been gone for the expiry: a name that
+ * connected, registered nothing and left would otherwise be listed until the receiver
+ * exits. Agents with an operator's wish (pause, rate) are kept, so the wish is not lost
+ * silently. A connected agent is never dropped: its session holds its entry. Lock held. */
+static void expire_locked(struct registry *reg)
+{
+	uint64_t now = now_ns();
+
+	for (struct reg_agent **p = &reg->agents, *a; (a = *p);) {
+		if (!a->connected && a->sessions == 0 && !a->disks && a->left_ns &&
+		    !a->paused && !a->rate_bps && now - a->left_ns >= reg->expire_ns) {
+			*p = a->next;
+			free(a);
+			continue;
+		}
+		p = &a->next;
+	}
 }
 
 struct registry *reg_free(struct registry *reg)
@@ -158,6 +192,7 @@ void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why)
 		a->sessions--;
 	a->connected = a->sessions > 0;
 	a->cutting_over = false;
+	a->left_ns = now_ns();
 	if (why && why[0])
 		snprintf(a->last_error, sizeof(a->last_error), "%s", why);
 	for (struct reg_disk *d = a->disks; d; d = d->next) {
@@ -196,6 +231,7 @@ struct reg_disk *reg_disk_open(struct registry *reg, struct reg_agent *a, uint16
 		d->epoch_start_ns = 0;
 		d->have_st = false;
 		d->live_bps = 0;
+		d->dirty = verified_epoch < 0;
 		d->last_error[0] = '\0';
 	}
 	pthread_mutex_unlock(&reg->lock);
@@ -216,6 +252,7 @@ void reg_frame(struct registry *reg, struct reg_disk *d, uint64_t plain, uint64_
 		return;
 	pthread_mutex_lock(&reg->lock);
 	epoch_begins(d);
+	d->dirty = true;
 	d->plain_total += plain;
 	d->data_plain_total += data_plain;
 	d->data_payload_total += data_payload;
@@ -235,6 +272,7 @@ void reg_epoch_end(struct registry *reg, struct reg_disk *d, uint64_t epoch, boo
 	if (match) {
 		d->verified_epoch = (int64_t)epoch;
 		d->verified_src_ns = d->epoch_start_ns;
+		d->dirty = false;
 		d->last_error[0] = '\0';
 	}
 	d->epoch = epoch + 1;
@@ -321,6 +359,12 @@ void reg_load_records(struct registry *reg, const char *state_dir, const char *c
 		d = reg_disk_open(reg, a, 0, ids[i], rec.size, rec.verified ? rec.epoch + 1 : rec.epoch,
 				  rec.verified ? (int64_t)rec.epoch : (int64_t)rec.epoch - 1,
 				  rec.cut_over);
+		if (d) {
+			/* An unfinished epoch's record: the target is a mix of two epochs. */
+			pthread_mutex_lock(&reg->lock);
+			d->dirty = !rec.verified;
+			pthread_mutex_unlock(&reg->lock);
+		}
 		reg_disk_fault(reg, d, rec.event);
 	}
 }
@@ -341,6 +385,7 @@ static int set_wish(struct registry *reg, const char *name, int paused, const ui
 	int r = 0;
 
 	pthread_mutex_lock(&reg->lock);
+	expire_locked(reg);
 	a = find_agent(reg, name);
 	if (!a) {
 		r = -ENOENT;
@@ -386,9 +431,30 @@ bool reg_known(struct registry *reg, const char *name)
 	bool known;
 
 	pthread_mutex_lock(&reg->lock);
+	expire_locked(reg);
 	known = find_agent(reg, name) != NULL;
 	pthread_mutex_unlock(&reg->lock);
 	return known;
+}
+
+int reg_cutover_target(struct registry *reg, const char *name)
+{
+	struct reg_agent *a;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&reg->lock);
+	expire_locked(reg);
+	a = find_agent(reg, name);
+	if (a) {
+		r = -EALREADY;
+		if (!a->disks)
+			r = 0;
+		for (struct reg_disk *d = a->disks; d; d = d->next)
+			if (!d->cut_over)
+				r = 0;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
 }
 
 /* Snapshot building. json-c's adders take ownership and fail only out of memory; a
@@ -466,8 +532,12 @@ static const char *disk_state(const struct reg_agent *a, const struct reg_disk *
 {
 	if (d->cut_over)
 		return "cut-over";
+	if (!a->connected && (a->last_error[0] || d->last_error[0]))
+		return "error";
+	/* Gone in good order, with the target holding exactly its last verified epoch (a
+	 * finished --once copy, or an agent stopped between epochs). */
 	if (!a->connected)
-		return a->last_error[0] || d->last_error[0] ? "error" : "disconnected";
+		return d->verified_epoch >= 0 && !d->dirty ? "verified" : "disconnected";
 	if (a->cutting_over || (d->have_st && d->st.phase == PROTO_PHASE_CUTTING_OVER))
 		return "cutting-over";
 	if (a->paused || (d->have_st && d->st.paused))
@@ -483,13 +553,15 @@ static const char *disk_state(const struct reg_agent *a, const struct reg_disk *
 	return "in-sync";
 }
 
-/* The agent's state: the most pressing of its disks'. */
-static const char *agent_state(const struct reg_agent *a, const char *worst, bool all_cut)
+/* The agent's state: the most pressing of its disks'. all_done: every disk is verified or
+ * cut over (and there is one). */
+static const char *agent_state(const struct reg_agent *a, const char *worst, bool all_cut,
+			       bool all_done)
 {
 	if (all_cut)
 		return "cut-over";
 	if (!a->connected)
-		return a->last_error[0] ? "error" : "disconnected";
+		return a->last_error[0] ? "error" : all_done ? "verified" : "disconnected";
 	if (a->cutting_over)
 		return "cutting-over";
 	if (a->paused)
@@ -581,10 +653,11 @@ json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
 	add(rcv, "uptime_seconds", ju64(uptime_s));
 	add(top, "receiver", rcv);
 	pthread_mutex_lock(&reg->lock);
+	expire_locked(reg);
 	for (const struct reg_agent *a = reg->agents; a; a = a->next) {
 		json_object *ao = json_object_new_object(), *disks = json_object_new_array();
 		const char *worst = NULL;
-		bool all_cut = a->disks != NULL;
+		bool all_cut = a->disks != NULL, all_done = a->disks != NULL;
 
 		if (!ao || !disks) {
 			json_object_put(ao);
@@ -598,6 +671,7 @@ json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
 			if (dj && json_object_array_add(disks, dj) < 0)
 				json_object_put(dj);
 			all_cut = all_cut && d->cut_over;
+			all_done = all_done && (strcmp(st, "verified") == 0 || d->cut_over);
 			if (!worst || state_rank(st) > state_rank(worst))
 				worst = st;
 		}
@@ -607,7 +681,7 @@ json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
 		add(ao, "paused", json_object_new_boolean(a->paused));
 		add(ao, "rate_limit_bps", ju64(a->rate_bps));
 		add(ao, "shared_bundle", json_object_new_boolean(a->shared));
-		add(ao, "state", json_object_new_string(agent_state(a, worst, all_cut)));
+		add(ao, "state", json_object_new_string(agent_state(a, worst, all_cut, all_done)));
 		add(ao, "last_error", json_object_new_string(a->last_error));
 		add(ao, "disks", disks);
 		if (json_object_array_add(agents, ao) < 0)
@@ -709,7 +783,8 @@ static const struct metric disk_metrics[] = {
 };
 
 static const char *const states[] = { "copying", "in-sync", "lagging", "reconciling",
-				      "cutting-over", "cut-over", "paused", "disconnected", "error" };
+				      "cutting-over", "cut-over", "paused", "verified",
+				      "disconnected", "error" };
 
 /* A JSON value as a sample value; false when null (the sample is then left out, which
  * Prometheus reads as "no data"). */

@@ -5,7 +5,8 @@
  * churn, throughput, tracker), the operator's wishes for each agent (paused, bandwidth
  * limit), and a forecast of whether replication converges. One lock guards it all;
  * sessions update it per frame, the API reads consistent snapshots. Entries live until the
- * receiver exits, so a disconnected agent and its last error stay visible. */
+ * receiver exits, so a disconnected agent and its last error stay visible; only an agent
+ * that never owned a disk here is dropped, REG_EXPIRE_DEFAULT_S after it left. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,7 +20,12 @@ struct reg_disk;
 struct reg_agent;
 struct registry;
 
+/* How long an agent that registered no disk stays listed after its last session ended. */
+#define REG_EXPIRE_DEFAULT_S 600
+
 struct registry *reg_new(void);
+/* Sets that time (tests shorten it). */
+void reg_set_expiry(struct registry *reg, uint64_t seconds);
 /* NULL-safe; returns NULL. Only once no session uses it. */
 struct registry *reg_free(struct registry *reg);
 
@@ -63,6 +69,9 @@ int reg_set_rate(struct registry *reg, const char *name, uint64_t rate_bps, bool
 /* The wishes in force for agent a, for its session to pass on. */
 void reg_wishes(struct registry *reg, const struct reg_agent *a, bool *ret_paused,
 		uint64_t *ret_rate);
+/* Whether a cutover of agent name could still happen: 0 when it is known and not every
+ * disk of it is cut over, -ENOENT when never seen, -EALREADY when all are cut over. */
+int reg_cutover_target(struct registry *reg, const char *name);
 /* Whether an agent of that name was ever seen. */
 bool reg_known(struct registry *reg, const char *name);
 

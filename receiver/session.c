@@ -614,15 +614,20 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 		if (r < 0)
 			return refuse(s, r, "disk %s: cannot read the state records: %s", m.id,
 				      strerror(-r));
-		if (r > 0)
-			return refuse(s, -EEXIST, "disk %s: target %s holds disk %s, verified in its "
-				      "state record; a copy would overwrite it (remove %s/disks/%s.state "
-				      "if that disk is gone)", m.id, d->t->path, other,
-				      s->srv->state_dir, other);
+		if (r > 0) {
+			log_error("agent %s: disk %s: target %s holds disk %s, verified in its state "
+				  "record (remove %s/disks/%s.state if that disk is gone)", s->agent,
+				  m.id, d->t->path, other, s->srv->state_dir, other);
+			return refuse(s, -EEXIST, "disk %s: its target holds disk %s, verified in the "
+				      "receiver's state records; a copy would overwrite it", m.id, other);
+		}
 	}
 	r = wr_open(d->t->path, m.size, d->t->max_size, &d->w, why, sizeof(why));
-	if (r < 0)
+	if (r < 0) {
+		/* The path is for the receiver's log only: the agent learns the disk and why. */
+		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
 		return refuse(s, r, "disk %s: %s", m.id, why);
+	}
 	d->fps = fps_alloc(d->nchunks);
 	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
 	if (!d->fps || !d->have)
@@ -644,16 +649,21 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	 * verified one keeps its record until mark_epoch, before the first accepted write. */
 	if (!known || !rec.verified) {
 		r = save_disk_state(s, d, d->epoch, NULL);
-		if (r < 0)
-			return refuse(s, r, "disk %s: cannot record state in %s: %s", m.id,
-				      s->srv->state_dir, strerror(-r));
+		if (r < 0) {
+			log_error("agent %s: disk %s: cannot record state in %s/disks: %s", s->agent,
+				  m.id, s->srv->state_dir, strerror(-r));
+			return refuse(s, r, "disk %s: cannot record its state: %s", m.id,
+				      strerror(-r));
+		}
 		d->marked = true;
 	}
 	/* Only now is a file resized: to the source's size exactly, so that nothing past the
 	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
 	r = wr_fit(d->w, why, sizeof(why));
-	if (r < 0)
+	if (r < 0) {
+		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
 		return refuse(s, r, "disk %s: %s", m.id, why);
+	}
 	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
@@ -944,15 +954,21 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		 * 256 MiB a TiB, not to be rewritten every idle interval). */
 		if (!d->fps_saved || d->have_count > 0) {
 			r = save_fps(s, d);
-			if (r < 0)
-				return refuse(s, r, "disk %s: cannot save fingerprints in %s: %s",
-					      d->t->id, s->srv->state_dir, strerror(-r));
+			if (r < 0) {
+				log_error("agent %s: disk %s: cannot save fingerprints in %s/disks: %s",
+					  s->agent, d->t->id, s->srv->state_dir, strerror(-r));
+				return refuse(s, r, "disk %s: cannot save its fingerprints: %s",
+					      d->t->id, strerror(-r));
+			}
 			d->fps_saved = true;
 		}
 		r = save_disk_state(s, d, d->epoch, &ack.root);
-		if (r < 0)
-			return refuse(s, r, "disk %s: cannot record state in %s: %s", d->t->id,
-				      s->srv->state_dir, strerror(-r));
+		if (r < 0) {
+			log_error("agent %s: disk %s: cannot record state in %s/disks: %s", s->agent,
+				  d->t->id, s->srv->state_dir, strerror(-r));
+			return refuse(s, r, "disk %s: cannot record its state: %s", d->t->id,
+				      strerror(-r));
+		}
 		log_info("agent %s: disk %s epoch %" PRIu64 " durable and verified (%" PRIu64
 			 " chunks, %" PRIu64 " as patches), merkle root %s", s->agent, d->t->id,
 			 m.epoch, d->have_count, d->patched, fp_hex(&ack.root, h1));
@@ -1158,6 +1174,8 @@ static int register_handle(struct rsession *s)
 	pthread_mutex_lock(&s->srv->lock);
 	s->handle.next = s->srv->handles;
 	s->srv->handles = &s->handle;
+	/* A cutover asked for while the agent was away waits for it on cut_cv. */
+	pthread_cond_broadcast(&s->srv->cut_cv);
 	pthread_mutex_unlock(&s->srv->lock);
 	s->registered = true;
 	return 0;
@@ -1505,7 +1523,8 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	struct rcv_handle *hd;
 	struct timespec deadline;
 	uint64_t one = 1;
-	int r = 0;
+	bool waited = false;
+	int target, r = 0;
 
 	/* srv->cut_cv waits on the monotonic clock: a clock step must not move the deadline. */
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1513,12 +1532,39 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->done = false;
 	req->result = 0;
 	req->proof[0] = '\0';
+	/* An agent the receiver has never heard of, or whose every disk is cut over, is not
+	 * worth waiting for: refused at once. */
+	target = reg_cutover_target(srv->reg, agent);
 	pthread_mutex_lock(&srv->lock);
-	for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
-		;
+	for (;;) {
+		/* Sessions are added at the head: the first match is the newest, the one a
+		 * reconnected agent opened while a stale one may still linger. */
+		for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
+			;
+		if (hd || target < 0 || srv->stopping)
+			break;
+		/* A link flap or an agent restart: wait, within the same deadline, for the
+		 * agent's next session (register_handle signals cut_cv). */
+		if (!waited)
+			log_info("api: agent %s is not connected; waiting up to %u s for it to come "
+				 "back", agent, timeout_s);
+		waited = true;
+		if (pthread_cond_timedwait(&srv->cut_cv, &srv->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
 	if (!hd) {
-		snprintf(req->proof, sizeof(req->proof), "agent %s is not connected", agent);
-		r = -ENOENT;
+		if (target == -ENOENT)
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (this "
+				 "receiver has never seen it)", agent);
+		else if (target < 0)
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected, and "
+				 "every disk of it is cut over already", agent);
+		else if (srv->stopping)
+			snprintf(req->proof, sizeof(req->proof), "the receiver is shutting down");
+		else
+			snprintf(req->proof, sizeof(req->proof), "agent %s is not connected (waited "
+				 "%u s for it to come back)", agent, timeout_s);
+		r = target == 0 && !srv->stopping ? -ETIMEDOUT : -ENOENT;
 	} else if (hd->req) {
 		snprintf(req->proof, sizeof(req->proof), "a cutover of agent %s is already running",
 			 agent);

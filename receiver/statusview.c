@@ -316,17 +316,22 @@ struct sv_status *sv_free(struct sv_status *st)
 	return NULL;
 }
 
-bool sv_all_synced(const struct sv_status *st)
+bool sv_all_synced(const struct sv_status *st, const char *agent)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < st->nagents; i++)
+	for (size_t i = 0; i < st->nagents; i++) {
+		if (agent && strcmp(st->agents[i].name, agent) != 0)
+			continue;
 		for (size_t k = 0; k < st->agents[i].ndisks; k++, n++) {
 			const char *s = st->agents[i].disks[k].state;
 
-			if (strcmp(s, "in-sync") != 0 && strcmp(s, "cut-over") != 0)
+			/* verified: a finished copy whose agent has gone (--once). */
+			if (strcmp(s, "in-sync") != 0 && strcmp(s, "cut-over") != 0 &&
+			    strcmp(s, "verified") != 0)
 				return false;
 		}
+	}
 	return n > 0;
 }
 

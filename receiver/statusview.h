@@ -60,8 +60,9 @@ int sv_parse(struct json_object *root, struct sv_status **ret_status, char *ret_
 /* NULL-safe; returns NULL. */
 struct sv_status *sv_free(struct sv_status *st);
 
-/* True when there is at least one disk and every disk is in-sync or cut-over. */
-bool sv_all_synced(const struct sv_status *st);
+/* True when there is at least one disk and every disk is in-sync, verified or cut-over;
+ * with agent non-NULL, only that agent's disks count (and it must have one). */
+bool sv_all_synced(const struct sv_status *st, const char *agent);
 
 /* The status table: a row per disk, then its forecast, last fault and last error, then a
  * line per agent. color: warnings in bold red (for a terminal). */

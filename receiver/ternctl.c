@@ -38,6 +38,7 @@ enum {
 	OPT_UNTIL = 1 << 3,
 	OPT_VERIFY = 1 << 4,
 	OPT_TIMEOUT = 1 << 5,
+	OPT_AGENT = 1 << 6,
 };
 
 struct args {
@@ -47,13 +48,14 @@ struct args {
 	double interval;
 	const char *verify;
 	uint64_t timeout;
+	const char *agent; /* --until-synced waits for this agent's disks only */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ternctl [--state-dir DIR] [--api URL] [--token-file FILE] COMMAND\n"
-		"  status [--json] [--watch [--interval SECONDS] [--until-synced]]\n"
+		"  status [--json] [--watch [--interval SECONDS] [--until-synced [--agent NAME]]]\n"
 		"  cutover NAME [--verify tracked|full] [--timeout SECONDS] [--json]\n"
 		"  pause NAME [--json]\n"
 		"  resume NAME [--json]\n"
@@ -69,11 +71,14 @@ static void usage(FILE *f)
 		"then its convergence forecast and its last fault; a WARNING when replication will\n"
 		"not converge. --watch redraws it with a progress bar per disk every --interval\n"
 		"seconds (default 1) on a terminal, and prints plain lines otherwise; it ends on\n"
-		"Ctrl-C, or once every disk is in sync with --until-synced (which implies --watch).\n"
+		"Ctrl-C, or with --until-synced (which implies --watch) once there is a disk and\n"
+		"every disk is in sync, verified or cut over (--agent NAME: every disk of agent\n"
+		"NAME, which must have one); it waits for a receiver that is not serving yet.\n"
 		"When no receiver answers, status shows the records in DIR/disks instead.\n"
 		"cutover asks agent NAME, through the receiver, to quiesce its source, send a final\n"
 		"epoch of every disk and thaw; it prints the proof and exits 0 only when every disk\n"
-		"matches (--verify full: the receiver also re-reads its targets).\n"
+		"matches (--verify full: the receiver also re-reads its targets). An agent that is\n"
+		"not connected (a link flap, a restart) is waited for, within --timeout.\n"
 		"pause and resume stop and restart an agent's replication; rate limits it.\n"
 		"disconnect closes agent NAME's live session; the agent reconnects unless it is\n"
 		"revoked (tern-receiver agent revoke NAME).\n"
@@ -353,11 +358,6 @@ static int status_watch(const struct args *a)
 	char err[512];
 	int sfd = -1, r, rc = EXIT_FAILED;
 
-	r = open_api(a, &api, err, sizeof(err));
-	if (r < 0) {
-		log_error("%s", err);
-		return EXIT_FAILED;
-	}
 	/* SIGINT and SIGTERM end the loop through a signalfd, so the cursor is restored and a
 	 * request in flight is abandoned rather than waited for. */
 	sigemptyset(&mask);
@@ -368,7 +368,6 @@ static int status_watch(const struct args *a)
 		log_errno(-errno, "cannot set up signal handling");
 		goto cleanup;
 	}
-	apic_set_abort_fd(api, sfd);
 	if (tty)
 		fputs("\033[?25l", stdout); /* hide the cursor while redrawing */
 	for (;;) {
@@ -379,7 +378,16 @@ static int status_watch(const struct args *a)
 		bool synced = false;
 
 		term_size(&cols, &rows);
-		r = fetch_status(api, &rep, &st, err, sizeof(err));
+		/* A receiver not serving yet (no api.addr) is waited for like a restarting one:
+		 * the API is opened once it is there. */
+		r = api ? 0 : open_api(a, &api, err, sizeof(err));
+		if (r == 0) {
+			apic_set_abort_fd(api, sfd);
+			r = fetch_status(api, &rep, &st, err, sizeof(err));
+		} else if (!apic_unreachable(r)) {
+			log_error("%s", err);
+			goto cleanup;
+		}
 		if (r == -EINTR)
 			break;
 		if (r == -EACCES || r == -EPROTO || r == -EBADMSG) {
@@ -408,7 +416,7 @@ static int status_watch(const struct args *a)
 			sv_watch_lines(st, apic_url(api), 0, plain_emit, NULL);
 			fflush(stdout);
 		}
-		synced = st && sv_all_synced(st);
+		synced = st && sv_all_synced(st, a->agent);
 		sv_free(st);
 		apic_reply_done(&rep);
 		if (a->until_synced && synced)
@@ -582,6 +590,30 @@ static int cmd_rate(const struct args *a, const char *name, uint64_t bps)
 	return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
+/* Whether the receiver knows agent name, it has no session now and something is left to
+ * cut over (the receiver waits for such an agent). False when that cannot be told (the
+ * request itself then reports what is wrong). */
+static bool agent_away(const struct args *a, const char *name)
+{
+	struct apic_reply rep = { 0 };
+	struct sv_status *st = NULL;
+	struct apic *api = NULL;
+	char err[512];
+	bool away = false;
+
+	if (open_api(a, &api, err, sizeof(err)) == 0 &&
+	    fetch_status(api, &rep, &st, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < st->nagents; i++)
+			if (strcmp(st->agents[i].name, name) == 0)
+				away = !st->agents[i].connected &&
+				       strcmp(st->agents[i].state, "cut-over") != 0;
+	}
+	sv_free(st);
+	apic_reply_done(&rep);
+	apic_free(api);
+	return away;
+}
+
 static int cmd_cutover(const struct args *a, const char *name)
 {
 	struct apic_reply rep = { 0 };
@@ -593,6 +625,12 @@ static int cmd_cutover(const struct args *a, const char *name)
 	int r, rc = EXIT_FAILED;
 
 	snprintf(path, sizeof(path), "/v1/agents/%s/cutover", name);
+	/* The receiver waits within the timeout for an agent that is away (a link flap, a
+	 * restart): say so, or the operator sees nothing for up to --timeout seconds. */
+	if (agent_away(a, name))
+		fprintf(a->json ? stderr : stdout, "agent %s is not connected; waiting up to %" PRIu64
+			" s for it to come back\n", name, a->timeout);
+	fflush(stdout);
 	req = json_object_new_object();
 	if (!req || json_object_object_add(req, "verify", json_object_new_string(a->verify)) < 0 ||
 	    json_object_object_add(req, "timeout_seconds", json_object_new_int64((int64_t)a->timeout)) < 0 ||
@@ -685,7 +723,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "status", 0, OPT_JSON | OPT_WATCH | OPT_INTERVAL | OPT_UNTIL },
+	{ "status", 0, OPT_JSON | OPT_WATCH | OPT_INTERVAL | OPT_UNTIL | OPT_AGENT },
 	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT },
 	{ "pause", 1, OPT_JSON },
 	{ "resume", 1, OPT_JSON },
@@ -719,6 +757,7 @@ int main(int argc, char **argv)
 		{ "until-synced", no_argument, NULL, 'u' },
 		{ "verify", required_argument, NULL, 'v' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "agent", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -759,6 +798,12 @@ int main(int argc, char **argv)
 				return usage_error("--timeout %s: seconds from 1 to 86400", optarg);
 			a.given |= OPT_TIMEOUT;
 			break;
+		case 'A':
+			if (!name_is_valid(optarg, strlen(optarg)))
+				return usage_error("--agent %s: not a valid agent name", optarg);
+			a.agent = optarg;
+			a.given |= OPT_AGENT;
+			break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("ternctl %s\n", TERN_VERSION); return EXIT_OK;
 		default:
@@ -777,13 +822,16 @@ int main(int argc, char **argv)
 				   cmd->nargs == 1 ? "" : "s");
 	if (a.given & ~cmd->allowed) {
 		static const char *const names[] = { "--json", "--watch", "--interval",
-						     "--until-synced", "--verify", "--timeout" };
+						     "--until-synced", "--verify", "--timeout",
+						     "--agent" };
 		unsigned bad = a.given & ~cmd->allowed;
 
 		return usage_error("%s does not apply to %s", names[__builtin_ctz(bad)], cmd->name);
 	}
 	if ((a.given & OPT_INTERVAL) && !a.watch)
 		return usage_error("--interval needs --watch");
+	if ((a.given & OPT_AGENT) && !a.until_synced)
+		return usage_error("--agent needs --until-synced");
 	if (cmd->nargs == 0)
 		return a.watch ? status_watch(&a) : status_once(&a);
 	name = argv[optind + 1];

@@ -183,7 +183,7 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT) {
 			r = -errno;
-			snprintf(why, why_len, "target %s: %s", path, strerror(-r));
+			snprintf(why, why_len, "cannot look up the target: %s", strerror(-r));
 			goto fail;
 		}
 		st.st_mode = S_IFREG;
@@ -199,41 +199,41 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 		fl = O_RDWR | O_CLOEXEC | O_CREAT | O_NOFOLLOW | O_NOCTTY | (created ? O_EXCL : 0);
 	} else {
 		r = -EINVAL;
-		snprintf(why, why_len, "target %s is neither a block device nor a regular file", path);
+		snprintf(why, why_len, "the target is neither a block device nor a regular file");
 		goto fail;
 	}
 	w->fd_plain = open(path, fl, 0600);
 	if (w->fd_plain < 0) {
 		r = -errno;
 		if (r == -EBUSY)
-			snprintf(why, why_len, "target %s is mounted or in use", path);
+			snprintf(why, why_len, "the target is mounted or in use");
 		else
-			snprintf(why, why_len, "cannot open target %s: %s", path, strerror(-r));
+			snprintf(why, why_len, "cannot open the target: %s", strerror(-r));
 		created = false; /* somebody else's, if it appeared meanwhile (EEXIST) */
 		goto fail;
 	}
 	if (fstat(w->fd_plain, &st) < 0) {
 		r = -errno;
-		snprintf(why, why_len, "cannot stat target %s: %s", path, strerror(-r));
+		snprintf(why, why_len, "cannot stat the target: %s", strerror(-r));
 		goto fail;
 	}
 	/* Block devices are claimed by O_EXCL; a file is claimed by a lock, so two targets
 	 * naming one file (another path, a link, another receiver) cannot interleave. */
 	if (!w->blockdev && flock(w->fd_plain, LOCK_EX | LOCK_NB) < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		snprintf(why, why_len, "target %s is in use (locked by another writer)", path);
+		snprintf(why, why_len, "the target is in use (locked by another writer)");
 		goto fail;
 	}
 	if (w->blockdev) {
 		if (ioctl(w->fd_plain, BLKGETSIZE64, &w->size) < 0) {
 			r = -errno;
-			snprintf(why, why_len, "cannot size target %s: %s", path, strerror(-r));
+			snprintf(why, why_len, "cannot size the target: %s", strerror(-r));
 			goto fail;
 		}
 		if (w->size < src_size) {
 			r = -ENOSPC;
-			snprintf(why, why_len, "target %s is smaller than the source (%" PRIu64
-				 " < %" PRIu64 " bytes)", path, w->size, src_size);
+			snprintf(why, why_len, "the target is smaller than the source (%" PRIu64
+				 " < %" PRIu64 " bytes)", w->size, src_size);
 			goto fail;
 		}
 	} else {
@@ -247,8 +247,8 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 			if (!limit) {
 				if (fstatvfs(w->fd_plain, &vfs) < 0) {
 					r = -errno;
-					snprintf(why, why_len, "cannot size the filesystem of target %s: %s",
-						 path, strerror(-r));
+					snprintf(why, why_len, "cannot size the target's filesystem: %s",
+						 strerror(-r));
 					goto fail;
 				}
 				/* A filesystem that keeps no count of its blocks (ramfs) says
@@ -259,8 +259,8 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 			}
 			if (src_size > limit) {
 				r = -ENOSPC;
-				snprintf(why, why_len, "a disk of %" PRIu64 " bytes does not fit target %s: "
-					 "it may grow to %" PRIu64 " bytes (%s)", src_size, path, limit,
+				snprintf(why, why_len, "a disk of %" PRIu64 " bytes does not fit the target: "
+					 "it may grow to %" PRIu64 " bytes (%s)", src_size, limit,
 					 max_size ? "its max-size" : "what its filesystem has free; "
 					 "--target ID=PATH,max-size=SIZE sets another limit");
 				goto fail;
@@ -278,14 +278,14 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 		 * the lock, O_EXCL and fdatasync apply to). */
 		if (fstat(w->fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
 			r = -EBUSY;
-			snprintf(why, why_len, "target %s was replaced while it was opened", path);
+			snprintf(why, why_len, "the target was replaced while it was opened");
 			goto fail;
 		}
 	} else {
 		w->fd = fcntl(w->fd_plain, F_DUPFD_CLOEXEC, 0);
 		if (w->fd < 0) {
 			r = -errno;
-			snprintf(why, why_len, "cannot open target %s: %s", path, strerror(-r));
+			snprintf(why, why_len, "cannot open the target: %s", strerror(-r));
 			goto fail;
 		}
 		log_info("O_DIRECT refused by %s; using buffered writes", path);
@@ -310,7 +310,7 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 	if (created) {
 		r = fsync_dir_of(path);
 		if (r < 0) {
-			snprintf(why, why_len, "cannot make target %s durable: %s", path, strerror(-r));
+			snprintf(why, why_len, "cannot make the target durable: %s", strerror(-r));
 			goto fail;
 		}
 	}
@@ -331,8 +331,8 @@ int wr_fit(struct writer *w, char *why, size_t why_len)
 	if (ftruncate(w->fd_plain, (off_t)w->src_size) < 0) {
 		int r = -errno;
 
-		snprintf(why, why_len, "cannot %s target %s to %" PRIu64 " bytes: %s",
-			 w->size < w->src_size ? "grow" : "cut", w->path, w->src_size, strerror(-r));
+		snprintf(why, why_len, "cannot %s the target to %" PRIu64 " bytes: %s",
+			 w->size < w->src_size ? "grow" : "cut", w->src_size, strerror(-r));
 		return r;
 	}
 	w->size = w->src_size;

@@ -137,7 +137,7 @@ rc=0; "$TERNCTL" --state-dir "$T/state" cutover db2 --timeout 60 >"$T/ctl.out" 2
 [ $rc -ne 0 ] || { cat "$T/ctl.out"; fail "a cutover whose freeze timed out succeeded"; }
 wait "$AGENT_PID" && fail "the agent claimed success after the watchdog thawed"
 wait "$WRITER_PID" 2>/dev/null || true
-grep -q "the watchdog thaws it now" "$T/agent-fs2.log" || { cat "$T/agent-fs2.log"; fail "no watchdog thaw"; }
+grep -q "the watchdog thawed it" "$T/agent-fs2.log" || { cat "$T/agent-fs2.log"; fail "no watchdog thaw"; }
 timeout 10 touch "$T/mnt/after-watchdog" || fail "the filesystem is still frozen after the watchdog"
 grep -q "thawed by the watchdog" "$T/ctl.out" || { cat "$T/ctl.out"; fail "ternctl did not say why"; }
 

@@ -110,4 +110,24 @@ grep -q "source $T/src-link.img is being replicated by another tern-agent" "$T/a
 grep -q "agent vm: disk other" "$T/receiver.log" && fail "the refused second agent reached the receiver"
 kill -0 "$AGENT_PID" || fail "the first agent died"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
-pass "foreign CA, corrupted chunk, unknown disk, other agent, locked target and a second agent on one source refused"
+
+# 9. A refusal tells the agent the disk and the reason, never the receiver's paths (a
+# hostile or merely curious agent learns nothing of the staging host's layout); the
+# receiver's own log keeps the path for its operator.
+stop_receiver
+mkdir "$T/a-dir"
+start_receiver "$T/state" --target disk0="$T/dst.img" --target nodir="$T/no/such/dir/t.img" \
+	--target isdir="$T/a-dir"
+for id in nodir isdir $(command -v flock >/dev/null && echo disk0); do
+	[ "$id" = disk0 ] && { exec {LOCKFD}<>"$T/dst.img"; flock -x "$LOCKFD"; }
+	if run_agent --credentials "$T/state/agent-bundle.pem" --disk "$id=$T/src.img"; then
+		fail "target $id was accepted"
+	fi
+	[ "$id" = disk0 ] && exec {LOCKFD}>&-
+	grep "receiver refused" "$T/agent.log" >"$T/refusal.txt" || { cat "$T/agent.log"; fail "no refusal of $id"; }
+	grep -q "receiver refused: disk $id: " "$T/refusal.txt" || { cat "$T/refusal.txt"; fail "the refusal of $id does not name the disk"; }
+	! grep -q "$T" "$T/refusal.txt" || { cat "$T/refusal.txt"; fail "the refusal of $id tells the agent a receiver path"; }
+	wait_log "$T/receiver.log" "disk $id: target $T/" || fail "the receiver's log lost the path of $id"
+done
+[ ! -e "$T/no" ] || fail "a refused target's directory was created"
+pass "foreign CA, corrupted chunk, unknown disk, other agent, locked target and a second agent on one source refused; refusals name no receiver path"

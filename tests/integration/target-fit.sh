@@ -26,7 +26,7 @@ head -c $((1024 * 1024)) /dev/urandom >"$T/other.img"
 start_receiver "$T/state" --target e="$T/alias.img"
 run_agent --credentials "$T/state/agent-bundle.pem" --disk e="$T/other.img" &&
 	fail "a copy over another disk's verified target was accepted"
-grep -q "holds disk d, verified in its state record" "$T/agent.log" ||
+grep -q "its target holds disk d, verified in the receiver.s state records" "$T/agent.log" ||
 	{ cat "$T/agent.log"; fail "no clear refusal"; }
 [ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "the refused copy changed the target"
 [ "$(stat -c %s "$T/dst.img")" -eq "$(stat -c %s "$T/src.img")" ] || fail "the refused copy resized it"

@@ -89,7 +89,17 @@ START_TEST(test_sv_parse_accepts_the_contract_example)
 	d = &st->agents[0].disks[1];
 	ck_assert(d->has_verified_epoch && d->verified_epoch == 6 && d->has_lag && !d->has_compression_ratio);
 	ck_assert_str_eq(d->last_fault, "y");
-	ck_assert(!sv_all_synced(st));
+	ck_assert(!sv_all_synced(st, NULL));
+	ck_assert(!sv_all_synced(st, "web1"));
+	/* A finished copy whose agent is gone counts as synced; an agent with no disk here
+	 * does not, nor does a name with none. */
+	snprintf(st->agents[0].disks[0].state, sizeof(st->agents[0].disks[0].state), "verified");
+	snprintf(st->agents[0].disks[1].state, sizeof(st->agents[0].disks[1].state), "in-sync");
+	ck_assert(sv_all_synced(st, NULL));
+	ck_assert(sv_all_synced(st, "web1"));
+	ck_assert(!sv_all_synced(st, "web2"));
+	snprintf(st->agents[0].disks[1].state, sizeof(st->agents[0].disks[1].state), "disconnected");
+	ck_assert(!sv_all_synced(st, "web1"));
 	sv_free(st);
 	json_object_put(root);
 }

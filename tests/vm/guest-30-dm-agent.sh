@@ -35,6 +35,21 @@ origin_is_linear() { dmsetup table vmsrc | grep -q '^0 [0-9]* linear '; }
 stop_writer() { [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null; wait "$WRITER_PID" 2>/dev/null; WRITER_PID=; }
 trap 'rc=$?; stop_writer; [ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null; exit $rc' EXIT
 
+# 0. The store must be a device of its own and free: the origin itself and the disk under
+# it overlap the source, and vdd, held by bigcow and tinycow, is in use. Each is refused
+# before any device is made.
+for cow in $ORIGIN /dev/vdc /dev/vdd; do
+	tern-agent run --receiver "$TERN_RECEIVER" --credentials /etc/tern/agent-bundle.pem \
+		--name dm --disk dm=$ORIGIN --snapshot dm --snapshot-cow "$cow" --no-progress \
+		>/tmp/dm0.log 2>&1 && fail "store $cow was accepted"
+	case $cow in
+	/dev/vdd) grep -q -- "--snapshot-cow $cow is in use" /tmp/dm0.log ;;
+	*) grep -q -- "--snapshot-cow $cow overlaps source dm" /tmp/dm0.log ;;
+	esac || { cat /tmp/dm0.log; fail "no reason for refusing store $cow"; }
+	[ "$(tern_devs)" = 0 ] || fail "a refused store left devices: $(dmsetup ls)"
+	origin_is_linear || fail "a refused store changed the origin: $(dmsetup table vmsrc)"
+done
+
 # 1. Point in time. 8 MiB change before epoch 1; epoch 1 sends them at 2 MiB/s, reading
 # at most a few MiB ahead; a marker in the last changed block, written as soon as
 # epoch 1's snapshot is taken, is read seconds later, from the snapshot: not in epoch 1.
