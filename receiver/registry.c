@@ -37,6 +37,9 @@ struct reg_disk {
 	bool have_st;
 	uint64_t st_at_ns;        /* when st arrived (monotonic) */
 	double live_bps;          /* source bytes covered per second, smoothed, while active */
+	/* The agent's last report of the first copy's progress, kept across its reconnects:
+	 * what the receiver holds does not drop to nothing when a link does. */
+	uint64_t copy_done, copy_total;
 	bool cut_over;
 	char last_error[PROTO_MSG_MAX + 1];
 	char last_fault[REC_EVENT_MAX];
@@ -251,6 +254,10 @@ void reg_status(struct registry *reg, struct reg_disk *d, const struct proto_sta
 	}
 	if (m->active && m->epoch == d->epoch)
 		epoch_begins(d);
+	if (d->verified_epoch < 0 && m->bytes_total) {
+		d->copy_done = m->bytes_done;
+		d->copy_total = m->bytes_total;
+	}
 	d->st = *m;
 	d->have_st = true;
 	d->st_at_ns = now;
@@ -458,6 +465,9 @@ static const char *disk_state(const struct reg_agent *a, const struct reg_disk *
 		return "cut-over";
 	if (!a->connected)
 		return a->last_error[0] || d->last_error[0] ? "error" : "disconnected";
+	/* The agent cannot read this disk's source: its other disks go on. */
+	if (d->have_st && d->st.phase == PROTO_PHASE_FAULTED)
+		return "error";
 	if (a->cutting_over || (d->have_st && d->st.phase == PROTO_PHASE_CUTTING_OVER))
 		return "cutting-over";
 	if (a->paused || (d->have_st && d->st.paused))
@@ -520,6 +530,9 @@ static json_object *disk_json(const struct reg_agent *a, const struct reg_disk *
 		total = d->st.bytes_total;
 	} else if (d->verified_epoch >= 0) {
 		done = total;
+	} else if (d->copy_total) {
+		done = d->copy_done;
+		total = d->copy_total;
 	}
 	forecast(a, d, backlog, &f);
 	state = disk_state(a, d, &f, backlog);
