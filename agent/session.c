@@ -29,7 +29,7 @@
 #define DISK_RETRY_MAX_S 300u
 /* A connection that sent this much, or lived this long, or had an epoch acknowledged, was
  * worth having: the next one follows after RECONNECT_QUICK_MS instead of backing off. */
-#define RECONNECT_PRODUCTIVE_BYTES (1u << 20)
+#define RECONNECT_PRODUCTIVE_BYTES (256u << 10)
 #define RECONNECT_PRODUCTIVE_NS (30 * 1000000000ull)
 #define RECONNECT_QUICK_MS 100u
 
