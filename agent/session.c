@@ -621,7 +621,7 @@ static void on_stop_signal(int sig)
 
 /* Sleeps up to ms, returning early when a stop was requested. With a connection it
  * reports, serves the receiver's frames, returns 1 at once for a cutover request, and
- * while the operator has paused replication waits past secs until resumed. */
+ * while the operator has paused replication waits past ms until resumed. */
 static int pause_between_epochs(const struct agent_opts *o, uint64_t ms, struct conn *c,
 				uint8_t *ctrl)
 {
@@ -689,7 +689,6 @@ fail:
 	return r;
 }
 
-
 /* Says which chunks of the source could not be read, as byte ranges (as many as fit). */
 static void fmt_unreadable(const struct disk_run *run, const struct source *src, uint32_t cs,
 			   char *buf, size_t len)
@@ -713,7 +712,6 @@ static void fmt_unreadable(const struct disk_run *run, const struct source *src,
 		i = j;
 	}
 }
-
 
 /* Tells the receiver why disk_no's source cannot be read (DISK_FAULT) and, when abandoned,
  * that the epoch under way ends unfinished (else the epoch just acknowledged had unreadable
@@ -1066,9 +1064,10 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered,
 			       !tracked, ctrl, &missed);
 		if (r > 0) {
-			/* Faulted: the retry starts from what the receiver holds. */
+			/* Faulted: the retry starts from what the receiver holds (--once does
+			 * not retry). */
 			free(runs[i].fps);
-			runs[i].fps = o->once ? NULL : offered;
+			runs[i].fps = offered;
 			continue;
 		}
 		free(offered);
