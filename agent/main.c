@@ -71,6 +71,10 @@ static void usage(FILE *f)
 		"  --queue-depth N         reads in flight (default 16)\n"
 		"  --max-rate BYTES        bytes per second on the wire, e.g. 50M (default: no\n"
 		"                          limit; the operator can also set one at the receiver)\n"
+		"  --skip-unreadable       copy what can be read: chunks of a source that cannot\n"
+		"                          be read (EIO) are zero-filled on the target and listed,\n"
+		"                          and --once exits 3 (not a verified copy); without it\n"
+		"                          such a disk is not copied (exit 1), the others are\n"
 		"  --no-progress           do not print progress lines\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"\n"
@@ -94,6 +98,8 @@ enum {
 enum { OPT_CONFIG = 0x180, OPT_IOPRIO, OPT_INCLUDE_LOOP };
 /* The dm-snapshot source's options. */
 enum { OPT_SNAPSHOT = 0x1c0, OPT_SNAPSHOT_COW };
+/* Source faults. */
+enum { OPT_SKIP_UNREADABLE = 0x1e0 };
 
 /* No --disk: every disk that qualifies (see disks.c), by its stable id. */
 static int pick_disks(struct agent_opts *o, bool include_loop)
@@ -135,6 +141,39 @@ out:
 	return r;
 }
 
+/* TERN_FAULT_EIO's DISK_ID:OFFSET+LENGTH[:FLAG_FILE]; the strings stay in the
+ * environment, which outlives the run. */
+static int parse_fault_eio(const char *spec, struct agent_opts *o)
+{
+	static char id[NAME_MAX_LEN + 1];
+	const char *colon = strchr(spec, ':'), *plus, *flag;
+	char num[32];
+	uint64_t off, len;
+
+	if (!colon || (size_t)(colon - spec) > NAME_MAX_LEN || !(plus = strchr(colon, '+')))
+		return -EINVAL;
+	flag = strchr(plus, ':');
+	if ((size_t)(plus - colon - 1) >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, colon + 1, (size_t)(plus - colon - 1));
+	num[plus - colon - 1] = '\0';
+	if (parse_u64(num, 0, UINT64_MAX / 2, &off) < 0)
+		return -EINVAL;
+	if ((flag ? (size_t)(flag - plus - 1) : strlen(plus + 1)) >= sizeof(num))
+		return -EINVAL;
+	snprintf(num, sizeof(num), "%.*s", flag ? (int)(flag - plus - 1) : (int)strlen(plus + 1),
+		 plus + 1);
+	if (parse_u64(num, 1, UINT64_MAX / 2, &len) < 0)
+		return -EINVAL;
+	memcpy(id, spec, (size_t)(colon - spec));
+	id[colon - spec] = '\0';
+	o->fault_eio_disk = id;
+	o->fault_eio_off = off;
+	o->fault_eio_len = len;
+	o->fault_eio_flag = flag && flag[1] ? flag + 1 : NULL;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -161,6 +200,7 @@ static int cmd_run(int argc, char **argv)
 		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
+		{ "skip-unreadable", no_argument, NULL, OPT_SKIP_UNREADABLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -365,6 +405,9 @@ static int cmd_run(int argc, char **argv)
 		case OPT_INCLUDE_LOOP:
 			include_loop = true;
 			break;
+		case OPT_SKIP_UNREADABLE:
+			o.skip_unreadable = true;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = 0;
@@ -410,6 +453,12 @@ static int cmd_run(int argc, char **argv)
 	o.bpf_pin_root = getenv("TERN_BPF_PIN_ROOT");
 	if (!o.bpf_pin_root || o.bpf_pin_root[0] != '/')
 		o.bpf_pin_root = "/sys/fs/bpf/tern";
+	/* Test seam for a source with bad sectors: DISK_ID:OFFSET+LENGTH[:FLAG_FILE]. */
+	fault = getenv("TERN_FAULT_EIO");
+	if (fault && parse_fault_eio(fault, &o) < 0) {
+		log_error("TERN_FAULT_EIO=%s: expected DISK_ID:OFFSET+LENGTH[:FLAG_FILE]", fault);
+		goto out;
+	}
 	fault = getenv("TERN_FAULT_STALL_FROZEN");
 	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
 		o.fault_stall_frozen_s = (unsigned)v;
@@ -420,7 +469,8 @@ static int cmd_run(int argc, char **argv)
 	/* A receiver that vanishes must surface as an error return, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	r = session_run(&o);
-	ret = r < 0 ? 1 : 0;
+	/* 3: copied, but not all of it could be read (--skip-unreadable). */
+	ret = r < 0 ? 1 : r > 0 ? 3 : 0;
 out:
 	log_set_context(NULL);
 	for (unsigned i = 0; i < o.ndisks; i++) {

@@ -54,6 +54,10 @@ struct reader {
 	bool io_done, stop;
 	unsigned workers_live;
 	int err;
+	bool src_err;       /* err is the source's: a read failed or the source ended early */
+	uint64_t src_err_off;
+	uint64_t *bad;      /* skip_unreadable: chunks that could not be read (zero-filled) */
+	uint64_t nbad;
 
 	pthread_t io_thread;
 	bool io_started;
@@ -144,6 +148,64 @@ static void push_work(struct reader *rd, struct slot *s)
 	pthread_cond_signal(&rd->work_cv);
 }
 
+/* Test seam: whether a read of [off, off+len) meets the injected bad range. */
+static bool fault_hit(const struct reader *rd, uint64_t off, uint64_t len)
+{
+	if (!rd->o.fault_eio_len || off + len <= rd->o.fault_eio_off ||
+	    off >= rd->o.fault_eio_off + rd->o.fault_eio_len)
+		return false;
+	return !rd->o.fault_eio_flag || access(rd->o.fault_eio_flag, F_OK) == 0;
+}
+
+/* Reads [off, off+len) into buf whole with plain preads (short reads resumed). */
+static int read_chunk(struct reader *rd, uint8_t *buf, uint64_t off, uint32_t len)
+{
+	uint32_t got = 0;
+
+	if (fault_hit(rd, off, len))
+		return -EIO;
+	while (got < len) {
+		/* O_DIRECT wants whole blocks: the round-up stays inside the chunk's room. */
+		size_t want = rd->src->direct ? ((len - got + 4095u) & ~4095u) : len - got;
+		ssize_t n = pread(rd->src->fd, buf + got, want, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0 || (rd->src->direct && ((uint32_t)n & 4095u) && got + (uint32_t)n < len))
+			return -EIO;
+		got += (uint32_t)MIN((uint64_t)n, (uint64_t)(len - got));
+	}
+	return 0;
+}
+
+/* A batch read failed and skip_unreadable is set: reads it again chunk by chunk, so only
+ * the chunks that really cannot be read are lost; those become zeros (the target gets
+ * zeros there) and are listed. The I/O thread does this itself: it is rare, and the
+ * reads already in flight complete meanwhile. */
+static void salvage(struct reader *rd, struct slot *s)
+{
+	uint32_t cs = rd->o.chunk_size;
+
+	for (uint32_t at = 0; at < s->want; at += cs) {
+		uint32_t len = MIN(cs, s->want - at);
+		uint64_t idx = (s->off + at) / cs;
+		int r = read_chunk(rd, s->buf + at, s->off + at, len);
+
+		if (r == 0)
+			continue;
+		log_warn("%s: chunk %" PRIu64 " at %" PRIu64 " unreadable (%s): sent as zeros",
+			 rd->src->id, idx, s->off + at, strerror(-r));
+		memset(s->buf + at, 0, len);
+		pthread_mutex_lock(&rd->lock);
+		rd->bad[idx / 64] |= UINT64_C(1) << (idx % 64);
+		rd->nbad++;
+		pthread_mutex_unlock(&rd->lock);
+	}
+	s->got = s->want;
+}
+
 static void *io_main(void *arg)
 {
 	struct reader *rd = arg;
@@ -205,12 +267,33 @@ static void *io_main(void *arg)
 			int res = cqe->res;
 
 			io_uring_cqe_seen(&rd->ring, cqe);
+			if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->want - s->got))
+				res = -EIO;
+			if (res < 0 && rd->o.skip_unreadable && !err && res != -ECANCELED) {
+				salvage(rd, s);
+				inflight--;
+				pthread_mutex_lock(&rd->lock);
+				push_work(rd, s);
+				pthread_mutex_unlock(&rd->lock);
+				continue;
+			}
 			if (res < 0) {
-				err = log_errno(res, "%s: read at %" PRIu64, rd->src->path, s->off + s->got);
+				if (!err) {
+					rd->src_err = true;
+					rd->src_err_off = s->off + s->got;
+				}
+				/* Said once, by the session, which knows what it means for the disk. */
+				log_debug("%s: read at %" PRIu64 ": %s", rd->src->path, s->off + s->got,
+					  strerror(-res));
+				err = res;
 				inflight--;
 				continue;
 			}
 			if (res == 0 && s->got < s->want) {
+				if (!err) {
+					rd->src_err = true;
+					rd->src_err_off = s->off + s->got;
+				}
 				err = -EIO;
 				log_error("%s: source ended early at %" PRIu64 " (did it shrink?)",
 					  rd->src->path, s->off + s->got);
@@ -561,7 +644,8 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	rd->out_max = o->workers * 2 + 2;
 	r = -ENOMEM;
 	rd->fps = calloc(rd->nchunks, sizeof(*rd->fps));
-	if (!rd->fps)
+	rd->bad = calloc(DIV_ROUND_UP(rd->nchunks, 64), sizeof(*rd->bad));
+	if (!rd->fps || !rd->bad)
 		goto fail;
 	/* Enough slots to keep queue_depth reads in flight while every worker holds one. */
 	rd->nslots = o->queue_depth + o->workers + 1;
@@ -665,6 +749,24 @@ int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
 	return 0;
 }
 
+bool rd_source_failed(struct reader *rd, uint64_t *ret_off)
+{
+	bool failed;
+
+	pthread_mutex_lock(&rd->lock);
+	failed = rd->err && rd->src_err;
+	if (failed)
+		*ret_off = rd->src_err_off;
+	pthread_mutex_unlock(&rd->lock);
+	return failed;
+}
+
+uint64_t rd_unreadable(struct reader *rd, const uint64_t **ret_bitmap)
+{
+	*ret_bitmap = rd->bad;
+	return rd->nbad;
+}
+
 struct fp *rd_take_fps(struct reader *rd)
 {
 	struct fp *f = rd->fps;
@@ -700,6 +802,7 @@ struct reader *rd_free(struct reader *rd)
 	free(rd->slots);
 	free(rd->workers);
 	free(rd->fps);
+	free(rd->bad);
 	pthread_cond_destroy(&rd->free_cv);
 	pthread_cond_destroy(&rd->work_cv);
 	pthread_cond_destroy(&rd->out_cv);

@@ -27,6 +27,13 @@ struct rd_opts {
 	uint16_t ioprio;       /* I/O priority of the source reads (RD_IOPRIO_*); 0: inherit */
 	/* Test seam: flip one byte of this chunk after fingerprinting (UINT64_MAX: never). */
 	uint64_t fault_corrupt_chunk;
+	/* Test seam: a read touching [fault_eio_off, + fault_eio_len) fails with EIO, as a bad
+	 * sector range would; while fault_eio_flag names a file, only while it exists. 0: off. */
+	uint64_t fault_eio_off, fault_eio_len;
+	const char *fault_eio_flag;
+	/* A batch that cannot be read is read again chunk by chunk: the chunks that still fail
+	 * are zero-filled (sent as zeros) and listed (rd_unreadable) instead of failing. */
+	bool skip_unreadable;
 	/* The scan tracker: fingerprints of every chunk as the receiver holds them. When set,
 	 * only chunks whose fingerprint differs are sent. Borrowed; NULL sends everything. */
 	const struct fp *prev;
@@ -64,6 +71,12 @@ void rd_out_free(struct rd_out *o);
 /* After rd_next returned 0: the Merkle root over every chunk's fingerprint and the chunk
  * count. Returns 0 or -errno. */
 int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks);
+/* Whether the reader failed because the source could not be read (not for want of memory
+ * or the like); *ret_off is then where. */
+bool rd_source_failed(struct reader *rd, uint64_t *ret_off);
+/* With skip_unreadable, after rd_next returned 0: the chunks that could not be read, as a
+ * bitmap of one bit per chunk (owned by the reader), and their count. */
+uint64_t rd_unreadable(struct reader *rd, const uint64_t **ret_bitmap);
 /* After rd_root: takes the fingerprint array (one per chunk) out of the reader, for the
  * caller to own and free, e.g. as the next scan's rd_opts.prev. */
 struct fp *rd_take_fps(struct reader *rd);

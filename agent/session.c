@@ -25,6 +25,13 @@
 #include "common/util.h"
 
 #define CTRL_BUF (PROTO_HDR_LEN + 1024)
+/* A disk whose source cannot be read is tried again after 1 s, doubling up to this. */
+#define DISK_RETRY_MAX_S 300u
+/* A connection that sent this much, or lived this long, or had an epoch acknowledged, was
+ * worth having: the next one follows after RECONNECT_QUICK_MS instead of backing off. */
+#define RECONNECT_PRODUCTIVE_BYTES (256u << 10)
+#define RECONNECT_PRODUCTIVE_NS (30 * 1000000000ull)
+#define RECONNECT_QUICK_MS 100u
 
 /* Set when the receiver refused us (ERROR frame, TLS alert): no point reconnecting. */
 static bool g_refused;
@@ -34,6 +41,13 @@ static bool g_reconcile;
 /* The cutover's final epoch is under way: its reads must not wait as idle I/O while the
  * source is frozen, since the freeze is the downtime. */
 static bool g_final_epoch;
+/* Set by send_epoch when the source itself could not be read (not the link), with why. */
+static bool g_src_fault;
+static char g_src_why[PROTO_MSG_MAX + 1];
+/* What the current connection achieved, for the reconnect's backoff: frame bytes sent and
+ * whether an epoch was acknowledged. */
+static uint64_t g_conn_sent;
+static bool g_conn_acked;
 
 struct disk_stats {
 	uint64_t plain, zero, wire;
@@ -183,6 +197,9 @@ struct disk_view {
 	uint64_t last_changed;  /* bytes of chunks the last acknowledged epoch sent */
 	bool last_tracked;      /* that epoch sent changes (not a full copy or reconciliation) */
 	uint64_t throughput_bps;
+	/* Before any verified epoch: bytes the receiver already holds (data chunks of an
+	 * interrupted first copy, per its FPS answer), so progress survives a reconnect. */
+	uint64_t held;
 };
 static struct disk_view *g_views;
 static unsigned g_nviews;
@@ -325,13 +342,14 @@ static int gate(const struct agent_opts *o, struct conn *c, uint8_t *ctrl, size_
 	}
 }
 
-static void print_progress(const char *id, const struct disk_stats *st, uint64_t size)
+static void print_progress(const char *id, const struct disk_stats *st, uint64_t done,
+			   uint64_t size)
 {
 	double secs = (double)(now_ns() - st->t_start) / 1e9;
 	char a[32], b[32];
 
 	fprintf(stderr, "%s: %5.1f%%  %s / %s  %.0f MiB/s\n", id,
-		100.0 * (double)st->plain / (double)size, fmt_bytes(st->plain, a, sizeof(a)),
+		100.0 * (double)done / (double)size, fmt_bytes(done, a, sizeof(a)),
 		fmt_bytes(size, b, sizeof(b)), secs > 0 ? (double)st->plain / secs / 1048576.0 : 0.0);
 }
 
@@ -362,13 +380,32 @@ static int register_disk(const struct agent_opts *o, struct conn *c, struct sour
 	return 0;
 }
 
+struct disk_run {
+	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
+	uint64_t next_epoch;
+	struct track *trk;    /* the eBPF or kmod tracker, or NULL for the scan tracker */
+	uint64_t *only;      /* the chunks of the tracker's pending blocks, for the reader */
+	uint64_t nchunks;
+	/* The source could not be read (0: healthy): why, when to try again, and the wait
+	 * after the next failure. A fault is this disk's: the others go on meanwhile. */
+	int fault;
+	char fault_why[PROTO_MSG_MAX + 1];
+	uint64_t retry_at;
+	unsigned retry_s;
+	bool resync;         /* an epoch was abandoned: the next one reads the whole disk */
+	/* --skip-unreadable: the chunks the last acknowledged epoch could not read (zeros on
+	 * the target), read again by every epoch until they can be. */
+	uint64_t *bad;
+	uint64_t nbad;
+};
+
 /* Sends one epoch of a disk: everything (prev NULL, epoch 0) or the chunks whose
  * fingerprint differs from prev (the scan tracker), then waits for the receiver's durable,
  * verified acknowledgement. On success *ret_fps holds every chunk's new fingerprint. */
 static int send_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
-		      uint16_t disk_no, uint64_t epoch, const struct fp *prev, const uint64_t *only,
-		      const uint64_t *marks, const uint64_t *blocks, uint8_t *ctrl, struct fp **ret_fps,
-		      uint64_t *ret_missed)
+		      struct disk_run *run, uint16_t disk_no, uint64_t epoch, const struct fp *prev,
+		      const uint64_t *only, const uint64_t *marks, const uint64_t *blocks,
+		      uint8_t *ctrl, struct fp **ret_fps, uint64_t *ret_missed)
 {
 	struct disk_stats st = { 0 };
 	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = epoch };
@@ -376,7 +413,8 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	struct rd_opts ro = o->rd;
 	struct reader *rd = NULL;
 	struct proto_hdr h;
-	uint64_t last_report, sent_chunks = 0, patched = 0, missed = 0;
+	uint64_t last_report, sent_chunks = 0, patched = 0, missed = 0, nbad, at, words;
+	const uint64_t *bad = NULL;
 	char hex1[33], hex2[33], b1[32], b2[32], b3[32];
 	bool progress = o->progress && epoch == 0;
 	struct disk_view *v = &g_views[disk_no];
@@ -387,12 +425,20 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	ro.marks = prev && !only ? marks : NULL;
 	ro.blocks = prev && only && proto_patch_fits(o->rd.chunk_size, o->track_block) ? blocks : NULL;
 	ro.block_size = o->track_block;
+	ro.skip_unreadable = o->skip_unreadable;
+	if (o->fault_eio_disk && strcmp(o->fault_eio_disk, src->id) == 0) {
+		ro.fault_eio_off = o->fault_eio_off;
+		ro.fault_eio_len = o->fault_eio_len;
+		ro.fault_eio_flag = o->fault_eio_flag;
+	}
 	if (g_final_epoch)
 		ro.ioprio = RD_IOPRIO_BE;
+	g_src_fault = false;
 	st.t_start = last_report = now_ns();
 	v->epoch = epoch;
 	v->active = true;
-	v->done = v->sent = 0;
+	v->done = v->held;
+	v->sent = 0;
 	v->total = src->size;
 	v->todo = 0;
 	if (ro.only) {
@@ -439,12 +485,14 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 			goto out;
 		}
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
+		if (r == 0)
+			g_conn_sent += out->len;
 		st.plain += out->plain_bytes;
 		st.read += out->read_bytes;
 		st.zero += out->zero_bytes;
 		st.wire += out->len;
 		sent_chunks += out->sent_chunks;
-		v->done = st.plain;
+		v->done = MAX(st.plain, v->held);
 		v->sent = sent_chunks * o->rd.chunk_size;
 		patched += out->patched_chunks;
 		missed += out->missed_chunks;
@@ -456,14 +504,23 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 			goto out;
 		}
 		if (progress && now_ns() - last_report >= 1000000000ull) {
-			print_progress(src->id, &st, src->size);
+			print_progress(src->id, &st, v->done, src->size);
 			last_report = now_ns();
 		}
 	}
 	if (r < 0) {
-		log_errno(r, "%s: reading %s failed", src->id, src->path);
+		/* The source's own fault is this disk's alone: the caller goes on with the
+		 * others. Anything else (memory, the compressor) ends the connection. */
+		if (rd_source_failed(rd, &at)) {
+			g_src_fault = true;
+			snprintf(g_src_why, sizeof(g_src_why), "reading %s at byte %" PRIu64 " failed: %s",
+				 src->path, at, strerror(-r));
+		} else {
+			log_errno(r, "%s: reading %s failed", src->id, src->path);
+		}
 		goto out;
 	}
+	nbad = rd_unreadable(rd, &bad);
 	r = rd_root(rd, &ee.root, &ee.nchunks);
 	if (r < 0) {
 		log_errno(r, "%s: cannot compute the Merkle root", src->id);
@@ -476,8 +533,9 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		goto out;
 	}
 	st.wire += (uint64_t)n;
+	g_conn_sent += (uint64_t)n;
 	if (progress)
-		print_progress(src->id, &st, src->size);
+		print_progress(src->id, &st, MAX(st.plain, v->held), src->size);
 	log_info("%s: epoch %" PRIu64 ": %" PRIu64 " of %" PRIu64 " chunks sent (%" PRIu64 " as "
 		 "patches of their changed blocks); waiting for the receiver to make them durable",
 		 src->id, epoch, sent_chunks, ee.nchunks, patched);
@@ -491,8 +549,10 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		goto out;
 	}
 	st.t_end = now_ns();
+	g_conn_acked = true;
 	v->active = false;
 	v->done = v->total;
+	v->held = 0;
 	v->last_changed = sent_chunks * o->rd.chunk_size;
 	v->last_tracked = v->phase == PROTO_PHASE_TRACKING;
 	/* Throughput for the forecast: chunks sent per second, read to acknowledged; tiny
@@ -523,10 +583,26 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 			       "chunks, %" PRIu64 " bytes on the wire\n", src->id, epoch,
 			       fmt_bytes(st.read, b1, sizeof(b1)), fmt_bytes(src->size, b2, sizeof(b2)),
 			       secs, sent_chunks, st.wire);
-		printf("%s: epoch %" PRIu64 " durable and verified on the receiver: merkle root %s "
-		       "matches\n", src->id, epoch, hex1);
+		if (nbad)
+			/* The root covers zeros where the source could not be read: the target
+			 * equals what was read, not the source. */
+			printf("%s: epoch %" PRIu64 " durable on the receiver, merkle root %s; NOT a "
+			       "verified copy: %" PRIu64 " unreadable chunk(s) zero-filled on the "
+			       "target\n", src->id, epoch, hex1, nbad);
+		else
+			printf("%s: epoch %" PRIu64 " durable and verified on the receiver: merkle "
+			       "root %s matches\n", src->id, epoch, hex1);
 		fflush(stdout);
 	}
+	/* Kept so that every later epoch reads them again, and for the verdict. */
+	words = DIV_ROUND_UP(DIV_ROUND_UP(src->size, o->rd.chunk_size), 64);
+	if (nbad && !run->bad && !(run->bad = calloc(words, 8))) {
+		r = log_errno(-ENOMEM, "allocation");
+		goto out;
+	}
+	if (run->bad)
+		memcpy(run->bad, bad, words * 8);
+	run->nbad = nbad;
 	*ret_fps = rd_take_fps(rd);
 	if (ret_missed)
 		*ret_missed = missed;
@@ -543,13 +619,13 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
-/* Sleeps up to secs, returning early when a stop was requested. With a connection it
+/* Sleeps up to ms, returning early when a stop was requested. With a connection it
  * reports, serves the receiver's frames, returns 1 at once for a cutover request, and
- * while the operator has paused replication waits past secs until resumed. */
-static int pause_between_epochs(const struct agent_opts *o, unsigned secs, struct conn *c,
+ * while the operator has paused replication waits past ms until resumed. */
+static int pause_between_epochs(const struct agent_opts *o, uint64_t ms, struct conn *c,
 				uint8_t *ctrl)
 {
-	uint64_t end = now_ns() + (uint64_t)secs * 1000000000ull;
+	uint64_t end = now_ns() + ms * 1000000ull;
 
 	while (!stop_requested) {
 		if (c && conn_readable(c)) {
@@ -613,17 +689,80 @@ fail:
 	return r;
 }
 
-struct disk_run {
-	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
-	uint64_t next_epoch;
-	struct track *trk;    /* the eBPF or kmod tracker, or NULL for the scan tracker */
-	uint64_t *only;      /* the chunks of the tracker's pending blocks, for the reader */
-	uint64_t nchunks;
-};
+/* Says which chunks of the source could not be read, as byte ranges (as many as fit). */
+static void fmt_unreadable(const struct disk_run *run, const struct source *src, uint32_t cs,
+			   char *buf, size_t len)
+{
+	uint64_t nchunks = DIV_ROUND_UP(src->size, cs);
+	size_t n;
+	char b[32];
+
+	n = (size_t)snprintf(buf, len, "%" PRIu64 " chunk(s) (%s) could not be read and are "
+			     "zero-filled on the target, not a verified copy; unreadable bytes:",
+			     run->nbad, fmt_bytes(run->nbad * cs, b, sizeof(b)));
+	for (uint64_t i = 0; i < nchunks && n < len; i++) {
+		uint64_t j = i;
+
+		if (!(run->bad[i / 64] >> (i % 64) & 1))
+			continue;
+		while (j + 1 < nchunks && (run->bad[(j + 1) / 64] >> ((j + 1) % 64) & 1))
+			j++;
+		n += (size_t)snprintf(buf + n, len - n, " %" PRIu64 "-%" PRIu64, i * cs,
+				      MIN((j + 1) * cs, src->size));
+		i = j;
+	}
+}
+
+/* Tells the receiver why disk_no's source cannot be read (DISK_FAULT) and, when abandoned,
+ * that the epoch under way ends unfinished (else the epoch just acknowledged had unreadable
+ * ranges); then reports the disk's status. Either way it is run->next_epoch, not yet
+ * counted past. */
+static int send_disk_fault(const struct agent_opts *o, struct conn *c, uint16_t disk_no,
+			   const struct disk_run *run, bool abandoned)
+{
+	struct proto_disk_fault m = { .disk_no = disk_no, .abandoned = abandoned,
+				      .epoch = run->next_epoch,
+				      .code = run->fault < 0 && run->fault > -4096 ? (uint32_t)-run->fault : EIO };
+	uint8_t out[PROTO_HDR_LEN + 2 + 1 + 4 + 8 + 2 + PROTO_MSG_MAX];
+	int n, r;
+
+	snprintf(m.msg, sizeof(m.msg), "%s", run->fault_why);
+	g_views[disk_no].phase = PROTO_PHASE_FAULTED;
+	g_views[disk_no].active = false;
+	n = proto_encode_disk_fault(out, sizeof(out), &m);
+	r = n < 0 ? n : conn_send(c, out, (size_t)n);
+	if (r < 0)
+		return log_errno(r, "connection to receiver lost");
+	return report(o, c, true);
+}
+
+/* The source of disk_no could not be read (send_epoch said why in g_src_why): abandons its
+ * epoch, tells the receiver and the log, and schedules a retry with backoff. The other
+ * disks go on. Returns 1, or -errno when the link failed. */
+static int disk_faulted(const struct agent_opts *o, struct conn *c, const struct source *src,
+			struct disk_run *run, uint16_t disk_no, int err)
+{
+	int r;
+
+	run->fault = err;
+	snprintf(run->fault_why, sizeof(run->fault_why), "%s", g_src_why);
+	run->retry_s = run->retry_s ? MIN(run->retry_s * 2, DISK_RETRY_MAX_S) : 1;
+	run->retry_at = now_ns() + (uint64_t)run->retry_s * 1000000000ull;
+	run->resync = true;
+	if (o->once)
+		log_error("%s: %s; the other disks go on", src->id, run->fault_why);
+	else
+		log_error("%s: %s; the other disks go on, and this one is tried again in %u s",
+			  src->id, run->fault_why, run->retry_s);
+	r = send_disk_fault(o, c, disk_no, run, true);
+	return r < 0 ? r : 1;
+}
 
 /* One epoch of one disk. With a block tracker the changes since the last harvest join the
  * unacknowledged ones, and unless full only their chunks are read; they are forgotten
- * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints. */
+ * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints.
+ * Returns 0, 1 when the source could not be read (reported; the session goes on with the
+ * other disks, see disk_faulted), or -errno. */
 static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
 		      struct disk_run *run, uint16_t disk_no, const struct fp *prev, bool full,
 		      uint8_t *ctrl, uint64_t *ret_missed)
@@ -653,6 +792,9 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 					run->only[chunk / 64] |= UINT64_C(1) << (chunk % 64);
 				}
 			}
+			/* Chunks an earlier epoch could not read are tried again. */
+			for (uint64_t w = 0; run->nbad && w < DIV_ROUND_UP(run->nchunks, 64); w++)
+				run->only[w] |= run->bad[w];
 			/* A full read still learns what the tracker would have missed. */
 			if (full)
 				marks = run->only;
@@ -660,10 +802,26 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 				only = run->only;
 		}
 	}
-	r = send_epoch(o, c, src, disk_no, run->next_epoch, prev, only, marks, pending, ctrl, &next,
-		       ret_missed);
+	r = send_epoch(o, c, src, run, disk_no, run->next_epoch, prev, only, marks, pending, ctrl,
+		       &next, ret_missed);
+	if (r < 0 && g_src_fault)
+		return disk_faulted(o, c, src, run, disk_no, r);
 	if (r < 0)
 		return r;
+	if (run->fault)
+		log_info("%s: the source reads again; its replication resumes", src->id);
+	run->fault = 0;
+	run->retry_s = 0;
+	run->resync = false;
+	if (run->nbad) {
+		/* Reported after the ack, which clears a disk's error on the receiver. */
+		run->fault_why[0] = '\0';
+		fmt_unreadable(run, src, o->rd.chunk_size, run->fault_why, sizeof(run->fault_why));
+		log_warn("%s: %s", src->id, run->fault_why);
+		r = send_disk_fault(o, c, disk_no, run, false);
+		if (r < 0)
+			return r;
+	}
 	free(run->fps);
 	run->fps = next;
 	run->next_epoch++;
@@ -738,7 +896,15 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 		uint64_t missed = 0;
 
 		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps,
-			       m.verify == PROTO_VERIFY_FULL, ctrl, &missed);
+			       m.verify == PROTO_VERIFY_FULL || runs[i].resync, ctrl, &missed);
+		/* A source that cannot be read, wholly or in part, has no final copy: the
+		 * receiver hears why; the agent reconnects and goes on replicating. */
+		if (r > 0 || (r == 0 && runs[i].nbad)) {
+			conn_send_error(c, EIO, "%s: %s; not cutting over", srcs[i]->id,
+					runs[i].fault_why);
+			r = -EIO;
+			break;
+		}
 		if (r == 0 && missed > 0 && runs[i].trk) {
 			r = -EIO;
 			log_error("%s: verify full: %" PRIu64 " changed chunk(s) the tracker did not "
@@ -779,12 +945,27 @@ static int cutover(const struct agent_opts *o, struct conn *c, struct source **s
 	return 0;
 }
 
+/* Bytes of the chunks in fps (what the receiver holds) that are not all zeros: the part of
+ * an interrupted first copy known to have arrived. Zero chunks cannot be told from chunks
+ * not yet sent, so this errs low. */
+static uint64_t held_bytes(const struct fp *fps, uint64_t size, uint32_t cs)
+{
+	uint64_t n = DIV_ROUND_UP(size, cs), held = 0;
+	struct fp zero, tail;
+
+	fp_zero(cs, &zero);
+	fp_zero((size_t)(size - (n - 1) * cs), &tail);
+	for (uint64_t i = 0; i < n; i++)
+		if (!fp_equal(&fps[i], i + 1 < n ? &zero : &tail))
+			held += MIN((uint64_t)cs, size - i * cs);
+	return held;
+}
+
 /* One connection's worth of work: greet, register every disk, bring each up to date (a
  * full copy, or from the receiver's fingerprints), then, unless once, run epochs. Returns
  * 0 when done; -errno when the connection failed or was refused (g_refused says which). */
 static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source **srcs,
-			 struct disk_run *runs, uint8_t *ctrl, uint8_t *big, uint64_t *epochs_done,
-			 unsigned *backoff)
+			 struct disk_run *runs, uint8_t *ctrl, uint8_t *big, uint64_t *epochs_done)
 {
 	struct proto_hello hello = { .chunk_size = o->rd.chunk_size };
 	struct proto_welcome w;
@@ -846,35 +1027,59 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 			     &runs[i].next_epoch);
 		if (r < 0)
 			goto out;
-		if (offered && !o->once)
+		/* Until a first copy is verified the receiver has no epoch (next_epoch 0): what
+		 * it holds is part of that copy, which progress counts from. */
+		g_views[i].held = offered && runs[i].next_epoch == 0 ?
+				  held_bytes(offered, srcs[i]->size, o->rd.chunk_size) : 0;
+		if (offered && !o->once && runs[i].next_epoch == 0)
+			log_info("%s: the receiver holds part of a first copy (no epoch yet); sending "
+				 "only the chunks that differ", srcs[i]->id);
+		else if (offered && !o->once)
 			log_info("%s: the receiver holds it up to epoch %" PRIu64 "; sending only "
 				 "the chunks that differ", srcs[i]->id, runs[i].next_epoch - 1);
+		if (runs[i].fault && now_ns() < runs[i].retry_at) {
+			/* Not yet time to read it again; the new session hears why, and keeps
+			 * what the receiver holds for the retry. */
+			free(runs[i].fps);
+			runs[i].fps = offered;
+			r = send_disk_fault(o, c, (uint16_t)i, &runs[i], true);
+			if (r < 0)
+				goto out;
+			continue;
+		}
 		/* --once always sends everything; a resumed disk sends what differs. The first
 		 * epoch of a connection reads the whole disk unless the tracker has watched the
 		 * disk since the epoch the receiver holds (then only its changes). The tracker
 		 * may be one acknowledgement behind: an agent killed between the receiver's ack
 		 * and recording it. Its pending blocks then still hold that epoch's set, so
 		 * they cover everything changed since the receiver's epoch too. */
-		tracked = runs[i].trk && offered && !g_reconcile &&
+		tracked = runs[i].trk && offered && !g_reconcile && !runs[i].resync &&
 			  tracker_continuous(runs[i].trk, runs[i].next_epoch);
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
-		g_views[i].phase = tracked ? PROTO_PHASE_TRACKING :
+		g_views[i].phase = runs[i].fault || runs[i].nbad ? PROTO_PHASE_FAULTED :
+				   tracked ? PROTO_PHASE_TRACKING :
 				   offered && !o->once ? PROTO_PHASE_RECONCILING : PROTO_PHASE_COPYING;
 		r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, o->once ? NULL : offered,
 			       !tracked, ctrl, &missed);
+		if (r > 0) {
+			/* Faulted: the retry starts from what the receiver holds (--once does
+			 * not retry). */
+			free(runs[i].fps);
+			runs[i].fps = offered;
+			continue;
+		}
 		free(offered);
 		if (r < 0)
 			goto out;
 		if (missed > 0 && runs[i].trk)
 			log_warn("%s: reconciliation found %" PRIu64 " changed chunk(s) the tracker "
 				 "had not reported", srcs[i]->id, missed);
-		*backoff = 1;
 	}
 	g_reconcile = false;
 	while (!o->once && !stop_requested && (o->epochs == 0 || *epochs_done < o->epochs)) {
-		r = g_cut_pending ? 1 : pause_between_epochs(o, o->interval_s, c, ctrl);
+		r = g_cut_pending ? 1 : pause_between_epochs(o, (uint64_t)o->interval_s * 1000, c, ctrl);
 		if (r < 0)
 			goto out;
 		if (r > 0) {
@@ -886,12 +1091,15 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		if (stop_requested)
 			break;
 		for (unsigned i = 0; i < o->ndisks; i++) {
-			g_views[i].phase = PROTO_PHASE_TRACKING;
-			r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps, false, ctrl,
-				       NULL);
+			/* A disk whose source failed waits for its retry; the others go on. */
+			if (runs[i].fault && now_ns() < runs[i].retry_at)
+				continue;
+			g_views[i].phase = runs[i].fault || runs[i].nbad ? PROTO_PHASE_FAULTED :
+					   runs[i].resync ? PROTO_PHASE_RECONCILING : PROTO_PHASE_TRACKING;
+			r = disk_epoch(o, c, srcs[i], &runs[i], (uint16_t)i, runs[i].fps,
+				       runs[i].resync, ctrl, NULL);
 			if (r < 0)
 				goto out;
-			*backoff = 1;
 		}
 		(*epochs_done)++;
 	}
@@ -1025,14 +1233,33 @@ scan:
 	return 0;
 }
 
+/* At the end: every disk whose source could not be read is named. -EIO when a disk was
+ * not copied (its source failed), 1 when every disk was copied but some with unreadable
+ * ranges zero-filled (not a verified copy), else 0. A stop on request with a faulted disk
+ * is still a stop on request. */
+static int verdict(const struct agent_opts *o, struct source **srcs, const struct disk_run *runs)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		if (runs[i].fault) {
+			log_error("%s: not copied: %s", srcs[i]->id, runs[i].fault_why);
+			r = -EIO;
+		} else if (runs[i].nbad) {
+			log_error("%s: copied, but %s", srcs[i]->id, runs[i].fault_why);
+			r = r ? r : 1;
+		}
+	}
+	return stop_requested && r < 0 ? 0 : r;
+}
+
 int session_run(const struct agent_opts *o)
 {
 	struct source **srcs = NULL;
 	struct disk_run *runs = NULL;
 	SSL_CTX *ctx = NULL;
 	uint8_t *ctrl = NULL, *big = NULL;
-	uint64_t epochs_done = 0;
-	unsigned backoff = 1;
+	uint64_t epochs_done = 0, backoff_ms = 0;
 	char why[256];
 	int r;
 
@@ -1088,15 +1315,26 @@ int session_run(const struct agent_opts *o)
 		g_views[i].total = srcs[i]->size;
 	}
 	for (;;) {
+		uint64_t t_conn = now_ns();
+		bool productive;
+
 		g_refused = false;
-		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done, &backoff);
+		g_conn_sent = 0;
+		g_conn_acked = false;
+		r = run_connected(o, ctx, srcs, runs, ctrl, big, &epochs_done);
+		/* A connection that moved data (or lived long) proves the link works: a lost one
+		 * is retried almost at once, so a link that flaps every few MB still copies at
+		 * nearly full speed. Links that fail at once back off, 1 s doubling to 60 s. */
+		productive = g_conn_acked || g_conn_sent >= RECONNECT_PRODUCTIVE_BYTES ||
+			     now_ns() - t_conn >= RECONNECT_PRODUCTIVE_NS;
+		backoff_ms = productive ? RECONNECT_QUICK_MS :
+			     backoff_ms < 1000 ? 1000 : MIN(backoff_ms * 2, 60000u);
 		/* A patch that did not fit: reconnect at once, once, and reconcile. */
 		if (r == -ESTALE && !g_reconcile && !o->once && !stop_requested) {
 			log_warn("the receiver's target is not what the tracker expected (changed "
 				 "behind tern, or a write the tracker missed); reconciling every disk "
 				 "by fingerprints");
 			g_reconcile = true;
-			backoff = 1;
 			continue;
 		}
 		/* "In use" is the receiver still holding our previous session after a dead
@@ -1111,9 +1349,8 @@ int session_run(const struct agent_opts *o)
 			break;
 		/* The link failed, not the receiver's judgement: what it acknowledged is
 		 * durable, and the next connection resumes from its fingerprints. */
-		log_warn("connection lost; reconnecting in %u s", backoff);
-		pause_between_epochs(o, backoff, NULL, NULL);
-		backoff = MIN(backoff * 2, 60u);
+		log_warn("connection lost; reconnecting in %.1f s", (double)backoff_ms / 1000.0);
+		pause_between_epochs(o, backoff_ms, NULL, NULL);
 	}
 	if (r == -EINTR && stop_requested) {
 		log_info("stopping on request while paused or paced: the epoch in flight is abandoned; "
@@ -1122,11 +1359,14 @@ int session_run(const struct agent_opts *o)
 	}
 	if (r == 0 && stop_requested)
 		log_info("stopping on request; every epoch sent so far is durable on the receiver");
+	if (r == 0 && !g_cut_over)
+		r = verdict(o, srcs, runs);
 out:
 	SSL_CTX_free(ctx);
 	/* Trackers first: a dm snapshot gives its source its own descriptor back. */
 	for (unsigned i = 0; runs && i < o->ndisks; i++) {
 		free(runs[i].fps);
+		free(runs[i].bad);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
 		 * recording for the next agent. */
 		track_stop(runs[i].trk, g_cut_over);

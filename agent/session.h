@@ -39,11 +39,23 @@ struct agent_opts {
 	const char *bpf_pin_root; /* where the eBPF tracker is pinned, one directory per disk */
 	enum snapshot_kind snapshot;
 	const char *snapshot_cow; /* block device whose slices hold the dm snapshots' copies */
+	/* Copy what can be read: chunks that cannot are zero-filled on the target, listed,
+	 * and the disk is never called a verified copy. Off: such a disk is not copied. */
+	bool skip_unreadable;
+	/* Test seam (TERN_FAULT_EIO): reads of this disk touching [off, off+len) fail with
+	 * EIO, while flag (a file) exists when flag is set. NULL: off. */
+	const char *fault_eio_disk;
+	uint64_t fault_eio_off, fault_eio_len;
+	const char *fault_eio_flag;
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in
  * step with the scan tracker: every interval a new epoch sends the chunks whose fingerprint
- * changed, until o->epochs have run or SIGINT/SIGTERM arrives. Returns 0 only when the
- * receiver has reported every epoch durable and its Merkle root equal to ours. Prints a
- * summary per epoch on stdout. On failure logs one line saying why and returns -errno. */
+ * changed, until o->epochs have run or SIGINT/SIGTERM arrives. A disk whose source cannot
+ * be read is reported (log, receiver) and retried with backoff while the others go on.
+ * Returns 0 only when the receiver has reported every epoch durable and its Merkle root
+ * equal to ours; 1 when every disk was copied but some had unreadable ranges zero-filled
+ * (o->skip_unreadable: not a verified copy); -errno otherwise (a disk whose source could
+ * not be read: -EIO, naming it). Prints a summary per epoch on stdout. On failure logs
+ * one line saying why. */
 int session_run(const struct agent_opts *o);

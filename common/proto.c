@@ -52,6 +52,7 @@ static size_t payload_max(unsigned type)
 	case PROTO_PATCH: return PROTO_PATCH_FIXED + PROTO_CHUNK_MAX;
 	case PROTO_STATUS: return PROTO_STATUS_LEN;
 	case PROTO_CONTROL: return 9;
+	case PROTO_DISK_FAULT: return 2 + 1 + 4 + 8 + 2 + PROTO_MSG_MAX;
 	default: return 0;
 	}
 }
@@ -64,6 +65,7 @@ const char *proto_type_name(unsigned type)
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
 		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS", [PROTO_CUTOVER] = "CUTOVER",
 		[PROTO_PATCH] = "PATCH", [PROTO_STATUS] = "STATUS", [PROTO_CONTROL] = "CONTROL",
+		[PROTO_DISK_FAULT] = "DISK_FAULT",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -658,7 +660,7 @@ int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret
 
 static bool status_valid(const struct proto_status *m)
 {
-	return m->phase >= PROTO_PHASE_COPYING && m->phase <= PROTO_PHASE_CUTTING_OVER &&
+	return m->phase >= PROTO_PHASE_COPYING && m->phase <= PROTO_PHASE_FAULTED &&
 	       m->tracker <= PROTO_TRACKER_MAX && m->paused <= 1 && m->active <= 1 &&
 	       m->bytes_done <= m->bytes_total;
 }
@@ -707,6 +709,62 @@ int proto_decode_status(const uint8_t *p, size_t len, struct proto_status *ret_m
 		return r;
 	if (!status_valid(&m))
 		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+static bool disk_fault_valid(const struct proto_disk_fault *m, size_t n)
+{
+	return m->abandoned <= 1 && m->code > 0 && m->code < 4096 && n > 0 && n <= PROTO_MSG_MAX;
+}
+
+int proto_encode_disk_fault(uint8_t *out, size_t cap, const struct proto_disk_fault *m)
+{
+	struct cur c = begin(out, cap);
+	size_t n = strnlen(m->msg, PROTO_MSG_MAX);
+
+	if (!disk_fault_valid(m, n))
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_u8(&c, m->abandoned);
+	put_be(&c, m->code, 4);
+	put_be(&c, m->epoch, 8);
+	put_be(&c, n, 2);
+	/* One printable line: the operator sees it as the disk's error. */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = (uint8_t)m->msg[i];
+		put_u8(&c, (ch >= 0x20 && ch < 0x7f) ? ch : '?');
+	}
+	return finish(&c, out, PROTO_DISK_FAULT);
+}
+
+int proto_decode_disk_fault(const uint8_t *p, size_t len, struct proto_disk_fault *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_disk_fault m;
+	const uint8_t *s;
+	size_t n;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.abandoned = (uint8_t)get_be(&c, 1);
+	m.code = (uint32_t)get_be(&c, 4);
+	m.epoch = get_be(&c, 8);
+	n = (size_t)get_be(&c, 2);
+	if (n > PROTO_MSG_MAX)
+		return -EBADMSG;
+	s = get_bytes(&c, n);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return -EBADMSG;
+	}
+	if (!disk_fault_valid(&m, n))
+		return -EPROTO;
+	memcpy(m.msg, s, n);
+	m.msg[n] = '\0';
 	*ret_m = m;
 	return 0;
 }

@@ -37,7 +37,8 @@ enum proto_type {
 	PROTO_PATCH = 13,    /* agent -> receiver: the changed blocks of one whole chunk */
 	PROTO_STATUS = 14,   /* agent -> receiver: where a disk's replication stands */
 	PROTO_CONTROL = 15,  /* receiver -> agent: pause, resume, bandwidth limit */
-	PROTO_TYPE_MAX = PROTO_CONTROL,
+	PROTO_DISK_FAULT = 16, /* agent -> receiver: a disk's source could not be read */
+	PROTO_TYPE_MAX = PROTO_DISK_FAULT,
 };
 
 enum proto_encoding {
@@ -171,6 +172,7 @@ enum proto_phase {
 	PROTO_PHASE_TRACKING = 2,    /* sending only what changed, or idle between epochs */
 	PROTO_PHASE_RECONCILING = 3, /* reading everything, sending what differs from the target */
 	PROTO_PHASE_CUTTING_OVER = 4,
+	PROTO_PHASE_FAULTED = 5,     /* its source could not be read: retried with backoff */
 };
 enum proto_tracker {
 	PROTO_TRACKER_NONE = 0, /* a one-shot copy */
@@ -194,6 +196,20 @@ struct proto_status {
 	uint64_t churn_bps;      /* bytes the source changes per second, measured */
 	uint64_t throughput_bps; /* plain bytes per second the last epoch moved */
 	uint64_t rate_limit_bps; /* the limit in force (0: none) */
+};
+
+/* A disk's source could not be read (EIO and the like): the agent says why, for the
+ * operator, and goes on with its other disks. abandoned: the epoch under way ends here
+ * unfinished; the receiver makes durable what it wrote and lets every chunk of that epoch
+ * come again (the agent retries it later, under the same number). Not abandoned: the
+ * epoch was completed with the unreadable ranges zero-filled (--skip-unreadable), so the
+ * target is not a copy of the source there. */
+struct proto_disk_fault {
+	uint16_t disk_no;
+	uint8_t abandoned; /* 0 or 1 */
+	uint32_t code;     /* positive errno value, < 4096 */
+	uint64_t epoch;
+	char msg[PROTO_MSG_MAX + 1]; /* printable ASCII, not empty */
 };
 
 /* The operator's requests, relayed by the receiver. A limit of 0 lifts it. */
@@ -260,6 +276,8 @@ int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m);
 int proto_encode_cutover(uint8_t *out, size_t cap, const struct proto_cutover *m);
 int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret_m);
 int proto_encode_status(uint8_t *out, size_t cap, const struct proto_status *m);
+int proto_encode_disk_fault(uint8_t *out, size_t cap, const struct proto_disk_fault *m);
+int proto_decode_disk_fault(const uint8_t *p, size_t len, struct proto_disk_fault *ret_m);
 int proto_decode_status(const uint8_t *p, size_t len, struct proto_status *ret_m);
 int proto_encode_control(uint8_t *out, size_t cap, const struct proto_control *m);
 int proto_decode_control(const uint8_t *p, size_t len, struct proto_control *ret_m);

@@ -37,6 +37,9 @@ struct reg_disk {
 	bool have_st;
 	uint64_t st_at_ns;        /* when st arrived (monotonic) */
 	double live_bps;          /* source bytes covered per second, smoothed, while active */
+	/* The agent's last report of the first copy's progress, kept across its reconnects:
+	 * what the receiver holds does not drop to nothing when a link does. */
+	uint64_t copy_done, copy_total;
 	bool cut_over;
 	/* Frames of an epoch after the verified one reached the target: it no longer holds
 	 * exactly the verified epoch (the record then says verified=0). */
@@ -56,6 +59,9 @@ struct reg_agent {
 	bool cutting_over;
 	bool shared; /* its last session used the shared agent bundle */
 	uint64_t left_ns;         /* monotonic time its last session ended (0: never ended) */
+	/* Its last session ended in a refusal. A lost link alone is no error: the agent comes
+	 * back with backoff, and a flapping link reads as disconnected, not failed. */
+	bool refused;
 	char last_error[PROTO_MSG_MAX + 1];
 	struct reg_disk *disks;
 	struct reg_agent *next;
@@ -168,6 +174,7 @@ struct reg_agent *reg_connect(struct registry *reg, const char *name, const char
 		a->connected = true;
 		a->sessions++;
 		a->cutting_over = false;
+		a->refused = false;
 		a->last_error[0] = '\0';
 	}
 	pthread_mutex_unlock(&reg->lock);
@@ -183,7 +190,7 @@ void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why)
+void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why, bool refused)
 {
 	if (!a)
 		return;
@@ -195,6 +202,7 @@ void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why)
 	a->left_ns = now_ns();
 	if (why && why[0])
 		snprintf(a->last_error, sizeof(a->last_error), "%s", why);
+	a->refused = refused;
 	for (struct reg_disk *d = a->disks; d; d = d->next) {
 		d->st.active = 0;
 		d->live_bps = 0;
@@ -299,6 +307,10 @@ void reg_status(struct registry *reg, struct reg_disk *d, const struct proto_sta
 	}
 	if (m->active && m->epoch == d->epoch)
 		epoch_begins(d);
+	if (d->verified_epoch < 0 && m->bytes_total) {
+		d->copy_done = m->bytes_done;
+		d->copy_total = m->bytes_total;
+	}
 	d->st = *m;
 	d->have_st = true;
 	d->st_at_ns = now;
@@ -532,12 +544,15 @@ static const char *disk_state(const struct reg_agent *a, const struct reg_disk *
 {
 	if (d->cut_over)
 		return "cut-over";
-	if (!a->connected && (a->last_error[0] || d->last_error[0]))
+	if (!a->connected && (a->refused || d->last_error[0]))
 		return "error";
 	/* Gone in good order, with the target holding exactly its last verified epoch (a
 	 * finished --once copy, or an agent stopped between epochs). */
 	if (!a->connected)
 		return d->verified_epoch >= 0 && !d->dirty ? "verified" : "disconnected";
+	/* The agent cannot read this disk's source: its other disks go on. */
+	if (d->have_st && d->st.phase == PROTO_PHASE_FAULTED)
+		return "error";
 	if (a->cutting_over || (d->have_st && d->st.phase == PROTO_PHASE_CUTTING_OVER))
 		return "cutting-over";
 	if (a->paused || (d->have_st && d->st.paused))
@@ -561,7 +576,7 @@ static const char *agent_state(const struct reg_agent *a, const char *worst, boo
 	if (all_cut)
 		return "cut-over";
 	if (!a->connected)
-		return a->last_error[0] ? "error" : all_done ? "verified" : "disconnected";
+		return a->refused ? "error" : all_done ? "verified" : "disconnected";
 	if (a->cutting_over)
 		return "cutting-over";
 	if (a->paused)
@@ -602,6 +617,9 @@ static json_object *disk_json(const struct reg_agent *a, const struct reg_disk *
 		total = d->st.bytes_total;
 	} else if (d->verified_epoch >= 0) {
 		done = total;
+	} else if (d->copy_total) {
+		done = d->copy_done;
+		total = d->copy_total;
 	}
 	forecast(a, d, backlog, &f);
 	state = disk_state(a, d, &f, backlog);

@@ -35,8 +35,9 @@ struct reg_agent *reg_connect(struct registry *reg, const char *name, const char
 /* Whether agent a's live session presented the shared agent bundle (rather than a
  * certificate of its own): status shows which agents still depend on it. */
 void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared);
-/* The session ended; why is "" for an orderly BYE, else the reason. */
-void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why);
+/* The session ended; why is "" for an orderly BYE, else the reason; refused: it ended in
+ * a refusal (the agent then reads as error), not a lost link (disconnected). */
+void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why, bool refused);
 
 /* Disk id of agent a was registered as disk_no: size, the epoch expected next, the last
  * verified epoch (-1: none) and whether it is already cut over. */

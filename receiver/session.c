@@ -905,6 +905,54 @@ static int recheck_revoked(struct rsession *s)
 	return 0;
 }
 
+/* The agent could not read a disk's source: shown to the operator as the disk's error and
+ * kept in its record as the last fault. An abandoned epoch's writes are made durable first
+ * (its deferred zero ranges too, so none lands later over a chunk sent again), then every
+ * chunk may come again: the agent retries the epoch under the same number. Not abandoned:
+ * the epoch just acknowledged had unreadable ranges, zero-filled. */
+static int on_disk_fault(struct rsession *s, const struct proto_hdr *h)
+{
+	struct proto_disk_fault m;
+	struct rdisk *d;
+	int r;
+
+	r = proto_decode_disk_fault(s->buf, h->len, &m);
+	if (r < 0)
+		return refuse(s, r, "malformed DISK_FAULT frame");
+	d = disk_of(s, m.disk_no);
+	if (!d)
+		return refuse(s, -EPROTO, "DISK_FAULT for unregistered disk number %u", m.disk_no);
+	if (m.abandoned ? m.epoch != d->epoch : m.epoch + 1 != d->epoch || !d->last_match)
+		return refuse(s, -EPROTO, "disk %s: DISK_FAULT for epoch %" PRIu64 " where epoch %"
+			      PRIu64 " is open", d->t->id, m.epoch, d->epoch);
+	if (m.abandoned) {
+		r = wr_flush(d->w);
+		if (r < 0)
+			return r == -ESTALE ? wr_failed(s, d, r) :
+			       refuse(s, r, "disk %s: cannot make the target durable: %s", d->t->id,
+				      strerror(-r));
+		memset(d->have, 0, DIV_ROUND_UP(d->nchunks, 8));
+		d->have_count = 0;
+		d->patched = 0;
+	}
+	note_event(d, "in epoch %" PRIu64 " the agent could not read the source: %s%s", m.epoch,
+		   m.msg, m.abandoned ? "; the epoch was abandoned" : "");
+	d->fault_noted = true;
+	log_warn("agent %s: disk %s: %s", s->agent, d->t->id, d->event);
+	reg_disk_fault(s->srv->reg, d->rd, d->event);
+	reg_disk_error(s->srv->reg, d->rd, m.msg);
+	/* The record keeps what it claimed (in progress, or the epoch this session verified
+	 * last); a record this session has not rewritten keeps its own event until it is. */
+	r = 0;
+	if (d->marked)
+		r = save_disk_state(s, d, d->epoch, NULL);
+	else if (d->last_match)
+		r = save_disk_state(s, d, d->epoch - 1, &d->last_root);
+	if (r < 0)
+		log_warn_errno(r, "disk %s: cannot record the fault", d->t->id);
+	return 0;
+}
+
 static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_epoch_end m;
@@ -1435,6 +1483,7 @@ static void session_loop(struct rsession *s)
 		case PROTO_PATCH: r = on_patch(s, &h); break;
 		case PROTO_EPOCH_END: r = on_epoch_end(s, &h); break;
 		case PROTO_STATUS: r = on_status(s, &h); break;
+		case PROTO_DISK_FAULT: r = on_disk_fault(s, &h); break;
 		case PROTO_BYE:
 			log_info("agent %s: session ended", s->agent);
 			return;
@@ -1491,7 +1540,7 @@ void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
 	else
 		session_loop(s);
 	unregister_handle(s);
-	reg_disconnect(srv->reg, s->ra, s->err ? s->why : s->end_why);
+	reg_disconnect(srv->reg, s->ra, s->err ? s->why : s->end_why, s->err != 0);
 	if (s->err) {
 		conn_send_error(s->c, s->err, "%s", s->why);
 		conn_linger(s->c, 2000);

@@ -138,6 +138,8 @@ static void add_proto_seeds(void)
 	struct proto_epoch_ack ack = { .disk_no = 1, .match = 1, .epoch = 7,
 				       .bytes_written = 1 << 20 };
 	struct proto_error error = { .code = ENOSPC, .msg = "no space left on target" };
+	struct proto_disk_fault fault = { .disk_no = 1, .abandoned = 1, .code = EIO, .epoch = 7,
+					  .msg = "reading /dev/vda at byte 4194304 failed" };
 
 	add_frame(buf, proto_encode_hello(buf, cap, &hello));
 	memset(hello.name, 'h', NAME_MAX_LEN);
@@ -155,6 +157,7 @@ static void add_proto_seeds(void)
 	memset(error.msg, 'e', PROTO_MSG_MAX);
 	add_frame(buf, proto_encode_error(buf, cap, &error));
 	add_frame(buf, proto_encode_bye(buf, cap));
+	add_frame(buf, proto_encode_disk_fault(buf, cap, &fault));
 
 	/* DATA at the fuzzer's chunk size: raw, compressed, short last chunk, 1 MiB extent. */
 	add_data_seed(buf, cap, PROTO_ENC_RAW, 1, 100, 0, 100);

@@ -120,6 +120,7 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		struct proto_cutover cutover;
 		struct proto_status status;
 		struct proto_control control;
+		struct proto_disk_fault disk_fault;
 	} m;
 	int r = 0;
 
@@ -195,6 +196,13 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		r = proto_decode_control(p, len, &m.control);
 		if (r == 0)
 			require_same(proto_encode_control(out, sizeof(out), &m.control), type, p, len);
+		break;
+	case PROTO_DISK_FAULT:
+		r = proto_decode_disk_fault(p, len, &m.disk_fault);
+		if (r == 0) {
+			require(strlen(m.disk_fault.msg) > 0 && strlen(m.disk_fault.msg) <= PROTO_MSG_MAX);
+			require_same(proto_encode_disk_fault(out, sizeof(out), &m.disk_fault), type, p, len);
+		}
 		break;
 	case PROTO_FPS:
 		r = proto_decode_fps(p, len, &m.fps);

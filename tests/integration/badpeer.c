@@ -322,6 +322,21 @@ int main(int argc, char **argv)
 			struct proto_epoch_end ee = { .disk_no = 0, .epoch = 0,
 						      .nchunks = DIV_ROUND_UP(size, CS) };
 			n = proto_encode_epoch_end(frame, sizeof(frame), &ee);
+		} else if (strncmp(scenario, "fault-", 6) == 0) {
+			/* DISK_FAULT: for no registered disk, for an epoch not open, or with a
+			 * flag that is not one. */
+			struct proto_disk_fault f = { .disk_no = 0, .abandoned = 1, .code = EIO,
+						      .msg = "reading /dev/x at byte 0 failed" };
+
+			if (strcmp(scenario, "fault-unregistered") == 0)
+				f.disk_no = 3;
+			else if (strcmp(scenario, "fault-epoch") == 0)
+				f.epoch = 5;
+			else if (strcmp(scenario, "fault-unverified") == 0)
+				f.abandoned = 0;
+			n = proto_encode_disk_fault(frame, sizeof(frame), &f);
+			if (strcmp(scenario, "fault-malformed") == 0)
+				frame[PROTO_HDR_LEN + 2] = 2;
 		} else if (strcmp(scenario, "oversize") == 0) {
 			proto_encode_hdr(frame, PROTO_DATA, PROTO_MAX_PAYLOAD + 1);
 			n = PROTO_HDR_LEN;

@@ -5,6 +5,8 @@
  *   stall  stops relaying (dropping what arrives) and prints "stalled at N", holding the
  *          connection until either end goes away, so a test can kill a process at
  *          exactly that point.
+ * CUT_BYTES may be MIN-MAX: each connection is then cut at its own point in that range
+ * (a fixed pseudo-random sequence, the same in every run), as a flapping link would.
  * It prints "listening on PORT" and, after each connection, the bytes relayed from clients
  * so far.
  * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS [reset|stall] */
@@ -118,8 +120,9 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	struct sigaction sa = { .sa_handler = on_term };
-	uint64_t total = 0, cut;
+	uint64_t total = 0, cut, cut_max, seq = 0x9e3779b97f4a7c15ull;
 	int lfd, one = 1, upstream, cuts, nconn = 0;
+	char *dash;
 
 	if ((argc != 5 && argc != 6) ||
 	    (argc == 6 && strcmp(argv[5], "reset") != 0 && strcmp(argv[5], "stall") != 0)) {
@@ -129,7 +132,12 @@ int main(int argc, char **argv)
 	}
 	stall_mode = argc == 6 && strcmp(argv[5], "stall") == 0;
 	upstream = atoi(argv[2]);
-	cut = strtoull(argv[3], NULL, 10);
+	cut = strtoull(argv[3], &dash, 10);
+	cut_max = *dash == '-' ? strtoull(dash + 1, NULL, 10) : cut;
+	if (cut_max < cut) {
+		fprintf(stderr, "cutproxy: CUT_BYTES MIN-MAX with MAX < MIN\n");
+		return 2;
+	}
 	cuts = atoi(argv[4]);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -160,7 +168,18 @@ int main(int argc, char **argv)
 			continue;
 		}
 		nconn++;
-		total += relay(cfd, ufd, nconn <= cuts ? cut : 0);
+		{
+			uint64_t at = cut;
+
+			if (cut_max > cut) {
+				/* xorshift64: reproducible, and spread over the range. */
+				seq ^= seq << 13;
+				seq ^= seq >> 7;
+				seq ^= seq << 17;
+				at = cut + seq % (cut_max - cut + 1);
+			}
+			total += relay(cfd, ufd, nconn <= cuts ? at : 0);
+		}
 		close(cfd);
 		close(ufd);
 		/* A running total after every connection, so nothing depends on how we end. */

@@ -24,6 +24,11 @@ check past-end "past the end"
 check unregistered "unregistered disk"
 check bad-zstd "corrupt compressed extent"
 check incomplete "incomplete" fresh
+# An agent's report of an unreadable source is checked like any frame.
+check fault-unregistered "DISK_FAULT for unregistered disk"
+check fault-epoch "DISK_FAULT for epoch 5 where epoch 0 is open"
+check fault-unverified "DISK_FAULT for epoch 0 where epoch 0 is open"
+check fault-malformed "malformed DISK_FAULT"
 [ "$(sha "$T/dst.img")" = "$BEFORE" ] || fail "a refused frame changed the target"
 # The first copy of the chunk is legitimate; the second is the one refused.
 check twice "sent twice"

@@ -67,6 +67,7 @@ static uint32_t expected_payload_max(unsigned type)
 	case PROTO_PATCH: return 2 + 1 + 1 + 8 + 8 + 16 + (1u << 20);
 	case PROTO_STATUS: return 2 + 4 + 7 * 8;
 	case PROTO_CONTROL: return 1 + 8;
+	case PROTO_DISK_FAULT: return 2 + 1 + 4 + 8 + 2 + 512;
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -114,6 +115,7 @@ DEFINE_DECODER(cutover, struct proto_cutover, proto_decode_cutover(p, len, &m))
 DEFINE_DECODER(patch, struct proto_patch, proto_decode_patch(p, len, CS, &m))
 DEFINE_DECODER(status, struct proto_status, proto_decode_status(p, len, &m))
 DEFINE_DECODER(control, struct proto_control, proto_decode_control(p, len, &m))
+DEFINE_DECODER(disk_fault, struct proto_disk_fault, proto_decode_disk_fault(p, len, &m))
 
 static decode_fn decoder_for(unsigned type)
 {
@@ -132,6 +134,7 @@ static decode_fn decoder_for(unsigned type)
 	case PROTO_PATCH: return dec_patch;
 	case PROTO_STATUS: return dec_status;
 	case PROTO_CONTROL: return dec_control;
+	case PROTO_DISK_FAULT: return dec_disk_fault;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -235,6 +238,11 @@ static int build_sample(unsigned type, uint8_t *out, size_t cap)
 	case PROTO_CONTROL: {
 		struct proto_control m = { .op = PROTO_CTL_RATE, .rate_bps = 20000000 };
 		return proto_encode_control(out, cap, &m);
+	}
+	case PROTO_DISK_FAULT: {
+		struct proto_disk_fault m = { .disk_no = 1, .abandoned = 1, .code = EIO, .epoch = 3,
+					      .msg = "read at 1048576: Input/output error" };
+		return proto_encode_disk_fault(out, cap, &m);
 	}
 	default:
 		ck_abort_msg("no such type %u", type);
@@ -1264,7 +1272,7 @@ START_TEST(test_proto_status_roundtrip_and_rules)
 		bad = m;
 		switch (k) {
 		case 0: bad.phase = 0; break;
-		case 1: bad.phase = PROTO_PHASE_CUTTING_OVER + 1; break;
+		case 1: bad.phase = PROTO_PHASE_FAULTED + 1; break;
 		case 2: bad.tracker = PROTO_TRACKER_MAX + 1; break;
 		case 3: bad.paused = 2; break;
 		case 4: bad.bytes_done = bad.bytes_total + 1; break;
@@ -1296,6 +1304,38 @@ START_TEST(test_proto_control_roundtrip_and_rules)
 	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), -EPROTO);
 	buf[PROTO_HDR_LEN] = 0;
 	ck_assert_int_eq(proto_decode_control(buf + PROTO_HDR_LEN, 9, &got), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_proto_disk_fault_roundtrip_and_rules)
+{
+	struct proto_disk_fault m = { .disk_no = 2, .abandoned = 1, .code = EIO, .epoch = 9,
+				      .msg = "read at 0: Input/output error" }, got;
+	size_t plen = 2 + 1 + 4 + 8 + 2 + strlen(m.msg);
+	int n = proto_encode_disk_fault(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, (int)(PROTO_HDR_LEN + plen));
+	check_hdr(buf, n, PROTO_DISK_FAULT);
+	ck_assert_int_eq(proto_decode_disk_fault(buf + PROTO_HDR_LEN, plen, &got), 0);
+	ck_assert_uint_eq(got.disk_no, 2);
+	ck_assert_uint_eq(got.abandoned, 1);
+	ck_assert_uint_eq(got.code, EIO);
+	ck_assert_uint_eq(got.epoch, 9);
+	ck_assert_str_eq(got.msg, m.msg);
+	/* abandoned is a flag, the code an errno, the reason one printable line. */
+	buf[PROTO_HDR_LEN + 2] = 2;
+	ck_assert_int_eq(proto_decode_disk_fault(buf + PROTO_HDR_LEN, plen, &got), -EPROTO);
+	buf[PROTO_HDR_LEN + 2] = 1;
+	memset(buf + PROTO_HDR_LEN + 3, 0, 4);
+	ck_assert_int_eq(proto_decode_disk_fault(buf + PROTO_HDR_LEN, plen, &got), -EPROTO);
+	buf[PROTO_HDR_LEN + 6] = EIO;
+	buf[PROTO_HDR_LEN + 17] = '\n';
+	ck_assert_int_eq(proto_decode_disk_fault(buf + PROTO_HDR_LEN, plen, &got), -EBADMSG);
+	m.msg[0] = '\0';
+	ck_assert_int_eq(proto_encode_disk_fault(buf, sizeof(buf), &m), -EINVAL);
+	m.msg[0] = 'r';
+	m.code = 0;
+	ck_assert_int_eq(proto_encode_disk_fault(buf, sizeof(buf), &m), -EINVAL);
 }
 END_TEST
 
@@ -1489,6 +1529,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(msg, test_proto_error_rejects_overlong_message);
 	tcase_add_test(msg, test_proto_bye_roundtrip);
 	tcase_add_test(msg, test_proto_status_roundtrip_and_rules);
+	tcase_add_test(msg, test_proto_disk_fault_roundtrip_and_rules);
 	tcase_add_test(msg, test_proto_control_roundtrip_and_rules);
 	suite_add_tcase(s, msg);
 

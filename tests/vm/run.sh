@@ -78,7 +78,8 @@ make -s -C "$T/kmod" KVER="$KVER" >"$T/kmod.log" 2>&1 || { cat "$T/kmod.log"; fa
 "$TERN_RECEIVER" init --state-dir "$T/state" >/dev/null
 : >"$T/receiver.log"
 "$TERN_RECEIVER" serve --state-dir "$T/state" --listen 127.0.0.1:0 --api 127.0.0.1:0 \
-	--target kmod="$T/kmod-dst.img" --target dm="$T/dm-dst.img" >"$T/receiver.log" 2>&1 &
+	--target kmod="$T/kmod-dst.img" --target dm="$T/dm-dst.img" \
+	--target eio="$T/eio-dst.img" --target good="$T/good-dst.img" >"$T/receiver.log" 2>&1 &
 RECEIVER_PID=$!
 PORT=
 for _ in $(seq 1 100); do
@@ -200,5 +201,18 @@ if [[ " ${DONE_CUT[*]} " == *" dm "* ]]; then
 	[ "$(sha256sum <"$T/dm-src.img" | cut -d' ' -f1)" = \
 	  "$(tr -d '\r' <"$T/console.log" | sed -n 's/^TERN-VM: source-sha256 dm \([0-9a-f]*\).*/\1/p')" ] ||
 		fail "the guest's dm origin hash is not its disk file's"
+fi
+# 7. Copies the guest made without a cutover (guest-40-eio.sh): each target as the guest
+# computed it; the EIO disk shown as error, with why.
+for name in $(tr -d '\r' <"$T/console.log" | sed -n 's/^TERN-VM: copy-sha256 \([a-z0-9]*\) .*/\1/p'); do
+	want=$(tr -d '\r' <"$T/console.log" | sed -n "s/^TERN-VM: copy-sha256 $name \([0-9a-f]*\).*/\1/p")
+	got=$(sha256sum "$T/$name-dst.img" | cut -d' ' -f1)
+	[ "$want" = "$got" ] || fail "$name: target SHA-256 $got, expected ${want:-unknown}"
+	log "$name: target SHA-256 as expected ($got)"
+done
+if tr -d '\r' <"$T/console.log" | grep -q "^TERN-VM: copy-sha256 eio "; then
+	"$TERNCTL" --state-dir "$T/state" status >"$T/status.txt" 2>&1 || true
+	grep -q "^eio  *eio  *error" "$T/status.txt" && grep -q "not a verified copy" "$T/status.txt" ||
+		{ cat "$T/status.txt"; fail "ternctl does not show the EIO disk as error, with why"; }
 fi
 echo "PASS: kernel paths in the VM"
