@@ -82,13 +82,13 @@ static bool counts_empty(const struct lsn_counts *n)
 
 /* Logs what was counted as one line once the interval since the last one has passed (at
  * once for the first event after a quiet interval). Called with l->lock held. */
-static void summarise(struct lsn *l, uint64_t now)
+static void summarise(struct lsn *l, uint64_t now, bool force)
 {
 	struct lsn_counts *n = &l->n;
 	char line[512];
 	size_t off = 0;
 
-	if (now - l->window_start < WARN_INTERVAL_NS)
+	if (now - l->window_start < WARN_INTERVAL_NS && !(force && !counts_empty(n)))
 		return;
 	if (counts_empty(n)) {
 		l->window_start = now - WARN_INTERVAL_NS; /* so the next event is told at once */
@@ -126,7 +126,7 @@ void lsn_warn(struct lsn_conn *lc, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&l->lock);
-	summarise(l, now_ns());
+	summarise(l, now_ns(), false);
 	if (l->warned < WARN_BURST) {
 		l->warned++;
 		log_warn("%s", msg);
@@ -268,7 +268,7 @@ static bool accept_one(struct lsn *l, uint64_t *pause_until)
 		pthread_mutex_lock(&l->lock);
 		l->n.accept_err++;
 		l->n.accept_errno = r;
-		summarise(l, now_ns());
+		summarise(l, now_ns(), false);
 		pthread_mutex_unlock(&l->lock);
 		/* Out of descriptors or memory: the connection stays queued; retrying at once
 		 * would spin. */
@@ -286,7 +286,7 @@ static bool accept_one(struct lsn *l, uint64_t *pause_until)
 		}
 	}
 	if (!ok) {
-		summarise(l, now_ns());
+		summarise(l, now_ns(), false);
 		pthread_mutex_unlock(&l->lock);
 		if (dupfd >= 0)
 			close(dupfd);
@@ -316,7 +316,7 @@ static bool accept_one(struct lsn *l, uint64_t *pause_until)
 	l->live--;
 	l->n.accept_err++;
 	l->n.accept_errno = r;
-	summarise(l, now_ns());
+	summarise(l, now_ns(), false);
 	pthread_cond_broadcast(&l->idle);
 	pthread_mutex_unlock(&l->lock);
 	close(dupfd);
@@ -338,7 +338,7 @@ static void *lsn_main(void *arg)
 
 		pthread_mutex_lock(&l->lock);
 		next = cut_expired(l, now, false);
-		summarise(l, now);
+		summarise(l, now, false);
 		/* Wake for the nearest deadline, the pending summary and the end of a pause. */
 		wake = now + 1000000000ull;
 		if (next && next < wake)
@@ -433,6 +433,8 @@ unsigned lsn_stop(struct lsn *l)
 			break;
 		pthread_cond_wait(&l->idle, &l->lock);
 	}
+	/* What the last interval counted is not lost with the process. */
+	summarise(l, now_ns(), true);
 	left = l->live;
 	pthread_mutex_unlock(&l->lock);
 	if (left)
