@@ -281,7 +281,8 @@ static bool accept_one(struct lsn *l, uint64_t *pause_until)
 		dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		lc = dupfd >= 0 ? calloc(1, sizeof(*lc)) : NULL;
 		if (!lc) {
-			l->n.fds++;
+			l->n.accept_err++;
+			l->n.accept_errno = dupfd < 0 ? errno : ENOMEM;
 			ok = false;
 		}
 	}
