@@ -12,6 +12,8 @@
  * A bad request gets a 4xx answer with {"error":"..."} and changes nothing. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "receiver/registry.h"
 #include "receiver/session.h"
@@ -23,13 +25,33 @@
 
 struct api;
 
+/* What a request asks for, once routed and its body validated. */
+enum api_op { API_OP_STATUS, API_OP_METRICS, API_OP_CUTOVER, API_OP_PAUSE, API_OP_RESUME, API_OP_RATE };
+struct api_call {
+	enum api_op op;
+	char agent[65];     /* NAME, for the /v1/agents/NAME/... operations */
+	uint8_t verify;     /* cutover: enum proto_verify */
+	uint64_t timeout_s; /* cutover */
+	uint64_t bps;       /* rate: 0 lifts the limit */
+};
+
+/* Routes a request (url, method) and parses its body (len bytes, at most 4096; JSON, strict,
+ * only the operation's fields). Pure: touches no state, so it can be fuzzed. Returns 0 with
+ * *ret_call set, or the HTTP status to answer (400, 404, 405) with a one-line why. The token
+ * is checked before, by the caller. */
+unsigned api_parse(const char *url, const char *method, const char *body, size_t len,
+		   struct api_call *ret_call, char *why, size_t why_len);
+
 /* Creates DIR/api.token (0600, 256 random bits in hex) unless a valid one exists; puts it
  * in token (API_TOKEN_HEX + 1 bytes). 0 or -errno (-EINVAL: the file is not a token). */
 int api_token_ensure(const char *state_dir, char *token);
 
 /* Serves the API on hostport for srv and reg (both must outlive it), and records the
- * bound address in DIR/api.addr for ternctl. 0 or -errno, with the reason logged. */
+ * bound address in DIR/api.addr for ternctl. A connection's request head must be complete
+ * within header_ms of its start (or of the previous answer on a kept connection); at most
+ * 8 connections per client address; TLS (off loopback) is 1.3 only. 0 or -errno, with the
+ * reason logged. */
 int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport,
-	      struct api **ret_api);
+	      unsigned header_ms, struct api **ret_api);
 /* Stops serving and removes DIR/api.addr; NULL-safe, returns NULL. */
 struct api *api_stop(struct api *api);

@@ -391,7 +391,7 @@ static int cmd_serve(int argc, char **argv)
 	/* After the agents' port, so a bad --listen is the one error; api_start says
 	 * why it could not. */
 	if (strcmp(a.api ? a.api : API_DEFAULT_ADDR, "none") != 0 &&
-	    api_start(&srv, srv.reg, a.api ? a.api : API_DEFAULT_ADDR, &api) < 0)
+	    api_start(&srv, srv.reg, a.api ? a.api : API_DEFAULT_ADDR, a.lim.handshake_ms, &api) < 0)
 		goto out;
 	if (a.enrol_listen && enrol_listener_start(a.state_dir, a.enrol_listen, lfd, &a.lim, &enr) < 0)
 		goto out;
