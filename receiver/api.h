@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "receiver/apiparse.h"
 #include "receiver/registry.h"
 #include "receiver/session.h"
 
@@ -24,23 +25,6 @@
 #define API_TOKEN_HEX 64
 
 struct api;
-
-/* What a request asks for, once routed and its body validated. */
-enum api_op { API_OP_STATUS, API_OP_METRICS, API_OP_CUTOVER, API_OP_PAUSE, API_OP_RESUME, API_OP_RATE };
-struct api_call {
-	enum api_op op;
-	char agent[65];     /* NAME, for the /v1/agents/NAME/... operations */
-	uint8_t verify;     /* cutover: enum proto_verify */
-	uint64_t timeout_s; /* cutover */
-	uint64_t bps;       /* rate: 0 lifts the limit */
-};
-
-/* Routes a request (url, method) and parses its body (len bytes, at most 4096; JSON, strict,
- * only the operation's fields). Pure: touches no state, so it can be fuzzed. Returns 0 with
- * *ret_call set, or the HTTP status to answer (400, 404, 405) with a one-line why. The token
- * is checked before, by the caller. */
-unsigned api_parse(const char *url, const char *method, const char *body, size_t len,
-		   struct api_call *ret_call, char *why, size_t why_len);
 
 /* Creates DIR/api.token (0600, 256 random bits in hex) unless a valid one exists; puts it
  * in token (API_TOKEN_HEX + 1 bytes). 0 or -errno (-EINVAL: the file is not a token). */
