@@ -30,9 +30,21 @@ init_state "$T/state"
 make_mixed_image "$T/src.img" 8
 CRED="$T/state/agent-bundle.pem"
 
+# 0. A bad limit is one line and exit 2, before anything listens.
+for opt in "--handshake-timeout 0" "--max-handshakes x" "--max-sessions 0" "--fd-reserve -1"; do
+	rc=0
+	"$TERN_RECEIVER" serve --state-dir "$T/state" --listen 127.0.0.1:0 --api none \
+		--target d="$T/dst.img" $opt >"$T/bad.out" 2>&1 || rc=$?
+	[ $rc -eq 2 ] && [ "$(grep -c . "$T/bad.out")" -eq 1 ] && grep -q -- "${opt% *}" "$T/bad.out" ||
+		{ cat "$T/bad.out"; fail "serve $opt: exit $rc"; }
+done
+
 # 1. The deadline is absolute: a byte every 300 ms would keep a per-read timeout happy
-# forever, but the connection is cut at the 2 s deadline (generous upper bound: 8 s).
-start_receiver "$T/state" --target d="$T/dst.img" --handshake-timeout 2
+# forever, but the connection is cut at the 2 s deadline (generous upper bound: 8 s). The
+# limit comes from a config file, whose keys are serve's long options.
+printf 'handshake-timeout = 2\n' >"$T/receiver.conf"
+chmod 600 "$T/receiver.conf"
+start_receiver "$T/state" --target d="$T/dst.img" --config "$T/receiver.conf"
 "$TERN_TRICKLE" 127.0.0.1 "$PORT" --from 127.0.0.2 --count 4 --every 300 --hold 15000 \
 	>"$T/trickle1.out"
 read -r line <"$T/trickle1.out"
