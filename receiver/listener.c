@@ -391,6 +391,16 @@ int lsn_start(const char *what, int lfd, const struct lsn_limits *lim, lsn_serve
 		r = log_errno(-errno, "%s listener", what);
 		goto fail;
 	}
+	{
+		struct rlimit rl;
+
+		/* Every connection would be refused: say why once, not only in the counts. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur < (rlim_t)lim->fd_reserve + 32)
+			log_warn("%s port: the open-file limit (%llu) leaves little or no room above "
+				 "--fd-reserve %u; raise the limit (LimitNOFILE=) or lower the reserve",
+				 what, (unsigned long long)rl.rlim_cur, lim->fd_reserve);
+	}
 	l->efd = eventfd(0, EFD_CLOEXEC);
 	if (l->efd < 0) {
 		r = log_errno(-errno, "eventfd");
