@@ -131,4 +131,24 @@ LINES=$(grep -c -e 'refused or cut' -e 'refused connection' -e 'accept' "$T/rece
 grep -e "refused or cut" "$T/receiver.log" || true
 echo "warning lines: $LINES"
 [ "$LINES" -le 8 ] || fail "$LINES warning lines for one flood: not rate-limited"
-pass "handshake deadline, per-address limit, descriptor reserve and rate-limited warnings hold"
+# 4. --max-sessions: a second agent while one is served is told so, and gets in after.
+make_mixed_image "$T/src2.img" 2
+start_receiver "$T/state" --target d="$T/dst.img" --target e="$T/dst2.img" --max-sessions 1
+"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$CRED" --disk d="$T/src.img" \
+	--interval 1 --no-progress >"$T/agent4.log" 2>&1 &
+AGENT_PID=$!
+for i in $(seq 1 200); do grep -q "durable and verified" "$T/agent4.log" && break; sleep 0.1; done
+grep -q "durable and verified" "$T/agent4.log" || { cat "$T/agent4.log"; fail "the first agent did not connect"; }
+if run_agent --credentials "$CRED" --disk e="$T/src2.img" --name two; then
+	fail "a second session was served over --max-sessions 1"
+fi
+grep -q "maximum number of sessions" "$T/agent.log" || { cat "$T/agent.log"; fail "the second agent was not told why"; }
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+AGENT_PID=
+run_agent --credentials "$CRED" --disk e="$T/src2.img" --name two ||
+	{ cat "$T/agent.log"; fail "the second agent was refused after the first left"; }
+[ "$(sha "$T/src2.img")" = "$(sha "$T/dst2.img")" ] || fail "SHA-256 differs for the second agent"
+stop_receiver
+
+pass "session limit, handshake deadline, per-address limit, descriptor reserve and rate-limited warnings hold"
