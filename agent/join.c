@@ -4,6 +4,7 @@
 #include "agent/join.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -192,12 +193,18 @@ static int exchange(struct conn *c, const struct enrol_request *req, uint8_t *bu
 	if (n < 0)
 		return log_errno(n, "encode the enrolment request");
 	r = conn_send(c, buf, (size_t)n);
+	if (r == -EPIPE || r == -ECONNRESET)
+		return log_errno(r, "the receiver closed the connection before it took the "
+				 "enrolment request (busy, or its deadline passed); try again shortly");
 	if (r < 0)
 		return log_errno(r, "send the enrolment request");
 	conn_set_recv_timeout(c, REPLY_TIMEOUT_MS);
 	r = enrol_recv(c, buf, &type, &len);
 	if (r == -ETIMEDOUT)
 		return log_errno(r, "the receiver did not answer the enrolment request in time");
+	if (r == -ECONNRESET || r == -EPIPE)
+		return log_errno(r, "the receiver closed the connection without answering the "
+				 "enrolment request (busy, or its deadline passed); try again shortly");
 	if (r < 0)
 		return log_errno(r, "no valid answer from the receiver");
 	if (type == ENROL_REFUSED) {
@@ -295,6 +302,9 @@ int join_main(int argc, char **argv)
 		goto out;
 	}
 	ret = 1;
+	/* A receiver that drops the connection (its enrolment slots full, its deadline
+	 * passed) must surface as an error we can explain, not kill us with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Everything that can fail here is checked before the token is spent. */
 	r = mkdir_p(dir, 0755);
 	if (r == 0 && (access(dir, W_OK) < 0 || !realpath(dir, absdir)))
@@ -335,6 +345,10 @@ int join_main(int argc, char **argv)
 		if (pin.mismatch)
 			log_error("%s is not the receiver this token was made for: its CA does not match the token's pin; nothing was sent",
 				  tok.address);
+		else if (r == -ECONNRESET || r == -ETIMEDOUT)
+			log_error("the receiver at %s closed the connection before the TLS handshake "
+				  "completed (it may be busy with other enrolments, or its deadline "
+				  "passed); nothing was sent: try again shortly", tok.address);
 		else
 			log_error("TLS handshake with %s failed: %s", tok.address, why);
 		goto out;

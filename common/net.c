@@ -320,6 +320,9 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 	if (r != 1) {
 		long vr = SSL_get_verify_result(c->ssl);
 		int saved = errno;
+		/* The peer closed without an alert: a receiver at its limits or past its
+		 * deadline drops strangers that way. That is a lost link, not a verdict. */
+		bool eof = ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 		const char *e = tls_drain_errors("TLS handshake");
 
 		if (why && why_len) {
@@ -332,8 +335,10 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 		c->broken = true;
 		/* A verdict (a certificate refused, an alert, a protocol error: OpenSSL says
 		 * which) is a refusal; a link that closed or stalled mid-handshake is not. */
-		if (vr != X509_V_OK || (e && *e))
+		if (vr != X509_V_OK || (e && *e && !eof))
 			r = -ECONNREFUSED;
+		else if (eof)
+			r = -ECONNRESET;
 		else
 			r = saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT ? -ETIMEDOUT
 											    : -ECONNRESET;

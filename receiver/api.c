@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -21,8 +22,23 @@
 #include "common/tls.h"
 #include "common/util.h"
 
-#define BODY_MAX 4096
-#define CUTOVER_TIMEOUT_DEFAULT 600u
+#define BODY_MAX API_BODY_MAX
+#define PER_IP_LIMIT 8 /* connections from one address: one address cannot fill the API */
+/* TLS off loopback: 1.3 only, as on the replication port. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+#define CUT_REPORT_NS (10ull * 1000000000ull)
+
+/* A connection's deadline for a complete request head: libmicrohttpd's own timeout only
+ * counts idle time, which a client sending a byte now and then never reaches. Kept from
+ * the connection's start (and again after each answer, for the next request on a kept
+ * connection) until the headers are in; a request being served (a cutover waits minutes
+ * for its proof) has none. */
+struct api_sock {
+	int fd;
+	uint64_t deadline; /* monotonic ns; 0: none */
+	bool cut;
+	struct api_sock *next;
+};
 
 struct api {
 	struct rcv_server *srv;
@@ -32,6 +48,14 @@ struct api {
 	char addr_path[4096];
 	char *tls_key, *tls_cert;
 	uint64_t started_ns;
+	unsigned header_ms;
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t cv;    /* on the monotonic clock; wakes the watchdog to stop */
+	pthread_t watchdog;
+	bool watching, stopping;
+	struct api_sock *socks;
+	unsigned cuts;        /* since the last report */
+	uint64_t last_report;
 };
 
 /* One request's upload, gathered across the handler's calls. */
@@ -150,105 +174,22 @@ static bool authorised(struct api *api, struct MHD_Connection *conn)
 	return strlen(h) == API_TOKEN_HEX && CRYPTO_memcmp(h, api->token, API_TOKEN_HEX) == 0;
 }
 
-/* Parses body as one JSON object whose keys are all among allowed ("" body: an empty
- * object). NULL with why set when it is not. */
-static json_object *parse_body(const struct req *rq, const char *const *allowed, char *why,
-			       size_t why_len)
+static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn,
+				  const struct api_call *call)
 {
-	struct json_tokener *tok;
-	json_object *o;
-
-	if (rq->len == 0)
-		return json_object_new_object();
-	tok = json_tokener_new();
-	if (!tok) {
-		snprintf(why, why_len, "out of memory");
-		return NULL;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, rq->body, (int)rq->len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    (size_t)json_tokener_get_parse_end(tok) != rq->len) {
-		snprintf(why, why_len, "the body is not valid JSON");
-		json_object_put(o);
-		json_tokener_free(tok);
-		return NULL;
-	}
-	json_tokener_free(tok);
-	if (!json_object_is_type(o, json_type_object)) {
-		snprintf(why, why_len, "the body must be a JSON object");
-		json_object_put(o);
-		return NULL;
-	}
-	json_object_object_foreach(o, key, val) {
-		bool ok = false;
-
-		(void)val;
-		for (const char *const *a = allowed; *a && !ok; a++)
-			ok = strcmp(key, *a) == 0;
-		if (!ok) {
-			snprintf(why, why_len, "unknown field \"%.64s\"", key);
-			json_object_put(o);
-			return NULL;
-		}
-	}
-	return o;
-}
-
-/* A non-negative integer field; absent leaves *v. Returns false when ill-typed. */
-static bool get_u64(json_object *o, const char *key, uint64_t max, uint64_t *v)
-{
-	json_object *f;
-	int64_t x;
-
-	if (!json_object_object_get_ex(o, key, &f))
-		return true;
-	if (!json_object_is_type(f, json_type_int))
-		return false;
-	errno = 0;
-	x = json_object_get_int64(f);
-	if (errno || x < 0 || (uint64_t)x > max)
-		return false;
-	*v = (uint64_t)x;
-	return true;
-}
-
-static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn, const char *agent,
-				  const struct req *rq)
-{
-	static const char *const allowed[] = { "verify", "timeout_seconds", NULL };
-	char why[160];
-	json_object *body = parse_body(rq, allowed, why, sizeof(why)), *f, *o;
+	const char *agent = call->agent;
 	struct rcv_cutover *req;
-	uint64_t timeout = CUTOVER_TIMEOUT_DEFAULT;
-	uint8_t verify = PROTO_VERIFY_TRACKED;
 	unsigned status;
+	json_object *o;
 	int r;
 
-	if (!body)
-		return fail(conn, 400, "%s", why);
-	if (json_object_object_get_ex(body, "verify", &f)) {
-		const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
-
-		if (strcmp(v, "full") == 0) {
-			verify = PROTO_VERIFY_FULL;
-		} else if (strcmp(v, "tracked") != 0) {
-			json_object_put(body);
-			return fail(conn, 400, "verify must be \"tracked\" or \"full\"");
-		}
-	}
-	if (!get_u64(body, "timeout_seconds", 86400, &timeout) || timeout == 0) {
-		json_object_put(body);
-		return fail(conn, 400, "timeout_seconds must be an integer from 1 to 86400");
-	}
-	json_object_put(body);
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return fail(conn, 500, "out of memory");
-	req->verify = verify;
+	req->verify = call->verify;
 	log_info("api: cutover of agent %s asked (verify %s, timeout %" PRIu64 " s)", agent,
-		 verify == PROTO_VERIFY_FULL ? "full" : "tracked", timeout);
-	r = rcv_cutover(api->srv, agent, req, (unsigned)timeout);
+		 call->verify == PROTO_VERIFY_FULL ? "full" : "tracked", call->timeout_s);
+	r = rcv_cutover(api->srv, agent, req, (unsigned)call->timeout_s);
 	if (r == 0) {
 		o = json_object_new_object();
 		if (o) {
@@ -269,28 +210,15 @@ static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn, 
 	}
 }
 
-static enum MHD_Result do_wish(struct api *api, struct MHD_Connection *conn, const char *agent,
-			       const char *op, const struct req *rq)
+static enum MHD_Result do_wish(struct api *api, struct MHD_Connection *conn,
+			       const struct api_call *call)
 {
-	static const char *const none[] = { NULL };
-	static const char *const rate_keys[] = { "bytes_per_second", NULL };
-	bool rate = strcmp(op, "rate") == 0, connected = false, paused = strcmp(op, "pause") == 0;
-	uint64_t bps = UINT64_MAX;
-	char why[160];
-	json_object *body = parse_body(rq, rate ? rate_keys : none, why, sizeof(why)), *o;
+	const char *agent = call->agent;
+	bool rate = call->op == API_OP_RATE, connected = false, paused = call->op == API_OP_PAUSE;
+	uint64_t bps = call->bps;
+	json_object *o;
 	int r;
 
-	if (!body)
-		return fail(conn, 400, "%s", why);
-	/* Up to a petabyte a second: the agent reports its limit, and the receiver believes
-	 * no rate above that. */
-	if (rate && (!get_u64(body, "bytes_per_second", UINT64_C(1) << 50, &bps) ||
-		     bps == UINT64_MAX)) {
-		json_object_put(body);
-		return fail(conn, 400, "bytes_per_second must be an integer from 0 (no limit) to "
-			    "2^50");
-	}
-	json_object_put(body);
 	r = rate ? reg_set_rate(api->reg, agent, bps, &connected) :
 		   reg_set_paused(api->reg, agent, paused, &connected);
 	if (r == -ENOENT)
@@ -318,16 +246,12 @@ static enum MHD_Result do_wish(struct api *api, struct MHD_Connection *conn, con
 
 /* Closes the agent's live session; it reconnects unless it is revoked. */
 static enum MHD_Result do_disconnect(struct api *api, struct MHD_Connection *conn,
-				     const char *agent, const struct req *rq)
+				     const struct api_call *call)
 {
-	static const char *const none[] = { NULL };
-	char why[160];
-	json_object *body = parse_body(rq, none, why, sizeof(why)), *o;
+	const char *agent = call->agent;
+	json_object *o;
 	int n;
 
-	if (!body)
-		return fail(conn, 400, "%s", why);
-	json_object_put(body);
 	n = rcv_disconnect(api->srv, agent);
 	if (n < 0)
 		return fail(conn, 404, "agent %s has no live session on this receiver", agent);
@@ -344,23 +268,21 @@ static enum MHD_Result do_disconnect(struct api *api, struct MHD_Connection *con
 static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const char *url,
 			     const char *method, const struct req *rq)
 {
-	bool get = strcmp(method, "GET") == 0;
 	uint64_t up = (now_ns() - api->started_ns) / 1000000000ull;
+	struct api_call call;
+	char why[256];
+	unsigned status = api_parse(url, method, rq->body, rq->len, &call, why, sizeof(why));
 
-	if (strcmp(url, "/v1/status") == 0) {
-		if (!get)
-			return fail(conn, 405, "use GET for %s", url);
+	if (status)
+		return fail(conn, status, "%s", why);
+	switch (call.op) {
+	case API_OP_STATUS:
 		return answer_json(conn, 200, reg_snapshot(api->reg, up));
-	}
-	if (strcmp(url, "/metrics") == 0) {
-		json_object *snap;
-		char *text;
+	case API_OP_METRICS: {
+		json_object *snap = reg_snapshot(api->reg, up);
+		char *text = snap ? reg_metrics(snap) : NULL;
 		enum MHD_Result ret;
 
-		if (!get)
-			return fail(conn, 405, "use GET for %s", url);
-		snap = reg_snapshot(api->reg, up);
-		text = snap ? reg_metrics(snap) : NULL;
 		json_object_put(snap);
 		if (!text)
 			return fail(conn, 500, "out of memory");
@@ -368,33 +290,27 @@ static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const
 		free(text);
 		return ret;
 	}
-	if (strncmp(url, "/v1/agents/", 11) == 0) {
-		const char *name = url + 11, *slash = strchr(name, '/');
-		char agent[NAME_MAX_LEN + 1];
-		const char *op;
-
-		if (!slash || !name_is_valid(name, (size_t)(slash - name)))
-			return fail(conn, 404, "no such resource: %.100s", url);
-		memcpy(agent, name, (size_t)(slash - name));
-		agent[slash - name] = '\0';
-		op = slash + 1;
-		if (strcmp(op, "cutover") == 0 || strcmp(op, "pause") == 0 ||
-		    strcmp(op, "resume") == 0 || strcmp(op, "disconnect") == 0) {
-			if (strcmp(method, "POST") != 0)
-				return fail(conn, 405, "use POST for %s", op);
-			if (strcmp(op, "cutover") == 0)
-				return do_cutover(api, conn, agent, rq);
-			if (strcmp(op, "disconnect") == 0)
-				return do_disconnect(api, conn, agent, rq);
-			return do_wish(api, conn, agent, op, rq);
-		}
-		if (strcmp(op, "rate") == 0) {
-			if (strcmp(method, "PUT") != 0)
-				return fail(conn, 405, "use PUT for rate");
-			return do_wish(api, conn, agent, op, rq);
-		}
+	case API_OP_CUTOVER:
+		return do_cutover(api, conn, &call);
+	case API_OP_DISCONNECT:
+		return do_disconnect(api, conn, &call);
+	default:
+		return do_wish(api, conn, &call);
 	}
-	return fail(conn, 404, "no such resource: %.100s", url);
+}
+
+/* Sets the deadline of conn's request head: now + header_ms when arm, none otherwise. */
+static void head_deadline(struct api *api, struct MHD_Connection *conn, bool arm)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct api_sock *s = ci ? ci->socket_context : NULL;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&api->lock);
+	s->deadline = arm ? now_ns() + (uint64_t)api->header_ms * 1000000u : 0;
+	pthread_mutex_unlock(&api->lock);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -406,6 +322,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	(void)version;
 	if (!rq) {
+		/* The head is in: the request is being served now, however long it takes. */
+		head_deadline(api, conn, false);
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
@@ -435,11 +353,84 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)conn;
 	(void)toe;
 	free(*con_cls);
 	*con_cls = NULL;
+	/* A kept connection's next request must come whole in time too. */
+	head_deadline(cls, conn, true);
+}
+
+/* Tracks each connection from its start, so its request head has a deadline. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct api *api = cls;
+	struct api_sock *s = *socket_context, **pp;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		s = ci ? calloc(1, sizeof(*s)) : NULL;
+		if (!s)
+			return; /* out of memory: libmicrohttpd's idle timeout still applies */
+		s->fd = ci->connect_fd;
+		pthread_mutex_lock(&api->lock);
+		s->deadline = now_ns() + (uint64_t)api->header_ms * 1000000u;
+		s->next = api->socks;
+		api->socks = s;
+		pthread_mutex_unlock(&api->lock);
+		*socket_context = s;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !s)
+		return;
+	/* Called before libmicrohttpd closes the socket: once unlinked, the watchdog cannot
+	 * shut down a descriptor number that has been reused. */
+	pthread_mutex_lock(&api->lock);
+	for (pp = &api->socks; *pp && *pp != s; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = s->next;
+	pthread_mutex_unlock(&api->lock);
+	free(s);
+	*socket_context = NULL;
+}
+
+/* Shuts down connections whose request head is late, which ends them in their thread;
+ * reports how many, one line per interval. */
+static void *watchdog(void *arg)
+{
+	struct api *api = arg;
+
+	pthread_mutex_lock(&api->lock);
+	while (!api->stopping) {
+		uint64_t now = now_ns();
+		struct timespec ts;
+
+		for (struct api_sock *s = api->socks; s; s = s->next) {
+			if (s->deadline && !s->cut && now >= s->deadline) {
+				shutdown(s->fd, SHUT_RDWR);
+				s->cut = true;
+				api->cuts++;
+			}
+		}
+		if (api->cuts && now - api->last_report >= CUT_REPORT_NS) {
+			log_warn("api: closed %u connection(s) whose request was not complete within "
+				 "%u ms", api->cuts, api->header_ms);
+			api->cuts = 0;
+			api->last_report = now;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&api->cv, &api->lock, &ts);
+	}
+	pthread_mutex_unlock(&api->lock);
+	return NULL;
 }
 
 /* libmicrohttpd's format strings come from the library, not from a peer. */
@@ -466,7 +457,7 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 }
 
 int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport,
-	      struct api **ret_api)
+	      unsigned header_ms, struct api **ret_api)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	struct sockaddr_storage ss;
@@ -479,6 +470,16 @@ int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport
 
 	if (!api)
 		return log_errno(-ENOMEM, "api");
+	api->header_ms = header_ms;
+	pthread_mutex_init(&api->lock, NULL);
+	{
+		pthread_condattr_t cattr;
+
+		pthread_condattr_init(&cattr);
+		pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+		pthread_cond_init(&api->cv, &cattr);
+		pthread_condattr_destroy(&cattr);
+	}
 	api->srv = srv;
 	api->reg = reg;
 	api->started_ns = now_ns();
@@ -521,15 +522,24 @@ int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)PER_IP_LIMIT,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, api,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 				  tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, api->tls_key,
 				  MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
+				  MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
 				  MHD_OPTION_END);
 	if (!api->d) {
 		r = log_errno(-EIO, "cannot start the API server on %s", bound);
 		goto fail;
 	}
 	fd = -1; /* the daemon's now */
+	r = -pthread_create(&api->watchdog, NULL, watchdog, api);
+	if (r < 0) {
+		log_errno(r, "start the API's watchdog");
+		goto fail;
+	}
+	api->watching = true;
 	snprintf(api->addr_path, sizeof(api->addr_path), "%s/%s", srv->state_dir, API_ADDR_FILE);
 	{
 		char line[sizeof(bound) + 16];
@@ -559,6 +569,16 @@ struct api *api_stop(struct api *api)
 		return NULL;
 	if (api->d)
 		MHD_stop_daemon(api->d);
+	/* After the daemon: its connections, and their notifications, are gone. */
+	if (api->watching) {
+		pthread_mutex_lock(&api->lock);
+		api->stopping = true;
+		pthread_cond_broadcast(&api->cv);
+		pthread_mutex_unlock(&api->lock);
+		pthread_join(api->watchdog, NULL);
+	}
+	pthread_cond_destroy(&api->cv);
+	pthread_mutex_destroy(&api->lock);
 	if (api->addr_path[0])
 		unlink(api->addr_path);
 	OPENSSL_cleanse(api->token, sizeof(api->token));

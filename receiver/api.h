@@ -12,7 +12,10 @@
  * A bad request gets a 4xx answer with {"error":"..."} and changes nothing. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "receiver/apiparse.h"
 #include "receiver/registry.h"
 #include "receiver/session.h"
 
@@ -28,8 +31,11 @@ struct api;
 int api_token_ensure(const char *state_dir, char *token);
 
 /* Serves the API on hostport for srv and reg (both must outlive it), and records the
- * bound address in DIR/api.addr for ternctl. 0 or -errno, with the reason logged. */
+ * bound address in DIR/api.addr for ternctl. A connection's request head must be complete
+ * within header_ms of its start (or of the previous answer on a kept connection); at most
+ * 8 connections per client address; TLS (off loopback) is 1.3 only. 0 or -errno, with the
+ * reason logged. */
 int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport,
-	      struct api **ret_api);
+	      unsigned header_ms, struct api **ret_api);
 /* Stops serving and removes DIR/api.addr; NULL-safe, returns NULL. */
 struct api *api_stop(struct api *api);

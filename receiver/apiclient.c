@@ -2,12 +2,14 @@
 /* ternctl's HTTP client of the receiver's control API; see apiclient.h. */
 #include "receiver/apiclient.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -96,6 +98,54 @@ static bool url_is_valid(const char *u)
 		if ((unsigned char)*u <= 0x20 || (unsigned char)*u >= 0x7f)
 			return false;
 	return true;
+}
+
+/* Whether a URL's host (as curl parsed it: IPv6 in brackets) is this machine's loopback:
+ * 127.0.0.0/8, ::1 or the name localhost. Only there may the token travel in clear text. */
+static bool host_is_loopback(const char *host)
+{
+	char v6[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (n > 2 && n - 2 < sizeof(v6) && host[0] == '[' && host[n - 1] == ']') {
+		memcpy(v6, host + 1, n - 2);
+		v6[n - 2] = '\0';
+		return inet_pton(AF_INET6, v6, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
+}
+
+/* Refuses a plain-HTTP URL to anything but loopback, before anything is sent. */
+static int check_clear_text(const char *url, char *ret_err, size_t err_len)
+{
+	CURLU *u;
+	char *host = NULL;
+	int r = 0;
+
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	u = curl_url();
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(ret_err, err_len, "%.200s: not a valid URL", url);
+		r = -EINVAL;
+	} else if (!host_is_loopback(host)) {
+		snprintf(ret_err, err_len, "%.200s: refusing to send the API token in clear text to "
+			 "%.100s; use https://, or http:// only to a loopback address (127.0.0.0/8, "
+			 "::1, localhost)", url, host);
+		r = -EPERM;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r;
 }
 
 /* Every socket with O_CLOEXEC, as everywhere in tern: curl does not promise it. */
@@ -264,6 +314,11 @@ int apic_new(const char *state_dir, const char *url, const char *token_file,
 	    snprintf(path, sizeof(path), "%s/ca.pem", state_dir) < (int)sizeof(path) &&
 	    access(path, R_OK) == 0 && !(a->cainfo = strdup(path)))
 		goto cleanup;
+	/* Before the token is used in any request: ternctl sends it with every one. */
+	r = check_clear_text(a->url, ret_err, err_len);
+	if (r < 0)
+		goto cleanup;
+	r = -ENOMEM;
 	/* "http://host/" and "http://host" name the same API; paths start with '/'. */
 	while (strlen(a->url) > 8 && a->url[strlen(a->url) - 1] == '/')
 		a->url[strlen(a->url) - 1] = '\0';

@@ -3,6 +3,7 @@
  * only a hash of the secret. A certificate leaves the receiver only after its token is
  * marked used on disk, so a token enrols at most one agent even across a crash. */
 #include "receiver/enrol.h"
+#include "receiver/listener.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,7 +12,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,9 +40,11 @@
 #define TTL_MAX_S (30 * 86400)
 #define RECORD_MAX 4096
 #define LIST_MAX (16u << 20)    /* issued and revoked lists */
-#define MAX_CONNS 8             /* enrolments served at once */
+#define MAX_CONNS 16            /* enrolments not yet past their request, from all addresses */
+#define MAX_PER_ADDR 2          /* of those, from one address */
+#define MAX_SERVING 8           /* requests being redeemed at once */
 #define IO_TIMEOUT_MS 10000     /* per handshake, read or write */
-#define DEADLINE_MS 30000       /* a whole enrolment connection, however slow the peer */
+#define SERVE_DEADLINE_MS 20000 /* from the request to the answer, however slow the peer */
 #define REFUSE_LINGER_MS 1000
 
 static void lines_free(char **lines, size_t n);
@@ -1082,31 +1084,12 @@ out:
 
 /* ---- the enrolment listener ---- */
 
-struct slot {
-	bool used;
-	bool cut;      /* shut down by the deadline or by stop */
-	int fd;        /* a duplicate of the connection's socket, for shutdown() */
-	uint64_t start;
-};
-
 struct enrol_listener {
 	char *state_dir;
 	SSL_CTX *ctx;
 	uint16_t repl_port;
 	int lfd;
-	int efd; /* stop request */
-	pthread_t tid;
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	unsigned active;
-	struct slot slots[MAX_CONNS];
-};
-
-struct job {
-	struct enrol_listener *l;
-	unsigned slot;
-	int fd;
-	char peer[64];
+	struct lsn *lsn;
 };
 
 /* Serialises redeeming tokens within this process; the file lock covers other processes. */
@@ -1272,8 +1255,11 @@ static void send_refusal(struct conn *c, uint8_t *buf, const struct outcome *o)
 		conn_linger(c, REFUSE_LINGER_MS);
 }
 
-static void serve_one(struct enrol_listener *l, int fd, const char *peer)
+/* The listener's serving function: one enrolment, bounded by the listener's deadlines
+ * (the handshake's until the request is in, then SERVE_DEADLINE_MS). */
+static void serve_one(void *ctx, struct lsn_conn *lc, int fd, const char *peer)
 {
+	struct enrol_listener *l = ctx;
 	struct outcome o = { 0 };
 	struct enrol_request req = { 0 };
 	struct conn *c = NULL;
@@ -1284,7 +1270,8 @@ static void serve_one(struct enrol_listener *l, int fd, const char *peer)
 
 	c = conn_handshake(l->ctx, fd, true, IO_TIMEOUT_MS, &r, why, sizeof(why));
 	if (!c) {
-		log_warn("enrolment from %s: TLS handshake failed: %s", peer, why);
+		if (!lsn_was_cut(lc))
+			lsn_warn(lc, "enrolment from %s: TLS handshake failed: %s", peer, why);
 		return;
 	}
 	buf = malloc(ENROL_FRAME_MAX);
@@ -1294,11 +1281,21 @@ static void serve_one(struct enrol_listener *l, int fd, const char *peer)
 	}
 	r = enrol_recv(c, buf, &type, &len);
 	if (r < 0) {
-		log_warn_errno(r, "enrolment from %s: no valid request", peer);
-		if (r != -ECONNRESET && r != -ETIMEDOUT)
+		if (!lsn_was_cut(lc))
+			lsn_warn(lc, "enrolment from %s: no valid request: %s", peer, strerror(-r));
+		if (r != -ECONNRESET && r != -ETIMEDOUT && !lsn_was_cut(lc))
 			refuse(&o, r, "malformed enrolment request");
 		goto out;
 	}
+	/* The request is in: it leaves the handshake limits, and the rest of the exchange
+	 * gets a deadline of its own. */
+	r = lsn_established(lc, SERVE_DEADLINE_MS);
+	if (r == -EBUSY) {
+		refuse(&o, -EBUSY, "the receiver is busy with other enrolments; try again shortly");
+		goto out;
+	}
+	if (r < 0)
+		goto out;
 	if (type != ENROL_REQUEST) {
 		refuse(&o, -EPROTO, "expected an enrolment request");
 		goto out;
@@ -1338,121 +1335,6 @@ out:
 	conn_free(c);
 }
 
-static void *conn_thread(void *arg)
-{
-	struct job *j = arg;
-	struct enrol_listener *l = j->l;
-
-	serve_one(l, j->fd, j->peer);
-	pthread_mutex_lock(&l->lock);
-	close(l->slots[j->slot].fd);
-	l->slots[j->slot] = (struct slot){ .fd = -1 };
-	l->active--;
-	pthread_cond_broadcast(&l->idle);
-	pthread_mutex_unlock(&l->lock);
-	free(j);
-	return NULL;
-}
-
-/* Cuts connections past their deadline (all of them when stopping), so a silent or slow
- * client cannot hold a slot. Called with l->lock held. */
-static void cut_slots(struct enrol_listener *l, bool all)
-{
-	uint64_t now = now_ns();
-
-	for (unsigned i = 0; i < MAX_CONNS; i++) {
-		struct slot *s = &l->slots[i];
-
-		if (s->used && !s->cut &&
-		    (all || now - s->start > (uint64_t)DEADLINE_MS * 1000000u)) {
-			shutdown(s->fd, SHUT_RDWR);
-			s->cut = true;
-		}
-	}
-}
-
-static void accept_one(struct enrol_listener *l)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	pthread_attr_t attr;
-	struct job *j = NULL;
-	unsigned slot = MAX_CONNS;
-	pthread_t tid;
-	int fd, dup_fd = -1;
-
-	fd = accept4(l->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
-			log_warn_errno(-errno, "enrolment accept");
-			usleep(200 * 1000);
-		}
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (j)
-		net_addr_name(&ss, j->peer, sizeof(j->peer));
-	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	pthread_mutex_lock(&l->lock);
-	for (unsigned i = 0; i < MAX_CONNS && slot == MAX_CONNS; i++) {
-		if (!l->slots[i].used)
-			slot = i;
-	}
-	if (!j || dup_fd < 0 || slot == MAX_CONNS) {
-		pthread_mutex_unlock(&l->lock);
-		log_warn("enrolment from %s dropped: %s", j ? j->peer : "?",
-			 slot == MAX_CONNS ? "too many enrolments at once" : "out of resources");
-		goto fail;
-	}
-	l->slots[slot] = (struct slot){ .used = true, .fd = dup_fd, .start = now_ns() };
-	l->active++;
-	pthread_mutex_unlock(&l->lock);
-	j->l = l;
-	j->slot = slot;
-	j->fd = fd;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&tid, &attr, conn_thread, j) == 0) {
-		pthread_attr_destroy(&attr);
-		return;
-	}
-	pthread_attr_destroy(&attr);
-	log_warn("enrolment from %s dropped: cannot start a thread", j->peer);
-	pthread_mutex_lock(&l->lock);
-	l->slots[slot] = (struct slot){ .fd = -1 };
-	l->active--;
-	pthread_mutex_unlock(&l->lock);
-fail:
-	if (dup_fd >= 0)
-		close(dup_fd);
-	close(fd);
-	free(j);
-}
-
-static void *listen_thread(void *arg)
-{
-	struct enrol_listener *l = arg;
-
-	for (;;) {
-		struct pollfd pfd[2] = { { .fd = l->lfd, .events = POLLIN },
-					 { .fd = l->efd, .events = POLLIN } };
-		int n = poll(pfd, 2, 1000);
-
-		if (n < 0 && errno != EINTR) {
-			log_errno(-errno, "enrolment poll");
-			break;
-		}
-		if (n > 0 && pfd[1].revents)
-			break;
-		pthread_mutex_lock(&l->lock);
-		cut_slots(l, false);
-		pthread_mutex_unlock(&l->lock);
-		if (n > 0 && pfd[0].revents)
-			accept_one(l);
-	}
-	return NULL;
-}
-
 static uint16_t port_of(int fd)
 {
 	struct sockaddr_storage ss;
@@ -1468,9 +1350,15 @@ static uint16_t port_of(int fd)
 }
 
 int enrol_listener_start(const char *state_dir, const char *hostport, int repl_fd,
-			 struct enrol_listener **ret_l)
+			 const struct lsn_limits *lim, struct enrol_listener **ret_l)
 {
 	struct enrol_listener *l = calloc(1, sizeof(*l));
+	/* The replication port's deadline and descriptor reserve; fewer slots, since a join
+	 * is rare and short. */
+	struct lsn_limits el = { .handshake_ms = lim->handshake_ms,
+				 .max_handshakes = lim->max_handshakes < MAX_CONNS ? lim->max_handshakes : MAX_CONNS,
+				 .max_per_addr = lim->max_per_addr < MAX_PER_ADDR ? lim->max_per_addr : MAX_PER_ADDR,
+				 .max_sessions = MAX_SERVING, .fd_reserve = lim->fd_reserve };
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char name[64];
@@ -1478,11 +1366,7 @@ int enrol_listener_start(const char *state_dir, const char *hostport, int repl_f
 
 	if (!l)
 		return log_errno(-ENOMEM, "enrolment listener");
-	l->lfd = l->efd = -1;
-	for (unsigned i = 0; i < MAX_CONNS; i++)
-		l->slots[i].fd = -1;
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->idle, NULL);
+	l->lfd = -1;
 	l->repl_port = port_of(repl_fd);
 	l->state_dir = strdup(state_dir);
 	if (!l->state_dir) {
@@ -1492,11 +1376,6 @@ int enrol_listener_start(const char *state_dir, const char *hostport, int repl_f
 	l->ctx = tls_enrol_server_ctx(state_dir, &r);
 	if (!l->ctx)
 		goto fail;
-	l->efd = eventfd(0, EFD_CLOEXEC);
-	if (l->efd < 0) {
-		r = log_errno(-errno, "eventfd");
-		goto fail;
-	}
 	l->lfd = net_listen(hostport);
 	if (l->lfd < 0) {
 		r = log_errno(l->lfd, "cannot listen for enrolment on %s", hostport);
@@ -1506,47 +1385,30 @@ int enrol_listener_start(const char *state_dir, const char *hostport, int repl_f
 		net_addr_name(&ss, name, sizeof(name));
 		log_info("enrolment listening on %s", name);
 	}
-	r = -pthread_create(&l->tid, NULL, listen_thread, l);
-	if (r < 0) {
-		log_errno(r, "start the enrolment listener");
+	r = lsn_start("enrolment", l->lfd, &el, serve_one, l, &l->lsn);
+	if (r < 0)
 		goto fail;
-	}
 	*ret_l = l;
 	return 0;
 fail:
 	if (l->lfd >= 0)
 		close(l->lfd);
-	if (l->efd >= 0)
-		close(l->efd);
 	SSL_CTX_free(l->ctx);
 	free(l->state_dir);
-	pthread_cond_destroy(&l->idle);
-	pthread_mutex_destroy(&l->lock);
 	free(l);
 	return r;
 }
 
 struct enrol_listener *enrol_listener_stop(struct enrol_listener *l)
 {
-	uint64_t one = 1;
-
 	if (!l)
 		return NULL;
-	if (write(l->efd, &one, sizeof(one)) < 0)
-		log_warn_errno(-errno, "stop the enrolment listener");
-	pthread_join(l->tid, NULL);
+	/* Every enrolment runs under a deadline, so lsn_stop cuts and waits for all of
+	 * them: none is left to use l. */
+	lsn_stop(l->lsn);
 	close(l->lfd);
-	pthread_mutex_lock(&l->lock);
-	cut_slots(l, true);
-	/* Every connection has a deadline and was just shut down, so this wait is short. */
-	while (l->active > 0)
-		pthread_cond_wait(&l->idle, &l->lock);
-	pthread_mutex_unlock(&l->lock);
-	close(l->efd);
 	SSL_CTX_free(l->ctx);
 	free(l->state_dir);
-	pthread_cond_destroy(&l->idle);
-	pthread_mutex_destroy(&l->lock);
 	free(l);
 	return NULL;
 }

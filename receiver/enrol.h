@@ -11,6 +11,7 @@
 
 struct conn;
 struct enrol_listener;
+struct lsn_limits;
 
 /* File and directory names inside the state directory. */
 #define ENROL_TOKENS_DIR "tokens"   /* one record per token, named by its id in hex */
@@ -27,11 +28,12 @@ struct enrol_listener;
 int enrol_cmd_token(int argc, char **argv);
 int enrol_cmd_agent(int argc, char **argv);
 
-/* Starts the enrolment listener on hostport in its own thread, each connection in a thread
+/* Starts the enrolment listener on hostport (receiver/listener.h: lim's deadline and
+ * descriptor reserve, at most 16 handshakes and 2 per address), each connection in a thread
  * of its own with a hard deadline. repl_fd is the replication listener, whose port is
  * returned to joining agents. Logs "enrolment listening on HOST:PORT". 0 or -errno (logged). */
 int enrol_listener_start(const char *state_dir, const char *hostport, int repl_fd,
-			 struct enrol_listener **ret_l);
+			 const struct lsn_limits *lim, struct enrol_listener **ret_l);
 /* Stops accepting, ends connections in flight and waits for them; NULL-safe, returns NULL. */
 struct enrol_listener *enrol_listener_stop(struct enrol_listener *l);
 

@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "receiver/api.h"
 #include "receiver/enrol.h"
+#include "receiver/listener.h"
 #include "receiver/registry.h"
 #include "receiver/session.h"
 
@@ -65,6 +66,17 @@ static void usage(FILE *f)
 		"                        a disk that would exceed it is refused\n"
 		"  --enrol-listen HOST:PORT  also serve `tern-agent join` here (TLS, no client\n"
 		"                        certificate; a token from token create is the key)\n"
+		"  --handshake-timeout S  seconds a connection to either port may take, from\n"
+		"                        accept, to authenticate (and say HELLO); cut after\n"
+		"                        that however it trickles (default 10)\n"
+		"  --max-handshakes N    connections not yet authenticated, in all (default 64;\n"
+		"                        the enrolment port allows at most 16)\n"
+		"  --max-handshakes-per-address N  of those, from one address (default 8; the\n"
+		"                        enrolment port allows at most 2)\n"
+		"  --max-sessions N      agents' sessions at once (default 64)\n"
+		"  --fd-reserve N        descriptors kept free below the open-file limit for\n"
+		"                        sessions, targets and the API: new connections are\n"
+		"                        refused before it (default 64)\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
 		"  --config FILE         serve: read options from FILE, `key = value` lines, keys\n"
 		"                        are these options' names (default " RECEIVER_CONF "\n"
@@ -73,7 +85,8 @@ static void usage(FILE *f)
 }
 
 enum { OPT_STATE_DIR = 0x100, OPT_LISTEN, OPT_TARGET, OPT_LOG_LEVEL, OPT_CONFIG, OPT_API, OPT_ENROL_LISTEN,
-       OPT_NO_SHARED, OPT_FP_MEMORY };
+       OPT_NO_SHARED, OPT_FP_MEMORY, OPT_HANDSHAKE_TIMEOUT, OPT_MAX_HANDSHAKES, OPT_MAX_PER_ADDR,
+       OPT_MAX_SESSIONS, OPT_FD_RESERVE };
 
 static const struct option all_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -85,6 +98,11 @@ static const struct option all_opts[] = {
 	{ "enrol-listen", required_argument, NULL, OPT_ENROL_LISTEN },
 	{ "no-shared-bundle", no_argument, NULL, OPT_NO_SHARED },
 	{ "fp-memory", required_argument, NULL, OPT_FP_MEMORY },
+	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+	{ "max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES },
+	{ "max-handshakes-per-address", required_argument, NULL, OPT_MAX_PER_ADDR },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "fd-reserve", required_argument, NULL, OPT_FD_RESERVE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -98,7 +116,17 @@ struct args {
 	struct rcv_target *targets;
 	unsigned ntargets;
 	uint64_t fp_memory; /* 0: the default, a quarter of RAM */
+	struct lsn_limits lim; /* of the replication port; the enrolment port's derive from it */
 };
+
+/* The long name of option value c, for messages. */
+static const char *opt_name(int c)
+{
+	for (const struct option *o = all_opts; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
 
 /* One ,KEY=VALUE of a --target. */
 static int target_opt(void *ud, const char *key, const char *value)
@@ -146,6 +174,8 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 	int c, r;
 
 	a->state_dir = "/var/lib/tern";
+	a->lim = (struct lsn_limits){ .handshake_ms = 10000, .max_handshakes = 64, .max_per_addr = 8,
+				      .max_sessions = 64, .fd_reserve = 64 };
 	while ((c = getopt_long(ca->argc, ca->argv, "h", all_opts, NULL)) != -1) {
 		/* An error below names the config line the option came from. */
 		log_set_context(conf_args_origin(ca, optind - 1, where, sizeof(where)));
@@ -237,6 +267,33 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				goto fail;
 			}
 			break;
+		case OPT_HANDSHAKE_TIMEOUT:
+		case OPT_MAX_HANDSHAKES:
+		case OPT_MAX_PER_ADDR:
+		case OPT_MAX_SESSIONS:
+		case OPT_FD_RESERVE: {
+			uint64_t v;
+
+			if (!serve)
+				goto not_here;
+			if (parse_u64(optarg, 1, c == OPT_HANDSHAKE_TIMEOUT ? 3600 : 1000000, &v) < 0) {
+				log_error("--%s %s: expected %s", opt_name(c), optarg,
+					  c == OPT_HANDSHAKE_TIMEOUT ? "seconds from 1 to 3600" :
+					  "a number from 1 to 1000000");
+				goto fail;
+			}
+			if (c == OPT_HANDSHAKE_TIMEOUT)
+				a->lim.handshake_ms = (unsigned)v * 1000;
+			else if (c == OPT_MAX_HANDSHAKES)
+				a->lim.max_handshakes = (unsigned)v;
+			else if (c == OPT_MAX_PER_ADDR)
+				a->lim.max_per_addr = (unsigned)v;
+			else if (c == OPT_MAX_SESSIONS)
+				a->lim.max_sessions = (unsigned)v;
+			else
+				a->lim.fd_reserve = (unsigned)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			log_set_context(NULL);
@@ -334,24 +391,19 @@ out:
 	return ret;
 }
 
-struct conn_job {
-	struct rcv_server *srv;
-	int fd;
-	char peer[64];
-};
-
-static void *conn_thread(void *arg)
+/* The listener's serving function for the replication port. */
+static void serve_conn(void *ctx, struct lsn_conn *lc, int fd, const char *peer)
 {
-	struct conn_job *j = arg;
-	struct rcv_server *srv = j->srv;
+	struct rcv_server *srv = ctx;
 
-	rcv_session_run(srv, j->fd, j->peer);
-	free(j);
+	pthread_mutex_lock(&srv->lock);
+	srv->sessions++;
+	pthread_mutex_unlock(&srv->lock);
+	rcv_session_run(srv, lc, fd, peer);
 	pthread_mutex_lock(&srv->lock);
 	srv->sessions--;
 	pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
-	return NULL;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -364,6 +416,7 @@ static int cmd_serve(int argc, char **argv)
 	int lfd = -1, sfd = -1, r, ret = 1;
 	struct api *api = NULL;
 	struct enrol_listener *enr = NULL;
+	struct lsn *lsn = NULL;
 	struct conf_args *ca = NULL;
 	char name[64];
 	static const char *const repeatable[] = { "target", NULL };
@@ -482,71 +535,30 @@ static int cmd_serve(int argc, char **argv)
 	/* After the agents' port, so a bad --listen is the one error; api_start says
 	 * why it could not. */
 	if (strcmp(a.api ? a.api : API_DEFAULT_ADDR, "none") != 0 &&
-	    api_start(&srv, srv.reg, a.api ? a.api : API_DEFAULT_ADDR, &api) < 0)
+	    api_start(&srv, srv.reg, a.api ? a.api : API_DEFAULT_ADDR, a.lim.handshake_ms, &api) < 0)
 		goto out;
-	if (a.enrol_listen && enrol_listener_start(a.state_dir, a.enrol_listen, lfd, &enr) < 0)
+	if (a.enrol_listen && enrol_listener_start(a.state_dir, a.enrol_listen, lfd, &a.lim, &enr) < 0)
 		goto out;
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_errno(-errno, "signalfd");
 		goto out;
 	}
+	if (lsn_start("replication", lfd, &a.lim, serve_conn, &srv, &lsn) < 0)
+		goto out;
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-		struct conn_job *j;
-		pthread_attr_t attr;
-		pthread_t tid;
-		int fd;
+		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_errno(-errno, "poll");
-			goto out;
-		}
-		if (pfd[1].revents) {
-			log_info("shutting down");
-			break;
-		}
-		sl = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
-				/* Out of descriptors: back off instead of spinning on poll. */
-				log_warn_errno(-errno, "accept");
-				usleep(200 * 1000);
-			} else if (errno != EINTR && errno != ECONNABORTED) {
-				log_warn_errno(-errno, "accept");
-			}
+		if (read(sfd, &si, sizeof(si)) < 0 && errno == EINTR)
 			continue;
-		}
-		j = calloc(1, sizeof(*j));
-		if (!j) {
-			close(fd);
-			continue;
-		}
-		j->srv = &srv;
-		j->fd = fd;
-		net_addr_name(&ss, j->peer, sizeof(j->peer));
-		pthread_mutex_lock(&srv.lock);
-		srv.sessions++;
-		pthread_mutex_unlock(&srv.lock);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&tid, &attr, conn_thread, j) != 0) {
-			log_warn("cannot start a session thread for %s", j->peer);
-			close(fd);
-			free(j);
-			pthread_mutex_lock(&srv.lock);
-			srv.sessions--;
-			pthread_mutex_unlock(&srv.lock);
-		}
-		pthread_attr_destroy(&attr);
+		log_info("shutting down");
+		break;
 	}
 	ret = 0;
 out:
 	/* Sessions in flight hold no acknowledged data: leaving them is safe, and waiting
-	 * for a stuck peer would stall shutdown. */
+	 * for a stuck peer would stall shutdown. Handshakes in flight are cut. */
+	lsn_stop(lsn);
 	if (lfd >= 0)
 		close(lfd);
 	if (sfd >= 0)

@@ -29,6 +29,7 @@
 #include "receiver/record.h"
 #include "receiver/registry.h"
 #include "receiver/enrol.h"
+#include "receiver/listener.h"
 #include "receiver/writer.h"
 
 #define RCV_MAX_DISKS 256
@@ -69,6 +70,7 @@ struct rdisk {
 struct rsession {
 	struct rcv_server *srv;
 	struct conn *c;
+	struct lsn_conn *lc; /* its place in the listener's limits */
 	struct codec *codec;
 	char agent[NAME_MAX_LEN + 1];
 	uint32_t cs;
@@ -1444,6 +1446,18 @@ static void session_loop(struct rsession *s)
 
 	if (next_frame(s, &h) <= 0 || on_hello(s, &h) < 0)
 		return;
+	/* Until HELLO is in, the listener's deadline holds the connection; a session that
+	 * would pass the limit is told so (the agent tries again later). */
+	r = lsn_established(s->lc, 0);
+	if (r == -EBUSY) {
+		refuse(s, r, "the receiver serves its maximum number of sessions; try again later");
+		return;
+	}
+	if (r < 0) {
+		snprintf(s->end_why, sizeof(s->end_why), "the connection was cut at the handshake "
+			 "deadline");
+		return;
+	}
 	log_info("agent %s connected (certificate CN %s), chunk size %u", s->agent,
 		 conn_peer_cn(s->c), s->cs);
 	conn_set_recv_timeout(s->c, IDLE_TIMEOUT_MS);
@@ -1512,24 +1526,31 @@ static void session_loop(struct rsession *s)
 	}
 }
 
-void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr)
+void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const char *peer_addr)
 {
-	struct rsession *s = calloc(1, sizeof(*s));
+	struct rsession *s;
+	struct conn *c;
 	char why[256];
 	int r;
 
+	/* A stranger gets nothing but its TLS state: the session and its buffers are
+	 * allocated only once the peer's certificate has been verified. */
+	c = conn_handshake(srv->ctx, fd, true, HANDSHAKE_TIMEOUT_MS, &r, why, sizeof(why));
+	if (!c) {
+		/* A cut at the deadline is counted in the listener's summary instead. */
+		if (!lsn_was_cut(lc))
+			lsn_warn(lc, "refused connection from %s: %s", peer_addr, why);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s) {
-		close(fd);
+		conn_free(c);
 		return;
 	}
 	s->srv = srv;
+	s->lc = lc;
+	s->c = c;
 	snprintf(s->peer, sizeof(s->peer), "%s", peer_addr);
-	s->c = conn_handshake(srv->ctx, fd, true, HANDSHAKE_TIMEOUT_MS, &r, why, sizeof(why));
-	if (!s->c) {
-		log_warn("refused connection from %s: %s", peer_addr, why);
-		free(s);
-		return;
-	}
 	s->codec = codec_new(0);
 	s->buf = malloc(PROTO_MAX_PAYLOAD);
 	if (!s->codec || !s->buf)

@@ -9,6 +9,7 @@
 #include "receiver/enrol.h"
 
 struct registry;
+struct lsn_conn;
 
 struct rcv_target {
 	char *id;
@@ -81,5 +82,6 @@ void rcv_poke(struct rcv_server *srv, const char *agent);
 int rcv_disconnect(struct rcv_server *srv, const char *agent);
 
 /* Serves one accepted connection (takes ownership of fd) until the agent says BYE, the
- * connection drops, or the agent breaks a rule (it then gets an ERROR frame first). */
-void rcv_session_run(struct rcv_server *srv, int fd, const char *peer_addr);
+ * connection drops, or the agent breaks a rule (it then gets an ERROR frame first). lc is
+ * the connection's place in the listener: it leaves the handshake limits once HELLO is in. */
+void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const char *peer_addr);

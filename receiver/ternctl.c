@@ -64,8 +64,10 @@ static void usage(FILE *f)
 		"  --help | --version\n"
 		"\n"
 		"ternctl talks to the receiver's HTTP API: its address is read from DIR/api.addr\n"
-		"unless --api is given, its bearer token from DIR/api.token unless --token-file\n"
-		"is. DIR defaults to $TERN_STATE_DIR or /var/lib/tern.\n"
+		"unless --api (or $TERN_API) is given, its bearer token from DIR/api.token unless\n"
+		"--token-file is. DIR defaults to $TERN_STATE_DIR or /var/lib/tern. Plain http://\n"
+		"is refused to anything but loopback (127.0.0.0/8, ::1, localhost): the token\n"
+		"would travel in clear text.\n"
 		"\n"
 		"status shows a row per disk (state, copied, rate, ETA, backlog, lag, tracker),\n"
 		"then its convergence forecast and its last fault; a WARNING when replication will\n"
@@ -772,6 +774,9 @@ int main(int argc, char **argv)
 	log_setup("ternctl", LOG_LVL_INFO);
 	if (!a.dir || !*a.dir)
 		a.dir = "/var/lib/tern";
+	a.api = getenv("TERN_API");
+	if (a.api && !*a.api)
+		a.api = NULL;
 	/* Options may come before or after the command and its arguments. */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

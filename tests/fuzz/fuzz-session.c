@@ -154,7 +154,7 @@ struct agent {
 
 static void *session_thread(void *arg)
 {
-	rcv_session_run(&G.srv, (int)(intptr_t)arg, "fuzz");
+	rcv_session_run(&G.srv, NULL, (int)(intptr_t)arg, "fuzz");
 	return NULL;
 }
 

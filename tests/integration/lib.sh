@@ -15,10 +15,12 @@ export TERN_BPF_PIN_ROOT="/sys/fs/bpf/tern_test_${T##*.}"
 LOOPS=()
 PART_LOOPS=() # loop devices whose partitions partx added
 MOUNTS=()
+EXTRA_PIDS=() # helper processes a test started in the background, stopped by PID
 
 cleanup() {
 	local rc=$?
 	set +e
+	for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	if [ -n "$RECEIVER_PID" ]; then
 		kill "$RECEIVER_PID" 2>/dev/null
 		wait "$RECEIVER_PID" 2>/dev/null

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The operator API's request parsing; see apiparse.h. */
+#include "receiver/apiparse.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/proto.h"
+#include "common/util.h"
+
+_Static_assert(sizeof(((struct api_call *)0)->agent) == NAME_MAX_LEN + 1, "agent name size");
+
+/* Parses body as one JSON object whose keys are all among allowed ("" body: an empty
+ * object). NULL with why set when it is not. */
+static json_object *parse_body(const char *body, size_t len, const char *const *allowed,
+			       char *why, size_t why_len)
+{
+	struct json_tokener *tok;
+	json_object *o;
+
+	if (len == 0)
+		return json_object_new_object();
+	if (len > API_BODY_MAX) {
+		snprintf(why, why_len, "request body over %d bytes", API_BODY_MAX);
+		return NULL;
+	}
+	tok = json_tokener_new();
+	if (!tok) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, body, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    (size_t)json_tokener_get_parse_end(tok) != len) {
+		snprintf(why, why_len, "the body is not valid JSON");
+		json_object_put(o);
+		json_tokener_free(tok);
+		return NULL;
+	}
+	json_tokener_free(tok);
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(why, why_len, "the body must be a JSON object");
+		json_object_put(o);
+		return NULL;
+	}
+	json_object_object_foreach(o, key, val) {
+		bool ok = false;
+
+		(void)val;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = strcmp(key, *a) == 0;
+		if (!ok) {
+			snprintf(why, why_len, "unknown field \"%.64s\"", key);
+			json_object_put(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* A non-negative integer field; absent leaves *v. Returns false when ill-typed. */
+static bool get_u64(json_object *o, const char *key, uint64_t max, uint64_t *v)
+{
+	json_object *f;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, key, &f))
+		return true;
+	if (!json_object_is_type(f, json_type_int))
+		return false;
+	errno = 0;
+	x = json_object_get_int64(f);
+	if (errno || x < 0 || (uint64_t)x > max)
+		return false;
+	*v = (uint64_t)x;
+	return true;
+}
+
+unsigned api_parse(const char *url, const char *method, const char *body, size_t len,
+		   struct api_call *ret_call, char *why, size_t why_len)
+{
+	static const char *const none[] = { NULL };
+	static const char *const cut_keys[] = { "verify", "timeout_seconds", NULL };
+	static const char *const rate_keys[] = { "bytes_per_second", NULL };
+	struct api_call call = { .verify = PROTO_VERIFY_TRACKED, .timeout_s = API_CUTOVER_TIMEOUT_DEFAULT,
+				 .bps = UINT64_MAX };
+	bool get = strcmp(method, "GET") == 0;
+	const char *name, *slash, *op;
+	json_object *o = NULL, *f;
+	unsigned status = 0;
+
+	if (strcmp(url, "/v1/status") == 0 || strcmp(url, "/metrics") == 0) {
+		if (!get) {
+			snprintf(why, why_len, "use GET for %s", url);
+			return 405;
+		}
+		call.op = url[1] == 'v' ? API_OP_STATUS : API_OP_METRICS;
+		*ret_call = call;
+		return 0;
+	}
+	if (strncmp(url, "/v1/agents/", 11) != 0)
+		goto not_found;
+	name = url + 11;
+	slash = strchr(name, '/');
+	if (!slash || !name_is_valid(name, (size_t)(slash - name)))
+		goto not_found;
+	memcpy(call.agent, name, (size_t)(slash - name));
+	call.agent[slash - name] = '\0';
+	op = slash + 1;
+	if (strcmp(op, "cutover") == 0)
+		call.op = API_OP_CUTOVER;
+	else if (strcmp(op, "pause") == 0)
+		call.op = API_OP_PAUSE;
+	else if (strcmp(op, "resume") == 0)
+		call.op = API_OP_RESUME;
+	else if (strcmp(op, "rate") == 0)
+		call.op = API_OP_RATE;
+	else if (strcmp(op, "disconnect") == 0)
+		call.op = API_OP_DISCONNECT;
+	else
+		goto not_found;
+	if (call.op == API_OP_RATE ? strcmp(method, "PUT") != 0 : strcmp(method, "POST") != 0) {
+		snprintf(why, why_len, "use %s for %s", call.op == API_OP_RATE ? "PUT" : "POST", op);
+		return 405;
+	}
+	o = parse_body(body, len, call.op == API_OP_CUTOVER ? cut_keys :
+				  call.op == API_OP_RATE ? rate_keys : none, why, why_len);
+	if (!o)
+		return 400;
+	if (call.op == API_OP_CUTOVER) {
+		if (json_object_object_get_ex(o, "verify", &f)) {
+			const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
+
+			if (strcmp(v, "full") == 0) {
+				call.verify = PROTO_VERIFY_FULL;
+			} else if (strcmp(v, "tracked") != 0) {
+				snprintf(why, why_len, "verify must be \"tracked\" or \"full\"");
+				status = 400;
+			}
+		}
+		if (!status && (!get_u64(o, "timeout_seconds", 86400, &call.timeout_s) ||
+				call.timeout_s == 0)) {
+			snprintf(why, why_len, "timeout_seconds must be an integer from 1 to 86400");
+			status = 400;
+		}
+	}
+	/* Up to a petabyte a second: the agent reports its limit, and the receiver believes
+	 * no rate above that. */
+	if (call.op == API_OP_RATE && (!get_u64(o, "bytes_per_second", UINT64_C(1) << 50, &call.bps) ||
+				       call.bps == UINT64_MAX)) {
+		snprintf(why, why_len, "bytes_per_second must be an integer from 0 (no limit) to 2^50");
+		status = 400;
+	}
+	json_object_put(o);
+	if (!status)
+		*ret_call = call;
+	return status;
+not_found:
+	snprintf(why, why_len, "no such resource: %.100s", url);
+	return 404;
+}
+
