@@ -59,10 +59,18 @@ start_proxy() { # start_proxy CUT_BYTES MODE: sets PPORT
 	PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
 	[ -n "$PPORT" ] || fail "proxy did not start"
 }
-stop_proxy() { # prints the bytes the proxy relayed from the agent, over all connections
+# Sets RELAYED to the bytes the proxy relayed from the agent, over all connections. Not in a $(...): the
+# subshell could not wait for the proxy, and would read its log before the proxy wrote it.
+stop_proxy() {
+	local i
 	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
 	PROXY_PID=
-	sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1
+	RELAYED=
+	for i in $(seq 1 50); do
+		RELAYED=$(sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1)
+		[ -n "$RELAYED" ] && return 0
+		sleep 0.1
+	done
 }
 start_agent() { # through the proxy: one epoch after the first, then exit
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \
@@ -83,7 +91,7 @@ for phase in epoch0 later; do
 	start_proxy 0 reset
 	start_agent
 	finish_agent "fault-free $phase"
-	BASE[$phase]=$(stop_proxy)
+	stop_proxy; BASE[$phase]=$RELAYED
 	[ -n "${BASE[$phase]}" ] || fail "the proxy did not report its byte count"
 	[ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "fault-free $phase: SHA-256 differs"
 done
@@ -114,7 +122,7 @@ run_case() { # run_case KIND PHASE PERCENT
 		;;
 	esac
 	finish_agent "$name"
-	total=$(stop_proxy)
+	stop_proxy; total=$RELAYED
 	[ "$(sha "$T/src.img")" = "$(sha "$T/dst.img")" ] || fail "$name: SHA-256 differs"
 	[ "$kind" = agent ] || grep -q "reconnecting in" "$T/agent.log" ||
 		{ cat "$T/agent.log"; fail "$name: the agent never lost its connection"; }

@@ -21,10 +21,18 @@ start_proxy() { # start_proxy CUT_BYTES CUT_CONNECTIONS: sets PPORT
 	PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
 	[ -n "$PPORT" ] || fail "proxy did not start"
 }
-stop_proxy() { # prints the bytes the proxy relayed from the agent
+# Sets RELAYED to the bytes the proxy relayed from the agent. Not in a $(...): the
+# subshell could not wait for the proxy, and would read its log before the proxy wrote it.
+stop_proxy() {
+	local i
 	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
 	PROXY_PID=
-	sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1
+	RELAYED=
+	for i in $(seq 1 50); do
+		RELAYED=$(sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1)
+		[ -n "$RELAYED" ] && return 0
+		sleep 0.1
+	done
 }
 agent() {
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \
@@ -34,14 +42,14 @@ agent() {
 # One clean copy through the proxy, for the byte count to compare against.
 start_proxy 0 0
 agent --disk c="$T/clean.img" --once || { cat "$T/agent.log"; fail "clean copy failed"; }
-CLEAN=$(stop_proxy)
+stop_proxy; CLEAN=$RELAYED
 
 # The first two connections are reset after 4 MiB each: once inside the full copy, once
 # inside the epoch that resumes it.
 start_proxy $((4 * 1024 * 1024)) 2
 agent --disk d="$T/src.img" --interval 1 --epochs 1 ||
-	{ stop_proxy >/dev/null; cat "$T/agent.log"; fail "agent did not converge through the cuts"; }
-CUT=$(stop_proxy)
+	{ stop_proxy; cat "$T/agent.log"; fail "agent did not converge through the cuts"; }
+stop_proxy; CUT=$RELAYED
 
 [ -n "$CLEAN" ] && [ -n "$CUT" ] || fail "the proxy did not report its byte counts"
 [ "$(grep -c "reconnecting in" "$T/agent.log")" -ge 2 ] || { cat "$T/agent.log"; fail "expected 2 reconnects"; }
