@@ -94,6 +94,12 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 	json_object *o = NULL, *f;
 	unsigned status = 0;
 
+	/* Whatever the route: a body past the bound is refused, not ignored (api.c stops
+	 * reading there, so what it holds would be a truncated request). */
+	if (len > API_BODY_MAX) {
+		snprintf(why, why_len, "request body over %d bytes", API_BODY_MAX);
+		return 400;
+	}
 	if (strcmp(url, "/v1/status") == 0 || strcmp(url, "/metrics") == 0) {
 		if (!get) {
 			snprintf(why, why_len, "use GET for %s", url);
