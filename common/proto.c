@@ -543,18 +543,48 @@ int proto_decode_epoch_ack(const uint8_t *p, size_t len, struct proto_epoch_ack 
 	return 0;
 }
 
+/* A message line: a 16-bit length and that many bytes of printable ASCII, so a peer can
+ * print it as one line; anything else is sent as '?'. */
+static void put_line(struct cur *c, const char *msg, size_t n)
+{
+	put_be(c, n, 2);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = (uint8_t)msg[i];
+
+		put_u8(c, (ch >= 0x20 && ch < 0x7f) ? ch : '?');
+	}
+}
+
+/* Reads a message line that ends the frame: -EBADMSG when it is too long, not printable,
+ * or not exactly what is left. *ret_s points into the frame (n bytes, no terminator). */
+static int get_line(struct cur *c, const uint8_t **ret_s, size_t *ret_n)
+{
+	size_t n = (size_t)get_be(c, 2);
+	const uint8_t *s;
+	int r;
+
+	if (n > PROTO_MSG_MAX)
+		return -EBADMSG;
+	s = get_bytes(c, n);
+	r = done(c);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return -EBADMSG;
+	}
+	*ret_s = s;
+	*ret_n = n;
+	return 0;
+}
+
 int proto_encode_error(uint8_t *out, size_t cap, const struct proto_error *m)
 {
 	struct cur c = begin(out, cap);
 	size_t n = strnlen(m->msg, PROTO_MSG_MAX);
 
 	put_be(&c, m->code, 4);
-	put_be(&c, n, 2);
-	/* Only printable ASCII crosses the wire, so a peer can print it as one line. */
-	for (size_t i = 0; i < n; i++) {
-		uint8_t ch = (uint8_t)m->msg[i];
-		put_u8(&c, (ch >= 0x20 && ch < 0x7f) ? ch : '?');
-	}
+	put_line(&c, m->msg, n);
 	return finish(&c, out, PROTO_ERROR);
 }
 
@@ -567,17 +597,9 @@ int proto_decode_error(const uint8_t *p, size_t len, struct proto_error *ret_m)
 	int r;
 
 	m.code = (uint32_t)get_be(&c, 4);
-	n = (size_t)get_be(&c, 2);
-	if (n > PROTO_MSG_MAX)
-		return -EBADMSG;
-	s = get_bytes(&c, n);
-	r = done(&c);
+	r = get_line(&c, &s, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x20 || s[i] >= 0x7f)
-			return -EBADMSG;
-	}
 	memcpy(m.msg, s, n);
 	m.msg[n] = '\0';
 	*ret_m = m;
@@ -729,12 +751,8 @@ int proto_encode_disk_fault(uint8_t *out, size_t cap, const struct proto_disk_fa
 	put_u8(&c, m->abandoned);
 	put_be(&c, m->code, 4);
 	put_be(&c, m->epoch, 8);
-	put_be(&c, n, 2);
 	/* One printable line: the operator sees it as the disk's error. */
-	for (size_t i = 0; i < n; i++) {
-		uint8_t ch = (uint8_t)m->msg[i];
-		put_u8(&c, (ch >= 0x20 && ch < 0x7f) ? ch : '?');
-	}
+	put_line(&c, m->msg, n);
 	return finish(&c, out, PROTO_DISK_FAULT);
 }
 
@@ -750,17 +768,9 @@ int proto_decode_disk_fault(const uint8_t *p, size_t len, struct proto_disk_faul
 	m.abandoned = (uint8_t)get_be(&c, 1);
 	m.code = (uint32_t)get_be(&c, 4);
 	m.epoch = get_be(&c, 8);
-	n = (size_t)get_be(&c, 2);
-	if (n > PROTO_MSG_MAX)
-		return -EBADMSG;
-	s = get_bytes(&c, n);
-	r = done(&c);
+	r = get_line(&c, &s, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x20 || s[i] >= 0x7f)
-			return -EBADMSG;
-	}
 	if (!disk_fault_valid(&m, n))
 		return -EPROTO;
 	memcpy(m.msg, s, n);

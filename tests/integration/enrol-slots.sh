@@ -10,13 +10,7 @@
 init_state "$T/state"
 start_receiver "$T/state" --target d="$T/dst.img" --enrol-listen 127.0.0.1:0 \
 	--handshake-timeout 60
-EPORT=
-for i in $(seq 1 50); do
-	EPORT=$(sed -n 's/.*enrolment listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
-	[ -n "$EPORT" ] && break
-	sleep 0.1
-done
-[ -n "$EPORT" ] || fail "no enrolment listener in the receiver's log"
+enrol_port
 token() {
 	"$TERN_RECEIVER" token create --state-dir "$T/state" --address "127.0.0.1:$EPORT" "$@" \
 		2>>"$T/token.log"

@@ -52,25 +52,7 @@ later_epoch_ready() {
 	done
 }
 start_proxy() { # start_proxy CUT_BYTES MODE: sets PPORT
-	: >"$T/proxy.log"
-	"$TERN_CUTPROXY" 0 "$RPORT" "$1" 1 "$2" >"$T/proxy.log" 2>&1 &
-	PROXY_PID=$!
-	for _ in $(seq 1 50); do grep -q "listening on" "$T/proxy.log" && break; sleep 0.1; done
-	PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
-	[ -n "$PPORT" ] || fail "proxy did not start"
-}
-# Sets RELAYED to the bytes the proxy relayed from the agent, over all connections. Not in a $(...): the
-# subshell could not wait for the proxy, and would read its log before the proxy wrote it.
-stop_proxy() {
-	local i
-	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-	PROXY_PID=
-	RELAYED=
-	for i in $(seq 1 50); do
-		RELAYED=$(sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1)
-		[ -n "$RELAYED" ] && return 0
-		sleep 0.1
-	done
+	start_cutproxy "$RPORT" "$1" 1 "$2"
 }
 start_agent() { # through the proxy: one epoch after the first, then exit
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \

@@ -19,11 +19,7 @@ SIZE=$(stat -c %s "$T/src.img")
 start_receiver "$T/state" --target d="$T/dst.img"
 for i in $(seq 1 50); do [ -s "$T/state/api.addr" ] && break; sleep 0.1; done
 
-"$TERN_CUTPROXY" 0 "$PORT" "$((2 * MiB))-$((6 * MiB))" "$CUTS" >"$T/proxy.log" 2>&1 &
-PROXY_PID=$!
-for _ in $(seq 1 50); do grep -q "listening on" "$T/proxy.log" && break; sleep 0.1; done
-PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
-[ -n "$PPORT" ] || fail "proxy did not start"
+start_cutproxy "$PORT" "$((2 * MiB))-$((6 * MiB))" "$CUTS"
 
 T0=$(date +%s.%N)
 "$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \

@@ -16,13 +16,7 @@ RECEIVER_ARGS=(--fp-memory 256M --enrol-listen 127.0.0.1:0 --handshake-timeout 3
 	--target v="$T/victim.img" --target m="$T/m.img" --target h="$T/h.img"
 	--target s="$T/s.img")
 start_receiver "$T/state" "${RECEIVER_ARGS[@]}"
-EPORT=
-for _ in $(seq 1 50); do
-	EPORT=$(sed -n 's/.*enrolment listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
-	[ -n "$EPORT" ] && break
-	sleep 0.1
-done
-[ -n "$EPORT" ] || fail "no enrolment listener"
+enrol_port
 token() { "$TERN_RECEIVER" token create --state-dir "$T/state" --address "127.0.0.1:$EPORT" "$@" 2>/dev/null; }
 # join TOKEN NAME [DIR]: credentials in DIR (default $T/cred-NAME).
 join() { "$TERN_AGENT" join "$1" --name "$2" --config-dir "${3:-$T/cred-$2}" >"$T/join.log" 2>&1; }

@@ -22,15 +22,7 @@ RECEIVER_ARGS=(--target v="$T/victim.img" --target b="$T/bound.img,agent=owner"
 	--target c="$T/dc.img" --enrol-listen 127.0.0.1:0)
 start_enrol_receiver() {
 	start_receiver "$T/state" "${RECEIVER_ARGS[@]}" "$@"
-	# start_receiver's pattern also matches the enrolment line when it is already there.
-	PORT=$(sed -n 's/.*: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log" | head -n 1)
-	EPORT=
-	for _ in $(seq 1 50); do
-		EPORT=$(sed -n 's/.*enrolment listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
-		[ -n "$EPORT" ] && break
-		sleep 0.1
-	done
-	[ -n "$EPORT" ] || fail "no enrolment listener in the receiver's log"
+	enrol_port
 }
 start_enrol_receiver
 

@@ -147,6 +147,46 @@ start_receiver() {
 	fail "receiver did not start"
 }
 
+# After start_receiver with --enrol-listen 127.0.0.1:0: sets EPORT, the enrolment port.
+enrol_port() {
+	local i
+	EPORT=
+	for i in $(seq 1 50); do
+		EPORT=$(sed -n 's/.*enrolment listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log")
+		[ -n "$EPORT" ] && return 0
+		sleep 0.1
+	done
+	fail "no enrolment listener in the receiver's log"
+}
+
+# start_cutproxy TARGET_PORT ARGS...: tests/integration/cutproxy.c in front of
+# 127.0.0.1:TARGET_PORT (ARGS: what to cut, see cutproxy.c); sets PROXY_PID and PPORT.
+start_cutproxy() {
+	local i port=$1
+	shift
+	: >"$T/proxy.log"
+	"$TERN_CUTPROXY" 0 "$port" "$@" >"$T/proxy.log" 2>&1 &
+	PROXY_PID=$!
+	for i in $(seq 1 50); do grep -q "listening on" "$T/proxy.log" && break; sleep 0.1; done
+	PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
+	[ -n "$PPORT" ] || fail "proxy did not start"
+}
+
+# Stops the proxy and sets RELAYED to the bytes it relayed from the agent, over all
+# connections. Not in a $(...): that subshell could not wait for the proxy, and would
+# read its log before the proxy wrote the count.
+stop_proxy() {
+	local i
+	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+	PROXY_PID=
+	RELAYED=
+	for i in $(seq 1 50); do
+		RELAYED=$(sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1)
+		[ -n "$RELAYED" ] && return 0
+		sleep 0.1
+	done
+}
+
 stop_receiver() {
 	if [ -n "$RECEIVER_PID" ]; then
 		kill "$RECEIVER_PID" 2>/dev/null || true

@@ -13,26 +13,9 @@ SIZE=$(stat -c %s "$T/src.img")
 cp "$T/src.img" "$T/clean.img"
 start_receiver "$T/state" --target d="$T/dst.img" --target c="$T/cdst.img"
 
-PROXY_PID=
+
 start_proxy() { # start_proxy CUT_BYTES CUT_CONNECTIONS: sets PPORT
-	"$TERN_CUTPROXY" 0 "$PORT" "$1" "$2" >"$T/proxy.log" 2>&1 &
-	PROXY_PID=$!
-	for _ in $(seq 1 50); do grep -q "listening on" "$T/proxy.log" && break; sleep 0.1; done
-	PPORT=$(sed -n 's/listening on //p' "$T/proxy.log")
-	[ -n "$PPORT" ] || fail "proxy did not start"
-}
-# Sets RELAYED to the bytes the proxy relayed from the agent. Not in a $(...): the
-# subshell could not wait for the proxy, and would read its log before the proxy wrote it.
-stop_proxy() {
-	local i
-	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-	PROXY_PID=
-	RELAYED=
-	for i in $(seq 1 50); do
-		RELAYED=$(sed -n 's/relayed //p' "$T/proxy.log" | tail -n 1)
-		[ -n "$RELAYED" ] && return 0
-		sleep 0.1
-	done
+	start_cutproxy "$PORT" "$1" "$2"
 }
 agent() {
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \
