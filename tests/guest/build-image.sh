@@ -148,9 +148,11 @@ case $VARIANT in
 *-dracut)
 	cat >"$PRE/etc/dracut.conf.d/10-vmware-storage.conf" <<-EOF
 		# A generic initramfs whose only block drivers are those of the VMware hardware
-		# (drivers= is exclusive: nothing else is added).
+		# (drivers= is exclusive: nothing else is added), as a host-only one built on
+		# VMware holds; the qemu modules would add virtio.
 		hostonly="no"
 		drivers+=" $DRIVERS "
+		omit_dracutmodules+=" qemu qemu-net "
 	EOF
 	;;
 esac
