@@ -376,6 +376,67 @@ static int read_sums(const char *file, char *const *names, size_t n, char (*sums
 	return 0;
 }
 
+/* lstat (and, with ret_links, readlink) of names below dir, which may hold '/': the
+ * batch calls take plain names, so they are made once per directory. ret_st[i].st_ino is
+ * -1 for a name that does not exist; ret_links[i] is "" for what is not a link. */
+static int stat_names(struct ad *a, const char *dir, char *const *names, size_t n,
+		      struct guestfs_statns *ret_st, char **ret_links)
+{
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	char **bases = calloc(n + 1, sizeof(*bases));
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	int r = 0;
+
+	if (!done || !bases || !idx) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const char *slash = strrchr(names[i], '/');
+		size_t pl = slash ? (size_t)(slash - names[i]) : 0, k = 0;
+		struct guestfs_statns_list *sts;
+		char sub[4096], **links = NULL;
+
+		if (done[i])
+			continue;
+		for (size_t j = i; j < n; j++) {
+			const char *s2 = strrchr(names[j], '/');
+			size_t pl2 = s2 ? (size_t)(s2 - names[j]) : 0;
+
+			if (done[j] || pl2 != pl || strncmp(names[j], names[i], pl) != 0)
+				continue;
+			bases[k] = (char *)(s2 ? s2 + 1 : names[j]);
+			idx[k++] = j;
+			done[j] = true;
+		}
+		bases[k] = NULL;
+		snprintf(sub, sizeof(sub), "%s%s%.*s", dir, pl ? "/" : "", (int)pl, names[i]);
+		sts = guestfs_lstatnslist(a->g, sub, bases);
+		if (ret_links && sts)
+			links = guestfs_readlinklist(a->g, sub, bases);
+		if (!sts || sts->len != k || (ret_links && strv_len(links) != k)) {
+			guestfs_free_statns_list(sts);
+			strv_free(links);
+			r = gfail(a, "cannot stat the files of %s", sub);
+			break;
+		}
+		for (size_t m = 0; m < k; m++) {
+			ret_st[idx[m]] = sts->val[m];
+			if (ret_links) {
+				ret_links[idx[m]] = links[m];
+				links[m] = NULL;
+			}
+		}
+		guestfs_free_statns_list(sts);
+		strv_free(links);
+	}
+cleanup:
+	free(done);
+	free(bases);
+	free(idx);
+	return r;
+}
+
 /* The entries below dir (relative names, NULL-terminated) except those on another file
  * system mounted below it. */
 static int tree_names(struct ad *a, const char *dir, char ***ret_names, size_t *ret_n)
@@ -388,6 +449,9 @@ static int tree_names(struct ad *a, const char *dir, char ***ret_names, size_t *
 	for (size_t i = 0; found[i]; i++) {
 		char full[4096];
 
+		/* this libguestfs answers "/name" for a relative "name" */
+		if (found[i][0] == '/')
+			memmove(found[i], found[i] + 1, strlen(found[i]));
 		snprintf(full, sizeof(full), "%s/%s", dir, found[i]);
 		if (under_other_mount(a, dir, full) || !path_ok(full)) {
 			if (!path_ok(full)) {
@@ -412,7 +476,7 @@ static int tree_names(struct ad *a, const char *dir, char ***ret_names, size_t *
 static int save_tree(struct ad *a, const char *dir)
 {
 	struct entry t = { .kind = E_TREE, .path = (char *)dir };
-	struct guestfs_statns_list *sts = NULL;
+	struct guestfs_statns *sts = NULL;
 	char **names = NULL, **links = NULL, (*sums)[65] = NULL;
 	char local[4096], sumfile[4096], rel[64];
 	const char *base = strrchr(dir, '/') + 1;
@@ -431,14 +495,17 @@ static int save_tree(struct ad *a, const char *dir)
 	snprintf(local, sizeof(local), "%s/files/%s", a->undo_dir, rel);
 	snprintf(sumfile, sizeof(sumfile), "%s/files/%s.sha256", a->undo_dir, rel);
 	sums = calloc(n ? n : 1, sizeof(*sums));
-	if (!sums) {
+	sts = calloc(n ? n : 1, sizeof(*sts));
+	links = calloc(n + 1, sizeof(*links));
+	if (!sums || !sts || !links) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	if (!(sts = guestfs_lstatnslist(a->g, dir, names)) || sts->len != n ||
-	    !(links = guestfs_readlinklist(a->g, dir, names)) || strv_len(links) != n ||
-	    guestfs_checksums_out(a->g, "sha256", dir, sumfile) < 0) {
-		r = gfail(a, "cannot read the tree %s", dir);
+	r = stat_names(a, dir, names, n, sts, links);
+	if (r < 0)
+		goto cleanup;
+	if (guestfs_checksums_out(a->g, "sha256", dir, sumfile) < 0) {
+		r = gfail(a, "cannot checksum the tree %s", dir);
 		goto cleanup;
 	}
 	r = read_sums(sumfile, names, n, sums);
@@ -451,7 +518,7 @@ static int save_tree(struct ad *a, const char *dir)
 		goto cleanup;
 	}
 	for (size_t i = 0; i < n && r >= 0; i++) {
-		struct guestfs_statns *st = &sts->val[i];
+		struct guestfs_statns *st = &sts[i];
 		struct entry e = { 0 };
 		char full[4096], saved[4096];
 
@@ -470,7 +537,7 @@ static int save_tree(struct ad *a, const char *dir)
 			e.saved = saved;
 			memcpy(e.sha, sums[i], 65);
 		} else if (S_ISLNK(st->st_mode)) {
-			if (strpbrk(links[i], "\t\n")) {
+			if (!links[i] || strpbrk(links[i], "\t\n")) {
 				r = fail(a, -EINVAL, "cannot record the link %s for undo", full);
 				break;
 			}
@@ -486,8 +553,10 @@ static int save_tree(struct ad *a, const char *dir)
 	if (r >= 0)
 		r = entry_add(a, &t);
 cleanup:
-	guestfs_free_statns_list(sts);
-	strv_free(links);
+	for (size_t i = 0; links && i < n; i++)
+		free(links[i]);
+	free(links);
+	free(sts);
 	strv_free(names);
 	free(sums);
 	return r;
@@ -499,7 +568,7 @@ static void tree_mark_same(struct ad *a, size_t ti, const char *undo_dir)
 {
 	const char *dir = a->e[ti].path;
 	size_t dn = strlen(dir), n = 0;
-	struct guestfs_statns_list *sts = NULL;
+	struct guestfs_statns *sts = NULL;
 	char **names, (*sums)[65] = NULL, sumfile[4096];
 	size_t *idx;
 
@@ -515,14 +584,15 @@ static void tree_mark_same(struct ad *a, size_t ti, const char *undo_dir)
 		}
 	snprintf(sumfile, sizeof(sumfile), "%s/check.sha256", undo_dir);
 	sums = calloc(n ? n : 1, sizeof(*sums));
-	if (!sums || n == 0 || guestfs_is_dir(a->g, dir) <= 0 ||
-	    !(sts = guestfs_lstatnslist(a->g, dir, names)) || sts->len != n ||
+	sts = calloc(n ? n : 1, sizeof(*sts));
+	if (!sums || !sts || n == 0 || guestfs_is_dir(a->g, dir) <= 0 ||
+	    stat_names(a, dir, names, n, sts, NULL) < 0 ||
 	    guestfs_checksums_out(a->g, "sha256", dir, sumfile) < 0 ||
 	    read_sums(sumfile, names, n, sums) < 0)
 		goto cleanup;
 	for (size_t k = 0; k < n; k++) {
 		struct entry *e = &a->e[idx[k]];
-		const struct guestfs_statns *st = &sts->val[k];
+		const struct guestfs_statns *st = &sts[k];
 
 		e->same = st->st_ino >= 0 && S_ISREG(st->st_mode) &&
 			  (unsigned)(st->st_mode & 07777) == e->mode && st->st_uid == e->uid &&
@@ -532,7 +602,7 @@ static void tree_mark_same(struct ad *a, size_t ti, const char *undo_dir)
 	}
 cleanup:
 	unlink(sumfile);
-	guestfs_free_statns_list(sts);
+	free(sts);
 	free(sums);
 	free(names);
 	free(idx);
@@ -651,7 +721,7 @@ static int prune_tree(struct ad *a, size_t ti)
 		char full[4096];
 		bool had = false;
 
-		snprintf(full, sizeof(full), "%s/%s", dir, found[i]);
+		snprintf(full, sizeof(full), "%s/%s", dir, found[i] + (found[i][0] == '/'));
 		if (under_other_mount(a, dir, full))
 			continue;
 		for (size_t j = 0; j < ti && !had; j++)
