@@ -14,9 +14,7 @@
 
 #include "agent/quiesce.h"
 #include "agent/source.h"
-#include "agent/track-dm.h"
-#include "agent/track-ebpf.h"
-#include "agent/track-kmod.h"
+#include "agent/snap.h"
 #include "agent/track.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -383,9 +381,7 @@ static int register_disk(const struct agent_opts *o, struct conn *c, struct sour
 struct disk_run {
 	struct fp *fps;      /* fingerprints the receiver has acknowledged (NULL: none) */
 	uint64_t next_epoch;
-	struct track *trk;    /* the eBPF or kmod tracker, or NULL for the scan tracker */
-	uint64_t *only;      /* the chunks of the tracker's pending blocks, for the reader */
-	uint64_t nchunks;
+	struct track *trk;   /* what each epoch reads: its change tracker */
 	/* The source could not be read (0: healthy): why, when to try again, and the wait
 	 * after the next failure. A fault is this disk's: the others go on meanwhile. */
 	int fault;
@@ -399,13 +395,13 @@ struct disk_run {
 	uint64_t nbad;
 };
 
-/* Sends one epoch of a disk: everything (prev NULL, epoch 0) or the chunks whose
- * fingerprint differs from prev (the scan tracker), then waits for the receiver's durable,
- * verified acknowledgement. On success *ret_fps holds every chunk's new fingerprint. */
+/* Sends one epoch of a disk, what the change set cs says (everything when cs->prev is
+ * NULL), then waits for the receiver's durable, verified acknowledgement. On success
+ * *ret_fps holds every chunk's new fingerprint. */
 static int send_epoch(const struct agent_opts *o, struct conn *c, struct source *src,
-		      struct disk_run *run, uint16_t disk_no, uint64_t epoch, const struct fp *prev,
-		      const uint64_t *only, const uint64_t *marks, const uint64_t *blocks,
-		      uint8_t *ctrl, struct fp **ret_fps, uint64_t *ret_missed)
+		      struct disk_run *run, uint16_t disk_no, uint64_t epoch,
+		      const struct changeset *cs, uint8_t *ctrl, struct fp **ret_fps,
+		      uint64_t *ret_missed)
 {
 	struct disk_stats st = { 0 };
 	struct proto_epoch_end ee = { .disk_no = disk_no, .epoch = epoch };
@@ -420,11 +416,6 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	struct disk_view *v = &g_views[disk_no];
 	int n, r;
 
-	ro.prev = prev;
-	ro.only = prev ? only : NULL;
-	ro.marks = prev && !only ? marks : NULL;
-	ro.blocks = prev && only && proto_patch_fits(o->rd.chunk_size, o->track_block) ? blocks : NULL;
-	ro.block_size = o->track_block;
 	ro.skip_unreadable = o->skip_unreadable;
 	if (o->fault_eio_disk && strcmp(o->fault_eio_disk, src->id) == 0) {
 		ro.fault_eio_off = o->fault_eio_off;
@@ -441,11 +432,11 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	v->sent = 0;
 	v->total = src->size;
 	v->todo = 0;
-	if (ro.only) {
+	if (cs->only) {
 		uint64_t nset = 0;
 
 		for (uint64_t w = 0; w < DIV_ROUND_UP(DIV_ROUND_UP(src->size, o->rd.chunk_size), 64); w++)
-			nset += (uint64_t)__builtin_popcountll(ro.only[w]);
+			nset += (uint64_t)__builtin_popcountll(cs->only[w]);
 		v->todo = nset * o->rd.chunk_size;
 	}
 	/* Churn: changed bytes over the time in which they changed. A tracker's harvest holds
@@ -455,8 +446,8 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	 * understate churn whenever epochs grow, as they do when the source changes faster
 	 * than the link sends: just when the forecast matters.) A full read (copy,
 	 * reconciliation) says nothing of it. */
-	if (v->start_ns && prev && v->phase == PROTO_PHASE_TRACKING) {
-		if (ro.only)
+	if (v->start_ns && cs->prev && v->phase == PROTO_PHASE_TRACKING) {
+		if (cs->only)
 			v->churn_bps = rate_of(v->todo, st.t_start - v->start_ns);
 		else if (v->prev_start_ns && v->last_tracked)
 			v->churn_bps = rate_of(v->last_changed, v->start_ns - v->prev_start_ns);
@@ -466,7 +457,7 @@ static int send_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	r = report(o, c, true);
 	if (r < 0)
 		goto out;
-	r = rd_start(src, disk_no, &ro, &rd);
+	r = rd_start(src, disk_no, &ro, cs, &rd);
 	if (r < 0) {
 		log_errno(r, "%s: cannot start the read pipeline", src->id);
 		goto out;
@@ -767,43 +758,14 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 		      struct disk_run *run, uint16_t disk_no, const struct fp *prev, bool full,
 		      uint8_t *ctrl, uint64_t *ret_missed)
 {
-	const uint64_t *only = NULL, *marks = NULL, *pending = NULL;
+	struct changeset cs;
 	struct fp *next = NULL;
 	int r;
 
-	if (run->trk) {
-		uint64_t per = o->rd.chunk_size / o->track_block;
-		bool overflow = false;
-
-		r = track_harvest(run->trk, &pending, &overflow);
-		if (r < 0)
-			return log_errno(r, "%s: harvesting the %s tracker", src->id,
-					 track_name(track_kind(run->trk)));
-		if (overflow) {
-			log_warn("%s: a change too large to track: reading the whole disk", src->id);
-			full = true;
-		}
-		if (!overflow) {
-			memset(run->only, 0, DIV_ROUND_UP(run->nchunks, 64) * 8);
-			for (uint64_t w = 0; w < DIV_ROUND_UP(track_nblocks(run->trk), 64); w++) {
-				for (uint64_t bits = pending[w]; bits; bits &= bits - 1) {
-					uint64_t chunk = (w * 64 + (uint64_t)__builtin_ctzll(bits)) / per;
-
-					run->only[chunk / 64] |= UINT64_C(1) << (chunk % 64);
-				}
-			}
-			/* Chunks an earlier epoch could not read are tried again. */
-			for (uint64_t w = 0; run->nbad && w < DIV_ROUND_UP(run->nchunks, 64); w++)
-				run->only[w] |= run->bad[w];
-			/* A full read still learns what the tracker would have missed. */
-			if (full)
-				marks = run->only;
-			else
-				only = run->only;
-		}
-	}
-	r = send_epoch(o, c, src, run, disk_no, run->next_epoch, prev, only, marks, pending, ctrl,
-		       &next, ret_missed);
+	r = track_changes(run->trk, prev, full, run->nbad ? run->bad : NULL, &cs);
+	if (r < 0)
+		return log_errno(r, "%s: harvesting the %s tracker", src->id, track_name(run->trk));
+	r = send_epoch(o, c, src, run, disk_no, run->next_epoch, &cs, ctrl, &next, ret_missed);
 	if (r < 0 && g_src_fault)
 		return disk_faulted(o, c, src, run, disk_no, r);
 	if (r < 0)
@@ -825,22 +787,10 @@ static int disk_epoch(const struct agent_opts *o, struct conn *c, struct source 
 	free(run->fps);
 	run->fps = next;
 	run->next_epoch++;
-	if (run->trk) {
-		r = track_acked(run->trk, run->next_epoch - 1);
-		if (r < 0)
-			return log_errno(r, "%s: updating the %s tracker", src->id,
-					 track_name(track_kind(run->trk)));
-	}
+	r = track_acked(run->trk, run->next_epoch - 1);
+	if (r < 0)
+		return log_errno(r, "%s: updating the %s tracker", src->id, track_name(run->trk));
 	return 0;
-}
-
-/* Whether the block tracker's pending blocks cover every change since the epoch before
- * next_epoch, which the receiver holds. */
-static bool tracker_continuous(const struct track *t, uint64_t next_epoch)
-{
-	uint64_t acked = track_acked_epoch(t);
-
-	return acked != UINT64_MAX && (acked + 1 == next_epoch || acked + 2 == next_epoch);
 }
 
 static bool g_cut_over; /* the cutover completed: the agent's work is done */
@@ -1049,12 +999,9 @@ static int run_connected(const struct agent_opts *o, SSL_CTX *ctx, struct source
 		}
 		/* --once always sends everything; a resumed disk sends what differs. The first
 		 * epoch of a connection reads the whole disk unless the tracker has watched the
-		 * disk since the epoch the receiver holds (then only its changes). The tracker
-		 * may be one acknowledgement behind: an agent killed between the receiver's ack
-		 * and recording it. Its pending blocks then still hold that epoch's set, so
-		 * they cover everything changed since the receiver's epoch too. */
-		tracked = runs[i].trk && offered && !g_reconcile && !runs[i].resync &&
-			  tracker_continuous(runs[i].trk, runs[i].next_epoch);
+		 * disk since the epoch the receiver holds (then only its changes). */
+		tracked = offered && !g_reconcile && !runs[i].resync &&
+			  track_continuous(runs[i].trk, runs[i].next_epoch);
 		if (tracked)
 			log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 				 "the blocks changed since", srcs[i]->id, runs[i].next_epoch - 1);
@@ -1112,125 +1059,31 @@ out:
 	return r;
 }
 
-/* Starts a tracker of kind on every disk, or on none (then why says why not). */
-static int start_kind(enum track_kind kind, const struct agent_opts *o, struct source **srcs,
-		      struct disk_run *runs, char *why, size_t why_len)
-{
-	int r = 0;
-
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		r = track_start(kind, srcs[i], o->track_block, o->bpf_pin_root, &runs[i].trk, why,
-				why_len);
-		if (r < 0)
-			break;
-		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
-		runs[i].only = calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8);
-		if (!runs[i].only) {
-			r = -ENOMEM;
-			snprintf(why, why_len, "out of memory");
-			break;
-		}
-	}
-	if (r == 0) {
-		log_info("tracker %s: block writes are recorded as they complete; each epoch "
-			 "reads only the chunks they touched", track_name(kind));
-		return 0;
-	}
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		if (runs[i].trk)
-			runs[i].trk = track_stop(runs[i].trk, !track_resumed(runs[i].trk));
-		free(runs[i].only);
-		runs[i].only = NULL;
-	}
-	return r;
-}
-
-/* --snapshot: epochs read dm snapshots, whose exceptions are the tracker. Returns 0 when
- * they run, 1 when not wanted (auto: not every source is a dm device, or no COW store). */
-static int start_dm(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
-{
-	char why[256] = "";
-	bool all_dm = true;
-	int r = 0;
-
-	for (unsigned i = 0; i < o->ndisks; i++)
-		all_dm = all_dm && trk_dm_source_ok(srcs[i]);
-	if (o->snapshot == SNAPSHOT_NONE || (o->snapshot == SNAPSHOT_AUTO && !all_dm))
-		return 1;
-	if (o->snapshot == SNAPSHOT_AUTO && !o->snapshot_cow) {
-		log_info("snapshot auto: the sources are device-mapper devices, but without "
-			 "--snapshot-cow there is no store for snapshots; reading them live");
-		return 1;
-	}
-	r = trk_dm_check_cow(o->snapshot_cow, srcs, o->ndisks, why, sizeof(why));
-	for (unsigned i = 0; i < o->ndisks && r == 0; i++) {
-		r = track_start_dm(srcs[i], o->track_block, o->snapshot_cow, i, o->ndisks,
-				   &runs[i].trk, why, sizeof(why));
-		runs[i].nchunks = DIV_ROUND_UP(srcs[i]->size, o->rd.chunk_size);
-		runs[i].only = r == 0 ? calloc(DIV_ROUND_UP(runs[i].nchunks, 64), 8) : NULL;
-		if (r == 0 && !runs[i].only) {
-			r = -ENOMEM;
-			snprintf(why, sizeof(why), "out of memory");
-		}
-	}
-	if (r == 0) {
-		log_info("snapshot dm: each epoch reads a snapshot taken as it starts; the "
-			 "snapshot's exceptions are the next epoch's changed blocks");
-		return 0;
-	}
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		runs[i].trk = track_stop(runs[i].trk, true);
-		free(runs[i].only);
-		runs[i].only = NULL;
-	}
-	return log_errno(r, "--snapshot dm: %s", why);
-}
-
-/* Another tracker than eBPF runs: eBPF tracking an earlier agent left pinned for these
- * disks would go on recording for nobody (and hold its program attached) until reboot. */
-static void forget_ebpf(const struct agent_opts *o, struct source **srcs, const char *instead)
-{
-	for (unsigned i = 0; i < o->ndisks; i++)
-		if (trk_ebpf_forget(o->bpf_pin_root, srcs[i]->id))
-			log_info("%s: removed the eBPF tracking an earlier agent left pinned; "
-				 "tracker %s replaces it", srcs[i]->id, instead);
-}
-
-/* Picks and starts the change tracker before the first read of any disk, so nothing
- * written during the full copy is missed. auto prefers tern.ko when it is loaded, then
- * eBPF, and says why it did not pick them. */
+/* Starts a tracker on every disk before its first read, so that nothing written during
+ * the full copy is missed; a one-shot copy needs none but the scan. */
 static int start_trackers(const struct agent_opts *o, struct source **srcs, struct disk_run *runs)
 {
-	char why[256] = "";
-	int r = start_dm(o, srcs, runs);
+	struct track_conf conf = {
+		.kind = o->tracker, .snapshot = o->snapshot, .snap_store = o->snapshot_cow,
+		.chunk_size = o->rd.chunk_size, .block_size = o->track_block,
+		.pin_root = o->bpf_pin_root, .interval_s = o->interval_s,
+	};
+	struct track **ts;
+	int r = 0;
 
-	if (r == 0)
-		forget_ebpf(o, srcs, "dm");
-	if (r <= 0)
-		return r;
-	if (o->tracker == TRACKER_SCAN)
-		goto scan;
-	if (o->tracker == TRACKER_KMOD || (o->tracker == TRACKER_AUTO && trk_kmod_loaded())) {
-		r = start_kind(TRACK_KMOD, o, srcs, runs, why, sizeof(why));
-		if (r == 0) {
-			forget_ebpf(o, srcs, "kmod");
-			return 0;
-		}
-		if (o->tracker == TRACKER_KMOD)
-			return log_errno(r, "--tracker kmod: %s", why);
-		log_info("tracker auto: kmod skipped (%s)", why);
+	if (o->once) {
+		for (unsigned i = 0; i < o->ndisks && r == 0; i++)
+			r = track_start_scan(srcs[i], o->rd.chunk_size, &runs[i].trk);
+		return r < 0 ? log_errno(r, "allocation") : 0;
 	}
-	r = start_kind(TRACK_EBPF, o, srcs, runs, why, sizeof(why));
-	if (r == 0)
-		return 0;
-	if (o->tracker == TRACKER_EBPF)
-		return log_errno(r, "--tracker ebpf: %s", why);
-	log_info("tracker auto: ebpf skipped (%s); picked scan", why);
-scan:
-	forget_ebpf(o, srcs, "scan");
-	log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
-		 "fingerprint changed are sent", o->interval_s);
-	return 0;
+	ts = calloc(o->ndisks, sizeof(*ts));
+	if (!ts)
+		return log_errno(-ENOMEM, "allocation");
+	r = track_pick(&conf, srcs, o->ndisks, ts);
+	for (unsigned i = 0; r == 0 && i < o->ndisks; i++)
+		runs[i].trk = ts[i];
+	free(ts);
+	return r;
 }
 
 /* At the end: every disk whose source could not be read is named. -EIO when a disk was
@@ -1273,10 +1126,10 @@ int session_run(const struct agent_opts *o)
 		r = log_errno(-ENOMEM, "allocation");
 		goto out;
 	}
-	/* A killed agent's dm snapshots go before any source is opened: an origin it left
-	 * suspended would hang the first read. */
+	/* What a killed agent's snapshots left goes before any source is opened: an origin
+	 * it left suspended would hang the first read. */
 	for (unsigned i = 0; i < o->ndisks; i++) {
-		r = trk_dm_cleanup(o->disks[i].id, o->disks[i].path);
+		r = snap_cleanup(o->disks[i].id, o->disks[i].path);
 		if (r < 0) {
 			log_errno(r, "%s: cannot undo the snapshots an earlier agent left", o->disks[i].id);
 			goto out;
@@ -1301,17 +1154,13 @@ int session_run(const struct agent_opts *o)
 		/* No SA_RESTART: a stop ends a pause at once; an epoch in flight finishes. */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		r = start_trackers(o, srcs, runs);
-		if (r < 0)
-			goto out;
 	}
+	r = start_trackers(o, srcs, runs);
+	if (r < 0)
+		goto out;
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		g_views[i].phase = PROTO_PHASE_COPYING;
-		g_views[i].tracker = o->once ? PROTO_TRACKER_NONE :
-				     !runs[i].trk ? PROTO_TRACKER_SCAN :
-				     track_kind(runs[i].trk) == TRACK_KMOD ? PROTO_TRACKER_KMOD :
-				     track_kind(runs[i].trk) == TRACK_DM ? PROTO_TRACKER_DM :
-				     PROTO_TRACKER_EBPF;
+		g_views[i].tracker = o->once ? PROTO_TRACKER_NONE : track_proto(runs[i].trk);
 		g_views[i].total = srcs[i]->size;
 	}
 	for (;;) {
@@ -1363,14 +1212,13 @@ int session_run(const struct agent_opts *o)
 		r = verdict(o, srcs, runs);
 out:
 	SSL_CTX_free(ctx);
-	/* Trackers first: a dm snapshot gives its source its own descriptor back. */
+	/* Trackers before their sources: a snapshot provider borrows its source. */
 	for (unsigned i = 0; runs && i < o->ndisks; i++) {
 		free(runs[i].fps);
 		free(runs[i].bad);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
 		 * recording for the next agent. */
 		track_stop(runs[i].trk, g_cut_over);
-		free(runs[i].only);
 	}
 	for (unsigned i = 0; srcs && i < o->ndisks; i++)
 		src_free(srcs[i]);

@@ -6,16 +6,12 @@
 #include <stdint.h>
 
 #include "agent/reader.h"
+#include "agent/track.h"
 
 struct agent_disk {
 	char *id;
 	char *path;
 };
-
-enum tracker_kind { TRACKER_AUTO, TRACKER_SCAN, TRACKER_EBPF, TRACKER_KMOD };
-/* Where epochs read from: auto is dm when every source is a device-mapper device and a
- * COW store is given, else the live source. */
-enum snapshot_kind { SNAPSHOT_AUTO, SNAPSHOT_NONE, SNAPSHOT_DM };
 
 struct agent_opts {
 	const char *receiver;    /* HOST:PORT */
@@ -34,11 +30,11 @@ struct agent_opts {
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
 	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
 	uint64_t max_rate;       /* bytes per second on the wire, 0: unlimited */
-	enum tracker_kind tracker;
-	uint32_t track_block;    /* the eBPF tracker's block, a divisor of the chunk size */
+	enum track_kind tracker;
+	uint32_t track_block;    /* the trackers' block, a divisor of the chunk size */
 	const char *bpf_pin_root; /* where the eBPF tracker is pinned, one directory per disk */
-	enum snapshot_kind snapshot;
-	const char *snapshot_cow; /* block device whose slices hold the dm snapshots' copies */
+	enum snap_kind snapshot; /* where epochs read from (see snap_pick) */
+	const char *snapshot_cow; /* block device whose slices hold the snapshots' copies */
 	/* Copy what can be read: chunks that cannot are zero-filled on the target, listed,
 	 * and the disk is never called a verified copy. Off: such a disk is not copied. */
 	bool skip_unreadable;
