@@ -339,6 +339,11 @@ static int lower_add(struct lower *l, dev_t dev, unsigned depth)
 	return r;
 }
 
+/* Checks, before anything is made, that the block device cow may serve as the snapshot
+ * store of the n sources: it is not in use (an O_EXCL open succeeds: not mounted, not
+ * held by device-mapper or md), and it neither is nor lies on any source (a partition of
+ * one, a device under one's dm/md stack), nor does a source lie on it. Returns 0, or
+ * -errno with a reason in why. */
 static int snap_dm_check_cow(const char *cow, struct source *const *srcs, unsigned n, char *why,
 			     size_t why_len)
 {
@@ -413,6 +418,7 @@ cleanup:
 	return r;
 }
 
+/* Whether src is a device-mapper block device (an LVM LV, a dmsetup device). */
 static bool snap_dm_source_ok(const struct source *src)
 {
 	struct stat st;
@@ -420,6 +426,12 @@ static bool snap_dm_source_ok(const struct source *src)
 	return src->blockdev && fstat(src->fd, &st) == 0 && dmctl_is_dm(st.st_rdev);
 }
 
+/* Sets up src (a device-mapper device; borrowed, must outlive the tracker) for snapshots:
+ * tern-ID-real takes its table, tern-ID-cow0/1 are slices slot*2 and slot*2+1 of nslots*2
+ * equal slices of the block device cow, and src becomes a snapshot-origin at the first
+ * harvest. Snapshot chunks are block_size bytes. Returns 0 or -errno with a reason in why;
+ * on failure everything made is undone. Long, as a sequence of checks and devices made in
+ * order with one unwinding path (snap_dm_stop): split, the order would be harder to see. */
 static int snap_dm_start(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
 			 unsigned nslots, struct snap_dm **ret_t, char *why, size_t why_len)
 {
@@ -533,6 +545,11 @@ fail:
 	return r;
 }
 
+/* Takes a new snapshot, which *ret_fd reads from then on, and retires the previous one: its
+ * exceptions join the pending set, returned as a bitmap of ceil(nblocks / 64) words valid
+ * until the next call. *ret_overflow: a snapshot overflowed its COW slice (or its store
+ * could not be read), so the changes are unknown until an epoch is acknowledged: read the
+ * whole disk. */
 static int snap_dm_take(void *b, int *ret_fd, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct snap_dm *t = b;
@@ -574,6 +591,7 @@ static int snap_dm_take(void *b, int *ret_fd, const uint64_t **ret_pending, bool
 	return 0;
 }
 
+/* The receiver acknowledged epoch: forget the pending set and any overflow. */
 static int snap_dm_acked(void *b, uint64_t epoch)
 {
 	struct snap_dm *t = b;
@@ -584,6 +602,7 @@ static int snap_dm_acked(void *b, uint64_t epoch)
 	return 0;
 }
 
+/* The last acknowledged epoch (UINT64_MAX: none). */
 static uint64_t snap_dm_acked_epoch(const void *b)
 {
 	const struct snap_dm *t = b;
@@ -598,6 +617,9 @@ static uint64_t snap_dm_nblocks(const void *b)
 	return t->nblocks;
 }
 
+/* Gives src its own descriptor back, removes the snapshot, restores the origin's table
+ * and removes every device it made. Always: a snapshot does not outlive its agent.
+ * NULL-safe, returns NULL. */
 static struct snap_dm *snap_dm_stop(struct snap_dm *t)
 {
 	bool clean = true;
@@ -715,6 +737,12 @@ out:
 	return r;
 }
 
+/* Removes what an agent that did not stop cleanly left for disk id read from path: puts
+ * back the own table of the origin it had turned into a snapshot-origin (resuming it if it
+ * was left suspended), then removes its tern-ID-* snapshot, real and COW devices, logging
+ * each. Call it before opening path: an origin left suspended would hang any read. Returns
+ * 0 (also when path is no device-mapper device, or there was nothing), or -errno when
+ * something could not be undone. */
 static int snap_dm_cleanup(const char *id, const char *path)
 {
 	struct dmctl_dev *devs = NULL;

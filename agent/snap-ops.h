@@ -21,4 +21,6 @@ struct snap_ops {
 	void (*stop)(void *b);
 };
 
-extern const struct snap_ops snap_dm_ops;
+#define SNAP_OPS_DECL_(kind, name) extern const struct snap_ops snap_##name##_ops;
+SNAP_PROVIDERS(SNAP_OPS_DECL_)
+#undef SNAP_OPS_DECL_

@@ -16,12 +16,16 @@ struct snap {
 	void *b;
 };
 
+#define NAME_(kind, name) [SNAP_##kind] = #name,
 static const char *const names[SNAP_NKINDS] = {
-	[SNAP_AUTO] = "auto", [SNAP_NONE] = "none", [SNAP_DM] = "dm",
+	[SNAP_AUTO] = "auto", [SNAP_NONE] = "none", SNAP_PROVIDERS(NAME_)
 };
+#undef NAME_
 
-/* Every provider, in the order auto tries them. */
-static const struct snap_ops *const providers[] = { &snap_dm_ops };
+/* Every provider, in auto's order (snap.h). */
+#define OPS_(kind, name) &snap_##name##_ops,
+static const struct snap_ops *const providers[] = { SNAP_PROVIDERS(OPS_) };
+#undef OPS_
 
 static const struct snap_ops *provider(enum snap_kind kind)
 {
@@ -82,8 +86,9 @@ int snap_pick(enum snap_kind want, const char *store, struct source *const *srcs
 		if (!ops)
 			return 1;
 		if (!store) {
-			log_info("snapshot auto: the sources are device-mapper devices, but without "
-				 "--snapshot-cow there is no store for snapshots; reading them live");
+			log_info("snapshot auto: every source suits %s snapshots, but without "
+				 "--snapshot-cow there is no store for them; reading the sources live",
+				 snap_kind_name(ops->kind));
 			return 1;
 		}
 	} else {

@@ -12,9 +12,16 @@
 struct source;
 struct snap;
 
+/* Every provider, in the order auto tries them: X(KIND, name) for a file snap-name.c
+ * defining snap_name_ops. The enum, the name table and the dispatch table are made from
+ * this one list. */
+#define SNAP_PROVIDERS(X) X(DM, dm)
+
+#define SNAP_KIND_(kind, name) SNAP_##kind,
 /* --snapshot: auto is a provider when every source suits it and a store is given, else
  * none (the live source). */
-enum snap_kind { SNAP_AUTO, SNAP_NONE, SNAP_DM, SNAP_NKINDS };
+enum snap_kind { SNAP_AUTO, SNAP_NONE, SNAP_PROVIDERS(SNAP_KIND_) SNAP_NKINDS };
+#undef SNAP_KIND_
 
 /* "auto", "none", "dm". */
 const char *snap_kind_name(enum snap_kind kind);

@@ -74,6 +74,9 @@ static void pin_dir(const char *pin_root, const char *id, char *buf, size_t len)
 			*p = '_';
 }
 
+/* Removes the tracking an earlier agent left pinned for disk id under pin_root, if any:
+ * another tracker replaces it, and it would otherwise record writes for nobody for as
+ * long as the machine runs. Returns true when there was one. */
 static bool trk_ebpf_forget(const char *pin_root, const char *id)
 {
 	char dir[256], link[300];
@@ -172,6 +175,11 @@ static void unmap_all(struct trk_ebpf *t)
 	}
 }
 
+/* Starts tracking src (a block device or partition) in blocks of block_size bytes, or
+ * resumes the tracking an earlier agent left pinned under pin_root/ID, when its identity
+ * (disk, range, block size) matches. Returns 0 or -errno with a one-line reason in why
+ * (-EOPNOTSUPP: not built, not a block device, no BTF; -EPERM: BPF not allowed). Long, as
+ * one sequence (probe, resume or load, pin, attach) with one unwinding path. */
 static int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
 			  struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
@@ -320,6 +328,9 @@ fail:
 	return r < 0 ? r : -EINVAL;
 }
 
+/* Moves the blocks changed since the last harvest into the pending set and returns it: a
+ * bitmap of ceil(nblocks / 64) words, valid until the next call. *ret_overflow is set
+ * when a change was too large to record and the whole disk must be read. */
 static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct tern_track_stats s = { 0 };
@@ -356,6 +367,7 @@ static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bo
 	return 0;
 }
 
+/* The receiver acknowledged epoch: forget the pending set, remember the epoch. */
 static int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 {
 	__u32 k = 0;
@@ -369,6 +381,8 @@ static int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 	return 0;
 }
 
+/* The last acknowledged epoch this tracking saw (UINT64_MAX: none): when the receiver
+ * expects the next one, tracking has been continuous since its state. */
 static uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
 {
 	return t->cfg.acked_epoch;
@@ -384,6 +398,8 @@ static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 	return t->nblocks;
 }
 
+/* Detaches and frees; with unpin the pinned program and maps are removed as well, else
+ * they keep tracking for the next agent. NULL-safe, returns NULL. */
 static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	if (!t)

@@ -34,11 +34,17 @@ struct trk_kmod {
 
 static struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister);
 
+/* True when /dev/tern exists, i.e. tern.ko is loaded. */
 static bool trk_kmod_loaded(void)
 {
 	return access(KMOD_DEV, F_OK) == 0;
 }
 
+/* Registers src (a block device or partition of a blk-mq disk) with tern.ko in blocks of
+ * block_size bytes, or resumes the tracker an earlier agent left registered under the
+ * same disk id when its identity (disk, range, block size) matches; a stale one is
+ * replaced. Returns 0 or -errno with a one-line reason in why (-ENOENT: not loaded,
+ * -EOPNOTSUPP: not a blk-mq block device, -EPROTO: another uapi version). */
 static int trk_kmod_start(const struct source *src, uint32_t block_size, struct trk_kmod **ret_t,
 			  char *why, size_t why_len)
 {
@@ -126,6 +132,9 @@ fail:
 	return r;
 }
 
+/* Moves the blocks changed since the last harvest into the pending set and returns it: a
+ * bitmap of ceil(nblocks / 64) words, valid until the next call. The module records any
+ * change, so *ret_overflow is always false. */
 static int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct tern_harvest h = { .buf = (uintptr_t)t->pend, .buf_len = t->nwords * 8 };
@@ -138,6 +147,7 @@ static int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bo
 	return 0;
 }
 
+/* The receiver acknowledged epoch: the module forgets the pending set, keeps the epoch. */
 static int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
 {
 	struct tern_ack a = { .epoch = epoch };
@@ -150,6 +160,7 @@ static int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
 	return 0;
 }
 
+/* The last acknowledged epoch of this tracking (UINT64_MAX: none). */
 static uint64_t trk_kmod_acked_epoch(const struct trk_kmod *t)
 {
 	return t->acked_epoch;
@@ -165,6 +176,8 @@ static uint64_t trk_kmod_nblocks(const struct trk_kmod *t)
 	return t->nblocks;
 }
 
+/* Closes and frees; with unregister the module's tracker is removed too, else it keeps
+ * recording for the next agent. NULL-safe, returns NULL. */
 static struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister)
 {
 	if (!t)

@@ -31,4 +31,6 @@ struct track_ops {
 	void (*forget)(const char *pin_root, const char *id, const char *instead);
 };
 
-extern const struct track_ops track_scan_ops, track_ebpf_ops, track_kmod_ops, track_snap_ops;
+#define TRACK_OPS_DECL_(kind, name) extern const struct track_ops track_##name##_ops;
+TRACK_BACKENDS(TRACK_OPS_DECL_)
+#undef TRACK_OPS_DECL_

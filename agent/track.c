@@ -23,15 +23,14 @@ struct track {
 	uint64_t *only; /* the chunks of the pending blocks, for the change set */
 };
 
-static const char *const names[TRACK_NKINDS] = {
-	[TRACK_AUTO] = "auto", [TRACK_SCAN] = "scan", [TRACK_EBPF] = "ebpf",
-	[TRACK_KMOD] = "kmod", [TRACK_SNAP] = "snap",
-};
+#define NAME_(kind, name) [TRACK_##kind] = #name,
+static const char *const names[TRACK_NKINDS] = { [TRACK_AUTO] = "auto", TRACK_BACKENDS(NAME_) };
+#undef NAME_
 
-/* Every backend; auto's order is track_pick's. */
-static const struct track_ops *const backends[] = {
-	&track_kmod_ops, &track_ebpf_ops, &track_scan_ops, &track_snap_ops,
-};
+/* Every backend, in auto's order (track.h). */
+#define OPS_(kind, name) &track_##name##_ops,
+static const struct track_ops *const backends[] = { TRACK_BACKENDS(OPS_) };
+#undef OPS_
 
 const char *track_kind_name(enum track_kind kind)
 {

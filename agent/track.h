@@ -18,10 +18,17 @@ struct fp;
 struct source;
 struct track;
 
-/* --tracker; snap is picked through --snapshot, never by name. */
-enum track_kind { TRACK_AUTO, TRACK_SCAN, TRACK_EBPF, TRACK_KMOD, TRACK_SNAP, TRACK_NKINDS };
+/* Every backend, in the order auto tries them (never scan, the fallback, nor snap, which
+ * --snapshot picks): X(KIND, name) for a file track-name.c defining track_name_ops. The
+ * enum, the name table and the dispatch table are made from this one list. */
+#define TRACK_BACKENDS(X) X(KMOD, kmod) X(EBPF, ebpf) X(SCAN, scan) X(SNAP, snap)
 
-/* "auto", "scan", "ebpf", "kmod", "snap". */
+#define TRACK_KIND_(kind, name) TRACK_##kind,
+/* --tracker; snap is picked through --snapshot, never by name. */
+enum track_kind { TRACK_AUTO, TRACK_BACKENDS(TRACK_KIND_) TRACK_NKINDS };
+#undef TRACK_KIND_
+
+/* "auto", or a backend's name ("kmod", "ebpf", "scan", "snap"). */
 const char *track_kind_name(enum track_kind kind);
 /* The kind --tracker name asks for (not snap). Returns 0, or -EINVAL. */
 int track_kind_parse(const char *name, enum track_kind *ret_kind);
