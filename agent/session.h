@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* The agent's side of a replication session: handshake, disk registration, streaming the
- * read pipeline's frames, and waiting for the receiver's durable, verified acknowledgement. */
+ * read pipeline's frames, and waiting for the receiver's durable, verified acknowledgement.
+ * Its parts (link.c, epoch.c, pacer.c, cutover.c) share session-impl.h. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,7 +25,7 @@ struct agent_opts {
 	int ack_timeout_ms;      /* how long to wait for durability (fdatasync of a big target) */
 	bool progress;           /* print progress lines to stderr */
 	bool once;               /* copy once and exit; otherwise keep the target in step */
-	unsigned interval_s;     /* continuous: seconds between the scan tracker's epochs */
+	unsigned interval_s;     /* continuous: seconds between epochs */
 	uint64_t epochs;         /* continuous: stop after this many epochs past the copy (0: never) */
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
@@ -46,8 +47,8 @@ struct agent_opts {
 };
 
 /* Copies every disk once (epoch 0), end to end; unless o->once, then keeps each target in
- * step with the scan tracker: every interval a new epoch sends the chunks whose fingerprint
- * changed, until o->epochs have run or SIGINT/SIGTERM arrives. A disk whose source cannot
+ * step with the tracker track_pick chose: every interval a new epoch sends the chunks that
+ * changed (or the operator's cutover runs a final one), until o->epochs have run or SIGINT/SIGTERM arrives. A disk whose source cannot
  * be read is reported (log, receiver) and retried with backoff while the others go on.
  * Returns 0 only when the receiver has reported every epoch durable and its Merkle root
  * equal to ours; 1 when every disk was copied but some had unreadable ranges zero-filled

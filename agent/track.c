@@ -102,6 +102,13 @@ static int start_all(const struct track_ops *ops, const struct track_conf *conf,
 	return r;
 }
 
+/* Whether auto tries ops: a recording backend whose prerequisites are there. */
+static bool auto_tries(const struct track_ops *ops)
+{
+	return ops->kind != TRACK_SCAN && ops->kind != TRACK_SNAP &&
+	       (!ops->available || ops->available());
+}
+
 /* Another tracker than chosen runs: what other backends left recording for these disks
  * would go on recording for nobody (eBPF: and hold its program attached) until reboot. */
 static void forget_others(const struct track_ops *chosen, const struct track_conf *conf,
@@ -145,11 +152,9 @@ int track_pick(const struct track_conf *conf, struct source **srcs, unsigned n,
 	for (size_t k = 0; k < sizeof(backends) / sizeof(*backends); k++) {
 		const struct track_ops *ops = backends[k];
 		const char *name = track_kind_name(ops->kind);
+		bool more = false;
 
-		if (ops->kind == TRACK_SCAN || ops->kind == TRACK_SNAP)
-			continue;
-		if (conf->kind != ops->kind &&
-		    (conf->kind != TRACK_AUTO || (ops->available && !ops->available())))
+		if (conf->kind != ops->kind && (conf->kind != TRACK_AUTO || !auto_tries(ops)))
 			continue;
 		r = start_all(ops, &c, srcs, n, ts, why, sizeof(why));
 		if (r == 0) {
@@ -162,8 +167,9 @@ int track_pick(const struct track_conf *conf, struct source **srcs, unsigned n,
 			log_errno(r, "--tracker %s: %s", name, why);
 			goto out;
 		}
-		log_info("tracker auto: %s skipped (%s)%s", name, why,
-			 ops->kind == TRACK_EBPF ? "; picked scan" : "");
+		for (size_t j = k + 1; j < sizeof(backends) / sizeof(*backends); j++)
+			more = more || auto_tries(backends[j]);
+		log_info("tracker auto: %s skipped (%s)%s", name, why, more ? "" : "; picked scan");
 	}
 scan:
 	r = start_all(&track_scan_ops, &c, srcs, n, ts, why, sizeof(why));
