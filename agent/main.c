@@ -329,15 +329,7 @@ static int cmd_run(int argc, char **argv)
 				goto out;
 			break;
 		case OPT_TRACKER:
-			if (strcmp(optarg, "auto") == 0) {
-				o.tracker = TRACKER_AUTO;
-			} else if (strcmp(optarg, "scan") == 0) {
-				o.tracker = TRACKER_SCAN;
-			} else if (strcmp(optarg, "ebpf") == 0) {
-				o.tracker = TRACKER_EBPF;
-			} else if (strcmp(optarg, "kmod") == 0) {
-				o.tracker = TRACKER_KMOD;
-			} else {
+			if (track_kind_parse(optarg, &o.tracker) < 0) {
 				log_error("--tracker %s: auto, kmod, ebpf or scan", optarg);
 				goto out;
 			}
@@ -388,13 +380,7 @@ static int cmd_run(int argc, char **argv)
 			}
 			break;
 		case OPT_SNAPSHOT:
-			if (strcmp(optarg, "auto") == 0) {
-				o.snapshot = SNAPSHOT_AUTO;
-			} else if (strcmp(optarg, "dm") == 0) {
-				o.snapshot = SNAPSHOT_DM;
-			} else if (strcmp(optarg, "none") == 0) {
-				o.snapshot = SNAPSHOT_NONE;
-			} else {
+			if (snap_kind_parse(optarg, &o.snapshot) < 0) {
 				log_error("--snapshot %s: auto, dm or none", optarg);
 				goto out;
 			}
@@ -427,9 +413,10 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	o.once = once;
-	if (o.snapshot == SNAPSHOT_DM && (!o.snapshot_cow || once || o.tracker != TRACKER_AUTO)) {
-		log_error("--snapshot dm needs --snapshot-cow DEVICE, and is the change tracker of "
-			  "continuous replication (no --once, no --tracker)");
+	if (o.snapshot != SNAP_AUTO && o.snapshot != SNAP_NONE &&
+	    (!o.snapshot_cow || once || o.tracker != TRACK_AUTO)) {
+		log_error("--snapshot %s needs --snapshot-cow DEVICE, and is the change tracker of "
+			  "continuous replication (no --once, no --tracker)", snap_kind_name(o.snapshot));
 		goto out;
 	}
 	o.track_block = MIN(4096u, o.rd.chunk_size);

@@ -34,6 +34,8 @@ struct reader {
 	struct source *src;
 	uint16_t disk_no;
 	struct rd_opts o;
+	struct changeset cs;
+	int fd;          /* cs.fd, or the source's own */
 	uint64_t nchunks;
 	struct fp *fps; /* one per chunk, each written by exactly one worker */
 
@@ -87,10 +89,10 @@ static void queue_read(struct reader *rd, struct slot *s)
 	if (rd->src->direct)
 		len = MIN((uint32_t)((len + 4095u) & ~4095u), rd->o.batch - s->got);
 	if (rd->fixed)
-		io_uring_prep_read_fixed(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got,
+		io_uring_prep_read_fixed(sqe, rd->fd, s->buf + s->got, len, s->off + s->got,
 					 (int)s->idx);
 	else
-		io_uring_prep_read(sqe, rd->src->fd, s->buf + s->got, len, s->off + s->got);
+		io_uring_prep_read(sqe, rd->fd, s->buf + s->got, len, s->off + s->got);
 	/* Carried by the request itself: an O_DIRECT read is submitted from the ring, not
 	 * from a thread whose priority we set. */
 	sqe->ioprio = rd->o.ioprio;
@@ -108,7 +110,7 @@ static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
 		return false;
 	if (rd->data_from != 0 && rd->data_from >= off)
 		return rd->data_from >= off + len;
-	d = lseek(rd->src->fd, (off_t)off, SEEK_DATA);
+	d = lseek(rd->fd, (off_t)off, SEEK_DATA);
 	if (d < 0) {
 		if (errno == ENXIO) {
 			rd->data_from = UINT64_MAX;
@@ -123,7 +125,7 @@ static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
 
 static bool chunk_dirty(const struct reader *rd, uint64_t idx)
 {
-	return !rd->o.only || (rd->o.only[idx / 64] >> (idx % 64)) & 1;
+	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1;
 }
 
 /* True when the tracker marked any chunk of [off, off+len). */
@@ -167,7 +169,7 @@ static int read_chunk(struct reader *rd, uint8_t *buf, uint64_t off, uint32_t le
 	while (got < len) {
 		/* O_DIRECT wants whole blocks: the round-up stays inside the chunk's room. */
 		size_t want = rd->src->direct ? ((len - got + 4095u) & ~4095u) : len - got;
-		ssize_t n = pread(rd->src->fd, buf + got, want, (off_t)(off + got));
+		ssize_t n = pread(rd->fd, buf + got, want, (off_t)(off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -407,11 +409,11 @@ static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
 	uint32_t per;
 	uint64_t bit, mask;
 
-	if (!rd->o.blocks || !rd->o.only)
+	if (!rd->cs.blocks || !rd->cs.only)
 		return 0;
-	per = rd->o.chunk_size / rd->o.block_size;
+	per = rd->o.chunk_size / rd->cs.block_size;
 	bit = chunk * per;
-	mask = rd->o.blocks[bit / 64] >> (bit % 64);
+	mask = rd->cs.blocks[bit / 64] >> (bit % 64);
 	if (per < 64)
 		mask &= (UINT64_C(1) << per) - 1;
 	/* Every block changed: a DATA frame says the same with less. */
@@ -422,7 +424,7 @@ static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
 static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
 		      const struct slot *s, uint32_t i, uint64_t mask, uint8_t *scratch)
 {
-	uint32_t bs = rd->o.block_size;
+	uint32_t bs = rd->cs.block_size;
 	struct proto_patch m = { .disk_no = rd->disk_no, .mask = mask,
 				 .block_shift = (uint8_t)__builtin_ctz(bs),
 				 .offset = s->off + (uint64_t)i * rd->o.chunk_size,
@@ -477,7 +479,7 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	/* Not read, nothing to send (the tracker marked none of its chunks): the receiver's
 	 * fingerprints stand, and no frame buffer is needed. */
 	if (s->clean) {
-		memcpy(&rd->fps[first], &rd->o.prev[first], (size_t)n * sizeof(*rd->fps));
+		memcpy(&rd->fps[first], &rd->cs.prev[first], (size_t)n * sizeof(*rd->fps));
 		*ret_out = out;
 		return 0;
 	}
@@ -495,7 +497,7 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 
 		if (!chunk_dirty(rd, first + i)) {
 			/* Unchanged per the tracker: the receiver already holds this chunk. */
-			rd->fps[first + i] = rd->o.prev[first + i];
+			rd->fps[first + i] = rd->cs.prev[first + i];
 			kind[i] = 0;
 			continue;
 		}
@@ -505,9 +507,9 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		else
 			fp_compute(p, clen, &rd->fps[first + i]);
 		kind[i] = z ? 2 : 1;
-		if (rd->o.prev && fp_equal(&rd->o.prev[first + i], &rd->fps[first + i]))
+		if (rd->cs.prev && fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
 			kind[i] = 0;
-		else if (rd->o.marks && !((rd->o.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
+		else if (rd->cs.marks && !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
 			out->missed_chunks++;
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */
@@ -551,9 +553,9 @@ static void *worker_main(void *arg)
 	struct reader *rd = arg;
 	struct codec *codec = codec_new(rd->o.level);
 	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
-	uint8_t *scratch = rd->o.blocks ? malloc(rd->o.chunk_size) : NULL;
+	uint8_t *scratch = rd->cs.blocks ? malloc(rd->o.chunk_size) : NULL;
 
-	if (!codec || (rd->o.blocks && !scratch))
+	if (!codec || (rd->cs.blocks && !scratch))
 		rd_fail(rd, -ENOMEM);
 	for (;;) {
 		struct rd_out *out = NULL;
@@ -616,17 +618,18 @@ void rd_out_free(struct rd_out *o)
 	free(o);
 }
 
-int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, struct reader **ret_rd)
+int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
+	     const struct changeset *cs, struct reader **ret_rd)
 {
 	struct reader *rd;
 	struct iovec *iov = NULL;
 	int r;
 
-	if ((o->only && !o->prev) || !proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
+	if (((cs->only || cs->marks) && !cs->prev) || !proto_chunk_size_valid(o->chunk_size) || o->batch < o->chunk_size ||
 	    o->batch % o->chunk_size || o->batch > PROTO_EXTENT_MAX || o->queue_depth == 0 ||
 	    o->workers == 0)
 		return -EINVAL;
-	if (o->blocks && (!o->only || !proto_patch_fits(o->chunk_size, o->block_size)))
+	if (cs->blocks && (!cs->only || !proto_patch_fits(o->chunk_size, cs->block_size)))
 		return -EINVAL;
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)
@@ -634,6 +637,8 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, stru
 	rd->src = src;
 	rd->disk_no = disk_no;
 	rd->o = *o;
+	rd->cs = *cs;
+	rd->fd = cs->fd >= 0 ? cs->fd : src->fd;
 	rd->nchunks = DIV_ROUND_UP(src->size, o->chunk_size);
 	rd->seek_data = !src->blockdev;
 	pthread_mutex_init(&rd->lock, NULL);

@@ -7,6 +7,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "agent/changeset.h"
 #include "agent/source.h"
 #include "common/fp.h"
 
@@ -34,19 +35,6 @@ struct rd_opts {
 	/* A batch that cannot be read is read again chunk by chunk: the chunks that still fail
 	 * are zero-filled (sent as zeros) and listed (rd_unreadable) instead of failing. */
 	bool skip_unreadable;
-	/* The scan tracker: fingerprints of every chunk as the receiver holds them. When set,
-	 * only chunks whose fingerprint differs are sent. Borrowed; NULL sends everything. */
-	const struct fp *prev;
-	/* A change tracker's verdict: a bitmap of the chunks that may have changed; the others
-	 * are not read and keep their fingerprint from prev (which must be set). NULL: all. */
-	const uint64_t *only;
-	/* With only NULL: the tracker's marks, to count changed chunks it did not report. */
-	const uint64_t *marks;
-	/* With only: the tracker's changed blocks (bit per block_size bytes of the disk). A
-	 * whole chunk with some but not all of its blocks changed is sent as a PATCH of just
-	 * those blocks. NULL: whole chunks. block_size must split a chunk into 2..64. */
-	const uint64_t *blocks;
-	uint32_t block_size;
 };
 
 /* Frames for one batch, ready to send. */
@@ -62,8 +50,11 @@ struct rd_out {
 	struct rd_out *next;
 };
 
-/* Starts reading src (borrowed; must outlive the reader) as disk_no. Returns 0 or -errno. */
-int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o, struct reader **ret_rd);
+/* Starts reading src (borrowed; must outlive the reader) as disk_no, what the change set cs
+ * says (copied; what it points to is borrowed until rd_free). Returns 0 or -errno (-EINVAL:
+ * an inconsistent change set). */
+int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
+	     const struct changeset *cs, struct reader **ret_rd);
 /* Waits for the next batch's frames. Returns 1 with *ret_out (caller frees with rd_out_free),
  * 0 when the whole source has been read and every batch handed out, or -errno. */
 int rd_next(struct reader *rd, struct rd_out **ret_out);
@@ -78,7 +69,7 @@ bool rd_source_failed(struct reader *rd, uint64_t *ret_off);
  * bitmap of one bit per chunk (owned by the reader), and their count. */
 uint64_t rd_unreadable(struct reader *rd, const uint64_t **ret_bitmap);
 /* After rd_root: takes the fingerprint array (one per chunk) out of the reader, for the
- * caller to own and free, e.g. as the next scan's rd_opts.prev. */
+ * caller to own and free, e.g. as the next epoch's changeset.prev. */
 struct fp *rd_take_fps(struct reader *rd);
 /* Stops the threads (abandoning unread batches) and frees; NULL-safe, returns NULL. */
 struct reader *rd_free(struct reader *rd);

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The eBPF change tracker; see track-ebpf.h and bpf/track.bpf.c. */
-#include "agent/track-ebpf.h"
+/* The eBPF change tracker, a backend of track.h (see bpf/track.bpf.c): for one block-device
+ * source a tp_btf/block_rq_complete program marks changed tracking blocks in one of two
+ * bitmaps; a harvest flips them, waits out an RCU grace period and collects the idle one.
+ * Its program and maps are pinned under pin_root/ID, so tracking outlives the agent and
+ * the next one resumes it when its identity (disk, range, block size) matches. */
+#include "agent/track-ops.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,12 +48,9 @@ struct trk_ebpf {
 	char dir[256];       /* pin directory */
 };
 
-static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
+static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin);
 
-bool trk_ebpf_built(void)
-{
-	return true;
-}
+static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
 
 static void unpin_all(const char *dir)
 {
@@ -73,7 +74,10 @@ static void pin_dir(const char *pin_root, const char *id, char *buf, size_t len)
 			*p = '_';
 }
 
-bool trk_ebpf_forget(const char *pin_root, const char *id)
+/* Removes the tracking an earlier agent left pinned for disk id under pin_root, if any:
+ * another tracker replaces it, and it would otherwise record writes for nobody for as
+ * long as the machine runs. Returns true when there was one. */
+static bool trk_ebpf_forget(const char *pin_root, const char *id)
 {
 	char dir[256], link[300];
 
@@ -171,8 +175,13 @@ static void unmap_all(struct trk_ebpf *t)
 	}
 }
 
-int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
-		   struct trk_ebpf **ret_t, char *why, size_t why_len)
+/* Starts tracking src (a block device or partition) in blocks of block_size bytes, or
+ * resumes the tracking an earlier agent left pinned under pin_root/ID, when its identity
+ * (disk, range, block size) matches. Returns 0 or -errno with a one-line reason in why
+ * (-EOPNOTSUPP: not built, not a block device, no BTF; -EPERM: BPF not allowed). Long, as
+ * one sequence (probe, resume or load, pin, attach) with one unwinding path. */
+static int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
+			  struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
 	struct tern_track_cfg c = { 0 };
 	struct trk_ebpf *t = NULL;
@@ -319,7 +328,10 @@ fail:
 	return r < 0 ? r : -EINVAL;
 }
 
-int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
+/* Moves the blocks changed since the last harvest into the pending set and returns it: a
+ * bitmap of ceil(nblocks / 64) words, valid until the next call. *ret_overflow is set
+ * when a change was too large to record and the whole disk must be read. */
+static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct tern_track_stats s = { 0 };
 	unsigned idle;
@@ -355,7 +367,8 @@ int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret
 	return 0;
 }
 
-int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
+/* The receiver acknowledged epoch: forget the pending set, remember the epoch. */
+static int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 {
 	__u32 k = 0;
 
@@ -368,22 +381,26 @@ int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 	return 0;
 }
 
-uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
+/* The last acknowledged epoch this tracking saw (UINT64_MAX: none): when the receiver
+ * expects the next one, tracking has been continuous since its state. */
+static uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
 {
 	return t->cfg.acked_epoch;
 }
 
-bool trk_ebpf_resumed(const struct trk_ebpf *t)
+static bool trk_ebpf_resumed(const struct trk_ebpf *t)
 {
 	return t->resumed;
 }
 
-uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
+static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 {
 	return t->nblocks;
 }
 
-struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
+/* Detaches and frees; with unpin the pinned program and maps are removed as well, else
+ * they keep tracking for the next agent. NULL-safe, returns NULL. */
+static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	if (!t)
 		return NULL;
@@ -407,50 +424,107 @@ struct trk_ebpf {
 	int unused;
 };
 
-bool trk_ebpf_built(void)
-{
-	return false;
-}
-
-int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
-		   struct trk_ebpf **ret_t, char *why, size_t why_len)
+static int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
+			  struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
 	snprintf(why, why_len, "this build has no eBPF tracker (clang, bpftool or libbpf missing)");
 	return -EOPNOTSUPP;
 }
 
-int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
+static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	return -EOPNOTSUPP;
 }
 
-int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
+static int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 {
 	return -EOPNOTSUPP;
 }
 
-uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
+static uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
 {
 	return UINT64_MAX;
 }
 
-bool trk_ebpf_resumed(const struct trk_ebpf *t)
+static bool trk_ebpf_resumed(const struct trk_ebpf *t)
 {
 	return false;
 }
 
-uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
+static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 {
 	return 0;
 }
 
-struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
+static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 {
 	return NULL;
 }
 
-bool trk_ebpf_forget(const char *pin_root, const char *id)
+static bool trk_ebpf_forget(const char *pin_root, const char *id)
 {
 	return false;
 }
 #endif
+
+static int ebpf_start(struct source *src, const struct track_conf *conf, unsigned slot,
+		      unsigned nslots, void **ret_b, char *why, size_t why_len)
+{
+	struct trk_ebpf *t;
+	int r = trk_ebpf_start(src, conf->block_size, conf->pin_root, &t, why, why_len);
+
+	if (r == 0)
+		*ret_b = t;
+	return r;
+}
+
+static int ebpf_harvest(void *b, const uint64_t **ret_pending, bool *ret_overflow, int *ret_fd)
+{
+	*ret_fd = -1;
+	return trk_ebpf_harvest(b, ret_pending, ret_overflow);
+}
+
+static int ebpf_acked(void *b, uint64_t epoch)
+{
+	return trk_ebpf_acked(b, epoch);
+}
+
+static uint64_t ebpf_acked_epoch(const void *b)
+{
+	return trk_ebpf_acked_epoch(b);
+}
+
+static bool ebpf_resumed(const void *b)
+{
+	return trk_ebpf_resumed(b);
+}
+
+static uint64_t ebpf_nblocks(const void *b)
+{
+	return trk_ebpf_nblocks(b);
+}
+
+static void ebpf_stop(void *b, bool forget)
+{
+	trk_ebpf_stop(b, forget);
+}
+
+static void ebpf_forget(const char *pin_root, const char *id, const char *instead)
+{
+	if (trk_ebpf_forget(pin_root, id))
+		log_info("%s: removed the eBPF tracking an earlier agent left pinned; tracker %s "
+			 "replaces it", id, instead);
+}
+
+const struct track_ops track_ebpf_ops = {
+	.kind = TRACK_EBPF,
+	.proto = PROTO_TRACKER_EBPF,
+	.start = ebpf_start,
+	.harvest = ebpf_harvest,
+	.acked = ebpf_acked,
+	.acked_epoch = ebpf_acked_epoch,
+	.resumed = ebpf_resumed,
+	.nblocks = ebpf_nblocks,
+	.stop = ebpf_stop,
+	.forget = ebpf_forget,
+};

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The kernel-module change tracker; see track-kmod.h and kmod-optional/. */
-#include "agent/track-kmod.h"
+/* The kernel-module change tracker, a backend of track.h: tern.ko (kmod-optional/) marks
+ * the blocks each completed write touched in a bitmap per registered disk; the agent
+ * harvests it through /dev/tern. The module keeps tracking between agents, like the eBPF
+ * tracker's pins; a registration whose identity differs is replaced. */
+#include "agent/track-ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +32,21 @@ struct trk_kmod {
 	bool resumed;
 };
 
-bool trk_kmod_loaded(void)
+static struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister);
+
+/* True when /dev/tern exists, i.e. tern.ko is loaded. */
+static bool trk_kmod_loaded(void)
 {
 	return access(KMOD_DEV, F_OK) == 0;
 }
 
-int trk_kmod_start(const struct source *src, uint32_t block_size, struct trk_kmod **ret_t,
-		   char *why, size_t why_len)
+/* Registers src (a block device or partition of a blk-mq disk) with tern.ko in blocks of
+ * block_size bytes, or resumes the tracker an earlier agent left registered under the
+ * same disk id when its identity (disk, range, block size) matches; a stale one is
+ * replaced. Returns 0 or -errno with a one-line reason in why (-ENOENT: not loaded,
+ * -EOPNOTSUPP: not a blk-mq block device, -EPROTO: another uapi version). */
+static int trk_kmod_start(const struct source *src, uint32_t block_size, struct trk_kmod **ret_t,
+			  char *why, size_t why_len)
 {
 	struct tern_register reg = { .version = TERN_UAPI_VERSION, .flags = TERN_REG_REPLACE };
 	struct tern_version v;
@@ -121,7 +132,10 @@ fail:
 	return r;
 }
 
-int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bool *ret_overflow)
+/* Moves the blocks changed since the last harvest into the pending set and returns it: a
+ * bitmap of ceil(nblocks / 64) words, valid until the next call. The module records any
+ * change, so *ret_overflow is always false. */
+static int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct tern_harvest h = { .buf = (uintptr_t)t->pend, .buf_len = t->nwords * 8 };
 
@@ -133,7 +147,8 @@ int trk_kmod_harvest(struct trk_kmod *t, const uint64_t **ret_pending, bool *ret
 	return 0;
 }
 
-int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
+/* The receiver acknowledged epoch: the module forgets the pending set, keeps the epoch. */
+static int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
 {
 	struct tern_ack a = { .epoch = epoch };
 
@@ -145,22 +160,25 @@ int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
 	return 0;
 }
 
-uint64_t trk_kmod_acked_epoch(const struct trk_kmod *t)
+/* The last acknowledged epoch of this tracking (UINT64_MAX: none). */
+static uint64_t trk_kmod_acked_epoch(const struct trk_kmod *t)
 {
 	return t->acked_epoch;
 }
 
-bool trk_kmod_resumed(const struct trk_kmod *t)
+static bool trk_kmod_resumed(const struct trk_kmod *t)
 {
 	return t->resumed;
 }
 
-uint64_t trk_kmod_nblocks(const struct trk_kmod *t)
+static uint64_t trk_kmod_nblocks(const struct trk_kmod *t)
 {
 	return t->nblocks;
 }
 
-struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister)
+/* Closes and frees; with unregister the module's tracker is removed too, else it keeps
+ * recording for the next agent. NULL-safe, returns NULL. */
+static struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister)
 {
 	if (!t)
 		return NULL;
@@ -177,3 +195,58 @@ struct trk_kmod *trk_kmod_stop(struct trk_kmod *t, bool unregister)
 	free(t);
 	return NULL;
 }
+
+static int kmod_start(struct source *src, const struct track_conf *conf, unsigned slot,
+		      unsigned nslots, void **ret_b, char *why, size_t why_len)
+{
+	struct trk_kmod *t;
+	int r = trk_kmod_start(src, conf->block_size, &t, why, why_len);
+
+	if (r == 0)
+		*ret_b = t;
+	return r;
+}
+
+static int kmod_harvest(void *b, const uint64_t **ret_pending, bool *ret_overflow, int *ret_fd)
+{
+	*ret_fd = -1;
+	return trk_kmod_harvest(b, ret_pending, ret_overflow);
+}
+
+static int kmod_acked(void *b, uint64_t epoch)
+{
+	return trk_kmod_acked(b, epoch);
+}
+
+static uint64_t kmod_acked_epoch(const void *b)
+{
+	return trk_kmod_acked_epoch(b);
+}
+
+static bool kmod_resumed(const void *b)
+{
+	return trk_kmod_resumed(b);
+}
+
+static uint64_t kmod_nblocks(const void *b)
+{
+	return trk_kmod_nblocks(b);
+}
+
+static void kmod_stop(void *b, bool forget)
+{
+	trk_kmod_stop(b, forget);
+}
+
+const struct track_ops track_kmod_ops = {
+	.kind = TRACK_KMOD,
+	.proto = PROTO_TRACKER_KMOD,
+	.available = trk_kmod_loaded,
+	.start = kmod_start,
+	.harvest = kmod_harvest,
+	.acked = kmod_acked,
+	.acked_epoch = kmod_acked_epoch,
+	.resumed = kmod_resumed,
+	.nblocks = kmod_nblocks,
+	.stop = kmod_stop,
+};

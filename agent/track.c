@@ -1,129 +1,268 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Dispatch from the tracker interface (track.h) to its backends. */
+/* Dispatch from the tracker interface (track.h) to its backends, the choice among them
+ * (track_pick) and the change sets they make. */
 #include "agent/track.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "agent/track-dm.h"
-#include "agent/track-ebpf.h"
-#include "agent/track-kmod.h"
+#include "agent/source.h"
+#include "agent/track-ops.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
 
 struct track {
-	enum track_kind kind;
-	struct trk_ebpf *ebpf;
-	struct trk_kmod *kmod;
-	struct trk_dm *dm;
+	const struct track_ops *ops;
+	void *b;
+	const struct source *src;
+	uint32_t chunk_size, block_size;
+	uint64_t nchunks;
+	uint64_t *only; /* the chunks of the pending blocks, for the change set */
 };
 
-int track_start(enum track_kind kind, const struct source *src, uint32_t block_size,
-		const char *pin_root, struct track **ret_t, char *why, size_t why_len)
-{
-	struct track *t;
-	int r;
+#define NAME_(kind, name) [TRACK_##kind] = #name,
+static const char *const names[TRACK_NKINDS] = { [TRACK_AUTO] = "auto", TRACK_BACKENDS(NAME_) };
+#undef NAME_
 
-	if (kind == TRACK_DM)
-		return -EINVAL; /* track_start_dm: it needs its COW store */
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->kind = kind;
-	if (kind == TRACK_KMOD)
-		r = trk_kmod_start(src, block_size, &t->kmod, why, why_len);
-	else
-		r = trk_ebpf_start(src, block_size, pin_root, &t->ebpf, why, why_len);
-	if (r < 0) {
-		free(t);
-		return r;
-	}
-	*ret_t = t;
-	return 0;
+/* Every backend, in auto's order (track.h). */
+#define OPS_(kind, name) &track_##name##_ops,
+static const struct track_ops *const backends[] = { TRACK_BACKENDS(OPS_) };
+#undef OPS_
+
+const char *track_kind_name(enum track_kind kind)
+{
+	return (unsigned)kind < TRACK_NKINDS ? names[kind] : "?";
 }
 
-int track_start_dm(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
-		   unsigned nslots, struct track **ret_t, char *why, size_t why_len)
+int track_kind_parse(const char *name, enum track_kind *ret_kind)
+{
+	for (unsigned k = 0; k < TRACK_NKINDS; k++) {
+		if (k != TRACK_SNAP && strcmp(name, names[k]) == 0) {
+			*ret_kind = (enum track_kind)k;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int start(const struct track_ops *ops, const struct track_conf *conf, struct source *src,
+		 unsigned slot, unsigned nslots, struct track **ret_t, char *why, size_t why_len)
 {
 	struct track *t = calloc(1, sizeof(*t));
 	int r;
 
-	if (!t)
+	if (!t) {
+		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
-	t->kind = TRACK_DM;
-	r = trk_dm_start(src, block_size, cow, slot, nslots, &t->dm, why, why_len);
+	}
+	t->ops = ops;
+	t->src = src;
+	t->chunk_size = conf->chunk_size;
+	t->block_size = conf->block_size;
+	t->nchunks = DIV_ROUND_UP(src->size, conf->chunk_size);
+	r = ops->start(src, conf, slot, nslots, &t->b, why, why_len);
 	if (r < 0) {
 		free(t);
 		return r;
+	}
+	t->only = calloc(DIV_ROUND_UP(t->nchunks, 64), 8);
+	if (!t->only) {
+		snprintf(why, why_len, "out of memory");
+		track_stop(t, !ops->resumed(t->b));
+		return -ENOMEM;
 	}
 	*ret_t = t;
 	return 0;
 }
 
-int track_harvest(struct track *t, const uint64_t **ret_pending, bool *ret_overflow)
+int track_start_scan(struct source *src, uint32_t chunk_size, struct track **ret_t)
 {
-	switch (t->kind) {
-	case TRACK_KMOD: return trk_kmod_harvest(t->kmod, ret_pending, ret_overflow);
-	case TRACK_DM: return trk_dm_harvest(t->dm, ret_pending, ret_overflow);
-	default: return trk_ebpf_harvest(t->ebpf, ret_pending, ret_overflow);
+	struct track_conf conf = { .kind = TRACK_SCAN, .chunk_size = chunk_size };
+	char why[64];
+
+	return start(&track_scan_ops, &conf, src, 0, 1, ret_t, why, sizeof(why));
+}
+
+/* Starts ops on every source, or on none (then why says why not). */
+static int start_all(const struct track_ops *ops, const struct track_conf *conf,
+		     struct source **srcs, unsigned n, struct track **ts, char *why, size_t why_len)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = start(ops, conf, srcs[i], i, n, &ts[i], why, why_len);
+	if (r == 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (ts[i])
+			ts[i] = track_stop(ts[i], !ts[i]->ops->resumed(ts[i]->b));
+	return r;
+}
+
+/* Whether auto tries ops: a recording backend whose prerequisites are there. */
+static bool auto_tries(const struct track_ops *ops)
+{
+	return ops->kind != TRACK_SCAN && ops->kind != TRACK_SNAP &&
+	       (!ops->available || ops->available());
+}
+
+/* Another tracker than chosen runs: what other backends left recording for these disks
+ * would go on recording for nobody (eBPF: and hold its program attached) until reboot. */
+static void forget_others(const struct track_ops *chosen, const struct track_conf *conf,
+			  struct source **srcs, unsigned n, const char *instead)
+{
+	for (size_t k = 0; k < sizeof(backends) / sizeof(*backends); k++) {
+		if (backends[k] == chosen || !backends[k]->forget)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			backends[k]->forget(conf->pin_root, srcs[i]->id, instead);
 	}
+}
+
+int track_pick(const struct track_conf *conf, struct source **srcs, unsigned n,
+	       struct track **ret_tracks)
+{
+	struct track_conf c = *conf;
+	struct track **ts = calloc(n, sizeof(*ts));
+	char why[256] = "";
+	int r;
+
+	if (!ts)
+		return log_errno(-ENOMEM, "allocation");
+	r = snap_pick(conf->snapshot, conf->snap_store, srcs, n, &c.snapshot);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		r = start_all(&track_snap_ops, &c, srcs, n, ts, why, sizeof(why));
+		if (r < 0) {
+			log_errno(r, "--snapshot %s: %s", snap_kind_name(c.snapshot), why);
+			goto out;
+		}
+		log_info("snapshot %s: each epoch reads a snapshot taken as it starts; the "
+			 "snapshot's exceptions are the next epoch's changed blocks",
+			 snap_kind_name(c.snapshot));
+		forget_others(&track_snap_ops, &c, srcs, n, snap_kind_name(c.snapshot));
+		goto out;
+	}
+	if (conf->kind == TRACK_SCAN)
+		goto scan;
+	for (size_t k = 0; k < sizeof(backends) / sizeof(*backends); k++) {
+		const struct track_ops *ops = backends[k];
+		const char *name = track_kind_name(ops->kind);
+		bool more = false;
+
+		if (conf->kind != ops->kind && (conf->kind != TRACK_AUTO || !auto_tries(ops)))
+			continue;
+		r = start_all(ops, &c, srcs, n, ts, why, sizeof(why));
+		if (r == 0) {
+			log_info("tracker %s: block writes are recorded as they complete; each "
+				 "epoch reads only the chunks they touched", name);
+			forget_others(ops, &c, srcs, n, name);
+			goto out;
+		}
+		if (conf->kind == ops->kind) {
+			log_errno(r, "--tracker %s: %s", name, why);
+			goto out;
+		}
+		for (size_t j = k + 1; j < sizeof(backends) / sizeof(*backends); j++)
+			more = more || auto_tries(backends[j]);
+		log_info("tracker auto: %s skipped (%s)%s", name, why, more ? "" : "; picked scan");
+	}
+scan:
+	r = start_all(&track_scan_ops, &c, srcs, n, ts, why, sizeof(why));
+	if (r < 0) {
+		log_errno(r, "tracker scan: %s", why);
+		goto out;
+	}
+	forget_others(&track_scan_ops, &c, srcs, n, "scan");
+	log_info("tracker scan: every %u s, each disk is re-read and only chunks whose "
+		 "fingerprint changed are sent", conf->interval_s);
+out:
+	if (r == 0)
+		memcpy(ret_tracks, ts, n * sizeof(*ts));
+	free(ts);
+	return r;
+}
+
+int track_changes(struct track *t, const struct fp *prev, bool full, const uint64_t *bad,
+		  struct changeset *ret_cs)
+{
+	const uint64_t *pending = NULL, *only = NULL, *marks = NULL;
+	bool overflow = false;
+	int fd = -1, r;
+
+	r = t->ops->harvest(t->b, &pending, &overflow, &fd);
+	if (r < 0)
+		return r;
+	if (overflow)
+		log_warn("%s: a change too large to track: reading the whole disk", t->src->id);
+	if (pending && !overflow) {
+		uint64_t per = t->chunk_size / t->block_size, words = DIV_ROUND_UP(t->nchunks, 64);
+
+		memset(t->only, 0, words * 8);
+		for (uint64_t w = 0; w < DIV_ROUND_UP(t->ops->nblocks(t->b), 64); w++) {
+			for (uint64_t bits = pending[w]; bits; bits &= bits - 1) {
+				uint64_t chunk = (w * 64 + (uint64_t)__builtin_ctzll(bits)) / per;
+
+				t->only[chunk / 64] |= UINT64_C(1) << (chunk % 64);
+			}
+		}
+		/* Chunks an earlier epoch could not read are tried again. */
+		for (uint64_t w = 0; bad && w < words; w++)
+			t->only[w] |= bad[w];
+		/* A full read still learns what the tracker would have missed. */
+		if (full)
+			marks = t->only;
+		else
+			only = t->only;
+	}
+	/* Without the receiver's fingerprints everything is sent, whatever changed. */
+	*ret_cs = (struct changeset){
+		.prev = prev,
+		.only = prev ? only : NULL,
+		.marks = prev && !only ? marks : NULL,
+		.blocks = prev && only && proto_patch_fits(t->chunk_size, t->block_size) ?
+			  pending : NULL,
+		.block_size = t->block_size,
+		.fd = fd,
+	};
+	return 0;
 }
 
 int track_acked(struct track *t, uint64_t epoch)
 {
-	switch (t->kind) {
-	case TRACK_KMOD: return trk_kmod_acked(t->kmod, epoch);
-	case TRACK_DM: return trk_dm_acked(t->dm, epoch);
-	default: return trk_ebpf_acked(t->ebpf, epoch);
-	}
+	return t->ops->acked(t->b, epoch);
 }
 
-uint64_t track_acked_epoch(const struct track *t)
+bool track_continuous(const struct track *t, uint64_t next_epoch)
 {
-	switch (t->kind) {
-	case TRACK_KMOD: return trk_kmod_acked_epoch(t->kmod);
-	case TRACK_DM: return trk_dm_acked_epoch(t->dm);
-	default: return trk_ebpf_acked_epoch(t->ebpf);
-	}
+	uint64_t acked = t->ops->acked_epoch(t->b);
+
+	/* The tracker may be one acknowledgement behind: an agent killed between the
+	 * receiver's ack and recording it. Its pending blocks then still hold that epoch's
+	 * set, so they cover everything changed since the receiver's epoch too. */
+	return acked != UINT64_MAX && (acked + 1 == next_epoch || acked + 2 == next_epoch);
 }
 
-bool track_resumed(const struct track *t)
+const char *track_name(const struct track *t)
 {
-	switch (t->kind) {
-	case TRACK_KMOD: return trk_kmod_resumed(t->kmod);
-	case TRACK_DM: return false; /* snapshots never outlive their agent */
-	default: return trk_ebpf_resumed(t->ebpf);
-	}
+	return t->ops->name ? t->ops->name(t->b) : track_kind_name(t->ops->kind);
 }
 
-uint64_t track_nblocks(const struct track *t)
+uint8_t track_proto(const struct track *t)
 {
-	switch (t->kind) {
-	case TRACK_KMOD: return trk_kmod_nblocks(t->kmod);
-	case TRACK_DM: return trk_dm_nblocks(t->dm);
-	default: return trk_ebpf_nblocks(t->ebpf);
-	}
-}
-
-enum track_kind track_kind(const struct track *t)
-{
-	return t->kind;
-}
-
-const char *track_name(enum track_kind kind)
-{
-	switch (kind) {
-	case TRACK_KMOD: return "kmod";
-	case TRACK_DM: return "dm";
-	default: return "ebpf";
-	}
+	return t->ops->proto_of ? t->ops->proto_of(t->b) : t->ops->proto;
 }
 
 struct track *track_stop(struct track *t, bool forget)
 {
 	if (!t)
 		return NULL;
-	trk_kmod_stop(t->kmod, forget);
-	trk_ebpf_stop(t->ebpf, forget);
-	trk_dm_stop(t->dm);
+	t->ops->stop(t->b, forget);
+	free(t->only);
 	free(t);
 	return NULL;
 }

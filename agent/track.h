@@ -1,42 +1,77 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The block-level change trackers behind one interface: the eBPF program
- * (track-ebpf.c), tern.ko (track-kmod.c) or dm-snapshots (track-dm.c). Each reports the
- * blocks written since the last harvest and keeps a pending set until the receiver
- * acknowledges an epoch; the first two keep tracking between agents, the dm one ends
- * with its agent. (The scan tracker is the absence of one: session.c re-reads.) */
+/* Change trackers behind one interface: what each epoch of a disk reads and sends, as a
+ * change set (changeset.h) for the reader. Backends (track-*.c, an ops table each, see
+ * track-ops.h): kmod (tern.ko), ebpf (a BPF program), snap (a snapshot provider's copies,
+ * snap.h) record the blocks written since the last harvest and keep them pending until the
+ * receiver acknowledges an epoch; scan records nothing, and each epoch re-reads the disk
+ * and sends what differs from the receiver's fingerprints. kmod and ebpf keep recording
+ * between agents; a snapshot ends with its agent. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/changeset.h"
+#include "agent/snap.h"
+
+struct fp;
 struct source;
 struct track;
 
-enum track_kind { TRACK_EBPF, TRACK_KMOD, TRACK_DM };
+/* Every backend, in the order auto tries them (never scan, the fallback, nor snap, which
+ * --snapshot picks): X(KIND, name) for a file track-name.c defining track_name_ops. The
+ * enum, the name table and the dispatch table are made from this one list. */
+#define TRACK_BACKENDS(X) X(KMOD, kmod) X(EBPF, ebpf) X(SCAN, scan) X(SNAP, snap)
 
-/* Starts (or resumes) a tracker of kind for src; pin_root is the eBPF tracker's. Returns
- * 0 or -errno with a one-line reason in why. */
-int track_start(enum track_kind kind, const struct source *src, uint32_t block_size,
-		const char *pin_root, struct track **ret_t, char *why, size_t why_len);
-/* Starts the dm-snapshot source on src, which it borrows and whose fd it points at each
- * epoch's snapshot (see track-dm.h: cow, slot of nslots). Returns 0 or -errno with why. */
-int track_start_dm(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
-		   unsigned nslots, struct track **ret_t, char *why, size_t why_len);
-/* Moves the changes since the last harvest into the pending set and returns it (a bitmap
- * of ceil(nblocks / 64) words, valid until the next call); *ret_overflow: read the whole
- * disk. */
-int track_harvest(struct track *t, const uint64_t **ret_pending, bool *ret_overflow);
+#define TRACK_KIND_(kind, name) TRACK_##kind,
+/* --tracker; snap is picked through --snapshot, never by name. */
+enum track_kind { TRACK_AUTO, TRACK_BACKENDS(TRACK_KIND_) TRACK_NKINDS };
+#undef TRACK_KIND_
+
+/* "auto", or a backend's name ("kmod", "ebpf", "scan", "snap"). */
+const char *track_kind_name(enum track_kind kind);
+/* The kind --tracker name asks for (not snap). Returns 0, or -EINVAL. */
+int track_kind_parse(const char *name, enum track_kind *ret_kind);
+
+struct track_conf {
+	enum track_kind kind;      /* --tracker */
+	enum snap_kind snapshot;   /* --snapshot */
+	const char *snap_store;    /* --snapshot-cow, or NULL */
+	uint32_t chunk_size;
+	uint32_t block_size;       /* the tracking block, a divisor of chunk_size */
+	const char *pin_root;      /* where the eBPF tracker pins, one directory per disk */
+	unsigned interval_s;       /* the scan tracker's period, for its explanation */
+};
+
+/* Picks and starts one tracker per source, before the first read of any, so nothing
+ * written during the full copy is missed: a snapshot provider when --snapshot asks for one
+ * (or auto finds one), else the kind asked for, where auto prefers tern.ko when loaded,
+ * then eBPF, then scan. Logs what it picked and why it passed over the others; tracking an
+ * earlier agent left for a tracker not picked is removed. ret_tracks (n entries) is filled
+ * on success only. Returns 0 or -errno (logged). */
+int track_pick(const struct track_conf *conf, struct source **srcs, unsigned n,
+	       struct track **ret_tracks);
+/* Starts the scan tracker on src alone, silently (a one-shot copy). Returns 0 or -errno. */
+int track_start_scan(struct source *src, uint32_t chunk_size, struct track **ret_t);
+
+/* The change set of t's next epoch. prev: the receiver's fingerprints (NULL: it holds
+ * nothing, send everything); full: read the whole disk (a reconciliation, --verify full),
+ * then the tracker's marks only count what it missed; bad: chunks an earlier epoch could
+ * not read (a bitmap, or NULL), read again. Harvests: the changes since the last call join
+ * the pending set (a snapshot provider takes its snapshot). *ret_cs points into t and prev,
+ * valid until the next call. Returns 0 or -errno. */
+int track_changes(struct track *t, const struct fp *prev, bool full, const uint64_t *bad,
+		  struct changeset *ret_cs);
 /* The receiver acknowledged epoch: forget the pending set, remember the epoch. */
 int track_acked(struct track *t, uint64_t epoch);
-/* The last acknowledged epoch this tracking saw (UINT64_MAX: none). */
-uint64_t track_acked_epoch(const struct track *t);
-bool track_resumed(const struct track *t);
-uint64_t track_nblocks(const struct track *t);
-enum track_kind track_kind(const struct track *t);
-/* "ebpf", "kmod" or "dm". */
-const char *track_name(enum track_kind kind);
+/* Whether t's pending set covers every change since the epoch before next_epoch, which the
+ * receiver holds, so a first epoch of a connection may read only those. */
+bool track_continuous(const struct track *t, uint64_t next_epoch);
+/* The backend's name ("kmod", "ebpf", "scan", or the snapshot provider's, "dm") and its
+ * PROTO_TRACKER_* for STATUS reports. */
+const char *track_name(const struct track *t);
+uint8_t track_proto(const struct track *t);
 /* Stops and frees; with forget the kernel side (pins, the module's tracker) goes too,
- * else it keeps recording for the next agent. dm snapshots always go, and give their
- * source its own descriptor back: stop it before freeing the source. NULL-safe, returns
+ * else it keeps recording for the next agent. Snapshots always go. NULL-safe, returns
  * NULL. */
 struct track *track_stop(struct track *t, bool forget);

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The dm-snapshot source; see track-dm.h. The classic layout, as LVM builds it:
+/* The dm-snapshot provider (--snapshot dm), behind snap.h: each epoch reads a
+ * device-mapper snapshot of a device-mapper source, a point-in-time image, and the
+ * snapshot's exceptions (the chunks copied out because the origin was written) are the
+ * next epoch's changed blocks. The classic layout, as LVM builds it:
  *   ORIGIN (the user's device)  snapshot-origin tern-ID-real
  *   tern-ID-real                the origin's own table
  *   tern-ID-sN                  snapshot tern-ID-real tern-ID-cow(N%2) P chunk
  *   tern-ID-cow0, -cow1         linear slices of the --snapshot-cow device
  * Two slices, because snapshot N+1 is taken before snapshot N is retired: writes between
  * the two land in both, so no write falls between epochs. */
-#include "agent/track-dm.h"
+#include "agent/snap-ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,11 +34,10 @@
 
 #define PREFIX "tern-"
 
-struct trk_dm {
+struct snap_dm {
 	int ctl;
 	struct source *src;
-	int origin_fd;            /* src's own descriptor while src->fd reads a snapshot */
-	int snap_fd;
+	int snap_fd;              /* the snapshot read now, which the epoch reads */
 	char id[72];
 	char origin_name[DMCTL_NAME_LEN];
 	dev_t origin, real, cow[2];
@@ -51,13 +53,15 @@ struct trk_dm {
 	bool overflow;            /* changes unknown until the next acknowledgement */
 };
 
+static struct snap_dm *snap_dm_stop(struct snap_dm *t);
+
 static void dev_name(char *buf, size_t len, const char *id, const char *suffix)
 {
 	snprintf(buf, len, PREFIX "%s-%s", id, suffix);
 }
 
 /* Creates tern-ID-suffix with table tbl and makes it live. */
-static int make_dev(struct trk_dm *t, const char *suffix, const struct dmctl_table *tbl,
+static int make_dev(struct snap_dm *t, const char *suffix, const struct dmctl_table *tbl,
 		    bool resume, dev_t *ret_dev)
 {
 	char name[DMCTL_NAME_LEN], uuid[DMCTL_UUID_LEN];
@@ -115,7 +119,7 @@ static int one_target(struct dmctl_table *tbl, uint64_t sectors, const char *typ
 }
 
 /* A new snapshot gets a fresh store: the kernel starts one where the header is zero. */
-static int zero_header(struct trk_dm *t, dev_t cow)
+static int zero_header(struct snap_dm *t, dev_t cow)
 {
 	size_t len = t->block_size;
 	void *buf = alloc_aligned(4096, len);
@@ -143,7 +147,7 @@ static int zero_header(struct trk_dm *t, dev_t cow)
 /* Suspends the origin so no write is in flight while a snapshot becomes active. lockfs
  * freezes a filesystem on it first, for an image it would mount cleanly; at the cutover
  * the filesystem is already frozen (FIFREEZE), which makes that freeze fail with EBUSY. */
-static int suspend_origin(struct trk_dm *t)
+static int suspend_origin(struct snap_dm *t)
 {
 	int r = dmctl_suspend(t->ctl, t->origin, true);
 
@@ -153,7 +157,7 @@ static int suspend_origin(struct trk_dm *t)
 }
 
 /* Takes snapshot tern-ID-sSEQ on COW slice slice, and opens it for reading. */
-static int take(struct trk_dm *t, unsigned slice, dev_t *ret_snap, int *ret_fd)
+static int take(struct snap_dm *t, unsigned slice, dev_t *ret_snap, int *ret_fd)
 {
 	struct dmctl_table *tbl = calloc(1, sizeof(*tbl)), *otbl = NULL;
 	char suffix[32];
@@ -234,7 +238,7 @@ out:
 /* Removes snapshot snap (its descriptor closed) and adds its exceptions to the pending set;
  * when they are lost (it overflowed, its store does not add up) sets t->overflow. Returns
  * 0, or -errno when the snapshot could not be removed. */
-static int retire(struct trk_dm *t, dev_t snap, unsigned slice)
+static int retire(struct snap_dm *t, dev_t snap, unsigned slice)
 {
 	struct dmctl_table *st = NULL;
 	const char *why = NULL;
@@ -335,8 +339,13 @@ static int lower_add(struct lower *l, dev_t dev, unsigned depth)
 	return r;
 }
 
-int trk_dm_check_cow(const char *cow, struct source *const *srcs, unsigned n, char *why,
-		     size_t why_len)
+/* Checks, before anything is made, that the block device cow may serve as the snapshot
+ * store of the n sources: it is not in use (an O_EXCL open succeeds: not mounted, not
+ * held by device-mapper or md), and it neither is nor lies on any source (a partition of
+ * one, a device under one's dm/md stack), nor does a source lie on it. Returns 0, or
+ * -errno with a reason in why. */
+static int snap_dm_check_cow(const char *cow, struct source *const *srcs, unsigned n, char *why,
+			     size_t why_len)
 {
 	struct lower *lc = calloc(1, sizeof(*lc)), *ls = calloc(1, sizeof(*ls));
 	struct stat st, ss;
@@ -409,17 +418,24 @@ cleanup:
 	return r;
 }
 
-bool trk_dm_source_ok(const struct source *src)
+/* Whether src is a device-mapper block device (an LVM LV, a dmsetup device). */
+static bool snap_dm_source_ok(const struct source *src)
 {
 	struct stat st;
 
 	return src->blockdev && fstat(src->fd, &st) == 0 && dmctl_is_dm(st.st_rdev);
 }
 
-int trk_dm_start(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
-		 unsigned nslots, struct trk_dm **ret_t, char *why, size_t why_len)
+/* Sets up src (a device-mapper device; borrowed, must outlive the tracker) for snapshots:
+ * tern-ID-real takes its table, tern-ID-cow0/1 are slices slot*2 and slot*2+1 of nslots*2
+ * equal slices of the block device cow, and src becomes a snapshot-origin at the first
+ * harvest. Snapshot chunks are block_size bytes. Returns 0 or -errno with a reason in why;
+ * on failure everything made is undone. Long, as a sequence of checks and devices made in
+ * order with one unwinding path (snap_dm_stop): split, the order would be harder to see. */
+static int snap_dm_start(struct source *src, uint32_t block_size, const char *cow, unsigned slot,
+			 unsigned nslots, struct snap_dm **ret_t, char *why, size_t why_len)
 {
-	struct trk_dm *t = calloc(1, sizeof(*t));
+	struct snap_dm *t = calloc(1, sizeof(*t));
 	struct dmctl_info info;
 	struct stat st;
 	uint64_t cow_bytes = 0;
@@ -427,7 +443,7 @@ int trk_dm_start(struct source *src, uint32_t block_size, const char *cow, unsig
 
 	if (!t)
 		return -ENOMEM;
-	t->ctl = t->origin_fd = t->snap_fd = -1;
+	t->ctl = t->snap_fd = -1;
 	t->src = src;
 	t->block_size = block_size;
 	t->acked_epoch = UINT64_MAX;
@@ -525,12 +541,18 @@ int trk_dm_start(struct source *src, uint32_t block_size, const char *cow, unsig
 	*ret_t = t;
 	return 0;
 fail:
-	trk_dm_stop(t);
+	snap_dm_stop(t);
 	return r;
 }
 
-int trk_dm_harvest(struct trk_dm *t, const uint64_t **ret_pending, bool *ret_overflow)
+/* Takes a new snapshot, which *ret_fd reads from then on, and retires the previous one: its
+ * exceptions join the pending set, returned as a bitmap of ceil(nblocks / 64) words valid
+ * until the next call. *ret_overflow: a snapshot overflowed its COW slice (or its store
+ * could not be read), so the changes are unknown until an epoch is acknowledged: read the
+ * whole disk. */
+static int snap_dm_take(void *b, int *ret_fd, const uint64_t **ret_pending, bool *ret_overflow)
 {
+	struct snap_dm *t = b;
 	dev_t prev = t->snap, snap = 0;
 	unsigned slice;
 	int r, fd = -1;
@@ -547,11 +569,9 @@ int trk_dm_harvest(struct trk_dm *t, const uint64_t **ret_pending, bool *ret_ove
 	if (r < 0)
 		return r;
 	/* The previous snapshot is closed before it is removed: an open device stays. */
-	if (t->origin_fd < 0)
-		t->origin_fd = t->src->fd;
-	else
-		close(t->src->fd);
-	t->src->fd = fd;
+	if (t->snap_fd >= 0)
+		close(t->snap_fd);
+	t->snap_fd = fd;
 	t->snap = snap;
 	if (prev) {
 		unsigned prev_slice = t->snap_slice;
@@ -565,39 +585,49 @@ int trk_dm_harvest(struct trk_dm *t, const uint64_t **ret_pending, bool *ret_ove
 		}
 	}
 	t->snap_slice = slice;
+	*ret_fd = t->snap_fd;
 	*ret_pending = t->pend;
 	*ret_overflow = t->overflow;
 	return 0;
 }
 
-int trk_dm_acked(struct trk_dm *t, uint64_t epoch)
+/* The receiver acknowledged epoch: forget the pending set and any overflow. */
+static int snap_dm_acked(void *b, uint64_t epoch)
 {
+	struct snap_dm *t = b;
+
 	memset(t->pend, 0, DIV_ROUND_UP(t->nblocks, 64) * 8);
 	t->overflow = false;
 	t->acked_epoch = epoch;
 	return 0;
 }
 
-uint64_t trk_dm_acked_epoch(const struct trk_dm *t)
+/* The last acknowledged epoch (UINT64_MAX: none). */
+static uint64_t snap_dm_acked_epoch(const void *b)
 {
+	const struct snap_dm *t = b;
+
 	return t->acked_epoch;
 }
 
-uint64_t trk_dm_nblocks(const struct trk_dm *t)
+static uint64_t snap_dm_nblocks(const void *b)
 {
+	const struct snap_dm *t = b;
+
 	return t->nblocks;
 }
 
-struct trk_dm *trk_dm_stop(struct trk_dm *t)
+/* Gives src its own descriptor back, removes the snapshot, restores the origin's table
+ * and removes every device it made. Always: a snapshot does not outlive its agent.
+ * NULL-safe, returns NULL. */
+static struct snap_dm *snap_dm_stop(struct snap_dm *t)
 {
 	bool clean = true;
 
 	if (!t)
 		return NULL;
-	if (t->origin_fd >= 0) {
-		close(t->src->fd);
-		t->src->fd = t->origin_fd;
-	}
+	if (t->snap_fd >= 0)
+		close(t->snap_fd);
 	if (t->snap && remove_dev(t->ctl, t->snap, "snapshot") < 0)
 		clean = false;
 	if (t->stale && remove_dev(t->ctl, t->stale, "snapshot") < 0)
@@ -707,7 +737,13 @@ out:
 	return r;
 }
 
-int trk_dm_cleanup(const char *id, const char *path)
+/* Removes what an agent that did not stop cleanly left for disk id read from path: puts
+ * back the own table of the origin it had turned into a snapshot-origin (resuming it if it
+ * was left suspended), then removes its tern-ID-* snapshot, real and COW devices, logging
+ * each. Call it before opening path: an origin left suspended would hang any read. Returns
+ * 0 (also when path is no device-mapper device, or there was nothing), or -errno when
+ * something could not be undone. */
+static int snap_dm_cleanup(const char *id, const char *path)
 {
 	struct dmctl_dev *devs = NULL;
 	struct stat st;
@@ -756,3 +792,33 @@ out:
 	close(ctl);
 	return r;
 }
+
+static int dm_start(struct source *src, uint32_t block_size, const char *store, unsigned slot,
+		    unsigned nslots, void **ret_b, char *why, size_t why_len)
+{
+	struct snap_dm *t;
+	int r = snap_dm_start(src, block_size, store, slot, nslots, &t, why, why_len);
+
+	if (r == 0)
+		*ret_b = t;
+	return r;
+}
+
+static void dm_stop(void *b)
+{
+	snap_dm_stop(b);
+}
+
+const struct snap_ops snap_dm_ops = {
+	.kind = SNAP_DM,
+	.proto = PROTO_TRACKER_DM,
+	.source_ok = snap_dm_source_ok,
+	.cleanup = snap_dm_cleanup,
+	.check_store = snap_dm_check_cow,
+	.start = dm_start,
+	.take = snap_dm_take,
+	.acked = snap_dm_acked,
+	.acked_epoch = snap_dm_acked_epoch,
+	.nblocks = snap_dm_nblocks,
+	.stop = dm_stop,
+};

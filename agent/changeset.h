@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* One epoch's change set: what the read pipeline reads and sends of a disk. A tracker
+ * (track.h) builds it; the reader (reader.h) consumes it. */
+#pragma once
+#include <stdint.h>
+
+struct fp;
+
+struct changeset {
+	/* Fingerprints of every chunk as the receiver holds them: only chunks whose
+	 * fingerprint differs are sent. Borrowed; NULL sends everything (and the fields
+	 * below must be NULL too). */
+	const struct fp *prev;
+	/* With prev: a bitmap of the chunks that may have changed; the others are not read
+	 * and keep their fingerprint from prev. NULL: read every chunk. */
+	const uint64_t *only;
+	/* With prev and only NULL: the tracker's marks, to count changed chunks it did not
+	 * report (rd_out.missed_chunks). */
+	const uint64_t *marks;
+	/* With only: the changed blocks (bit per block_size bytes of the disk). A whole chunk
+	 * with some but not all of its blocks changed is sent as a PATCH of just those blocks.
+	 * NULL: whole chunks. block_size must then split a chunk into 2..64. */
+	const uint64_t *blocks;
+	uint32_t block_size;
+	/* Where the epoch reads: a snapshot's descriptor (owned by its provider, same size and
+	 * O_DIRECT-ness as the source), or -1 for the source's own. */
+	int fd;
+};

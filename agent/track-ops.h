@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* What a tracker backend implements; track.c dispatches to it. Only track*.c include this.
+ * A backend's state is the void * its start returns. */
+#pragma once
+#include "agent/track.h"
+#include "common/proto.h"
+
+struct track_ops {
+	enum track_kind kind;
+	uint8_t proto;               /* PROTO_TRACKER_*; snap reports its provider's */
+	/* Whether auto should try it (kmod: tern.ko is loaded). NULL: always. */
+	bool (*available)(void);
+	/* Starts (or resumes what an earlier agent left) tracking src, slot of nslots sources.
+	 * Returns 0 or -errno with a one-line reason in why. */
+	int (*start)(struct source *src, const struct track_conf *conf, unsigned slot,
+		     unsigned nslots, void **ret_b, char *why, size_t why_len);
+	/* Moves the changes since the last harvest into the pending set and returns it: a
+	 * bitmap of ceil(nblocks / 64) words valid until the next call, or NULL when the
+	 * backend records no blocks (scan). *ret_overflow: read the whole disk. *ret_fd: where
+	 * the epoch reads (-1: the source). */
+	int (*harvest)(void *b, const uint64_t **ret_pending, bool *ret_overflow, int *ret_fd);
+	int (*acked)(void *b, uint64_t epoch);
+	uint64_t (*acked_epoch)(const void *b); /* UINT64_MAX: none */
+	bool (*resumed)(const void *b);
+	uint64_t (*nblocks)(const void *b);
+	const char *(*name)(const void *b);     /* NULL: track_kind_name(kind) */
+	uint8_t (*proto_of)(const void *b);     /* NULL: proto */
+	void (*stop)(void *b, bool forget);
+	/* Removes (and says so) what an earlier agent left recording for disk id, when
+	 * tracker instead replaces it. NULL: nothing outlives its agent. */
+	void (*forget)(const char *pin_root, const char *id, const char *instead);
+};
+
+#define TRACK_OPS_DECL_(kind, name) extern const struct track_ops track_##name##_ops;
+TRACK_BACKENDS(TRACK_OPS_DECL_)
+#undef TRACK_OPS_DECL_
