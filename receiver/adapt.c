@@ -1928,7 +1928,7 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 	struct ad a = { .p = p, .o = o, .undo_dir = o->undo_dir, .why = why,
 			.why_len = why_len };
 	json_object *os = NULL;
-	bool changing = false;
+	bool changing = false, made_dir;
 	char path[4096];
 	const char *js;
 	int r, fd;
@@ -1943,6 +1943,7 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 		snprintf(why, why_len, "cannot open %s for writing: %s", image, strerror(errno));
 		return r;
 	}
+	made_dir = access(o->undo_dir, F_OK) < 0;
 	r = undo_dir_make(o->undo_dir, why, why_len);
 	if (r < 0)
 		return r;
@@ -2036,6 +2037,12 @@ cleanup:
 	}
 	if (r < 0 && !why[0])
 		snprintf(why, why_len, "%s", strerror(-r));
+	if (r < 0 && !a.manifest && made_dir) {
+		/* refused before any change: no trace of it on the host either */
+		snprintf(path, sizeof(path), "%s/files", o->undo_dir);
+		rmdir(path);
+		rmdir(o->undo_dir);
+	}
 	ad_free(&a);
 	return r;
 }

@@ -54,10 +54,13 @@ trap cleanup EXIT
 
 t0=$SECONDS
 rc=0
-IMG=$("$HERE/build-image.sh" bios-itools) || rc=$?
+# A copy of our own: the cache keeps one image per variant, and a run of another version
+# of the builder replaces it.
+IMG=$T/orig.img
+cached=$("$HERE/build-image.sh" bios-itools "$IMG") || rc=$?
 [ $rc -ne 77 ] || skip "cannot build the bios-itools image (see above)"
 [ $rc -eq 0 ] && [ -f "$IMG" ] || fail "build-image.sh bios-itools failed ($rc)"
-log "image $IMG ready in $((SECONDS - t0)) s"
+log "image $cached ready in $((SECONDS - t0)) s"
 copy() { cp --sparse=always --reflink=auto "$IMG" "$1"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -100,7 +103,10 @@ refused() {
 }
 
 # --- 1. Bad input: one line, exit 2 (or 1), nothing started -----------------------------
-copy "$T/g.img"
+# A small image with a file system and no OS: the refusals before any appliance starts
+# are proved on it (hashing a 3 GiB guest costs more than these checks).
+truncate -s 256M "$T/blank.img"
+mkfs.ext4 -q -F "$T/blank.img"
 for bad in "--profile vmware $T/g.img" "$T/g.img" "--profile kvm" \
 	"--profile kvm --accel fast $T/g.img" "--undo $T/none --profile kvm $T/g.img"; do
 	rc=0
@@ -112,16 +118,14 @@ done
 out=$("$RCV" adapt --profile kvm "$T/none.img" 2>&1) && fail "a missing image was accepted"
 grep -q "cannot open $T/none.img" <<<"$out" || fail "missing image: $out"
 mkdir -p "$T/used.undo" && echo "tern-adapt-undo 1" >"$T/used.undo/manifest"
-refused "an undo directory already in use" "$T/g.img" "already holds" --profile kvm \
+refused "an undo directory already in use" "$T/blank.img" "already holds" --profile kvm \
 	--undo-dir "$T/used.undo"
-refused "a missing undo record" "$T/g.img" "cannot read $T/none.undo/manifest" --undo "$T/none.undo"
+refused "a missing undo record" "$T/blank.img" "cannot read $T/none.undo/manifest" --undo "$T/none.undo"
 mkdir -p "$T/bad.undo" && echo "something else" >"$T/bad.undo/manifest"
-refused "a foreign undo record" "$T/g.img" "not a tern undo record" --undo "$T/bad.undo"
+refused "a foreign undo record" "$T/blank.img" "not a tern undo record" --undo "$T/bad.undo"
 
 # --- 2. Guests that cannot be adapted: refused, byte-identical ---------------------------
 t=$SECONDS
-truncate -s 256M "$T/blank.img"
-mkfs.ext4 -q -F "$T/blank.img"
 refused "a disk with no OS" "$T/blank.img" "no operating system found" --profile kvm \
 	--undo-dir "$T/blank.undo"
 [ ! -e "$T/blank.undo/manifest" ] || fail "a refused guest has an undo record"
@@ -138,6 +142,7 @@ noitools() {
 	rm -f "$T/rw/usr/sbin/update-initramfs"
 	umount_last
 }
+copy "$T/g.img"
 noitools "$T/g.img"
 refused "a guest without an initramfs tool" "$T/g.img" "no initramfs tool" --profile aws \
 	--undo-dir "$T/g.undo"
@@ -176,7 +181,8 @@ grep -E "^[[:space:]]*linux[[:space:]].* root=UUID=$uuid .*console=ttyS0,115200"
 [ ! -e "$M/etc/udev/rules.d/70-persistent-net.rules" ] || fail "the persistent-net rule is still there"
 ! grep -qE '^[[:space:]]*(auto|iface)[[:space:]]+ens33' "$M/etc/network/interfaces" || fail "ens33 is still configured"
 [ "$(readlink "$M/etc/systemd/system/open-vm-tools.service")" = /dev/null ] || fail "open-vm-tools is not masked"
-lsinitramfs "$M/boot/initrd.img-"* | grep -q '/virtio_blk\.ko' || fail "no virtio_blk in the initramfs"
+lsinitramfs "$M/boot/initrd.img-"* >"$T/kvm.initrd" || fail "lsinitramfs cannot list the adapted initramfs"
+grep -q '/virtio_blk\.ko' "$T/kvm.initrd" || fail "no virtio_blk in the initramfs"
 umount_last
 t=$SECONDS
 "$HERE/boot.sh" "$T/kvm.img" --bus virtio-blk --expect-marker TERN-BOOT-OK --timeout 600 \
@@ -185,7 +191,6 @@ grep -qE 'TERN-BOOT-OK [0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' "$T/kvm.boot" || fail "no
 log "kvm: $(cat "$T/kvm.boot") (boot.sh took $((SECONDS - t)) s)"
 
 t=$SECONDS
-adapted=$(sha "$T/kvm.img")
 "${ADAPT[@]}" --undo "$T/kvm.undo" "$T/kvm.img" >"$T/undo.out" 2>&1 || { cat "$T/undo.out"; fail "undo failed"; }
 files "$T/kvm.img" "$T/undone.files"
 if ! diff -u "$T/orig.files" "$T/undone.files" >"$T/undo.diff"; then
@@ -197,7 +202,6 @@ fi
 if [ "$(sha "$T/kvm.img")" = "$(sha "$IMG")" ]; then
 	log "kvm: undo in $((SECONDS - t)) s: the image is byte-identical to the original"
 else
-	[ "$(sha "$T/kvm.img")" != "$adapted" ] || fail "undo changed nothing"
 	log "kvm: undo in $((SECONDS - t)) s: every file identical (content, type, mode, owner, mtime, link); the image differs in ext4 metadata only"
 fi
 
