@@ -186,7 +186,7 @@ mmdebstrap --quiet --variant=minbase --include="$(IFS=,; echo "${PKGS[*]}")" \
 	bookworm "$ROOT" "${MIRRORS[@]}" >"$T/mmdebstrap.log" 2>&1 || {
 	tail -n 30 "$T/mmdebstrap.log" >&2
 	# No packages to be had is this machine's limit, not a fault of the builder.
-	grep -qE 'Failed to fetch|Temporary failure resolving|Could not resolve|Unable to fetch|Unable to locate package' \
+	grep -qE 'Failed to fetch|Temporary failure resolving|Could not resolve|Unable to fetch' \
 		"$T/mmdebstrap.log" && skip "mmdebstrap cannot get the packages from the apt sources"
 	die "mmdebstrap failed"
 }
