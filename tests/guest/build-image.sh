@@ -83,6 +83,14 @@ mkdir -p "$DIR"
 exec 9>"$DIR/$VARIANT.lock"
 flock 9
 [ -f "$IMG" ] && give # another run built it while we waited
+# Under the lock every build directory of this variant is a killed build's: unmount what it
+# left, then remove it, never crossing into a file system still mounted there.
+for old in "$DIR/.build-$VARIANT".*; do
+	[ -d "$old" ] || continue
+	awk -v t="$old/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount "$m" || umount -l "$m"; done
+	rm -rf --one-file-system "$old"
+done
 
 T=$(mktemp -d "$DIR/.build-$VARIANT.XXXXXX")
 ROOT=$T/root MNT=$T/mnt TMPIMG=$T/disk.img
