@@ -7,7 +7,8 @@
 #                /dev/sda1 missing; boot.sh never writes the image
 #   uefi-itools  an empty NVRAM finds no loader (no \EFI\BOOT\BOOTX64.EFI) on AHCI; the
 #                same image with that one file added boots (so nothing else is wrong)
-#   bios-dracut  boots on AHCI to the ttyS0 getty, with no kernel console on ttyS0
+#   bios-dracut  boots on AHCI to the ttyS0 getty (its banner as a marker), with no
+#                kernel console on ttyS0
 # Usage: boot-proof.sh VARIANT. Exit 0 pass, 1 fail, 77 skip (not root, no packages).
 # Images are cached by build-image.sh; TERN_GUEST_KEEP=1 keeps the consoles.
 set -euo pipefail
@@ -106,7 +107,11 @@ uefi-itools)
 	boot uefi-fallback 0 "$T/fallback.img" --bus ahci --uefi
 	;;
 bios-dracut)
-	boot dracut-ahci 0 "$IMG" --bus ahci
+	# The marker form of the proof (what a test launch waits for): agetty's banner,
+	# /etc/issue with the host and line filled in, printed only once the getty runs.
+	boot dracut-ahci 0 "$IMG" --bus ahci --expect-marker "Debian GNU/Linux 12 vmw-guest ttyS0"
+	grep -q "ok: marker .*: Debian GNU/Linux 12 vmw-guest ttyS0" "$T/dracut-ahci.out" ||
+		fail "boot.sh did not report the marker line"
 	# The old guest has no console= on its command line: the kernel speaks only on the
 	# VGA console, the getty alone on ttyS0 (the adaptation adds the serial console).
 	console_has dracut-ahci "Linux version" && fail "the kernel's console is on ttyS0 already"
