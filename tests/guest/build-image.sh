@@ -30,8 +30,9 @@
 # A getty runs on ttyS0 in every variant; its "login:" prompt is the boot proof.
 #
 # Cache: ${TERN_GUEST_DIR:-${TMPDIR:-/var/tmp}/tern-guest}/VARIANT-HASH.img, HASH from
-# this script's own bytes, so changing the builder rebuilds; older images of the variant
-# are removed. Built under a lock, in a temporary file renamed into place.
+# this script's own bytes, so changing the builder rebuilds; images of other versions are
+# removed once unused for a day (VARIANT-HASH.img.used stamps each use). Built under a
+# lock, in a temporary file renamed into place.
 # Packages come from this machine's own apt sources (Debian 12 hosts) via mmdebstrap.
 set -euo pipefail
 
@@ -61,6 +62,8 @@ HASH=$(sha256sum "$SELF" | cut -c1-12)
 IMG=$DIR/$VARIANT-$HASH.img
 
 give() { # the cached image's path on stdout, and the caller's copy when asked
+	# Its use is stamped beside it, never on it (tests check that the image is unwritten).
+	touch "$IMG.used" 2>/dev/null || true
 	if [ -n "$OUT" ]; then
 		cp --sparse=always --reflink=auto "$IMG" "$OUT.tmp.$$" && mv -f "$OUT.tmp.$$" "$OUT" ||
 			{ rm -f "$OUT.tmp.$$"; die "cannot copy the image to $OUT"; }
@@ -355,8 +358,13 @@ losetup -d "$LOOP"
 LOOP=
 
 mv -f "$TMPIMG" "$IMG"
+# Images of other builder versions go once unused for a day: checkouts of different
+# versions (worktrees, branches) share the cache and must not rebuild over each other.
 for old in "$DIR/$VARIANT"-*.img; do
-	[ "$old" = "$IMG" ] || rm -f "$old"
+	[ "$old" != "$IMG" ] || continue
+	used=$old.used
+	[ -e "$used" ] || used=$old
+	[ -n "$(find "$used" -maxdepth 0 -mmin +1440)" ] && rm -f "$old" "$old.used"
 done
 log "$VARIANT: built $IMG in $((SECONDS - start)) s"
 give
