@@ -23,6 +23,7 @@
 #include "common/proto.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "receiver/adapt.h"
 #include "receiver/api.h"
 #include "receiver/enrol.h"
 #include "receiver/listener.h"
@@ -39,6 +40,8 @@ static void usage(FILE *f)
 		"                           --target DISK_ID=PATH[,max-size=SIZE] [--target ...]\n"
 		"       tern-receiver token create --address HOST:PORT [--ttl DURATION] [...]\n"
 		"       tern-receiver agent revoke NAME | agent list\n"
+		"       tern-receiver adapt --profile kvm|aws|azure|gcp [...] IMAGE  (see adapt --help)\n"
+		"       tern-receiver adapt --undo DIR IMAGE\n"
 		"       tern-receiver --help | --version\n"
 		"\n"
 		"init creates a CA, the receiver's key and certificate and an agent credential\n"
@@ -613,6 +616,8 @@ int main(int argc, char **argv)
 		return enrol_cmd_token(argc - 1, argv + 1);
 	if (strcmp(argv[1], "agent") == 0)
 		return enrol_cmd_agent(argc - 1, argv + 1);
+	if (strcmp(argv[1], "adapt") == 0)
+		return adapt_cmd(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see tern-receiver --help", argv[1]);
 	return 2;
 }

@@ -4,6 +4,7 @@
 
 TERN_BUILD_DEPS=(meson ninja-build pkg-config gcc liburing-dev libzstd-dev libssl-dev
 	libxxhash-dev libblkid-dev libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev check
+	libguestfs-dev
 	openssl util-linux e2fsprogs fdisk clang bpftool libbpf-dev python3 curl jq)
 
 tern_install() {
