@@ -122,13 +122,13 @@ qemu-system-x86_64 -machine q35 -accel "$ACCEL" -m "$MEM" -smp 2 \
 	</dev/null >"$T/qemu.log" 2>&1 &
 QEMU_PID=$!
 
-# What a guest that will not come up prints, first match wins; each pattern's reason.
+# What a guest that will not come up prints, the most telling first.
 FAILS=(
-	'Gave up waiting for root'
 	'ALERT!'
+	'Kernel panic'
+	'Gave up waiting for root'
 	'Dropping to a shell'
 	'(initramfs)'
-	'Kernel panic'
 	'dracut Warning: Could not boot'
 	'Entering emergency mode'
 	'You are in emergency mode'
@@ -145,7 +145,7 @@ FAILS=(
 	'Shell> '
 	'UEFI Interactive Shell'
 )
-clean() { tr -d '\r' <"$LOG" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
+clean() { tr -d '\r' <"$LOG" | sed 's/\x1b\[[0-9;?=]*[A-Za-z]//g'; }
 while :; do
 	text=$(clean)
 	if [ -n "$MARKER" ]; then
@@ -155,10 +155,23 @@ while :; do
 		result "ok: login prompt after $((SECONDS - start)) s on $WHERE"
 		exit 0
 	fi
-	for f in "${FAILS[@]}"; do
-		line=$(grep -F -m1 -- "$f" <<<"$text" || true)
-		[ -z "$line" ] || fail "after $((SECONDS - start)) s on $WHERE: $(sed 's/^[[:space:]]*//' <<<"$line" | cut -c1-200)"
-	done
+	if grep -qF -f <(printf '%s\n' "${FAILS[@]}") <<<"$text"; then
+		# The lines after the first sign often say more ("Gave up waiting for root"
+		# is followed by "ALERT! /dev/sda1 does not exist"): give them a moment, then
+		# name the most telling one.
+		sleep 2
+		text=$(clean)
+		for f in "${FAILS[@]}"; do
+			line=$(grep -F -m1 -- "$f" <<<"$text" || true)
+			[ -n "$line" ] || continue
+			line=$(sed 's/^[[:space:]]*//' <<<"$line" | cut -c1-200)
+			# The firmware's shell is where it ends; why is the boot option it
+			# could not load (no loader at the path it looks for).
+			why=$(grep -m1 'BdsDxe: failed to load' <<<"$text" | sed 's/ from .*:/:/' || true)
+			[ -z "$why" ] || line="$why; then $line"
+			fail "after $((SECONDS - start)) s on $WHERE: $line"
+		done
+	fi
 	if ! kill -0 "$QEMU_PID" 2>/dev/null; then
 		rc=0
 		wait "$QEMU_PID" || rc=$?

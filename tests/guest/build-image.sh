@@ -75,7 +75,7 @@ give() { # the cached image's path on stdout, and the caller's copy when asked
 NEED=(mmdebstrap fdisk util-linux e2fsprogs)
 case $VARIANT in
 bios-*) NEED+=(grub-pc-bin) ;;
-uefi-*) NEED+=(grub-efi-amd64-bin dosfstools) ;;
+uefi-*) NEED+=(dosfstools mtools) ;;
 esac
 tern_install "${NEED[@]}" || skip "cannot install ${NEED[*]}"
 
@@ -257,6 +257,21 @@ cat >"$ROOT/boot/grub/grub.cfg" <<-EOF
 	}
 EOF
 mkdir -p "$ROOT/boot/efi"
+# UEFI: what Debian's grub-install --target=x86_64-efi (without --removable) does, with
+# the guest's own GRUB: modules under /boot/grub, a core image that finds the root file
+# system by UUID, copied to \EFI\debian\grubx64.efi below. grub-install itself cannot
+# run here: it wants the ESP mounted, and the build host's kernel may have no vfat.
+ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
+if [ "$VARIANT" = uefi-itools ]; then
+	G=$ROOT/boot/grub/x86_64-efi
+	mkdir -p "$G"
+	cp "$ROOT"/usr/lib/grub/x86_64-efi/*.mod "$ROOT"/usr/lib/grub/x86_64-efi/*.lst "$G/"
+	printf "search.fs_uuid %s root\nset prefix=(\$root)'/boot/grub'\n" "$ROOT_UUID" >"$G/load.cfg"
+	chroot "$ROOT" grub-mkimage -O x86_64-efi -d /usr/lib/grub/x86_64-efi \
+		-c /boot/grub/x86_64-efi/load.cfg -p /boot/grub -o /boot/grub/x86_64-efi/core.efi \
+		part_gpt ext2 search_fs_uuid >"$T/grub.log" 2>&1 ||
+		{ cat "$T/grub.log" >&2; die "grub-mkimage (x86_64-efi) failed"; }
+fi
 
 # --- 3. The disk: partitions, file systems, GRUB ----------------------------------------
 MiB=2048 # sectors
@@ -289,39 +304,33 @@ for p in $(seq "$NPARTS"); do
 	for _ in $(seq 50); do [ -b "${LOOP}p$p" ] && break; sleep 0.1; done
 	[ -b "${LOOP}p$p" ] || die "no ${LOOP}p$p after partx -a"
 done
-mkfs.ext4 -q -F -d "$ROOT" "${LOOP}p1" || die "mkfs.ext4 -d failed"
-case $VARIANT in
-bios-*) mkswap -q "${LOOP}p2" >/dev/null ;;
-uefi-*)
-	mkfs.vfat -F 32 -n EFI "${LOOP}p2" >/dev/null || die "mkfs.vfat failed"
-	mkswap -q "${LOOP}p3" >/dev/null
-	;;
-esac
-mkdir -p "$MNT"
-mount "${LOOP}p1" "$MNT"
-MOUNTS+=("$MNT")
+mkfs.ext4 -q -F -U "$ROOT_UUID" -d "$ROOT" "${LOOP}p1" || die "mkfs.ext4 -d failed"
 case $VARIANT in
 bios-*)
+	mkswap -q "${LOOP}p2" >/dev/null
+	mkdir -p "$MNT"
+	mount "${LOOP}p1" "$MNT"
+	MOUNTS+=("$MNT")
 	grub-install --target=i386-pc --boot-directory="$MNT/boot" "$LOOP" >"$T/grub.log" 2>&1 ||
 		{ cat "$T/grub.log" >&2; die "grub-install (i386-pc) failed"; }
+	# grub-install writes its own grub.cfg only on request; ours must still be there.
+	grep -q 'root=/dev/sda1' "$MNT/boot/grub/grub.cfg" || die "grub.cfg lost"
+	umount "$MNT"
+	MOUNTS=()
 	;;
 uefi-*)
-	mount "${LOOP}p2" "$MNT/boot/efi"
-	MOUNTS+=("$MNT/boot/efi")
+	mkswap -q "${LOOP}p3" >/dev/null
+	mkfs.vfat -F 32 -n EFI "${LOOP}p2" >/dev/null || die "mkfs.vfat failed"
+	export MTOOLS_SKIP_CHECK=1
 	# Debian's default: the boot entry's own path, no --removable: the old machine's
 	# NVRAM named it; a new machine's empty NVRAM does not.
-	grub-install --target=x86_64-efi --efi-directory="$MNT/boot/efi" \
-		--boot-directory="$MNT/boot" --bootloader-id=debian --no-nvram \
-		--no-uefi-secure-boot >"$T/grub.log" 2>&1 ||
-		{ cat "$T/grub.log" >&2; die "grub-install (x86_64-efi) failed"; }
-	[ -f "$MNT/boot/efi/EFI/debian/grubx64.efi" ] || die "no \\EFI\\debian\\grubx64.efi"
-	[ ! -e "$MNT/boot/efi/EFI/BOOT" ] || die "grub-install made a removable-media loader"
+	ESP="$TMPIMG@@$((1 * MiB * 512))" # the image file at p2's offset: no geometry ioctls
+	mmd -i "$ESP" ::/EFI ::/EFI/debian
+	mcopy -i "$ESP" "$ROOT/boot/grub/x86_64-efi/core.efi" ::/EFI/debian/grubx64.efi ||
+		die "cannot write \\EFI\\debian\\grubx64.efi"
+	mdir -i "$ESP" ::/EFI/BOOT >/dev/null 2>&1 && die "the ESP has a removable-media loader"
 	;;
 esac
-# grub-install writes its own grub.cfg only on request; ours must still be there.
-grep -q 'root=/dev/sda1' "$MNT/boot/grub/grub.cfg" || die "grub.cfg lost"
-for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
-MOUNTS=()
 partx -d "$LOOP" 2>/dev/null || true
 losetup -d "$LOOP"
 LOOP=
