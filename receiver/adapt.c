@@ -972,6 +972,12 @@ static int step_names(struct ad *a)
 	return r;
 }
 
+static int itools_conf_one(struct ad *a, const char *path)
+{
+	return rewrite_file(a, path, "initramfs drivers", "MODULES=dep would pick the drivers "
+			    "of the machine doing the rebuild", itools_conf_fn);
+}
+
 static int step_drivers(struct ad *a)
 {
 	char comment[128], *in = NULL, *out = NULL;
@@ -1019,6 +1025,8 @@ static int step_drivers(struct ad *a)
 		r = rewrite_file(a, "/etc/initramfs-tools/initramfs.conf", "initramfs drivers",
 				 "MODULES=dep would pick the drivers of the machine doing the "
 				 "rebuild", itools_conf_fn);
+	if (r >= 0)
+		r = each_file(a, "/etc/initramfs-tools/conf.d", NULL, itools_conf_one);
 	return r;
 }
 
