@@ -836,6 +836,7 @@ static int cmd_launch_test(const struct args *a, const char *name)
 		goto cleanup;
 	}
 	apic_sanitize(json_object_get_string(v), false, id, sizeof(id));
+	jstr(l, "state", state, sizeof(state));
 	if (!a->json)
 		print_launch(stdout, l, true);
 	/* The adaptation and the boot run on the receiver: follow them in the status. */
