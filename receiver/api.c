@@ -193,11 +193,31 @@ static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn,
 		 call->verify == PROTO_VERIFY_FULL ? "full" : "tracked", call->timeout_s);
 	r = rcv_cutover(api->srv, agent, req, (unsigned)call->timeout_s);
 	if (r == 0) {
+		json_object *ad = NULL;
+
+		/* Proven first; only then is the target adapted (on a clone where it can be). */
+		if (call->adapt && api->srv->launches) {
+			char *text = NULL;
+			int ar = launch_cutover_adapt(api->srv, agent, req, prof_find(call->profile),
+						      call->boot_check, call->kvm, &text);
+
+			ad = json_object_new_object();
+			if (ad) {
+				json_object_object_add(ad, "result", json_object_new_string(ar < 0 ? "failed" : "ok"));
+				json_object_object_add(ad, "profile", json_object_new_string(call->profile));
+				json_object_object_add(ad, "text", json_object_new_string(text ? text : ""));
+			}
+			free(text);
+		}
 		o = json_object_new_object();
 		if (o) {
 			json_object_object_add(o, "result", json_object_new_string("ok"));
 			json_object_object_add(o, "agent", json_object_new_string(agent));
 			json_object_object_add(o, "proof", json_object_new_string(req->proof));
+			if (ad)
+				json_object_object_add(o, "adaptation", ad);
+		} else {
+			json_object_put(ad);
 		}
 		free(req);
 		return answer_json(conn, 200, o);

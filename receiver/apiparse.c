@@ -95,24 +95,22 @@ static bool get_bool(json_object *o, const char *key, bool *v)
 	return true;
 }
 
-/* The launch body; 0 or 400 with why. */
-static unsigned parse_launch(json_object *o, struct api_call *call, char *why, size_t why_len)
+/* "profile"/"adapt" (a known profile), "boot_check" and "accel" of a launch or a
+ * cutover; 0 or 400 with why. */
+static unsigned parse_adapt_fields(json_object *o, const char *pkey, struct api_call *call,
+				   char *why, size_t why_len)
 {
-	bool test = false;
 	json_object *f;
 
-	if (!get_bool(o, "test", &test) || !test) {
-		snprintf(why, why_len, "only test launches exist: \"test\": true is required");
-		return 400;
-	}
-	if (json_object_object_get_ex(o, "profile", &f)) {
+	if (json_object_object_get_ex(o, pkey, &f)) {
 		const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
 
 		if (!prof_find(v)) {
-			snprintf(why, why_len, "profile must be one of %s", prof_names());
+			snprintf(why, why_len, "%s must be one of %s", pkey, prof_names());
 			return 400;
 		}
 		snprintf(call->profile, sizeof(call->profile), "%s", v);
+		call->adapt = true;
 	}
 	if (!get_bool(o, "boot_check", &call->boot_check)) {
 		snprintf(why, why_len, "boot_check must be true or false");
@@ -127,6 +125,34 @@ static unsigned parse_launch(json_object *o, struct api_call *call, char *why, s
 		}
 		call->kvm = v[0] == 'k';
 	}
+	return 0;
+}
+
+static unsigned parse_cut_adapt(json_object *o, struct api_call *call, char *why, size_t why_len)
+{
+	unsigned st = parse_adapt_fields(o, "adapt", call, why, why_len);
+
+	if (!st && !call->adapt && (call->boot_check || json_object_object_get_ex(o, "accel", NULL))) {
+		snprintf(why, why_len, "boot_check and accel go with adapt");
+		return 400;
+	}
+	return st;
+}
+
+/* The launch body; 0 or 400 with why. */
+static unsigned parse_launch(json_object *o, struct api_call *call, char *why, size_t why_len)
+{
+	bool test = false;
+
+	if (!get_bool(o, "test", &test) || !test) {
+		snprintf(why, why_len, "only test launches exist: \"test\": true is required");
+		return 400;
+	}
+	unsigned st = parse_adapt_fields(o, "profile", call, why, why_len);
+
+	if (st)
+		return st;
+	call->adapt = false; /* a launch always adapts; "adapt" is the cutover's word */
 	if (!get_u64(o, "timeout_seconds", 86400, &call->timeout_s) || call->timeout_s == 0 ||
 	    !get_u64(o, "boot_timeout_seconds", 86400, &call->boot_timeout_s) ||
 	    call->boot_timeout_s == 0) {
@@ -141,7 +167,8 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 		   struct api_call *ret_call, char *why, size_t why_len)
 {
 	static const char *const none[] = { NULL };
-	static const char *const cut_keys[] = { "verify", "timeout_seconds", NULL };
+	static const char *const cut_keys[] = { "verify", "timeout_seconds", "adapt", "boot_check",
+						"accel", NULL };
 	static const char *const rate_keys[] = { "bytes_per_second", NULL };
 	static const char *const launch_keys[] = { "test", "profile", "boot_check", "accel",
 						   "timeout_seconds", "boot_timeout_seconds", NULL };
@@ -218,6 +245,8 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 			snprintf(why, why_len, "timeout_seconds must be an integer from 1 to 86400");
 			status = 400;
 		}
+		if (!status)
+			status = parse_cut_adapt(o, &call, why, why_len);
 	}
 	if (call.op == API_OP_LAUNCH)
 		status = parse_launch(o, &call, why, why_len);

@@ -23,6 +23,7 @@ struct api_call {
 	/* launch: {"test": true, "profile": P, "boot_check": B, "accel": "tcg"|"kvm",
 	 * "timeout_seconds": N, "boot_timeout_seconds": N}; profile is a known one. */
 	char profile[16];
+	bool adapt;         /* cutover: {"adapt": P, "boot_check": B, "accel": A} */
 	bool boot_check;
 	bool kvm;
 	uint64_t boot_timeout_s;

@@ -231,6 +231,31 @@ int clone_file(const char *src, const char *dst, bool force_copy, struct clone_r
 	return r;
 }
 
+int clone_reflink(const char *src, const char *dst, struct clone_result *ret, char *why,
+		  size_t why_len)
+{
+	struct stat st;
+	int sfd, r;
+
+	sfd = open(src, O_RDONLY | O_CLOEXEC);
+	if (sfd < 0 || fstat(sfd, &st) < 0) {
+		r = -errno;
+		snprintf(why, why_len, "cannot open %s: %s", src, strerror(errno));
+		if (sfd >= 0)
+			close(sfd);
+		return r;
+	}
+	r = -EOPNOTSUPP;
+	if (S_ISREG(st.st_mode))
+		r = clone_fd(sfd, &st, dst, false, true, ret, why, why_len);
+	close(sfd);
+	if (no_reflink(r)) {
+		snprintf(why, why_len, "no reflink of %s possible here", src);
+		r = -EOPNOTSUPP;
+	}
+	return r;
+}
+
 /* Removes dir and its parents up to (not including) stop, while they are empty. */
 static void rmdir_up(char *dir, const char *stop)
 {

@@ -42,5 +42,10 @@ int clone_target(const char *target, const char *launch_dir, const char *rel,
 int clone_file(const char *src, const char *dst, bool force_copy, struct clone_result *ret,
 	       char *why, size_t why_len);
 
+/* A reflink of src at dst (a new file, O_EXCL) or nothing: -EOPNOTSUPP (with why) when
+ * the file system cannot share extents between them, or src is not a regular file. */
+int clone_reflink(const char *src, const char *dst, struct clone_result *ret, char *why,
+		  size_t why_len);
+
 /* "reflink" or "copy". */
 const char *clone_how_name(enum clone_how how);

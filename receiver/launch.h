@@ -16,6 +16,7 @@
 #include "common/fp.h"
 
 struct rcv_server;
+struct rcv_cutover;
 struct prof;
 struct launch;
 struct launches;
@@ -65,6 +66,18 @@ int launch_discard(struct launches *ls, const char *agent, unsigned *ret_n, char
  * disk, timings, and the paths of the launch's directory, adaptation report and console
  * log. The caller owns it; NULL out of memory. */
 json_object *launch_snapshot(struct launches *ls);
+
+/* From an API thread, after agent's cutover was proven (req: the proof and the targets):
+ * adapts the system disk (the agent's first) for profile p. On a reflink of the target
+ * beside it, which replaces the target (rename) only once the adaptation and, with
+ * boot_check, the boot check passed; where no reflink can be made, in place, with the
+ * undo copy kept, and undone when the boot check fails. Undo copies, report and console
+ * log stay in STATE_DIR/launch/AGENT/cutover-ID. Returns 0 or -errno; either way
+ * *ret_text (malloc'd) says the proven root, what the adaptation changed (or why it
+ * failed, and that the proven target is left as it was) and the adapted root. */
+int launch_cutover_adapt(struct rcv_server *srv, const char *agent,
+			 const struct rcv_cutover *req, const struct prof *p, bool boot_check,
+			 bool kvm, char **ret_text);
 
 /* ---- the session's side ---- */
 

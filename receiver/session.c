@@ -1469,6 +1469,17 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 		}
 		d->cut_over = true;
 		reg_cut_over(s->srv->reg, d->rd);
+		pthread_mutex_lock(&s->srv->lock);
+		if (cut_is_current(s) && s->cut->ndisks < sizeof(s->cut->disks) / sizeof(s->cut->disks[0])) {
+			struct rcv_cut_disk *cd = &s->cut->disks[s->cut->ndisks++];
+
+			snprintf(cd->id, sizeof(cd->id), "%s", d->t->id);
+			snprintf(cd->path, sizeof(cd->path), "%s", d->t->path);
+			cd->root = d->last_root;
+			cd->size = d->size;
+			cd->chunk_size = s->cs;
+		}
+		pthread_mutex_unlock(&s->srv->lock);
 		/* The record names the final epoch: the last one acknowledged. */
 		r = save_disk_state(s, d, d->epoch - 1, &d->last_root);
 		if (r < 0)
@@ -1655,6 +1666,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->done = false;
 	req->result = 0;
 	req->proof[0] = '\0';
+	req->ndisks = 0;
 	/* An agent the receiver has never heard of, or whose every disk is cut over, is not
 	 * worth waiting for: refused at once. */
 	target = reg_cutover_target(srv->reg, agent);

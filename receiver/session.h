@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+#include "common/fp.h"
 #include "receiver/enrol.h"
 
 struct registry;
@@ -32,6 +33,16 @@ struct rcv_cutover {
 	bool done;
 	int result;      /* 0 or -errno */
 	char proof[4096];
+	/* Once done with 0: the cut-over targets, in the agent's disk order, with the
+	 * proven root each holds (for cutover --adapt). */
+	unsigned ndisks;
+	struct rcv_cut_disk {
+		char id[65];
+		char path[4096];
+		struct fp root;
+		uint64_t size;
+		uint32_t chunk_size;
+	} disks[8];
 };
 
 /* What the API can see of a live session. Guarded by rcv_server.lock. */

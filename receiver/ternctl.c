@@ -30,6 +30,8 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 #define QUICK_TIMEOUT_S 10
 /* What a cutover request waits beyond its own timeout: the receiver answers after it. */
 #define CUTOVER_MARGIN_S 30
+/* What an adaptation after the cutover may add: the appliance under TCG, then a boot. */
+#define ADAPT_MARGIN_S 3600
 
 enum {
 	OPT_JSON = 1 << 0,
@@ -44,6 +46,7 @@ enum {
 	OPT_BOOT = 1 << 9,
 	OPT_DISCARD = 1 << 10,
 	OPT_ACCEL = 1 << 11,
+	OPT_ADAPT = 1 << 12,
 };
 
 struct args {
@@ -54,7 +57,8 @@ struct args {
 	const char *verify;
 	uint64_t timeout;
 	const char *agent; /* --until-synced waits for this agent's disks only */
-	const char *profile, *accel; /* launch --test */
+	const char *profile, *accel; /* launch --test; cutover --adapt */
+	const char *adapt;
 	bool boot_check;
 };
 
@@ -64,6 +68,7 @@ static void usage(FILE *f)
 		"Usage: ternctl [--state-dir DIR] [--api URL] [--token-file FILE] COMMAND\n"
 		"  status [--json] [--watch [--interval SECONDS] [--until-synced [--agent NAME]]]\n"
 		"  cutover NAME [--verify tracked|full] [--timeout SECONDS] [--json]\n"
+		"          [--adapt kvm|aws|azure|gcp [--boot-check] [--accel tcg|kvm]]\n"
 		"  pause NAME [--json]\n"
 		"  resume NAME [--json]\n"
 		"  disconnect NAME [--json]\n"
@@ -91,6 +96,11 @@ static void usage(FILE *f)
 		"epoch of every disk and thaw; it prints the proof and exits 0 only when every disk\n"
 		"matches (--verify full: the receiver also re-reads its targets). An agent that is\n"
 		"not connected (a link flap, a restart) is waited for, within --timeout.\n"
+		"With --adapt P the proven target is then adapted for platform P (on a reflink\n"
+		"that replaces it only once adaptation and the --boot-check passed; in place,\n"
+		"with an undo copy, where no reflink can be made); it prints the proven root,\n"
+		"what changed and the adapted root, and exits 1 if the adaptation failed (the\n"
+		"proven target is then left as it was).\n"
 		"pause and resume stop and restart an agent's replication; rate limits it.\n"
 		"disconnect closes agent NAME's live session; the agent reconnects unless it is\n"
 		"revoked (tern-receiver agent revoke NAME).\n"
@@ -660,12 +670,15 @@ static int cmd_cutover(const struct args *a, const char *name)
 	req = json_object_new_object();
 	if (!req || json_object_object_add(req, "verify", json_object_new_string(a->verify)) < 0 ||
 	    json_object_object_add(req, "timeout_seconds", json_object_new_int64((int64_t)a->timeout)) < 0 ||
+	    (a->adapt && (json_object_object_add(req, "adapt", json_object_new_string(a->adapt)) < 0 ||
+			  json_object_object_add(req, "boot_check", json_object_new_boolean(a->boot_check)) < 0 ||
+			  json_object_object_add(req, "accel", json_object_new_string(a->accel)) < 0)) ||
 	    !(body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN))) {
 		log_error("out of memory");
 		goto cleanup;
 	}
-	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S, &api, &rep,
-			  err, sizeof(err));
+	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S +
+			  (a->adapt ? ADAPT_MARGIN_S : 0), &api, &rep, err, sizeof(err));
 	if (r == -EPROTO) {
 		/* The receiver's reason; with --json its answer went to stdout. */
 		fprintf(a->json ? stderr : stdout, "FAILED: %s\n", err);
@@ -698,9 +711,34 @@ static int cmd_cutover(const struct args *a, const char *name)
 		fputs(proof, stdout);
 		if (n && proof[n - 1] != '\n')
 			fputc('\n', stdout);
-		printf("OK\n");
 	}
 	rc = EXIT_OK;
+	if (a->adapt) {
+		struct json_object *ad, *t, *res;
+
+		if (apic_member(rep.obj, "adaptation", json_type_object, &ad) < 0 ||
+		    apic_member(ad, "text", json_type_string, &t) < 0 ||
+		    apic_member(ad, "result", json_type_string, &res) < 0) {
+			printf("CUTOVER DONE; the adaptation's outcome is missing from the answer\n");
+			rc = EXIT_FAILED;
+			goto cleanup;
+		}
+		if (strcmp(json_object_get_string(res), "ok") != 0)
+			rc = EXIT_FAILED;
+		if (!a->json) {
+			char *text;
+
+			n = (size_t)json_object_get_string_len(t);
+			text = malloc(n + 1);
+			if (text) {
+				apic_sanitize(json_object_get_string(t), true, text, n + 1);
+				fputs(text, stdout);
+				free(text);
+			}
+		}
+	}
+	if (!a->json)
+		printf("%s\n", rc == EXIT_OK ? "OK" : "CUTOVER DONE, ADAPTATION FAILED");
 cleanup:
 	free(proof);
 	json_object_put(req);
@@ -920,13 +958,13 @@ struct command {
 
 static const struct command commands[] = {
 	{ "status", 0, OPT_JSON | OPT_WATCH | OPT_INTERVAL | OPT_UNTIL | OPT_AGENT },
-	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT },
+	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT | OPT_ADAPT | OPT_BOOT | OPT_ACCEL },
 	{ "pause", 1, OPT_JSON },
 	{ "resume", 1, OPT_JSON },
 	{ "disconnect", 1, OPT_JSON },
 	{ "rate", 2, OPT_JSON },
 	{ "launch", 1, OPT_JSON | OPT_TEST | OPT_PROFILE | OPT_BOOT | OPT_DISCARD | OPT_ACCEL |
-			 OPT_TIMEOUT },
+			 OPT_TIMEOUT | OPT_ADAPT },
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -961,6 +999,7 @@ int main(int argc, char **argv)
 		{ "boot-check", no_argument, NULL, 'B' },
 		{ "discard", no_argument, NULL, 'D' },
 		{ "accel", required_argument, NULL, 'C' },
+		{ "adapt", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1020,6 +1059,13 @@ int main(int argc, char **argv)
 			a.profile = optarg;
 			a.given |= OPT_PROFILE;
 			break;
+		case 'E':
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "aws") && strcmp(optarg, "azure") &&
+			    strcmp(optarg, "gcp"))
+				return usage_error("--adapt %s: kvm, aws, azure or gcp", optarg);
+			a.adapt = optarg;
+			a.given |= OPT_ADAPT;
+			break;
 		case 'C':
 			if (strcmp(optarg, "tcg") != 0 && strcmp(optarg, "kvm") != 0)
 				return usage_error("--accel %s: tcg or kvm", optarg);
@@ -1046,7 +1092,7 @@ int main(int argc, char **argv)
 		static const char *const names[] = { "--json", "--watch", "--interval",
 						     "--until-synced", "--verify", "--timeout",
 						     "--agent", "--test", "--profile", "--boot-check",
-						     "--discard", "--accel" };
+						     "--discard", "--accel", "--adapt" };
 		unsigned bad = a.given & ~cmd->allowed;
 
 		return usage_error("%s does not apply to %s", names[__builtin_ctz(bad)], cmd->name);
@@ -1060,13 +1106,18 @@ int main(int argc, char **argv)
 	name = argv[optind + 1];
 	if (!name_is_valid(name, strlen(name)))
 		return usage_error("%s: not a valid agent name", name);
-	if (strcmp(cmd->name, "cutover") == 0)
+	if (strcmp(cmd->name, "cutover") == 0) {
+		if ((a.given & (OPT_BOOT | OPT_ACCEL)) && !a.adapt)
+			return usage_error("--boot-check and --accel go with --adapt");
 		return cmd_cutover(&a, name);
+	}
 	if (strcmp(cmd->name, "launch") == 0) {
 		bool test = a.given & OPT_TEST, discard = a.given & OPT_DISCARD;
 
 		if (test == discard)
 			return usage_error("launch takes --test or --discard");
+		if (a.given & OPT_ADAPT)
+			return usage_error("--adapt goes with cutover; launch takes --profile");
 		if (discard && (a.given & (OPT_PROFILE | OPT_BOOT | OPT_ACCEL | OPT_TIMEOUT)))
 			return usage_error("launch --discard takes no other option but --json");
 		return discard ? cmd_launch_discard(&a, name) : cmd_launch_test(&a, name);

@@ -69,6 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (a.op == API_OP_CUTOVER) {
 			require(a.verify == PROTO_VERIFY_TRACKED || a.verify == PROTO_VERIFY_FULL);
 			require(a.timeout_s >= 1 && a.timeout_s <= 86400);
+			/* Adaptation after a cutover only for a known profile; its options
+			 * only with it. */
+			require(a.adapt ? prof_find(a.profile) != NULL : !a.boot_check && !a.kvm);
 		}
 		if (a.op == API_OP_RATE)
 			require(a.bps <= (UINT64_C(1) << 50));
@@ -93,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		require(a.op == b.op && strcmp(a.agent, b.agent) == 0 && a.verify == b.verify &&
 			a.timeout_s == b.timeout_s && a.bps == b.bps &&
+			a.adapt == b.adapt &&
 			(a.op != API_OP_LAUNCH || (strcmp(a.profile, b.profile) == 0 &&
 						   a.boot_check == b.boot_check && a.kvm == b.kvm &&
 						   a.boot_timeout_s == b.boot_timeout_s)));
@@ -149,6 +153,10 @@ void tern_fuzz_seeds(void (*add)(const void *p, size_t n))
 	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"boot_timeout_seconds\":0}");
 	add_req(add, 1, "/v1/agents/web1/launch", "");
 	add_req(add, 0, "/v1/agents/web1/launch", "{\"test\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"adapt\":\"aws\",\"boot_check\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"adapt\":\"hyperv\"}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"boot_check\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"accel\":\"kvm\"}");
 	add_req(add, 1, "/v1/agents/web1/launch/discard", "");
 	add_req(add, 1, "/v1/agents/web1/launch/discard", "{\"test\":true}");
 	add_req(add, 3, "/v1/agents/web1/launch/discard", "");
