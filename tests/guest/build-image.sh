@@ -94,11 +94,15 @@ cleanup() {
 		m=${MOUNTS[i]}
 		mountpoint -q "$m" && umount "$m"
 	done
+	# Whatever an interrupted mmdebstrap left mounted in the root tree (proc, sys, dev),
+	# deepest first; rm never crosses into a file system that is still there.
+	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount "$m" || umount -l "$m"; done
 	if [ -n "$LOOP" ]; then
 		partx -d "$LOOP" 2>/dev/null
 		losetup -d "$LOOP"
 	fi
-	rm -rf "$T"
+	rm -rf --one-file-system "$T"
 	exit $rc
 }
 trap cleanup EXIT
@@ -148,9 +152,11 @@ case $VARIANT in
 *-dracut)
 	cat >"$PRE/etc/dracut.conf.d/10-vmware-storage.conf" <<-EOF
 		# A generic initramfs whose only block drivers are those of the VMware hardware
-		# (drivers= is exclusive: nothing else is added).
+		# (drivers= is exclusive: nothing else is added), as a host-only one built on
+		# VMware holds; the qemu modules would add virtio.
 		hostonly="no"
 		drivers+=" $DRIVERS "
+		omit_dracutmodules+=" qemu qemu-net "
 	EOF
 	;;
 esac
