@@ -34,8 +34,10 @@ struct entry {
 	enum entry_kind kind;
 	char *path;
 	char *saved; /* E_FILE: file name in UNDO_DIR/files; E_LINK: the link's target */
-	unsigned mode;
-	int64_t uid, gid, mtime_s, mtime_ns;
+	char sha[65]; /* E_FILE: SHA-256 of the content, to skip restoring an unchanged file */
+	bool same;    /* undo: found unchanged (set for a tree's files in one batch) */
+	unsigned mode; /* E_FILE, E_DIR: mode, owner and times */
+	int64_t uid, gid, atime_s, atime_ns, mtime_s, mtime_ns;
 };
 
 struct mnt {
@@ -206,15 +208,18 @@ static int entry_add(struct ad *a, const struct entry *src)
 	 * of everything it changed. */
 	switch (e->kind) {
 	case E_FILE:
-		fprintf(a->manifest, "file\t%s\t%s\t%o\t%lld\t%lld\t%lld\t%lld\n", e->path, e->saved,
-			e->mode, (long long)e->uid, (long long)e->gid, (long long)e->mtime_s,
+		fprintf(a->manifest, "file\t%s\t%s\t%s\t%o\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\n",
+			e->path, e->saved, e->sha, e->mode, (long long)e->uid, (long long)e->gid,
+			(long long)e->atime_s, (long long)e->atime_ns, (long long)e->mtime_s,
 			(long long)e->mtime_ns);
 		break;
 	case E_LINK:
 		fprintf(a->manifest, "link\t%s\t%s\n", e->path, e->saved);
 		break;
 	case E_DIR:
-		fprintf(a->manifest, "dir\t%s\n", e->path);
+		fprintf(a->manifest, "dir\t%s\t%o\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\n", e->path,
+			e->mode, (long long)e->uid, (long long)e->gid, (long long)e->atime_s,
+			(long long)e->atime_ns, (long long)e->mtime_s, (long long)e->mtime_ns);
 		break;
 	case E_ABSENT:
 		fprintf(a->manifest, "absent\t%s\n", e->path);
@@ -229,17 +234,49 @@ static int entry_add(struct ad *a, const struct entry *src)
 	return 0;
 }
 
-/* Saves what path is before anything changes it: its content, mode, owner and mtime, a
- * symlink's target, or that it did not exist. Once per path. */
+static void entry_stat(struct entry *e, const struct guestfs_statns *st)
+{
+	e->mode = (unsigned)(st->st_mode & 07777);
+	e->uid = st->st_uid;
+	e->gid = st->st_gid;
+	e->atime_s = st->st_atime_sec;
+	e->atime_ns = st->st_atime_nsec;
+	e->mtime_s = st->st_mtime_sec;
+	e->mtime_ns = st->st_mtime_nsec;
+}
+
+static int save_one(struct ad *a, const char *path);
+
+/* Saves what path is before anything changes it: its content, mode, owner and times, a
+ * symlink's target, or that it did not exist; and first its directory's mode and times,
+ * which adding or removing path changes. Once per path. */
 static int save_path(struct ad *a, const char *path)
 {
-	struct guestfs_statns *st;
-	struct entry e = { 0 };
-	char local[4096], name[32];
+	char parent[4096], *slash;
 	int r;
 
 	if (entry_find(a, path))
 		return 0;
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (!entry_find(a, parent) && guestfs_is_dir(a->g, parent) > 0) {
+			r = save_one(a, parent);
+			if (r < 0)
+				return r;
+		}
+	}
+	return save_one(a, path);
+}
+
+static int save_one(struct ad *a, const char *path)
+{
+	struct guestfs_statns *st;
+	struct entry e = { 0 };
+	char local[4096], name[32], *sum;
+	int r;
+
 	if (!path_ok(path))
 		return fail(a, -EINVAL, "cannot record %s for undo (tab or newline in it)", path);
 	e.path = (char *)path;
@@ -250,17 +287,20 @@ static int save_path(struct ad *a, const char *path)
 		e.kind = E_ABSENT;
 		return entry_add(a, &e);
 	}
+	entry_stat(&e, st);
 	if (S_ISREG(st->st_mode)) {
+		guestfs_free_statns(st);
 		snprintf(name, sizeof(name), "%05u", a->nsaved++);
 		snprintf(local, sizeof(local), "%s/files/%s", a->undo_dir, name);
 		e.kind = E_FILE;
 		e.saved = name;
-		e.mode = (unsigned)(st->st_mode & 07777);
-		e.uid = st->st_uid;
-		e.gid = st->st_gid;
-		e.mtime_s = st->st_mtime_sec;
-		e.mtime_ns = st->st_mtime_nsec;
-		guestfs_free_statns(st);
+		sum = guestfs_checksum(a->g, "sha256", path);
+		if (!sum || strlen(sum) != 64) {
+			free(sum);
+			return gfail(a, "cannot checksum %s", path);
+		}
+		memcpy(e.sha, sum, 65);
+		free(sum);
 		if (guestfs_download(a->g, path, local) < 0)
 			return gfail(a, "cannot save %s for undo", path);
 		return entry_add(a, &e);
@@ -272,7 +312,7 @@ static int save_path(struct ad *a, const char *path)
 		t = guestfs_readlink(a->g, path);
 		if (!t)
 			return gfail(a, "cannot read the link %s", path);
-		if (!path_ok(t) && strpbrk(t, "\t\n")) {
+		if (strpbrk(t, "\t\n")) {
 			free(t);
 			return fail(a, -EINVAL, "cannot record the link %s for undo", path);
 		}
@@ -305,12 +345,142 @@ static bool under_other_mount(struct ad *a, const char *dir, const char *path)
 	return false;
 }
 
+/* Reads a checksums_out file ("HASH  ./path" lines) into names' order: sums[i] gets the
+ * hash of names[i], or stays "" when the file was not listed. */
+static int read_sums(const char *file, char *const *names, size_t n, char (*sums)[65])
+{
+	char *data = NULL, *save = NULL, *l;
+	size_t len;
+	int r;
+
+	r = read_file_all(file, 256 << 20, &data, &len);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		sums[i][0] = '\0';
+	for (l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		const char *path = l + 66;
+
+		if (strlen(l) < 67 || l[64] != ' ' || l[65] != ' ')
+			continue;
+		if (strncmp(path, "./", 2) == 0)
+			path += 2;
+		for (size_t i = 0; i < n; i++)
+			if (!sums[i][0] && strcmp(names[i], path) == 0) {
+				memcpy(sums[i], l, 64);
+				sums[i][64] = '\0';
+				break;
+			}
+	}
+	free(data);
+	return 0;
+}
+
+/* lstat (and, with ret_links, readlink) of names below dir, which may hold '/': the
+ * batch calls take plain names, so they are made once per directory. ret_st[i].st_ino is
+ * -1 for a name that does not exist; ret_links[i] is "" for what is not a link. */
+static int stat_names(struct ad *a, const char *dir, char *const *names, size_t n,
+		      struct guestfs_statns *ret_st, char **ret_links)
+{
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	char **bases = calloc(n + 1, sizeof(*bases));
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	int r = 0;
+
+	if (!done || !bases || !idx) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const char *slash = strrchr(names[i], '/');
+		size_t pl = slash ? (size_t)(slash - names[i]) : 0, k = 0;
+		struct guestfs_statns_list *sts;
+		char sub[4096], **links = NULL;
+
+		if (done[i])
+			continue;
+		for (size_t j = i; j < n; j++) {
+			const char *s2 = strrchr(names[j], '/');
+			size_t pl2 = s2 ? (size_t)(s2 - names[j]) : 0;
+
+			if (done[j] || pl2 != pl || strncmp(names[j], names[i], pl) != 0)
+				continue;
+			bases[k] = (char *)(s2 ? s2 + 1 : names[j]);
+			idx[k++] = j;
+			done[j] = true;
+		}
+		bases[k] = NULL;
+		snprintf(sub, sizeof(sub), "%s%s%.*s", dir, pl ? "/" : "", (int)pl, names[i]);
+		sts = guestfs_lstatnslist(a->g, sub, bases);
+		if (ret_links && sts)
+			links = guestfs_readlinklist(a->g, sub, bases);
+		if (!sts || sts->len != k || (ret_links && strv_len(links) != k)) {
+			guestfs_free_statns_list(sts);
+			strv_free(links);
+			r = gfail(a, "cannot stat the files of %s", sub);
+			break;
+		}
+		for (size_t m = 0; m < k; m++) {
+			ret_st[idx[m]] = sts->val[m];
+			if (ret_links) {
+				ret_links[idx[m]] = links[m];
+				links[m] = NULL;
+			}
+		}
+		guestfs_free_statns_list(sts);
+		strv_free(links);
+	}
+cleanup:
+	free(done);
+	free(bases);
+	free(idx);
+	return r;
+}
+
+/* The entries below dir (relative names, NULL-terminated) except those on another file
+ * system mounted below it. */
+static int tree_names(struct ad *a, const char *dir, char ***ret_names, size_t *ret_n)
+{
+	char **found = guestfs_find(a->g, dir);
+	size_t n = 0;
+
+	if (!found)
+		return gfail(a, "cannot list %s", dir);
+	for (size_t i = 0; found[i]; i++) {
+		char full[4096];
+
+		/* this libguestfs answers "/name" for a relative "name" */
+		if (found[i][0] == '/')
+			memmove(found[i], found[i] + 1, strlen(found[i]));
+		snprintf(full, sizeof(full), "%s/%s", dir, found[i]);
+		if (under_other_mount(a, dir, full) || !path_ok(full)) {
+			if (!path_ok(full)) {
+				strv_free(found);
+				return fail(a, -EINVAL, "cannot record %s for undo (tab or newline "
+					    "in it)", full);
+			}
+			free(found[i]);
+			continue;
+		}
+		found[n++] = found[i];
+	}
+	found[n] = NULL;
+	*ret_names = found;
+	*ret_n = n;
+	return 0;
+}
+
 /* Saves a whole tree a guest tool will rewrite (every file: initramfs images, grub.cfg,
- * the tool's own state), so that undo can also remove what the tool created. */
+ * the tool's own state), so that undo can also remove what the tool created. In a few
+ * calls for the whole tree, not a few per file: under TCG each call costs milliseconds. */
 static int save_tree(struct ad *a, const char *dir)
 {
 	struct entry t = { .kind = E_TREE, .path = (char *)dir };
-	char **found;
+	struct guestfs_statns *sts = NULL;
+	char **names = NULL, **links = NULL, (*sums)[65] = NULL;
+	char local[4096], sumfile[4096], rel[64];
+	const char *base = strrchr(dir, '/') + 1;
+	size_t n = 0;
 	int r;
 
 	if (guestfs_is_dir(a->g, dir) <= 0)
@@ -318,18 +488,170 @@ static int save_tree(struct ad *a, const char *dir)
 	r = save_path(a, dir);
 	if (r < 0)
 		return r;
-	found = guestfs_find(a->g, dir);
-	if (!found)
-		return gfail(a, "cannot list %s", dir);
-	for (size_t i = 0; found[i] && r >= 0; i++) {
-		char full[4096];
-
-		snprintf(full, sizeof(full), "%s/%s", dir, found[i]);
-		if (!under_other_mount(a, dir, full))
-			r = save_path(a, full);
+	r = tree_names(a, dir, &names, &n);
+	if (r < 0)
+		return r;
+	snprintf(rel, sizeof(rel), "tree%u", a->nsaved++);
+	snprintf(local, sizeof(local), "%s/files/%s", a->undo_dir, rel);
+	snprintf(sumfile, sizeof(sumfile), "%s/files/%s.sha256", a->undo_dir, rel);
+	sums = calloc(n ? n : 1, sizeof(*sums));
+	sts = calloc(n ? n : 1, sizeof(*sts));
+	links = calloc(n + 1, sizeof(*links));
+	if (!sums || !sts || !links) {
+		r = -ENOMEM;
+		goto cleanup;
 	}
-	strv_free(found);
-	return r < 0 ? r : entry_add(a, &t);
+	r = stat_names(a, dir, names, n, sts, links);
+	if (r < 0)
+		goto cleanup;
+	if (guestfs_checksums_out(a->g, "sha256", dir, sumfile) < 0) {
+		r = gfail(a, "cannot checksum the tree %s", dir);
+		goto cleanup;
+	}
+	r = read_sums(sumfile, names, n, sums);
+	if (r < 0) {
+		r = fail(a, r, "cannot read %s", sumfile);
+		goto cleanup;
+	}
+	if (mkdir(local, 0700) < 0 || guestfs_copy_out(a->g, dir, local) < 0) {
+		r = gfail(a, "cannot save the tree %s in %s", dir, local);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct guestfs_statns *st = &sts[i];
+		struct entry e = { 0 };
+		char full[4096], saved[4096];
+
+		snprintf(full, sizeof(full), "%s/%s", dir, names[i]);
+		if (entry_find(a, full))
+			continue;
+		e.path = full;
+		entry_stat(&e, st);
+		if (S_ISREG(st->st_mode)) {
+			if (!sums[i][0]) {
+				r = fail(a, -EIO, "no checksum of %s", full);
+				break;
+			}
+			snprintf(saved, sizeof(saved), "%s/%s/%s", rel, base, names[i]);
+			e.kind = E_FILE;
+			e.saved = saved;
+			memcpy(e.sha, sums[i], 65);
+		} else if (S_ISLNK(st->st_mode)) {
+			if (!links[i] || strpbrk(links[i], "\t\n")) {
+				r = fail(a, -EINVAL, "cannot record the link %s for undo", full);
+				break;
+			}
+			e.kind = E_LINK;
+			e.saved = links[i];
+		} else if (S_ISDIR(st->st_mode)) {
+			e.kind = E_DIR;
+		} else {
+			continue; /* no device nodes or sockets in /boot: nothing tools make */
+		}
+		r = entry_add(a, &e);
+	}
+	if (r >= 0)
+		r = entry_add(a, &t);
+cleanup:
+	for (size_t i = 0; links && i < n; i++)
+		free(links[i]);
+	free(links);
+	free(sts);
+	strv_free(names);
+	free(sums);
+	return r;
+}
+
+/* Marks the files of tree entry ti that are as saved (content, mode, owner, times), in a
+ * few calls: most of a saved tree is untouched, and need not be written back. */
+static void tree_mark_same(struct ad *a, size_t ti, const char *undo_dir)
+{
+	const char *dir = a->e[ti].path;
+	size_t dn = strlen(dir), n = 0;
+	struct guestfs_statns *sts = NULL;
+	char **names, (*sums)[65] = NULL, sumfile[4096];
+	size_t *idx;
+
+	names = calloc(ti + 1, sizeof(*names));
+	idx = calloc(ti + 1, sizeof(*idx));
+	if (!names || !idx)
+		goto cleanup;
+	for (size_t i = 0; i < ti; i++)
+		if (a->e[i].kind == E_FILE && strncmp(a->e[i].path, dir, dn) == 0 &&
+		    a->e[i].path[dn] == '/') {
+			names[n] = a->e[i].path + dn + 1;
+			idx[n++] = i;
+		}
+	snprintf(sumfile, sizeof(sumfile), "%s/check.sha256", undo_dir);
+	sums = calloc(n ? n : 1, sizeof(*sums));
+	sts = calloc(n ? n : 1, sizeof(*sts));
+	if (!sums || !sts || n == 0 || guestfs_is_dir(a->g, dir) <= 0 ||
+	    stat_names(a, dir, names, n, sts, NULL) < 0 ||
+	    guestfs_checksums_out(a->g, "sha256", dir, sumfile) < 0 ||
+	    read_sums(sumfile, names, n, sums) < 0)
+		goto cleanup;
+	for (size_t k = 0; k < n; k++) {
+		struct entry *e = &a->e[idx[k]];
+		const struct guestfs_statns *st = &sts[k];
+
+		e->same = st->st_ino >= 0 && S_ISREG(st->st_mode) &&
+			  (unsigned)(st->st_mode & 07777) == e->mode && st->st_uid == e->uid &&
+			  st->st_gid == e->gid && st->st_mtime_sec == e->mtime_s &&
+			  st->st_mtime_nsec == e->mtime_ns && st->st_atime_sec == e->atime_s &&
+			  st->st_atime_nsec == e->atime_ns && strcmp(sums[k], e->sha) == 0;
+	}
+cleanup:
+	unlink(sumfile);
+	free(sts);
+	free(sums);
+	free(names);
+	free(idx);
+}
+
+/* Whether path is already what e saved: a file of the same content, mode, owner and
+ * times (most of a saved tree is), so that undo need not write it. */
+static bool file_same(struct ad *a, const struct entry *e)
+{
+	struct guestfs_statns *st = guestfs_lstatns(a->g, e->path);
+	bool same = st && S_ISREG(st->st_mode) && (unsigned)(st->st_mode & 07777) == e->mode &&
+		    st->st_uid == e->uid && st->st_gid == e->gid &&
+		    st->st_mtime_sec == e->mtime_s && st->st_mtime_nsec == e->mtime_ns &&
+		    st->st_atime_sec == e->atime_s && st->st_atime_nsec == e->atime_ns;
+	char *sum;
+
+	guestfs_free_statns(st);
+	if (!same)
+		return false;
+	sum = guestfs_checksum(a->g, "sha256", e->path);
+	same = sum && strcmp(sum, e->sha) == 0;
+	free(sum);
+	return same;
+}
+
+/* Mode, owner and times back as e saved them. Mode and owner are set only when they
+ * differ: a FAT file system (the ESP) has them fixed by its mount and refuses both. */
+static int restore_attrs(struct ad *a, const struct entry *e)
+{
+	struct guestfs_statns *st = guestfs_lstatns(a->g, e->path);
+	char b[768];
+	int r = 0;
+
+	if (!st)
+		return fail(a, -EIO, "undo: cannot stat %s: %s", e->path, gerr(a, b, sizeof(b)));
+	if ((st->st_uid != e->uid || st->st_gid != e->gid) &&
+	    guestfs_chown(a->g, (int)e->uid, (int)e->gid, e->path) < 0)
+		r = -EIO;
+	if (r == 0 && (unsigned)(st->st_mode & 07777) != e->mode &&
+	    guestfs_chmod(a->g, (int)e->mode, e->path) < 0)
+		r = -EIO;
+	guestfs_free_statns(st);
+	if (r == 0 && guestfs_utimens(a->g, e->path, e->atime_s, e->atime_ns, e->mtime_s,
+				      e->mtime_ns) < 0)
+		r = -EIO;
+	if (r < 0)
+		return fail(a, r, "undo: cannot restore the mode, owner or times of %s: %s",
+			    e->path, gerr(a, b, sizeof(b)));
+	return 0;
 }
 
 static int put_back(struct ad *a, const struct entry *e, const char *undo_dir)
@@ -343,13 +665,12 @@ static int put_back(struct ad *a, const struct entry *e, const char *undo_dir)
 				    gerr(a, b, sizeof(b)));
 		return 0;
 	case E_DIR:
-		if (guestfs_is_dir(a->g, e->path) > 0)
-			return 0;
-		guestfs_rm_f(a->g, e->path);
-		if (guestfs_mkdir_p(a->g, e->path) < 0)
+		if (guestfs_is_dir(a->g, e->path) <= 0 &&
+		    (guestfs_rm_f(a->g, e->path) < 0 || guestfs_mkdir_p(a->g, e->path) < 0))
 			return fail(a, -EIO, "undo: cannot make %s: %s", e->path,
 				    gerr(a, b, sizeof(b)));
-		return 0;
+		/* Last change first: the directory's own entries are back by now. */
+		return restore_attrs(a, e);
 	case E_LINK:
 		if (guestfs_is_symlink(a->g, e->path) > 0) {
 			char *t = guestfs_readlink(a->g, e->path);
@@ -364,6 +685,8 @@ static int put_back(struct ad *a, const struct entry *e, const char *undo_dir)
 				    gerr(a, b, sizeof(b)));
 		return 0;
 	case E_FILE:
+		if (e->same || file_same(a, e))
+			return 0;
 		snprintf(local, sizeof(local), "%s/files/%s", undo_dir, e->saved);
 		if (access(local, R_OK) < 0)
 			return fail(a, -errno, "undo: the saved copy of %s (%s) is missing",
@@ -371,14 +694,10 @@ static int put_back(struct ad *a, const struct entry *e, const char *undo_dir)
 		/* A path that became a link or a directory is replaced, not written through. */
 		if (guestfs_is_symlink(a->g, e->path) > 0 || guestfs_is_dir(a->g, e->path) > 0)
 			guestfs_rm_rf(a->g, e->path);
-		if (guestfs_upload(a->g, local, e->path) < 0 ||
-		    guestfs_chown(a->g, (int)e->uid, (int)e->gid, e->path) < 0 ||
-		    guestfs_chmod(a->g, (int)e->mode, e->path) < 0 ||
-		    guestfs_utimens(a->g, e->path, e->mtime_s, e->mtime_ns, e->mtime_s,
-				    e->mtime_ns) < 0)
+		if (guestfs_upload(a->g, local, e->path) < 0)
 			return fail(a, -EIO, "undo: cannot restore %s: %s", e->path,
 				    gerr(a, b, sizeof(b)));
-		return 0;
+		return restore_attrs(a, e);
 	case E_TREE:
 		break;
 	}
@@ -402,7 +721,7 @@ static int prune_tree(struct ad *a, size_t ti)
 		char full[4096];
 		bool had = false;
 
-		snprintf(full, sizeof(full), "%s/%s", dir, found[i]);
+		snprintf(full, sizeof(full), "%s/%s", dir, found[i] + (found[i][0] == '/'));
 		if (under_other_mount(a, dir, full))
 			continue;
 		for (size_t j = 0; j < ti && !had; j++)
@@ -423,6 +742,9 @@ static int undo_entries(struct ad *a, const char *undo_dir)
 {
 	int ret = 0;
 
+	for (size_t i = 0; i < a->n; i++)
+		if (a->e[i].kind == E_TREE)
+			tree_mark_same(a, i, undo_dir);
 	for (size_t i = a->n; i-- > 0;) {
 		int r = a->e[i].kind == E_TREE ? prune_tree(a, i) : put_back(a, &a->e[i], undo_dir);
 
@@ -612,8 +934,10 @@ static int mount_all(struct ad *a, bool ro)
 	char b[768];
 
 	for (size_t i = 0; i < a->nm; i++) {
+		/* noatime: reading a file to save it, or a tool reading it, must not change
+		 * what undo compares and restores. */
 		int r = ro ? guestfs_mount_ro(a->g, a->m[i].dev, a->m[i].mp)
-			   : guestfs_mount(a->g, a->m[i].dev, a->m[i].mp);
+			   : guestfs_mount_options(a->g, "noatime", a->m[i].dev, a->m[i].mp);
 
 		if (r < 0)
 			return fail(a, -EIO, "cannot mount %s%s (%s): %s",
@@ -1444,8 +1768,13 @@ static int step_regenerate(struct ad *a)
 	json_object *c;
 	int r;
 
-	/* Everything the tools may rewrite or create, saved first. */
-	r = save_tree(a, "/boot");
+	/* Everything the tools may rewrite or create, saved first; their temporary
+	 * directories come and go in /var/tmp and /tmp, whose times undo puts back. */
+	r = save_path(a, "/var/tmp");
+	if (r >= 0)
+		r = save_path(a, "/tmp");
+	if (r >= 0)
+		r = save_tree(a, "/boot");
 	if (r >= 0)
 		r = save_tree(a, "/var/lib/initramfs-tools");
 	if (r < 0)
@@ -1726,6 +2055,32 @@ static size_t split_tabs(char *l, char **f, size_t n)
 	return k;
 }
 
+/* A saved copy's name in UNDO_DIR/files: relative, and never climbing out of it. */
+static bool saved_name_ok(const char *s)
+{
+	if (!s[0] || s[0] == '/')
+		return false;
+	for (const char *c = s; c; c = strchr(c, '/')) {
+		if (*c == '/')
+			c++;
+		if (strncmp(c, "..", 2) == 0 && (c[2] == '/' || c[2] == '\0'))
+			return false;
+	}
+	return true;
+}
+
+/* mode, uid, gid, atime s/ns, mtime s/ns as the manifest writes them */
+static void parse_stat(struct entry *e, char *const *f)
+{
+	e->mode = (unsigned)strtoul(f[0], NULL, 8) & 07777;
+	e->uid = strtoll(f[1], NULL, 10);
+	e->gid = strtoll(f[2], NULL, 10);
+	e->atime_s = strtoll(f[3], NULL, 10);
+	e->atime_ns = strtoll(f[4], NULL, 10);
+	e->mtime_s = strtoll(f[5], NULL, 10);
+	e->mtime_ns = strtoll(f[6], NULL, 10);
+}
+
 static int manifest_load(struct ad *a, const char *dir, char *why, size_t why_len)
 {
 	char path[4096], *data = NULL, *save = NULL, *l;
@@ -1745,8 +2100,8 @@ static int manifest_load(struct ad *a, const char *dir, char *why, size_t why_le
 		return -EBADMSG;
 	}
 	while (r >= 0 && (l = strtok_r(NULL, "\n", &save))) {
-		char *f[8];
-		size_t n = split_tabs(l, f, 8);
+		char *f[12];
+		size_t n = split_tabs(l, f, 12);
 		struct entry e = { 0 };
 
 		e.path = n > 1 ? f[1] : NULL;
@@ -1773,19 +2128,18 @@ static int manifest_load(struct ad *a, const char *dir, char *why, size_t why_le
 			a->nm++;
 			continue;
 		}
-		if (n == 8 && strcmp(f[0], "file") == 0 && !strchr(f[2], '/')) {
+		if (n == 11 && strcmp(f[0], "file") == 0 && saved_name_ok(f[2]) &&
+		    strlen(f[3]) == 64) {
 			e.kind = E_FILE;
 			e.saved = f[2];
-			e.mode = (unsigned)strtoul(f[3], NULL, 8) & 07777;
-			e.uid = strtoll(f[4], NULL, 10);
-			e.gid = strtoll(f[5], NULL, 10);
-			e.mtime_s = strtoll(f[6], NULL, 10);
-			e.mtime_ns = strtoll(f[7], NULL, 10);
+			memcpy(e.sha, f[3], 65);
+			parse_stat(&e, f + 4);
 		} else if (n == 3 && strcmp(f[0], "link") == 0) {
 			e.kind = E_LINK;
 			e.saved = f[2];
-		} else if (n == 2 && strcmp(f[0], "dir") == 0) {
+		} else if (n == 9 && strcmp(f[0], "dir") == 0) {
 			e.kind = E_DIR;
+			parse_stat(&e, f + 2);
 		} else if (n == 2 && strcmp(f[0], "absent") == 0) {
 			e.kind = E_ABSENT;
 		} else if (n == 2 && strcmp(f[0], "tree") == 0) {

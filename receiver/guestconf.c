@@ -452,10 +452,12 @@ int gconf_grub_default_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, b
 				break;
 			}
 			seen_linux = seen_linux || is_linux;
-			if (c == 0) {
+			/* An unquoted value gets quotes it does not hold, or is left alone. */
+			char quote = q ? q : !strchr(nv, '"') ? '"' : !strchr(nv, '\'') ? '\'' : 0;
+
+			if (c == 0 || !quote) {
 				sb_add(&out, l, len);
 			} else {
-				char quote = q ? q : '"';
 
 				sb_add(&out, l, prefix);
 				sb_add(&out, &quote, 1);
