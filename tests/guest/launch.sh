@@ -202,7 +202,7 @@ log "the target equals the source after $n launches"
 
 # --- discard -----------------------------------------------------------------------------
 out=$(ctl launch web1 --discard) || fail "discard failed: $out"
-grep -q "$n test launches discarded" <<<"$out" || fail "discard: $out"
+grep -q "^agent web1: $n test launch\(es\)\? discarded$" <<<"$out" || fail "discard: $out"
 [ ! -e "$T/fs/.tern-launch" ] || fail "discard left $(find "$T/fs/.tern-launch")"
 [ ! -e "$STATE/launch/web1" ] || fail "discard left $STATE/launch/web1"
 ctl launch plain1 --discard >/dev/null || fail "discard of plain1 failed"
