@@ -42,6 +42,7 @@ struct launch {
 	char report[4200];  /* the adaptation's report, once written */
 	char console[4200]; /* the boot check's console log, once started */
 	enum launch_state state;
+	int err; /* why it failed before its thread started: -ENOENT, -ETIMEDOUT or -EIO */
 	char result[1024];
 	char address[64];
 	time_t started;
@@ -365,6 +366,7 @@ int launch_test(struct rcv_server *srv, const struct launch_req *rq, json_object
 		/* Withdrawn unless the session took it meanwhile. */
 		if (rcv_launch_withdraw(srv, l)) {
 			pthread_mutex_lock(&ls->lock);
+			l->err = -ETIMEDOUT;
 			set_state(l, LAUNCH_FAILED, "no epoch boundary within %u s; withdrawn",
 				  rq->wait_s);
 			rmdir(l->dir);
@@ -377,8 +379,7 @@ int launch_test(struct rcv_server *srv, const struct launch_req *rq, json_object
 		pthread_cond_wait(&ls->cv, &ls->lock);
 	if (l->state == LAUNCH_FAILED) {
 		snprintf(why, why_len, "%s", l->result);
-		r = strstr(l->result, "no epoch boundary") ? -ETIMEDOUT :
-		    strstr(l->result, "session ended") ? -ENOENT : -EIO;
+		r = l->err ? l->err : -EIO;
 	} else {
 		*ret_info = launch_json(l);
 		r = *ret_info ? 0 : -ENOMEM;
@@ -392,6 +393,7 @@ int launch_test(struct rcv_server *srv, const struct launch_req *rq, json_object
 void launch_abort(struct launches *ls, struct launch *l, const char *why)
 {
 	pthread_mutex_lock(&ls->lock);
+	l->err = -ENOENT;
 	set_state(l, LAUNCH_FAILED, "%s", why);
 	rmdir(l->dir);
 	pthread_mutex_unlock(&ls->lock);
