@@ -203,9 +203,11 @@ log "the target equals the source after $n launches"
 # --- discard -----------------------------------------------------------------------------
 out=$(ctl launch web1 --discard) || fail "discard failed: $out"
 grep -q "^agent web1: $n test launch\(es\)\? discarded$" <<<"$out" || fail "discard: $out"
-[ ! -e "$T/fs/.tern-launch" ] || fail "discard left $(find "$T/fs/.tern-launch")"
+[ ! -e "$T/fs/.tern-launch/web1" ] || fail "discard left $(find "$T/fs/.tern-launch/web1")"
 [ ! -e "$STATE/launch/web1" ] || fail "discard left $STATE/launch/web1"
+[ -n "$(find "$T/fs/.tern-launch/plain1" -name plain.img)" ] || fail "discard of web1 took plain1's clone"
 ctl launch plain1 --discard >/dev/null || fail "discard of plain1 failed"
+[ ! -e "$T/fs/.tern-launch" ] || fail "discard left $(find "$T/fs/.tern-launch")"
 out=$(ctl launch web1 --discard 2>&1) && fail "a second discard found something: $out"
 
 # --- cutover with adaptation -------------------------------------------------------------
