@@ -21,6 +21,8 @@
 #include "common/net.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "receiver/launch.h"
+#include "receiver/profile.h"
 
 #define BODY_MAX API_BODY_MAX
 #define PER_IP_LIMIT 8 /* connections from one address: one address cannot fill the API */
@@ -191,11 +193,31 @@ static enum MHD_Result do_cutover(struct api *api, struct MHD_Connection *conn,
 		 call->verify == PROTO_VERIFY_FULL ? "full" : "tracked", call->timeout_s);
 	r = rcv_cutover(api->srv, agent, req, (unsigned)call->timeout_s);
 	if (r == 0) {
+		json_object *ad = NULL;
+
+		/* Proven first; only then is the target adapted (on a clone where it can be). */
+		if (call->adapt && api->srv->launches) {
+			char *text = NULL;
+			int ar = launch_cutover_adapt(api->srv, agent, req, prof_find(call->profile),
+						      call->boot_check, call->kvm, &text);
+
+			ad = json_object_new_object();
+			if (ad) {
+				json_object_object_add(ad, "result", json_object_new_string(ar < 0 ? "failed" : "ok"));
+				json_object_object_add(ad, "profile", json_object_new_string(call->profile));
+				json_object_object_add(ad, "text", json_object_new_string(text ? text : ""));
+			}
+			free(text);
+		}
 		o = json_object_new_object();
 		if (o) {
 			json_object_object_add(o, "result", json_object_new_string("ok"));
 			json_object_object_add(o, "agent", json_object_new_string(agent));
 			json_object_object_add(o, "proof", json_object_new_string(req->proof));
+			if (ad)
+				json_object_object_add(o, "adaptation", ad);
+		} else {
+			json_object_put(ad);
 		}
 		free(req);
 		return answer_json(conn, 200, o);
@@ -265,6 +287,78 @@ static enum MHD_Result do_disconnect(struct api *api, struct MHD_Connection *con
 	return answer_json(conn, 200, o);
 }
 
+/* Asks for a test launch and answers once the targets are cloned at an epoch boundary;
+ * adaptation and the boot check go on behind, seen in status. */
+static enum MHD_Result do_launch(struct api *api, struct MHD_Connection *conn,
+				 const struct api_call *call)
+{
+	struct launch_req rq = { .prof = prof_find(call->profile), .boot_check = call->boot_check,
+				 .kvm = call->kvm, .wait_s = (unsigned)call->timeout_s,
+				 .boot_timeout_s = (unsigned)call->boot_timeout_s };
+	json_object *info = NULL, *o;
+	char why[1024];
+	int r;
+
+	snprintf(rq.agent, sizeof(rq.agent), "%s", call->agent);
+	if (!api->srv->launches)
+		return fail(conn, 503, "test launches are not available on this receiver");
+	log_info("api: test launch of agent %s asked (profile %s%s)", rq.agent, rq.prof->name,
+		 rq.boot_check ? ", boot check" : "");
+	r = launch_test(api->srv, &rq, &info, why, sizeof(why));
+	if (r < 0) {
+		log_error("api: test launch of agent %s: %s", rq.agent, why);
+		return fail(conn, r == -ENOENT ? 404 : r == -EBUSY ? 409 : r == -ETIMEDOUT ? 504 : 500,
+			    "%s", why);
+	}
+	o = json_object_new_object();
+	if (o) {
+		json_object_object_add(o, "result", json_object_new_string("ok"));
+		json_object_object_add(o, "agent", json_object_new_string(rq.agent));
+		json_object_object_add(o, "launch", info);
+	} else {
+		json_object_put(info);
+	}
+	return answer_json(conn, 200, o);
+}
+
+static enum MHD_Result do_launch_discard(struct api *api, struct MHD_Connection *conn,
+					 const struct api_call *call)
+{
+	char why[1024];
+	unsigned n = 0;
+	json_object *o;
+	int r;
+
+	if (!api->srv->launches)
+		return fail(conn, 503, "test launches are not available on this receiver");
+	r = launch_discard(api->srv->launches, call->agent, &n, why, sizeof(why));
+	if (r < 0)
+		return fail(conn, r == -ENOENT ? 404 : r == -EBUSY ? 409 : 500, "%s", why);
+	o = json_object_new_object();
+	if (o) {
+		json_object_object_add(o, "result", json_object_new_string("ok"));
+		json_object_object_add(o, "agent", json_object_new_string(call->agent));
+		json_object_object_add(o, "discarded", json_object_new_int((int)n));
+	}
+	return answer_json(conn, 200, o);
+}
+
+/* The registry's picture with the test launches added. */
+static json_object *status_json(struct api *api, uint64_t up)
+{
+	json_object *snap = reg_snapshot(api->reg, up), *l;
+
+	if (!snap || !api->srv->launches)
+		return snap;
+	l = launch_snapshot(api->srv->launches);
+	if (!l || json_object_object_add(snap, "launches", l) < 0) {
+		json_object_put(l);
+		json_object_put(snap);
+		return NULL;
+	}
+	return snap;
+}
+
 static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const char *url,
 			     const char *method, const struct req *rq)
 {
@@ -277,7 +371,7 @@ static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const
 		return fail(conn, status, "%s", why);
 	switch (call.op) {
 	case API_OP_STATUS:
-		return answer_json(conn, 200, reg_snapshot(api->reg, up));
+		return answer_json(conn, 200, status_json(api, up));
 	case API_OP_METRICS: {
 		json_object *snap = reg_snapshot(api->reg, up);
 		char *text = snap ? reg_metrics(snap) : NULL;
@@ -294,6 +388,10 @@ static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const
 		return do_cutover(api, conn, &call);
 	case API_OP_DISCONNECT:
 		return do_disconnect(api, conn, &call);
+	case API_OP_LAUNCH:
+		return do_launch(api, conn, &call);
+	case API_OP_LAUNCH_DISCARD:
+		return do_launch_discard(api, conn, &call);
 	default:
 		return do_wish(api, conn, &call);
 	}

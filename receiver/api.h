@@ -4,10 +4,16 @@
  * a loopback address only; any other address is served over TLS with the receiver's
  * certificate. Endpoints:
  *   GET  /v1/status                   every agent and disk (see reg_snapshot)
- *   POST /v1/agents/NAME/cutover      {"verify":"tracked"|"full","timeout_seconds":N}
+ *   POST /v1/agents/NAME/cutover      {"verify":"tracked"|"full","timeout_seconds":N,
+ *                                     "adapt":P,"boot_check":B,"accel":"tcg"|"kvm"}: with
+ *                                     adapt, the proven target is then adapted (launch.h)
  *   POST /v1/agents/NAME/pause        no data is sent until resumed
  *   POST /v1/agents/NAME/resume
  *   PUT  /v1/agents/NAME/rate         {"bytes_per_second":N}, 0 lifts the limit
+ *   POST /v1/agents/NAME/launch       {"test":true,"profile":P,"boot_check":B,"accel":"tcg"|"kvm",
+ *                                     "timeout_seconds":N,"boot_timeout_seconds":N}: a test
+ *                                     launch (launch.h); answered once cloned
+ *   POST /v1/agents/NAME/launch/discard  removes the agent's test launches
  *   GET  /metrics                     the same figures, Prometheus text format
  * A bad request gets a 4xx answer with {"error":"..."} and changes nothing. */
 #pragma once

@@ -11,6 +11,7 @@
 
 #include "common/proto.h"
 #include "common/util.h"
+#include "receiver/profile.h"
 
 _Static_assert(sizeof(((struct api_call *)0)->agent) == NAME_MAX_LEN + 1, "agent name size");
 
@@ -81,14 +82,99 @@ static bool get_u64(json_object *o, const char *key, uint64_t max, uint64_t *v)
 	return true;
 }
 
+/* A boolean field; absent leaves *v. Returns false when ill-typed. */
+static bool get_bool(json_object *o, const char *key, bool *v)
+{
+	json_object *f;
+
+	if (!json_object_object_get_ex(o, key, &f))
+		return true;
+	if (!json_object_is_type(f, json_type_boolean))
+		return false;
+	*v = json_object_get_boolean(f);
+	return true;
+}
+
+/* "profile"/"adapt" (a known profile), "boot_check" and "accel" of a launch or a
+ * cutover; 0 or 400 with why. */
+static unsigned parse_adapt_fields(json_object *o, const char *pkey, struct api_call *call,
+				   char *why, size_t why_len)
+{
+	json_object *f;
+
+	if (json_object_object_get_ex(o, pkey, &f)) {
+		const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
+
+		if (!prof_find(v)) {
+			snprintf(why, why_len, "%s must be one of %s", pkey, prof_names());
+			return 400;
+		}
+		snprintf(call->profile, sizeof(call->profile), "%s", v);
+		call->adapt = true;
+	}
+	if (!get_bool(o, "boot_check", &call->boot_check)) {
+		snprintf(why, why_len, "boot_check must be true or false");
+		return 400;
+	}
+	if (json_object_object_get_ex(o, "accel", &f)) {
+		const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
+
+		if (strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0) {
+			snprintf(why, why_len, "accel must be \"tcg\" or \"kvm\"");
+			return 400;
+		}
+		call->kvm = v[0] == 'k';
+	}
+	return 0;
+}
+
+static unsigned parse_cut_adapt(json_object *o, struct api_call *call, char *why, size_t why_len)
+{
+	unsigned st = parse_adapt_fields(o, "adapt", call, why, why_len);
+
+	if (!st && !call->adapt && (call->boot_check || json_object_object_get_ex(o, "accel", NULL))) {
+		snprintf(why, why_len, "boot_check and accel go with adapt");
+		return 400;
+	}
+	return st;
+}
+
+/* The launch body; 0 or 400 with why. */
+static unsigned parse_launch(json_object *o, struct api_call *call, char *why, size_t why_len)
+{
+	bool test = false;
+
+	if (!get_bool(o, "test", &test) || !test) {
+		snprintf(why, why_len, "only test launches exist: \"test\": true is required");
+		return 400;
+	}
+	unsigned st = parse_adapt_fields(o, "profile", call, why, why_len);
+
+	if (st)
+		return st;
+	call->adapt = false; /* a launch always adapts; "adapt" is the cutover's word */
+	if (!get_u64(o, "timeout_seconds", 86400, &call->timeout_s) || call->timeout_s == 0 ||
+	    !get_u64(o, "boot_timeout_seconds", 86400, &call->boot_timeout_s) ||
+	    call->boot_timeout_s == 0) {
+		snprintf(why, why_len, "timeout_seconds and boot_timeout_seconds must be integers "
+			 "from 1 to 86400");
+		return 400;
+	}
+	return 0;
+}
+
 unsigned api_parse(const char *url, const char *method, const char *body, size_t len,
 		   struct api_call *ret_call, char *why, size_t why_len)
 {
 	static const char *const none[] = { NULL };
-	static const char *const cut_keys[] = { "verify", "timeout_seconds", NULL };
+	static const char *const cut_keys[] = { "verify", "timeout_seconds", "adapt", "boot_check",
+						"accel", NULL };
 	static const char *const rate_keys[] = { "bytes_per_second", NULL };
+	static const char *const launch_keys[] = { "test", "profile", "boot_check", "accel",
+						   "timeout_seconds", "boot_timeout_seconds", NULL };
 	struct api_call call = { .verify = PROTO_VERIFY_TRACKED, .timeout_s = API_CUTOVER_TIMEOUT_DEFAULT,
-				 .bps = UINT64_MAX };
+				 .bps = UINT64_MAX, .profile = "kvm",
+				 .boot_timeout_s = API_LAUNCH_BOOT_TIMEOUT_DEFAULT };
 	bool get = strcmp(method, "GET") == 0;
 	const char *name, *slash, *op;
 	json_object *o = NULL, *f;
@@ -128,6 +214,10 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 		call.op = API_OP_RATE;
 	else if (strcmp(op, "disconnect") == 0)
 		call.op = API_OP_DISCONNECT;
+	else if (strcmp(op, "launch") == 0)
+		call.op = API_OP_LAUNCH;
+	else if (strcmp(op, "launch/discard") == 0)
+		call.op = API_OP_LAUNCH_DISCARD;
 	else
 		goto not_found;
 	if (call.op == API_OP_RATE ? strcmp(method, "PUT") != 0 : strcmp(method, "POST") != 0) {
@@ -135,7 +225,8 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 		return 405;
 	}
 	o = parse_body(body, len, call.op == API_OP_CUTOVER ? cut_keys :
-				  call.op == API_OP_RATE ? rate_keys : none, why, why_len);
+				  call.op == API_OP_RATE ? rate_keys :
+				  call.op == API_OP_LAUNCH ? launch_keys : none, why, why_len);
 	if (!o)
 		return 400;
 	if (call.op == API_OP_CUTOVER) {
@@ -154,7 +245,11 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 			snprintf(why, why_len, "timeout_seconds must be an integer from 1 to 86400");
 			status = 400;
 		}
+		if (!status)
+			status = parse_cut_adapt(o, &call, why, why_len);
 	}
+	if (call.op == API_OP_LAUNCH)
+		status = parse_launch(o, &call, why, why_len);
 	/* Up to a petabyte a second: the agent reports its limit, and the receiver believes
 	 * no rate above that. */
 	if (call.op == API_OP_RATE && (!get_u64(o, "bytes_per_second", UINT64_C(1) << 50, &call.bps) ||

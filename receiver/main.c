@@ -26,6 +26,7 @@
 #include "receiver/adapt.h"
 #include "receiver/api.h"
 #include "receiver/enrol.h"
+#include "receiver/launch.h"
 #include "receiver/listener.h"
 #include "receiver/registry.h"
 #include "receiver/session.h"
@@ -535,6 +536,11 @@ static int cmd_serve(int argc, char **argv)
 		reg_load_records(srv.reg, a.state_dir, ids, srv.ntargets);
 		free(ids);
 	}
+	srv.launches = launches_new(a.state_dir);
+	if (!srv.launches) {
+		log_error("out of memory");
+		goto out;
+	}
 	/* After the agents' port, so a bad --listen is the one error; api_start says
 	 * why it could not. */
 	if (strcmp(a.api ? a.api : API_DEFAULT_ADDR, "none") != 0 &&
@@ -578,6 +584,9 @@ out:
 	r = (int)srv.sessions;
 	pthread_mutex_unlock(&srv.lock);
 	if (r == 0) {
+		/* Boot checks are cancelled (QEMU killed), adaptations finish first. With
+		 * sessions left, _exit below ends them all, QEMU too (PR_SET_PDEATHSIG). */
+		srv.launches = launches_free(srv.launches);
 		SSL_CTX_free(srv.ctx);
 		enrol_shared_clear(&srv.shared);
 		reg_free(srv.reg);

@@ -29,6 +29,7 @@
 #include "receiver/record.h"
 #include "receiver/registry.h"
 #include "receiver/enrol.h"
+#include "receiver/launch.h"
 #include "receiver/listener.h"
 #include "receiver/writer.h"
 
@@ -1256,6 +1257,12 @@ static void unregister_handle(struct rsession *s)
 	if (s->cut)
 		abort_locked(s, "the agent's session ended before the cutover completed%s%s",
 			     s->err ? ": " : "", s->err ? s->why : "");
+	if (s->handle.launch) {
+		launch_abort(s->srv->launches, s->handle.launch, "the agent's session ended "
+			     "before an epoch boundary; try again once it is back");
+		s->handle.launch = NULL;
+		__atomic_store_n(&s->handle.launch_pending, false, __ATOMIC_RELEASE);
+	}
 	for (struct rcv_handle **p = &s->srv->handles; *p; p = &(*p)->next) {
 		if (*p == &s->handle) {
 			*p = s->handle.next;
@@ -1266,6 +1273,51 @@ static void unregister_handle(struct rsession *s)
 	reg_cutting_over(s->srv->reg, s->ra, false);
 	close(s->handle.efd);
 	s->registered = false;
+}
+
+/* Whether every disk's target holds a verified epoch and nothing of the next: the
+ * epoch boundary a test launch clones at. The next epoch's first write comes only after
+ * its first frame is read (mark_epoch), and the last one was made durable (wr_flush)
+ * before it was acknowledged. */
+static bool between_epochs(const struct rsession *s)
+{
+	if (s->ndisks == 0 || s->cut)
+		return false;
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		const struct rdisk *d = &s->disks[i];
+
+		if (!d->t || !d->last_match || d->marked || d->have_count > 0)
+			return false;
+	}
+	return true;
+}
+
+/* Serves a test launch waiting for an epoch boundary, when the session is at one: the
+ * targets are cloned here, in the session thread, so no write lands during the clone;
+ * a reflink is instant, a copy holds replication for its length (said up front). */
+static void serve_launch(struct rsession *s)
+{
+	struct launch_disk ld[RCV_MAX_DISKS];
+	struct launch *l;
+
+	if (!__atomic_load_n(&s->handle.launch_pending, __ATOMIC_ACQUIRE) || !between_epochs(s))
+		return;
+	pthread_mutex_lock(&s->srv->lock);
+	l = s->handle.launch;
+	s->handle.launch = NULL;
+	__atomic_store_n(&s->handle.launch_pending, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&s->srv->lock);
+	if (!l)
+		return;
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		ld[i].id = s->disks[i].t->id;
+		ld[i].path = s->disks[i].t->path;
+		ld[i].epoch = s->disks[i].epoch - 1;
+		ld[i].root = s->disks[i].last_root;
+	}
+	log_info("agent %s: test launch at the epoch boundary after epoch %" PRIu64, s->agent,
+		 s->disks[0].epoch - 1);
+	launch_take(s->srv->launches, l, ld, s->ndisks);
 }
 
 /* Waits for the agent's next frame or a cutover request, whichever comes first. Returns
@@ -1286,6 +1338,7 @@ static int wait_input(struct rsession *s)
 		if (r < 0)
 			return r;
 	}
+	serve_launch(s);
 	for (uint64_t idle_t0 = now_ns();;) {
 		uint64_t now = now_ns();
 
@@ -1416,6 +1469,17 @@ static int on_cutover(struct rsession *s, const struct proto_hdr *h)
 		}
 		d->cut_over = true;
 		reg_cut_over(s->srv->reg, d->rd);
+		pthread_mutex_lock(&s->srv->lock);
+		if (cut_is_current(s) && s->cut->ndisks < sizeof(s->cut->disks) / sizeof(s->cut->disks[0])) {
+			struct rcv_cut_disk *cd = &s->cut->disks[s->cut->ndisks++];
+
+			snprintf(cd->id, sizeof(cd->id), "%s", d->t->id);
+			snprintf(cd->path, sizeof(cd->path), "%s", d->t->path);
+			cd->root = d->last_root;
+			cd->size = d->size;
+			cd->chunk_size = s->cs;
+		}
+		pthread_mutex_unlock(&s->srv->lock);
 		/* The record names the final epoch: the last one acknowledged. */
 		r = save_disk_state(s, d, d->epoch - 1, &d->last_root);
 		if (r < 0)
@@ -1602,6 +1666,7 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	req->done = false;
 	req->result = 0;
 	req->proof[0] = '\0';
+	req->ndisks = 0;
 	/* An agent the receiver has never heard of, or whose every disk is cut over, is not
 	 * worth waiting for: refused at once. */
 	target = reg_cutover_target(srv->reg, agent);
@@ -1664,6 +1729,52 @@ int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *r
 	}
 	pthread_mutex_unlock(&srv->lock);
 	return r;
+}
+
+int rcv_launch(struct rcv_server *srv, const char *agent, struct launch *l, char *why,
+	       size_t why_len)
+{
+	struct rcv_handle *hd;
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	/* The newest session first, as for a cutover. */
+	for (hd = srv->handles; hd && strcmp(hd->agent, agent) != 0; hd = hd->next)
+		;
+	if (!hd) {
+		snprintf(why, why_len, "agent %s has no live session on this receiver: a test "
+			 "launch clones at an epoch boundary of a running replication", agent);
+		r = -ENOENT;
+	} else if (hd->launch) {
+		snprintf(why, why_len, "a test launch of agent %s already waits for an epoch "
+			 "boundary", agent);
+		r = -EBUSY;
+	} else {
+		hd->launch = l;
+		__atomic_store_n(&hd->launch_pending, true, __ATOMIC_RELEASE);
+		/* An idle session (between epochs, waiting for the agent) wakes to serve it. */
+		if (write(hd->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn_errno(-errno, "waking the session of agent %s", agent);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return r;
+}
+
+bool rcv_launch_withdraw(struct rcv_server *srv, struct launch *l)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&srv->lock);
+	for (struct rcv_handle *hd = srv->handles; hd; hd = hd->next) {
+		if (hd->launch == l) {
+			hd->launch = NULL;
+			__atomic_store_n(&hd->launch_pending, false, __ATOMIC_RELEASE);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return found;
 }
 
 void rcv_poke(struct rcv_server *srv, const char *agent)

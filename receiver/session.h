@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+#include "common/fp.h"
 #include "receiver/enrol.h"
 
 struct registry;
@@ -32,6 +33,16 @@ struct rcv_cutover {
 	bool done;
 	int result;      /* 0 or -errno */
 	char proof[4096];
+	/* Once done with 0: the cut-over targets, in the agent's disk order, with the
+	 * proven root each holds (for cutover --adapt). */
+	unsigned ndisks;
+	struct rcv_cut_disk {
+		char id[65];
+		char path[4096];
+		struct fp root;
+		uint64_t size;
+		uint32_t chunk_size;
+	} disks[8];
 };
 
 /* What the API can see of a live session. Guarded by rcv_server.lock. */
@@ -46,6 +57,10 @@ struct rcv_handle {
 	bool ctl_pending;
 	/* The operator asked to close this session (ternctl disconnect). */
 	bool kick;
+	/* A test launch waiting for this session's next epoch boundary (receiver/launch.h),
+	 * or NULL; launch_pending mirrors it for a lock-free look on every frame. */
+	struct launch *launch;
+	bool launch_pending;
 	struct rcv_handle *next;
 };
 
@@ -61,6 +76,7 @@ struct rcv_server {
 	pthread_cond_t cut_cv; /* signalled when a cutover request is done, or on shutdown */
 	bool stopping;         /* shutting down: a waiting cutover request gives up */
 	struct registry *reg;  /* what the operator API shows; has its own lock */
+	struct launches *launches; /* test launches (receiver/launch.h); has its own lock */
 	struct enrol_shared shared; /* how the shared agent bundle is recognised */
 	bool no_shared;        /* serve --no-shared-bundle: the shared bundle is refused */
 	/* Chunk fingerprints and bitmaps of all sessions together stay under fp_budget
@@ -73,6 +89,15 @@ struct rcv_server {
  * Returns 0 with the proof in req->proof, or -errno with the reason there. */
 int rcv_cutover(struct rcv_server *srv, const char *agent, struct rcv_cutover *req,
 		unsigned timeout_s);
+
+/* Hands test launch l to agent's newest live session, which clones its targets at its
+ * next epoch boundary (launch_take) or fails l when it ends first (launch_abort).
+ * 0, or -ENOENT (no live session) / -EBUSY (one is already waiting) with why. */
+int rcv_launch(struct rcv_server *srv, const char *agent, struct launch *l, char *why,
+	       size_t why_len);
+/* Takes l back from the session it waits in: true when it was still waiting (nothing
+ * was cloned), false when the session has taken or failed it already. */
+bool rcv_launch_withdraw(struct rcv_server *srv, struct launch *l);
 
 /* Wakes the sessions of agent so they pass the operator's wishes in srv->reg on. */
 void rcv_poke(struct rcv_server *srv, const char *agent);

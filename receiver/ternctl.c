@@ -30,6 +30,8 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 #define QUICK_TIMEOUT_S 10
 /* What a cutover request waits beyond its own timeout: the receiver answers after it. */
 #define CUTOVER_MARGIN_S 30
+/* What an adaptation after the cutover may add: the appliance under TCG, then a boot. */
+#define ADAPT_MARGIN_S 3600
 
 enum {
 	OPT_JSON = 1 << 0,
@@ -39,6 +41,12 @@ enum {
 	OPT_VERIFY = 1 << 4,
 	OPT_TIMEOUT = 1 << 5,
 	OPT_AGENT = 1 << 6,
+	OPT_TEST = 1 << 7,
+	OPT_PROFILE = 1 << 8,
+	OPT_BOOT = 1 << 9,
+	OPT_DISCARD = 1 << 10,
+	OPT_ACCEL = 1 << 11,
+	OPT_ADAPT = 1 << 12,
 };
 
 struct args {
@@ -49,6 +57,9 @@ struct args {
 	const char *verify;
 	uint64_t timeout;
 	const char *agent; /* --until-synced waits for this agent's disks only */
+	const char *profile, *accel; /* launch --test; cutover --adapt */
+	const char *adapt;
+	bool boot_check;
 };
 
 static void usage(FILE *f)
@@ -57,10 +68,14 @@ static void usage(FILE *f)
 		"Usage: ternctl [--state-dir DIR] [--api URL] [--token-file FILE] COMMAND\n"
 		"  status [--json] [--watch [--interval SECONDS] [--until-synced [--agent NAME]]]\n"
 		"  cutover NAME [--verify tracked|full] [--timeout SECONDS] [--json]\n"
+		"          [--adapt kvm|aws|azure|gcp [--boot-check] [--accel tcg|kvm]]\n"
 		"  pause NAME [--json]\n"
 		"  resume NAME [--json]\n"
 		"  disconnect NAME [--json]\n"
 		"  rate NAME BYTES|unlimited [--json]   (per second; K, M, G suffixes: 20M)\n"
+		"  launch NAME --test [--profile kvm|aws|azure|gcp] [--boot-check] [--accel tcg|kvm]\n"
+		"         [--timeout SECONDS] [--json]\n"
+		"  launch NAME --discard [--json]\n"
 		"  --help | --version\n"
 		"\n"
 		"ternctl talks to the receiver's HTTP API: its address is read from DIR/api.addr\n"
@@ -81,9 +96,20 @@ static void usage(FILE *f)
 		"epoch of every disk and thaw; it prints the proof and exits 0 only when every disk\n"
 		"matches (--verify full: the receiver also re-reads its targets). An agent that is\n"
 		"not connected (a link flap, a restart) is waited for, within --timeout.\n"
+		"With --adapt P the proven target is then adapted for platform P (on a reflink\n"
+		"that replaces it only once adaptation and the --boot-check passed; in place,\n"
+		"with an undo copy, where no reflink can be made); it prints the proven root,\n"
+		"what changed and the adapted root, and exits 1 if the adaptation failed (the\n"
+		"proven target is then left as it was).\n"
 		"pause and resume stop and restart an agent's replication; rate limits it.\n"
 		"disconnect closes agent NAME's live session; the agent reconnects unless it is\n"
 		"revoked (tern-receiver agent revoke NAME).\n"
+		"launch --test clones agent NAME's targets at its next epoch boundary while\n"
+		"replication goes on, adapts the clone for --profile (default kvm) and with\n"
+		"--boot-check boots it under QEMU on the profile's bus (TCG unless --accel kvm);\n"
+		"it waits, showing each step, and exits 0 only when the launch passed: the guest\n"
+		"printed its DHCP address on the console. The targets are never written.\n"
+		"launch --discard removes the agent's test launches (clones, logs, reports).\n"
 		"--json prints the receiver's JSON answer. Exit status: 0 done, 1 refused or\n"
 		"failed, 2 usage error.\n");
 }
@@ -179,6 +205,8 @@ static void print_body(FILE *f, const struct apic_reply *rep)
 		fputc('\n', f);
 }
 
+static void print_launch(FILE *f, struct json_object *l, bool disks);
+
 static bool want_color(void)
 {
 	const char *nc = getenv("NO_COLOR");
@@ -245,7 +273,13 @@ static int status_once(const struct args *a)
 	if (a->json) {
 		print_body(stdout, &rep);
 	} else {
+		struct json_object *ls;
+
 		sv_print_table(stdout, st, apic_url(api), want_color());
+		if (apic_member(rep.obj, "launches", json_type_array, &ls) == 0)
+			for (size_t i = 0; i < json_object_array_length(ls); i++)
+				if (json_object_array_get_idx(ls, i))
+					print_launch(stdout, json_object_array_get_idx(ls, i), true);
 	}
 	rc = EXIT_OK;
 cleanup:
@@ -636,12 +670,15 @@ static int cmd_cutover(const struct args *a, const char *name)
 	req = json_object_new_object();
 	if (!req || json_object_object_add(req, "verify", json_object_new_string(a->verify)) < 0 ||
 	    json_object_object_add(req, "timeout_seconds", json_object_new_int64((int64_t)a->timeout)) < 0 ||
+	    (a->adapt && (json_object_object_add(req, "adapt", json_object_new_string(a->adapt)) < 0 ||
+			  json_object_object_add(req, "boot_check", json_object_new_boolean(a->boot_check)) < 0 ||
+			  json_object_object_add(req, "accel", json_object_new_string(a->accel)) < 0)) ||
 	    !(body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN))) {
 		log_error("out of memory");
 		goto cleanup;
 	}
-	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S, &api, &rep,
-			  err, sizeof(err));
+	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S +
+			  (a->adapt ? ADAPT_MARGIN_S : 0), &api, &rep, err, sizeof(err));
 	if (r == -EPROTO) {
 		/* The receiver's reason; with --json its answer went to stdout. */
 		fprintf(a->json ? stderr : stdout, "FAILED: %s\n", err);
@@ -674,13 +711,208 @@ static int cmd_cutover(const struct args *a, const char *name)
 		fputs(proof, stdout);
 		if (n && proof[n - 1] != '\n')
 			fputc('\n', stdout);
-		printf("OK\n");
 	}
 	rc = EXIT_OK;
+	if (a->adapt) {
+		struct json_object *ad, *t, *res;
+
+		if (apic_member(rep.obj, "adaptation", json_type_object, &ad) < 0 ||
+		    apic_member(ad, "text", json_type_string, &t) < 0 ||
+		    apic_member(ad, "result", json_type_string, &res) < 0) {
+			printf("CUTOVER DONE; the adaptation's outcome is missing from the answer\n");
+			rc = EXIT_FAILED;
+			goto cleanup;
+		}
+		if (strcmp(json_object_get_string(res), "ok") != 0)
+			rc = EXIT_FAILED;
+		if (!a->json) {
+			char *text;
+
+			n = (size_t)json_object_get_string_len(t);
+			text = malloc(n + 1);
+			if (text) {
+				apic_sanitize(json_object_get_string(t), true, text, n + 1);
+				fputs(text, stdout);
+				free(text);
+			}
+		}
+	}
+	if (!a->json)
+		printf("%s\n", rc == EXIT_OK ? "OK" : "CUTOVER DONE, ADAPTATION FAILED");
 cleanup:
 	free(proof);
 	json_object_put(req);
 	apic_reply_done(&rep);
+	apic_free(api);
+	return rc;
+}
+
+/* A launch's description from a status or launch answer: strings sanitised. */
+static const char *jstr(struct json_object *o, const char *key, char *buf, size_t len)
+{
+	struct json_object *v;
+
+	if (apic_member(o, key, json_type_string, &v) < 0)
+		return "-";
+	return apic_sanitize(json_object_get_string(v), false, buf, len);
+}
+
+static void print_launch(FILE *f, struct json_object *l, bool disks)
+{
+	char a[80], id[48], prof[16], st[16], res[1100], path[1100];
+	struct json_object *v, *d;
+
+	fprintf(f, "test launch %s/%s (%s%s): %s: %s\n", jstr(l, "agent", a, sizeof(a)),
+		jstr(l, "id", id, sizeof(id)), jstr(l, "profile", prof, sizeof(prof)),
+		apic_member(l, "boot_check", json_type_boolean, &v) == 0 &&
+			json_object_get_boolean(v) ? ", boot check" : "",
+		jstr(l, "state", st, sizeof(st)), jstr(l, "result", res, sizeof(res)));
+	if (disks && apic_member(l, "disks", json_type_array, &d) == 0) {
+		for (size_t i = 0; i < json_object_array_length(d); i++) {
+			struct json_object *k = json_object_array_get_idx(d, i), *e, *t;
+			char did[80], root[40], how[16], warn[300];
+
+			if (!k || apic_member(k, "epoch", json_type_int, &e) < 0 ||
+			    apic_member(k, "clone_seconds", json_type_double, &t) < 0)
+				continue;
+			fprintf(f, "  disk %s: epoch %" PRId64 ", root %s, %s in %.3f s: %s\n",
+				jstr(k, "id", did, sizeof(did)), json_object_get_int64(e),
+				jstr(k, "root", root, sizeof(root)), jstr(k, "how", how, sizeof(how)),
+				json_object_get_double(t), jstr(k, "clone", path, sizeof(path)));
+			jstr(k, "warning", warn, sizeof(warn));
+			if (warn[0] && strcmp(warn, "-") != 0)
+				fprintf(f, "  WARNING: %s\n", warn);
+		}
+	}
+	if (apic_member(l, "report", json_type_string, &v) == 0)
+		fprintf(f, "  adaptation report: %s\n", jstr(l, "report", path, sizeof(path)));
+	if (apic_member(l, "console", json_type_string, &v) == 0)
+		fprintf(f, "  console log: %s\n", jstr(l, "console", path, sizeof(path)));
+}
+
+/* The launch id of agent name in a status answer, or NULL. */
+static struct json_object *find_launch(struct json_object *status, const char *name,
+				       const char *id)
+{
+	struct json_object *arr, *v;
+
+	if (apic_member(status, "launches", json_type_array, &arr) < 0)
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *l = json_object_array_get_idx(arr, i);
+
+		if (l && apic_member(l, "agent", json_type_string, &v) == 0 &&
+		    strcmp(json_object_get_string(v), name) == 0 &&
+		    apic_member(l, "id", json_type_string, &v) == 0 &&
+		    strcmp(json_object_get_string(v), id) == 0)
+			return l;
+	}
+	return NULL;
+}
+
+static int cmd_launch_discard(const struct args *a, const char *name)
+{
+	struct apic_reply rep = { 0 };
+	struct apic *api = NULL;
+	struct json_object *v;
+	char path[128], err[1200];
+	int r;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/launch/discard", name);
+	r = agent_request(a, "POST", path, NULL, QUICK_TIMEOUT_S + 60, &api, &rep, err, sizeof(err));
+	if (r < 0) {
+		printf("FAILED: %s\n", err);
+		return EXIT_FAILED;
+	}
+	r = apic_member(rep.obj, "discarded", json_type_int, &v);
+	if (r < 0)
+		printf("FAILED: the receiver's answer is malformed\n");
+	else if (a->json)
+		print_body(stdout, &rep);
+	else
+		printf("agent %s: %d test launch%s discarded\n", name, json_object_get_int(v),
+		       json_object_get_int(v) == 1 ? "" : "es");
+	apic_reply_done(&rep);
+	apic_free(api);
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+/* Asks for a test launch, then follows it in the status until it passed or failed. */
+static int cmd_launch_test(const struct args *a, const char *name)
+{
+	struct apic_reply rep = { 0 }, srep = { 0 };
+	struct json_object *req = NULL, *l, *v;
+	struct apic *api = NULL;
+	char path[128], err[1200], id[48], state[16] = "", st[16], res[1100];
+	const char *body;
+	int r, rc = EXIT_FAILED;
+
+	snprintf(path, sizeof(path), "/v1/agents/%s/launch", name);
+	req = json_object_new_object();
+	if (!req || json_object_object_add(req, "test", json_object_new_boolean(true)) < 0 ||
+	    json_object_object_add(req, "profile", json_object_new_string(a->profile)) < 0 ||
+	    json_object_object_add(req, "boot_check", json_object_new_boolean(a->boot_check)) < 0 ||
+	    json_object_object_add(req, "accel", json_object_new_string(a->accel)) < 0 ||
+	    json_object_object_add(req, "timeout_seconds", json_object_new_int64((int64_t)a->timeout)) < 0 ||
+	    !(body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN))) {
+		log_error("out of memory");
+		goto cleanup;
+	}
+	if (!a->json)
+		printf("test launch of agent %s (%s%s): waiting for an epoch boundary\n", name,
+		       a->profile, a->boot_check ? ", boot check" : "");
+	fflush(stdout);
+	r = agent_request(a, "POST", path, body, (long)a->timeout + CUTOVER_MARGIN_S, &api, &rep,
+			  err, sizeof(err));
+	if (r < 0) {
+		printf("FAILED: %s\n", err);
+		goto cleanup;
+	}
+	if (apic_member(rep.obj, "launch", json_type_object, &l) < 0 ||
+	    apic_member(l, "id", json_type_string, &v) < 0) {
+		printf("FAILED: the receiver's answer is malformed; see ternctl status\n");
+		goto cleanup;
+	}
+	apic_sanitize(json_object_get_string(v), false, id, sizeof(id));
+	jstr(l, "state", state, sizeof(state));
+	if (!a->json)
+		print_launch(stdout, l, true);
+	/* The adaptation and the boot run on the receiver: follow them in the status. */
+	for (;;) {
+		apic_reply_done(&srep);
+		r = apic_request(api, "GET", "/v1/status", NULL, QUICK_TIMEOUT_S, &srep, err, sizeof(err));
+		if (r < 0 || srep.status != 200 || !srep.obj) {
+			if (r == 0)
+				apic_reply_error(&srep, err, sizeof(err));
+			printf("FAILED: cannot follow test launch %s: %s\n", id, err);
+			goto cleanup;
+		}
+		l = find_launch(srep.obj, name, id);
+		if (!l) {
+			printf("FAILED: test launch %s is gone from the receiver's status\n", id);
+			goto cleanup;
+		}
+		jstr(l, "state", st, sizeof(st));
+		if (strcmp(st, state) != 0 && !a->json)
+			printf("%s: %s\n", st, jstr(l, "result", res, sizeof(res)));
+		fflush(stdout);
+		snprintf(state, sizeof(state), "%s", st);
+		if (strcmp(st, "passed") == 0 || strcmp(st, "failed") == 0)
+			break;
+		sleep(2);
+	}
+	if (a->json) {
+		fputs(json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN), stdout);
+		fputc('\n', stdout);
+	} else {
+		print_launch(stdout, l, false);
+		printf("%s\n", strcmp(st, "passed") == 0 ? "PASSED" : "FAILED");
+	}
+	rc = strcmp(st, "passed") == 0 ? EXIT_OK : EXIT_FAILED;
+cleanup:
+	json_object_put(req);
+	apic_reply_done(&rep);
+	apic_reply_done(&srep);
 	apic_free(api);
 	return rc;
 }
@@ -726,11 +958,13 @@ struct command {
 
 static const struct command commands[] = {
 	{ "status", 0, OPT_JSON | OPT_WATCH | OPT_INTERVAL | OPT_UNTIL | OPT_AGENT },
-	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT },
+	{ "cutover", 1, OPT_JSON | OPT_VERIFY | OPT_TIMEOUT | OPT_ADAPT | OPT_BOOT | OPT_ACCEL },
 	{ "pause", 1, OPT_JSON },
 	{ "resume", 1, OPT_JSON },
 	{ "disconnect", 1, OPT_JSON },
 	{ "rate", 2, OPT_JSON },
+	{ "launch", 1, OPT_JSON | OPT_TEST | OPT_PROFILE | OPT_BOOT | OPT_DISCARD | OPT_ACCEL |
+			 OPT_TIMEOUT | OPT_ADAPT },
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -760,12 +994,18 @@ int main(int argc, char **argv)
 		{ "verify", required_argument, NULL, 'v' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "agent", required_argument, NULL, 'A' },
+		{ "test", no_argument, NULL, 'T' },
+		{ "profile", required_argument, NULL, 'P' },
+		{ "boot-check", no_argument, NULL, 'B' },
+		{ "discard", no_argument, NULL, 'D' },
+		{ "accel", required_argument, NULL, 'C' },
+		{ "adapt", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct args a = { .dir = getenv("TERN_STATE_DIR"), .verify = "tracked", .timeout = 600,
-			  .interval = 1.0 };
+			  .interval = 1.0, .profile = "kvm", .accel = "tcg" };
 	const struct command *cmd = NULL;
 	const char *name;
 	uint64_t bps = 0;
@@ -809,6 +1049,29 @@ int main(int argc, char **argv)
 			a.agent = optarg;
 			a.given |= OPT_AGENT;
 			break;
+		case 'T': a.given |= OPT_TEST; break;
+		case 'B': a.boot_check = true; a.given |= OPT_BOOT; break;
+		case 'D': a.given |= OPT_DISCARD; break;
+		case 'P':
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "aws") && strcmp(optarg, "azure") &&
+			    strcmp(optarg, "gcp"))
+				return usage_error("--profile %s: kvm, aws, azure or gcp", optarg);
+			a.profile = optarg;
+			a.given |= OPT_PROFILE;
+			break;
+		case 'E':
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "aws") && strcmp(optarg, "azure") &&
+			    strcmp(optarg, "gcp"))
+				return usage_error("--adapt %s: kvm, aws, azure or gcp", optarg);
+			a.adapt = optarg;
+			a.given |= OPT_ADAPT;
+			break;
+		case 'C':
+			if (strcmp(optarg, "tcg") != 0 && strcmp(optarg, "kvm") != 0)
+				return usage_error("--accel %s: tcg or kvm", optarg);
+			a.accel = optarg;
+			a.given |= OPT_ACCEL;
+			break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("ternctl %s\n", TERN_VERSION); return EXIT_OK;
 		default:
@@ -828,7 +1091,8 @@ int main(int argc, char **argv)
 	if (a.given & ~cmd->allowed) {
 		static const char *const names[] = { "--json", "--watch", "--interval",
 						     "--until-synced", "--verify", "--timeout",
-						     "--agent" };
+						     "--agent", "--test", "--profile", "--boot-check",
+						     "--discard", "--accel", "--adapt" };
 		unsigned bad = a.given & ~cmd->allowed;
 
 		return usage_error("%s does not apply to %s", names[__builtin_ctz(bad)], cmd->name);
@@ -842,8 +1106,22 @@ int main(int argc, char **argv)
 	name = argv[optind + 1];
 	if (!name_is_valid(name, strlen(name)))
 		return usage_error("%s: not a valid agent name", name);
-	if (strcmp(cmd->name, "cutover") == 0)
+	if (strcmp(cmd->name, "cutover") == 0) {
+		if ((a.given & (OPT_BOOT | OPT_ACCEL)) && !a.adapt)
+			return usage_error("--boot-check and --accel go with --adapt");
 		return cmd_cutover(&a, name);
+	}
+	if (strcmp(cmd->name, "launch") == 0) {
+		bool test = a.given & OPT_TEST, discard = a.given & OPT_DISCARD;
+
+		if (test == discard)
+			return usage_error("launch takes --test or --discard");
+		if (a.given & OPT_ADAPT)
+			return usage_error("--adapt goes with cutover; launch takes --profile");
+		if (discard && (a.given & (OPT_PROFILE | OPT_BOOT | OPT_ACCEL | OPT_TIMEOUT)))
+			return usage_error("launch --discard takes no other option but --json");
+		return discard ? cmd_launch_discard(&a, name) : cmd_launch_test(&a, name);
+	}
 	if (strcmp(cmd->name, "rate") == 0) {
 		if (parse_rate(argv[optind + 2], &bps) < 0)
 			return usage_error("rate %s: bytes per second (K, M, G suffixes) or unlimited",

@@ -13,6 +13,7 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "receiver/apiparse.h"
+#include "receiver/profile.h"
 
 #include "fuzz-driver.h"
 
@@ -56,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		bool agent_op = a.op != API_OP_STATUS && a.op != API_OP_METRICS;
 
-		require(a.op <= API_OP_DISCONNECT);
+		require(a.op <= API_OP_LAUNCH_DISCARD);
 		if (!agent_op) {
 			require(strcmp(method, "GET") == 0);
 		} else {
@@ -68,9 +69,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (a.op == API_OP_CUTOVER) {
 			require(a.verify == PROTO_VERIFY_TRACKED || a.verify == PROTO_VERIFY_FULL);
 			require(a.timeout_s >= 1 && a.timeout_s <= 86400);
+			/* Adaptation after a cutover only for a known profile; its options
+			 * only with it. */
+			require(a.adapt ? prof_find(a.profile) != NULL : !a.boot_check && !a.kvm);
 		}
 		if (a.op == API_OP_RATE)
 			require(a.bps <= (UINT64_C(1) << 50));
+		/* A launch is a test launch of a known profile, within its time bounds; its
+		 * body said "test": true, which only a body can say. */
+		if (a.op == API_OP_LAUNCH) {
+			require(prof_find(a.profile) != NULL);
+			require(a.timeout_s >= 1 && a.timeout_s <= 86400);
+			require(a.boot_timeout_s >= 1 && a.boot_timeout_s <= 86400);
+			require(blen > 0 && memmem(body, blen, "test", 4) != NULL);
+			require(strcmp(url + strlen(url) - 7, "/launch") == 0);
+		}
+		if (a.op == API_OP_LAUNCH_DISCARD)
+			require(strcmp(url + strlen(url) - 15, "/launch/discard") == 0);
 	}
 	/* The same request gets the same answer: nothing is kept between calls. */
 	memset(&b, 0x5a, sizeof(b));
@@ -80,7 +95,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		require(strcmp(why, why2) == 0);
 	else
 		require(a.op == b.op && strcmp(a.agent, b.agent) == 0 && a.verify == b.verify &&
-			a.timeout_s == b.timeout_s && a.bps == b.bps);
+			a.timeout_s == b.timeout_s && a.bps == b.bps &&
+			a.adapt == b.adapt &&
+			(a.op != API_OP_LAUNCH || (strcmp(a.profile, b.profile) == 0 &&
+						   a.boot_check == b.boot_check && a.kvm == b.kvm &&
+						   a.boot_timeout_s == b.boot_timeout_s)));
 	return 0;
 }
 
@@ -123,6 +142,25 @@ void tern_fuzz_seeds(void (*add)(const void *p, size_t n))
 	add_req(add, 1, "/v1/agents/"
 			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/pause", "");
 	add_req(add, 3, "/v1/agents/web1/pause", "");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"profile\":\"kvm\",\"boot_check\":true}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"profile\":\"aws\",\"accel\":\"kvm\","
+		"\"timeout_seconds\":60,\"boot_timeout_seconds\":600}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":false}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"profile\":\"kvm\"}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"profile\":\"vmware\"}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"boot_check\":1}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"accel\":\"hvf\"}");
+	add_req(add, 1, "/v1/agents/web1/launch", "{\"test\":true,\"boot_timeout_seconds\":0}");
+	add_req(add, 1, "/v1/agents/web1/launch", "");
+	add_req(add, 0, "/v1/agents/web1/launch", "{\"test\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"adapt\":\"aws\",\"boot_check\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"adapt\":\"hyperv\"}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"boot_check\":true}");
+	add_req(add, 1, "/v1/agents/web1/cutover", "{\"accel\":\"kvm\"}");
+	add_req(add, 1, "/v1/agents/web1/launch/discard", "");
+	add_req(add, 1, "/v1/agents/web1/launch/discard", "{\"test\":true}");
+	add_req(add, 3, "/v1/agents/web1/launch/discard", "");
+	add_req(add, 1, "/v1/agents/web1/launch/discard/x", "");
 	memset(big, ' ', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	big[0] = '{';

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Test launch while replication continues (issue 11, item 3): the bios-itools guest (an
+# old VMware guest) is the source, attached to a loop device with its root file system
+# mounted and a writer changing files on it; tern-agent replicates it continuously to a
+# file target on an XFS file system (btrfs when xfsprogs cannot be had). Then:
+#   - bad launch requests are refused with one line, and nothing is made;
+#   - `ternctl launch NAME --test --profile kvm --boot-check` (virtio-blk) passes: the clone, a reflink beside the target (its extents shared with it),
+#     is adapted and boots to the marker with a DHCP address on the console, while
+#     epochs keep being acknowledged;
+#   - the launch recorded the epoch and Merkle root the receiver verified for the target;
+#   - the target is never written by a launch: after the writer stops, one more epoch
+#     (scan tracker: it compares the source with its own fingerprints, so a stray write
+#     to the target would never be repaired) leaves target = source, byte for byte;
+#   - a second agent whose disk holds no operating system gets its launch refused with
+#     the reason, and its target is byte-identical afterwards;
+#   - `ternctl launch NAME --discard` removes every clone and file of the launches.
+# Root only; skips with a reason where the image, QEMU or libguestfs cannot be had.
+#   - `ternctl cutover NAME --adapt P`: a disk with no OS is proven, its adaptation refused
+#     and the target left as it was; the guest is proven, adapted for aws on a reflink,
+#     boot-checked on NVMe and only then put in place: both roots printed, the proven one
+#     the record's.
+# TERN_LAUNCH_PROFILES="kvm aws" adds test launches (default "kvm": aws is booted by the
+# cutover; each adaptation costs minutes under TCG).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+: "${TERN_AGENT:?set by meson}" "${TERN_RECEIVER:?set by meson}" "${TERNCTL:?set by meson}"
+PROFILES=${TERN_LAUNCH_PROFILES:-kvm}
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+log() { echo "launch: $*"; }
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (loop devices, mounts, the guest image)"
+command -v apt-get >/dev/null || skip "needs apt-get (Debian) to build the guest"
+. "$SRC/scripts/deps.sh"
+tern_install qemu-system-x86 qemu-utils util-linux e2fsprogs jq || skip "cannot install QEMU and jq"
+FSTYPE=xfs
+if ! tern_install xfsprogs || ! command -v mkfs.xfs >/dev/null; then
+	FSTYPE=btrfs
+	command -v mkfs.btrfs >/dev/null || skip "neither xfsprogs nor btrfs-progs: no reflink file system"
+fi
+grep -qw "$FSTYPE" /proc/filesystems || modprobe "$FSTYPE" 2>/dev/null ||
+	skip "this kernel has no $FSTYPE"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/tern-launch.XXXXXX")
+PIDS=() LOOP= MOUNTS=()
+cleanup() {
+	local rc=$? i
+	set +e
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
+	if [ -n "$LOOP" ]; then partx -d "$LOOP" 2>/dev/null; losetup -d "$LOOP"; fi
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		for f in receiver.log agent.log; do
+			[ -f "$T/$f" ] && { echo "--- $f (tail)"; tail -n 25 "$T/$f"; }
+		done
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+t0=$SECONDS
+
+# --- the source: the guest's disk on a loop device, its root mounted and written -------
+rc=0
+"$HERE/build-image.sh" bios-itools "$T/src.img" >/dev/null || rc=$?
+[ $rc -ne 77 ] || skip "cannot build the bios-itools image (see above)"
+[ $rc -eq 0 ] || fail "build-image.sh bios-itools failed ($rc)"
+log "guest image ready in $((SECONDS - t0)) s"
+LOOP=$(losetup --find --show "$T/src.img") || skip "cannot attach a loop device"
+partx -a "$LOOP" 2>/dev/null || true
+for _ in $(seq 50); do [ -b "${LOOP}p1" ] && break; sleep 0.1; done
+[ -b "${LOOP}p1" ] || skip "partx could not add the partitions of $LOOP"
+mkdir -p "$T/root" "$T/fs"
+mount "${LOOP}p1" "$T/root"
+MOUNTS+=("$T/root")
+# The writer: a file changed and synced every half second, as a running server would.
+(
+	mkdir -p "$T/root/var/lib/tern-writer"
+	n=0
+	while :; do
+		head -c 65536 /dev/urandom >"$T/root/var/lib/tern-writer/f$((n % 16))"
+		sync -f "$T/root/var/lib/tern-writer"
+		n=$((n + 1))
+		sleep 0.5
+	done
+) &
+WRITER=$!
+PIDS+=("$WRITER")
+
+# --- the targets: on a reflink file system; the state dir is not ----------------------
+truncate -s 8G "$T/fs.img"
+"mkfs.$FSTYPE" -q "$T/fs.img" >/dev/null 2>&1 || fail "mkfs.$FSTYPE failed"
+mount -o loop "$T/fs.img" "$T/fs" || skip "cannot mount a $FSTYPE loop file system"
+MOUNTS+=("$T/fs")
+truncate -s 256M "$T/plain.img"
+head -c 4M /dev/urandom | dd of="$T/plain.img" bs=1M seek=10 conv=notrunc status=none
+
+STATE=$T/state
+"$TERN_RECEIVER" init --state-dir "$STATE" >/dev/null
+: >"$T/receiver.log"
+"$TERN_RECEIVER" serve --state-dir "$STATE" --listen 127.0.0.1:0 --api 127.0.0.1:0 \
+	--target vm="$T/fs/vm.img" --target plain="$T/fs/plain.img" >"$T/receiver.log" 2>&1 &
+PIDS+=($!)
+PORT=
+for _ in $(seq 100); do
+	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/receiver.log" | head -n 1)
+	[ -n "$PORT" ] && [ -f "$STATE/api.addr" ] && break
+	sleep 0.1
+done
+[ -n "$PORT" ] || fail "the receiver did not start"
+agent() { # NAME DISK: continuous replication with the scan tracker
+	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$STATE/agent-bundle.pem" \
+		--name "$1" --disk "$2" --tracker scan --interval 2 --no-progress >>"$T/agent-$1.log" 2>&1 &
+	PIDS+=($!)
+}
+ctl() { "$TERNCTL" --state-dir "$STATE" "$@"; }
+verified() { grep -c "agent $1: disk $2 epoch [0-9]* durable and verified" "$T/receiver.log" || true; }
+wait_verified() { # AGENT DISK N: until N epochs are verified
+	for _ in $(seq 1200); do
+		[ "$(verified "$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.5
+	done
+	fail "agent $1: not $3 verified epochs of $2 within 10 minutes"
+}
+agent web1 vm="$LOOP"
+agent plain1 plain="$T/plain.img"
+wait_verified web1 vm 1
+wait_verified plain1 plain 1
+log "first copies verified after $((SECONDS - t0)) s"
+
+# --- refusals: one line each, nothing made ---------------------------------------------
+for bad in "launch web1 --test --profile vmware" "launch web1" "launch web1 --test --discard" \
+	"launch web1 --discard --boot-check"; do
+	# shellcheck disable=SC2086 # the words are the arguments
+	out=$(ctl $bad 2>&1) && fail "ternctl $bad was accepted"
+	[ "$(wc -l <<<"$out")" -eq 1 ] || fail "ternctl $bad: not one line: $out"
+done
+out=$(ctl launch nosuch --test 2>&1) && fail "a launch of an unknown agent was accepted"
+grep -q "no live session" <<<"$out" || fail "unknown agent: $out"
+[ ! -e "$STATE/launch/nosuch" ] || [ -z "$(ls -A "$STATE/launch/nosuch")" ] ||
+	fail "a refused launch left files"
+
+# --- a disk tern cannot adapt: refused with its reason, the target untouched -----------
+# Nothing writes plain1's source: its epochs change nothing on the target.
+sum=$(sha256sum <"$T/fs/plain.img")
+out=$(ctl launch plain1 --test --profile kvm 2>&1) && fail "a disk with no OS was launched: $out"
+grep -q "failed: adaptation for kvm failed: no operating system" <<<"$out" ||
+	fail "no reason for the refused adaptation: $out"
+[ "$(sha256sum <"$T/fs/plain.img")" = "$sum" ] || fail "a refused launch changed the target"
+log "a disk with no OS: refused with its reason, target unchanged"
+
+# --- test launches of the guest while it replicates ------------------------------------
+n=0
+for prof in $PROFILES; do
+	n=$((n + 1))
+	before=$(verified web1 vm)
+	ts=$SECONDS
+	ctl launch web1 --test --profile "$prof" --boot-check >"$T/launch-$prof.out" 2>&1 ||
+		{ cat "$T/launch-$prof.out"; fail "test launch with $prof did not pass"; }
+	after=$(verified web1 vm)
+	cat "$T/launch-$prof.out"
+	grep -q "^PASSED$" "$T/launch-$prof.out" || fail "$prof: no PASSED"
+	[ "$after" -ge $((before + 2)) ] ||
+		fail "$prof: replication stalled during the launch ($before -> $after verified epochs)"
+	ctl status --json >"$T/status.json"
+	L=$(jq -c --arg p "$prof" '[.launches[] | select(.agent == "web1" and .profile == $p)] | last' "$T/status.json")
+	[ "$(jq -r .state <<<"$L")" = passed ] || fail "$prof: status says $(jq -r .state <<<"$L")"
+	addr=$(jq -r .address <<<"$L")
+	console=$(jq -r .console <<<"$L")
+	grep -aq "TERN-BOOT-OK $addr" "$console" || fail "$prof: no marker with $addr on $console"
+	[[ $addr == 10.0.2.* ]] || fail "$prof: $addr is not a DHCP address of QEMU's user network"
+	[ -f "$(jq -r .report <<<"$L")" ] || fail "$prof: no adaptation report"
+	# What the clone holds: the epoch the receiver verified, with that root.
+	epoch=$(jq -r '.disks[0].epoch' <<<"$L")
+	root=$(jq -r '.disks[0].root' <<<"$L")
+	grep -q "agent web1: disk vm epoch $epoch durable and verified .* merkle root $root$" \
+		"$T/receiver.log" || fail "$prof: epoch $epoch with root $root was never verified"
+	clone=$(jq -r '.disks[0].clone' <<<"$L")
+	[ "$(jq -r '.disks[0].how' <<<"$L")" = reflink ] || fail "$prof: the clone is not a reflink"
+	[ "$(jq -r '.disks[0].copied_bytes' <<<"$L")" = 0 ] || fail "$prof: the reflink copied data"
+	case $clone in "$T/fs/.tern-launch/web1/"*) ;; *) fail "$prof: clone at $clone, not beside the target" ;; esac
+	filefrag -v "$clone" | grep -q shared || fail "$prof: the clone shares no extent with the target"
+	log "$prof: passed in $((SECONDS - ts)) s (clone $(jq -r .seconds.clone <<<"$L") s," \
+		"adaptation $(jq -r .seconds.adapt <<<"$L") s, boot $(jq -r .seconds.boot <<<"$L") s);" \
+		"$((after - before)) epochs verified meanwhile"
+done
+
+# --- the target was never written by a launch ------------------------------------------
+kill "$WRITER"
+wait "$WRITER" 2>/dev/null || true
+PIDS=("${PIDS[@]/$WRITER/}")
+sync -f "$T/root"
+before=$(verified web1 vm)
+wait_verified web1 vm $((before + 2)) # an epoch started after the last write, ended
+[ "$(sha256sum <"$T/fs/vm.img")" = "$(sha256sum <"$LOOP")" ] ||
+	fail "the target differs from the source after the launches"
+log "the target equals the source after $n launches"
+
+# --- discard -----------------------------------------------------------------------------
+out=$(ctl launch web1 --discard) || fail "discard failed: $out"
+grep -q "^agent web1: $n test launch\(es\)\? discarded$" <<<"$out" || fail "discard: $out"
+[ ! -e "$T/fs/.tern-launch/web1" ] || fail "discard left $(find "$T/fs/.tern-launch/web1")"
+[ ! -e "$STATE/launch/web1" ] || fail "discard left $STATE/launch/web1"
+[ -n "$(find "$T/fs/.tern-launch/plain1" -name plain.img)" ] || fail "discard of web1 took plain1's clone"
+ctl launch plain1 --discard >/dev/null || fail "discard of plain1 failed"
+[ ! -e "$T/fs/.tern-launch" ] || fail "discard left $(find "$T/fs/.tern-launch")"
+out=$(ctl launch web1 --discard 2>&1) && fail "a second discard found something: $out"
+
+# --- cutover with adaptation -------------------------------------------------------------
+# A disk with no OS: the cutover is proven, the adaptation refused, the target left.
+sum=$(sha256sum <"$T/fs/plain.img")
+out=$(ctl cutover plain1 --adapt kvm 2>&1) && fail "adapting a disk with no OS passed: $out"
+grep -q "ADAPTATION FAILED: no operating system" <<<"$out" || fail "plain1: $out"
+grep -q "proven, unadapted target is left as it was" <<<"$out" || fail "plain1: $out"
+[ "$(sha256sum <"$T/fs/plain.img")" = "$sum" ] || fail "a failed adaptation changed the target"
+# The guest: proven, adapted on a reflink, booted on NVMe, and only then put in place.
+ts=$SECONDS
+ctl cutover web1 --adapt aws --boot-check >"$T/cutover.out" 2>&1 ||
+	{ cat "$T/cutover.out"; fail "cutover --adapt aws --boot-check failed"; }
+cat "$T/cutover.out"
+proven=$(sed -n 's/^  proven root \([0-9a-f]*\)$/\1/p' "$T/cutover.out")
+adapted=$(sed -n 's/^  adapted root \([0-9a-f]*\):.*/\1/p' "$T/cutover.out")
+[ -n "$proven" ] && [ -n "$adapted" ] || fail "the cutover did not print both roots"
+grep -q "^root=$proven$" "$STATE/disks/vm.state" || fail "the proven root is not the record's"
+grep -q "merkle root $proven, final epoch" "$T/cutover.out" || fail "the proof names another root"
+[ "$adapted" != "$proven" ] || fail "the adaptation changed nothing"
+grep -q "changed /etc/fstab" "$T/cutover.out" || fail "the adaptation's changes are not listed"
+grep -q "boot check: booted on nvme to multi-user, DHCP address 10.0.2." "$T/cutover.out" ||
+	fail "no boot check on NVMe"
+[ "$(sha256sum <"$T/fs/vm.img")" != "$(sha256sum <"$LOOP")" ] || fail "the target is not the adapted disk"
+[ -z "$(find "$T/fs" -name '.tern-adapt-*')" ] || fail "the adapted clone was left beside the target"
+log "cutover --adapt aws --boot-check in $((SECONDS - ts)) s: proven $proven, adapted $adapted"
+echo "PASS: test launches while replicating, in $((SECONDS - t0)) s"
