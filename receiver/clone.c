@@ -212,20 +212,29 @@ cleanup:
 	return r;
 }
 
+/* Opens src read-only and stats it: its descriptor, or -errno with why. */
+static int open_src(const char *src, struct stat *ret_st, char *why, size_t why_len)
+{
+	int sfd = open(src, O_RDONLY | O_CLOEXEC), r;
+
+	if (sfd >= 0 && fstat(sfd, ret_st) == 0)
+		return sfd;
+	r = -errno;
+	snprintf(why, why_len, "cannot open %s: %s", src, strerror(-r));
+	if (sfd >= 0)
+		close(sfd);
+	return r;
+}
+
 int clone_file(const char *src, const char *dst, bool force_copy, struct clone_result *ret,
 	       char *why, size_t why_len)
 {
 	struct stat st;
 	int sfd, r;
 
-	sfd = open(src, O_RDONLY | O_CLOEXEC);
-	if (sfd < 0 || fstat(sfd, &st) < 0) {
-		r = -errno;
-		snprintf(why, why_len, "cannot open %s: %s", src, strerror(errno));
-		if (sfd >= 0)
-			close(sfd);
-		return r;
-	}
+	sfd = open_src(src, &st, why, why_len);
+	if (sfd < 0)
+		return sfd;
 	r = clone_fd(sfd, &st, dst, force_copy, false, ret, why, why_len);
 	close(sfd);
 	return r;
@@ -237,14 +246,9 @@ int clone_reflink(const char *src, const char *dst, struct clone_result *ret, ch
 	struct stat st;
 	int sfd, r;
 
-	sfd = open(src, O_RDONLY | O_CLOEXEC);
-	if (sfd < 0 || fstat(sfd, &st) < 0) {
-		r = -errno;
-		snprintf(why, why_len, "cannot open %s: %s", src, strerror(errno));
-		if (sfd >= 0)
-			close(sfd);
-		return r;
-	}
+	sfd = open_src(src, &st, why, why_len);
+	if (sfd < 0)
+		return sfd;
 	r = -EOPNOTSUPP;
 	if (S_ISREG(st.st_mode))
 		r = clone_fd(sfd, &st, dst, false, true, ret, why, why_len);
