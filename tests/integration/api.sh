@@ -57,9 +57,22 @@ T1=$(jget "s['agents'][0]['disks'][0]['wire_bytes_total']")
 # Prometheus text during the copy: strict syntax, a TYPE for every family, and the same
 # figures as the JSON of the same moment (counters only grow, so compare after pausing).
 check_metrics() {
-	api "$API/metrics" >"$T/metrics"
-	api "$API/v1/status" >"$T/status.json"
-	python3 - "$T/metrics" "$T/status.json" <<'PY' || fail "metrics do not parse or disagree with /v1/status"
+	local try
+	# Two requests: while a copy runs, its counters may move between them. A real
+	# disagreement stays; one from a moving counter is gone at the next try.
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		api "$API/metrics" >"$T/metrics"
+		api "$API/v1/status" >"$T/status.json"
+		metrics_agree 2>"$T/metrics.err" && break
+		[ "$try" = 10 ] && { cat "$T/metrics.err" >&2; fail "metrics do not parse or disagree with /v1/status"; }
+		sleep 0.3
+	done
+	if command -v promtool >/dev/null; then
+		promtool check metrics <"$T/metrics" || fail "promtool refuses the metrics"
+	fi
+}
+metrics_agree() {
+	python3 - "$T/metrics" "$T/status.json" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
 status = json.load(open(sys.argv[2]))
@@ -91,9 +104,6 @@ for a in status['agents']:
                               ('tern_disk_plain_bytes_total', 'plain_bytes_total')):
             assert got[metric + key] == float(d[field]), (metric, got[metric + key], d[field])
 PY
-	if command -v promtool >/dev/null; then
-		promtool check metrics <"$T/metrics" || fail "promtool refuses the metrics"
-	fi
 }
 
 # Refusals change nothing: no token, a wrong token, bad JSON, an unknown field, a wrong
