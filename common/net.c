@@ -323,6 +323,9 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 		/* The peer closed without an alert: a receiver at its limits or past its
 		 * deadline drops strangers that way. That is a lost link, not a verdict. */
 		bool eof = ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+		/* An empty queue (the socket simply closed) is no verdict either; the drained
+		 * text then only says so. */
+		bool queued = ERR_peek_error() != 0;
 		const char *e = tls_drain_errors("TLS handshake");
 
 		if (why && why_len) {
@@ -335,7 +338,7 @@ struct conn *conn_handshake(SSL_CTX *ctx, int fd, bool server, int timeout_ms, i
 		c->broken = true;
 		/* A verdict (a certificate refused, an alert, a protocol error: OpenSSL says
 		 * which) is a refusal; a link that closed or stalled mid-handshake is not. */
-		if (vr != X509_V_OK || (e && *e && !eof))
+		if (vr != X509_V_OK || (queued && !eof))
 			r = -ECONNREFUSED;
 		else if (eof)
 			r = -ECONNRESET;
