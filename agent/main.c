@@ -41,13 +41,18 @@ static void usage(FILE *f)
 		"  --receiver HOST:PORT    receiver to replicate to\n"
 		"  --credentials BUNDLE    agent credential bundle (from tern-receiver init)\n"
 		"  --disk DISK_ID=PATH     disk to replicate; DISK_ID names its target (default:\n"
-		"                          every disk `disks` marks AUTO, by its stable id)\n"
+		"                          every disk `disks` marks AUTO, by its stable id)\n");
+	fprintf(f,
 		"  --config FILE           read options from FILE, `key = value` lines, keys are\n"
 		"                          these options' names (default " AGENT_CONF " if it\n"
 		"                          exists); options given here win, and any --disk here\n"
 		"                          replaces every `disk` line of the file\n"
 		"  --name NAME             agent name (default: host name)\n"
 		"  --once                  copy once, wait for durable + verified, exit\n"
+		"  --reconcile             with --once: read each disk whole but send only the\n"
+		"                          chunks that differ from what the receiver holds (its\n"
+		"                          fingerprints): a failback to the original disk, or a\n"
+		"                          copy run again (default: --once sends everything)\n"
 		"  --tracker auto|kmod|ebpf|scan  change tracker for continuous replication\n"
 		"                          (auto: kmod when tern.ko is loaded, else ebpf where\n"
 		"                          it loads, else scan)\n"
@@ -99,7 +104,7 @@ enum { OPT_CONFIG = 0x180, OPT_IOPRIO, OPT_INCLUDE_LOOP };
 /* The dm-snapshot source's options. */
 enum { OPT_SNAPSHOT = 0x1c0, OPT_SNAPSHOT_COW };
 /* Source faults. */
-enum { OPT_SKIP_UNREADABLE = 0x1e0 };
+enum { OPT_SKIP_UNREADABLE = 0x1e0, OPT_RECONCILE };
 
 /* No --disk: every disk that qualifies (see disks.c), by its stable id. */
 static int pick_disks(struct agent_opts *o, bool include_loop)
@@ -201,6 +206,7 @@ static int cmd_run(int argc, char **argv)
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
 		{ "skip-unreadable", no_argument, NULL, OPT_SKIP_UNREADABLE },
+		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -394,6 +400,9 @@ static int cmd_run(int argc, char **argv)
 		case OPT_SKIP_UNREADABLE:
 			o.skip_unreadable = true;
 			break;
+		case OPT_RECONCILE:
+			o.reconcile = true;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = 0;
@@ -413,6 +422,12 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	o.once = once;
+	if (o.reconcile && !once) {
+		/* Continuous replication always sends only what differs. */
+		log_error("--reconcile is for --once (continuous replication already sends only "
+			  "the chunks that differ from what the receiver holds)");
+		goto out;
+	}
 	if (o.snapshot != SNAP_AUTO && o.snapshot != SNAP_NONE &&
 	    (!o.snapshot_cow || once || o.tracker != TRACK_AUTO)) {
 		log_error("--snapshot %s needs --snapshot-cow DEVICE, and is the change tracker of "

@@ -46,7 +46,7 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	const struct source *src = s->srcs[i];
 	struct fp *offered = NULL;
 	uint64_t missed = 0;
-	bool tracked;
+	bool tracked, use_offered;
 	int r;
 
 	r = link_register_disk(s, c, (uint16_t)i);
@@ -58,14 +58,16 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	r = link_recv_fps(s, c, (uint16_t)i, &offered, &run->next_epoch);
 	if (r < 0)
 		return r;
+	/* --once sends everything unless told to reconcile with what the receiver holds. */
+	use_offered = offered && (!o->once || o->reconcile);
 	/* Until a first copy is verified the receiver has no epoch (next_epoch 0): what it
 	 * holds is part of that copy, which progress counts from. */
-	s->views[i].held = offered && run->next_epoch == 0 ?
+	s->views[i].held = use_offered && run->next_epoch == 0 ?
 			   epoch_held_bytes(offered, src->size, o->rd.chunk_size) : 0;
-	if (offered && !o->once && run->next_epoch == 0)
+	if (use_offered && run->next_epoch == 0)
 		log_info("%s: the receiver holds part of a first copy (no epoch yet); sending "
 			 "only the chunks that differ", src->id);
-	else if (offered && !o->once)
+	else if (use_offered)
 		log_info("%s: the receiver holds it up to epoch %" PRIu64 "; sending only "
 			 "the chunks that differ", src->id, run->next_epoch - 1);
 	if (run->fault && now_ns() < run->retry_at) {
@@ -75,7 +77,7 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 		run->fps = offered;
 		return epoch_send_fault(s, c, (uint16_t)i, true);
 	}
-	/* --once always sends everything; a resumed disk sends what differs. The first
+	/* A resumed disk sends what differs (--once: only with --reconcile). The first
 	 * epoch of a connection reads the whole disk unless the tracker has watched the
 	 * disk since the epoch the receiver holds (then only its changes). */
 	tracked = offered && !s->reconcile && !run->resync &&
@@ -85,8 +87,8 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 			 "the blocks changed since", src->id, run->next_epoch - 1);
 	s->views[i].phase = run->fault || run->nbad ? PROTO_PHASE_FAULTED :
 			    tracked ? PROTO_PHASE_TRACKING :
-			    offered && !o->once ? PROTO_PHASE_RECONCILING : PROTO_PHASE_COPYING;
-	r = epoch_run(s, c, (uint16_t)i, o->once ? NULL : offered, !tracked, &missed);
+			    use_offered ? PROTO_PHASE_RECONCILING : PROTO_PHASE_COPYING;
+	r = epoch_run(s, c, (uint16_t)i, use_offered ? offered : NULL, !tracked, &missed);
 	if (r > 0) {
 		/* Faulted: the retry starts from what the receiver holds (--once does not
 		 * retry). */

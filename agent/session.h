@@ -25,6 +25,7 @@ struct agent_opts {
 	int ack_timeout_ms;      /* how long to wait for durability (fdatasync of a big target) */
 	bool progress;           /* print progress lines to stderr */
 	bool once;               /* copy once and exit; otherwise keep the target in step */
+	bool reconcile;          /* --once sends only what differs from the receiver's copy */
 	unsigned interval_s;     /* continuous: seconds between epochs */
 	uint64_t epochs;         /* continuous: stop after this many epochs past the copy (0: never) */
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */

@@ -58,11 +58,15 @@ static void usage(FILE *f)
 		"  --api HOST:PORT|none  operator API (default " API_DEFAULT_ADDR "; plain HTTP\n"
 		"                        only on loopback, TLS elsewhere; bearer token in\n"
 		"                        DIR/" API_TOKEN_FILE ", address in DIR/" API_ADDR_FILE ")\n"
-		"  --target ID=PATH[,agent=NAME][,max-size=SIZE]  where disk ID is written;\n"
-		"                        with agent=, only agent NAME may write it (others are\n"
-		"                        refused); a file target is grown to the source's size\n"
-		"                        only up to SIZE (default: what its filesystem has free)\n"
-		"                        and cut to it when larger\n"
+		"  --target ID=PATH[,agent=NAME][,max-size=SIZE][,reconcile=yes]  where disk ID\n"
+		"                        is written; with agent=, only agent NAME may write it\n"
+		"                        (others are refused); a file target is grown to the\n"
+		"                        source's size only up to SIZE (default: what its\n"
+		"                        filesystem has free) and cut to it when larger; with\n"
+		"                        reconcile=yes a target with no record here already holds\n"
+		"                        an earlier copy of the disk (failback to the original\n"
+		"                        disk): it is read and fingerprinted, and the agent sends\n"
+		"                        only the chunks that differ (its size must be the disk's)\n"
 		"  --no-shared-bundle    refuse the shared agent bundle init made (DIR/agent-\n"
 		"                        bundle.pem): only enrolled agents' own certificates\n"
 		"  --fp-memory SIZE      memory all sessions together may hold for chunk\n"
@@ -153,7 +157,15 @@ static int target_opt(void *ud, const char *key, const char *value)
 		t->agent = strdup(value);
 		return t->agent ? 0 : -ENOMEM;
 	}
-	log_error("--target: unknown option %s= (known: agent=, max-size=)", key);
+	if (strcmp(key, "reconcile") == 0) {
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+			log_error("--target: reconcile=%s: yes or no", value);
+			return -ERANGE;
+		}
+		t->reconcile = strcmp(value, "yes") == 0;
+		return 0;
+	}
+	log_error("--target: unknown option %s= (known: agent=, max-size=, reconcile=)", key);
 	return -ENOENT;
 }
 
@@ -213,7 +225,7 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 			/* target_opt reports its own refusals (any error but -EINVAL). */
 			r = parse_id_path_opts(optarg, &id, &path, target_opt, &nt);
 			if (r == -EINVAL)
-				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME][,max-size=SIZE] "
+				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME][,max-size=SIZE][,reconcile=yes] "
 					  "with an id and a name of 1-64 characters from [A-Za-z0-9._:-]", optarg);
 			if (r < 0) {
 				free(nt.agent);

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <linux/fs.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -546,6 +548,30 @@ static int vouched_elsewhere(struct rsession *s, const char *id, const char *pat
 	return r;
 }
 
+/* The size a target has now, without changing it (a missing file is -ENOENT). */
+static int target_size(const char *path, uint64_t *ret_size)
+{
+	struct stat st;
+	uint64_t size;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (S_ISREG(st.st_mode))
+		size = (uint64_t)st.st_size;
+	else if (!S_ISBLK(st.st_mode))
+		r = -EINVAL;
+	else if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0)
+		*ret_size = size;
+	return r;
+}
+
 static int on_disk(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk m;
@@ -554,7 +580,7 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 	uint8_t out[64];
 	char why[256], owner[NAME_MAX_LEN + 1], other[NAME_MAX_LEN + 1], b1[32], b2[32];
 	struct disk_record rec;
-	bool busy, known, reconciled = false;
+	bool busy, known, reconciled = false, declared = false;
 	uint64_t need, avail;
 	int n, r;
 
@@ -625,6 +651,30 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 				      "receiver's state records; a copy would overwrite it", m.id, other);
 		}
 	}
+	if (!known && !rec.present && d->t->reconcile) {
+		uint64_t have = 0;
+
+		/* An earlier copy of this disk (reconcile=yes, e.g. the original disk of a
+		 * failback) is read and fingerprinted like an interrupted first copy, so the
+		 * agent sends only what differs; wr_open would grow or cut it, so a size that
+		 * is not the disk's is refused before anything is opened for writing. */
+		r = target_size(d->t->path, &have);
+		if (r < 0)
+			return refuse(s, r, "disk %s: the target to reconcile with (reconcile=yes) "
+				      "cannot be read: %s", m.id, strerror(-r));
+		if (have != m.size)
+			return refuse(s, -EINVAL, "disk %s: the target to reconcile with holds %s, "
+				      "the disk is %s: not an earlier copy of it (reconcile=yes needs "
+				      "the same size)", m.id, fmt_bytes(have, b1, sizeof(b1)),
+				      fmt_bytes(m.size, b2, sizeof(b2)));
+		known = true;
+		rec.present = true; /* an epoch-0 record that is not verified: reconcile */
+		rec.verified = false;
+		rec.epoch = 0;
+		declared = true;
+		log_info("agent %s: disk %s: target %s is declared an earlier copy (reconcile=yes): "
+			 "fingerprinting it", s->agent, m.id, d->t->path);
+	}
 	r = wr_open(d->t->path, m.size, d->t->max_size, &d->w, why, sizeof(why));
 	if (r < 0) {
 		/* The path is for the receiver's log only: the agent learns the disk and why. */
@@ -648,6 +698,9 @@ static int on_disk(struct rsession *s, const struct proto_hdr *h)
 			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
 	}
 	note_resume(d, &rec, known, reconciled);
+	if (declared)
+		note_event(d, "the target was declared an earlier copy of the disk (reconcile=yes) "
+			   "and read to reconcile with it");
 	/* A new target is claimed for this agent before anything is written to it. A
 	 * verified one keeps its record until mark_epoch, before the first accepted write. */
 	if (!known || !rec.verified) {

@@ -17,6 +17,9 @@ struct rcv_target {
 	char *path;
 	char *agent; /* the only agent that may write it (--target ID=PATH,agent=NAME), or NULL */
 	uint64_t max_size; /* ,max-size=: a file target grows no larger (0: its free space) */
+	/* ,reconcile=yes: with no record of its own, the target holds an earlier copy of the
+	 * disk (a failback to the original disk): it is fingerprinted, not overwritten whole. */
+	bool reconcile;
 	bool busy; /* held by a session; guarded by rcv_server.lock */
 	/* Written only by the session holding the target (busy): whether a session of this
 	 * process held it before, and how the last one ended ("" for an orderly BYE). */
