@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # The boot proof: boots a disk image under QEMU over a throwaway qcow2 overlay (the
-# image is never written) with the disk on the given bus and user networking, and says
-# whether the guest reached multi-user, judging from its serial console.
+# image is never written, unless --writable) with the disk on the given bus and user
+# networking, and says whether the guest reached multi-user, judging from its serial
+# console.
 #
 # Usage: boot.sh IMAGE --bus ahci|nvme|virtio-blk|virtio-scsi [--uefi] [--timeout S]
 #                [--console LOG] [--expect-marker TEXT] [--nic MODEL] [--accel tcg|kvm]
-#                [--memory MiB] [--format raw|qcow2]
+#                [--memory MiB] [--format raw|qcow2] [--writable]
+#   --writable       no overlay: the guest writes the image itself, as a migrated machine
+#                    running on its new platform does (QEMU is stopped as a power cut
+#                    would, once the guest is up: what it wrote by then is in the image)
 #   --uefi           OVMF with a fresh copy of its empty variable store (NVRAM) each boot
 #   --timeout S      give up after S seconds (default 600)
 #   --console LOG    keep the serial console there (default: a temporary file)
@@ -26,16 +30,17 @@ set -euo pipefail
 usage() {
 	echo "usage: boot.sh IMAGE --bus ahci|nvme|virtio-blk|virtio-scsi [--uefi] [--timeout S]" \
 		"[--console LOG] [--expect-marker TEXT] [--nic MODEL] [--accel tcg|kvm]" \
-		"[--memory MiB] [--format raw|qcow2]" >&2
+		"[--memory MiB] [--format raw|qcow2] [--writable]" >&2
 	exit 2
 }
 bad() { echo "boot: $*" >&2; exit 2; }
 
-IMAGE= BUS= UEFI=0 TIMEOUT=600 CONSOLE= MARKER= NIC=virtio-net-pci ACCEL=tcg MEM=1024 FORMAT=raw
+IMAGE= BUS= UEFI=0 WRITABLE=0 TIMEOUT=600 CONSOLE= MARKER= NIC=virtio-net-pci ACCEL=tcg MEM=1024 FORMAT=raw
 while [ $# -gt 0 ]; do
 	case $1 in
 	--bus) [ $# -ge 2 ] || usage; BUS=$2; shift 2 ;;
 	--uefi) UEFI=1; shift ;;
+	--writable) WRITABLE=1; shift ;;
 	--timeout) [ $# -ge 2 ] || usage; TIMEOUT=$2; shift 2 ;;
 	--console) [ $# -ge 2 ] || usage; CONSOLE=$2; shift 2 ;;
 	--expect-marker) [ $# -ge 2 ] || usage; MARKER=$2; shift 2 ;;
@@ -51,6 +56,7 @@ done
 [ -n "$IMAGE" ] && [ -n "$BUS" ] || usage
 [ -f "$IMAGE" ] || [ -b "$IMAGE" ] || bad "no image at $IMAGE"
 [ -r "$IMAGE" ] || bad "cannot read $IMAGE"
+[ $WRITABLE = 0 ] || [ -w "$IMAGE" ] || bad "--writable: cannot write $IMAGE"
 case $BUS in ahci | nvme | virtio-blk | virtio-scsi) ;; *) bad "unknown bus '$BUS' (ahci, nvme, virtio-blk, virtio-scsi)" ;; esac
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || bad "--timeout wants whole seconds, got '$TIMEOUT'"
 [[ $MEM =~ ^[1-9][0-9]*$ ]] || bad "--memory wants MiB, got '$MEM'"
@@ -91,12 +97,16 @@ fail() { result "FAIL: $*"; exit 1; }
 # The overlay takes every write; the image stays as it was. An absolute backing path, so
 # the overlay does not depend on the working directory.
 ABS=$(readlink -f "$IMAGE")
-qemu-img create -q -f qcow2 -b "$ABS" -F "$FORMAT" "$T/overlay.qcow2" >/dev/null ||
-	bad "qemu-img cannot put an overlay on $IMAGE"
+if [ $WRITABLE = 1 ]; then
+	DISK=(-drive "file=$ABS,format=$FORMAT,if=none,id=d0,cache=writeback")
+else
+	qemu-img create -q -f qcow2 -b "$ABS" -F "$FORMAT" "$T/overlay.qcow2" >/dev/null ||
+		bad "qemu-img cannot put an overlay on $IMAGE"
+	DISK=(-drive "file=$T/overlay.qcow2,format=qcow2,if=none,id=d0,cache=unsafe")
+fi
 LOG=${CONSOLE:-$T/console.log}
 : >"$LOG"
 
-DISK=(-drive "file=$T/overlay.qcow2,format=qcow2,if=none,id=d0,cache=unsafe")
 case $BUS in
 ahci) DISK+=(-device "ide-hd,drive=d0,bus=ide.0,bootindex=0") ;; # q35's ICH9 AHCI
 nvme) DISK+=(-device "nvme,drive=d0,serial=tern0001,bootindex=0") ;;

@@ -20,6 +20,10 @@
 #     and the target left as it was; the guest is proven, adapted for aws on a reflink,
 #     boot-checked on NVMe and only then put in place: both roots printed, the proven one
 #     the record's.
+#   - failback: the cut-over disk runs on NVMe (and writes); a receiver with the original
+#     disk as a reconcile=yes target and `tern-agent --once --reconcile` reading the
+#     migrated disk send exactly the chunks that differ (counted apart from tern); the
+#     adaptation's undo then makes the original disk boot on AHCI again.
 # TERN_LAUNCH_PROFILES="kvm aws" adds test launches (default "kvm": aws is booted by the
 # cutover; each adaptation costs minutes under TCG).
 set -euo pipefail
@@ -118,6 +122,10 @@ agent() { # NAME DISK: continuous replication with the scan tracker
 	PIDS+=($!)
 }
 ctl() { "$TERNCTL" --state-dir "$STATE" "$@"; }
+# How the guest boots on the platforms: firmware arguments of tests/guest/boot.sh, and
+# how its original machine boots the failed-back disk (IMAGE CONSOLE).
+BOOT_FW=()
+boot_original() { "$SRC/tests/guest/boot.sh" "$1" --bus ahci --console "$2"; }
 verified() { grep -c "agent $1: disk $2 epoch [0-9]* durable and verified" "$T/receiver.log" || true; }
 wait_verified() { # AGENT DISK N: until N epochs are verified
 	for _ in $(seq 1200); do
@@ -234,4 +242,69 @@ grep -q "boot check: booted on nvme to multi-user, DHCP address 10.0.2." "$T/cut
 [ "$(sha256sum <"$T/fs/vm.img")" != "$(sha256sum <"$LOOP")" ] || fail "the target is not the adapted disk"
 [ -z "$(find "$T/fs" -name '.tern-adapt-*')" ] || fail "the adapted clone was left beside the target"
 log "cutover --adapt aws --boot-check in $((SECONDS - ts)) s: proven $proven, adapted $adapted"
-echo "PASS: test launches while replicating, in $((SECONDS - t0)) s"
+
+# --- failback: the migrated machine's disk back onto its original disk -------------------
+# The migrated machine runs on NVMe and writes its disk (the cut-over target, booted
+# without an overlay). Then a receiver on the "old host" takes the original disk (the
+# source, unchanged since the cutover) as a target that holds an earlier copy
+# (reconcile=yes), an agent reads the migrated disk, and only the chunks that differ
+# cross the link. The adaptation's undo then makes the disk boot on AHCI again.
+undo=$(sed -n 's/^  report .*; undo copy \([^ ]*\) (tern-receiver adapt --undo.*/\1/p' "$T/cutover.out")
+[ -d "$undo" ] || fail "the cutover named no undo copy"
+for p in "${PIDS[@]}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+PIDS=()
+umount "$T/root"
+MOUNTS=("$T/fs")
+ts=$SECONDS
+"$SRC/tests/guest/boot.sh" "$T/fs/vm.img" --bus nvme --writable --console "$T/cloud.console" \
+	"${BOOT_FW[@]}" >"$T/cloud.out" 2>&1 || { cat "$T/cloud.out"; fail "the migrated disk did not boot on NVMe"; }
+log "the migrated machine ran on NVMe: $(cat "$T/cloud.out")"
+# Chunks (64 KiB) where the migrated disk differs from the original, counted apart from tern.
+want=$(python3 - "$T/fs/vm.img" "$LOOP" <<'PY'
+import sys
+cs = 65536
+n = 0
+with open(sys.argv[1], "rb") as a, open(sys.argv[2], "rb") as b:
+    while True:
+        x, y = a.read(cs), b.read(cs)
+        if not x and not y:
+            break
+        n += x != y
+print(n)
+PY
+)
+[ "$want" -gt 0 ] || fail "the migrated disk does not differ from the original"
+BACK=$T/state-back
+"$TERN_RECEIVER" init --state-dir "$BACK" >/dev/null
+: >"$T/back.log"
+"$TERN_RECEIVER" serve --state-dir "$BACK" --listen 127.0.0.1:0 --api none \
+	--target vm="$LOOP",reconcile=yes >"$T/back.log" 2>&1 &
+BACK_PID=$!
+PIDS+=("$BACK_PID")
+BPORT=
+for _ in $(seq 100); do
+	BPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/back.log" | head -n 1)
+	[ -n "$BPORT" ] && break
+	sleep 0.1
+done
+[ -n "$BPORT" ] || { cat "$T/back.log"; fail "the failback receiver did not start"; }
+"$TERN_AGENT" run --receiver "127.0.0.1:$BPORT" --credentials "$BACK/agent-bundle.pem" \
+	--name web1 --disk vm="$T/fs/vm.img" --once --reconcile --no-progress >"$T/agent-back.log" 2>&1 ||
+	{ cat "$T/agent-back.log"; fail "the failback copy failed"; }
+sent=$(sed -n 's/.*epoch 0: \([0-9]*\) of \([0-9]*\) chunks sent.*/\1/p' "$T/agent-back.log" | tail -n 1)
+[ "$sent" = "$want" ] || { cat "$T/agent-back.log"; fail "failback sent $sent chunks; $want differ"; }
+kill "$BACK_PID"
+wait "$BACK_PID" 2>/dev/null || true
+PIDS=()
+[ "$(sha256sum <"$LOOP")" = "$(sha256sum <"$T/fs/vm.img")" ] ||
+	fail "the original disk does not equal the migrated one after the failback"
+"$TERN_RECEIVER" adapt --undo "$undo" --accel tcg "$LOOP" >"$T/undo.out" 2>&1 ||
+	{ cat "$T/undo.out"; fail "the adaptation's undo failed on the failed-back disk"; }
+sync
+boot_original "$T/src.img" "$T/back.console" >"$T/back.out" 2>&1 ||
+	{ cat "$T/back.out"; fail "the failed-back disk does not boot on AHCI"; }
+tr -d '\r' <"$T/back.console" | grep -q "root=/dev/sda1" ||
+	fail "the failed-back disk does not boot the old command line (undo not applied?)"
+log "failback in $((SECONDS - ts)) s: $sent of the disk's chunks sent (the $want that differ);" \
+	"undone, booted on AHCI: $(cat "$T/back.out")"
+echo "PASS: test launches while replicating, cutover and failback, in $((SECONDS - t0)) s"
