@@ -21,9 +21,9 @@
 #include "config.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "receiver/apiclient.h"
+#include "ternctl/apiclient.h"
 #include "receiver/record.h"
-#include "receiver/statusview.h"
+#include "ternctl/statusview.h"
 
 /* Exit codes: usage errors are told apart from refusals, for scripts. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
