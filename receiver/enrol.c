@@ -670,39 +670,13 @@ int enrol_name_has_cert(const char *state_dir, const char *name, bool *ret)
 	return name_enrolled(state_dir, name, ret);
 }
 
-/* The first disk whose record (DIR/disks/ID.state) names agent name as the one that wrote
- * its target, into ret_disk ("" when none). 0 or -errno (logged). */
+/* The first disk whose record names agent name as the one that wrote its target, into
+ * ret_disk ("" when none). 0 or -errno (logged). */
 static int name_owns_disk(const char *dir, const char *name, char *ret_disk, size_t len)
 {
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
-	int r = 0;
+	int r = rec_disk_of_agent(dir, name, ret_disk, len);
 
-	ret_disk[0] = '\0';
-	if (snprintf(path, sizeof(path), "%s/disks", dir) >= (int)sizeof(path))
-		return log_errno(-ENAMETOOLONG, "%s/disks", dir);
-	d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? 0 : log_errno(-errno, "open %s", path);
-	while (!ret_disk[0] && (e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-		struct disk_record rec;
-
-		if (n <= 6 || strcmp(e->d_name + n - 6, ".state") != 0)
-			continue;
-		if (snprintf(path, sizeof(path), "%s/disks/%s", dir, e->d_name) >= (int)sizeof(path))
-			continue;
-		r = rec_load(path, &rec);
-		if (r < 0) {
-			log_errno(r, "read %s", path);
-			break;
-		}
-		if (rec.present && strcmp(rec.agent, name) == 0)
-			snprintf(ret_disk, len, "%.*s", (int)(n - 6), e->d_name);
-	}
-	closedir(d);
-	return r;
+	return r < 0 ? log_errno(r, "cannot read the disk records in %s", dir) : 0;
 }
 
 /* Whether an unbound token may not enrol name: it holds a live certificate, was revoked

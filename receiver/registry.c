@@ -351,14 +351,12 @@ void reg_load_records(struct registry *reg, const char *state_dir, const char *c
 		struct disk_record rec;
 		struct reg_agent *a;
 		struct reg_disk *d;
-		char path[4096];
 		int r;
 
-		snprintf(path, sizeof(path), "%s/disks/%s.state", state_dir, ids[i]);
-		r = rec_load(path, &rec);
+		r = rec_load(state_dir, ids[i], &rec);
 		if (r < 0) {
-			log_warn_errno(r, "cannot read %s; its disk is not shown until its agent "
-				       "connects", path);
+			log_warn_errno(r, "cannot read disk %s's record; it is not shown until its "
+				       "agent connects", ids[i]);
 			continue;
 		}
 		if (!rec.present || !rec.agent[0])

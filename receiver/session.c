@@ -3,9 +3,7 @@
  * fingerprint before it is written, ack an epoch only once it is durable. */
 #include "receiver/session.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +14,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -274,27 +271,15 @@ static void release_target(struct rcv_server *srv, struct rcv_target *t)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-static int state_path(struct rsession *s, const char *id, char *path, size_t len)
-{
-	if (snprintf(path, len, "%s/disks/%s.state", s->srv->state_dir, id) >= (int)len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-static int fps_path(struct rsession *s, const char *id, char *path, size_t len)
-{
-	if (snprintf(path, len, "%s/disks/%s.fps", s->srv->state_dir, id) >= (int)len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 /* What a disk's state record says, parsed strictly; absent fields stay 0. */
 static int load_record(struct rsession *s, const char *id, struct disk_record *ret)
 {
-	char path[4096];
-	int r = state_path(s, id, path, sizeof(path));
+	return rec_load(s->srv->state_dir, id, ret);
+}
 
-	return r < 0 ? r : rec_load(path, ret);
+static int read_target(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return wr_read(ctx, buf, len, off);
 }
 
 /* Fills d->fps for a resumed disk: from the fingerprints saved with its last verified
@@ -303,45 +288,14 @@ static int load_record(struct rsession *s, const char *id, struct disk_record *r
 static int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_record *rec,
 		       bool *ret_reconciled)
 {
-	static const struct fp zero;
-	char path[4096];
-	uint8_t *buf;
-	int fd, r;
+	int r;
 
 	*ret_reconciled = false;
-	if (rec->verified && fps_path(s, d->t->id, path, sizeof(path)) == 0) {
-		/* Straight into the array: a copy would need as much memory again. */
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd >= 0) {
-			struct stat st;
-			bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-				  (uint64_t)st.st_size == d->nchunks * FP_LEN &&
-				  pread_full(fd, d->fps, d->nchunks * FP_LEN, 0) == 0;
-
-			close(fd);
-			if (ok)
-				return 0;
-		}
-	}
-	buf = alloc_aligned(4096, s->cs);
-	if (!buf)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < d->nchunks; i++) {
-		size_t clen = (size_t)MIN((uint64_t)s->cs, d->size - i * s->cs);
-
-		r = wr_read(d->w, buf, clen, i * s->cs);
-		if (r < 0) {
-			free(buf);
-			return r;
-		}
-		/* A zero chunk is 16 zero bytes (see fps_alloc); reading a fresh array's
-		 * zeros commits nothing. */
-		if (!mem_is_zero(buf, clen))
-			fp_compute(buf, clen, &d->fps[i]);
-		else if (memcmp(&d->fps[i], &zero, sizeof(zero)) != 0)
-			d->fps[i] = zero;
-	}
-	free(buf);
+	if (rec->verified && rec_fps_load(s->srv->state_dir, d->t->id, d->fps, d->nchunks) == 0)
+		return 0;
+	r = rec_reconcile(read_target, d->w, d->size, s->cs, d->fps);
+	if (r < 0)
+		return r;
 	*ret_reconciled = true;
 	return 0;
 }
@@ -383,40 +337,30 @@ static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d,
 static int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t epoch,
 			   const struct fp *root)
 {
-	char path[4096], dir[4096], *text = NULL, hex[33];
-	int n, r;
+	struct disk_record *rec = calloc(1, sizeof(*rec));
+	int r;
 
-	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return r;
-	r = state_path(s, d->t->id, path, sizeof(path));
-	if (r < 0)
-		return r;
-	n = asprintf(&text,
-		     "disk=%s\nagent=%s\ntarget=%s\nsize=%" PRIu64 "\nchunk_size=%u\n"
-		     "chunks=%" PRIu64 "\nepoch=%" PRIu64 "\nroot=%s\nverified=%d\ncutover=%d\n%s%s%s",
-		     d->t->id, s->agent, d->t->path, d->size, s->cs, d->nchunks, epoch,
-		     root ? fp_hex(root, hex) : "-", root ? 1 : 0, d->cut_over ? 1 : 0,
-		     d->event[0] ? "event=" : "", d->event, d->event[0] ? "\n" : "");
-	if (n < 0)
+	if (!rec)
 		return -ENOMEM;
-	r = write_file_atomic(path, text, (size_t)n, 0600);
-	free(text);
+	*rec = (struct disk_record){ .present = true, .verified = root != NULL,
+				     .cut_over = d->cut_over, .size = d->size,
+				     .chunk_size = s->cs, .epoch = epoch };
+	if (root)
+		rec->root = *root;
+	snprintf(rec->disk, sizeof(rec->disk), "%s", d->t->id);
+	snprintf(rec->agent, sizeof(rec->agent), "%s", s->agent);
+	snprintf(rec->target, sizeof(rec->target), "%s", d->t->path);
+	snprintf(rec->event, sizeof(rec->event), "%s", d->event);
+	r = strlen(d->t->path) < sizeof(rec->target) ? rec_save(s->srv->state_dir, rec) :
+	    -ENAMETOOLONG;
+	free(rec);
 	return r;
 }
 
 /* The agent that last wrote this disk's target, from its state record ("" when none). */
 static int state_owner(struct rsession *s, const char *id, char *ret_agent, size_t len)
 {
-	struct disk_record rec;
-	int r = load_record(s, id, &rec);
-
-	if (r < 0)
-		return r;
-	snprintf(ret_agent, len, "%s", rec.agent);
-	return 0;
+	return rec_owner(s->srv->state_dir, id, ret_agent, len);
 }
 
 static void note_event(struct rdisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -459,93 +403,18 @@ static void note_resume(struct rdisk *d, const struct disk_record *rec, bool kno
 			   "stopped or killed mid-epoch)%s", rec->epoch, how);
 }
 
-/* Writes the .fps file atomically with zero chunks' real fingerprints (its format), a
- * block at a time: no copy of the whole array. */
+/* Writes the .fps file atomically, with zero chunks' real fingerprints. */
 static int save_fps(struct rsession *s, const struct rdisk *d)
 {
-	char path[4096], tmp[4200] = "";
-	struct fp *blk = malloc(4096 * sizeof(*blk));
-	int fd = -1, r;
-
-	r = blk ? fps_path(s, d->t->id, path, sizeof(path)) : -ENOMEM;
-	if (r < 0)
-		goto fail;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fchmod(fd, 0600) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	for (uint64_t i = 0; i < d->nchunks;) {
-		size_t k = (size_t)MIN((uint64_t)4096, d->nchunks - i);
-
-		for (size_t j = 0; j < k; j++)
-			fp_get(s, d, d->fps, i + j, &blk[j]);
-		r = write_full(fd, blk, k * FP_LEN);
-		if (r < 0)
-			goto fail;
-		i += k;
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		r = -errno;
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	free(blk);
-	return fsync_dir_of(path);
-fail:
-	if (fd >= 0)
-		close(fd);
-	if (tmp[0])
-		unlink(tmp);
-	free(blk);
-	return r;
+	return rec_fps_save(s->srv->state_dir, d->t->id, d->fps, d->nchunks, d->size, s->cs);
 }
 
-/* Whether another disk's record vouches for what target path holds: verified or cut
- * over, naming the same file (by path, or by device and inode through another path or a
- * link). A new copy would overwrite it, and cut it when the source is smaller, while that
- * record still claims it: refused. Records of unfinished copies vouch for nothing. Sets
- * ret_other to the other disk's id. 1 when vouched for, 0 when not, -errno. */
+/* Whether another disk's record vouches for what target path holds (see
+ * rec_vouched_elsewhere): a copy would overwrite it. 1, 0 or -errno. */
 static int vouched_elsewhere(struct rsession *s, const char *id, const char *path,
 			     char *ret_other, size_t len)
 {
-	char dir[4096], rpath[4096 + 300];
-	struct stat st, ost;
-	bool have_st = stat(path, &st) == 0;
-	struct dirent *e;
-	DIR *dp;
-	int r = 0;
-
-	if (snprintf(dir, sizeof(dir), "%s/disks", s->srv->state_dir) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	dp = opendir(dir);
-	if (!dp)
-		return errno == ENOENT ? 0 : -errno;
-	while (r == 0 && (e = readdir(dp))) {
-		size_t n = strlen(e->d_name);
-		struct disk_record rec;
-
-		if (n <= 6 || strcmp(e->d_name + n - 6, ".state") != 0 ||
-		    (n - 6 == strlen(id) && strncmp(e->d_name, id, n - 6) == 0))
-			continue;
-		snprintf(rpath, sizeof(rpath), "%s/%s", dir, e->d_name);
-		if (rec_load(rpath, &rec) < 0 || !(rec.verified || rec.cut_over) || !rec.target[0])
-			continue;
-		if (strcmp(rec.target, path) == 0 ||
-		    (have_st && stat(rec.target, &ost) == 0 && ost.st_dev == st.st_dev &&
-		     ost.st_ino == st.st_ino)) {
-			snprintf(ret_other, len, "%.*s", (int)(n - 6), e->d_name);
-			r = 1;
-		}
-	}
-	closedir(dp);
-	return r;
+	return rec_vouched_elsewhere(s->srv->state_dir, id, path, ret_other, len);
 }
 
 /* The size a target has now, without changing it (a missing file is -ENOENT). */

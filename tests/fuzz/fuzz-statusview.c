@@ -12,7 +12,7 @@
 
 #include <json-c/json.h>
 
-#include "receiver/statusview.h"
+#include "ternctl/statusview.h"
 
 #include "fuzz-driver.h"
 

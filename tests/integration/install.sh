@@ -12,7 +12,7 @@ mode() { stat -c %a "$1"; }
 
 "$src/scripts/install" --builddir "$build" --destdir "$D" >"$T/install.log" ||
 	{ cat "$T/install.log"; fail "install into a destdir failed"; }
-for b in agent/tern-agent receiver/tern-receiver receiver/ternctl; do
+for b in agent/tern-agent receiver/tern-receiver ternctl/ternctl; do
 	[ "$(mode "$D/usr/local/bin/${b#*/}")" = 755 ] || fail "$b not installed 0755"
 	cmp -s "$D/usr/local/bin/${b#*/}" "$build/$b" || fail "$b differs from the build's"
 done

@@ -139,13 +139,17 @@ rc=0; ctl status >"$T/st.out" 2>"$T/st.err" || rc=$?
 [ $rc -eq 0 ] || { cat "$T/st.out" "$T/st.err"; fail "offline status exited $rc"; }
 grep -Eq "not reachable|no receiver API" "$T/st.err" || { cat "$T/st.err"; fail "offline status did not say why"; }
 grep -Eq "^d +web1 +[0-9]+ +yes +yes " "$T/st.out" || { cat "$T/st.out"; fail "offline status does not show the record"; }
-# A damaged record cannot drive the terminal: control bytes come out as '?'.
-printf 'disk=ev\033[2Jil\nagent=x\033]0;owned\007\nepoch=1\033c\nevent=bad\033[31m\n' \
-	>"$T/state/disks/evil.state"
+# A damaged record is refused whole, and neither it nor its file's name can drive the
+# terminal: the name's control bytes come out as '?'; the good record is still shown.
+EVIL="$T/state/disks/$(printf 'ev\033[2Jil').state"
+printf 'disk=ev\033[2Jil\nagent=x\033]0;EVILTITLE\007\nepoch=1\033c\nevent=EVILEVENT\033[31m\n' >"$EVIL"
 ctl status >"$T/st.out" 2>/dev/null || true
-grep -q "ev?\[2Jil" "$T/st.out" || { cat -v "$T/st.out"; fail "the damaged record is not shown sanitised"; }
+grep -q "^ev?\[2Jil .*its record cannot be read" "$T/st.out" ||
+	{ cat -v "$T/st.out"; fail "the damaged record is not named, sanitised, as unreadable"; }
 ! grep -q "$(printf '\033')" "$T/st.out" || { cat -v "$T/st.out"; fail "offline status printed an escape sequence"; }
-rm -f "$T/state/disks/evil.state"
+! grep -q "EVIL" "$T/st.out" || { cat -v "$T/st.out"; fail "offline status showed a refused record's fields"; }
+grep -Eq "^d +web1 +[0-9]+ +yes +yes " "$T/st.out" || { cat "$T/st.out"; fail "a damaged record hid the good one"; }
+rm -f "$EVIL"
 rc=0; ctl status --json >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 1 ] || { cat "$T/out"; fail "status --json without a receiver exited $rc"; }
 pass "ternctl: JSON matches the API, table, live view on a pty and plain, pause/resume/rate, cutover, refusals, offline status"

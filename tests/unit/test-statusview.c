@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Unit tests for receiver/statusview.c and apic_sanitize: the API contract's status answer
+/* Unit tests for ternctl/statusview.c and apic_sanitize: the API contract's status answer
  * is accepted field for field, every missing, ill-typed or wrongly null field is refused
  * with its path named, and the table, forecast and live-view lines say what the figures
  * say. */
-#include "receiver/statusview.h"
+#include "ternctl/statusview.h"
 
 #include <check.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #include <json-c/json.h>
 
-#include "receiver/apiclient.h"
+#include "ternctl/apiclient.h"
 
 /* The contract's example answer, with a second, non-converging disk. */
 static const char *const example =

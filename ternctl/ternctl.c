@@ -4,6 +4,7 @@
  * falls back to the per-disk records in the state dir. */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
@@ -20,8 +21,9 @@
 #include "config.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "receiver/apiclient.h"
-#include "receiver/statusview.h"
+#include "ternctl/apiclient.h"
+#include "receiver/record.h"
+#include "ternctl/statusview.h"
 
 /* Exit codes: usage errors are told apart from refusals, for scripts. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -114,84 +116,46 @@ static void usage(FILE *f)
 		"failed, 2 usage error.\n");
 }
 
-/* What a disk's record in DIR/disks says, as text; fields it lacks stay "?" ("" for the
- * event). */
-struct record {
-	char disk[80], agent[80], epoch[32], root[40], verified[8], cut[8], event[640];
-};
-
-static int record_load(const char *path, struct record *ret)
+/* One line per record (receiver/record.h reads them), and its last fault. */
+static int print_record(void *ctx, const char *id, int r, const struct disk_record *rec)
 {
-	struct record rec = { "?", "?", "?", "?", "0", "0", "" };
-	char *text = NULL;
-	int r;
+	char name[256], event[REC_EVENT_MAX], hex[2 * FP_LEN + 1];
+	unsigned *n = ctx;
 
-	r = read_file_all(path, 64 * 1024, &text, NULL);
-	if (r < 0)
-		return r;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		sscanf(l, "disk=%79s", rec.disk);
-		sscanf(l, "agent=%79s", rec.agent);
-		sscanf(l, "epoch=%31s", rec.epoch);
-		sscanf(l, "root=%39s", rec.root);
-		sscanf(l, "verified=%7s", rec.verified);
-		sscanf(l, "cutover=%7s", rec.cut);
-		if (strncmp(l, "event=", 6) == 0)
-			apic_sanitize(l + 6, false, rec.event, sizeof(rec.event));
+	if ((*n)++ == 0)
+		printf("%-16s %-16s %8s %-8s %-8s %s\n", "DISK", "AGENT", "EPOCH", "VERIFIED",
+		       "CUTOVER", "ROOT");
+	if (r < 0) {
+		/* A damaged or hostile file name must not reach the terminal as escape
+		 * sequences. In place: apic_sanitize writes no more than it reads. */
+		snprintf(name, sizeof(name), "%s", id);
+		apic_sanitize(name, false, name, sizeof(name));
+		printf("%-16s (its record cannot be read: %s)\n", name, strerror(-r));
+		return 0;
 	}
-	free(text);
-	/* A damaged or hostile record must not reach the terminal as escape sequences. In
-	 * place: apic_sanitize writes no more than it reads. */
-	apic_sanitize(rec.disk, false, rec.disk, sizeof(rec.disk));
-	apic_sanitize(rec.agent, false, rec.agent, sizeof(rec.agent));
-	apic_sanitize(rec.epoch, false, rec.epoch, sizeof(rec.epoch));
-	apic_sanitize(rec.root, false, rec.root, sizeof(rec.root));
-	*ret = rec;
+	/* Names are checked by the record's reader; the event is the receiver's text. */
+	printf("%-16s %-16s %8" PRIu64 " %-8s %-8s %s\n", rec->disk, rec->agent, rec->epoch,
+	       rec->verified ? "yes" : "no", rec->cut_over ? "yes" : "no",
+	       rec->verified ? fp_hex(&rec->root, hex) : "-");
+	/* The last fault and how replication recovered from it. */
+	if (rec->event[0]) {
+		apic_sanitize(rec->event, false, event, sizeof(event));
+		printf("  last fault: %s\n", event);
+	}
 	return 0;
 }
 
 /* Status from the records the receiver keeps per disk, for when it does not answer. */
 static int print_records(const char *dir)
 {
-	char path[4096];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
+	unsigned n = 0;
+	int r;
 
-	if (snprintf(path, sizeof(path), "%s/disks", dir) >= (int)sizeof(path)) {
-		log_error("state dir path too long: %s", dir);
+	r = rec_foreach(dir, print_record, &n);
+	if (r < 0) {
+		log_errno(r, "cannot read the disk records in %s", dir);
 		return EXIT_FAILED;
 	}
-	d = opendir(path);
-	if (!d) {
-		if (errno == ENOENT) {
-			printf("no disks yet in %s\n", dir);
-			return EXIT_OK;
-		}
-		log_errno(-errno, "cannot read %s", path);
-		return EXIT_FAILED;
-	}
-	printf("%-16s %-16s %8s %-8s %-8s %s\n", "DISK", "AGENT", "EPOCH", "VERIFIED", "CUTOVER",
-	       "ROOT");
-	while ((de = readdir(d))) {
-		char file[4400];
-		struct record rec;
-		size_t len = strlen(de->d_name);
-
-		if (len < 7 || strcmp(de->d_name + len - 6, ".state") != 0)
-			continue;
-		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-		if (record_load(file, &rec) < 0)
-			continue;
-		printf("%-16s %-16s %8s %-8s %-8s %s\n", rec.disk, rec.agent, rec.epoch,
-		       strcmp(rec.verified, "1") == 0 ? "yes" : "no",
-		       strcmp(rec.cut, "1") == 0 ? "yes" : "no", rec.root);
-		/* The last fault and how replication recovered from it. */
-		if (rec.event[0])
-			printf("  last fault: %s\n", rec.event);
-		n++;
-	}
-	closedir(d);
 	if (n == 0)
 		printf("no disks yet in %s\n", dir);
 	return EXIT_OK;

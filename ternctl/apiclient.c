@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* ternctl's HTTP client of the receiver's control API; see apiclient.h. */
-#include "receiver/apiclient.h"
+#include "ternctl/apiclient.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

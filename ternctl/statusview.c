@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* ternctl's status view; see statusview.h. */
-#include "receiver/statusview.h"
+#include "ternctl/statusview.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,7 +11,7 @@
 
 #include <json-c/json.h>
 
-#include "receiver/apiclient.h"
+#include "ternctl/apiclient.h"
 
 #define COLOR_WARN "\033[1;31m"
 #define COLOR_OFF "\033[0m"
