@@ -1550,10 +1550,9 @@ void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const 
 		session_loop(s);
 	unregister_handle(s);
 	reg_disconnect(srv->reg, s->ra, s->err ? s->why : s->end_why, s->err != 0);
-	if (s->err) {
-		conn_send_error(s->c, s->err, "%s", s->why);
-		conn_linger(s->c, 2000);
-	}
+	/* The targets are let go before the refusal is sent: an agent that hears it may
+	 * come back at once (or another may be started), and must not find them in use
+	 * while this session lingers for its peer to close. */
 	for (unsigned i = 0; i < s->ndisks; i++) {
 		/* A session that did not end its epoch leaves queued writes unacknowledged;
 		 * they complete or fail, but nothing claims they are durable. */
@@ -1568,6 +1567,10 @@ void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const 
 				 s->end_why);
 			release_target(srv, s->disks[i].t);
 		}
+	}
+	if (s->err) {
+		conn_send_error(s->c, s->err, "%s", s->why);
+		conn_linger(s->c, 2000);
 	}
 	conn_free(s->c);
 	codec_free(s->codec);
