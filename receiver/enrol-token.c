@@ -179,74 +179,16 @@ static void usage_token(FILE *f)
 		"  --state-dir DIR       the receiver's state directory (default /var/lib/tern)\n");
 }
 
-static int token_create(int argc, char **argv)
+/* Makes the token and its record (durable first), then prints the token; the arguments
+ * are checked. Returns the process exit code. */
+static int token_write(const char *dir, const char *address, const char *receiver,
+		       const char *name, uint64_t ttl)
 {
-	enum { O_STATE = 0x100, O_ADDRESS, O_RECEIVER, O_TTL, O_NAME, O_LOG };
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, O_STATE },
-		{ "address", required_argument, NULL, O_ADDRESS },
-		{ "receiver", required_argument, NULL, O_RECEIVER },
-		{ "ttl", required_argument, NULL, O_TTL },
-		{ "name", required_argument, NULL, O_NAME },
-		{ "log-level", required_argument, NULL, O_LOG },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = "/var/lib/tern", *address = NULL, *receiver = NULL, *name = NULL;
 	char path[PATH_MAX], text[ENROL_TOKEN_MAX], rec_text[RECORD_MAX], when[64];
 	struct enrol_token tok = { 0 };
 	struct token_rec rec = { 0 };
-	uint64_t ttl = TTL_DEFAULT_S;
-	int c, n, r, lock = -1, ret = 1;
+	int n, r, lock = -1, ret = 1;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_STATE: dir = optarg; break;
-		case O_ADDRESS: address = optarg; break;
-		case O_RECEIVER: receiver = optarg; break;
-		case O_NAME: name = optarg; break;
-		case O_TTL:
-			if (parse_duration(optarg, &ttl) < 0) {
-				log_error("--ttl %s: expected N, Ns, Nm, Nh or Nd, from 1s to 30d", optarg);
-				return 2;
-			}
-			break;
-		case O_LOG:
-			if (log_level_option(optarg) < 0)
-				return 2;
-			break;
-		case 'h':
-			usage_token(stdout);
-			return 0;
-		default:
-			usage_token(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		log_error("unexpected argument '%s'", argv[optind]);
-		return 2;
-	}
-	if (!address) {
-		log_error("token create needs --address HOST:PORT: where agents reach serve --enrol-listen");
-		return 2;
-	}
-	if (!addr_connectable(address) || strlen(address) > ENROL_ADDR_MAX) {
-		log_error("--address %s: expected HOST:PORT that agents can connect to", address);
-		return 2;
-	}
-	if (receiver && (!addr_connectable(receiver) || strlen(receiver) > ENROL_ADDR_MAX)) {
-		log_error("--receiver %s: expected HOST:PORT that agents can connect to", receiver);
-		return 2;
-	}
-	if (name && !name_is_valid(name, strlen(name))) {
-		log_error("--name %s: 1-64 characters from [A-Za-z0-9._:-]", name);
-		return 2;
-	}
-	if (name && enrol_name_reserved(name)) {
-		log_error("--name %s: reserved for the receiver's own credentials", name);
-		return 2;
-	}
 	/* Without the CA key no token could ever be redeemed; say so now. */
 	r = enrol_path_in(path, dir, TLS_CA_KEY);
 	if (r < 0)
@@ -317,6 +259,74 @@ out:
 	OPENSSL_cleanse(&tok, sizeof(tok));
 	OPENSSL_cleanse(text, sizeof(text));
 	return ret;
+}
+
+static int token_create(int argc, char **argv)
+{
+	enum { O_STATE = 0x100, O_ADDRESS, O_RECEIVER, O_TTL, O_NAME, O_LOG };
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, O_STATE },
+		{ "address", required_argument, NULL, O_ADDRESS },
+		{ "receiver", required_argument, NULL, O_RECEIVER },
+		{ "ttl", required_argument, NULL, O_TTL },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = "/var/lib/tern", *address = NULL, *receiver = NULL, *name = NULL;
+	uint64_t ttl = TTL_DEFAULT_S;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE: dir = optarg; break;
+		case O_ADDRESS: address = optarg; break;
+		case O_RECEIVER: receiver = optarg; break;
+		case O_NAME: name = optarg; break;
+		case O_TTL:
+			if (parse_duration(optarg, &ttl) < 0) {
+				log_error("--ttl %s: expected N, Ns, Nm, Nh or Nd, from 1s to 30d", optarg);
+				return 2;
+			}
+			break;
+		case O_LOG:
+			if (log_level_option(optarg) < 0)
+				return 2;
+			break;
+		case 'h':
+			usage_token(stdout);
+			return 0;
+		default:
+			usage_token(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	if (!address) {
+		log_error("token create needs --address HOST:PORT: where agents reach serve --enrol-listen");
+		return 2;
+	}
+	if (!addr_connectable(address) || strlen(address) > ENROL_ADDR_MAX) {
+		log_error("--address %s: expected HOST:PORT that agents can connect to", address);
+		return 2;
+	}
+	if (receiver && (!addr_connectable(receiver) || strlen(receiver) > ENROL_ADDR_MAX)) {
+		log_error("--receiver %s: expected HOST:PORT that agents can connect to", receiver);
+		return 2;
+	}
+	if (name && !name_is_valid(name, strlen(name))) {
+		log_error("--name %s: 1-64 characters from [A-Za-z0-9._:-]", name);
+		return 2;
+	}
+	if (name && enrol_name_reserved(name)) {
+		log_error("--name %s: reserved for the receiver's own credentials", name);
+		return 2;
+	}
+	return token_write(dir, address, receiver, name, ttl);
 }
 
 int enrol_cmd_token(int argc, char **argv)

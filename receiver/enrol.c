@@ -68,7 +68,10 @@ static int refuse(struct outcome *o, int err, const char *fmt, ...)
 
 /* Checks a request against its token and, when it passes, issues the certificate: signed in
  * memory, then the token marked used durably, then the issue recorded, and only then is it
- * released to the caller. A malformed request is refused before the token is spent. */
+ * released to the caller. A malformed request is refused before the token is spent.
+ * One function on purpose (about 120 lines): every check and the issue run under one lock,
+ * in an order that is the security argument (the secret before anything about the token is
+ * told, the token marked used before a certificate leaves); read top to bottom, it is. */
 static int redeem(struct enrol_listener *l, const struct enrol_request *req, struct outcome *o)
 {
 	char path[PATH_MAX], text[RECORD_MAX], *data = NULL, when[64], idhex[2 * ENROL_ID_LEN + 1];
