@@ -21,6 +21,9 @@ extern Suite *(*const t_suites[])(void);
  * cannot (io_uring refused by the kernel, say); the runner then prints the reason and
  * exits 77, which meson counts as skipped. */
 const char *t_precheck(void) __attribute__((weak));
+/* A t_precheck for suites that need io_uring: NULL when a ring can be set up here, else
+ * the reason (helpers-uring.c). */
+const char *t_need_io_uring(void);
 
 /* ---- temporary files ---- */
 

@@ -9,7 +9,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,17 +288,9 @@ static Suite *writer_suite(void)
 	return s;
 }
 
-/* liburing's habit: a kernel (or a sandbox) that refuses io_uring skips, not fails. */
 const char *t_precheck(void)
 {
-	struct io_uring ring;
-	int r = io_uring_queue_init(4, &ring, 0);
-
-	if (r == -EPERM || r == -ENOSYS || r == -EACCES)
-		return "io_uring is not available here";
-	if (r == 0)
-		io_uring_queue_exit(&ring);
-	return NULL;
+	return t_need_io_uring();
 }
 
 Suite *(*const t_suites[])(void) = { writer_suite, NULL };
