@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Disk discovery: what sysfs, libblkid, /dev/disk/by-id and mountinfo say about each block
- * device, and the rule `run` will use to pick disks when none is named; see disks.h. */
+ * device; see disks.h. The rule `run` picks disks by is in disks-pick.c, the table and the
+ * JSON of `tern-agent disks` in disks-show.c. */
 #include "agent/disks.h"
+#include "agent/disks-impl.h"
 
 #include <blkid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,61 +25,6 @@
 /* Test seam: scan ROOT/sys/block and ROOT/dev/disk/by-id instead, so a test can show the
  * selection only its own loop devices (symlinks to their sysfs directories). */
 #define ROOT_ENV "TERN_DISKS_ROOT"
-
-struct disks_dev {
-	char name[64];
-	char path[80];
-	char parent[64];       /* partitions: the whole disk's name */
-	unsigned major, minor;
-	bool whole;
-	unsigned partno;
-	uint64_t start, size;  /* bytes */
-	uint32_t log_sec, phy_sec;
-	bool rota, removable, ro;
-	char *pttype, *fstype, *uuid, *label;
-	char **mounts;
-	size_t nmounts;
-	char **holders;        /* devices stacked on this one (dm, md) */
-	size_t nholders;
-	bool dm, lvm;
-	char *dm_name, *dm_uuid;
-	char *id;              /* whole disks: stable id, or NULL */
-	const char *id_source; /* "by-id", "serial", "wwid" or "none" */
-	char disk_id[NAME_MAX_LEN + 1]; /* id made a valid DISK_ID, "" without one */
-	char *id_path;         /* by-id: the link's path; else NULL (the kernel name is used) */
-	bool pick;             /* whole disks: `run` without --disk would copy it */
-	bool loop;
-	const char *loop_skip_reason; /* loop devices: why not even with --include-loop */
-	const char *skip_reason;
-	int probe_err;         /* -errno of a failed libblkid probe, or 0 */
-	const char *probe_what;
-	struct disks_dev *parts;
-	size_t nparts;
-};
-
-struct disks_list {
-	struct disks_dev *disks;
-	size_t n;
-};
-
-struct mount_ent {
-	unsigned major, minor;
-	char *dir;
-};
-
-struct by_id_ent {
-	char *link;   /* e.g. wwn-0x5000c500a1b2c3d4 */
-	char *target; /* kernel name it resolves to, e.g. sda */
-};
-
-struct scan_ctx {
-	char sys_block[PATH_MAX];
-	char by_id[PATH_MAX];
-	struct mount_ent *mounts;
-	size_t nmounts;
-	struct by_id_ent *ids;
-	size_t nids;
-};
 
 static void dev_clear(struct disks_dev *d)
 {
@@ -126,7 +72,7 @@ static void ctx_clear(struct scan_ctx *c)
 
 /* Reallocates an array of n elements of size sz to n + 1, the new one zeroed; returns the
  * new array (the caller stores it and bumps n) or NULL, the old array left intact. */
-static void *grow(void *arr, size_t n, size_t sz)
+void *disks_grow(void *arr, size_t n, size_t sz)
 {
 	char *p = realloc(arr, (n + 1) * sz);
 
@@ -142,7 +88,7 @@ static int push_str(char ***arr, size_t *n, const char *s)
 
 	if (!copy)
 		return -ENOMEM;
-	a = grow(*arr, *n, sizeof(char *));
+	a = disks_grow(*arr, *n, sizeof(char *));
 	if (!a) {
 		free(copy);
 		return -ENOMEM;
@@ -185,7 +131,7 @@ static int load_mounts(struct scan_ctx *c)
 			goto out;
 		}
 		mountinfo_unescape(dir);
-		m = grow(c->mounts, c->nmounts, sizeof(*m));
+		m = disks_grow(c->mounts, c->nmounts, sizeof(*m));
 		if (!m) {
 			free(dir);
 			r = -ENOMEM;
@@ -234,7 +180,7 @@ static int load_by_id(struct scan_ctx *c)
 		target[n] = '\0';
 		base = strrchr(target, '/');
 		base = base ? base + 1 : target;
-		e = grow(c->ids, c->nids, sizeof(*e));
+		e = disks_grow(c->ids, c->nids, sizeof(*e));
 		if (!e) {
 			r = -ENOMEM;
 			goto out;
@@ -444,47 +390,6 @@ static int pick_stable_id(const struct scan_ctx *c, int devfd, struct disks_dev 
 	return 0;
 }
 
-static bool has_prefix(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* Why `run` without --disk leaves a disk out, or NULL: real, fixed disks only. Stacked
- * devices (dm, md) are left out because their data already lives on the disks beneath
- * them; a disk without a stable id, because its kernel name can change at reboot and the
- * receiver would then write another disk's target. */
-static const char *skip_reason(int devfd, const struct disks_dev *d, bool loop_ok)
-{
-	char type[16];
-
-	if (has_prefix(d->name, "loop") && !loop_ok)
-		return "loop device";
-	if (has_prefix(d->name, "zram"))
-		return "zram device";
-	if (has_prefix(d->name, "ram"))
-		return "ram disk";
-	if (has_prefix(d->name, "sr") ||
-	    (attr_read(devfd, "device/type", type, sizeof(type)) == 0 && strcmp(type, "5") == 0))
-		return "optical drive";
-	if (d->dm)
-		return "device-mapper device";
-	if (has_prefix(d->name, "md"))
-		return "md RAID array";
-	if (d->removable)
-		return "removable";
-	if (!d->id)
-		return "no stable id (no /dev/disk/by-id link, serial or wwid)";
-	return NULL;
-}
-
-static void decide_pick(int devfd, struct disks_dev *d)
-{
-	d->skip_reason = skip_reason(devfd, d, false);
-	d->pick = !d->skip_reason;
-	d->loop = has_prefix(d->name, "loop");
-	d->loop_skip_reason = d->loop ? skip_reason(devfd, d, true) : d->skip_reason;
-}
-
 static int read_dev_numbers(int devfd, struct disks_dev *d)
 {
 	char buf[32];
@@ -545,7 +450,7 @@ static int scan_partitions(const struct scan_ctx *c, int diskfd, struct disks_de
 			continue;
 		}
 		r = -ENOMEM;
-		p = grow(disk->parts, disk->nparts, sizeof(*p));
+		p = disks_grow(disk->parts, disk->nparts, sizeof(*p));
 		if (!p)
 			goto out;
 		disk->parts = p;
@@ -627,13 +532,13 @@ static int scan_disk(const struct scan_ctx *c, int blockfd, const char *name, st
 			d->dm_uuid = strdup(buf);
 			if (!d->dm_uuid)
 				goto out;
-			d->lvm = has_prefix(buf, "LVM-");
+			d->lvm = disks_has_prefix(buf, "LVM-");
 		}
 	}
 	r = pick_stable_id(c, devfd, d);
 	if (r < 0)
 		goto out;
-	decide_pick(devfd, d);
+	disks_decide_pick(devfd, d);
 	r = collect_mounts(c, d);
 	if (r < 0)
 		goto out;
@@ -698,7 +603,7 @@ int disks_scan(struct disks_list **ret_list)
 
 		if (name[0] == '.' || strlen(name) >= sizeof(d->name))
 			continue;
-		d = grow(l->disks, l->n, sizeof(*d));
+		d = disks_grow(l->disks, l->n, sizeof(*d));
 		if (!d) {
 			r = log_errno(-ENOMEM, "cannot list disks");
 			goto out;
@@ -729,315 +634,5 @@ out:
 		close(blockfd);
 	ctx_clear(&c);
 	disks_list_free(l);
-	return r;
-}
-
-int disks_pick_auto(const struct disks_list *l, bool include_loop, struct disks_pick **ret_picks,
-		    size_t *ret_n)
-{
-	struct disks_pick *picks = NULL;
-	size_t n = 0;
-	int r;
-
-	for (size_t i = 0; i < l->n; i++) {
-		const struct disks_dev *d = &l->disks[i];
-		struct disks_pick *p;
-		char size[32];
-		const char *why = include_loop && d->loop ? d->loop_skip_reason : d->skip_reason;
-
-		if (why) {
-			log_info("not replicating %s: %s", d->path, why);
-			continue;
-		}
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(picks[j].id, d->disk_id) == 0) {
-				r = log_errno(-EEXIST, "%s and %s have the same disk id %s; name "
-					      "the disks with --disk", picks[j].path, d->path,
-					      d->disk_id);
-				goto fail;
-			}
-		}
-		r = -ENOMEM;
-		p = grow(picks, n, sizeof(*p));
-		if (!p) {
-			log_errno(r, "cannot choose disks");
-			goto fail;
-		}
-		picks = p;
-		p = &picks[n++];
-		p->id = strdup(d->disk_id);
-		p->path = strdup(d->id_path ? d->id_path : d->path);
-		if (!p->id || !p->path) {
-			log_errno(r, "cannot choose disks");
-			goto fail;
-		}
-		log_info("replicating %s (%s) as disk %s from %s (stable id from %s)", d->path,
-			 fmt_bytes(d->size, size, sizeof(size)), p->id, p->path, d->id_source);
-	}
-	*ret_picks = picks;
-	*ret_n = n;
-	return 0;
-fail:
-	disks_picks_free(picks, n);
-	return r;
-}
-
-struct disks_pick *disks_picks_free(struct disks_pick *p, size_t n)
-{
-	for (size_t i = 0; p && i < n; i++) {
-		free(p[i].id);
-		free(p[i].path);
-	}
-	free(p);
-	return NULL;
-}
-
-/* ---- JSON ---- */
-
-/* json-c returns NULL on allocation failure; every add goes through these so that one
- * check at the end catches any of them. */
-static void j_add(struct json_object *o, const char *key, struct json_object *v, bool want,
-		  int *err)
-{
-	if (want && !v) {
-		*err = -ENOMEM;
-		return;
-	}
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		*err = -ENOMEM;
-	}
-}
-
-static void j_str(struct json_object *o, const char *key, const char *s, int *err)
-{
-	j_add(o, key, s ? json_object_new_string(s) : NULL, s != NULL, err);
-}
-
-static void j_u64(struct json_object *o, const char *key, uint64_t v, int *err)
-{
-	j_add(o, key, json_object_new_uint64(v), true, err);
-}
-
-static void j_bool(struct json_object *o, const char *key, bool v, int *err)
-{
-	j_add(o, key, json_object_new_boolean(v), true, err);
-}
-
-static void j_strs(struct json_object *o, const char *key, char **v, size_t n, int *err)
-{
-	struct json_object *a = json_object_new_array();
-
-	for (size_t i = 0; a && i < n; i++) {
-		struct json_object *s = json_object_new_string(v[i]);
-
-		if (!s || json_object_array_add(a, s) < 0) {
-			json_object_put(s);
-			*err = -ENOMEM;
-		}
-	}
-	j_add(o, key, a, true, err);
-}
-
-static struct json_object *dev_to_json(const struct disks_dev *d, int *err)
-{
-	struct json_object *o = json_object_new_object();
-	char devno[32];
-
-	if (!o) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	snprintf(devno, sizeof(devno), "%u:%u", d->major, d->minor);
-	j_str(o, "name", d->name, err);
-	j_str(o, "path", d->path, err);
-	j_str(o, "type", d->whole ? "disk" : "part", err);
-	j_str(o, "devno", devno, err);
-	j_u64(o, "size", d->size, err);
-	j_u64(o, "logical_sector_size", d->log_sec, err);
-	j_u64(o, "physical_sector_size", d->phy_sec, err);
-	if (d->whole) {
-		j_str(o, "pttype", d->pttype, err);
-	} else {
-		j_u64(o, "number", d->partno, err);
-		j_u64(o, "start", d->start, err);
-		j_str(o, "parent", d->parent, err);
-	}
-	j_str(o, "fstype", d->fstype, err);
-	j_str(o, "uuid", d->uuid, err);
-	j_str(o, "label", d->label, err);
-	j_strs(o, "mountpoints", d->mounts, d->nmounts, err);
-	j_bool(o, "rotational", d->rota, err);
-	j_bool(o, "removable", d->removable, err);
-	j_bool(o, "read_only", d->ro, err);
-	j_strs(o, "holders", d->holders, d->nholders, err);
-	j_str(o, "probe_error", d->probe_err ? d->probe_what : NULL, err);
-	if (d->probe_err)
-		j_str(o, "probe_errno", strerror(-d->probe_err), err);
-	if (d->whole) {
-		struct json_object *parts;
-
-		j_bool(o, "device_mapper", d->dm, err);
-		j_str(o, "dm_name", d->dm_name, err);
-		j_str(o, "dm_uuid", d->dm_uuid, err);
-		j_bool(o, "lvm", d->lvm, err);
-		j_str(o, "stable_id", d->id, err);
-		j_str(o, "stable_id_source", d->id_source, err);
-		j_str(o, "disk_id", d->disk_id[0] ? d->disk_id : NULL, err);
-		j_bool(o, "auto", d->pick, err);
-		j_str(o, "skip_reason", d->pick ? NULL : d->skip_reason, err);
-		parts = json_object_new_array();
-		for (size_t i = 0; parts && i < d->nparts; i++) {
-			struct json_object *p = dev_to_json(&d->parts[i], err);
-
-			if (p && json_object_array_add(parts, p) < 0) {
-				json_object_put(p);
-				*err = -ENOMEM;
-			}
-		}
-		j_add(o, "partitions", parts, true, err);
-	}
-	return o;
-}
-
-int disks_print_json(const struct disks_list *l, FILE *f)
-{
-	struct json_object *root, *arr;
-	const char *text;
-	int err = 0, r;
-
-	r = -ENOMEM;
-	root = json_object_new_object();
-	if (!root)
-		goto out;
-	arr = json_object_new_array();
-	for (size_t i = 0; arr && i < l->n; i++) {
-		struct json_object *d = dev_to_json(&l->disks[i], &err);
-
-		if (d && json_object_array_add(arr, d) < 0) {
-			json_object_put(d);
-			err = -ENOMEM;
-		}
-	}
-	j_add(root, "disks", arr, true, &err);
-	if (err < 0)
-		goto out;
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-					      JSON_C_TO_STRING_SPACED |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (!text)
-		goto out;
-	r = fprintf(f, "%s\n", text) < 0 || fflush(f) != 0 ? -EIO : 0;
-out:
-	json_object_put(root);
-	return r;
-}
-
-/* ---- table ---- */
-
-enum { COL_NAME, COL_SIZE, COL_SECTOR, COL_TABLE_FS, COL_LABEL, COL_UUID, COL_FLAGS,
-       COL_MOUNTS, COL_ID, COL_AUTO, NCOLS };
-
-static const char *const col_heads[NCOLS] = {
-	"NAME", "SIZE", "SECTOR", "PTTYPE/FS", "LABEL", "UUID", "FLAGS", "MOUNTPOINTS",
-	"STABLE-ID", "AUTO",
-};
-
-struct row {
-	char cell[NCOLS][160];
-};
-
-static void fill_row(const struct disks_dev *d, struct row *row)
-{
-	char *c[NCOLS];
-	size_t w = sizeof(row->cell[0]);
-	size_t used = 0;
-
-	for (int i = 0; i < NCOLS; i++) {
-		c[i] = row->cell[i];
-		snprintf(c[i], w, "-");
-	}
-	snprintf(c[COL_NAME], w, "%s%s", d->whole ? "" : "  ", d->name);
-	fmt_bytes(d->size, c[COL_SIZE], w);
-	snprintf(c[COL_SECTOR], w, "%u/%u", d->log_sec, d->phy_sec);
-	if (d->probe_err)
-		snprintf(c[COL_TABLE_FS], w, "?");
-	else if (d->pttype || d->fstype)
-		snprintf(c[COL_TABLE_FS], w, "%s", d->pttype ? d->pttype : d->fstype);
-	if (d->label)
-		snprintf(c[COL_LABEL], w, "%s", d->label);
-	if (d->uuid)
-		snprintf(c[COL_UUID], w, "%s", d->uuid);
-	snprintf(c[COL_FLAGS], w, "%s%s%s%s%s", d->rota ? "rot," : "", d->removable ? "rm," : "",
-		 d->ro ? "ro," : "", d->lvm ? "lvm," : d->dm ? "dm," : "",
-		 d->nholders ? "held," : "");
-	if (c[COL_FLAGS][0] == '\0')
-		snprintf(c[COL_FLAGS], w, "-");
-	else
-		c[COL_FLAGS][strlen(c[COL_FLAGS]) - 1] = '\0';
-	for (size_t i = 0; i < d->nmounts && used + 1 < w; i++) {
-		int n = snprintf(c[COL_MOUNTS] + used, w - used, "%s%s", i ? "," : "", d->mounts[i]);
-
-		used = n < 0 ? w : MIN(w - 1, used + (size_t)n);
-	}
-	if (d->whole) {
-		/* The id `run` uses, the one the receiver's --target names. */
-		snprintf(c[COL_ID], w, "%s", d->disk_id[0] ? d->disk_id : "(none)");
-		if (d->pick)
-			snprintf(c[COL_AUTO], w, "yes");
-		else
-			snprintf(c[COL_AUTO], w, "no: %s", d->skip_reason);
-	}
-}
-
-int disks_print_table(const struct disks_list *l, FILE *f)
-{
-	size_t nrows = 1, width[NCOLS], k = 0;
-	struct row *rows;
-	int r = -ENOMEM;
-
-	for (size_t i = 0; i < l->n; i++)
-		nrows += 1 + l->disks[i].nparts;
-	rows = calloc(nrows, sizeof(*rows));
-	if (!rows)
-		return r;
-	for (int c = 0; c < NCOLS; c++)
-		snprintf(rows[0].cell[c], sizeof(rows[0].cell[c]), "%s", col_heads[c]);
-	k = 1;
-	for (size_t i = 0; i < l->n; i++) {
-		fill_row(&l->disks[i], &rows[k++]);
-		for (size_t j = 0; j < l->disks[i].nparts; j++)
-			fill_row(&l->disks[i].parts[j], &rows[k++]);
-	}
-	for (int c = 0; c < NCOLS; c++) {
-		width[c] = 0;
-		for (size_t i = 0; i < nrows; i++)
-			width[c] = MAX(width[c], strlen(rows[i].cell[c]));
-	}
-	r = 0;
-	for (size_t i = 0; i < nrows; i++) {
-		for (int c = 0; c < NCOLS; c++) {
-			/* Sizes read best right-aligned; the last column gets no padding. */
-			if (c == COL_SIZE)
-				fprintf(f, "%*s  ", (int)width[c], rows[i].cell[c]);
-			else if (c == NCOLS - 1)
-				fprintf(f, "%s\n", rows[i].cell[c]);
-			else
-				fprintf(f, "%-*s  ", (int)width[c], rows[i].cell[c]);
-		}
-	}
-	if (fflush(f) != 0 || ferror(f))
-		r = -EIO;
-	for (size_t i = 0; i < l->n; i++) {
-		const struct disks_dev *d = &l->disks[i];
-
-		if (d->probe_err)
-			log_warn_errno(d->probe_err, "%s: %s", d->path, d->probe_what);
-		for (size_t j = 0; j < d->nparts; j++)
-			if (d->parts[j].probe_err)
-				log_warn_errno(d->parts[j].probe_err, "%s: %s", d->parts[j].path,
-					       d->parts[j].probe_what);
-	}
-	free(rows);
 	return r;
 }

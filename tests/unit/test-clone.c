@@ -17,24 +17,20 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "helpers.h"
 
-static char dir[] = "/tmp/tern-test-clone.XXXXXX";
-static char src[256], dst[256];
+static char dir[PATH_MAX], src[256], dst[256];
 
 static void setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(src, sizeof(src), "%s/src.img", dir);
-	snprintf(dst, sizeof(dst), "%s/dst.img", dir);
+	t_mkdtemp(dir, "clone");
+	ck_assert_int_lt(snprintf(src, sizeof(src), "%s/src.img", dir), (int)sizeof(src));
+	ck_assert_int_lt(snprintf(dst, sizeof(dst), "%s/dst.img", dir), (int)sizeof(dst));
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	strcpy(dir, "/tmp/tern-test-clone.XXXXXX");
+	t_rmtree(dir);
 }
 
 /* A sparse file of size bytes with random data in [off, off + len) pairs. */
@@ -148,7 +144,7 @@ START_TEST(test_clone_target_goes_under_the_launch_dir)
 	char launch[300], want[400], why[512];
 
 	make_sparse(src, 1 << 20, ranges, 2);
-	snprintf(launch, sizeof(launch), "%s/launch", dir);
+	ck_assert_int_lt(snprintf(launch, sizeof(launch), "%s/launch", dir), (int)sizeof(launch));
 	ck_assert_int_eq(mkdir(launch, 0700), 0);
 	ck_assert_int_eq(clone_target(src, launch, "web1/20260101-000000", "d.img", &r, why,
 				      sizeof(why)), 0);
@@ -202,12 +198,10 @@ START_TEST(test_boot_is_uefi_finds_the_esp)
 }
 END_TEST
 
-int main(void)
+static Suite *clone_suite(void)
 {
 	Suite *s = suite_create("clone");
 	TCase *tc = tcase_create("clone");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_clone_copy_keeps_bytes_and_holes);
@@ -216,9 +210,7 @@ int main(void)
 	tcase_add_test(tc, test_clone_target_goes_under_the_launch_dir);
 	tcase_add_test(tc, test_boot_is_uefi_finds_the_esp);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }
+
+Suite *(*const t_suites[])(void) = { clone_suite, NULL };

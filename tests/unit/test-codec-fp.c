@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include <zstd.h>
+#include "helpers.h"
 
 #define GUARD_LEN 4096
 #define GUARD_BYTE 0x5a
@@ -933,22 +933,12 @@ static char tmpdir[PATH_MAX];
 
 static void tmpdir_setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	ck_assert_int_lt(snprintf(tmpdir, sizeof(tmpdir), "%s/test-util.XXXXXX",
-				  base && *base ? base : "/tmp"), PATH_MAX - 64);
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
+	t_mkdtemp(tmpdir, "util");
 }
 
 static void tmpdir_teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	t_rmtree(tmpdir);
 }
 
 /* Names in tmpdir, sorted, joined by spaces. */
@@ -1093,16 +1083,4 @@ static Suite *util_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(codec_suite());
-	int failed;
-
-	srunner_add_suite(sr, fp_suite());
-	srunner_add_suite(sr, util_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+Suite *(*const t_suites[])(void) = { codec_suite, fp_suite, util_suite, NULL };

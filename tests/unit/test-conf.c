@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "helpers.h"
 
 enum { O_RECEIVER = 0x100, O_CREDENTIALS, O_DISK, O_ONCE, O_CONFIG, O_PRE };
 
@@ -29,22 +30,19 @@ static const struct option opts[] = {
 };
 static const char *const repeatable[] = { "disk", NULL };
 
-static char dir[] = "/tmp/tern-test-conf.XXXXXX";
-static char path[256], errpath[256];
+static char dir[PATH_MAX], path[256], errpath[256];
 
 static void setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/agent.conf", dir);
-	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	t_mkdtemp(dir, "conf");
+	ck_assert_int_lt(snprintf(path, sizeof(path), "%s/agent.conf", dir), (int)sizeof(path));
+	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/stderr", dir), (int)sizeof(errpath));
 	log_setup("test", LOG_LVL_INFO);
 }
 
 static void teardown(void)
 {
-	unlink(path);
-	unlink(errpath);
-	rmdir(dir);
+	t_rmtree(dir);
 }
 
 static void write_conf(const char *text, size_t len, unsigned mode)
@@ -352,14 +350,4 @@ static Suite *conf_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(conf_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+Suite *(*const t_suites[])(void) = { conf_suite, NULL };

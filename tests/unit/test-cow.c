@@ -12,11 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "helpers.h"
 
 #define CS 4096u          /* chunk bytes of most stores here: 8 sectors */
 #define PER_AREA (CS / 16)
 
-static char path[] = "/tmp/tern-test-cow.XXXXXX";
+static char path[PATH_MAX];
 static int fd = -1;
 static uint8_t *img;      /* the store being crafted */
 static size_t img_len;
@@ -24,8 +25,7 @@ static uint64_t bm[64];   /* up to 4096 blocks */
 
 static void setup(void)
 {
-	fd = mkostemp(path, O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
+	fd = t_mkstemp(path, "cow");
 	img_len = 0;
 	img = NULL;
 	memset(bm, 0, sizeof(bm));
@@ -280,14 +280,4 @@ static Suite *cow_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(cow_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+Suite *(*const t_suites[])(void) = { cow_suite, NULL };

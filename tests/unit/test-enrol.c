@@ -5,7 +5,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "helpers.h"
 
 static struct enrol_token sample(void)
 {
@@ -315,18 +315,11 @@ static char tmpdir[PATH_MAX];
 static char state[PATH_MAX + 16];
 static char other[PATH_MAX + 16];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
 static void setup(void)
 {
 	bool created;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-enrol.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	t_mkdtemp(tmpdir, "enrol");
 	snprintf(state, sizeof(state), "%s/state", tmpdir);
 	snprintf(other, sizeof(other), "%s/other", tmpdir);
 	ck_assert_int_eq(tls_init_state(state, &created), 0);
@@ -335,7 +328,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	t_rmtree(tmpdir);
 }
 
 /* The shared bundle's mark: the SHA-256 of its certificate, the same as its DER's, and
@@ -496,15 +489,4 @@ static Suite *enrol_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(enrol_suite());
-	int failed;
-
-	log_setup("test-enrol", LOG_LVL_ERROR);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+Suite *(*const t_suites[])(void) = { enrol_suite, NULL };

@@ -11,15 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "helpers.h"
 
-static char path[] = "/tmp/tern-test-log.XXXXXX";
+static char path[PATH_MAX];
 static int fd = -1;
 
 /* stderr goes to a temp file for the test; each test runs in its own process. */
 static void setup(void)
 {
-	fd = mkostemp(path, O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
+	fd = t_mkstemp(path, "log");
 	ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
 	unsetenv("JOURNAL_STREAM");
 }
@@ -137,14 +137,4 @@ static Suite *log_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(log_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+Suite *(*const t_suites[])(void) = { log_suite, NULL };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "helpers.h"
 
 /* The session chunk size the DATA and ZERO tests decode with. */
 #define CS 4096u
@@ -1556,14 +1557,4 @@ static Suite *proto_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(proto_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+Suite *(*const t_suites[])(void) = { proto_suite, NULL };

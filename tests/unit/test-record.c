@@ -19,6 +19,7 @@
 
 #include "common/fp.h"
 #include "common/util.h"
+#include "helpers.h"
 
 static char dir[512];
 static char disks[600];
@@ -476,12 +477,10 @@ START_TEST(test_record_queries)
 }
 END_TEST
 
-int main(void)
+static Suite *record_suite(void)
 {
 	Suite *s = suite_create("record");
 	TCase *tc = tcase_create("record");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_record_round_trips_every_field);
@@ -491,9 +490,7 @@ int main(void)
 	tcase_add_test(tc, test_record_reconcile_reads_the_target);
 	tcase_add_test(tc, test_record_queries);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }
+
+Suite *(*const t_suites[])(void) = { record_suite, NULL };

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "ternctl/apiclient.h"
+#include "helpers.h"
 
 /* The contract's example answer, with a second, non-converging disk. */
 static const char *const example =
@@ -343,14 +344,4 @@ static Suite *statusview_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(statusview_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+Suite *(*const t_suites[])(void) = { statusview_suite, NULL };

@@ -6,7 +6,6 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "helpers.h"
 
 static const char *const state_files[] = {
 	TLS_CA_CERT, TLS_CA_KEY, TLS_RECEIVER_CERT, TLS_RECEIVER_KEY, TLS_AGENT_BUNDLE,
@@ -35,25 +35,15 @@ static char state_b[PATH_MAX];
 
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	ck_assert_int_lt(snprintf(tmpdir, sizeof(tmpdir), "%s/test-tls.XXXXXX",
-				  base && *base ? base : "/tmp"), PATH_MAX - 16);
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	t_mkdtemp(tmpdir, "tls");
 	/* Nested, so tls_init_state has parents to create. */
 	ck_assert_int_lt(snprintf(state_a, sizeof(state_a), "%s/a/state", tmpdir), PATH_MAX);
 	ck_assert_int_lt(snprintf(state_b, sizeof(state_b), "%s/b/state", tmpdir), PATH_MAX);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
 static void teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	t_rmtree(tmpdir);
 }
 
 static const char *join(char *buf, const char *dir, const char *name)
@@ -662,16 +652,11 @@ START_TEST(test_tls_client_ctx_rejects_bad_bundles)
 }
 END_TEST
 
-int main(void)
+static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
 	TCase *tc = tcase_create("tls");
-	SRunner *sr;
-	int failed;
 
-	log_setup("test-tls", getenv("TERN_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_INFO);
-	/* A refused peer closes its socket; writing to it must fail, not kill the test. */
-	signal(SIGPIPE, SIG_IGN);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	/* Key generation and handshakes are slow under sanitizers. */
 	tcase_set_timeout(tc, 60);
@@ -689,9 +674,7 @@ int main(void)
 	tcase_add_test(tc, test_tls_issue_agent_bundle);
 	tcase_add_test(tc, test_tls_client_ctx_rejects_bad_bundles);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+Suite *(*const t_suites[])(void) = { tls_suite, NULL };

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests for agent/reader.c on real files with real io_uring: the frames it makes,
+ * decoded and applied to an empty image, rebuild the source byte for byte, every chunk's
+ * fingerprint and the Merkle root are those of the source's bytes; holes are not read; a
+ * change set sends only what differs from the receiver's fingerprints (and reads only
+ * what it marks); an unreadable range fails the read with its offset, or is zero-filled
+ * and listed with skip_unreadable; an inconsistent change set is refused. */
+#include "agent/reader.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/source.h"
+#include "common/codec.h"
+#include "common/fp.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "helpers.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+#define CS (64 * KIB)
+
+static char dir[PATH_MAX], path[PATH_MAX];
+
+static void setup(void)
+{
+	t_mkdtemp(dir, "reader");
+	t_path(path, dir, "source.img");
+}
+
+static void teardown(void)
+{
+	t_rmtree(dir);
+}
+
+static struct rd_opts opts(void)
+{
+	return (struct rd_opts){ .chunk_size = CS, .batch = MIB, .queue_depth = 4, .workers = 2,
+				 .level = 1, .fault_corrupt_chunk = UINT64_MAX };
+}
+
+/* What one read of a source produced. */
+struct result {
+	uint8_t *image;        /* the frames applied to a zeroed image of the source's size */
+	uint64_t size;
+	uint64_t nchunks;
+	struct fp root;
+	struct fp *fps;        /* the reader's fingerprint array */
+	uint64_t plain, zero, read, sent, frames_zero, frames_data;
+	int err;               /* rd_next's error, or 0 */
+	bool failed;           /* rd_source_failed */
+	uint64_t failed_off;
+	uint64_t unreadable;
+};
+
+static void result_free(struct result *r)
+{
+	free(r->image);
+	free(r->fps);
+}
+
+/* Decodes the frames of one batch and applies them to r->image, checking each DATA
+ * chunk against the fingerprint the frame carries. */
+static void apply(struct result *r, struct codec *codec, const struct rd_out *o)
+{
+	size_t pos = 0;
+
+	while (pos < o->len) {
+		struct proto_hdr h;
+		const uint8_t *p;
+
+		ck_assert_uint_ge(o->len - pos, PROTO_HDR_LEN);
+		ck_assert_int_eq(proto_decode_hdr(o->buf + pos, &h), 0);
+		ck_assert_uint_ge(o->len - pos - PROTO_HDR_LEN, h.len);
+		p = o->buf + pos + PROTO_HDR_LEN;
+		if (h.type == PROTO_ZERO) {
+			struct proto_zero z;
+
+			ck_assert_int_eq(proto_decode_zero(p, h.len, CS, &z), 0);
+			ck_assert_uint_le(z.offset + z.length, r->size);
+			memset(r->image + z.offset, 0, z.length);
+			r->frames_zero++;
+		} else {
+			struct proto_data d;
+			uint8_t *dst;
+
+			ck_assert_uint_eq(h.type, PROTO_DATA);
+			ck_assert_int_eq(proto_decode_data(p, h.len, CS, &d), 0);
+			ck_assert_uint_eq(d.disk_no, 3);
+			ck_assert_uint_le(d.offset + d.plain_len, r->size);
+			dst = r->image + d.offset;
+			if (d.encoding == PROTO_ENC_ZSTD)
+				ck_assert_int_eq(codec_decompress(codec, dst, d.plain_len, d.payload,
+								  d.payload_len), 0);
+			else
+				memcpy(dst, d.payload, d.plain_len);
+			for (uint32_t i = 0; i < d.nchunks; i++) {
+				uint32_t len = (uint32_t)MIN((uint64_t)CS, d.plain_len - (uint64_t)i * CS);
+				struct fp f;
+
+				fp_compute(dst + (size_t)i * CS, len, &f);
+				ck_assert(fp_equal(&f, &d.fps[i]));
+			}
+			r->frames_data++;
+		}
+		pos += PROTO_HDR_LEN + h.len;
+	}
+}
+
+/* Reads path with o and cs to the end (or its first error) into r. */
+static void read_all(const struct rd_opts *o, const struct changeset *cs, struct result *r)
+{
+	struct source *src = NULL;
+	struct reader *rd = NULL;
+	struct codec *codec = codec_new(1);
+	struct rd_out *out;
+	const uint64_t *bm;
+	char why[256] = "";
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	ck_assert_ptr_nonnull(codec);
+	ck_assert_msg(src_open("d", path, &src, why, sizeof(why)) == 0, "src_open: %s", why);
+	r->size = src->size;
+	r->image = calloc(1, r->size);
+	ck_assert_ptr_nonnull(r->image);
+	ck_assert_int_eq(rd_start(src, 3, o, cs, &rd), 0);
+	while ((n = rd_next(rd, &out)) == 1) {
+		apply(r, codec, out);
+		r->plain += out->plain_bytes;
+		r->zero += out->zero_bytes;
+		r->read += out->read_bytes;
+		r->sent += out->sent_chunks;
+		rd_out_free(out);
+	}
+	r->err = n;
+	r->failed = rd_source_failed(rd, &r->failed_off);
+	if (n == 0) {
+		ck_assert_int_eq(rd_root(rd, &r->root, &r->nchunks), 0);
+		r->unreadable = rd_unreadable(rd, &bm);
+		r->fps = rd_take_fps(rd);
+		ck_assert_ptr_nonnull(r->fps);
+	}
+	rd_free(rd);
+	src_free(src);
+	codec_free(codec);
+}
+
+/* The fingerprints of path's chunks and their Merkle root, computed here from its bytes. */
+static struct fp *source_fps(uint64_t *ret_n, struct fp *ret_root)
+{
+	uint64_t size = t_size(path), n = (size + CS - 1) / CS;
+	struct fp *fps = calloc(n, sizeof(*fps));
+	static uint8_t buf[CS];
+
+	ck_assert_ptr_nonnull(fps);
+	for (uint64_t i = 0; i < n; i++) {
+		size_t len = (size_t)MIN((uint64_t)CS, size - i * CS);
+
+		t_pread(path, i * CS, buf, len);
+		fp_compute(buf, len, &fps[i]);
+	}
+	ck_assert_int_eq(fp_merkle_root(fps, n, ret_root), 0);
+	*ret_n = n;
+	return fps;
+}
+
+static bool image_is_source(const struct result *r)
+{
+	uint8_t *want = malloc(r->size);
+	bool same;
+
+	ck_assert_ptr_nonnull(want);
+	t_pread(path, 0, want, r->size);
+	same = memcmp(want, r->image, r->size) == 0;
+	free(want);
+	return same;
+}
+
+static void write_at(uint64_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite_full(fd, buf, len, off), 0);
+	close(fd);
+}
+
+/* Data, written zeros and an unaligned tail: the frames rebuild the source exactly, zero
+ * chunks travel as ZERO frames, and the root is the source's. */
+START_TEST(test_reader_frames_rebuild_the_source)
+{
+	static uint8_t zeros[3 * CS];
+	const uint64_t size = 3 * MIB + 12 * KIB;
+	struct result r;
+	struct rd_opts o = opts();
+	struct changeset cs = { .fd = -1 };
+	struct fp root;
+	uint64_t n;
+	struct fp *fps;
+
+	t_create_file(path, size, 5);
+	write_at(MIB, zeros, sizeof(zeros));   /* three zero chunks, written, not a hole */
+	fps = source_fps(&n, &root);
+	read_all(&o, &cs, &r);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert(image_is_source(&r));
+	ck_assert_uint_eq(r.plain, size);
+	ck_assert_uint_eq(r.zero, 3 * CS);
+	ck_assert_uint_ge(r.frames_zero, 1);
+	ck_assert_uint_eq(r.nchunks, n);
+	ck_assert_uint_eq(r.sent, n);
+	ck_assert(fp_equal(&r.root, &root));
+	for (uint64_t i = 0; i < n; i++)
+		ck_assert_msg(fp_equal(&r.fps[i], &fps[i]), "chunk %" PRIu64, i);
+	free(fps);
+	result_free(&r);
+}
+END_TEST
+
+/* A sparse image: its holes become ZERO frames without being read. */
+START_TEST(test_reader_does_not_read_holes)
+{
+	const uint64_t size = 8 * MIB;
+	static uint8_t data[MIB];
+	struct result r;
+	struct rd_opts o = opts();
+	struct changeset cs = { .fd = -1 };
+	struct fp root;
+	uint64_t n;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	t_fill(data, sizeof(data), 9, 4 * MIB);
+	ck_assert_int_eq(pwrite_full(fd, data, sizeof(data), 4 * MIB), 0);
+	close(fd);
+	if (!t_is_hole(path, 0, MIB))
+		return; /* a file system without holes: nothing to show here */
+	free(source_fps(&n, &root));
+	read_all(&o, &cs, &r);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert(image_is_source(&r));
+	ck_assert(fp_equal(&r.root, &root));
+	ck_assert_uint_eq(r.zero, size - MIB);
+	/* The data's batch was read; at most one more MiB of batch alignment around it. */
+	ck_assert_uint_ge(r.read, MIB);
+	ck_assert_uint_le(r.read, 2 * MIB);
+	result_free(&r);
+}
+END_TEST
+
+/* With the receiver's fingerprints as prev, only chunks that differ are sent; with a
+ * bitmap of chunks to read, only those are read, and the others keep prev's fingerprint. */
+START_TEST(test_reader_sends_only_what_differs)
+{
+	const uint64_t size = 4 * MIB;
+	static uint8_t chunk[CS];
+	struct result first, second, third;
+	struct rd_opts o = opts();
+	struct changeset cs = { .fd = -1 };
+	uint64_t only[1] = { 0 }, n;
+	struct fp root, *fps, *want;
+
+	t_create_file(path, size, 13);
+	read_all(&o, &cs, &first);
+	ck_assert_int_eq(first.err, 0);
+	/* Chunks 5 and 40 change on the source. */
+	t_fill(chunk, CS, 14, 5 * CS);
+	write_at(5 * CS, chunk, CS);
+	t_fill(chunk, CS, 14, 40 * CS);
+	write_at(40 * CS, chunk, CS);
+	fps = source_fps(&n, &root);
+
+	cs.prev = first.fps;
+	read_all(&o, &cs, &second);
+	ck_assert_int_eq(second.err, 0);
+	ck_assert_uint_eq(second.sent, 2);
+	ck_assert(fp_equal(&second.root, &root));
+	/* Applied over the first image, the two chunks make the source again. */
+	memcpy(first.image + 5 * CS, second.image + 5 * CS, CS);
+	memcpy(first.image + 40 * CS, second.image + 40 * CS, CS);
+	ck_assert(image_is_source(&first));
+
+	/* A tracker that marked only chunk 5: chunk 40 is neither read nor sent, and keeps the
+	 * fingerprint the receiver holds. */
+	only[0] = 1ull << 5;
+	cs.only = only;
+	read_all(&o, &cs, &third);
+	ck_assert_int_eq(third.err, 0);
+	ck_assert_uint_eq(third.sent, 1);
+	ck_assert(third.read < size);
+	want = calloc(n, sizeof(*want));
+	ck_assert_ptr_nonnull(want);
+	memcpy(want, first.fps, n * sizeof(*want));
+	want[5] = fps[5];
+	ck_assert_int_eq(fp_merkle_root(want, n, &root), 0);
+	ck_assert(fp_equal(&third.root, &root));
+	free(want);
+	free(fps);
+	result_free(&first);
+	result_free(&second);
+	result_free(&third);
+}
+END_TEST
+
+/* A range that cannot be read fails the read and says where; with skip_unreadable the
+ * read completes, the range's chunks zero-filled and listed. */
+START_TEST(test_reader_unreadable_range)
+{
+	const uint64_t size = 4 * MIB;
+	struct result r;
+	struct rd_opts o = opts();
+	struct changeset cs = { .fd = -1 };
+	uint8_t *want;
+
+	t_create_file(path, size, 17);
+	o.fault_eio_off = 2 * MIB + 8 * KIB;
+	o.fault_eio_len = 4 * KIB;
+	read_all(&o, &cs, &r);
+	ck_assert_int_lt(r.err, 0);
+	ck_assert(r.failed);
+	ck_assert_uint_ge(r.failed_off, 2 * MIB - MIB);
+	ck_assert_uint_le(r.failed_off, 2 * MIB + 8 * KIB);
+	result_free(&r);
+
+	o.skip_unreadable = true;
+	read_all(&o, &cs, &r);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_uint_eq(r.unreadable, 1);
+	/* The source with the one chunk holding the bad range zeroed, and nothing else. */
+	want = malloc(size);
+	ck_assert_ptr_nonnull(want);
+	t_pread(path, 0, want, size);
+	memset(want + 2 * MIB, 0, CS);
+	ck_assert(memcmp(want, r.image, size) == 0);
+	free(want);
+	result_free(&r);
+}
+END_TEST
+
+/* A change set that names chunks to read without the fingerprints to keep for the rest,
+ * and options the pipeline cannot run with, are refused before anything starts. */
+START_TEST(test_reader_refuses_inconsistent_requests)
+{
+	struct source *src = NULL;
+	struct reader *rd = NULL;
+	struct rd_opts o = opts();
+	uint64_t only[1] = { 1 };
+	struct changeset cs = { .only = only, .fd = -1 };
+	char why[256];
+
+	t_create_file(path, MIB, 19);
+	ck_assert_int_eq(src_open("d", path, &src, why, sizeof(why)), 0);
+	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	cs.only = NULL;
+	o.chunk_size = 3000;
+	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	o = opts();
+	o.batch = CS + 4096;
+	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	o = opts();
+	o.workers = 0;
+	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	ck_assert_ptr_null(rd);
+	src_free(src);
+}
+END_TEST
+
+static Suite *reader_suite(void)
+{
+	Suite *s = suite_create("reader");
+	TCase *tc = tcase_create("reader");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_reader_frames_rebuild_the_source);
+	tcase_add_test(tc, test_reader_does_not_read_holes);
+	tcase_add_test(tc, test_reader_sends_only_what_differs);
+	tcase_add_test(tc, test_reader_unreadable_range);
+	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+const char *t_precheck(void)
+{
+	return t_need_io_uring();
+}
+
+Suite *(*const t_suites[])(void) = { reader_suite, NULL };

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests for receiver/writer.c on real files with real io_uring: data lands at its
+ * offset (aligned buffers and an unaligned tail), ZERO ranges read back as zeros and
+ * become holes where the file system punches them, a patch is written only when its
+ * fingerprint matches, requests outside the target or larger than a buffer are refused
+ * and change nothing, and a target that does not fit is refused before anything is made. */
+#include "receiver/writer.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fp.h"
+#include "common/util.h"
+#include "helpers.h"
+
+#define MIB (1u << 20)
+
+static char dir[PATH_MAX], target[PATH_MAX];
+
+static void setup(void)
+{
+	t_mkdtemp(dir, "writer");
+	t_path(target, dir, "target.img");
+}
+
+static void teardown(void)
+{
+	t_rmtree(dir);
+}
+
+static struct writer *open_target(uint64_t size)
+{
+	struct writer *w = NULL;
+	char why[256] = "";
+
+	ck_assert_msg(wr_open(target, size, 0, &w, why, sizeof(why)) == 0, "wr_open: %s", why);
+	ck_assert_msg(wr_fit(w, why, sizeof(why)) == 0, "wr_fit: %s", why);
+	ck_assert_uint_eq(wr_size(w), size);
+	return w;
+}
+
+/* Writes [off, off + len) of the t_fill(seed) image through the writer, a buffer at a time. */
+static void write_fill(struct writer *w, uint64_t off, uint64_t len, uint64_t seed)
+{
+	while (len > 0) {
+		size_t n = (size_t)MIN((uint64_t)WR_BUF_LEN, len);
+		int err = 0;
+		void *buf = wr_get_buf(w, &err);
+
+		ck_assert_ptr_nonnull(buf);
+		t_fill(buf, n, seed, off);
+		ck_assert_int_eq(wr_submit(w, buf, n, off), 0);
+		off += n;
+		len -= n;
+	}
+}
+
+/* Whether the file system under dir punches holes (tmpfs, ext4, xfs and btrfs do). */
+static bool can_punch(void)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	t_path(path, dir, "probe");
+	t_create_file(path, 65536, 1);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 65536);
+	close(fd);
+	unlink(path);
+	return r == 0;
+}
+
+/* A disk whose size is not a multiple of 4 KiB: every byte lands where it belongs,
+ * including the last chunk's unaligned tail, and the file is exactly the disk's size. */
+START_TEST(test_writer_data_lands_at_its_offsets)
+{
+	const uint64_t size = 5 * MIB + 4097;
+	struct writer *w = open_target(size);
+
+	/* Out of order, as batches complete in the agent. */
+	write_fill(w, 3 * MIB, 2 * MIB + 4097, 7);
+	write_fill(w, 0, 3 * MIB, 7);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_uint_eq(wr_bytes_written(w), size);
+	w = wr_close(w);
+	ck_assert_ptr_null(w);
+	ck_assert_uint_eq(t_size(target), size);
+	ck_assert(t_has_fill(target, 0, size, 7));
+	/* And not by accident: another seed's image differs. */
+	ck_assert(!t_has_fill(target, 0, 4096, 8));
+}
+END_TEST
+
+/* ZERO ranges read back as zeros once flushed, merged with their neighbour, and leave
+ * the data around them alone; on a file system that punches holes they are holes. */
+START_TEST(test_writer_zero_makes_zeros_and_holes)
+{
+	const uint64_t size = 8 * MIB;
+	struct writer *w = open_target(size);
+	struct stat before, after;
+
+	write_fill(w, 0, size, 11);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_int_eq(stat(target, &before), 0);
+	/* Two adjacent ranges (merged) and one apart. */
+	ck_assert_int_eq(wr_zero(w, 1 * MIB, MIB), 0);
+	ck_assert_int_eq(wr_zero(w, 2 * MIB, MIB), 0);
+	ck_assert_int_eq(wr_zero(w, 6 * MIB, 512 * 1024), 0);
+	/* Recorded, not applied: the data is still there until the flush. */
+	ck_assert(t_has_fill(target, 1 * MIB, 2 * MIB, 11));
+	ck_assert_int_eq(wr_flush(w), 0);
+	w = wr_close(w);
+	ck_assert(t_is_zero(target, 1 * MIB, 2 * MIB));
+	ck_assert(t_is_zero(target, 6 * MIB, 512 * 1024));
+	ck_assert(t_has_fill(target, 0, MIB, 11));
+	ck_assert(t_has_fill(target, 3 * MIB, 3 * MIB, 11));
+	ck_assert(t_has_fill(target, 6 * MIB + 512 * 1024, MIB + 512 * 1024, 11));
+	ck_assert_uint_eq(t_size(target), size);
+	if (can_punch()) {
+		ck_assert(t_is_hole(target, 1 * MIB, 2 * MIB));
+		ck_assert(t_is_hole(target, 6 * MIB, 512 * 1024));
+		ck_assert(!t_is_hole(target, 0, MIB));
+		ck_assert_int_eq(stat(target, &after), 0);
+		ck_assert_int_le((after.st_blocks + 2560 * 2) * 512, before.st_blocks * 512);
+	}
+}
+END_TEST
+
+/* Requests that do not fit the target or a buffer are refused with -EINVAL, give their
+ * buffer back, and write nothing. */
+START_TEST(test_writer_refuses_requests_outside_the_target)
+{
+	const uint64_t size = 4 * MIB;
+	struct writer *w = open_target(size);
+	void *buf;
+	int err = 0;
+
+	write_fill(w, 0, size, 21);
+	ck_assert_int_eq(wr_flush(w), 0);
+	/* A whole buffer past the end, one straddling it, one starting beyond it. */
+	buf = wr_get_buf(w, &err);
+	memset(buf, 0xee, WR_BUF_LEN);
+	ck_assert_int_eq(wr_submit(w, buf, WR_BUF_LEN, size), -EINVAL);
+	buf = wr_get_buf(w, &err);
+	memset(buf, 0xee, WR_BUF_LEN);
+	ck_assert_int_eq(wr_submit(w, buf, 8192, size - 4096), -EINVAL);
+	buf = wr_get_buf(w, &err);
+	memset(buf, 0xee, WR_BUF_LEN);
+	ck_assert_int_eq(wr_submit(w, buf, 4096, size + 4096), -EINVAL);
+	/* Longer than a buffer holds. */
+	buf = wr_get_buf(w, &err);
+	memset(buf, 0xee, WR_BUF_LEN);
+	ck_assert_int_eq(wr_submit(w, buf, WR_BUF_LEN + 1, 0), -EINVAL);
+	/* A length whose end wraps around. */
+	ck_assert_int_eq(wr_zero(w, MIB, UINT64_MAX - 4096), -EINVAL);
+	ck_assert_int_eq(wr_zero(w, size + 1, 1), -EINVAL);
+	ck_assert_int_eq(wr_zero(w, size - 4096, 8192), -EINVAL);
+	/* A patch must be whole 4 KiB blocks, aligned, and fit twice in a buffer. */
+	buf = wr_get_buf(w, &err);
+	ck_assert_int_eq(wr_patch(w, buf, 0, 0, 1, 12, &(struct fp){ 0 }), -EINVAL);
+	buf = wr_get_buf(w, &err);
+	ck_assert_int_eq(wr_patch(w, buf, 4095, 0, 1, 12, &(struct fp){ 0 }), -EINVAL);
+	buf = wr_get_buf(w, &err);
+	ck_assert_int_eq(wr_patch(w, buf, 4096, 100, 1, 12, &(struct fp){ 0 }), -EINVAL);
+	buf = wr_get_buf(w, &err);
+	ck_assert_int_eq(wr_patch(w, buf, MIB, 0, 1, 12, &(struct fp){ 0 }), -EINVAL);
+	/* The refused buffers went back to the pool: all 16 can be had and used again. */
+	for (int i = 0; i < 16; i++) {
+		buf = wr_get_buf(w, &err);
+		ck_assert_ptr_nonnull(buf);
+		t_fill(buf, 4096, 21, (uint64_t)i * 4096);
+		ck_assert_int_eq(wr_submit(w, buf, 4096, (uint64_t)i * 4096), 0);
+	}
+	ck_assert_int_eq(wr_flush(w), 0);
+	w = wr_close(w);
+	/* Not one byte of the refused requests (0xee) landed, and the file did not grow. */
+	ck_assert(t_has_fill(target, 0, size, 21));
+	ck_assert_uint_eq(t_size(target), size);
+}
+END_TEST
+
+/* A patch lays the changed blocks over the chunk read from the target and writes it only
+ * when the result has the wanted fingerprint; otherwise the writer fails with -ESTALE,
+ * says where, and the chunk is left as it was. */
+START_TEST(test_writer_patch_writes_only_a_matching_chunk)
+{
+	const uint64_t size = 2 * MIB, chunk = 64 * 1024, off = 256 * 1024;
+	static uint8_t want_chunk[64 * 1024];
+	struct writer *w = open_target(size);
+	struct fp want, wrong;
+	uint8_t *buf;
+	int err = 0;
+
+	write_fill(w, 0, size, 31);
+	ck_assert_int_eq(wr_flush(w), 0);
+	/* The chunk as it should become: blocks 1 and 5 (4 KiB each) from another image. */
+	t_fill(want_chunk, chunk, 31, off);
+	t_fill(want_chunk + 1 * 4096, 4096, 32, off + 1 * 4096);
+	t_fill(want_chunk + 5 * 4096, 4096, 32, off + 5 * 4096);
+	fp_compute(want_chunk, chunk, &want);
+	buf = wr_get_buf(w, &err);
+	memcpy(buf + chunk, want_chunk + 1 * 4096, 4096);
+	memcpy(buf + chunk + 4096, want_chunk + 5 * 4096, 4096);
+	ck_assert_int_eq(wr_patch(w, buf, chunk, off, (1u << 1) | (1u << 5), 12, &want), 0);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert(t_has_fill(target, 0, off + 4096, 31));
+	ck_assert(t_has_fill(target, off + 4096, 4096, 32));
+	ck_assert(t_has_fill(target, off + 5 * 4096, 4096, 32));
+	ck_assert(t_has_fill(target, off + 6 * 4096, size - off - 6 * 4096, 31));
+
+	/* Now a patch whose result does not match. */
+	fp_compute(want_chunk, 4096, &wrong);
+	buf = wr_get_buf(w, &err);
+	memset(buf + chunk, 0x5a, 4096);
+	ck_assert_int_eq(wr_patch(w, buf, chunk, 0, 1, 12, &wrong), 0);
+	ck_assert_int_eq(wr_flush(w), -ESTALE);
+	ck_assert_msg(wr_error_text(w)[0] != '\0', "no text for the mismatch");
+	w = wr_close(w);
+	ck_assert(t_has_fill(target, 0, chunk, 31));
+}
+END_TEST
+
+/* wr_fit cuts a larger existing file to the source's size, so nothing stale lies past the
+ * disk's end; wr_read reads the target back. */
+START_TEST(test_writer_fit_cuts_a_larger_file)
+{
+	struct writer *w = NULL;
+	uint8_t back[4096];
+	char why[256] = "";
+
+	t_create_file(target, 3 * MIB, 41);
+	ck_assert_int_eq(wr_open(target, MIB + 512, 0, &w, why, sizeof(why)), 0);
+	ck_assert_int_eq(wr_fit(w, why, sizeof(why)), 0);
+	ck_assert_int_eq(wr_read(w, back, sizeof(back), MIB - 4096), 0);
+	w = wr_close(w);
+	ck_assert_uint_eq(t_size(target), MIB + 512);
+	ck_assert(t_has_fill(target, 0, MIB + 512, 41));
+}
+END_TEST
+
+/* A target that cannot be one is refused with a reason, and nothing is left behind. */
+START_TEST(test_writer_open_refuses_what_cannot_be_a_target)
+{
+	struct writer *w = NULL;
+	char why[256] = "", path[PATH_MAX];
+	struct stat st;
+
+	/* Larger than its max-size allows: the file this call would create is not left. */
+	ck_assert_int_eq(wr_open(target, 8 * MIB, 4 * MIB, &w, why, sizeof(why)), -ENOSPC);
+	ck_assert_ptr_null(w);
+	ck_assert_msg(why[0], "no reason given");
+	ck_assert_int_eq(stat(target, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	/* Neither a file nor a block device. */
+	why[0] = '\0';
+	ck_assert_int_eq(wr_open(dir, MIB, 0, &w, why, sizeof(why)), -EINVAL);
+	ck_assert_msg(why[0], "no reason given");
+	/* An existing file is kept, with its bytes, when refused. */
+	t_path(path, dir, "kept.img");
+	t_create_file(path, MIB, 51);
+	ck_assert_int_eq(wr_open(path, 8 * MIB, 2 * MIB, &w, why, sizeof(why)), -ENOSPC);
+	ck_assert_uint_eq(t_size(path), MIB);
+	ck_assert(t_has_fill(path, 0, MIB, 51));
+}
+END_TEST
+
+static Suite *writer_suite(void)
+{
+	Suite *s = suite_create("writer");
+	TCase *tc = tcase_create("writer");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_writer_data_lands_at_its_offsets);
+	tcase_add_test(tc, test_writer_zero_makes_zeros_and_holes);
+	tcase_add_test(tc, test_writer_refuses_requests_outside_the_target);
+	tcase_add_test(tc, test_writer_patch_writes_only_a_matching_chunk);
+	tcase_add_test(tc, test_writer_fit_cuts_a_larger_file);
+	tcase_add_test(tc, test_writer_open_refuses_what_cannot_be_a_target);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+const char *t_precheck(void)
+{
+	return t_need_io_uring();
+}
+
+Suite *(*const t_suites[])(void) = { writer_suite, NULL };
