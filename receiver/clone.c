@@ -343,12 +343,13 @@ static void lvm_summary(const char *err, char *buf, size_t len)
 }
 
 /* Runs lvm with argv (argv[0] is LVM_PROG) directly, no shell: stdin /dev/null, stdout
- * into out (NUL-terminated, cut to out_len), stderr summarised into why when it fails.
+ * into out (NUL-terminated, cut to out_len), stderr summarised into why when it fails;
+ * when it succeeds, its first WARNING line into warn (NULL: not wanted), "" for none.
  * LVM_SUPPRESS_FD_WARNINGS: lvm would complain on stderr of descriptors the receiver's
  * libraries opened without O_CLOEXEC. 0 when it exited 0, -ENOENT when lvm cannot be
  * run, -EIO when it failed. */
-static int lvm_run(const char *const *argv, char *out, size_t out_len, char *why,
-		   size_t why_len)
+static int lvm_run_warn(const char *const *argv, char *out, size_t out_len, char *warn,
+			size_t warn_len, char *why, size_t why_len)
 {
 	char err[4096], **envp = NULL;
 	int ofd = -1, efd = -1, nul = -1, status, r;
@@ -390,8 +391,13 @@ static int lvm_run(const char *const *argv, char *out, size_t out_len, char *why
 		goto cleanup;
 	}
 	memfd_text(ofd, out, out_len);
+	memfd_text(efd, err, sizeof(err));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		const char *w = strstr(err, "WARNING");
+
 		r = 0;
+		if (warn && warn_len)
+			snprintf(warn, warn_len, "%.*s", w ? (int)strcspn(w, "\n") : 0, w ? w : "");
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
 		r = -ENOENT;
 		snprintf(why, why_len, "cannot run %s (is lvm2 installed?)", LVM_PROG);
@@ -399,7 +405,6 @@ static int lvm_run(const char *const *argv, char *out, size_t out_len, char *why
 		char line[600];
 
 		r = -EIO;
-		memfd_text(efd, err, sizeof(err));
 		lvm_summary(err, line, sizeof(line));
 		snprintf(why, why_len, "%s %s failed: %s", LVM_PROG, argv[1], line);
 	}
@@ -412,6 +417,12 @@ cleanup:
 	if (nul >= 0)
 		close(nul);
 	return r;
+}
+
+static int lvm_run(const char *const *argv, char *out, size_t out_len, char *why,
+		   size_t why_len)
+{
+	return lvm_run_warn(argv, out, out_len, NULL, 0, why, why_len);
 }
 
 /* Splits lvs's one line of --separator , output into at most max trimmed fields; their
@@ -498,13 +509,29 @@ static void thin_name(const char *rel, const char *fname, char *buf, size_t len)
 	snprintf(buf, len, THIN_PREFIX "%016" PRIx64, h);
 }
 
+/* Whether VG vg holds an LV named name: 1 or 0, -errno with why when lvs fails. */
+static int lv_listed(const char *vg, const char *name, char *why, size_t why_len)
+{
+	const char *list[] = { LVM_PROG, "lvs", "--noheadings", "-o", "lv_name", vg, NULL };
+	char out[8192];
+	bool listed = false;
+	int r;
+
+	r = lvm_run(list, out, sizeof(out), why, why_len);
+	if (r < 0)
+		return r;
+	for (char *save = NULL, *t = strtok_r(out, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+		listed |= strcmp(t, name) == 0;
+	return listed;
+}
+
 /* A thin snapshot VG/snap of VG/lv (the open target sfd): active, activation skip off,
  * its device node the clone's path. Removed again when anything after lvcreate fails. */
 static int thin_snapshot(int sfd, const char *vg, const char *lv, const char *snap,
 			 struct clone_result *ret, char *why, size_t why_len)
 {
 	struct clone_result res = { .how = CLONE_THIN };
-	char origin[300], out[4500], rwhy[512], *f[3];
+	char origin[300], out[4500], rwhy[512], warn[200], *f[3];
 	const char *create[] = { LVM_PROG, "lvcreate", "--snapshot", "--name", snap,
 				 "--setactivationskip", "n", "--activate", "y", origin, NULL };
 	const char *show[] = { LVM_PROG, "lvs", "--noheadings", "--separator", ",", "-o",
@@ -522,9 +549,27 @@ static int thin_snapshot(int sfd, const char *vg, const char *lv, const char *sn
 		snprintf(why, why_len, "cannot flush the target %s: %s", origin, strerror(-r));
 		return r;
 	}
-	r = lvm_run(create, out, sizeof(out), why, why_len);
+	/* A name taken is refused here, so that what a failed lvcreate leaves (an LV made
+	 * but not activated) can only be its own, and is removed. */
+	r = lv_listed(vg, snap, why, why_len);
+	if (r > 0) {
+		snprintf(why, why_len, "an LV named %s exists already", res.lv);
+		return -EEXIST;
+	}
 	if (r < 0)
 		return r;
+	r = lvm_run_warn(create, out, sizeof(out), warn, sizeof(warn), why, why_len);
+	if (r < 0) {
+		if (clone_thin_remove(res.lv, rwhy, sizeof(rwhy)) < 0)
+			log_warn("lvcreate failed and left %s: %s", res.lv, rwhy);
+		return r;
+	}
+	/* Such as a pool whose thin volumes may outgrow it: the snapshot takes pool space
+	 * for every block replication rewrites while it exists. */
+	if (warn[0]) {
+		snprintf(res.warning, sizeof(res.warning), "lvcreate: %s", warn);
+		log_warn("thin snapshot %s: %s", res.lv, res.warning);
+	}
 	r = lvm_run(show, out, sizeof(out), why, why_len);
 	if (r == 0 && (lvs_fields(out, f, 3) != 3 || strcmp(f[1], lv) != 0 ||
 		       strcmp(f[2], "thin") != 0)) {
@@ -567,7 +612,6 @@ int clone_thin_remove(const char *lv, char *why, size_t why_len)
 	char vg[LVM_NAME_MAX + 1], name[LVM_NAME_MAX + 1], full[300], out[8192], *f[3];
 	const char *show[] = { LVM_PROG, "lvs", "--noheadings", "--separator", ",", "-o",
 			       "lv_name,segtype,origin", full, NULL };
-	const char *list[] = { LVM_PROG, "lvs", "--noheadings", "-o", "lv_name", vg, NULL };
 	const char *rm[] = { LVM_PROG, "lvremove", "-y", full, NULL };
 	int r;
 
@@ -583,15 +627,8 @@ int clone_thin_remove(const char *lv, char *why, size_t why_len)
 
 		/* Gone already (a discard again, or removed by hand) when its VG is
 		 * there without it; anything else is the error lvs gave. */
-		if (lvm_run(list, out, sizeof(out), lwhy, sizeof(lwhy)) == 0) {
-			bool listed = false;
-
-			for (char *save = NULL, *t = strtok_r(out, " \n", &save); t;
-			     t = strtok_r(NULL, " \n", &save))
-				listed |= strcmp(t, name) == 0;
-			if (!listed)
-				return 0;
-		}
+		if (lv_listed(vg, name, lwhy, sizeof(lwhy)) == 0)
+			return 0;
 	}
 	if (r < 0)
 		return r;

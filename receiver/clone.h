@@ -22,7 +22,7 @@ struct clone_result {
 	char path[4096]; /* where the clone is (a thin snapshot's device node) */
 	char lv[260];    /* a thin snapshot's "VG/LV" for clone_thin_remove, else "" */
 	/* Said before a copy started ("no reflink on this file system: copying 2.1 GiB"),
-	 * "" for a reflink. */
+	 * lvcreate's warning for a thin snapshot (an overcommitted pool), else "". */
 	char warning[256];
 };
 

@@ -8,7 +8,8 @@
 # the disk, no libguestfs appliance here), which keeps the clones until the discard. The
 # snapshot holds the source as of the launch's epoch while the target moves on to the
 # next; `--discard` removes the snapshot and the copy. A launch whose second clone fails
-# (its state dir full) removes the snapshot it had made. Nothing else is left in the VG.
+# (its state dir full) removes the snapshot it had made, and one whose lvcreate fails (the
+# VG at its LV limit) says why in one line. Nothing else is left in the VG.
 . /tests/lib.sh
 command -v lvm >/dev/null && command -v jq >/dev/null || skip "no lvm or jq in the guest"
 command -v tern-receiver >/dev/null && command -v ternctl >/dev/null || skip "no receiver in the guest"
@@ -126,4 +127,18 @@ rm -f "$ST/filler"
 n=$(grep -c "sys: epoch .* durable and verified" /tmp/agent.log)
 wait_for /tmp/agent.log "sys: epoch .* durable and verified" $((n + 1)) 300
 sed -n 's/^FAILED: //p' /tmp/launch2.log | cut -c1-200 | sed 's/^/guest: thin: refused: /'
+
+# 7. lvcreate itself fails (the VG may hold no more LVs): its error in one line, nothing
+# made.
+lvm vgchange -q -l "$(lvm lvs --noheadings -o lv_name tv | wc -l)" tv >/tmp/lvm.log 2>&1 ||
+	fail "cannot limit tv's LVs"
+ctl launch lv --test --profile kvm --timeout 120 >/tmp/launch3.log 2>&1 &&
+	fail "a launch in a full VG passed"
+lvm vgchange -q -l 0 tv >>/tmp/lvm.log 2>&1 || fail "cannot lift tv's limit"
+[ "$(grep -c '^FAILED: ' /tmp/launch3.log)" = 1 ] &&
+	grep -q "^FAILED: .*the clone failed: lvm lvcreate failed: .*[Mm]aximum number of logical volumes" /tmp/launch3.log ||
+	fail "lvcreate's failure: $(cat /tmp/launch3.log)"
+[ "$(snaps)" = 0 ] && [ -z "$(ls "$ST/launch/lv" 2>/dev/null)" ] ||
+	fail "the failed lvcreate left $(lvm lvs --noheadings -o lv_name tv) $(ls "$ST/launch/lv")"
+sed -n 's/^FAILED: //p' /tmp/launch3.log | cut -c1-200 | sed 's/^/guest: thin: refused: /'
 pass "thin snapshot of an LVM thin target; a linear LV copied; discard and a failed launch leave nothing"

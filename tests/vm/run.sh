@@ -138,10 +138,6 @@ global {
 	event_activation = 0
 	thin_check_executable = ""
 }
-backup {
-	backup = 0
-	archive = 0
-}
 EOF
 fi
 cp "$HERE/init" "$R/init"
