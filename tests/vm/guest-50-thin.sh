@@ -7,9 +7,10 @@
 # sys as its origin, nothing copied) and copies data; the adaptation then fails (no OS on
 # the disk, no libguestfs appliance here), which keeps the clones until the discard. The
 # snapshot holds the source as of the launch's epoch while the target moves on to the
-# next; `--discard` removes the snapshot and the copy. A launch whose second clone fails
-# (its state dir full) removes the snapshot it had made, and one whose lvcreate fails (the
-# VG at its LV limit) says why in one line. Nothing else is left in the VG.
+# next. After a restart of the receiver, `--discard` fails while the snapshot is held open
+# (keeping its record), then removes the snapshot and the copy. A launch whose second
+# clone fails (its state dir full) removes the snapshot it had made, and one whose
+# lvcreate fails (the VG at its LV limit) says why in one line. Nothing else is left.
 . /tests/lib.sh
 command -v lvm >/dev/null && command -v jq >/dev/null || skip "no lvm or jq in the guest"
 command -v tern-receiver >/dev/null && command -v ternctl >/dev/null || skip "no receiver in the guest"
@@ -104,11 +105,37 @@ wait_for /tmp/agent.log "sys: epoch .* durable and verified" $((n + 2)) 300
 [ "$(sha /dev/tv/sys)" = "$S1" ] || fail "the thin target did not move on to the new source"
 [ "$(sha "$CLONE")" = "$S0" ] || fail "the snapshot changed with its origin"
 
-# 5. The discard removes the snapshot (LVM no longer lists it) and the copy.
+# 5. The discard goes by the launch's clones file, also after a restart of the receiver.
+# While the snapshot is open, lvremove refuses: the discard fails in one line and keeps
+# the launch's dir and clones file. Once closed, the discard removes the snapshot (LVM no
+# longer lists it) and the copy.
+serve() {
+	tern-receiver serve --state-dir "$ST" --listen 127.0.0.1:$PORT --api 127.0.0.1:0 \
+		--target sys=/dev/tv/sys --target data=/dev/tv/data >>/tmp/receiver.log 2>&1 &
+	RPID=$!
+}
+kill "$RPID" && wait "$RPID"
+n=$(grep -c "listening on 127.0.0.1:" /tmp/receiver.log)
+serve
+wait_for /tmp/receiver.log "listening on 127.0.0.1:" $((n + 1)) 60
+LDIR=$(echo "$L" | jq -r .dir)
+exec 3<"$CLONE"
+ctl launch lv --discard >/tmp/discard.log 2>&1 && fail "a discard of an open snapshot passed"
+exec 3<&-
+[ "$(grep -c '^FAILED: ' /tmp/discard.log)" = 1 ] &&
+	grep -q "^FAILED: .*cannot remove the thin snapshot $SNAP: lvm lvremove failed: " /tmp/discard.log ||
+	fail "the failed discard's error: $(cat /tmp/discard.log)"
+[ -b "$CLONE" ] && grep -qx "thin $SNAP" "$LDIR/clones" ||
+	fail "the failed discard did not keep the snapshot and its record"
+sed -n 's/^FAILED: //p' /tmp/discard.log | cut -c1-200 | sed 's/^/guest: thin: refused: /'
 ctl launch lv --discard >/tmp/discard.log 2>&1 || fail "discard failed: $(cat /tmp/discard.log)"
 [ "$(snaps)" = 0 ] || fail "the discard left $(lvm lvs --noheadings -o lv_name tv)"
 [ ! -e "$DCLONE" ] && [ ! -e "$ST/launch/lv" ] || fail "the discard left files in $ST/launch"
 [ "$(sha /dev/tv/sys)" = "$S1" ] || fail "the discard changed the thin target"
+
+# The agent is back after the restart before the next launch.
+n=$(grep -c "sys: epoch .* durable and verified" /tmp/agent.log)
+wait_for /tmp/agent.log "sys: epoch .* durable and verified" $((n + 1)) 300
 
 # 6. A launch whose copy of data fails (the state dir full) after the snapshot of sys was
 # made: one line of error, no snapshot, no launch dir left.
