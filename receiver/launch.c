@@ -27,6 +27,8 @@
 
 #define LAUNCH_MAX_DISKS 8
 #define CLONES_FILE "clones"
+/* A clones file's line for a thin snapshot: this, then its "VG/LV". */
+#define CLONE_THIN_LINE "thin "
 
 struct ldisk {
 	char id[NAME_MAX_LEN + 1];
@@ -162,6 +164,7 @@ static json_object *launch_json(const struct launch *l)
 		json_object_object_add(dj, "epoch", json_object_new_int64((int64_t)d->epoch));
 		json_object_object_add(dj, "root", json_object_new_string(fp_hex(&d->root, hex)));
 		json_object_object_add(dj, "clone", json_object_new_string(d->c.path));
+		json_object_object_add(dj, "lv", d->c.lv[0] ? json_object_new_string(d->c.lv) : NULL);
 		json_object_object_add(dj, "how", json_object_new_string(clone_how_name(d->c.how)));
 		json_object_object_add(dj, "size", json_object_new_int64((int64_t)d->c.size));
 		json_object_object_add(dj, "copied_bytes", json_object_new_int64((int64_t)d->c.copied));
@@ -400,19 +403,38 @@ void launch_abort(struct launches *ls, struct launch *l, const char *why)
 }
 
 /* Removes what the clones file in dir names: clone files, and the .tern-launch
- * directories beside targets once empty. Only paths under dir or under a .tern-launch
- * directory are touched: the file is ours, but a state dir can be restored from
- * elsewhere. */
-static void remove_clones(const char *dir)
+ * directories beside targets once empty; thin snapshots ("thin VG/LV" lines) with
+ * clone_thin_remove, which removes only a thin snapshot named tern-. Only paths under dir
+ * or under a .tern-launch directory are touched: the file is ours, but a state dir can be
+ * restored from elsewhere. 0, or the first error with why (the others are logged): the
+ * caller then keeps dir, whose clones file still names what is left. */
+static int remove_clones(const char *dir, char *why, size_t why_len)
 {
 	char path[4200], *text = NULL;
+	int r = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, CLONES_FILE);
 	if (read_file_all(path, 1 << 20, &text, NULL) < 0)
-		return;
+		return 0;
 	for (char *save = NULL, *c = strtok_r(text, "\n", &save); c; c = strtok_r(NULL, "\n", &save)) {
 		char *mark = strstr(c, "/.tern-launch/");
 
+		if (strncmp(c, CLONE_THIN_LINE, strlen(CLONE_THIN_LINE)) == 0) {
+			char w[600];
+			int k = clone_thin_remove(c + strlen(CLONE_THIN_LINE), w, sizeof(w));
+
+			if (k < 0) {
+				log_warn("cannot remove the thin snapshot %s: %s",
+					 c + strlen(CLONE_THIN_LINE), w);
+				if (r == 0)
+					snprintf(why, why_len, "cannot remove the thin snapshot %s: %s",
+						 c + strlen(CLONE_THIN_LINE), w);
+				r = r ? r : k;
+			} else {
+				log_info("removed the thin snapshot %s", c + strlen(CLONE_THIN_LINE));
+			}
+			continue;
+		}
 		if (strstr(c, "/../") || (strncmp(c, dir, strlen(dir)) != 0 && !mark))
 			continue;
 		if (unlink(c) < 0 && errno != ENOENT)
@@ -433,6 +455,7 @@ static void remove_clones(const char *dir)
 		}
 	}
 	free(text);
+	return r;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -447,7 +470,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 int launch_discard(struct launches *ls, const char *agent, unsigned *ret_n, char *why,
 		   size_t why_len)
 {
-	char base[4200], sub[4500];
+	char base[4200], sub[4500], w[600];
 	struct dirent *e;
 	unsigned n = 0;
 	DIR *d;
@@ -466,17 +489,26 @@ int launch_discard(struct launches *ls, const char *agent, unsigned *ret_n, char
 	d = opendir(base);
 	if (d) {
 		while ((e = readdir(d))) {
+			int k;
+
 			if (e->d_name[0] == '.')
 				continue;
 			snprintf(sub, sizeof(sub), "%s/%s", base, e->d_name);
-			remove_clones(sub);
 			n++;
+			/* A snapshot that stays keeps its launch's dir: a later discard
+			 * finds it there. */
+			k = remove_clones(sub, r ? w : why, r ? sizeof(w) : why_len);
+			if (k == 0 && nftw(sub, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+				k = errno ? -errno : -EIO;
+				snprintf(r ? w : why, r ? sizeof(w) : why_len,
+					 "cannot remove everything under %s: %s", sub, strerror(-k));
+			}
+			r = r ? r : k;
 		}
 		closedir(d);
-		if (nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-			r = -errno ? -errno : -EIO;
-			snprintf(why, why_len, "cannot remove everything under %s: %s", base,
-				 strerror(-r));
+		if (r == 0 && rmdir(base) < 0 && errno != ENOENT) {
+			r = -errno;
+			snprintf(why, why_len, "cannot remove %s: %s", base, strerror(-r));
 		}
 	}
 	/* The finished launches go from the list; their threads have ended. */
@@ -541,12 +573,20 @@ void launch_take(struct launches *ls, struct launch *l, const struct launch_disk
 		r = clone_target(d[done].path, lpath, rel, fname, &k->c, why, sizeof(why));
 		if (r < 0)
 			break;
-		/* Listed before the next clone, so a discard finds everything made. */
-		fprintf(f, "%s\n", k->c.path);
+		/* Listed before the next clone, so a discard finds everything made: a
+		 * thin snapshot by the name lvcreate was given, never one derived later. */
+		if (k->c.how == CLONE_THIN)
+			fprintf(f, CLONE_THIN_LINE "%s\n", k->c.lv);
+		else
+			fprintf(f, "%s\n", k->c.path);
 		if (fflush(f) != 0) {
+			char rw[600];
+
 			r = -errno;
 			snprintf(why, sizeof(why), "cannot write %.900s: %s", path, strerror(errno));
-			done++;
+			/* Not listed for certain: removed here. */
+			if (clone_remove(&k->c, rw, sizeof(rw)) < 0)
+				log_error("test launch %s: %s", l->id, rw);
 			break;
 		}
 		log_info("test launch %s: disk %s epoch %" PRIu64 " cloned (%s) in %.3f s into %s",
@@ -561,13 +601,19 @@ cleanup:
 	memcpy(l->disks, disks, done * sizeof(disks[0]));
 	l->ndisks = done;
 	if (r < 0) {
+		char rw[600];
+		int k;
+
 		pthread_mutex_unlock(&ls->lock);
-		/* Nothing half made stays: the clones made so far and the directory go. */
-		remove_clones(l->dir);
-		nftw(l->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		/* Nothing half made stays: the clones made so far and the directory go; a
+		 * snapshot lvremove refused stays listed there for a discard. */
+		k = remove_clones(l->dir, rw, sizeof(rw));
+		if (k == 0)
+			nftw(l->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		pthread_mutex_lock(&ls->lock);
 		l->ndisks = 0;
-		set_state(l, LAUNCH_FAILED, "the clone failed: %s", why);
+		set_state(l, LAUNCH_FAILED, "the clone failed: %.500s%s%.400s", why,
+			  k < 0 ? "; and " : "", k < 0 ? rw : "");
 		pthread_mutex_unlock(&ls->lock);
 		log_error("test launch %s: %s", l->id, l->result);
 		return;

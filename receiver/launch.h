@@ -5,7 +5,8 @@
  * boot marker) and, when asked, boots it under QEMU (boot.h). The targets are only read.
  * Everything a launch makes lives under STATE_DIR/launch/AGENT/ID/ (clones on another
  * file system than the state dir go beside their target, in .tern-launch/AGENT/ID/, to be
- * reflinks), listed in its `clones` file, until `ternctl launch NAME --discard`. */
+ * reflinks; thin snapshots of thin LVM targets in the target's volume group), listed in
+ * its `clones` file, until `ternctl launch NAME --discard`. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,7 +58,8 @@ int launch_test(struct rcv_server *srv, const struct launch_req *rq, json_object
 
 /* Removes every test launch of agent (clones, reports, console logs), also those a
  * previous run of the receiver made. *ret_n gets how many. -ENOENT when there are none,
- * -EBUSY while one is under way, with why. */
+ * -EBUSY while one is under way, with why; a launch whose thin snapshot lvremove refused
+ * (in use) keeps its directory and clones file for the next discard, with the error. */
 int launch_discard(struct launches *ls, const char *agent, unsigned *ret_n, char *why,
 		   size_t why_len);
 
@@ -90,8 +92,9 @@ struct launch_disk {
 };
 
 /* In the session thread, between epochs: clones the n targets (each after the other;
- * a reflink takes milliseconds, a copy its size's time, said up front), records what
- * each clone holds, and starts the launch's thread. Takes over l (it stays in ls). */
+ * a reflink takes milliseconds, a thin snapshot about a second, a copy its size's time,
+ * said up front), records what each clone holds, and starts the launch's thread. Takes
+ * over l (it stays in ls). When a clone fails, those made so far are removed. */
 void launch_take(struct launches *ls, struct launch *l, const struct launch_disk *d, size_t n);
 /* The session that was to serve l ends first: l fails with why. */
 void launch_abort(struct launches *ls, struct launch *l, const char *why);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Unit tests for receiver/clone.c (copy-on-write clones of targets) and boot_is_uefi of
  * receiver/boot.c, on real temp files: a copy keeps every byte and every hole, a clone
- * never overwrites, a reflink where the file system has one; a GPT is recognised by its
- * EFI system partition, and a hostile header is not trusted. */
+ * never overwrites, a reflink where the file system has one, a thin snapshot's removal
+ * refuses names tern did not give (the snapshots themselves are tested in the VM:
+ * tests/vm/guest-50-thin.sh); a GPT is recognised by its EFI system partition, and a
+ * hostile header is not trusted. */
 #include "receiver/boot.h"
 #include "receiver/clone.h"
 
@@ -158,6 +160,25 @@ START_TEST(test_clone_target_goes_under_the_launch_dir)
 }
 END_TEST
 
+START_TEST(test_clone_thin_remove_refuses_what_tern_did_not_make)
+{
+	/* Refused by name, before lvm is run at all: what a clones file restored from
+	 * elsewhere, or edited, could name besides a snapshot tern made. */
+	static const char *const bad[] = { "vg", "vg/", "/tern-x", "vg/lv", "vg/root",
+					   "-vg/tern-x", "vg/tern-x/y", "vg/tern-x;reboot",
+					   "vg/tern-x y", "../vg/tern-x", "vg/tern-$(id)", "" };
+	char why[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		ck_assert_msg(clone_thin_remove(bad[i], why, sizeof(why)) == -EINVAL, "%s", bad[i]);
+		ck_assert_ptr_nonnull(strstr(why, "not the name of a snapshot tern made"));
+	}
+	ck_assert_str_eq(clone_how_name(CLONE_THIN), "thin-snapshot");
+	ck_assert_str_eq(clone_how_name(CLONE_COPY), "copy");
+}
+END_TEST
+
 /* A raw disk with a GPT at LBA 1 (512-byte sectors), entries at LBA 2. */
 static void make_gpt(const char *path, const uint8_t *type, uint32_t count, uint32_t esize)
 {
@@ -208,6 +229,7 @@ static Suite *clone_suite(void)
 	tcase_add_test(tc, test_clone_reflink_where_possible_else_copy);
 	tcase_add_test(tc, test_clone_never_overwrites);
 	tcase_add_test(tc, test_clone_target_goes_under_the_launch_dir);
+	tcase_add_test(tc, test_clone_thin_remove_refuses_what_tern_did_not_make);
 	tcase_add_test(tc, test_boot_is_uefi_finds_the_esp);
 	suite_add_tcase(s, tc);
 	return s;

@@ -27,6 +27,8 @@ command -v apt-get >/dev/null || skip "needs apt-get (Debian) to fetch the guest
 tern_install qemu-system-x86 busybox-static cpio kmod dmsetup make gcc linux-headers-amd64 ||
 	skip "cannot install qemu-system-x86, busybox-static, cpio, kmod, dmsetup, linux-headers-amd64"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing after install"
+# LVM and jq for the thin-snapshot launch test (guest-50-thin.sh), which skips without.
+tern_install lvm2 jq || log "cannot install lvm2 and jq: the thin-snapshot test will skip"
 
 # The guest kernel is the one Debian's headers metapackage points at, so the module is
 # built against the headers of exactly the kernel it loads into.
@@ -93,9 +95,9 @@ done
 R=$T/root
 mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc/tern,lib/modules,tests,run}
 cp /bin/busybox "$R/bin/busybox"
-for m in virtio_pci virtio_blk virtio_net dm_snapshot; do
+for m in virtio_pci virtio_blk virtio_net dm_snapshot dm_thin_pool; do
 	modprobe -d "$KROOT/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
-done | awk '!seen[$0]++' >"$T/mods"
+done | awk '!seen[$0]++' | grep -v '/crc32c-intel\.ko' >"$T/mods" # TCG has no SSE4.2
 while read -r m; do
 	cp "$m" "$R/lib/modules/"
 	basename "$m" >>"$R/etc/modules.order"
@@ -111,6 +113,33 @@ copy_bin() { # copy_bin PATH NAME: the binary as /bin/NAME, its libraries at the
 copy_bin "$TERN_AGENT" tern-agent
 copy_bin "$TERN_KMOD_MARKS" kmod-marks
 copy_bin "$(command -v dmsetup)" dmsetup
+# The receiver, ternctl and LVM in the guest too (guest-50-thin.sh): a thin snapshot
+# needs dm-thin-pool, which this host's kernel may lack. lvm.conf for a guest without
+# udev, lvmetad or thin_check: lvm makes its own device nodes and links.
+copy_bin "$TERN_RECEIVER" tern-receiver
+copy_bin "$TERNCTL" ternctl
+if command -v lvm >/dev/null && command -v jq >/dev/null; then
+	copy_bin "$(command -v lvm)" lvm
+	copy_bin "$(command -v jq)" jq
+	mkdir -p "$R/etc/lvm"
+	cat >"$R/etc/lvm/lvm.conf" <<'EOF'
+devices {
+	obtain_device_list_from_udev = 0
+	external_device_info_source = "none"
+	use_devicesfile = 0
+}
+activation {
+	udev_sync = 0
+	udev_rules = 0
+	monitoring = 0
+}
+global {
+	use_lvmpolld = 0
+	event_activation = 0
+	thin_check_executable = ""
+}
+EOF
+fi
 cp "$HERE/init" "$R/init"
 cp "$HERE"/guest-"${TERN_VM_ONLY:-}"*.sh "$HERE/lib.sh" "$R/tests/"
 chmod +x "$R/init" "$R/tests/"*.sh
@@ -127,6 +156,8 @@ head -c 2097152 < <(yes "tern replicates disks block by block") |
 # The dm-snapshot test's origin (a linear dm device over vdc in the guest) and COW disk.
 truncate -s 32M "$T/dm-src.img"
 truncate -s 24M "$T/dm-cow.img"
+# The thin-snapshot test's physical volume.
+truncate -s 96M "$T/thin-pv.img"
 for i in 2 11 27; do
 	head -c 1048576 /dev/urandom | dd of="$T/dm-src.img" bs=1M seek=$i conv=notrunc status=none
 done
@@ -137,7 +168,7 @@ head -c 1048576 < <(yes "every epoch reads a point in time") |
 # and wants the cutover, which this side asks for through ternctl as an operator would.
 log "booting $KVER under TCG (receiver on 10.0.2.2:$PORT)"
 : >"$T/console.log"
-qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
+qemu-system-x86_64 -accel tcg -m 768 -smp 2 -nographic -no-reboot \
 	-kernel "$VMLINUZ" -initrd "$T/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 quiet tern.port=$PORT" \
 	-drive file="$T/scratch.img",format=raw,if=none,id=d0,discard=unmap \
@@ -148,6 +179,8 @@ qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
 	-device virtio-blk-pci,drive=d2 \
 	-drive file="$T/dm-cow.img",format=raw,if=none,id=d3,discard=unmap \
 	-device virtio-blk-pci,drive=d3 \
+	-drive file="$T/thin-pv.img",format=raw,if=none,id=d4,discard=unmap \
+	-device virtio-blk-pci,drive=d4 \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	</dev/null >"$T/console.log" 2>&1 &
