@@ -1579,19 +1579,25 @@ static const char marker_unit[] =
 	"\n[Install]\n"
 	"WantedBy=multi-user.target\n";
 
+/* What step_marker adds (adapt_unmark removes them): the script, the unit, its link. */
+static const char *const marker_paths[] = {
+	"/usr/local/sbin/tern-boot-marker",
+	"/etc/systemd/system/tern-boot-marker.service",
+	"/etc/systemd/system/multi-user.target.wants/tern-boot-marker.service",
+};
+
 static int step_marker(struct ad *a)
 {
-	const char *unit = "/etc/systemd/system/tern-boot-marker.service";
+	const char *unit = marker_paths[1];
 	int r;
 
 	r = make_dir(a, "/usr/local/sbin");
 	if (r >= 0)
-		r = put_file(a, "/usr/local/sbin/tern-boot-marker", marker_script, 0755);
+		r = put_file(a, marker_paths[0], marker_script, 0755);
 	if (r >= 0)
 		r = put_file(a, unit, marker_unit, 0644);
 	if (r >= 0)
-		r = put_link(a, unit, "/etc/systemd/system/multi-user.target.wants/"
-			     "tern-boot-marker.service");
+		r = put_link(a, unit, marker_paths[2]);
 	if (r >= 0)
 		report_step(a, "test-launch marker", unit, "added and enabled", "prints "
 			    "TERN-BOOT-OK and the DHCP address on the console, the boot proof");
@@ -2171,51 +2177,87 @@ static int manifest_load(struct ad *a, const char *dir, char *why, size_t why_le
 	return r;
 }
 
-int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
-	       size_t why_len)
+/* Opens the image an undo record was made from, with its file systems mounted as the
+ * adaptation mounted them: the record loaded, the appliance started, and the root's UUID
+ * checked against the record's (any other disk is refused). 0, or -errno with a->why. */
+static int open_recorded(struct ad *a, const char *image, const char *undo_dir,
+			 enum adapt_accel accel)
 {
-	struct ad a = { .undo_dir = undo_dir, .why = why, .why_len = why_len };
 	bool root_seen = false;
 	int r;
 
-	why[0] = '\0';
-	r = manifest_load(&a, undo_dir, why, why_len);
+	r = manifest_load(a, undo_dir, a->why, a->why_len);
 	if (r < 0)
-		goto cleanup;
+		return r;
 	if (access(image, R_OK | W_OK) < 0) {
 		r = -errno;
-		snprintf(why, why_len, "cannot open %s for writing: %s", image, strerror(errno));
-		goto cleanup;
+		snprintf(a->why, a->why_len, "cannot open %s for writing: %s", image, strerror(errno));
+		return r;
 	}
-	r = appliance_start(image, accel, &a.g, why, why_len);
+	r = appliance_start(image, accel, &a->g, a->why, a->why_len);
 	if (r < 0)
-		goto cleanup;
-	for (size_t i = 0; i < a.nm; i++) {
+		return r;
+	for (size_t i = 0; i < a->nm; i++) {
 		char *u;
 
-		if (strcmp(a.m[i].mp, "/") != 0)
+		if (strcmp(a->m[i].mp, "/") != 0)
 			continue;
-		u = guestfs_vfs_uuid(a.g, a.m[i].dev);
-		if (!u || strcmp(u, a.root_uuid) != 0) {
-			r = fail(&a, -EINVAL, "%s is not the disk this undo record was made from "
+		u = guestfs_vfs_uuid(a->g, a->m[i].dev);
+		if (!u || strcmp(u, a->root_uuid) != 0) {
+			r = fail(a, -EINVAL, "%s is not the disk this undo record was made from "
 				 "(root file system %s has UUID %s, the record says %s)", image,
-				 a.m[i].dev, u ? u : "none", a.root_uuid);
+				 a->m[i].dev, u ? u : "none", a->root_uuid);
 			free(u);
-			goto cleanup;
+			return r;
 		}
 		free(u);
 		root_seen = true;
 	}
-	if (!root_seen) {
-		r = fail(&a, -EBADMSG, "the undo record mounts no root file system");
-		goto cleanup;
-	}
-	r = mount_all(&a, false);
+	if (!root_seen)
+		return fail(a, -EBADMSG, "the undo record mounts no root file system");
+	return mount_all(a, false);
+}
+
+int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
+	       size_t why_len)
+{
+	struct ad a = { .undo_dir = undo_dir, .why = why, .why_len = why_len };
+	int r;
+
+	why[0] = '\0';
+	r = open_recorded(&a, image, undo_dir, accel);
 	if (r < 0)
 		goto cleanup;
 	r = undo_entries(&a, undo_dir);
 	if (r < 0)
 		goto cleanup;
+	if (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0)
+		r = gfail(&a, "cannot close the image cleanly");
+cleanup:
+	if (r < 0 && !why[0])
+		snprintf(why, why_len, "%s", strerror(-r));
+	ad_free(&a);
+	return r;
+}
+
+int adapt_unmark(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
+		 size_t why_len)
+{
+	struct ad a = { .undo_dir = undo_dir, .why = why, .why_len = why_len };
+	int r;
+
+	why[0] = '\0';
+	r = open_recorded(&a, image, undo_dir, accel);
+	if (r < 0)
+		goto cleanup;
+	/* The undo record lists these as created: undoing later finds them gone, which is
+	 * what it would have made of them. */
+	for (size_t i = 0; i < ARRAY_SIZE(marker_paths); i++) {
+		if (guestfs_rm_f(a.g, marker_paths[i]) < 0) {
+			r = gfail(&a, "cannot remove %s", marker_paths[i]);
+			goto cleanup;
+		}
+	}
 	if (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0)
 		r = gfail(&a, "cannot close the image cleanly");
 cleanup:
@@ -2237,6 +2279,12 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 
 int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
 	       size_t why_len)
+{
+	return adapt_run(image, NULL, NULL, NULL, why, why_len);
+}
+
+int adapt_unmark(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
+		 size_t why_len)
 {
 	return adapt_run(image, NULL, NULL, NULL, why, why_len);
 }

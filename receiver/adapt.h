@@ -46,6 +46,12 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
 	       size_t why_len);
 
+/* Removes the test-launch marker (adapt_opts.marker) from an image adapted with it, once
+ * its boot check is done, so that a disk put in service does not carry it; the undo
+ * record stays valid. Refuses another disk as adapt_undo does. 0, or -errno with why. */
+int adapt_unmark(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
+		 size_t why_len);
+
 /* `tern-receiver adapt ...`: argv[0] is "adapt". Prints its own errors; returns the exit
  * code (0 done, 1 refused or failed, 2 usage). */
 int adapt_cmd(int argc, char **argv);

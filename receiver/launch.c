@@ -796,6 +796,12 @@ int launch_cutover_adapt(struct rcv_server *srv, const char *agent,
 		}
 		text_add(&text, &len, "  boot check: booted on %s to multi-user, DHCP address %s "
 			 "(console %s)\n", p->boot_bus, addr, console);
+		/* The marker unit is the test launch's; a disk put in service goes without. */
+		if (adapt_unmark(work, undo, ao.accel, why, sizeof(why)) < 0)
+			text_add(&text, &len, "  WARNING: the boot check's marker unit stays on the "
+				 "disk (it prints TERN-BOOT-OK at each boot): %s\n", why);
+		else
+			text_add(&text, &len, "  boot check's marker unit removed from the disk\n");
 	} else if (boot_check) {
 		text_add(&text, &len, "  boot check: %s storage cannot be emulated; the "
 			 "initramfs check of the adaptation stands for it\n", p->name);

@@ -50,13 +50,14 @@ grep -qw "$FSTYPE" /proc/filesystems || modprobe "$FSTYPE" 2>/dev/null ||
 	skip "this kernel has no $FSTYPE"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/tern-launch.XXXXXX")
-PIDS=() LOOP= MOUNTS=()
+PIDS=() LOOP= LOOP2= MOUNTS=()
 cleanup() {
 	local rc=$? i
 	set +e
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
 	if [ -n "$LOOP" ]; then partx -d "$LOOP" 2>/dev/null; losetup -d "$LOOP"; fi
+	if [ -n "$LOOP2" ]; then partx -d "$LOOP2" 2>/dev/null; losetup -d "$LOOP2"; fi
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		for f in receiver.log agent.log; do
 			[ -f "$T/$f" ] && { echo "--- $f (tail)"; tail -n 25 "$T/$f"; }
@@ -241,6 +242,24 @@ grep -q "boot check: booted on nvme to multi-user, DHCP address 10.0.2." "$T/cut
 	fail "no boot check on NVMe"
 [ "$(sha256sum <"$T/fs/vm.img")" != "$(sha256sum <"$LOOP")" ] || fail "the target is not the adapted disk"
 [ -z "$(find "$T/fs" -name '.tern-adapt-*')" ] || fail "the adapted clone was left beside the target"
+# The marker unit was the boot check's: the disk put in service goes without it.
+grep -q "boot check's marker unit removed from the disk" "$T/cutover.out" ||
+	fail "the cutover did not say it removed the marker unit"
+LOOP2=$(losetup --find --show --read-only "$T/fs/vm.img")
+partx -a "$LOOP2" 2>/dev/null || true
+for _ in $(seq 50); do [ -b "${LOOP2}p1" ] && break; sleep 0.1; done
+mkdir -p "$T/adapted"
+mount -o ro,noload "${LOOP2}p1" "$T/adapted" || fail "cannot mount the adapted root read-only"
+MOUNTS+=("$T/adapted")
+[ -f "$T/adapted/etc/fstab" ] || fail "partition 1 of the adapted disk is not its root"
+[ ! -e "$T/adapted/etc/systemd/system/tern-boot-marker.service" ] &&
+	[ ! -e "$T/adapted/usr/local/sbin/tern-boot-marker" ] ||
+	fail "the disk put in service still has the test launch's marker unit"
+umount "$T/adapted"
+unset 'MOUNTS[${#MOUNTS[@]}-1]'
+partx -d "$LOOP2" 2>/dev/null || true
+losetup -d "$LOOP2"
+LOOP2=
 log "cutover --adapt aws --boot-check in $((SECONDS - ts)) s: proven $proven, adapted $adapted"
 
 # --- failback: the migrated machine's disk back onto its original disk -------------------
