@@ -120,6 +120,7 @@ static struct rd_opts read_opts(const struct session *s, const struct source *sr
 	}
 	if (s->final_epoch)
 		ro.ioprio = RD_IOPRIO_BE;
+	ro.lvl = s->lvl;
 	return ro;
 }
 
@@ -347,6 +348,10 @@ static int send_epoch(struct session *s, struct conn *c, uint16_t disk_no,
 	if (r < 0)
 		goto out;
 	print_summary(&e, nbad);
+	if (s->lvl)
+		log_info("%s: zstd level adapts within %d..%d to the link: now %d, %d to %d used "
+			 "so far (%" PRIu64 " changes)", e.src->id, s->lvl->min, s->lvl->max,
+			 lvl_now(s->lvl), s->lvl->lowest, s->lvl->highest, s->lvl->changes);
 	/* Kept so that every later epoch reads them again, and for the verdict. */
 	words = DIV_ROUND_UP(DIV_ROUND_UP(e.src->size, s->o->rd.chunk_size), 64);
 	if (nbad && !e.run->bad && !(e.run->bad = calloc(words, 8))) {

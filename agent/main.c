@@ -12,6 +12,7 @@
 #include "config.h"
 #include "agent/disks.h"
 #include "agent/join.h"
+#include "agent/level.h"
 #include "agent/quiesce.h"
 #include "agent/session.h"
 #include "common/codec.h"
@@ -71,7 +72,9 @@ static void usage(FILE *f)
 		"  --chunk-size SIZE       chunk size, power of two 4K..1M (default 64K)\n"
 		"  --ioprio idle|be        I/O priority of replication reads (default idle; the\n"
 		"                          cutover's final epoch always reads best-effort)\n"
-		"  --level N               zstd level %d..%d (default %d)\n"
+		"  --level N|MIN..MAX      zstd level (%d..%d); a range adapts to the link:\n"
+		"                          higher while frames wait for the link, lower while\n"
+		"                          the link waits for compression (default %d..%d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
 		"  --queue-depth N         reads in flight (default 16)\n"
 		"  --max-rate BYTES        bytes per second on the wire, e.g. 50M (default: no\n"
@@ -90,7 +93,7 @@ static void usage(FILE *f)
 		"\n"
 		"join enrols this host with the receiver that made TOKEN (tern-receiver token\n"
 		"create) and writes /etc/tern/agent.pem and agent.conf; see join --help.\n",
-		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT);
+		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT, CODEC_LEVEL_ADAPT_MAX);
 }
 
 enum {
@@ -215,6 +218,7 @@ static int cmd_run(int argc, char **argv)
 		.rd = { .chunk_size = 64u << 10, .batch = 1u << 20, .queue_depth = 16,
 			.level = CODEC_LEVEL_DEFAULT, .fault_corrupt_chunk = UINT64_MAX,
 			.ioprio = RD_IOPRIO_IDLE },
+		.level_min = CODEC_LEVEL_DEFAULT, .level_max = CODEC_LEVEL_ADAPT_MAX,
 		.connect_timeout_ms = 15000,
 		.ack_timeout_ms = 6 * 3600 * 1000,
 		.progress = true,
@@ -301,18 +305,16 @@ static int cmd_run(int argc, char **argv)
 			}
 			o.rd.chunk_size = (uint32_t)v;
 			break;
-		case OPT_LEVEL: {
-			char *end;
-			long l = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end || l < CODEC_LEVEL_MIN || l > CODEC_LEVEL_MAX) {
-				log_error("--level %s: from %d to %d", optarg, CODEC_LEVEL_MIN,
+		case OPT_LEVEL:
+			if (lvl_parse(optarg, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, &o.level_min,
+				      &o.level_max) < 0) {
+				log_error("--level %s: a level N or a range MIN..MAX (MIN < MAX, "
+					  "neither 0), from %d to %d", optarg, CODEC_LEVEL_MIN,
 					  CODEC_LEVEL_MAX);
 				goto out;
 			}
-			o.rd.level = (int)l;
+			o.rd.level = o.level_min;
 			break;
-		}
 		case OPT_THREADS:
 			if (parse_u64(optarg, 1, 256, &v) < 0) {
 				log_error("--threads %s: from 1 to 256", optarg);

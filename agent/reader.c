@@ -551,7 +551,8 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 static void *worker_main(void *arg)
 {
 	struct reader *rd = arg;
-	struct codec *codec = codec_new(rd->o.level);
+	int level = rd->o.lvl ? lvl_now(rd->o.lvl) : rd->o.level;
+	struct codec *codec = codec_new(level);
 	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
 	uint8_t *scratch = rd->cs.blocks ? malloc(rd->o.chunk_size) : NULL;
 
@@ -575,6 +576,12 @@ static void *worker_main(void *arg)
 			rd->work_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
 
+		/* The adaptive level may have moved since the last batch. */
+		if (rd->o.lvl && lvl_now(rd->o.lvl) != level) {
+			level = lvl_now(rd->o.lvl);
+			if (codec_set_level(codec, level) < 0)
+				rd_fail(rd, -EINVAL);
+		}
 		r = process(rd, codec, scratch, s, &out);
 
 		pthread_mutex_lock(&rd->lock);
@@ -714,10 +721,15 @@ fail:
 
 int rd_next(struct reader *rd, struct rd_out **ret_out)
 {
-	struct rd_out *o;
+	struct rd_out *o = NULL;
+	bool backlog, starved;
 	int r;
 
 	pthread_mutex_lock(&rd->lock);
+	/* What the adaptive level learns from this batch: frames piled up waiting for the
+	 * link, or the sender waiting while read batches wait for a worker. */
+	backlog = rd->out_count >= rd->out_max;
+	starved = !rd->out_head && rd->work_head;
 	while (!rd->out_head && rd->workers_live > 0 && !rd->err)
 		pthread_cond_wait(&rd->out_cv, &rd->lock);
 	if (rd->err) {
@@ -735,6 +747,14 @@ int rd_next(struct reader *rd, struct rd_out **ret_out)
 		r = 0;
 	}
 	pthread_mutex_unlock(&rd->lock);
+	/* Only a batch that carried data tells how compression keeps up. */
+	if (r == 1 && rd->o.lvl && o->read_bytes > o->zero_bytes) {
+		int was = lvl_now(rd->o.lvl), moved = lvl_note(rd->o.lvl, backlog, starved);
+
+		if (moved)
+			log_debug("%s: zstd level %d (%s)", rd->src->id, moved, moved > was ?
+				  "frames wait for the link" : "the link waits for compression");
+	}
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "agent/changeset.h"
+#include "agent/level.h"
 #include "agent/source.h"
 #include "common/fp.h"
 
@@ -24,7 +25,8 @@ struct rd_opts {
 	uint32_t batch;        /* bytes per read, a multiple of chunk_size, <= 1 MiB */
 	unsigned queue_depth;  /* reads in flight, >= 1 */
 	unsigned workers;      /* compression threads, >= 1 */
-	int level;             /* zstd level */
+	int level;             /* zstd level, when lvl is NULL */
+	struct lvl_ctl *lvl;   /* the adaptive level (agent/level.h), or NULL: level */
 	uint16_t ioprio;       /* I/O priority of the source reads (RD_IOPRIO_*); 0: inherit */
 	/* Test seam: flip one byte of this chunk after fingerprinting (UINT64_MAX: never). */
 	uint64_t fault_corrupt_chunk;

@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "agent/level.h"
 #include "agent/session.h"
 #include "common/proto.h"
 
@@ -65,6 +66,7 @@ struct session {
 	uint8_t *ctrl;           /* CTRL_BUF bytes for control frames */
 	uint8_t *big;            /* PROTO_MAX_PAYLOAD bytes for FPS frames */
 	uint64_t epochs_done;    /* continuous epochs past the first, over all connections */
+	struct lvl_ctl *lvl;     /* the adaptive zstd level, or NULL (a fixed level) */
 
 	/* The receiver refused us (ERROR frame, TLS alert): no point reconnecting. */
 	bool refused;

@@ -245,7 +245,13 @@ static void session_free(struct session *s)
 int session_run(const struct agent_opts *o)
 {
 	struct session s = { .o = o };
+	struct lvl_ctl lvl;
 	int r;
+
+	if (o->level_min < o->level_max) {
+		lvl_init(&lvl, o->level_min, o->level_max);
+		s.lvl = &lvl;
+	}
 
 	s.srcs = calloc(o->ndisks, sizeof(*s.srcs));
 	s.runs = calloc(o->ndisks, sizeof(*s.runs));

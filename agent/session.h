@@ -21,6 +21,9 @@ struct agent_opts {
 	struct agent_disk *disks;
 	unsigned ndisks;
 	struct rd_opts rd;
+	/* --level MIN..MAX: the zstd level adapts within it (agent/level.h); equal: fixed at
+	 * rd.level. */
+	int level_min, level_max;
 	int connect_timeout_ms;
 	int ack_timeout_ms;      /* how long to wait for durability (fdatasync of a big target) */
 	bool progress;           /* print progress lines to stderr */

@@ -25,15 +25,23 @@ struct codec *codec_new(int level)
 		return codec_free(c);
 	/* Checksums are redundant: every chunk carries an XXH3-128 fingerprint that the
 	 * receiver checks after decompression. */
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1)))
-		return codec_free(c);
-	/* Level 1 with a 2^15-entry hash table (default 2^13) compresses disk contents about
-	 * 2% smaller at the same speed (zstd -b on the bench image's data chunks). */
-	if (level == 1 && ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_hashLog, 15)))
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1)) ||
+	    codec_set_level(c, level) < 0)
 		return codec_free(c);
 	return c;
+}
+
+int codec_set_level(struct codec *c, int level)
+{
+	/* Level 1 with a 2^15-entry hash table (default 2^13) compresses disk contents about
+	 * 2% smaller at the same speed (zstd -b on the bench image's data chunks); other
+	 * levels take their own (0: the level's default). */
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_hashLog, level == 1 ? 15 : 0)))
+		return -EINVAL;
+	c->level = level;
+	return 0;
 }
 
 struct codec *codec_free(struct codec *c)

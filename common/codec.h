@@ -10,11 +10,16 @@ struct codec;
 #define CODEC_LEVEL_MIN (-7)
 #define CODEC_LEVEL_MAX 19
 #define CODEC_LEVEL_DEFAULT 1
+/* The default top of the agent's adaptive range (--level 1..12): past it zstd gains
+ * little on disk contents for several times the CPU. */
+#define CODEC_LEVEL_ADAPT_MAX 12
 
 /* Creates a codec compressing at level; NULL on allocation failure. */
 struct codec *codec_new(int level);
 /* NULL-safe; returns NULL. */
 struct codec *codec_free(struct codec *c);
+/* Compresses the next extents at level instead. 0, or -EINVAL (a level zstd refuses). */
+int codec_set_level(struct codec *c, int level);
 
 /* Worst-case compressed size of len bytes. */
 size_t codec_bound(size_t len);

@@ -9,7 +9,12 @@
  * (a fixed pseudo-random sequence, the same in every run), as a flapping link would.
  * It prints "listening on PORT" and, after each connection, the bytes relayed from clients
  * so far.
- * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS [reset|stall] */
+ * Usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS [reset|stall]
+ *        cutproxy LISTEN_PORT UPSTREAM_PORT 0 0 wan RATE DELAY_MS
+ * The wan form emulates a WAN link instead of cutting: each direction carries at most
+ * RATE bytes per second (0: unlimited) and delivers what it carries DELAY_MS later (what
+ * a link's propagation delay does to the protocol's round trips; TCP's own window runs
+ * between each end and the proxy, so a bandwidth-delay product is not emulated). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -116,6 +122,156 @@ static uint64_t relay(int cfd, int ufd, uint64_t cut)
 	return from_client;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void sleep_until(uint64_t at)
+{
+	uint64_t now = mono_ns();
+	struct timespec t;
+
+	if (at <= now)
+		return;
+	t.tv_sec = (time_t)((at - now) / 1000000000ull);
+	t.tv_nsec = (long)((at - now) % 1000000000ull);
+	nanosleep(&t, NULL);
+}
+
+/* One direction of an emulated WAN link: blocks in flight, each due DELAY after it was
+ * read, written out no faster than the rate. */
+struct wan_block {
+	uint64_t due;
+	size_t len;
+	struct wan_block *next;
+	char data[];
+};
+
+struct wan_dir {
+	int from, to;
+	struct wan_block *head, *tail;
+	size_t queued;
+	uint64_t sent, t0; /* for the rate: bytes written since t0 */
+	bool eof;
+};
+
+static uint64_t wan_rate, wan_delay_ns;
+/* What a direction holds: what is in flight over the delay plus 1/8 s at the rate (a
+ * router's buffer), so a sender feels the link's rate as TCP backpressure. */
+static size_t wan_queue_max = 64u << 20;
+
+/* Writes the blocks that are due. Returns -1 when the far end is gone. */
+static int wan_flush(struct wan_dir *d)
+{
+	while (d->head && d->head->due <= mono_ns()) {
+		struct wan_block *b = d->head;
+
+		for (size_t off = 0; off < b->len;) {
+			/* At most 16 KiB at a time, each when the rate allows it. */
+			size_t n = b->len - off < 16384 ? b->len - off : 16384;
+			ssize_t w;
+
+			if (wan_rate) {
+				uint64_t at = d->t0 + (d->sent * 1000000000ull) / wan_rate,
+					 now = mono_ns();
+
+				/* An idle link saves up no more than 0.1 s of sending. */
+				if (now > at + 100000000ull)
+					d->t0 += now - at - 100000000ull;
+				else
+					sleep_until(at);
+			}
+			w = write(d->to, b->data + off, n);
+			if (w <= 0)
+				return -1;
+			off += (size_t)w;
+			d->sent += (uint64_t)w;
+		}
+		d->head = b->next;
+		if (!d->head)
+			d->tail = NULL;
+		d->queued -= b->len;
+		free(b);
+	}
+	return 0;
+}
+
+/* Relays both ways through the emulated link until either side closes and what it sent
+ * before has arrived. Returns the bytes the client sent. */
+static uint64_t relay_wan(int cfd, int ufd)
+{
+	struct wan_dir dir[2] = { { .from = cfd, .to = ufd }, { .from = ufd, .to = cfd } };
+	uint64_t from_client = 0;
+
+	dir[0].t0 = dir[1].t0 = mono_ns();
+	while (!stop) {
+		struct pollfd p[2];
+		int timeout = 500;
+
+		for (int i = 0; i < 2; i++) {
+			p[i] = (struct pollfd){ .fd = dir[i].from, .events = 0 };
+			if (!dir[i].eof && dir[i].queued < wan_queue_max)
+				p[i].events = POLLIN;
+			if (dir[i].head) {
+				uint64_t now = mono_ns(), due = dir[i].head->due;
+				int ms = due > now ? (int)((due - now) / 1000000u) + 1 : 0;
+
+				timeout = ms < timeout ? ms : timeout;
+			}
+		}
+		if (dir[0].eof && dir[1].eof && !dir[0].head && !dir[1].head)
+			break;
+		if ((dir[0].eof || dir[1].eof) && !dir[0].head && !dir[1].head)
+			break; /* one side is gone and nothing is in flight */
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			struct wan_block *b;
+			ssize_t n;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			b = malloc(sizeof(*b) + 65536);
+			if (!b)
+				return from_client;
+			n = read(dir[i].from, b->data, 65536);
+			if (n <= 0) {
+				free(b);
+				dir[i].eof = true;
+				continue;
+			}
+			b->len = (size_t)n;
+			b->due = mono_ns() + wan_delay_ns;
+			b->next = NULL;
+			if (dir[i].tail)
+				dir[i].tail->next = b;
+			else
+				dir[i].head = b;
+			dir[i].tail = b;
+			dir[i].queued += b->len;
+			if (i == 0)
+				from_client += (uint64_t)n;
+		}
+		for (int i = 0; i < 2; i++)
+			if (wan_flush(&dir[i]) < 0)
+				goto out;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		while (dir[i].head) {
+			struct wan_block *b = dir[i].head;
+
+			dir[i].head = b->next;
+			free(b);
+		}
+	}
+	return from_client;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
@@ -124,11 +280,23 @@ int main(int argc, char **argv)
 	int lfd, one = 1, upstream, cuts, nconn = 0;
 	char *dash;
 
-	if ((argc != 5 && argc != 6) ||
+	bool wan = argc == 8 && strcmp(argv[5], "wan") == 0;
+
+	if ((argc != 5 && argc != 6 && !wan) ||
 	    (argc == 6 && strcmp(argv[5], "reset") != 0 && strcmp(argv[5], "stall") != 0)) {
 		fprintf(stderr, "usage: cutproxy LISTEN_PORT UPSTREAM_PORT CUT_BYTES CUT_CONNECTIONS "
-				"[reset|stall]\n");
+				"[reset|stall]\n"
+				"       cutproxy LISTEN_PORT UPSTREAM_PORT 0 0 wan RATE DELAY_MS\n");
 		return 2;
+	}
+	if (wan) {
+		wan_rate = strtoull(argv[6], NULL, 10);
+		wan_delay_ns = strtoull(argv[7], NULL, 10) * 1000000ull;
+		if (wan_rate) {
+			uint64_t q = wan_rate * (wan_delay_ns / 1000000ull) / 1000 + wan_rate / 8;
+
+			wan_queue_max = q < 262144 ? 262144 : q > (64u << 20) ? 64u << 20 : (size_t)q;
+		}
 	}
 	stall_mode = argc == 6 && strcmp(argv[5], "stall") == 0;
 	upstream = atoi(argv[2]);
@@ -178,7 +346,7 @@ int main(int argc, char **argv)
 				seq ^= seq << 17;
 				at = cut + seq % (cut_max - cut + 1);
 			}
-			total += relay(cfd, ufd, nconn <= cuts ? at : 0);
+			total += wan ? relay_wan(cfd, ufd) : relay(cfd, ufd, nconn <= cuts ? at : 0);
 		}
 		close(cfd);
 		close(ufd);
