@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 /* Batches (1 MiB each by default) per decision: enough to tell a trend from a hiccup,
  * few enough that a link's change is followed within seconds. */
 #define LVL_WINDOW 8
@@ -41,7 +43,8 @@ int lvl_note(struct lvl_ctl *c, bool backlog, bool starved)
 	if (c->starved >= 2 && c->cur > c->min)
 		next = c->cur - 1;
 	else if (c->starved == 0 && c->backlog * 2 >= LVL_WINDOW && c->cur < c->max)
-		next = c->cur + 1;
+		/* Every batch waited: the link is far slower, climb faster. */
+		next = MIN(c->cur + (c->backlog == LVL_WINDOW ? 2 : 1), c->max);
 	c->seen = c->backlog = c->starved = 0;
 	if (next == c->cur)
 		return 0;

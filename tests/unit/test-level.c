@@ -53,6 +53,9 @@ START_TEST(test_level_follows_the_link)
 	/* A slow link: frames wait in at least half of each window, compression never. */
 	feed(&c, 3, 4, 0);
 	ck_assert_int_eq(lvl_now(&c), 4);
+	/* Waiting in every batch: two steps a window. */
+	feed(&c, 1, 8, 0);
+	ck_assert_int_eq(lvl_now(&c), 6);
 	feed(&c, 20, 8, 0);
 	ck_assert_int_eq(lvl_now(&c), 9); /* not past the top */
 	/* Mixed evidence (the disk is the limit): it stays. */
@@ -77,8 +80,11 @@ START_TEST(test_level_steps_over_zero)
 	struct lvl_ctl c;
 
 	lvl_init(&c, -2, 2);
-	feed(&c, 2, 8, 0);
+	feed(&c, 2, 4, 0);
 	ck_assert_int_eq(lvl_now(&c), 1); /* -2, -1, then 1: 0 is zstd's "default" */
+	lvl_init(&c, -2, 2);
+	feed(&c, 1, 8, 0);
+	ck_assert_int_eq(lvl_now(&c), 1); /* two steps from -2 land on 0: on to 1 */
 	feed(&c, 2, 0, 8);
 	ck_assert_int_eq(lvl_now(&c), -2);
 	/* A fixed level never moves. */
