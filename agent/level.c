@@ -18,8 +18,11 @@ void lvl_init(struct lvl_ctl *c, int min, int max)
 	memset(c, 0, sizeof(*c));
 	c->min = min;
 	c->max = max;
-	c->cur = min;
-	c->lowest = c->highest = min;
+	/* zstd's own default, 3, within the range: a link's first windows pass into the
+	 * socket buffers before either side learns anything, and 3 costs little where the
+	 * link turns out fast (it comes down within two windows). */
+	c->cur = MAX(min, MIN(3, max));
+	c->lowest = c->highest = c->cur;
 }
 
 int lvl_now(const struct lvl_ctl *c)
@@ -44,14 +47,15 @@ int lvl_note(struct lvl_ctl *c, bool backlog, bool starved)
 		next = c->cur - 1;
 	else if (c->starved == 0 && c->backlog * 2 >= LVL_WINDOW && c->cur < c->max)
 		/* Every batch waited: the link is far slower, climb faster. */
-		next = MIN(c->cur + (c->backlog == LVL_WINDOW ? 2 : 1), c->max);
+		next = c->cur + (c->backlog == LVL_WINDOW ? 2 : 1);
 	c->seen = c->backlog = c->starved = 0;
+	/* zstd has no level 0 (it means "default"): a step across it does not count it. */
+	if (c->cur < 0 && next >= 0)
+		next++;
+	else if (c->cur > 0 && next <= 0)
+		next--;
+	next = MAX(c->min, MIN(next, c->max)); /* never 0: lvl_parse keeps it out of ranges */
 	if (next == c->cur)
-		return 0;
-	/* zstd has no level 0 (it means "default"): step over it. */
-	if (next == 0)
-		next = next > c->cur ? 1 : -1;
-	if (next < c->min || next > c->max)
 		return 0;
 	__atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);
 	c->changes++;

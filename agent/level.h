@@ -19,7 +19,8 @@ struct lvl_ctl {
 	int lowest, highest; /* the levels used so far */
 };
 
-/* A controller from min to max (min == max: a fixed level), starting at min. */
+/* A controller from min to max (min == max: a fixed level), starting at 3 (zstd's
+ * default) or the end of the range nearest to it. */
 void lvl_init(struct lvl_ctl *c, int min, int max);
 /* The level to compress the next batch at; c NULL-safe callers pass a fixed level. */
 int lvl_now(const struct lvl_ctl *c);

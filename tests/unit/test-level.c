@@ -49,9 +49,9 @@ START_TEST(test_level_follows_the_link)
 	struct lvl_ctl c;
 
 	lvl_init(&c, 1, 9);
-	ck_assert_int_eq(lvl_now(&c), 1);
+	ck_assert_int_eq(lvl_now(&c), 3); /* zstd's default to begin with */
 	/* A slow link: frames wait in at least half of each window, compression never. */
-	feed(&c, 3, 4, 0);
+	feed(&c, 1, 4, 0);
 	ck_assert_int_eq(lvl_now(&c), 4);
 	/* Waiting in every batch: two steps a window. */
 	feed(&c, 1, 8, 0);
@@ -80,12 +80,14 @@ START_TEST(test_level_steps_over_zero)
 	struct lvl_ctl c;
 
 	lvl_init(&c, -2, 2);
-	feed(&c, 2, 4, 0);
-	ck_assert_int_eq(lvl_now(&c), 1); /* -2, -1, then 1: 0 is zstd's "default" */
-	lvl_init(&c, -2, 2);
+	ck_assert_int_eq(lvl_now(&c), 2); /* the end of the range nearest to 3 */
+	feed(&c, 3, 0, 8);
+	ck_assert_int_eq(lvl_now(&c), -2); /* 2, 1, then -1: 0 is zstd's "default" */
+	feed(&c, 1, 4, 0);
+	ck_assert_int_eq(lvl_now(&c), -1);
 	feed(&c, 1, 8, 0);
-	ck_assert_int_eq(lvl_now(&c), 1); /* two steps from -2 land on 0: on to 1 */
-	feed(&c, 2, 0, 8);
+	ck_assert_int_eq(lvl_now(&c), 2); /* two steps from -1 pass 0 (to 1), then 2 */
+	lvl_init(&c, -5, -2);
 	ck_assert_int_eq(lvl_now(&c), -2);
 	/* A fixed level never moves. */
 	lvl_init(&c, 3, 3);
