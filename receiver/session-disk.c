@@ -323,16 +323,155 @@ static int target_size(const char *path, uint64_t *ret_size)
 	return r;
 }
 
+/* Who may write the disk's target, checked before anything about it changes: the agent
+ * it is bound to, the agent its record names, a record that can be read, a disk not cut
+ * over. Fills rec. 0 or refuse()'s -errno. */
+static int check_owner(struct rsession *s, struct rdisk *d, const char *id,
+		       struct disk_record *rec)
+{
+	char owner[NAME_MAX_LEN + 1];
+	int r;
+
+	/* A bound target is refused to any other agent before anything about it changes. */
+	if (d->t->agent && strcmp(d->t->agent, s->agent) != 0)
+		return refuse(s, -EPERM, "disk %s: target is bound to agent %s on this receiver "
+			      "(--target %s=PATH,agent=%s), not %s", id, d->t->agent, id,
+			      d->t->agent, s->agent);
+	/* A target holds one machine's disk: another agent may not overwrite it. */
+	r = state_owner(s, id, owner, sizeof(owner));
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot read its state record: %s", id, strerror(-r));
+	if (owner[0] && strcmp(owner, s->agent) != 0)
+		return refuse(s, -EPERM, "disk %s: target belongs to agent %s, not %s", id, owner,
+			      s->agent);
+	r = load_record(s, id, rec);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot read its state record: %s", id, strerror(-r));
+	if (rec->cut_over)
+		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
+			      id);
+	return 0;
+}
+
+/* Reserves the disk's fingerprints and bitmap from the receiver's budget. 0 or refuse()'s
+ * -errno. */
+static int reserve_fps(struct rsession *s, struct rdisk *d, const char *id)
+{
+	char b1[32], b2[32];
+	uint64_t need, avail;
+	int r;
+
+	/* 16 bytes a chunk and a bit: what the agent's size and chunk size cost here. */
+	need = d->nchunks > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX :
+	       fps_map_len(d->nchunks) + DIV_ROUND_UP(d->nchunks, 8);
+	r = fp_reserve(s->srv, need, &avail);
+	if (r < 0)
+		return refuse(s, -ENOMEM, "disk %s: %" PRIu64 " chunks of %u bytes need %s of "
+			      "fingerprint memory, more than the %s this receiver has left "
+			      "(--fp-memory); a larger chunk size needs less", id, d->nchunks, s->cs,
+			      fmt_bytes(need, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
+	d->reserved = need;
+	return 0;
+}
+
+/* A target that another disk's verified record vouches for is not overwritten by a new
+ * copy. 0 or refuse()'s -errno. */
+static int check_vouched(struct rsession *s, struct rdisk *d, const char *id)
+{
+	char other[NAME_MAX_LEN + 1];
+	int r;
+
+	r = vouched_elsewhere(s, id, d->t->path, other, sizeof(other));
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot read the state records: %s", id,
+			      strerror(-r));
+	if (r > 0) {
+		log_error("agent %s: disk %s: target %s holds disk %s, verified in its state "
+			  "record (remove %s/disks/%s.state if that disk is gone)", s->agent,
+			  id, d->t->path, other, s->srv->state_dir, other);
+		return refuse(s, -EEXIST, "disk %s: its target holds disk %s, verified in the "
+			      "receiver's state records; a copy would overwrite it", id, other);
+	}
+	return 0;
+}
+
+/* reconcile=yes: the target, with no record of its own, is declared an earlier copy of
+ * the disk. Makes rec an unverified epoch-0 record, so that the target is fingerprinted
+ * to reconcile with. 0 or refuse()'s -errno. */
+static int declare_copy(struct rsession *s, struct rdisk *d, const struct proto_disk *m,
+			struct disk_record *rec)
+{
+	char b1[32], b2[32];
+	uint64_t have = 0;
+	int r;
+
+	/* An earlier copy of this disk (reconcile=yes, e.g. the original disk of a
+	 * failback) is read and fingerprinted like an interrupted first copy, so the
+	 * agent sends only what differs; wr_open would grow or cut it, so a size that
+	 * is not the disk's is refused before anything is opened for writing. */
+	r = target_size(d->t->path, &have);
+	if (r < 0)
+		return refuse(s, r, "disk %s: the target to reconcile with (reconcile=yes) "
+			      "cannot be read: %s", m->id, strerror(-r));
+	if (have != m->size)
+		return refuse(s, -EINVAL, "disk %s: the target to reconcile with holds %s, "
+			      "the disk is %s: not an earlier copy of it (reconcile=yes needs "
+			      "the same size)", m->id, fmt_bytes(have, b1, sizeof(b1)),
+			      fmt_bytes(m->size, b2, sizeof(b2)));
+	rec->present = true; /* an epoch-0 record that is not verified: reconcile */
+	rec->verified = false;
+	rec->epoch = 0;
+	log_info("agent %s: disk %s: target %s is declared an earlier copy (reconcile=yes): "
+		 "fingerprinting it", s->agent, m->id, d->t->path);
+	return 0;
+}
+
+/* A disk the target already holds: its fingerprints recovered (see recover_fps) and the
+ * epoch it resumes at. 0 or refuse()'s -errno. */
+static int resume_disk(struct rsession *s, struct rdisk *d, const char *id,
+		       const struct disk_record *rec, bool *ret_reconciled)
+{
+	int r;
+
+	r = recover_fps(s, d, rec, ret_reconciled);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot fingerprint the target: %s", id,
+			      strerror(-r));
+	/* An interrupted epoch is retried under its own number. */
+	d->epoch = rec->verified ? rec->epoch + 1 : rec->epoch;
+	d->known = true;
+	d->fps_saved = !*ret_reconciled;
+	log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, id,
+		 rec->epoch, *ret_reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
+	return 0;
+}
+
+/* Writes the disk's record as a copy in progress, before anything is written to its
+ * target. 0 or refuse()'s -errno. */
+static int mark_new(struct rsession *s, struct rdisk *d, const char *id)
+{
+	int r;
+
+	r = save_disk_state(s, d, d->epoch, NULL);
+	if (r < 0) {
+		log_error("agent %s: disk %s: cannot record state in %s/disks: %s", s->agent,
+			  id, s->srv->state_dir, strerror(-r));
+		return refuse(s, r, "disk %s: cannot record its state: %s", id,
+			      strerror(-r));
+	}
+	d->marked = true;
+	return 0;
+}
+
 int on_disk(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk m;
 	struct proto_disk_ok ok;
 	struct rdisk *d;
 	uint8_t out[64];
-	char why[256], owner[NAME_MAX_LEN + 1], other[NAME_MAX_LEN + 1], b1[32], b2[32];
+	char why[256];
 	struct disk_record rec;
 	bool busy, known, reconciled = false, declared = false;
-	uint64_t need, avail;
 	int n, r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
@@ -358,73 +497,26 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
 			      m.id, m.id);
 	}
-	/* A bound target is refused to any other agent before anything about it changes. */
-	if (d->t->agent && strcmp(d->t->agent, s->agent) != 0)
-		return refuse(s, -EPERM, "disk %s: target is bound to agent %s on this receiver "
-			      "(--target %s=PATH,agent=%s), not %s", m.id, d->t->agent, m.id,
-			      d->t->agent, s->agent);
-	/* A target holds one machine's disk: another agent may not overwrite it. */
-	r = state_owner(s, m.id, owner, sizeof(owner));
+	r = check_owner(s, d, m.id, &rec);
 	if (r < 0)
-		return refuse(s, r, "disk %s: cannot read its state record: %s", m.id, strerror(-r));
-	if (owner[0] && strcmp(owner, s->agent) != 0)
-		return refuse(s, -EPERM, "disk %s: target belongs to agent %s, not %s", m.id, owner,
-			      s->agent);
-	r = load_record(s, m.id, &rec);
+		return r;
+	r = reserve_fps(s, d, m.id);
 	if (r < 0)
-		return refuse(s, r, "disk %s: cannot read its state record: %s", m.id, strerror(-r));
-	if (rec.cut_over)
-		return refuse(s, -EPERM, "disk %s was cut over; its target is no longer written",
-			      m.id);
-	/* 16 bytes a chunk and a bit: what the agent's size and chunk size cost here. */
-	need = d->nchunks > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX :
-	       fps_map_len(d->nchunks) + DIV_ROUND_UP(d->nchunks, 8);
-	r = fp_reserve(s->srv, need, &avail);
-	if (r < 0)
-		return refuse(s, -ENOMEM, "disk %s: %" PRIu64 " chunks of %u bytes need %s of "
-			      "fingerprint memory, more than the %s this receiver has left "
-			      "(--fp-memory); a larger chunk size needs less", m.id, d->nchunks, s->cs,
-			      fmt_bytes(need, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
-	d->reserved = need;
+		return r;
 	/* A target that already holds this disk (same size and chunk size) is resumed: the
 	 * agent learns its fingerprints and sends only what differs. */
 	known = rec.present && rec.size == m.size && rec.chunk_size == s->cs;
 	if (!known) {
-		r = vouched_elsewhere(s, m.id, d->t->path, other, sizeof(other));
+		r = check_vouched(s, d, m.id);
 		if (r < 0)
-			return refuse(s, r, "disk %s: cannot read the state records: %s", m.id,
-				      strerror(-r));
-		if (r > 0) {
-			log_error("agent %s: disk %s: target %s holds disk %s, verified in its state "
-				  "record (remove %s/disks/%s.state if that disk is gone)", s->agent,
-				  m.id, d->t->path, other, s->srv->state_dir, other);
-			return refuse(s, -EEXIST, "disk %s: its target holds disk %s, verified in the "
-				      "receiver's state records; a copy would overwrite it", m.id, other);
-		}
+			return r;
 	}
 	if (!known && !rec.present && d->t->reconcile) {
-		uint64_t have = 0;
-
-		/* An earlier copy of this disk (reconcile=yes, e.g. the original disk of a
-		 * failback) is read and fingerprinted like an interrupted first copy, so the
-		 * agent sends only what differs; wr_open would grow or cut it, so a size that
-		 * is not the disk's is refused before anything is opened for writing. */
-		r = target_size(d->t->path, &have);
+		r = declare_copy(s, d, &m, &rec);
 		if (r < 0)
-			return refuse(s, r, "disk %s: the target to reconcile with (reconcile=yes) "
-				      "cannot be read: %s", m.id, strerror(-r));
-		if (have != m.size)
-			return refuse(s, -EINVAL, "disk %s: the target to reconcile with holds %s, "
-				      "the disk is %s: not an earlier copy of it (reconcile=yes needs "
-				      "the same size)", m.id, fmt_bytes(have, b1, sizeof(b1)),
-				      fmt_bytes(m.size, b2, sizeof(b2)));
+			return r;
 		known = true;
-		rec.present = true; /* an epoch-0 record that is not verified: reconcile */
-		rec.verified = false;
-		rec.epoch = 0;
 		declared = true;
-		log_info("agent %s: disk %s: target %s is declared an earlier copy (reconcile=yes): "
-			 "fingerprinting it", s->agent, m.id, d->t->path);
 	}
 	r = wr_open(d->t->path, m.size, d->t->max_size, &d->w, why, sizeof(why));
 	if (r < 0) {
@@ -437,16 +529,9 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	if (!d->fps || !d->have)
 		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
 	if (known) {
-		r = recover_fps(s, d, &rec, &reconciled);
+		r = resume_disk(s, d, m.id, &rec, &reconciled);
 		if (r < 0)
-			return refuse(s, r, "disk %s: cannot fingerprint the target: %s", m.id,
-				      strerror(-r));
-		/* An interrupted epoch is retried under its own number. */
-		d->epoch = rec.verified ? rec.epoch + 1 : rec.epoch;
-		d->known = true;
-		d->fps_saved = !reconciled;
-		log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, m.id,
-			 rec.epoch, reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
+			return r;
 	}
 	note_resume(d, &rec, known, reconciled);
 	if (declared)
@@ -455,14 +540,9 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	/* A new target is claimed for this agent before anything is written to it. A
 	 * verified one keeps its record until mark_epoch, before the first accepted write. */
 	if (!known || !rec.verified) {
-		r = save_disk_state(s, d, d->epoch, NULL);
-		if (r < 0) {
-			log_error("agent %s: disk %s: cannot record state in %s/disks: %s", s->agent,
-				  m.id, s->srv->state_dir, strerror(-r));
-			return refuse(s, r, "disk %s: cannot record its state: %s", m.id,
-				      strerror(-r));
-		}
-		d->marked = true;
+		r = mark_new(s, d, m.id);
+		if (r < 0)
+			return r;
 	}
 	/* Only now is a file resized: to the source's size exactly, so that nothing past the
 	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
