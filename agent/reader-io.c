@@ -143,125 +143,106 @@ static void salvage(struct reader *rd, struct slot *s)
 	s->got = s->want;
 }
 
-void *io_main(void *arg)
+/* Hands out free slots from *next_off on, while fewer than queue_depth reads are in
+ * flight: holes and clean batches go straight to the workers, the others are queued as
+ * reads. Called with rd->lock held. Returns the number of reads queued. */
+static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
+			   unsigned inflight)
 {
-	struct reader *rd = arg;
-	uint64_t next_off = 0, size = rd->src->size;
-	unsigned inflight = 0;
-	int err = 0;
+	unsigned queued = 0;
 
-	/* Buffered reads (and a read io_uring punts to its workers, which share this thread's
-	 * I/O context) are issued by readahead on this thread's behalf: give it the
-	 * priority too. who = 0 is the calling thread. */
-	if (rd->o.ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, rd->o.ioprio) < 0)
-		log_debug("%s: cannot set the read thread's I/O priority: %s", rd->src->id,
-			  strerror(errno));
-	for (;;) {
-		struct io_uring_cqe *cqe;
-		unsigned queued = 0;
-		int r;
+	while (*next_off < size && rd->free_head && inflight + queued < rd->o.queue_depth) {
+		struct slot *s = rd->free_head;
 
-		pthread_mutex_lock(&rd->lock);
-		while (!rd->stop && !rd->err && next_off < size && !rd->free_head && inflight == 0)
-			pthread_cond_wait(&rd->free_cv, &rd->lock);
-		if (rd->stop || rd->err) {
-			pthread_mutex_unlock(&rd->lock);
-			break;
+		rd->free_head = s->next;
+		s->off = *next_off;
+		s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - *next_off);
+		s->got = 0;
+		*next_off += s->want;
+		s->hole = is_hole(rd, s->off, s->want);
+		s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
+		if (s->hole || s->clean) {
+			push_work(rd, s);
+			continue;
 		}
-		/* No more than queue_depth reads in flight: the other slots are there so the
-		 * workers can hold theirs meanwhile, not to deepen the queue. */
-		while (next_off < size && rd->free_head && inflight + queued < rd->o.queue_depth) {
-			struct slot *s = rd->free_head;
+		queue_read(rd, s);
+		queued++;
+	}
+	return queued;
+}
 
-			rd->free_head = s->next;
-			s->off = next_off;
-			s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - next_off);
-			s->got = 0;
-			next_off += s->want;
-			s->hole = is_hole(rd, s->off, s->want);
-			s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
-			if (s->hole || s->clean) {
-				push_work(rd, s);
-				continue;
-			}
-			queue_read(rd, s);
-			queued++;
-		}
-		pthread_mutex_unlock(&rd->lock);
-		inflight += queued;
-		if (inflight == 0) {
-			if (next_off >= size)
-				break; /* everything read and handed to the workers */
-			continue; /* only holes so far: wait for slots to come back */
-		}
-		r = io_uring_submit_and_wait(&rd->ring, 1);
-		if (r < 0 && r != -EINTR) {
-			err = r;
-			break;
-		}
-		while (io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
-			struct slot *s = io_uring_cqe_get_data(cqe);
-			int res = cqe->res;
+/* Takes the completed reads: a full batch goes to the workers, a short one is asked for
+ * the rest, a failed one is salvaged (skip_unreadable) or ends the pipeline with its
+ * error in *err (a source's error: rd->src_err and where). */
+static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
+{
+	struct io_uring_cqe *cqe;
 
-			io_uring_cqe_seen(&rd->ring, cqe);
-			if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->want - s->got))
-				res = -EIO;
-			if (res < 0 && rd->o.skip_unreadable && !err && res != -ECANCELED) {
-				salvage(rd, s);
-				inflight--;
-				pthread_mutex_lock(&rd->lock);
-				push_work(rd, s);
-				pthread_mutex_unlock(&rd->lock);
-				continue;
-			}
-			if (res < 0) {
-				if (!err) {
-					rd->src_err = true;
-					rd->src_err_off = s->off + s->got;
-				}
-				/* Said once, by the session, which knows what it means for the disk. */
-				log_debug("%s: read at %" PRIu64 ": %s", rd->src->path, s->off + s->got,
-					  strerror(-res));
-				err = res;
-				inflight--;
-				continue;
-			}
-			if (res == 0 && s->got < s->want) {
-				if (!err) {
-					rd->src_err = true;
-					rd->src_err_off = s->off + s->got;
-				}
-				err = -EIO;
-				log_error("%s: source ended early at %" PRIu64 " (did it shrink?)",
-					  rd->src->path, s->off + s->got);
-				inflight--;
-				continue;
-			}
-			s->got = (uint32_t)MIN((uint64_t)s->want, (uint64_t)s->got + (uint64_t)res);
-			if (err) {
-				inflight--; /* stopping: a partial batch must not be sent */
-				continue;
-			}
-			if (s->got < s->want) {
-				if (rd->src->direct && (s->got & 4095u)) {
-					err = -EIO;
-					log_error("%s: unaligned short read at %" PRIu64, rd->src->path,
-						  s->off + s->got);
-					inflight--;
-					continue;
-				}
-				queue_read(rd, s); /* short read: ask for the rest */
-				continue;
-			}
-			inflight--;
+	while (io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
+		struct slot *s = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&rd->ring, cqe);
+		if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->want - s->got))
+			res = -EIO;
+		if (res < 0 && rd->o.skip_unreadable && !*err && res != -ECANCELED) {
+			salvage(rd, s);
+			(*inflight)--;
 			pthread_mutex_lock(&rd->lock);
 			push_work(rd, s);
 			pthread_mutex_unlock(&rd->lock);
+			continue;
 		}
-		if (err)
-			break;
+		if (res < 0) {
+			if (!*err) {
+				rd->src_err = true;
+				rd->src_err_off = s->off + s->got;
+			}
+			/* Said once, by the session, which knows what it means for the disk. */
+			log_debug("%s: read at %" PRIu64 ": %s", rd->src->path, s->off + s->got,
+				  strerror(-res));
+			*err = res;
+			(*inflight)--;
+			continue;
+		}
+		if (res == 0 && s->got < s->want) {
+			if (!*err) {
+				rd->src_err = true;
+				rd->src_err_off = s->off + s->got;
+			}
+			*err = -EIO;
+			log_error("%s: source ended early at %" PRIu64 " (did it shrink?)",
+				  rd->src->path, s->off + s->got);
+			(*inflight)--;
+			continue;
+		}
+		s->got = (uint32_t)MIN((uint64_t)s->want, (uint64_t)s->got + (uint64_t)res);
+		if (*err) {
+			(*inflight)--; /* stopping: a partial batch must not be sent */
+			continue;
+		}
+		if (s->got < s->want) {
+			if (rd->src->direct && (s->got & 4095u)) {
+				*err = -EIO;
+				log_error("%s: unaligned short read at %" PRIu64, rd->src->path,
+					  s->off + s->got);
+				(*inflight)--;
+				continue;
+			}
+			queue_read(rd, s); /* short read: ask for the rest */
+			continue;
+		}
+		(*inflight)--;
+		pthread_mutex_lock(&rd->lock);
+		push_work(rd, s);
+		pthread_mutex_unlock(&rd->lock);
 	}
-	/* Buffers may not be freed while the kernel still writes into them. */
+}
+
+/* Waits for the reads still in flight: buffers may not be freed while the kernel still
+ * writes into them. */
+static void drain_reads(struct reader *rd, unsigned inflight)
+{
 	while (inflight > 0) {
 		struct io_uring_cqe *cqe;
 
@@ -280,6 +261,52 @@ void *io_main(void *arg)
 		io_uring_cqe_seen(&rd->ring, cqe);
 		inflight--;
 	}
+}
+
+void *io_main(void *arg)
+{
+	struct reader *rd = arg;
+	uint64_t next_off = 0, size = rd->src->size;
+	unsigned inflight = 0;
+	int err = 0;
+
+	/* Buffered reads (and a read io_uring punts to its workers, which share this thread's
+	 * I/O context) are issued by readahead on this thread's behalf: give it the
+	 * priority too. who = 0 is the calling thread. */
+	if (rd->o.ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, rd->o.ioprio) < 0)
+		log_debug("%s: cannot set the read thread's I/O priority: %s", rd->src->id,
+			  strerror(errno));
+	for (;;) {
+		unsigned queued;
+		int r;
+
+		pthread_mutex_lock(&rd->lock);
+		while (!rd->stop && !rd->err && next_off < size && !rd->free_head && inflight == 0)
+			pthread_cond_wait(&rd->free_cv, &rd->lock);
+		if (rd->stop || rd->err) {
+			pthread_mutex_unlock(&rd->lock);
+			break;
+		}
+		/* No more than queue_depth reads in flight: the other slots are there so the
+		 * workers can hold theirs meanwhile, not to deepen the queue. */
+		queued = fill_slots(rd, &next_off, size, inflight);
+		pthread_mutex_unlock(&rd->lock);
+		inflight += queued;
+		if (inflight == 0) {
+			if (next_off >= size)
+				break; /* everything read and handed to the workers */
+			continue; /* only holes so far: wait for slots to come back */
+		}
+		r = io_uring_submit_and_wait(&rd->ring, 1);
+		if (r < 0 && r != -EINTR) {
+			err = r;
+			break;
+		}
+		complete_reads(rd, &inflight, &err);
+		if (err)
+			break;
+	}
+	drain_reads(rd, inflight);
 	if (err)
 		rd_fail(rd, err);
 	pthread_mutex_lock(&rd->lock);
