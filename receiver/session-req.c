@@ -239,6 +239,44 @@ int wait_input(struct rsession *s)
 	return 0;
 }
 
+/* --verify full: reads every chunk of d's target back and checks that its root is the
+ * final epoch's. 0 or refuse()'s -errno. */
+static int verify_full(struct rsession *s, struct rdisk *d)
+{
+	struct disk_record full = { .present = true };
+	bool reread;
+	struct fp *saved = d->fps, root = d->last_root;
+	uint64_t need = fps_map_len(d->nchunks), avail;
+	char hex[33];
+	int r;
+
+	/* Read every chunk of the target back; the fingerprints kept so far are
+	 * set aside, so the root below describes what is on the disk now. The
+	 * second array counts against the budget while it lives. */
+	if (fp_reserve(s->srv, need, &avail) < 0)
+		return refuse(s, -ENOMEM, "disk %s: no fingerprint memory left for "
+			      "--verify full (--fp-memory)", d->t->id);
+	d->fps = fps_alloc(d->nchunks);
+	if (!d->fps) {
+		d->fps = saved;
+		fp_release(s->srv, need);
+		return refuse(s, -ENOMEM, "out of memory");
+	}
+	r = recover_fps(s, d, &full, &reread);
+	if (r == 0)
+		disk_root(s, d, d->fps, &root);
+	fps_free(d->fps, d->nchunks);
+	fp_release(s->srv, need);
+	d->fps = saved;
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot re-read the target: %s", d->t->id,
+			      strerror(-r));
+	if (!fp_equal(&root, &d->last_root))
+		return refuse(s, -EIO, "disk %s: VERIFY FULL FAILED: the target reads back "
+			      "as root %s", d->t->id, fp_hex(&root, hex));
+	return 0;
+}
+
 /* The agent quiesced its source, sent a final epoch of every disk and thawed: check that
  * every disk's final epoch matched, re-read the targets for --verify full, record the
  * cutover, and answer with the proof. */
@@ -271,7 +309,6 @@ int on_cutover(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -EPROTO, "cutover with no disk registered");
 	for (unsigned i = 0; i < s->ndisks; i++) {
 		struct rdisk *d = &s->disks[i];
-		struct fp root = d->last_root;
 
 		/* The final epoch must be verified, begun after the request, and the last one:
 		 * chunks of a newer, unfinished epoch would be on the target unvouched for. */
@@ -279,35 +316,9 @@ int on_cutover(struct rsession *s, const struct proto_hdr *h)
 			return refuse(s, -EPROTO, "disk %s: no verified final epoch after the cutover "
 				      "request", d->t->id);
 		if (s->cut_verify == PROTO_VERIFY_FULL) {
-			struct disk_record full = { .present = true };
-			bool reread;
-			struct fp *saved = d->fps;
-			uint64_t need = fps_map_len(d->nchunks), avail;
-
-			/* Read every chunk of the target back; the fingerprints kept so far are
-			 * set aside, so the root below describes what is on the disk now. The
-			 * second array counts against the budget while it lives. */
-			if (fp_reserve(s->srv, need, &avail) < 0)
-				return refuse(s, -ENOMEM, "disk %s: no fingerprint memory left for "
-					      "--verify full (--fp-memory)", d->t->id);
-			d->fps = fps_alloc(d->nchunks);
-			if (!d->fps) {
-				d->fps = saved;
-				fp_release(s->srv, need);
-				return refuse(s, -ENOMEM, "out of memory");
-			}
-			r = recover_fps(s, d, &full, &reread);
-			if (r == 0)
-				disk_root(s, d, d->fps, &root);
-			fps_free(d->fps, d->nchunks);
-			fp_release(s->srv, need);
-			d->fps = saved;
+			r = verify_full(s, d);
 			if (r < 0)
-				return refuse(s, r, "disk %s: cannot re-read the target: %s", d->t->id,
-					      strerror(-r));
-			if (!fp_equal(&root, &d->last_root))
-				return refuse(s, -EIO, "disk %s: VERIFY FULL FAILED: the target reads back "
-					      "as root %s", d->t->id, fp_hex(&root, hex));
+				return r;
 		}
 		d->cut_over = true;
 		reg_cut_over(s->srv->reg, d->rd);
