@@ -144,7 +144,8 @@ static decode_fn decoder_for(unsigned type)
 #define SAMPLE_DATA_N 2u
 #define SAMPLE_DATA_PLAIN (2 * CS - 100)
 
-/* Builds a valid frame of type with the encoders; returns its length. */
+/* Builds a valid frame of type with the encoders; returns its length. Long only by its
+ * cases, one small literal message per frame type. */
 static int build_sample(unsigned type, uint8_t *out, size_t cap)
 {
 	switch (type) {
