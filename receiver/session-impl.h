@@ -88,7 +88,9 @@ struct rsession {
  * its -errno; the refusal is sent when the session ends. */
 int refuse(struct rsession *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Consults the revocation list again: a revoked agent's session is refused. 0 or -errno. */
 int recheck_revoked(struct rsession *s);
+/* Sends the operator's wishes (pause, rate): all, or only what differs from the defaults. */
 int send_wishes(struct rsession *s, bool all);
 
 /* ---- session-disk.c: a disk joining the session, its target, fingerprints and record ---- */
@@ -96,20 +98,32 @@ int send_wishes(struct rsession *s, bool all);
 /* DISK: admits a disk to the session (its target, record and fingerprints), then
  * DISK_OK and the FPS frames; a refusal through refuse(). */
 int on_disk(struct rsession *s, const struct proto_hdr *h);
+/* Takes bytes from the receiver-wide fingerprint budget (-ENOMEM past it, with what is left
+ * in ret_free), and gives them back. */
 int fp_reserve(struct rcv_server *srv, uint64_t bytes, uint64_t *ret_free);
 void fp_release(struct rcv_server *srv, uint64_t bytes);
+/* A fingerprint array (see fps_alloc in session-disk.c): its mapping's length, allocation
+ * (NULL when out of memory), free (NULL-safe, returns NULL), and zero chunks recorded
+ * without memory. */
 size_t fps_map_len(uint64_t nchunks);
 struct fp *fps_alloc(uint64_t nchunks);
 struct fp *fps_free(struct fp *fps, uint64_t nchunks);
 void fps_zero(struct fp *fps, uint64_t first, uint64_t last);
+/* The Merkle root over fps, leaf by leaf. */
 void disk_root(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
 	       struct fp *ret_root);
+/* Lets a target claimed by on_disk go. */
 void release_target(struct rcv_server *srv, struct rcv_target *t);
+/* Fills d->fps for a resumed disk: from the .fps file of a verified epoch, else by reading
+ * the target (*ret_reconciled). 0 or -errno. */
 int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_record *rec,
 		bool *ret_reconciled);
+/* Writes the disk's record: verified with root, or a copy in progress (root NULL). */
 int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t epoch,
 		    const struct fp *root);
+/* Sets the disk's last event, time-stamped. */
 void note_event(struct rdisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes the .fps file atomically. 0 or -errno. */
 int save_fps(struct rsession *s, const struct rdisk *d);
 
 /* ---- session-req.c: the operator's requests to a live session ---- */
@@ -121,5 +135,8 @@ void finish_cutover(struct rsession *s, int result, const char *fmt, ...)
 int register_handle(struct rsession *s);
 /* Answers a request still pending and takes the session off the API's list. */
 void unregister_handle(struct rsession *s);
+/* Waits for the agent's next frame or an API request: 1 when a frame can be read, 0 after
+ * starting a cutover (or nothing to do), -errno on failure. */
 int wait_input(struct rsession *s);
+/* CUTOVER(FINAL): checks every disk's final epoch, records the cutover, sends the proof. */
 int on_cutover(struct rsession *s, const struct proto_hdr *h);
