@@ -218,6 +218,126 @@ static int exchange(struct conn *c, const struct enrol_request *req, uint8_t *bu
 	return 0;
 }
 
+/* The token: text, or "-" for standard input (read into input, which the caller
+ * cleanses). 0, or -1 (logged). */
+static int read_token(const char *text, char *input, size_t input_len,
+		      struct enrol_token *ret_tok)
+{
+	int r;
+
+	if (strcmp(text, "-") == 0) {
+		if (token_from_stdin(input, input_len) < 0) {
+			log_error("no token on standard input");
+			return -1;
+		}
+		text = input;
+	}
+	r = enrol_token_decode(text, ret_tok);
+	if (r == -EPROTONOSUPPORT) {
+		log_error("the token is of a version this agent does not understand (it reads %s tokens)",
+			  ENROL_TOKEN_PREFIX);
+		return -1;
+	}
+	if (r < 0) {
+		log_error("the token is damaged or incomplete: copy it again, whole, from tern-receiver token create");
+		return -1;
+	}
+	return 0;
+}
+
+/* Makes the config dir and the paths of the bundle and agent.conf in it, absolute (run
+ * may start from anywhere); an existing bundle only with force. 0, or -1 (logged).
+ * Checked before the token is spent. */
+static int join_paths(const char *dir, bool force, char bundle[PATH_MAX + 16],
+		      char conf[PATH_MAX + 16])
+{
+	char absdir[PATH_MAX];
+	int r;
+
+	r = mkdir_p(dir, 0755);
+	if (r == 0 && (access(dir, W_OK) < 0 || !realpath(dir, absdir)))
+		r = -errno;
+	if (r < 0) {
+		log_errno(r, "cannot write to %s", dir);
+		return -1;
+	}
+	/* agent.conf names the bundle by absolute path: run may start from anywhere. */
+	if (snprintf(bundle, PATH_MAX + 16, "%s/%s", absdir, BUNDLE_NAME) >= (int)PATH_MAX + 16 ||
+	    snprintf(conf, PATH_MAX + 16, "%s/%s", absdir, CONF_NAME) >= (int)PATH_MAX + 16) {
+		log_error("--config-dir %s: path too long", dir);
+		return -1;
+	}
+	if (!force && access(bundle, F_OK) == 0) {
+		log_error("%s exists: this host is already enrolled (pass --force to replace it)", bundle);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connects to the enrolment port the token names, with TLS pinned to the token's CA.
+ * The context and connection go to ret_ctx and ret_c (the caller frees both, also on
+ * failure). 0, or -1 (logged). */
+static int join_connect(const struct enrol_token *tok, struct tls_pin *pin,
+			SSL_CTX **ret_ctx, struct conn **ret_c)
+{
+	char why[256];
+	int fd, r;
+
+	memcpy(pin->sha256, tok->pin, sizeof(pin->sha256));
+	*ret_ctx = tls_enrol_client_ctx(pin, &r);
+	if (!*ret_ctx)
+		return -1;
+	fd = net_connect(tok->address, CONNECT_TIMEOUT_MS);
+	if (fd < 0) {
+		log_errno(fd, "cannot connect to the receiver's enrolment port %s", tok->address);
+		return -1;
+	}
+	*ret_c = conn_handshake(*ret_ctx, fd, false, CONNECT_TIMEOUT_MS, &r, why, sizeof(why));
+	if (!*ret_c) {
+		if (pin->mismatch)
+			log_error("%s is not the receiver this token was made for: its CA does not match the token's pin; nothing was sent",
+				  tok->address);
+		else if (r == -ECONNRESET || r == -ETIMEDOUT)
+			log_error("the receiver at %s closed the connection before the TLS handshake "
+				  "completed (it may be busy with other enrolments, or its deadline "
+				  "passed); nothing was sent: try again shortly", tok->address);
+		else
+			log_error("TLS handshake with %s failed: %s", tok->address, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes the credentials bundle and agent.conf (receiver, credentials, name). 0, or -1
+ * (logged). */
+static int join_save(const char *bundle, const char *conf, EVP_PKEY *key,
+		     const struct enrol_issued *got, const uint8_t pin[ENROL_PIN_LEN],
+		     const char *name, const char *repl)
+{
+	int r;
+
+	r = tls_bundle_write(bundle, key, got->cert, got->cert_len, got->ca, got->ca_len, pin, name);
+	if (r < 0) {
+		log_errno(r, "cannot save the credentials to %s; the token is used up, create another",
+			  bundle);
+		return -1;
+	}
+	{
+		const char *const keys[3] = { "receiver", "credentials", "name" };
+		const char *const vals[3] = { repl, bundle, name };
+
+		r = conf_update(conf, keys, vals);
+	}
+	if (r < 0) {
+		log_errno(r, "cannot write %s (the credentials are in %s)", conf, bundle);
+		return -1;
+	}
+	return 0;
+}
+
+/* Kept whole past 100 lines for one argument: the token's secret (tok, req, input) is
+ * cleansed on every path by the one cleanup below, and nothing can fail after it is spent
+ * but the saving of what it bought. */
 int join_main(int argc, char **argv)
 {
 	enum { O_NAME = 0x100, O_DIR, O_RECEIVER, O_FORCE, O_LOG };
@@ -230,9 +350,9 @@ int join_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = "/etc/tern", *name = NULL, *receiver = NULL, *text;
+	const char *dir = "/etc/tern", *name = NULL, *receiver = NULL;
 	char host[HOST_NAME_MAX + 1] = "", input[ENROL_TOKEN_MAX + 2];
-	char absdir[PATH_MAX], bundle[PATH_MAX + 16], conf[PATH_MAX + 16], repl[ENROL_ADDR_MAX + 16], why[256];
+	char bundle[PATH_MAX + 16], conf[PATH_MAX + 16], repl[ENROL_ADDR_MAX + 16];
 	struct enrol_request req = { 0 };
 	struct enrol_issued got;
 	struct enrol_token tok = { 0 };
@@ -243,7 +363,7 @@ int join_main(int argc, char **argv)
 	uint8_t *csr = NULL, *buf = NULL;
 	size_t csr_len = 0;
 	bool force = false;
-	int ch, fd, r, ret = 2;
+	int ch, r, ret = 2;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -268,24 +388,8 @@ int join_main(int argc, char **argv)
 		log_error("join needs exactly one TOKEN (from tern-receiver token create)");
 		goto out;
 	}
-	text = argv[optind];
-	if (strcmp(text, "-") == 0) {
-		if (token_from_stdin(input, sizeof(input)) < 0) {
-			log_error("no token on standard input");
-			goto out;
-		}
-		text = input;
-	}
-	r = enrol_token_decode(text, &tok);
-	if (r == -EPROTONOSUPPORT) {
-		log_error("the token is of a version this agent does not understand (it reads %s tokens)",
-			  ENROL_TOKEN_PREFIX);
+	if (read_token(argv[optind], input, sizeof(input), &tok) < 0)
 		goto out;
-	}
-	if (r < 0) {
-		log_error("the token is damaged or incomplete: copy it again, whole, from tern-receiver token create");
-		goto out;
-	}
 	if (!name) {
 		if (gethostname(host, sizeof(host)) < 0 || !name_is_valid(host, strlen(host))) {
 			log_error("the host name is not a valid agent name; pass --name NAME");
@@ -306,23 +410,8 @@ int join_main(int argc, char **argv)
 	 * passed) must surface as an error we can explain, not kill us with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	/* Everything that can fail here is checked before the token is spent. */
-	r = mkdir_p(dir, 0755);
-	if (r == 0 && (access(dir, W_OK) < 0 || !realpath(dir, absdir)))
-		r = -errno;
-	if (r < 0) {
-		log_errno(r, "cannot write to %s", dir);
+	if (join_paths(dir, force, bundle, conf) < 0)
 		goto out;
-	}
-	/* agent.conf names the bundle by absolute path: run may start from anywhere. */
-	if (snprintf(bundle, sizeof(bundle), "%s/%s", absdir, BUNDLE_NAME) >= (int)sizeof(bundle) ||
-	    snprintf(conf, sizeof(conf), "%s/%s", absdir, CONF_NAME) >= (int)sizeof(conf)) {
-		log_error("--config-dir %s: path too long", dir);
-		goto out;
-	}
-	if (!force && access(bundle, F_OK) == 0) {
-		log_error("%s exists: this host is already enrolled (pass --force to replace it)", bundle);
-		goto out;
-	}
 	r = tls_csr_new(name, &key, &csr, &csr_len);
 	if (r < 0)
 		goto out;
@@ -331,28 +420,8 @@ int join_main(int argc, char **argv)
 		log_errno(-ENOMEM, "join");
 		goto out;
 	}
-	memcpy(pin.sha256, tok.pin, sizeof(pin.sha256));
-	ctx = tls_enrol_client_ctx(&pin, &r);
-	if (!ctx)
+	if (join_connect(&tok, &pin, &ctx, &c) < 0)
 		goto out;
-	fd = net_connect(tok.address, CONNECT_TIMEOUT_MS);
-	if (fd < 0) {
-		log_errno(fd, "cannot connect to the receiver's enrolment port %s", tok.address);
-		goto out;
-	}
-	c = conn_handshake(ctx, fd, false, CONNECT_TIMEOUT_MS, &r, why, sizeof(why));
-	if (!c) {
-		if (pin.mismatch)
-			log_error("%s is not the receiver this token was made for: its CA does not match the token's pin; nothing was sent",
-				  tok.address);
-		else if (r == -ECONNRESET || r == -ETIMEDOUT)
-			log_error("the receiver at %s closed the connection before the TLS handshake "
-				  "completed (it may be busy with other enrolments, or its deadline "
-				  "passed); nothing was sent: try again shortly", tok.address);
-		else
-			log_error("TLS handshake with %s failed: %s", tok.address, why);
-		goto out;
-	}
 	memcpy(req.id, tok.id, sizeof(req.id));
 	memcpy(req.secret, tok.secret, sizeof(req.secret));
 	snprintf(req.name, sizeof(req.name), "%s", name);
@@ -366,22 +435,8 @@ int join_main(int argc, char **argv)
 		log_error("the receiver did not say where it replicates; pass --receiver HOST:PORT");
 		goto out;
 	}
-	r = tls_bundle_write(bundle, key, got.cert, got.cert_len, got.ca, got.ca_len, tok.pin, name);
-	if (r < 0) {
-		log_errno(r, "cannot save the credentials to %s; the token is used up, create another",
-			  bundle);
+	if (join_save(bundle, conf, key, &got, tok.pin, name, repl) < 0)
 		goto out;
-	}
-	{
-		const char *const keys[3] = { "receiver", "credentials", "name" };
-		const char *const vals[3] = { repl, bundle, name };
-
-		r = conf_update(conf, keys, vals);
-	}
-	if (r < 0) {
-		log_errno(r, "cannot write %s (the credentials are in %s)", conf, bundle);
-		goto out;
-	}
 	printf("enrolled as %s: wrote %s and %s (receiver %s)\n", name, bundle, conf, repl);
 	ret = 0;
 out:

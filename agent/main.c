@@ -182,6 +182,250 @@ static int parse_fault_eio(const char *spec, struct agent_opts *o)
 	return 0;
 }
 
+/* --disk ID=PATH, added to o->disks. 0, or -EINVAL (logged). */
+static int add_disk(struct agent_opts *o, struct conf_args *ca, bool *disks_from_cmdline,
+		    const char *arg)
+{
+	struct agent_disk *d;
+
+	/* The command line's disks replace the file's, not add to them. */
+	if (!conf_args_from_file(ca, optind - 1) && !*disks_from_cmdline) {
+		for (unsigned i = 0; i < o->ndisks; i++) {
+			free(o->disks[i].id);
+			free(o->disks[i].path);
+		}
+		o->ndisks = 0;
+		*disks_from_cmdline = true;
+	}
+	if (o->ndisks >= 256) {
+		log_error("too many --disk options (at most 256)");
+		return -EINVAL;
+	}
+	d = realloc(o->disks, (o->ndisks + 1) * sizeof(*d));
+	if (!d) {
+		log_error("out of memory");
+		return -EINVAL;
+	}
+	o->disks = d;
+	if (parse_id_path(arg, &d[o->ndisks].id, &d[o->ndisks].path) < 0) {
+		log_error("--disk %s: expected DISK_ID=PATH with an id of 1-64 "
+			  "characters from [A-Za-z0-9._:-]", arg);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		if (strcmp(d[i].id, d[o->ndisks].id) == 0) {
+			log_error("--disk %s: disk id given twice", arg);
+			free(d[o->ndisks].id);
+			free(d[o->ndisks].path);
+			return -EINVAL;
+		}
+	}
+	o->ndisks++;
+	return 0;
+}
+
+/* What cmd_run's options set besides struct agent_opts. */
+struct run_flags {
+	bool include_loop, disks_from_cmdline, once;
+};
+
+/* Applies run's option c, its value in optarg, to o and f. 0, 1 after --help (printed), or
+ * -EINVAL (logged, or the usage printed). Long only by its cases, one per option, each the
+ * check of one value: nothing in it depends on another case. */
+static int run_option(int c, struct agent_opts *o, struct conf_args *ca, struct run_flags *f)
+{
+	uint64_t v;
+
+	switch (c) {
+	case OPT_RECEIVER:
+		o->receiver = optarg;
+		break;
+	case OPT_CREDENTIALS:
+		o->credentials = optarg;
+		break;
+	case OPT_DISK:
+		return add_disk(o, ca, &f->disks_from_cmdline, optarg);
+	case OPT_NAME:
+		if (!name_is_valid(optarg, strlen(optarg))) {
+			log_error("--name %s: 1-64 characters from [A-Za-z0-9._:-]", optarg);
+			return -EINVAL;
+		}
+		o->name = optarg;
+		break;
+	case OPT_ONCE:
+		f->once = true;
+		break;
+	case OPT_CHUNK:
+		if (parse_size(optarg, &v) < 0 || v > UINT32_MAX ||
+		    !proto_chunk_size_valid((uint32_t)v)) {
+			log_error("--chunk-size %s: a power of two from 4K to 1M", optarg);
+			return -EINVAL;
+		}
+		o->rd.chunk_size = (uint32_t)v;
+		break;
+	case OPT_LEVEL:
+		if (lvl_parse(optarg, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, &o->level_min,
+			      &o->level_max) < 0) {
+			log_error("--level %s: a level N or a range MIN..MAX (MIN < MAX, "
+				  "neither 0), from %d to %d", optarg, CODEC_LEVEL_MIN,
+				  CODEC_LEVEL_MAX);
+			return -EINVAL;
+		}
+		o->rd.level = o->level_min;
+		break;
+	case OPT_THREADS:
+		if (parse_u64(optarg, 1, 256, &v) < 0) {
+			log_error("--threads %s: from 1 to 256", optarg);
+			return -EINVAL;
+		}
+		o->rd.workers = (unsigned)v;
+		break;
+	case OPT_QD:
+		if (parse_u64(optarg, 1, 256, &v) < 0) {
+			log_error("--queue-depth %s: from 1 to 256", optarg);
+			return -EINVAL;
+		}
+		o->rd.queue_depth = (unsigned)v;
+		break;
+	case OPT_NO_PROGRESS:
+		o->progress = false;
+		break;
+	case OPT_LOG_LEVEL:
+		if (log_level_option(optarg) < 0)
+			return -EINVAL;
+		break;
+	case OPT_TRACKER:
+		if (track_kind_parse(optarg, &o->tracker) < 0) {
+			log_error("--tracker %s: auto, kmod, ebpf or scan", optarg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_INTERVAL:
+		if (parse_u64(optarg, 1, 86400, &v) < 0) {
+			log_error("--interval %s: seconds from 1 to 86400", optarg);
+			return -EINVAL;
+		}
+		o->interval_s = (unsigned)v;
+		break;
+	case OPT_EPOCHS:
+		if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0) {
+			log_error("--epochs %s: a positive number", optarg);
+			return -EINVAL;
+		}
+		o->epochs = v;
+		break;
+	case OPT_PRE_CUTOVER:
+		o->pre_cutover = optarg;
+		break;
+	case OPT_FREEZE_LIMIT:
+		if (parse_u64(optarg, 1, 3600, &v) < 0) {
+			log_error("--freeze-limit %s: seconds from 1 to 3600", optarg);
+			return -EINVAL;
+		}
+		o->freeze_limit_s = (unsigned)v;
+		break;
+	case OPT_MAX_RATE:
+		/* Bytes per second on the wire; 0 lifts the limit. */
+		if (parse_size(optarg, &v) < 0) {
+			log_error("--max-rate %s: bytes per second, e.g. 50M (0: unlimited)", optarg);
+			return -EINVAL;
+		}
+		o->max_rate = v;
+		break;
+	case OPT_CONFIG:
+		/* Read by conf_args_build. */
+		break;
+	case OPT_IOPRIO:
+		if (strcmp(optarg, "idle") == 0) {
+			o->rd.ioprio = RD_IOPRIO_IDLE;
+		} else if (strcmp(optarg, "be") == 0) {
+			o->rd.ioprio = RD_IOPRIO_BE;
+		} else {
+			log_error("--ioprio %s: idle or be", optarg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_SNAPSHOT:
+		if (snap_kind_parse(optarg, &o->snapshot) < 0) {
+			log_error("--snapshot %s: auto, dm or none", optarg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_SNAPSHOT_COW:
+		o->snapshot_cow = optarg;
+		break;
+	case OPT_INCLUDE_LOOP:
+		f->include_loop = true;
+		break;
+	case OPT_SKIP_UNREADABLE:
+		o->skip_unreadable = true;
+		break;
+	case OPT_RECONCILE:
+		o->reconcile = true;
+		break;
+	case 'h':
+		usage(stdout);
+		return 1;
+	default:
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The checks across run's options, the agent's name (the host's, into hostname, when no
+ * --name) and the test seams the environment may set. 0, or -EINVAL (logged). */
+static int check_run_opts(struct agent_opts *o, bool once, char *hostname, size_t len)
+{
+	const char *fault;
+	uint64_t v;
+
+	o->once = once;
+	if (o->reconcile && !once) {
+		/* Continuous replication always sends only what differs. */
+		log_error("--reconcile is for --once (continuous replication already sends only "
+			  "the chunks that differ from what the receiver holds)");
+		return -EINVAL;
+	}
+	if (o->snapshot != SNAP_AUTO && o->snapshot != SNAP_NONE &&
+	    (!o->snapshot_cow || once || o->tracker != TRACK_AUTO)) {
+		log_error("--snapshot %s needs --snapshot-cow DEVICE, and is the change tracker of "
+			  "continuous replication (no --once, no --tracker)", snap_kind_name(o->snapshot));
+		return -EINVAL;
+	}
+	o->track_block = MIN(4096u, o->rd.chunk_size);
+	/* The batch must hold whole chunks; a chunk larger than 1 MiB is refused above. */
+	o->rd.batch = MAX(o->rd.batch, o->rd.chunk_size);
+	if (!o->name) {
+		if (gethostname(hostname, len) < 0 ||
+		    !name_is_valid(hostname, strlen(hostname))) {
+			log_error("the host name is not a valid agent name; pass --name NAME");
+			return -EINVAL;
+		}
+		o->name = hostname;
+	}
+	/* Test seam for the refusal of corrupted chunks; documented in tests/. */
+	fault = getenv("TERN_FAULT_CORRUPT_CHUNK");
+	if (fault && parse_u64(fault, 0, UINT64_MAX - 1, &o->rd.fault_corrupt_chunk) < 0) {
+		log_error("TERN_FAULT_CORRUPT_CHUNK=%s: not a chunk number", fault);
+		return -EINVAL;
+	}
+	/* Tests keep their pins apart from a real agent's. */
+	o->bpf_pin_root = getenv("TERN_BPF_PIN_ROOT");
+	if (!o->bpf_pin_root || o->bpf_pin_root[0] != '/')
+		o->bpf_pin_root = "/sys/fs/bpf/tern";
+	/* Test seam for a source with bad sectors: DISK_ID:OFFSET+LENGTH[:FLAG_FILE]. */
+	fault = getenv("TERN_FAULT_EIO");
+	if (fault && parse_fault_eio(fault, o) < 0) {
+		log_error("TERN_FAULT_EIO=%s: expected DISK_ID:OFFSET+LENGTH[:FLAG_FILE]", fault);
+		return -EINVAL;
+	}
+	fault = getenv("TERN_FAULT_STALL_FROZEN");
+	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
+		o->fault_stall_frozen_s = (unsigned)v;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -227,10 +471,7 @@ static int cmd_run(int argc, char **argv)
 	};
 	char hostname[HOST_NAME_MAX + 1] = "", where[PATH_MAX + 16];
 	struct conf_args *ca = NULL;
-	bool include_loop = false, disks_from_cmdline = false;
-	const char *fault;
-	bool once = false;
-	uint64_t v;
+	struct run_flags f = { 0 };
 	long ncpu;
 	int c, r, ret = 2;
 
@@ -242,175 +483,9 @@ static int cmd_run(int argc, char **argv)
 	while ((c = getopt_long(ca->argc, ca->argv, "h", opts, NULL)) != -1) {
 		/* An error below names the config line the option came from. */
 		log_set_context(conf_args_origin(ca, optind - 1, where, sizeof(where)));
-		switch (c) {
-		case OPT_RECEIVER:
-			o.receiver = optarg;
-			break;
-		case OPT_CREDENTIALS:
-			o.credentials = optarg;
-			break;
-		case OPT_DISK: {
-			struct agent_disk *d;
-
-			/* The command line's disks replace the file's, not add to them. */
-			if (!conf_args_from_file(ca, optind - 1) && !disks_from_cmdline) {
-				for (unsigned i = 0; i < o.ndisks; i++) {
-					free(o.disks[i].id);
-					free(o.disks[i].path);
-				}
-				o.ndisks = 0;
-				disks_from_cmdline = true;
-			}
-			if (o.ndisks >= 256) {
-				log_error("too many --disk options (at most 256)");
-				goto out;
-			}
-			d = realloc(o.disks, (o.ndisks + 1) * sizeof(*d));
-			if (!d) {
-				log_error("out of memory");
-				goto out;
-			}
-			o.disks = d;
-			if (parse_id_path(optarg, &d[o.ndisks].id, &d[o.ndisks].path) < 0) {
-				log_error("--disk %s: expected DISK_ID=PATH with an id of 1-64 "
-					  "characters from [A-Za-z0-9._:-]", optarg);
-				goto out;
-			}
-			for (unsigned i = 0; i < o.ndisks; i++) {
-				if (strcmp(d[i].id, d[o.ndisks].id) == 0) {
-					log_error("--disk %s: disk id given twice", optarg);
-					free(d[o.ndisks].id);
-					free(d[o.ndisks].path);
-					goto out;
-				}
-			}
-			o.ndisks++;
-			break;
-		}
-		case OPT_NAME:
-			if (!name_is_valid(optarg, strlen(optarg))) {
-				log_error("--name %s: 1-64 characters from [A-Za-z0-9._:-]", optarg);
-				goto out;
-			}
-			o.name = optarg;
-			break;
-		case OPT_ONCE:
-			once = true;
-			break;
-		case OPT_CHUNK:
-			if (parse_size(optarg, &v) < 0 || v > UINT32_MAX ||
-			    !proto_chunk_size_valid((uint32_t)v)) {
-				log_error("--chunk-size %s: a power of two from 4K to 1M", optarg);
-				goto out;
-			}
-			o.rd.chunk_size = (uint32_t)v;
-			break;
-		case OPT_LEVEL:
-			if (lvl_parse(optarg, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, &o.level_min,
-				      &o.level_max) < 0) {
-				log_error("--level %s: a level N or a range MIN..MAX (MIN < MAX, "
-					  "neither 0), from %d to %d", optarg, CODEC_LEVEL_MIN,
-					  CODEC_LEVEL_MAX);
-				goto out;
-			}
-			o.rd.level = o.level_min;
-			break;
-		case OPT_THREADS:
-			if (parse_u64(optarg, 1, 256, &v) < 0) {
-				log_error("--threads %s: from 1 to 256", optarg);
-				goto out;
-			}
-			o.rd.workers = (unsigned)v;
-			break;
-		case OPT_QD:
-			if (parse_u64(optarg, 1, 256, &v) < 0) {
-				log_error("--queue-depth %s: from 1 to 256", optarg);
-				goto out;
-			}
-			o.rd.queue_depth = (unsigned)v;
-			break;
-		case OPT_NO_PROGRESS:
-			o.progress = false;
-			break;
-		case OPT_LOG_LEVEL:
-			if (log_level_option(optarg) < 0)
-				goto out;
-			break;
-		case OPT_TRACKER:
-			if (track_kind_parse(optarg, &o.tracker) < 0) {
-				log_error("--tracker %s: auto, kmod, ebpf or scan", optarg);
-				goto out;
-			}
-			break;
-		case OPT_INTERVAL:
-			if (parse_u64(optarg, 1, 86400, &v) < 0) {
-				log_error("--interval %s: seconds from 1 to 86400", optarg);
-				goto out;
-			}
-			o.interval_s = (unsigned)v;
-			break;
-		case OPT_EPOCHS:
-			if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0) {
-				log_error("--epochs %s: a positive number", optarg);
-				goto out;
-			}
-			o.epochs = v;
-			break;
-		case OPT_PRE_CUTOVER:
-			o.pre_cutover = optarg;
-			break;
-		case OPT_FREEZE_LIMIT:
-			if (parse_u64(optarg, 1, 3600, &v) < 0) {
-				log_error("--freeze-limit %s: seconds from 1 to 3600", optarg);
-				goto out;
-			}
-			o.freeze_limit_s = (unsigned)v;
-			break;
-		case OPT_MAX_RATE:
-			/* Bytes per second on the wire; 0 lifts the limit. */
-			if (parse_size(optarg, &v) < 0) {
-				log_error("--max-rate %s: bytes per second, e.g. 50M (0: unlimited)", optarg);
-				goto out;
-			}
-			o.max_rate = v;
-			break;
-		case OPT_CONFIG:
-			/* Read by conf_args_build. */
-			break;
-		case OPT_IOPRIO:
-			if (strcmp(optarg, "idle") == 0) {
-				o.rd.ioprio = RD_IOPRIO_IDLE;
-			} else if (strcmp(optarg, "be") == 0) {
-				o.rd.ioprio = RD_IOPRIO_BE;
-			} else {
-				log_error("--ioprio %s: idle or be", optarg);
-				goto out;
-			}
-			break;
-		case OPT_SNAPSHOT:
-			if (snap_kind_parse(optarg, &o.snapshot) < 0) {
-				log_error("--snapshot %s: auto, dm or none", optarg);
-				goto out;
-			}
-			break;
-		case OPT_SNAPSHOT_COW:
-			o.snapshot_cow = optarg;
-			break;
-		case OPT_INCLUDE_LOOP:
-			include_loop = true;
-			break;
-		case OPT_SKIP_UNREADABLE:
-			o.skip_unreadable = true;
-			break;
-		case OPT_RECONCILE:
-			o.reconcile = true;
-			break;
-		case 'h':
-			usage(stdout);
-			ret = 0;
-			goto out;
-		default:
-			usage(stderr);
+		r = run_option(c, &o, ca, &f);
+		if (r != 0) {
+			ret = r > 0 ? 0 : 2;
 			goto out;
 		}
 	}
@@ -423,50 +498,9 @@ static int cmd_run(int argc, char **argv)
 		log_error("run needs --receiver HOST:PORT and --credentials BUNDLE");
 		goto out;
 	}
-	o.once = once;
-	if (o.reconcile && !once) {
-		/* Continuous replication always sends only what differs. */
-		log_error("--reconcile is for --once (continuous replication already sends only "
-			  "the chunks that differ from what the receiver holds)");
+	if (check_run_opts(&o, f.once, hostname, sizeof(hostname)) < 0)
 		goto out;
-	}
-	if (o.snapshot != SNAP_AUTO && o.snapshot != SNAP_NONE &&
-	    (!o.snapshot_cow || once || o.tracker != TRACK_AUTO)) {
-		log_error("--snapshot %s needs --snapshot-cow DEVICE, and is the change tracker of "
-			  "continuous replication (no --once, no --tracker)", snap_kind_name(o.snapshot));
-		goto out;
-	}
-	o.track_block = MIN(4096u, o.rd.chunk_size);
-	/* The batch must hold whole chunks; a chunk larger than 1 MiB is refused above. */
-	o.rd.batch = MAX(o.rd.batch, o.rd.chunk_size);
-	if (!o.name) {
-		if (gethostname(hostname, sizeof(hostname)) < 0 ||
-		    !name_is_valid(hostname, strlen(hostname))) {
-			log_error("the host name is not a valid agent name; pass --name NAME");
-			goto out;
-		}
-		o.name = hostname;
-	}
-	/* Test seam for the refusal of corrupted chunks; documented in tests/. */
-	fault = getenv("TERN_FAULT_CORRUPT_CHUNK");
-	if (fault && parse_u64(fault, 0, UINT64_MAX - 1, &o.rd.fault_corrupt_chunk) < 0) {
-		log_error("TERN_FAULT_CORRUPT_CHUNK=%s: not a chunk number", fault);
-		goto out;
-	}
-	/* Tests keep their pins apart from a real agent's. */
-	o.bpf_pin_root = getenv("TERN_BPF_PIN_ROOT");
-	if (!o.bpf_pin_root || o.bpf_pin_root[0] != '/')
-		o.bpf_pin_root = "/sys/fs/bpf/tern";
-	/* Test seam for a source with bad sectors: DISK_ID:OFFSET+LENGTH[:FLAG_FILE]. */
-	fault = getenv("TERN_FAULT_EIO");
-	if (fault && parse_fault_eio(fault, &o) < 0) {
-		log_error("TERN_FAULT_EIO=%s: expected DISK_ID:OFFSET+LENGTH[:FLAG_FILE]", fault);
-		goto out;
-	}
-	fault = getenv("TERN_FAULT_STALL_FROZEN");
-	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
-		o.fault_stall_frozen_s = (unsigned)v;
-	if (o.ndisks == 0 && pick_disks(&o, include_loop) < 0) {
+	if (o.ndisks == 0 && pick_disks(&o, f.include_loop) < 0) {
 		ret = 1;
 		goto out;
 	}

@@ -8,7 +8,10 @@
  *   tern-ID-sN                  snapshot tern-ID-real tern-ID-cow(N%2) P chunk
  *   tern-ID-cow0, -cow1         linear slices of the --snapshot-cow device
  * Two slices, because snapshot N+1 is taken before snapshot N is retired: writes between
- * the two land in both, so no write falls between epochs. */
+ * the two land in both, so no write falls between epochs. This file: the devices' life
+ * across epochs; the store's and source's checks are in snap-dm-store.c, the removal of
+ * what a killed agent left in snap-dm-cleanup.c. */
+#include "agent/snap-dm-impl.h"
 #include "agent/snap-ops.h"
 
 #include <errno.h>
@@ -20,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -31,8 +33,6 @@
 #include "agent/source.h"
 #include "common/log.h"
 #include "common/util.h"
-
-#define PREFIX "tern-"
 
 struct snap_dm {
 	int ctl;
@@ -93,7 +93,7 @@ fail:
 	return r;
 }
 
-static int remove_dev(int ctl, dev_t dev, const char *what)
+int remove_dev(int ctl, dev_t dev, const char *what)
 {
 	int r = dmctl_remove(ctl, dev);
 
@@ -275,155 +275,6 @@ static int retire(struct snap_dm *t, dev_t snap, unsigned slice)
 		log_debug("%s: %" PRId64 " chunk(s) written since the previous snapshot", t->id, n);
 	}
 	return 0;
-}
-
-/* The devices a block device's data lies on (a bounded set). */
-#define LOWER_MAX 256
-#define LOWER_DEPTH 16
-
-struct lower {
-	dev_t dev[LOWER_MAX];
-	unsigned n;
-};
-
-static bool lower_has(const struct lower *l, dev_t dev)
-{
-	for (unsigned i = 0; i < l->n; i++)
-		if (l->dev[i] == dev)
-			return true;
-	return false;
-}
-
-/* Adds dev and everything its data lies on: the whole disk of a partition, and, for a
- * stacked device (dm, md), the devices in its sysfs slaves/, recursively. A stack deeper
- * or wider than the bounds is refused (-E2BIG) rather than judged half-seen. */
-static int lower_add(struct lower *l, dev_t dev, unsigned depth)
-{
-	char path[96], name[512], text[32];
-	uint64_t start;
-	struct dirent *de;
-	dev_t whole;
-	DIR *d;
-	int r = 0;
-
-	if (lower_has(l, dev))
-		return 0;
-	if (l->n == LOWER_MAX || depth > LOWER_DEPTH)
-		return -E2BIG;
-	l->dev[l->n++] = dev;
-	if (src_whole_disk(dev, &whole, &start) == 0 && whole != dev) {
-		r = lower_add(l, whole, depth + 1);
-		if (r < 0)
-			return r;
-	}
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/slaves", major(dev), minor(dev));
-	d = opendir(path);
-	if (!d)
-		return 0; /* not a stacked device */
-	while (r == 0 && (de = readdir(d))) {
-		unsigned maj, min;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(name, sizeof(name), "%s/%s/dev", path, de->d_name);
-		r = attr_read(AT_FDCWD, name, text, sizeof(text));
-		if (r < 0)
-			break;
-		if (sscanf(text, "%u:%u", &maj, &min) != 2) {
-			r = -EINVAL;
-			break;
-		}
-		r = lower_add(l, makedev(maj, min), depth + 1);
-	}
-	closedir(d);
-	return r;
-}
-
-/* Checks, before anything is made, that the block device cow may serve as the snapshot
- * store of the n sources: it is not in use (an O_EXCL open succeeds: not mounted, not
- * held by device-mapper or md), and it neither is nor lies on any source (a partition of
- * one, a device under one's dm/md stack), nor does a source lie on it. Returns 0, or
- * -errno with a reason in why. */
-static int snap_dm_check_cow(const char *cow, struct source *const *srcs, unsigned n, char *why,
-			     size_t why_len)
-{
-	struct lower *lc = calloc(1, sizeof(*lc)), *ls = calloc(1, sizeof(*ls));
-	struct stat st, ss;
-	int fd = -1, r;
-
-	r = -ENOMEM;
-	if (!lc || !ls) {
-		snprintf(why, why_len, "out of memory");
-		goto cleanup;
-	}
-	fd = open(cow, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(why, why_len, "--snapshot-cow %s: %s", cow, strerror(-r));
-		goto cleanup;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode)) {
-		r = -ENOTBLK;
-		snprintf(why, why_len, "--snapshot-cow %s is not a block device", cow);
-		goto cleanup;
-	}
-	close(fd);
-	fd = -1;
-	r = lower_add(lc, st.st_rdev, 0);
-	for (unsigned i = 0; r == 0 && i < n; i++) {
-		if (!srcs[i]->blockdev || fstat(srcs[i]->fd, &ss) < 0)
-			continue;
-		ls->n = 0;
-		r = lower_add(ls, ss.st_rdev, 0);
-		if (r < 0)
-			break;
-		/* The store lies on the source (a partition of it, a device under its stack, the
-		 * device itself), or the source on the store: snapshots would write the data
-		 * they are meant to preserve. */
-		if (lower_has(ls, st.st_rdev) || lower_has(lc, ss.st_rdev)) {
-			r = -EXDEV;
-			snprintf(why, why_len, "--snapshot-cow %s overlaps source %s (%s): the store "
-				 "must be a device of its own", cow, srcs[i]->id, srcs[i]->path);
-			goto cleanup;
-		}
-	}
-	if (r < 0) {
-		snprintf(why, why_len, "--snapshot-cow %s: cannot tell which devices it lies on: %s",
-			 cow, strerror(-r));
-		goto cleanup;
-	}
-	/* O_EXCL on a block device: EBUSY when it is mounted, held by device-mapper or md,
-	 * or open exclusively elsewhere; whatever holds it would be overwritten. Released
-	 * again: the COW slices made next claim it themselves. */
-	fd = open(cow, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_EXCL);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(why, why_len, r == -EBUSY ? "--snapshot-cow %s is in use (mounted, or "
-			 "held by device-mapper, md or another exclusive opener)" :
-			 "--snapshot-cow %s: %s", cow, strerror(-r));
-		goto cleanup;
-	}
-	/* The same device still: not swapped behind the path since the checks above. */
-	if (fstat(fd, &ss) < 0 || ss.st_rdev != st.st_rdev) {
-		r = -EBUSY;
-		snprintf(why, why_len, "--snapshot-cow %s changed while it was checked", cow);
-		goto cleanup;
-	}
-	r = 0;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	free(lc);
-	free(ls);
-	return r;
-}
-
-/* Whether src is a device-mapper block device (an LVM LV, a dmsetup device). */
-static bool snap_dm_source_ok(const struct source *src)
-{
-	struct stat st;
-
-	return src->blockdev && fstat(src->fd, &st) == 0 && dmctl_is_dm(st.st_rdev);
 }
 
 /* Sets up src (a device-mapper device; borrowed, must outlive the tracker) for snapshots:
@@ -658,139 +509,6 @@ static struct snap_dm *snap_dm_stop(struct snap_dm *t)
 	free(t->pend);
 	free(t);
 	return NULL;
-}
-
-/* Whether name is one of the devices this agent makes for disk id. */
-static bool ours(const char *name, const char *id, const char *suffix)
-{
-	size_t p = strlen(PREFIX), l = strlen(id);
-	const char *rest;
-
-	if (strncmp(name, PREFIX, p) != 0 || strncmp(name + p, id, l) != 0 || name[p + l] != '-')
-		return false;
-	rest = name + p + l + 1;
-	if (suffix)
-		return strcmp(rest, suffix) == 0;
-	if (strcmp(rest, "real") == 0 || strcmp(rest, "cow0") == 0 || strcmp(rest, "cow1") == 0)
-		return true;
-	if (rest[0] != 's' || !rest[1])
-		return false;
-	for (const char *c = rest + 1; *c; c++)
-		if (*c < '0' || *c > '9')
-			return false;
-	return true;
-}
-
-/* Whether tbl is one snapshot-origin over real. */
-static bool origin_of(const struct dmctl_table *tbl, dev_t real)
-{
-	unsigned maj, min;
-
-	return tbl->n == 1 && strcmp(tbl->t[0].type, "snapshot-origin") == 0 &&
-	       sscanf(tbl->t[0].params, "%u:%u", &maj, &min) == 2 && makedev(maj, min) == real;
-}
-
-/* An origin left pointing at real: its own table (real's) back, and resumed. */
-static int restore_origin(int ctl, const struct dmctl_dev *d, dev_t real)
-{
-	struct dmctl_table *live = NULL, *inactive = NULL, *own = NULL;
-	struct dmctl_info info;
-	int r;
-
-	r = dmctl_info(ctl, NULL, d->dev, &info);
-	if (r < 0)
-		return r;
-	r = dmctl_table(ctl, d->dev, DMCTL_LIVE_TABLE, &live);
-	if (r < 0)
-		goto out;
-	if (info.flags & DM_INACTIVE_PRESENT_FLAG) {
-		r = dmctl_table(ctl, d->dev, DMCTL_INACTIVE_TABLE, &inactive);
-		if (r < 0)
-			goto out;
-	}
-	if (origin_of(live, real)) {
-		r = dmctl_table(ctl, real, DMCTL_LIVE_TABLE, &own);
-		if (r == 0)
-			r = dmctl_load(ctl, d->dev, own);
-		if (r == 0)
-			r = dmctl_resume(ctl, d->dev);
-		if (r < 0)
-			log_errno(r, "cannot give %s its own table back", d->name);
-		else
-			log_warn("%s had been left a snapshot-origin by an agent that did not stop "
-				 "cleanly; its own table is back", d->name);
-	} else if (inactive && origin_of(inactive, real)) {
-		r = dmctl_clear(ctl, d->dev);
-		if (r == 0 && (info.flags & DM_SUSPEND_FLAG))
-			r = dmctl_resume(ctl, d->dev);
-		if (r < 0)
-			log_errno(r, "cannot undo what an earlier agent loaded into %s", d->name);
-		else
-			log_warn("%s: dropped the snapshot-origin table an agent that did not stop "
-				 "cleanly had loaded%s", d->name,
-				 info.flags & DM_SUSPEND_FLAG ? ", and resumed it" : "");
-	}
-out:
-	dmctl_table_free(live);
-	dmctl_table_free(inactive);
-	dmctl_table_free(own);
-	return r;
-}
-
-/* Removes what an agent that did not stop cleanly left for disk id read from path: puts
- * back the own table of the origin it had turned into a snapshot-origin (resuming it if it
- * was left suspended), then removes its tern-ID-* snapshot, real and COW devices, logging
- * each. Call it before opening path: an origin left suspended would hang any read. Returns
- * 0 (also when path is no device-mapper device, or there was nothing), or -errno when
- * something could not be undone. */
-static int snap_dm_cleanup(const char *id, const char *path)
-{
-	struct dmctl_dev *devs = NULL;
-	struct stat st;
-	size_t n = 0;
-	dev_t real = 0;
-	int ctl = -1, r;
-
-	/* Only a device-mapper source can have been made an origin; stat does no I/O, which
-	 * would hang on an origin left suspended. */
-	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode) || !dmctl_is_dm(st.st_rdev))
-		return 0;
-	r = dmctl_open(&ctl);
-	if (r < 0)
-		return r == -ENOENT ? 0 : r;
-	r = dmctl_list(ctl, &devs, &n);
-	if (r < 0) {
-		log_errno(r, "cannot list device-mapper devices");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (ours(devs[i].name, id, "real"))
-			real = devs[i].dev;
-	for (size_t i = 0; real && i < n; i++) {
-		if (strncmp(devs[i].name, PREFIX, strlen(PREFIX)) == 0)
-			continue;
-		r = restore_origin(ctl, &devs[i], real);
-		if (r < 0)
-			goto out;
-	}
-	/* Snapshots first: they hold the real and COW devices open. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < n; i++) {
-			if (!devs[i].dev || !ours(devs[i].name, id, NULL) ||
-			    (devs[i].name[strlen(PREFIX) + strlen(id) + 1] == 's') != (pass == 0))
-				continue;
-			r = remove_dev(ctl, devs[i].dev, devs[i].name);
-			if (r < 0)
-				goto out;
-			log_warn("removed %s, left by an agent that did not stop cleanly", devs[i].name);
-			devs[i].dev = 0;
-		}
-	}
-	r = 0;
-out:
-	free(devs);
-	close(ctl);
-	return r;
 }
 
 static int dm_start(struct source *src, uint32_t block_size, const char *store, unsigned slot,

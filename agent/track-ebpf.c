@@ -175,11 +175,88 @@ static void unmap_all(struct trk_ebpf *t)
 	}
 }
 
+/* Loads, configures (c), attaches and pins a new tracker under t->dir, over whatever
+ * stale or foreign pins were there. 0, or -errno with why; the caller unwinds. */
+static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
+		      const struct source *src, uint32_t block_size, char *why, size_t why_len)
+{
+	char path[320];
+	__u32 k = 0;
+	int r;
+
+	/* Stale or foreign pins: start afresh. */
+	unmap_all(t);
+	close_fds(t);
+	unpin_all(t->dir);
+	r = mkdir_p(t->dir, 0700);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot create %s: %s", t->dir, strerror(-r));
+		return r;
+	}
+	t->skel = track_bpf__open();
+	if (!t->skel) {
+		r = -errno ? -errno : -EINVAL;
+		snprintf(why, why_len, "cannot open the BPF object: %s", strerror(-r));
+		return r;
+	}
+	bpf_map__set_max_entries(t->skel->maps.bm0, (__u32)t->nwords);
+	bpf_map__set_max_entries(t->skel->maps.bm1, (__u32)t->nwords);
+	bpf_map__set_max_entries(t->skel->maps.pend, (__u32)t->nwords);
+	r = track_bpf__load(t->skel);
+	if (r < 0) {
+		snprintf(why, why_len, "the kernel refused the BPF program: %s", strerror(-r));
+		return r;
+	}
+	t->fd_cfg = bpf_map__fd(t->skel->maps.cfg);
+	t->fd_bm[0] = bpf_map__fd(t->skel->maps.bm0);
+	t->fd_bm[1] = bpf_map__fd(t->skel->maps.bm1);
+	t->fd_pend = bpf_map__fd(t->skel->maps.pend);
+	t->fd_stats = bpf_map__fd(t->skel->maps.stats);
+	r = map_all(t);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot map the bitmaps: %s", strerror(-r));
+		return r;
+	}
+	t->cfg = *c;
+	r = bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0 ? -errno : 0;
+	if (r < 0) {
+		snprintf(why, why_len, "cannot configure the tracker: %s", strerror(-r));
+		return r;
+	}
+	r = track_bpf__attach(t->skel);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete: %s",
+			 strerror(-r));
+		return r;
+	}
+	/* Pinned, the program keeps tracking if this agent dies: the next one resumes. */
+	for (int i = 0; i < 5 && r == 0; i++) {
+		struct bpf_map *maps[5] = { t->skel->maps.cfg, t->skel->maps.bm0,
+					    t->skel->maps.bm1, t->skel->maps.pend,
+					    t->skel->maps.stats };
+
+		snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
+		r = bpf_map__pin(maps[i], path);
+	}
+	snprintf(path, sizeof(path), "%s/link", t->dir);
+	if (r == 0)
+		r = bpf_link__pin(t->skel->links.tern_rq_complete, path);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot pin the tracker under %s: %s", t->dir,
+			 strerror(-r));
+		return r;
+	}
+	log_info("%s: eBPF tracker on disk %u:%u from sector %" PRIu64 ", %" PRIu64
+		 " blocks of %u, pinned at %s", src->id, c->major, c->first_minor, (uint64_t)c->start_sector, t->nblocks,
+		 block_size, t->dir);
+	return 0;
+}
+
 /* Starts tracking src (a block device or partition) in blocks of block_size bytes, or
  * resumes the tracking an earlier agent left pinned under pin_root/ID, when its identity
  * (disk, range, block size) matches. Returns 0 or -errno with a one-line reason in why
- * (-EOPNOTSUPP: not built, not a block device, no BTF; -EPERM: BPF not allowed). Long, as
- * one sequence (probe, resume or load, pin, attach) with one unwinding path. */
+ * (-EOPNOTSUPP: not built, not a block device, no BTF; -EPERM: BPF not allowed). One
+ * sequence (probe, resume or load_fresh) with one unwinding path. */
 static int trk_ebpf_start(const struct source *src, uint32_t block_size, const char *pin_root,
 			  struct trk_ebpf **ret_t, char *why, size_t why_len)
 {
@@ -190,7 +267,6 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 	unsigned maj, min;
 	dev_t whole;
 	char path[320];
-	__u32 k = 0;
 	int r;
 
 	if (!src->blockdev) {
@@ -243,71 +319,9 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 		log_info("%s: eBPF tracker resumed from %s (tracking since an earlier agent; last "
 			 "acknowledged epoch %" PRIu64 ")", src->id, t->dir, (uint64_t)t->cfg.acked_epoch);
 	} else {
-		/* Stale or foreign pins: start afresh. */
-		unmap_all(t);
-		close_fds(t);
-		unpin_all(t->dir);
-		r = mkdir_p(t->dir, 0700);
-		if (r < 0) {
-			snprintf(why, why_len, "cannot create %s: %s", t->dir, strerror(-r));
+		r = load_fresh(t, &c, src, block_size, why, why_len);
+		if (r < 0)
 			goto fail;
-		}
-		t->skel = track_bpf__open();
-		if (!t->skel) {
-			r = -errno ? -errno : -EINVAL;
-			snprintf(why, why_len, "cannot open the BPF object: %s", strerror(-r));
-			goto fail;
-		}
-		bpf_map__set_max_entries(t->skel->maps.bm0, (__u32)t->nwords);
-		bpf_map__set_max_entries(t->skel->maps.bm1, (__u32)t->nwords);
-		bpf_map__set_max_entries(t->skel->maps.pend, (__u32)t->nwords);
-		r = track_bpf__load(t->skel);
-		if (r < 0) {
-			snprintf(why, why_len, "the kernel refused the BPF program: %s", strerror(-r));
-			goto fail;
-		}
-		t->fd_cfg = bpf_map__fd(t->skel->maps.cfg);
-		t->fd_bm[0] = bpf_map__fd(t->skel->maps.bm0);
-		t->fd_bm[1] = bpf_map__fd(t->skel->maps.bm1);
-		t->fd_pend = bpf_map__fd(t->skel->maps.pend);
-		t->fd_stats = bpf_map__fd(t->skel->maps.stats);
-		r = map_all(t);
-		if (r < 0) {
-			snprintf(why, why_len, "cannot map the bitmaps: %s", strerror(-r));
-			goto fail;
-		}
-		t->cfg = c;
-		r = bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0 ? -errno : 0;
-		if (r < 0) {
-			snprintf(why, why_len, "cannot configure the tracker: %s", strerror(-r));
-			goto fail;
-		}
-		r = track_bpf__attach(t->skel);
-		if (r < 0) {
-			snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete: %s",
-				 strerror(-r));
-			goto fail;
-		}
-		/* Pinned, the program keeps tracking if this agent dies: the next one resumes. */
-		for (int i = 0; i < 5 && r == 0; i++) {
-			struct bpf_map *maps[5] = { t->skel->maps.cfg, t->skel->maps.bm0,
-						    t->skel->maps.bm1, t->skel->maps.pend,
-						    t->skel->maps.stats };
-
-			snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
-			r = bpf_map__pin(maps[i], path);
-		}
-		snprintf(path, sizeof(path), "%s/link", t->dir);
-		if (r == 0)
-			r = bpf_link__pin(t->skel->links.tern_rq_complete, path);
-		if (r < 0) {
-			snprintf(why, why_len, "cannot pin the tracker under %s: %s", t->dir,
-				 strerror(-r));
-			goto fail;
-		}
-		log_info("%s: eBPF tracker on disk %u:%u from sector %" PRIu64 ", %" PRIu64
-			 " blocks of %u, pinned at %s", src->id, maj, min, start, t->nblocks,
-			 block_size, t->dir);
 	}
 	/* An array of maps whose every update makes the kernel wait for an RCU grace
 	 * period, after which no program still runs with the old active index. */

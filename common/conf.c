@@ -116,6 +116,36 @@ static int parse_line(const char *path, unsigned lineno, char *line, const struc
 	return 1;
 }
 
+/* Whether the open config file may be trusted: a regular file, written only by root or
+ * us, of a bounded size. 0, or -errno (logged). */
+static int check_conf_file(const char *path, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return log_errno(-errno, "cannot read config %s", path);
+	if (!S_ISREG(st.st_mode)) {
+		log_error("config %s: not a regular file", path);
+		return -EINVAL;
+	}
+	/* The file can name a command that runs as root (--pre-cutover): whoever may change
+	 * it must already be root, or us. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		log_error("config %s: writable by group or others; refusing it (chmod go-w)", path);
+		return -EINVAL;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		log_error("config %s: owned by uid %u, neither root nor us; refusing it", path,
+			  (unsigned)st.st_uid);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > CONF_FILE_MAX) {
+		log_error("config %s: larger than %u bytes", path, CONF_FILE_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Parses an open file; takes ownership of fd. Logs every failure. */
 static int parse_fd(const char *path, int fd, const struct option *opts,
 		    const char *const *repeatable, char ***ret_entries, unsigned **ret_lines,
@@ -124,35 +154,13 @@ static int parse_fd(const char *path, int fd, const struct option *opts,
 	unsigned *first_line = NULL, *lines = NULL, lineno = 0;
 	char **entries = NULL, *line = NULL;
 	size_t nopts = 0, n = 0, cap = 0;
-	struct stat st;
 	FILE *f = NULL;
 	ssize_t len;
 	int r;
 
-	if (fstat(fd, &st) < 0) {
-		r = log_errno(-errno, "cannot read config %s", path);
+	r = check_conf_file(path, fd);
+	if (r < 0)
 		goto out;
-	}
-	r = -EINVAL;
-	if (!S_ISREG(st.st_mode)) {
-		log_error("config %s: not a regular file", path);
-		goto out;
-	}
-	/* The file can name a command that runs as root (--pre-cutover): whoever may change
-	 * it must already be root, or us. */
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		log_error("config %s: writable by group or others; refusing it (chmod go-w)", path);
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		log_error("config %s: owned by uid %u, neither root nor us; refusing it", path,
-			  (unsigned)st.st_uid);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > CONF_FILE_MAX) {
-		log_error("config %s: larger than %u bytes", path, CONF_FILE_MAX);
-		goto out;
-	}
 	r = -ENOMEM;
 	f = fdopen(fd, "re");
 	if (!f) {

@@ -554,13 +554,39 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
+/* The receiver's key and certificate, for an API served over TLS on bound. 0, or -errno
+ * (logged). */
+static int load_tls(struct api *api, const struct rcv_server *srv, const char *bound)
+{
+	char path[4096];
+	size_t len;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", srv->state_dir, TLS_RECEIVER_KEY);
+	r = read_file_all(path, 1 << 16, &api->tls_key, &len);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "%s/%s", srv->state_dir, TLS_RECEIVER_CERT);
+		r = read_file_all(path, 1 << 16, &api->tls_cert, &len);
+	}
+	if (r < 0) {
+		log_errno(r, "the API on %s needs TLS, and %s cannot be read", bound, path);
+		return r;
+	}
+	if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+		r = log_errno(-EPROTONOSUPPORT, "the API on %s needs TLS, which this "
+			      "libmicrohttpd lacks; serve it on a loopback address", bound);
+		return r;
+	}
+	return 0;
+}
+
 int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport,
 	      unsigned header_ms, struct api **ret_api)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char bound[INET6_ADDRSTRLEN + 16], path[4096];
+	char bound[INET6_ADDRSTRLEN + 16];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
 	bool tls;
@@ -596,23 +622,9 @@ int api_start(struct rcv_server *srv, struct registry *reg, const char *hostport
 	net_addr_name(&ss, bound, sizeof(bound));
 	tls = !is_loopback(&ss);
 	if (tls) {
-		size_t len;
-
-		snprintf(path, sizeof(path), "%s/%s", srv->state_dir, TLS_RECEIVER_KEY);
-		r = read_file_all(path, 1 << 16, &api->tls_key, &len);
-		if (r == 0) {
-			snprintf(path, sizeof(path), "%s/%s", srv->state_dir, TLS_RECEIVER_CERT);
-			r = read_file_all(path, 1 << 16, &api->tls_cert, &len);
-		}
-		if (r < 0) {
-			log_errno(r, "the API on %s needs TLS, and %s cannot be read", bound, path);
+		r = load_tls(api, srv, bound);
+		if (r < 0)
 			goto fail;
-		}
-		if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-			r = log_errno(-EPROTONOSUPPORT, "the API on %s needs TLS, which this "
-				      "libmicrohttpd lacks; serve it on a loopback address", bound);
-			goto fail;
-		}
 		flags |= MHD_USE_TLS;
 	}
 	api->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,

@@ -163,6 +163,33 @@ static unsigned parse_launch(json_object *o, struct api_call *call, char *why, s
 	return 0;
 }
 
+/* A cutover's body: verify, timeout_seconds and the adaptation's fields. 0, or the HTTP
+ * status with why. */
+static unsigned parse_cutover(json_object *o, struct api_call *call, char *why, size_t why_len)
+{
+	unsigned status = 0;
+	json_object *f;
+
+	if (json_object_object_get_ex(o, "verify", &f)) {
+		const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
+
+		if (strcmp(v, "full") == 0) {
+			call->verify = PROTO_VERIFY_FULL;
+		} else if (strcmp(v, "tracked") != 0) {
+			snprintf(why, why_len, "verify must be \"tracked\" or \"full\"");
+			status = 400;
+		}
+	}
+	if (!status && (!get_u64(o, "timeout_seconds", 86400, &call->timeout_s) ||
+			call->timeout_s == 0)) {
+		snprintf(why, why_len, "timeout_seconds must be an integer from 1 to 86400");
+		status = 400;
+	}
+	if (!status)
+		status = parse_cut_adapt(o, call, why, why_len);
+	return status;
+}
+
 unsigned api_parse(const char *url, const char *method, const char *body, size_t len,
 		   struct api_call *ret_call, char *why, size_t why_len)
 {
@@ -177,7 +204,7 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 				 .boot_timeout_s = API_LAUNCH_BOOT_TIMEOUT_DEFAULT };
 	bool get = strcmp(method, "GET") == 0;
 	const char *name, *slash, *op;
-	json_object *o = NULL, *f;
+	json_object *o = NULL;
 	unsigned status = 0;
 
 	/* Whatever the route: a body past the bound is refused, not ignored (api.c stops
@@ -229,25 +256,8 @@ unsigned api_parse(const char *url, const char *method, const char *body, size_t
 				  call.op == API_OP_LAUNCH ? launch_keys : none, why, why_len);
 	if (!o)
 		return 400;
-	if (call.op == API_OP_CUTOVER) {
-		if (json_object_object_get_ex(o, "verify", &f)) {
-			const char *v = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
-
-			if (strcmp(v, "full") == 0) {
-				call.verify = PROTO_VERIFY_FULL;
-			} else if (strcmp(v, "tracked") != 0) {
-				snprintf(why, why_len, "verify must be \"tracked\" or \"full\"");
-				status = 400;
-			}
-		}
-		if (!status && (!get_u64(o, "timeout_seconds", 86400, &call.timeout_s) ||
-				call.timeout_s == 0)) {
-			snprintf(why, why_len, "timeout_seconds must be an integer from 1 to 86400");
-			status = 400;
-		}
-		if (!status)
-			status = parse_cut_adapt(o, &call, why, why_len);
-	}
+	if (call.op == API_OP_CUTOVER)
+		status = parse_cutover(o, &call, why, why_len);
 	if (call.op == API_OP_LAUNCH)
 		status = parse_launch(o, &call, why, why_len);
 	/* Up to a petabyte a second: the agent reports its limit, and the receiver believes

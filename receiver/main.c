@@ -180,7 +180,81 @@ static void args_free(struct args *a)
 }
 
 /* --target ID=PATH[,agent=NAME]: the suffix binds the target to agent NAME. A path
- * that itself ends in ",agent=..." cannot be given; nothing else changes meaning. */
+ * that itself ends in ",agent=..." cannot be given; nothing else changes meaning. Adds it
+ * to a->targets. 0, or -EINVAL or -ENOMEM (logged). */
+static int add_target(const struct conf_args *ca, struct args *a, bool *targets_from_cmdline,
+		      const char *arg)
+{
+	struct rcv_target *t, nt = { 0 };
+	char *id, *path;
+	int r;
+
+	/* The command line's targets replace the file's, not add to them. */
+	if (!conf_args_from_file(ca, optind - 1) && !*targets_from_cmdline) {
+		args_free(a);
+		a->targets = NULL;
+		a->ntargets = 0;
+		*targets_from_cmdline = true;
+	}
+	/* target_opt reports its own refusals (any error but -EINVAL). */
+	r = parse_id_path_opts(arg, &id, &path, target_opt, &nt);
+	if (r == -EINVAL)
+		log_error("--target %s: expected DISK_ID=PATH[,agent=NAME][,max-size=SIZE][,reconcile=yes] "
+			  "with an id and a name of 1-64 characters from [A-Za-z0-9._:-]", arg);
+	if (r < 0) {
+		free(nt.agent);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < a->ntargets; i++) {
+		if (strcmp(a->targets[i].id, id) == 0 ||
+		    strcmp(a->targets[i].path, path) == 0) {
+			log_error("--target %s: id or path given twice", arg);
+			free(id);
+			free(path);
+			free(nt.agent);
+			return -EINVAL;
+		}
+	}
+	t = realloc(a->targets, (a->ntargets + 1) * sizeof(*t));
+	if (!t) {
+		free(id);
+		free(path);
+		free(nt.agent);
+		log_error("out of memory");
+		return -ENOMEM;
+	}
+	a->targets = t;
+	nt.id = id;
+	nt.path = path;
+	t[a->ntargets++] = nt;
+	return 0;
+}
+
+/* One of serve's limits of strangers (--handshake-timeout, --max-handshakes,
+ * --max-per-addr, --max-sessions, --fd-reserve) into a->lim. 0, or -EINVAL (logged). */
+static int set_limit(struct args *a, int c, const char *arg)
+{
+	uint64_t v;
+
+	if (parse_u64(arg, 1, c == OPT_HANDSHAKE_TIMEOUT ? 3600 : 1000000, &v) < 0) {
+		log_error("--%s %s: expected %s", opt_name(c), arg,
+			  c == OPT_HANDSHAKE_TIMEOUT ? "seconds from 1 to 3600" :
+			  "a number from 1 to 1000000");
+		return -EINVAL;
+	}
+	if (c == OPT_HANDSHAKE_TIMEOUT)
+		a->lim.handshake_ms = (unsigned)v * 1000;
+	else if (c == OPT_MAX_HANDSHAKES)
+		a->lim.max_handshakes = (unsigned)v;
+	else if (c == OPT_MAX_PER_ADDR)
+		a->lim.max_per_addr = (unsigned)v;
+	else if (c == OPT_MAX_SESSIONS)
+		a->lim.max_sessions = (unsigned)v;
+	else
+		a->lim.fd_reserve = (unsigned)v;
+	return 0;
+}
+
 /* Parses ca's argv (the config file's options, then the command line's). Returns 0, 1 for
  * --help (printed), or -EINVAL (reported). */
 static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
@@ -209,53 +283,17 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 				goto not_here;
 			a->api = optarg;
 			break;
-		case OPT_TARGET: {
-			struct rcv_target *t, nt = { 0 };
-			char *id, *path;
-
+		case OPT_TARGET:
 			if (!serve)
 				goto not_here;
-			/* The command line's targets replace the file's, not add to them. */
-			if (!conf_args_from_file(ca, optind - 1) && !targets_from_cmdline) {
-				args_free(a);
-				a->targets = NULL;
-				a->ntargets = 0;
-				targets_from_cmdline = true;
-			}
-			/* target_opt reports its own refusals (any error but -EINVAL). */
-			r = parse_id_path_opts(optarg, &id, &path, target_opt, &nt);
-			if (r == -EINVAL)
-				log_error("--target %s: expected DISK_ID=PATH[,agent=NAME][,max-size=SIZE][,reconcile=yes] "
-					  "with an id and a name of 1-64 characters from [A-Za-z0-9._:-]", optarg);
-			if (r < 0) {
-				free(nt.agent);
-				goto fail;
-			}
-			for (unsigned i = 0; i < a->ntargets; i++) {
-				if (strcmp(a->targets[i].id, id) == 0 ||
-				    strcmp(a->targets[i].path, path) == 0) {
-					log_error("--target %s: id or path given twice", optarg);
-					free(id);
-					free(path);
-					free(nt.agent);
-					goto fail;
-				}
-			}
-			t = realloc(a->targets, (a->ntargets + 1) * sizeof(*t));
-			if (!t) {
-				free(id);
-				free(path);
-				free(nt.agent);
-				log_error("out of memory");
+			r = add_target(ca, a, &targets_from_cmdline, optarg);
+			if (r == -ENOMEM) {
 				log_set_context(NULL);
-				return -ENOMEM;
+				return r;
 			}
-			a->targets = t;
-			nt.id = id;
-			nt.path = path;
-			t[a->ntargets++] = nt;
+			if (r < 0)
+				goto fail;
 			break;
-		}
 		case OPT_LOG_LEVEL:
 			if (log_level_option(optarg) < 0)
 				goto fail;
@@ -287,29 +325,12 @@ static int parse_args(const struct conf_args *ca, bool serve, struct args *a)
 		case OPT_MAX_HANDSHAKES:
 		case OPT_MAX_PER_ADDR:
 		case OPT_MAX_SESSIONS:
-		case OPT_FD_RESERVE: {
-			uint64_t v;
-
+		case OPT_FD_RESERVE:
 			if (!serve)
 				goto not_here;
-			if (parse_u64(optarg, 1, c == OPT_HANDSHAKE_TIMEOUT ? 3600 : 1000000, &v) < 0) {
-				log_error("--%s %s: expected %s", opt_name(c), optarg,
-					  c == OPT_HANDSHAKE_TIMEOUT ? "seconds from 1 to 3600" :
-					  "a number from 1 to 1000000");
+			if (set_limit(a, c, optarg) < 0)
 				goto fail;
-			}
-			if (c == OPT_HANDSHAKE_TIMEOUT)
-				a->lim.handshake_ms = (unsigned)v * 1000;
-			else if (c == OPT_MAX_HANDSHAKES)
-				a->lim.max_handshakes = (unsigned)v;
-			else if (c == OPT_MAX_PER_ADDR)
-				a->lim.max_per_addr = (unsigned)v;
-			else if (c == OPT_MAX_SESSIONS)
-				a->lim.max_sessions = (unsigned)v;
-			else
-				a->lim.fd_reserve = (unsigned)v;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			log_set_context(NULL);
@@ -422,6 +443,106 @@ static void serve_conn(void *ctx, struct lsn_conn *lc, int fd, const char *peer)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/* The server's state from the options: its targets, the fingerprint budget (a quarter
+ * of RAM unless --fp-memory), its lock. */
+static void serve_init(struct rcv_server *srv, const struct args *a)
+{
+	srv->state_dir = a->state_dir;
+	srv->targets = a->targets;
+	srv->ntargets = a->ntargets;
+	srv->fp_budget = a->fp_memory;
+	if (!srv->fp_budget) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+		/* A quarter of RAM: the receiver's own share, leaving the page cache and the
+		 * rest of the staging machine room. */
+		srv->fp_budget = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 :
+							 UINT64_C(1) << 30;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+}
+
+/* What the server trusts and shows: its credentials (made by init), the state dir
+ * private, the TLS context, the shared bundle's marks. 0, or -1 (logged). */
+static int serve_trust(struct rcv_server *srv, const struct args *a)
+{
+	int r;
+
+	{
+		char probe[4096];
+
+		snprintf(probe, sizeof(probe), "%s/%s", a->state_dir, TLS_RECEIVER_CERT);
+		if (access(probe, F_OK) < 0) {
+			log_error("no credentials in %s: run tern-receiver init --state-dir %s first",
+				  a->state_dir, a->state_dir);
+			return -1;
+		}
+	}
+	if (state_dir_private(a->state_dir) < 0)
+		return -1;
+	/* tls_server_ctx says what is wrong with the files itself. */
+	srv->ctx = tls_server_ctx(a->state_dir, &r);
+	if (!srv->ctx)
+		return -1;
+	/* A state directory from an older init gets its shared bundle marked here. */
+	srv->no_shared = a->no_shared;
+	if (enrol_shared_ensure(a->state_dir, &srv->shared) < 0)
+		return -1;
+	if (srv->no_shared)
+		log_info("the shared agent bundle is refused (--no-shared-bundle): only enrolled "
+			 "agents' own certificates are served");
+	else if (srv->shared.n == 0)
+		log_warn("no shared agent bundle is known in %s (no %s): only enrolled agents' own "
+			 "certificates are served", a->state_dir, TLS_AGENT_BUNDLE);
+	return 0;
+}
+
+/* The operator's registry, loaded from the disks' records, and the test launches.
+ * 0, or -1 (logged). */
+static int serve_registry(struct rcv_server *srv, const struct args *a)
+{
+	srv->reg = reg_new();
+	if (!srv->reg) {
+		log_error("out of memory");
+		return -1;
+	}
+	{
+		/* Test seam: how long an agent that owns no disk stays in status once gone. */
+		const char *e = getenv("TERN_REGISTRY_EXPIRE_S");
+		uint64_t v;
+
+		if (e) {
+			if (parse_u64(e, 1, 86400, &v) < 0) {
+				log_error("TERN_REGISTRY_EXPIRE_S=%s: seconds from 1 to 86400", e);
+				return -1;
+			}
+			reg_set_expiry(srv->reg, v);
+		}
+	}
+	{
+		const char **ids = calloc(srv->ntargets, sizeof(*ids));
+
+		if (!ids) {
+			log_error("out of memory");
+			return -1;
+		}
+		for (unsigned i = 0; i < srv->ntargets; i++)
+			ids[i] = srv->targets[i].id;
+		reg_load_records(srv->reg, a->state_dir, ids, srv->ntargets);
+		free(ids);
+	}
+	srv->launches = launches_new(a->state_dir);
+	if (!srv->launches) {
+		log_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* serve: set up in order, serve until SIGINT or SIGTERM, then stop in one place. Long for
+ * its shutdown path, kept whole because its order is the argument: listeners, then the
+ * cutovers still waited for, the API, and the sessions last. */
 static int cmd_serve(int argc, char **argv)
 {
 	struct rcv_server srv = { 0 };
@@ -452,46 +573,9 @@ static int cmd_serve(int argc, char **argv)
 		conf_args_free(ca);
 		return 2;
 	}
-	srv.state_dir = a.state_dir;
-	srv.targets = a.targets;
-	srv.ntargets = a.ntargets;
-	srv.fp_budget = a.fp_memory;
-	if (!srv.fp_budget) {
-		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-
-		/* A quarter of RAM: the receiver's own share, leaving the page cache and the
-		 * rest of the staging machine room. */
-		srv.fp_budget = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 :
-							 UINT64_C(1) << 30;
-	}
-	pthread_mutex_init(&srv.lock, NULL);
-	pthread_cond_init(&srv.idle, NULL);
-	{
-		char probe[4096];
-
-		snprintf(probe, sizeof(probe), "%s/%s", a.state_dir, TLS_RECEIVER_CERT);
-		if (access(probe, F_OK) < 0) {
-			log_error("no credentials in %s: run tern-receiver init --state-dir %s first",
-				  a.state_dir, a.state_dir);
-			goto out;
-		}
-	}
-	if (state_dir_private(a.state_dir) < 0)
+	serve_init(&srv, &a);
+	if (serve_trust(&srv, &a) < 0)
 		goto out;
-	/* tls_server_ctx says what is wrong with the files itself. */
-	srv.ctx = tls_server_ctx(a.state_dir, &r);
-	if (!srv.ctx)
-		goto out;
-	/* A state directory from an older init gets its shared bundle marked here. */
-	srv.no_shared = a.no_shared;
-	if (enrol_shared_ensure(a.state_dir, &srv.shared) < 0)
-		goto out;
-	if (srv.no_shared)
-		log_info("the shared agent bundle is refused (--no-shared-bundle): only enrolled "
-			 "agents' own certificates are served");
-	else if (srv.shared.n == 0)
-		log_warn("no shared agent bundle is known in %s (no %s): only enrolled agents' own "
-			 "certificates are served", a.state_dir, TLS_AGENT_BUNDLE);
 	/* Signals become readable events so shutdown happens in one place. Blocked before
 	 * any thread starts, so every thread inherits the mask and none takes the signal's
 	 * default action. */
@@ -518,41 +602,8 @@ static int cmd_serve(int argc, char **argv)
 		net_addr_name(&ss, name, sizeof(name));
 		log_info("listening on %s", name);
 	}
-	srv.reg = reg_new();
-	if (!srv.reg) {
-		log_error("out of memory");
+	if (serve_registry(&srv, &a) < 0)
 		goto out;
-	}
-	{
-		/* Test seam: how long an agent that owns no disk stays in status once gone. */
-		const char *e = getenv("TERN_REGISTRY_EXPIRE_S");
-		uint64_t v;
-
-		if (e) {
-			if (parse_u64(e, 1, 86400, &v) < 0) {
-				log_error("TERN_REGISTRY_EXPIRE_S=%s: seconds from 1 to 86400", e);
-				goto out;
-			}
-			reg_set_expiry(srv.reg, v);
-		}
-	}
-	{
-		const char **ids = calloc(srv.ntargets, sizeof(*ids));
-
-		if (!ids) {
-			log_error("out of memory");
-			goto out;
-		}
-		for (unsigned i = 0; i < srv.ntargets; i++)
-			ids[i] = srv.targets[i].id;
-		reg_load_records(srv.reg, a.state_dir, ids, srv.ntargets);
-		free(ids);
-	}
-	srv.launches = launches_new(a.state_dir);
-	if (!srv.launches) {
-		log_error("out of memory");
-		goto out;
-	}
 	/* After the agents' port, so a bad --listen is the one error; api_start says
 	 * why it could not. */
 	if (strcmp(a.api ? a.api : API_DEFAULT_ADDR, "none") != 0 &&

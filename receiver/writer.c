@@ -164,11 +164,118 @@ static int reap(struct writer *w, bool wait)
 	return w->err;
 }
 
+/* The target's size against the source's: a block device must hold it; a file may grow to
+ * it only within max_size (0: what its filesystem has free). 0, or -errno with why. */
+static int check_size(struct writer *w, const struct stat *st, uint64_t src_size,
+		      uint64_t max_size, char *why, size_t why_len)
+{
+	int r;
+
+	if (w->blockdev) {
+		if (ioctl(w->fd_plain, BLKGETSIZE64, &w->size) < 0) {
+			r = -errno;
+			snprintf(why, why_len, "cannot size the target: %s", strerror(-r));
+			return r;
+		}
+		if (w->size < src_size) {
+			r = -ENOSPC;
+			snprintf(why, why_len, "the target is smaller than the source (%" PRIu64
+				 " < %" PRIu64 " bytes)", w->size, src_size);
+			return r;
+		}
+	} else {
+		w->size = (uint64_t)st->st_size;
+		if (src_size > w->size) {
+			struct statvfs vfs;
+			uint64_t limit = max_size;
+
+			/* The agent chooses the size: a file grows only as far as the operator
+			 * allows, by default as far as its filesystem could ever fill it. */
+			if (!limit) {
+				if (fstatvfs(w->fd_plain, &vfs) < 0) {
+					r = -errno;
+					snprintf(why, why_len, "cannot size the target's filesystem: %s",
+						 strerror(-r));
+					return r;
+				}
+				/* A filesystem that keeps no count of its blocks (ramfs) says
+				 * nothing about its room: only max-size can limit it. */
+				limit = vfs.f_blocks == 0 ? UINT64_MAX :
+					(uint64_t)st->st_blocks * 512 +
+					(uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+			}
+			if (src_size > limit) {
+				r = -ENOSPC;
+				snprintf(why, why_len, "a disk of %" PRIu64 " bytes does not fit the target: "
+					 "it may grow to %" PRIu64 " bytes (%s)", src_size, limit,
+					 max_size ? "its max-size" : "what its filesystem has free; "
+					 "--target ID=PATH,max-size=SIZE sets another limit");
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The second descriptor, with O_DIRECT where the target takes it, else a duplicate of
+ * the first. 0, or -errno with why. */
+static int open_direct(struct writer *w, const char *path, int fl, const struct stat *st,
+		       char *why, size_t why_len)
+{
+	struct stat st2;
+	int r;
+
+	w->fd = open(path, (fl & ~(O_CREAT | O_EXCL)) | O_DIRECT);
+	if (w->fd >= 0) {
+		w->direct = true;
+		/* By path again: it must still name what the first descriptor holds (the one
+		 * the lock, O_EXCL and fdatasync apply to). */
+		if (fstat(w->fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+			r = -EBUSY;
+			snprintf(why, why_len, "the target was replaced while it was opened");
+			return r;
+		}
+	} else {
+		w->fd = fcntl(w->fd_plain, F_DUPFD_CLOEXEC, 0);
+		if (w->fd < 0) {
+			r = -errno;
+			snprintf(why, why_len, "cannot open the target: %s", strerror(-r));
+			return r;
+		}
+		log_info("O_DIRECT refused by %s; using buffered writes", path);
+	}
+	return 0;
+}
+
+/* The ring and the WR_NBUF aligned buffers. 0, or -errno with why. */
+static int setup_ring(struct writer *w, char *why, size_t why_len)
+{
+	int r;
+
+	r = io_uring_queue_init(WR_NBUF * 2, &w->ring, 0);
+	if (r < 0) {
+		snprintf(why, why_len, "io_uring setup failed: %s", strerror(-r));
+		return r;
+	}
+	w->ring_ok = true;
+	for (unsigned i = 0; i < WR_NBUF; i++) {
+		w->bufs[i].data = alloc_aligned(4096, WR_BUF_LEN);
+		if (!w->bufs[i].data) {
+			r = -ENOMEM;
+			snprintf(why, why_len, "out of memory");
+			return r;
+		}
+		w->bufs[i].next = w->free_head;
+		w->free_head = &w->bufs[i];
+	}
+	return 0;
+}
+
 int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct writer **ret_wr,
 	    char *why, size_t why_len)
 {
 	struct writer *w = calloc(1, sizeof(*w));
-	struct stat st, st2;
+	struct stat st;
 	bool created = false;
 	int r, fl;
 
@@ -224,88 +331,19 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
 		snprintf(why, why_len, "the target is in use (locked by another writer)");
 		goto fail;
 	}
-	if (w->blockdev) {
-		if (ioctl(w->fd_plain, BLKGETSIZE64, &w->size) < 0) {
-			r = -errno;
-			snprintf(why, why_len, "cannot size the target: %s", strerror(-r));
-			goto fail;
-		}
-		if (w->size < src_size) {
-			r = -ENOSPC;
-			snprintf(why, why_len, "the target is smaller than the source (%" PRIu64
-				 " < %" PRIu64 " bytes)", w->size, src_size);
-			goto fail;
-		}
-	} else {
-		w->size = (uint64_t)st.st_size;
-		if (src_size > w->size) {
-			struct statvfs vfs;
-			uint64_t limit = max_size;
-
-			/* The agent chooses the size: a file grows only as far as the operator
-			 * allows, by default as far as its filesystem could ever fill it. */
-			if (!limit) {
-				if (fstatvfs(w->fd_plain, &vfs) < 0) {
-					r = -errno;
-					snprintf(why, why_len, "cannot size the target's filesystem: %s",
-						 strerror(-r));
-					goto fail;
-				}
-				/* A filesystem that keeps no count of its blocks (ramfs) says
-				 * nothing about its room: only max-size can limit it. */
-				limit = vfs.f_blocks == 0 ? UINT64_MAX :
-					(uint64_t)st.st_blocks * 512 +
-					(uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-			}
-			if (src_size > limit) {
-				r = -ENOSPC;
-				snprintf(why, why_len, "a disk of %" PRIu64 " bytes does not fit the target: "
-					 "it may grow to %" PRIu64 " bytes (%s)", src_size, limit,
-					 max_size ? "its max-size" : "what its filesystem has free; "
-					 "--target ID=PATH,max-size=SIZE sets another limit");
-				goto fail;
-			}
-		}
-	}
+	r = check_size(w, &st, src_size, max_size, why, why_len);
+	if (r < 0)
+		goto fail;
 	w->src_size = src_size;
 	/* A second descriptor with O_DIRECT for the bulk of the data; the first stays for
 	 * the odd unaligned tail of an image whose size is not a multiple of 4 KiB. The
 	 * block device's O_EXCL claim is held by the first. */
-	w->fd = open(path, (fl & ~(O_CREAT | O_EXCL)) | O_DIRECT);
-	if (w->fd >= 0) {
-		w->direct = true;
-		/* By path again: it must still name what the first descriptor holds (the one
-		 * the lock, O_EXCL and fdatasync apply to). */
-		if (fstat(w->fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
-			r = -EBUSY;
-			snprintf(why, why_len, "the target was replaced while it was opened");
-			goto fail;
-		}
-	} else {
-		w->fd = fcntl(w->fd_plain, F_DUPFD_CLOEXEC, 0);
-		if (w->fd < 0) {
-			r = -errno;
-			snprintf(why, why_len, "cannot open the target: %s", strerror(-r));
-			goto fail;
-		}
-		log_info("O_DIRECT refused by %s; using buffered writes", path);
-	}
-	r = io_uring_queue_init(WR_NBUF * 2, &w->ring, 0);
-	if (r < 0) {
-		snprintf(why, why_len, "io_uring setup failed: %s", strerror(-r));
+	r = open_direct(w, path, fl, &st, why, why_len);
+	if (r < 0)
 		goto fail;
-	}
-	w->ring_ok = true;
-	for (unsigned i = 0; i < WR_NBUF; i++) {
-		w->bufs[i].data = alloc_aligned(4096, WR_BUF_LEN);
-		if (!w->bufs[i].data) {
-			r = -ENOMEM;
-			snprintf(why, why_len, "out of memory");
-			goto fail;
-		}
-		w->bufs[i].next = w->free_head;
-		w->free_head = &w->bufs[i];
-	}
+	r = setup_ring(w, why, why_len);
+	if (r < 0)
+		goto fail;
 	/* A new file's name must be as durable as the data acknowledged into it. */
 	if (created) {
 		r = fsync_dir_of(path);

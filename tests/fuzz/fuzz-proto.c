@@ -105,6 +105,8 @@ static int check_patch(const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Decodes p as a payload of type with its decoder and checks what it accepted. Long only by
+ * its cases, one per frame type, each a decode and its invariants. */
 static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 {
 	union {

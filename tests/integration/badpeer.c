@@ -231,6 +231,8 @@ static int endless_epochs(struct conn *c, uint64_t size)
 	return 0;
 }
 
+/* Long only by its scenarios: after the handshake, one short branch of frames each, side by
+ * side so that a new one is written beside its neighbours. */
 int main(int argc, char **argv)
 {
 	const char *scenario, *expect;

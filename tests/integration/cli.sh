@@ -4,8 +4,10 @@
 # and exit status 2, and init is idempotent with 0600 files.
 . "$(dirname "$0")/lib.sh"
 
-"$TERN_AGENT" --help | grep -q -- "--receiver" || fail "agent --help"
-"$TERN_RECEIVER" --help | grep -q -- "--state-dir" || fail "receiver --help"
+# grep reads the whole help, not -q: under pipefail, a reader that leaves at the first match
+# would kill the writer of a help longer than a pipe buffer with SIGPIPE, now and then.
+"$TERN_AGENT" --help | grep -- "--receiver" >/dev/null || fail "agent --help"
+"$TERN_RECEIVER" --help | grep -- "--state-dir" >/dev/null || fail "receiver --help"
 "$TERN_AGENT" --version | grep -q "tern-agent" || fail "agent --version"
 "$TERN_RECEIVER" --version | grep -q "tern-receiver" || fail "receiver --version"
 

@@ -6,7 +6,7 @@
 # are checked against blkid's low-level probe and against lsblk only where it has them.
 . "$(dirname "$0")/lib.sh"
 
-"$TERN_AGENT" disks --help | grep -q -- "disks \[--json\]" || fail "agent disks --help"
+"$TERN_AGENT" disks --help | grep -- "disks \[--json\]" >/dev/null || fail "agent disks --help"
 rc=0; "$TERN_AGENT" disks --bogus >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "disks with a bad option exited $rc, expected 2"
 

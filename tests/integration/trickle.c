@@ -72,6 +72,8 @@ static int connect_from(const char *from, const char *host, unsigned port)
 	return fd;
 }
 
+/* A test tool's main, kept whole: its options, then one poll loop that opens, trickles and
+ * counts the connections, which reads best as one story. */
 int main(int argc, char **argv)
 {
 	static struct c cs[MAX_CONNS];

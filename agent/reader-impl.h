@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* What the read pipeline's files share (reader.c: its life and the public API; reader-io.c:
+ * the I/O thread; reader-work.c: the workers' framing): the reader and its slots. Included
+ * only by agent/reader*.c. */
+#pragma once
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/changeset.h"
+#include "agent/reader.h"
+
+struct slot {
+	uint8_t *buf;
+	uint64_t off;
+	uint32_t want; /* bytes of the source this batch covers */
+	uint32_t got;  /* bytes read so far; short reads are requeued */
+	unsigned idx;  /* registered buffer index */
+	bool hole;     /* inside a hole of a sparse file: all zeros, never read */
+	bool clean;    /* no chunk the tracker marked: not read, fingerprints from prev */
+	struct slot *next;
+};
+
+struct reader {
+	struct source *src;
+	uint16_t disk_no;
+	struct rd_opts o;
+	struct changeset cs;
+	int fd;          /* cs.fd, or the source's own */
+	uint64_t nchunks;
+	struct fp *fps; /* one per chunk, each written by exactly one worker */
+
+	struct io_uring ring;
+	bool ring_ok, fixed;
+	bool leak_buffers; /* reads may still be in flight: do not free the slots */
+	/* Image files: the next offset holding data per SEEK_DATA (UINT64_MAX: none). */
+	bool seek_data;
+	uint64_t data_from;
+	struct slot *slots;
+	unsigned nslots;
+
+	pthread_mutex_t lock;
+	pthread_cond_t free_cv, work_cv, out_cv, space_cv;
+	struct slot *free_head, *work_head, *work_tail;
+	struct rd_out *out_head, *out_tail;
+	unsigned out_count, out_max;
+	bool io_done, stop;
+	unsigned workers_live;
+	int err;
+	bool src_err;       /* err is the source's: a read failed or the source ended early */
+	uint64_t src_err_off;
+	uint64_t *bad;      /* skip_unreadable: chunks that could not be read (zero-filled) */
+	uint64_t nbad;
+
+	pthread_t io_thread;
+	bool io_started;
+	pthread_t *workers;
+	unsigned nworkers;
+};
+
+/* Whether the tracker marked chunk idx (every chunk, when it marked none). */
+static inline bool chunk_dirty(const struct reader *rd, uint64_t idx)
+{
+	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1;
+}
+
+/* Records the pipeline's first error and wakes every thread that waits, so all stop. */
+void rd_fail(struct reader *rd, int err);
+/* The I/O thread (arg: the reader). */
+void *io_main(void *arg);
+/* A worker thread (arg: the reader). */
+void *worker_main(void *arg);

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The read pipeline's workers: a slot's chunks tested for zeros, fingerprinted, compared
+ * with the receiver's, compressed and framed (DATA, ZERO, PATCH) into the output queue. */
+#include "agent/reader-impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+
+/* Emits one ZERO frame for chunks [i, j) of the slot. */
+static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const struct slot *s,
+		     uint64_t start, uint64_t end)
+{
+	struct proto_zero z = { .disk_no = rd->disk_no, .offset = s->off + start,
+				.length = end - start };
+	int n = proto_encode_zero(out->buf + out->len, cap - out->len, &z);
+
+	if (n < 0)
+		return n;
+	out->len += (size_t)n;
+	out->zero_bytes += z.length;
+	return 0;
+}
+
+/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj). */
+static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
+		     const struct slot *s, uint64_t start, uint64_t end, uint64_t first_chunk,
+		     uint32_t nchunks)
+{
+	struct proto_data d = { .disk_no = rd->disk_no, .nchunks = nchunks,
+				.plain_len = (uint32_t)(end - start), .offset = s->off + start };
+	uint8_t *head = out->buf + out->len;
+	size_t fixed = PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN;
+	uint8_t *payload = head + fixed;
+	long c;
+	int n;
+
+	if (cap - out->len < fixed + d.plain_len)
+		return -ENOBUFS;
+	c = codec_compress(codec, payload, cap - out->len - fixed, s->buf + start, d.plain_len);
+	if (c < 0)
+		return (int)c;
+	if (c > 0) {
+		d.encoding = PROTO_ENC_ZSTD;
+		d.payload_len = (uint32_t)c;
+	} else {
+		d.encoding = PROTO_ENC_RAW;
+		d.payload_len = d.plain_len;
+		memcpy(payload, s->buf + start, d.plain_len);
+	}
+	n = proto_encode_data_head(head, cap - out->len, &d);
+	if (n < 0)
+		return n;
+	memcpy(head + n, &rd->fps[first_chunk], (size_t)nchunks * FP_LEN);
+	out->len += fixed + d.payload_len;
+	return 0;
+}
+
+/* The changed blocks of a whole chunk per the tracker; 0 when the chunk goes whole. */
+static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
+{
+	uint32_t per;
+	uint64_t bit, mask;
+
+	if (!rd->cs.blocks || !rd->cs.only)
+		return 0;
+	per = rd->o.chunk_size / rd->cs.block_size;
+	bit = chunk * per;
+	mask = rd->cs.blocks[bit / 64] >> (bit % 64);
+	if (per < 64)
+		mask &= (UINT64_C(1) << per) - 1;
+	/* Every block changed: a DATA frame says the same with less. */
+	return (uint32_t)__builtin_popcountll(mask) == per ? 0 : mask;
+}
+
+/* Emits one PATCH frame: the chunk's changed blocks (mask), gathered and compressed. */
+static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
+		      const struct slot *s, uint32_t i, uint64_t mask, uint8_t *scratch)
+{
+	uint32_t bs = rd->cs.block_size;
+	struct proto_patch m = { .disk_no = rd->disk_no, .mask = mask,
+				 .block_shift = (uint8_t)__builtin_ctz(bs),
+				 .offset = s->off + (uint64_t)i * rd->o.chunk_size,
+				 .fp = rd->fps[s->off / rd->o.chunk_size + i] };
+	const uint8_t *chunk = s->buf + (size_t)i * rd->o.chunk_size;
+	uint8_t *head = out->buf + out->len, *payload;
+	size_t fixed = PROTO_HDR_LEN + PROTO_PATCH_FIXED;
+	long c;
+	int n;
+
+	for (uint64_t bits = mask; bits; bits &= bits - 1) {
+		memcpy(scratch + m.plain_len, chunk + (size_t)__builtin_ctzll(bits) * bs, bs);
+		m.plain_len += bs;
+	}
+	if (cap - out->len < fixed + m.plain_len)
+		return -ENOBUFS;
+	payload = head + fixed;
+	c = codec_compress(codec, payload, cap - out->len - fixed, scratch, m.plain_len);
+	if (c < 0)
+		return (int)c;
+	m.encoding = c > 0 ? PROTO_ENC_ZSTD : PROTO_ENC_RAW;
+	m.payload_len = c > 0 ? (uint32_t)c : m.plain_len;
+	if (c == 0)
+		memcpy(payload, scratch, m.plain_len);
+	n = proto_encode_patch_head(head, cap - out->len, &m);
+	if (n < 0)
+		return n;
+	out->len += fixed + m.payload_len;
+	return 0;
+}
+
+/* scratch: a chunk-sized buffer of the worker's, to gather a patch's blocks in. */
+static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, struct slot *s,
+		   struct rd_out **ret_out)
+{
+	uint32_t cs = rd->o.chunk_size;
+	uint64_t first = s->off / cs;
+	uint32_t n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
+	/* Per chunk: 0 unchanged since the previous scan (not sent), 1 data, 2 zero, 3 only
+	 * some blocks changed (a PATCH of patch[i]). */
+	uint8_t kind[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	uint64_t patch[PROTO_EXTENT_MAX / PROTO_CHUNK_MIN];
+	struct rd_out *out;
+	size_t cap;
+	int r = 0;
+
+	out = calloc(1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	out->plain_bytes = s->want;
+	out->read_bytes = s->hole || s->clean ? 0 : s->want;
+	/* Not read, nothing to send (the tracker marked none of its chunks): the receiver's
+	 * fingerprints stand, and no frame buffer is needed. */
+	if (s->clean) {
+		memcpy(&rd->fps[first], &rd->cs.prev[first], (size_t)n * sizeof(*rd->fps));
+		*ret_out = out;
+		return 0;
+	}
+	/* Worst case: every data run incompressible plus a frame head per chunk. */
+	cap = codec_bound(s->want) + (size_t)n * (PROTO_HDR_LEN + PROTO_DATA_FIXED + FP_LEN + 32) + 64;
+	if (!(out->buf = malloc(cap))) {
+		free(out);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *p = s->buf + (size_t)i * cs;
+		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
+
+		bool z;
+
+		if (!chunk_dirty(rd, first + i)) {
+			/* Unchanged per the tracker: the receiver already holds this chunk. */
+			rd->fps[first + i] = rd->cs.prev[first + i];
+			kind[i] = 0;
+			continue;
+		}
+		z = s->hole || mem_is_zero(p, clen);
+		if (z)
+			fp_zero(clen, &rd->fps[first + i]);
+		else
+			fp_compute(p, clen, &rd->fps[first + i]);
+		kind[i] = z ? 2 : 1;
+		if (rd->cs.prev && fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
+			kind[i] = 0;
+		else if (rd->cs.marks && !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
+			out->missed_chunks++;
+		if (first + i == rd->o.fault_corrupt_chunk) {
+			/* Test seam: the content no longer matches the fingerprint sent. */
+			p[clen / 2] ^= 0x5a;
+			kind[i] = 1;
+			log_warn("fault injection: corrupting chunk %" PRIu64, first + i);
+		}
+		/* A changed whole chunk with only some changed blocks: the receiver holds the
+		 * others (the tracker says so, and the fingerprint proves it there). */
+		if (kind[i] == 1 && clen == cs && (patch[i] = patch_mask(rd, first + i)) != 0)
+			kind[i] = 3;
+	}
+	for (uint32_t i = 0; i < n && r == 0;) {
+		uint32_t j = i + 1;
+		uint64_t start = (uint64_t)i * cs, end;
+
+		while (j < n && kind[j] == kind[i] && kind[i] != 3)
+			j++;
+		end = MIN((uint64_t)j * cs, (uint64_t)s->want);
+		if (kind[i] == 3) {
+			r = emit_patch(rd, codec, out, cap, s, i, patch[i], scratch);
+			out->patched_chunks++;
+		} else if (kind[i] == 2)
+			r = emit_zero(rd, out, cap, s, start, end);
+		else if (kind[i] == 1)
+			r = emit_data(rd, codec, out, cap, s, start, end, first + i, j - i);
+		if (kind[i] != 0)
+			out->sent_chunks += j - i;
+		i = j;
+	}
+	if (r < 0) {
+		rd_out_free(out);
+		return r;
+	}
+	*ret_out = out;
+	return 0;
+}
+
+void *worker_main(void *arg)
+{
+	struct reader *rd = arg;
+	int level = rd->o.lvl ? lvl_now(rd->o.lvl) : rd->o.level;
+	struct codec *codec = codec_new(level);
+	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
+	uint8_t *scratch = rd->cs.blocks ? malloc(rd->o.chunk_size) : NULL;
+
+	if (!codec || (rd->cs.blocks && !scratch))
+		rd_fail(rd, -ENOMEM);
+	for (;;) {
+		struct rd_out *out = NULL;
+		struct slot *s;
+		int r;
+
+		pthread_mutex_lock(&rd->lock);
+		while (!rd->work_head && !rd->io_done && !rd->stop && !rd->err)
+			pthread_cond_wait(&rd->work_cv, &rd->lock);
+		if (rd->stop || rd->err || !rd->work_head) {
+			pthread_mutex_unlock(&rd->lock);
+			break;
+		}
+		s = rd->work_head;
+		rd->work_head = s->next;
+		if (!rd->work_head)
+			rd->work_tail = NULL;
+		pthread_mutex_unlock(&rd->lock);
+
+		/* The adaptive level may have moved since the last batch. */
+		if (rd->o.lvl && lvl_now(rd->o.lvl) != level) {
+			level = lvl_now(rd->o.lvl);
+			if (codec_set_level(codec, level) < 0)
+				rd_fail(rd, -EINVAL);
+		}
+		r = process(rd, codec, scratch, s, &out);
+
+		pthread_mutex_lock(&rd->lock);
+		s->next = rd->free_head;
+		rd->free_head = s;
+		pthread_cond_signal(&rd->free_cv);
+		while (r == 0 && rd->out_count >= rd->out_max && !rd->stop && !rd->err)
+			pthread_cond_wait(&rd->space_cv, &rd->lock);
+		if (r == 0 && !rd->stop && !rd->err) {
+			out->next = NULL;
+			if (rd->out_tail)
+				rd->out_tail->next = out;
+			else
+				rd->out_head = out;
+			rd->out_tail = out;
+			rd->out_count++;
+			out = NULL;
+			pthread_cond_signal(&rd->out_cv);
+		}
+		pthread_mutex_unlock(&rd->lock);
+		rd_out_free(out);
+		if (r < 0) {
+			rd_fail(rd, r);
+			break;
+		}
+	}
+	codec_free(codec);
+	free(scratch);
+	pthread_mutex_lock(&rd->lock);
+	rd->workers_live--;
+	pthread_cond_broadcast(&rd->out_cv);
+	pthread_mutex_unlock(&rd->lock);
+	return NULL;
+}
