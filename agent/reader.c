@@ -25,7 +25,7 @@ struct slot {
 	uint32_t want; /* bytes of the source this batch covers */
 	uint32_t got;  /* bytes read so far; short reads are requeued */
 	unsigned idx;  /* registered buffer index */
-	bool hole;     /* inside a hole of a sparse file: all zeros, never read */
+	bool hole;     /* a sparse file's hole or file systems' free space: zeros, never read */
 	bool clean;    /* no chunk the tracker marked: not read, fingerprints from prev */
 	struct slot *next;
 };
@@ -123,9 +123,25 @@ static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
 	return rd->data_from >= off + len;
 }
 
+static bool chunk_free(const struct reader *rd, uint64_t idx)
+{
+	return rd->cs.free && (rd->cs.free[idx / 64] >> (idx % 64)) & 1;
+}
+
 static bool chunk_dirty(const struct reader *rd, uint64_t idx)
 {
-	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1;
+	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1 || chunk_free(rd, idx);
+}
+
+/* True when every chunk of [off, off+len) is free space: zeros, never read. */
+static bool batch_free(const struct reader *rd, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / rd->o.chunk_size, last = DIV_ROUND_UP(off + len, rd->o.chunk_size);
+
+	for (uint64_t i = first; rd->cs.free && i < last; i++)
+		if (!chunk_free(rd, i))
+			return false;
+	return rd->cs.free != NULL;
 }
 
 /* True when the tracker marked any chunk of [off, off+len). */
@@ -243,7 +259,7 @@ static void *io_main(void *arg)
 			s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - next_off);
 			s->got = 0;
 			next_off += s->want;
-			s->hole = is_hole(rd, s->off, s->want);
+			s->hole = batch_free(rd, s->off, s->want) || is_hole(rd, s->off, s->want);
 			s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
 			if (s->hole || s->clean) {
 				push_work(rd, s);
@@ -501,7 +517,8 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 			kind[i] = 0;
 			continue;
 		}
-		z = s->hole || mem_is_zero(p, clen);
+		/* Free space is sent as zeros whatever stale bytes it holds (read or not). */
+		z = s->hole || chunk_free(rd, first + i) || mem_is_zero(p, clen);
 		if (z)
 			fp_zero(clen, &rd->fps[first + i]);
 		else
@@ -509,7 +526,8 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		kind[i] = z ? 2 : 1;
 		if (rd->cs.prev && fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
 			kind[i] = 0;
-		else if (rd->cs.marks && !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
+		else if (rd->cs.marks && !chunk_free(rd, first + i) &&
+			 !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
 			out->missed_chunks++;
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */
