@@ -133,15 +133,20 @@ static bool chunk_dirty(const struct reader *rd, uint64_t idx)
 	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1 || chunk_free(rd, idx);
 }
 
-/* True when every chunk of [off, off+len) is free space: zeros, never read. */
+/* True when [off, off+len) holds free space and nothing to read (each other chunk is
+ * unchanged per the tracker): the batch is not read, its free chunks are zeros. */
 static bool batch_free(const struct reader *rd, uint64_t off, uint64_t len)
 {
 	uint64_t first = off / rd->o.chunk_size, last = DIV_ROUND_UP(off + len, rd->o.chunk_size);
+	bool any = false;
 
-	for (uint64_t i = first; rd->cs.free && i < last; i++)
-		if (!chunk_free(rd, i))
+	for (uint64_t i = first; rd->cs.free && i < last; i++) {
+		if (chunk_free(rd, i))
+			any = true;
+		else if (chunk_dirty(rd, i))
 			return false;
-	return rd->cs.free != NULL;
+	}
+	return any;
 }
 
 /* True when the tracker marked any chunk of [off, off+len). */
