@@ -81,7 +81,7 @@ replicate() {
 	hook="touch $T/stop; while [ ! -e $T/stopped ]; do sleep 0.05; done"
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \
 		--name "host-$id" --disk "$id=$SDEV" --interval 1 --no-progress --pre-cutover "$hook" \
-		--tracker "$trk" ${USED_EXTRA:-} >"$log" 2>&1 &
+		--tracker "$trk" >"$log" 2>&1 &
 	AGENT_PID=$!
 	wait_for "$log" "epoch 2 durable and verified"
 	"$TERNCTL" --state-dir "$T/state" cutover "host-$id" --verify full --timeout 120 >"$T/ctl.out" 2>&1 ||
