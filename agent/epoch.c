@@ -446,24 +446,36 @@ static int disk_faulted(struct session *s, struct conn *c, uint16_t disk_no, int
  * unread. A chunk free when the target last took an epoch (zeros there) and in use now
  * may have been allocated without a write the tracker sees (an unwritten or speculative
  * preallocation keeps its stale bytes): it joins the chunks to read (only) and the
- * tracker's marks, so it is sent and not counted as missed. Without the last map (a new
- * agent), that is every used chunk the receiver holds as zeros. *ret_buf: the widened
- * bitmap, owned by the caller. Returns 0 or -ENOMEM. */
+ * tracker's marks, so it is sent and not counted as missed; and it goes whole, never as a
+ * patch, since the target's other blocks of it are zeros, not the source's. Without the
+ * last map (a new agent), that is every used chunk the receiver holds as zeros.
+ * ret_bufs[2]: the widened bitmaps, owned by the caller. Returns 0 or -ENOMEM. */
 static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 			  const struct fp *prev, uint64_t size, uint32_t chunk, struct changeset *cs,
-			  uint64_t **ret_buf)
+			  uint64_t **ret_bufs)
 {
 	const uint64_t *base = cs->only ? cs->only : cs->marks;
-	uint64_t words = DIV_ROUND_UP(map->nchunks, 64), *w;
+	uint64_t words = DIV_ROUND_UP(map->nchunks, 64), nblocks = 0, *w, *blk = NULL;
+	uint32_t per = 0;
 	struct fp zero, tail;
 
-	*ret_buf = NULL;
+	ret_bufs[0] = ret_bufs[1] = NULL;
 	if (!base)
 		return 0;
 	w = malloc(words * 8);
-	if (!w)
+	if (cs->blocks) {
+		per = chunk / cs->block_size;
+		nblocks = DIV_ROUND_UP(size, cs->block_size);
+		blk = malloc(DIV_ROUND_UP(nblocks, 64) * 8);
+	}
+	if (!w || (cs->blocks && !blk)) {
+		free(w);
+		free(blk);
 		return -ENOMEM;
+	}
 	memcpy(w, base, words * 8);
+	if (blk)
+		memcpy(blk, cs->blocks, DIV_ROUND_UP(nblocks, 64) * 8);
 	fp_zero(chunk, &zero);
 	fp_zero((size_t)(size - (map->nchunks - 1) * chunk), &tail);
 	for (uint64_t i = 0; i < map->nchunks; i++) {
@@ -475,14 +487,20 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 			was_free = (run->was_free[i / 64] >> (i % 64)) & 1;
 		else
 			was_free = prev && fp_equal(&prev[i], i + 1 < map->nchunks ? &zero : &tail);
-		if (was_free)
-			w[i / 64] |= UINT64_C(1) << (i % 64);
+		if (!was_free)
+			continue;
+		w[i / 64] |= UINT64_C(1) << (i % 64);
+		for (uint64_t b = i * per; blk && b < MIN((i + 1) * per, nblocks); b++)
+			blk[b / 64] |= UINT64_C(1) << (b % 64);
 	}
 	if (cs->only)
 		cs->only = w;
 	else
 		cs->marks = w;
-	*ret_buf = w;
+	if (blk)
+		cs->blocks = blk;
+	ret_bufs[0] = w;
+	ret_bufs[1] = blk;
 	return 0;
 }
 
@@ -499,7 +517,7 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	struct changeset cs;
 	struct fp *next = NULL;
 	struct fsm_map *map = NULL;
-	uint64_t *widened = NULL;
+	uint64_t *widened[2] = { NULL, NULL };
 	int r;
 
 	r = track_changes(run->trk, prev, full, run->nbad ? run->bad : NULL, &cs);
@@ -511,7 +529,7 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 		r = fsm_read(src, s->o->rd.chunk_size, &map);
 		if (r == 0)
 			r = widen_for_free(run, map, prev, src->size, s->o->rd.chunk_size, &cs,
-					   &widened);
+					   widened);
 		if (r < 0) {
 			fsm_free(map);
 			return log_errno(r, "%s: mapping free space", src->id);
@@ -519,7 +537,8 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 		cs.free = map->free;
 	}
 	r = send_epoch(s, c, disk_no, &cs, &next, ret_missed);
-	free(widened);
+	free(widened[0]);
+	free(widened[1]);
 	if (r < 0)
 		fsm_free(map);
 	if (r < 0 && s->src_fault)
