@@ -448,7 +448,8 @@ static int disk_faulted(struct session *s, struct conn *c, uint16_t disk_no, int
  * preallocation keeps its stale bytes): it joins the chunks to read (only) and the
  * tracker's marks, so it is sent and not counted as missed; and it goes whole, never as a
  * patch, since the target's other blocks of it are zeros, not the source's. Without the
- * last map (a new agent), that is every used chunk the receiver holds as zeros.
+ * last map (a new agent), that is every chunk of a mapped file system in use now that the
+ * receiver holds as zeros (read once: most of them are zeros on the source too).
  * ret_bufs[2]: the widened bitmaps, owned by the caller. Returns 0 or -ENOMEM. */
 static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 			  const struct fp *prev, uint64_t size, uint32_t chunk, struct changeset *cs,
@@ -460,7 +461,7 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 	struct fp zero, tail;
 
 	ret_bufs[0] = ret_bufs[1] = NULL;
-	if (!base)
+	if (!base || (!run->was_free && map->free_bytes == 0))
 		return 0;
 	w = malloc(words * 8);
 	if (cs->blocks) {
@@ -486,7 +487,8 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 		if (run->was_free)
 			was_free = (run->was_free[i / 64] >> (i % 64)) & 1;
 		else
-			was_free = prev && fp_equal(&prev[i], i + 1 < map->nchunks ? &zero : &tail);
+			was_free = prev && fp_equal(&prev[i], i + 1 < map->nchunks ? &zero : &tail) &&
+				   fsm_known(map, i * chunk, MIN((uint64_t)chunk, size - i * chunk));
 		if (!was_free)
 			continue;
 		w[i / 64] |= UINT64_C(1) << (i % 64);

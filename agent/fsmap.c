@@ -158,6 +158,7 @@ static int add_mount(struct fsm_map *m, const struct source *src, uint32_t cs, d
 	snprintf(f->dev, sizeof(f->dev), "%s", devname);
 	snprintf(f->mnt, sizeof(f->mnt), "%.255s", mnt); /* for the log alone */
 	f->start = start;
+	f->len = part_len;
 	fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		f->err = -errno;
@@ -230,6 +231,15 @@ int fsm_read(const struct source *src, uint32_t cs, struct fsm_map **ret_map)
 done:
 	*ret_map = m;
 	return 0;
+}
+
+bool fsm_known(const struct fsm_map *m, uint64_t off, uint64_t len)
+{
+	for (unsigned i = 0; i < m->nfs; i++)
+		if (!m->fs[i].err && off >= m->fs[i].start &&
+		    off + len <= m->fs[i].start + m->fs[i].len)
+			return true;
+	return false;
 }
 
 void fsm_describe(const struct fsm_map *m, char *buf, size_t len)

@@ -17,6 +17,7 @@ struct fsm_fs {
 	char dev[64];        /* the mount's source as mountinfo names it */
 	char mnt[256];       /* a mount point */
 	uint64_t start;      /* where it begins in the source, bytes */
+	uint64_t len;        /* and its device's length there */
 	uint64_t free_bytes; /* bytes of the source's chunks wholly in its free space */
 	int err;             /* why its free space is unknown (-errno: copied whole), or 0 */
 };
@@ -41,6 +42,10 @@ uint64_t fsm_mark_range(uint64_t *bits, uint64_t size, uint32_t cs, uint64_t off
  * block device, or nothing mounted: an empty map. Returns 0 with *ret_map (free with
  * fsm_free) or -ENOMEM. */
 int fsm_read(const struct source *src, uint32_t cs, struct fsm_map **ret_map);
+
+/* Whether [off, off + len) of the source lies inside a file system whose free space m
+ * knows. */
+bool fsm_known(const struct fsm_map *m, uint64_t off, uint64_t len);
 
 /* Says in buf what m skipped and why, per file system ("skipped 1.2 GiB free in ext4
  * /dev/sda1 mounted at /; xfs /dev/sda2 at /srv: copied whole (...)"). */

@@ -6,6 +6,7 @@
 #include "agent/fsmap.h"
 
 #include <check.h>
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
 
@@ -86,6 +87,26 @@ START_TEST(test_fsmap_image_file_has_no_file_system)
 }
 END_TEST
 
+/* Only a file system whose free space was asked vouches for its range. */
+START_TEST(test_fsmap_known_ranges)
+{
+	struct fsm_map m;
+
+	memset(&m, 0, sizeof(m));
+	m.nfs = 2;
+	m.fs[0].start = 1 << 20;
+	m.fs[0].len = 8 << 20;
+	m.fs[1].start = 9 << 20;
+	m.fs[1].len = 8 << 20;
+	m.fs[1].err = -ENOTTY;
+	ck_assert(fsm_known(&m, 1 << 20, CS));
+	ck_assert(fsm_known(&m, (9 << 20) - CS, CS));
+	ck_assert(!fsm_known(&m, (9 << 20) - CS, 2 * CS)); /* into the one not asked */
+	ck_assert(!fsm_known(&m, 0, CS));                  /* before any */
+	ck_assert(!fsm_known(&m, 10 << 20, CS));
+}
+END_TEST
+
 static Suite *fsmap_suite(void)
 {
 	Suite *s = suite_create("fsmap");
@@ -94,6 +115,7 @@ static Suite *fsmap_suite(void)
 	tcase_add_test(tc, test_fsmap_marks_whole_chunks_only);
 	tcase_add_test(tc, test_fsmap_clips_to_the_source_and_its_short_tail);
 	tcase_add_test(tc, test_fsmap_image_file_has_no_file_system);
+	tcase_add_test(tc, test_fsmap_known_ranges);
 	suite_add_tcase(s, tc);
 	return s;
 }
