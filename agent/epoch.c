@@ -526,8 +526,11 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	if (r < 0)
 		return log_errno(r, "%s: harvesting the %s tracker", src->id, track_name(run->trk));
 	/* Read after the harvest: what is allocated after this point is a write the next
-	 * harvest holds (the scan tracker reads every used chunk of every epoch anyway). */
-	if (s->o->copy_used) {
+	 * harvest holds (the scan tracker reads every used chunk of every epoch anyway).
+	 * An epoch read from a snapshot (cs.fd) promises the disk as it was at one instant,
+	 * which a map read at another cannot match (a block freed in between holds live
+	 * metadata in the snapshot): it takes the map only when frozen, at the cutover. */
+	if (s->o->copy_used && (cs.fd < 0 || s->final_epoch)) {
 		r = fsm_read(src, s->o->rd.chunk_size, &map);
 		if (r == 0)
 			r = widen_for_free(run, map, prev, src->size, s->o->rd.chunk_size, &cs,
