@@ -461,7 +461,9 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 	struct fp zero, tail;
 
 	ret_bufs[0] = ret_bufs[1] = NULL;
-	if (!base || (!run->was_free && map->free_bytes == 0))
+	/* A snapshot's disk takes its first map at the cutover: none of its epochs zeroed
+	 * anything, and reading every zero chunk while frozen would stretch the freeze. */
+	if (!base || (!run->was_free && (map->free_bytes == 0 || cs->fd >= 0)))
 		return 0;
 	w = malloc(words * 8);
 	if (cs->blocks) {
