@@ -22,6 +22,10 @@ struct changeset {
 	 * NULL: whole chunks. block_size must then split a chunk into 2..64. */
 	const uint64_t *blocks;
 	uint32_t block_size;
+	/* Chunks wholly in the free space of a file system on the source (fsmap.h), or NULL:
+	 * sent as zeros without being read, in every epoch (with only too: space freed since
+	 * is zeroed on the target), and never counted as missed. */
+	const uint64_t *free;
 	/* Where the epoch reads: a snapshot's descriptor (owned by its provider, same size and
 	 * O_DIRECT-ness as the source), or -1 for the source's own. */
 	int fd;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/fsmap.h"
 #include "agent/reader.h"
 #include "agent/session-impl.h"
 #include "agent/source.h"
@@ -441,6 +442,72 @@ static int disk_faulted(struct session *s, struct conn *c, uint16_t disk_no, int
 	return r < 0 ? r : 1;
 }
 
+/* --copy used: the chunks free space holds in this epoch (cs->free) are sent as zeros
+ * unread. A chunk free when the target last took an epoch (zeros there) and in use now
+ * may have been allocated without a write the tracker sees (an unwritten or speculative
+ * preallocation keeps its stale bytes): it joins the chunks to read (only) and the
+ * tracker's marks, so it is sent and not counted as missed; and it goes whole, never as a
+ * patch, since the target's other blocks of it are zeros, not the source's. Without the
+ * last map (a new agent), that is every chunk of a mapped file system in use now that the
+ * receiver holds as zeros (read once: most of them are zeros on the source too).
+ * ret_bufs[2]: the widened bitmaps, owned by the caller. Returns 0 or -ENOMEM. */
+static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
+			  const struct fp *prev, uint64_t size, uint32_t chunk, struct changeset *cs,
+			  uint64_t **ret_bufs)
+{
+	const uint64_t *base = cs->only ? cs->only : cs->marks;
+	uint64_t words = DIV_ROUND_UP(map->nchunks, 64), nblocks = 0, *w, *blk = NULL;
+	uint32_t per = 0;
+	struct fp zero, tail;
+
+	ret_bufs[0] = ret_bufs[1] = NULL;
+	/* A snapshot's disk takes its first map at the cutover: none of its epochs zeroed
+	 * anything, and reading every zero chunk while frozen would stretch the freeze. */
+	if (!base || (!run->was_free && (map->free_bytes == 0 || cs->fd >= 0)))
+		return 0;
+	w = malloc(words * 8);
+	if (cs->blocks) {
+		per = chunk / cs->block_size;
+		nblocks = DIV_ROUND_UP(size, cs->block_size);
+		blk = malloc(DIV_ROUND_UP(nblocks, 64) * 8);
+	}
+	if (!w || (cs->blocks && !blk)) {
+		free(w);
+		free(blk);
+		return -ENOMEM;
+	}
+	memcpy(w, base, words * 8);
+	if (blk)
+		memcpy(blk, cs->blocks, DIV_ROUND_UP(nblocks, 64) * 8);
+	fp_zero(chunk, &zero);
+	fp_zero((size_t)(size - (map->nchunks - 1) * chunk), &tail);
+	for (uint64_t i = 0; i < map->nchunks; i++) {
+		bool now_free = (map->free[i / 64] >> (i % 64)) & 1, was_free;
+
+		if (now_free)
+			continue;
+		if (run->was_free)
+			was_free = (run->was_free[i / 64] >> (i % 64)) & 1;
+		else
+			was_free = prev && fp_equal(&prev[i], i + 1 < map->nchunks ? &zero : &tail) &&
+				   fsm_known(map, i * chunk, MIN((uint64_t)chunk, size - i * chunk));
+		if (!was_free)
+			continue;
+		w[i / 64] |= UINT64_C(1) << (i % 64);
+		for (uint64_t b = i * per; blk && b < MIN((i + 1) * per, nblocks); b++)
+			blk[b / 64] |= UINT64_C(1) << (b % 64);
+	}
+	if (cs->only)
+		cs->only = w;
+	else
+		cs->marks = w;
+	if (blk)
+		cs->blocks = blk;
+	ret_bufs[0] = w;
+	ret_bufs[1] = blk;
+	return 0;
+}
+
 /* One epoch of one disk. With a block tracker the changes since the last harvest join the
  * unacknowledged ones, and unless full only their chunks are read; they are forgotten
  * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints.
@@ -453,16 +520,54 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	struct disk_run *run = &s->runs[disk_no];
 	struct changeset cs;
 	struct fp *next = NULL;
+	struct fsm_map *map = NULL;
+	uint64_t *widened[2] = { NULL, NULL };
 	int r;
 
 	r = track_changes(run->trk, prev, full, run->nbad ? run->bad : NULL, &cs);
 	if (r < 0)
 		return log_errno(r, "%s: harvesting the %s tracker", src->id, track_name(run->trk));
+	/* Read after the harvest: what is allocated after this point is a write the next
+	 * harvest holds (the scan tracker reads every used chunk of every epoch anyway).
+	 * An epoch read from a snapshot (cs.fd) promises the disk as it was at one instant,
+	 * which a map read at another cannot match (a block freed in between holds live
+	 * metadata in the snapshot): it takes the map only when frozen, at the cutover. */
+	if (s->o->copy_used && (cs.fd < 0 || s->final_epoch)) {
+		r = fsm_read(src, s->o->rd.chunk_size, &map);
+		if (r == 0)
+			r = widen_for_free(run, map, prev, src->size, s->o->rd.chunk_size, &cs,
+					   widened);
+		if (r < 0) {
+			fsm_free(map);
+			return log_errno(r, "%s: mapping free space", src->id);
+		}
+		cs.free = map->free;
+	}
 	r = send_epoch(s, c, disk_no, &cs, &next, ret_missed);
+	free(widened[0]);
+	free(widened[1]);
+	if (r < 0)
+		fsm_free(map);
 	if (r < 0 && s->src_fault)
 		return disk_faulted(s, c, disk_no, r);
 	if (r < 0)
 		return r;
+	if (map) {
+		char why[1024];
+
+		fsm_describe(map, why, sizeof(why));
+		/* On stdout with the summary of the first copy and the cutover's epoch; the
+		 * epochs between would repeat it every interval. */
+		if (run->next_epoch == 0 || s->final_epoch) {
+			printf("%s: %s\n", src->id, why);
+			fflush(stdout);
+		}
+		log_debug("%s: epoch %" PRIu64 ": %s", src->id, run->next_epoch, why);
+		free(run->was_free);
+		run->was_free = map->free;
+		map->free = NULL;
+		fsm_free(map);
+	}
 	if (run->fault)
 		log_info("%s: the source reads again; its replication resumes", src->id);
 	run->fault = 0;

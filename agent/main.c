@@ -83,6 +83,10 @@ static void usage(FILE *f)
 		"                          be read (EIO) are zero-filled on the target and listed,\n"
 		"                          and --once exits 3 (not a verified copy); without it\n"
 		"                          such a disk is not copied (exit 1), the others are\n"
+		"  --copy used|all         used (default): chunks wholly in the free space of an\n"
+		"                          ext4 or XFS file system mounted from a source are\n"
+		"                          sent as zeros without being read (FS_IOC_GETFSMAP);\n"
+		"                          all: every chunk is read and sent\n"
 		"  --no-progress           do not print progress lines\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"\n"
@@ -108,6 +112,8 @@ enum { OPT_CONFIG = 0x180, OPT_IOPRIO, OPT_INCLUDE_LOOP };
 enum { OPT_SNAPSHOT = 0x1c0, OPT_SNAPSHOT_COW };
 /* Source faults. */
 enum { OPT_SKIP_UNREADABLE = 0x1e0, OPT_RECONCILE };
+/* Used blocks only. */
+enum { OPT_COPY = 0x200 };
 
 /* No --disk: every disk that qualifies (see disks.c), by its stable id. */
 static int pick_disks(struct agent_opts *o, bool include_loop)
@@ -363,6 +369,16 @@ static int run_option(int c, struct agent_opts *o, struct conf_args *ca, struct 
 	case OPT_RECONCILE:
 		o->reconcile = true;
 		break;
+	case OPT_COPY:
+		if (strcmp(optarg, "used") == 0) {
+			o->copy_used = true;
+		} else if (strcmp(optarg, "all") == 0) {
+			o->copy_used = false;
+		} else {
+			log_error("--copy %s: used or all", optarg);
+			return -EINVAL;
+		}
+		break;
 	case 'h':
 		usage(stdout);
 		return 1;
@@ -454,6 +470,7 @@ static int cmd_run(int argc, char **argv)
 		{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
 		{ "skip-unreadable", no_argument, NULL, OPT_SKIP_UNREADABLE },
 		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
+		{ "copy", required_argument, NULL, OPT_COPY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -468,6 +485,7 @@ static int cmd_run(int argc, char **argv)
 		.progress = true,
 		.interval_s = 30,
 		.freeze_limit_s = 60,
+		.copy_used = true,
 	};
 	char hostname[HOST_NAME_MAX + 1] = "", where[PATH_MAX + 16];
 	struct conf_args *ca = NULL;

@@ -17,7 +17,7 @@ struct slot {
 	uint32_t want; /* bytes of the source this batch covers */
 	uint32_t got;  /* bytes read so far; short reads are requeued */
 	unsigned idx;  /* registered buffer index */
-	bool hole;     /* inside a hole of a sparse file: all zeros, never read */
+	bool hole;     /* a sparse file's hole or file systems' free space: zeros, never read */
 	bool clean;    /* no chunk the tracker marked: not read, fingerprints from prev */
 	struct slot *next;
 };
@@ -59,10 +59,17 @@ struct reader {
 	unsigned nworkers;
 };
 
-/* Whether the tracker marked chunk idx (every chunk, when it marked none). */
+/* Whether chunk idx lies wholly in a file system's free space (--copy used). */
+static inline bool chunk_free(const struct reader *rd, uint64_t idx)
+{
+	return rd->cs.free && (rd->cs.free[idx / 64] >> (idx % 64)) & 1;
+}
+
+/* Whether the tracker marked chunk idx (every chunk, when it marked none), or it is free
+ * space (sent as zeros whatever the tracker says). */
 static inline bool chunk_dirty(const struct reader *rd, uint64_t idx)
 {
-	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1;
+	return !rd->cs.only || (rd->cs.only[idx / 64] >> (idx % 64)) & 1 || chunk_free(rd, idx);
 }
 
 /* Records the pipeline's first error and wakes every thread that waits, so all stop. */

@@ -63,6 +63,22 @@ static bool is_hole(struct reader *rd, uint64_t off, uint64_t len)
 	return rd->data_from >= off + len;
 }
 
+/* True when [off, off+len) holds free space and nothing to read (each other chunk is
+ * unchanged per the tracker): the batch is not read, its free chunks are zeros. */
+static bool batch_free(const struct reader *rd, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / rd->o.chunk_size, last = DIV_ROUND_UP(off + len, rd->o.chunk_size);
+	bool any = false;
+
+	for (uint64_t i = first; rd->cs.free && i < last; i++) {
+		if (chunk_free(rd, i))
+			any = true;
+		else if (chunk_dirty(rd, i))
+			return false;
+	}
+	return any;
+}
+
 /* True when the tracker marked any chunk of [off, off+len). */
 static bool batch_dirty(const struct reader *rd, uint64_t off, uint64_t len)
 {
@@ -159,7 +175,7 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 		s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - *next_off);
 		s->got = 0;
 		*next_off += s->want;
-		s->hole = is_hole(rd, s->off, s->want);
+		s->hole = batch_free(rd, s->off, s->want) || is_hole(rd, s->off, s->want);
 		s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
 		if (s->hole || s->clean) {
 			push_work(rd, s);

@@ -164,7 +164,8 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 			kind[i] = 0;
 			continue;
 		}
-		z = s->hole || mem_is_zero(p, clen);
+		/* Free space is sent as zeros whatever stale bytes it holds (read or not). */
+		z = s->hole || chunk_free(rd, first + i) || mem_is_zero(p, clen);
 		if (z)
 			fp_zero(clen, &rd->fps[first + i]);
 		else
@@ -172,7 +173,8 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		kind[i] = z ? 2 : 1;
 		if (rd->cs.prev && fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
 			kind[i] = 0;
-		else if (rd->cs.marks && !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
+		else if (rd->cs.marks && !chunk_free(rd, first + i) &&
+			 !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
 			out->missed_chunks++;
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */

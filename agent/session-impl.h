@@ -37,6 +37,9 @@ struct disk_run {
 	 * the target), read again by every epoch until they can be. */
 	uint64_t *bad;
 	uint64_t nbad;
+	/* --copy used: the chunks free space held in the last acknowledged epoch (zeros on
+	 * the target), or NULL. */
+	uint64_t *was_free;
 };
 
 /* What the agent tells the receiver of each disk, for the operator (see proto_status). */

@@ -229,6 +229,7 @@ static void session_free(struct session *s)
 	for (unsigned i = 0; s->runs && i < s->o->ndisks; i++) {
 		free(s->runs[i].fps);
 		free(s->runs[i].bad);
+		free(s->runs[i].was_free);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
 		 * recording for the next agent. */
 		track_stop(s->runs[i].trk, s->cut_over);

@@ -43,6 +43,9 @@ struct agent_opts {
 	/* Copy what can be read: chunks that cannot are zero-filled on the target, listed,
 	 * and the disk is never called a verified copy. Off: such a disk is not copied. */
 	bool skip_unreadable;
+	/* --copy used: chunks wholly in the free space of a mounted file system are sent as
+	 * zeros without being read (agent/fsmap.h); false (--copy all): every chunk is read. */
+	bool copy_used;
 	/* Test seam (TERN_FAULT_EIO): reads of this disk touching [off, off+len) fail with
 	 * EIO, while flag (a file) exists when flag is set. NULL: off. */
 	const char *fault_eio_disk;

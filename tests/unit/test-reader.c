@@ -4,7 +4,8 @@
  * fingerprint and the Merkle root are those of the source's bytes; holes are not read; a
  * change set sends only what differs from the receiver's fingerprints (and reads only
  * what it marks); an unreadable range fails the read with its offset, or is zero-filled
- * and listed with skip_unreadable; an inconsistent change set is refused. */
+ * and listed with skip_unreadable; free space goes as zeros unread; an inconsistent
+ * change set is refused. */
 #include "agent/reader.h"
 
 #include <check.h>
@@ -53,7 +54,7 @@ struct result {
 	uint64_t nchunks;
 	struct fp root;
 	struct fp *fps;        /* the reader's fingerprint array */
-	uint64_t plain, zero, read, sent, frames_zero, frames_data;
+	uint64_t plain, zero, read, sent, missed, frames_zero, frames_data;
 	int err;               /* rd_next's error, or 0 */
 	bool failed;           /* rd_source_failed */
 	uint64_t failed_off;
@@ -138,6 +139,7 @@ static void read_all(const struct rd_opts *o, const struct changeset *cs, struct
 		r->zero += out->zero_bytes;
 		r->read += out->read_bytes;
 		r->sent += out->sent_chunks;
+		r->missed += out->missed_chunks;
 		rd_out_free(out);
 	}
 	r->err = n;
@@ -346,6 +348,84 @@ START_TEST(test_reader_unreadable_range)
 }
 END_TEST
 
+/* --copy used: chunks the file systems call free go as zeros without being read (a read
+ * of the free batch would fail: the fault seam sits there), whatever stale bytes they
+ * hold; in a tracked epoch a chunk freed since is zeroed although the tracker did not
+ * mark it, and in a full epoch it does not count as missed. */
+START_TEST(test_reader_free_space_sent_as_zeros_unread)
+{
+	const uint64_t size = 4 * MIB, n = size / CS;
+	static uint8_t chunk[CS];
+	struct result first, second, third;
+	struct rd_opts o = opts();
+	uint64_t free1[1] = { 0xffffull << 16 | 1ull << 40 }, free2[1], only[1] = { 1ull << 5 },
+		 none[1] = { 0 };
+	struct changeset cs = { .fd = -1, .free = free1 };
+	struct fp root, *fps, *want;
+	uint8_t *img;
+	uint64_t nn;
+
+	t_create_file(path, size, 21);
+	o.fault_eio_off = MIB + 8 * KIB;
+	o.fault_eio_len = 4 * KIB;
+	read_all(&o, &cs, &first);
+	ck_assert_int_eq(first.err, 0);
+	/* The free batch (chunks 16..31) was not read; chunk 40's batch was, whole. */
+	ck_assert_uint_eq(first.read, size - MIB);
+	img = malloc(size);
+	ck_assert_ptr_nonnull(img);
+	t_pread(path, 0, img, size);
+	memset(img + MIB, 0, MIB);
+	memset(img + 40 * CS, 0, CS);
+	ck_assert(memcmp(img, first.image, size) == 0);
+	fps = source_fps(&nn, &root);
+	want = calloc(n, sizeof(*want));
+	ck_assert_ptr_nonnull(want);
+	memcpy(want, fps, n * sizeof(*want));
+	for (uint64_t i = 0; i < n; i++)
+		if ((free1[0] >> i) & 1)
+			fp_zero(CS, &want[i]);
+	ck_assert_int_eq(fp_merkle_root(want, n, &root), 0);
+	ck_assert(fp_equal(&first.root, &root));
+
+	/* Tracked: chunk 5 rewritten and marked; chunk 50 freed since, unmarked; chunk 40 in
+	 * use again and marked. */
+	t_fill(chunk, CS, 22, 5 * CS);
+	write_at(5 * CS, chunk, CS);
+	only[0] |= 1ull << 40;
+	free2[0] = (free1[0] & ~(1ull << 40)) | 1ull << 50;
+	cs = (struct changeset){ .fd = -1, .prev = first.fps, .only = only, .free = free2 };
+	read_all(&o, &cs, &second);
+	ck_assert_int_eq(second.err, 0);
+	ck_assert_uint_eq(second.sent, 3);
+	ck_assert(memcmp(second.image + 50 * CS, img + 16 * CS, CS) == 0); /* zeros */
+	ck_assert(memcmp(second.image + 5 * CS, chunk, CS) == 0);
+	free(fps);
+	fps = source_fps(&nn, &root);
+	memcpy(want, fps, n * sizeof(*want));
+	for (uint64_t i = 0; i < n; i++)
+		if ((free2[0] >> i) & 1)
+			fp_zero(CS, &want[i]);
+	ck_assert_int_eq(fp_merkle_root(want, n, &root), 0);
+	ck_assert(fp_equal(&second.root, &root));
+
+	/* A full read against the tracker's (empty) marks: chunk 60 freed since is sent as
+	 * zeros and is not a missed change. */
+	free2[0] |= 1ull << 60;
+	cs = (struct changeset){ .fd = -1, .prev = second.fps, .marks = none, .free = free2 };
+	read_all(&o, &cs, &third);
+	ck_assert_int_eq(third.err, 0);
+	ck_assert_uint_eq(third.sent, 1);
+	ck_assert_uint_eq(third.missed, 0);
+	free(img);
+	free(want);
+	free(fps);
+	result_free(&first);
+	result_free(&second);
+	result_free(&third);
+}
+END_TEST
+
 /* A change set that names chunks to read without the fingerprints to keep for the rest,
  * and options the pipeline cannot run with, are refused before anything starts. */
 START_TEST(test_reader_refuses_inconsistent_requests)
@@ -385,6 +465,7 @@ static Suite *reader_suite(void)
 	tcase_add_test(tc, test_reader_does_not_read_holes);
 	tcase_add_test(tc, test_reader_sends_only_what_differs);
 	tcase_add_test(tc, test_reader_unreadable_range);
+	tcase_add_test(tc, test_reader_free_space_sent_as_zeros_unread);
 	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
 	suite_add_tcase(s, tc);
 	return s;
