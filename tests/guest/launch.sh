@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Test launch while replication continues (issue 11, item 3): the bios-itools guest (an
-# old VMware guest) is the source, attached to a loop device with its root file system
+# Test launch while replication continues (issue 11, item 3): a test guest (an old VMware
+# guest, built by build-image.sh as VARIANT: bios-itools, bios-dracut or uefi-itools) is
+# the source, attached to a loop device with its root file system
 # mounted and a writer changing files on it; tern-agent replicates it continuously to a
 # file target on an XFS file system (btrfs when xfsprogs cannot be had). Then:
 #   - bad launch requests are refused with one line, and nothing is made;
@@ -15,6 +16,7 @@
 #   - a second agent whose disk holds no operating system gets its launch refused with
 #     the reason, and its target is byte-identical afterwards;
 #   - `ternctl launch NAME --discard` removes every clone and file of the launches.
+# Usage: launch.sh [VARIANT] (default bios-itools).
 # Root only; skips with a reason where the image, QEMU or libguestfs cannot be had.
 #   - `ternctl cutover NAME --adapt P`: a disk with no OS is proven, its adaptation refused
 #     and the target left as it was; the guest is proven, adapted for aws on a reflink,
@@ -27,16 +29,24 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 : "${TERN_AGENT:?set by meson}" "${TERN_RECEIVER:?set by meson}" "${TERNCTL:?set by meson}"
+VARIANT=${1:-bios-itools}
+case $VARIANT in bios-itools | bios-dracut | uefi-itools) ;; *)
+	echo "usage: launch.sh [bios-itools|bios-dracut|uefi-itools]" >&2; exit 2 ;; esac
 PROFILES=${TERN_LAUNCH_PROFILES:-kvm}
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
-log() { echo "launch: $*"; }
+log() { echo "launch $VARIANT: $*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (loop devices, mounts, the guest image)"
 command -v apt-get >/dev/null || skip "needs apt-get (Debian) to build the guest"
 . "$SRC/scripts/deps.sh"
 tern_install qemu-system-x86 qemu-utils util-linux e2fsprogs jq || skip "cannot install QEMU and jq"
+UEFI=0
+if [ "${VARIANT%%-*}" = uefi ]; then
+	UEFI=1
+	tern_install ovmf mtools || skip "cannot install OVMF and mtools"
+fi
 FSTYPE=xfs
 if ! tern_install xfsprogs || ! command -v mkfs.xfs >/dev/null; then
 	FSTYPE=btrfs
@@ -66,10 +76,30 @@ t0=$SECONDS
 
 # --- the source: the guest's disk on a loop device, its root mounted and written -------
 rc=0
-"$HERE/build-image.sh" bios-itools "$T/src.img" >/dev/null || rc=$?
-[ $rc -ne 77 ] || skip "cannot build the bios-itools image (see above)"
-[ $rc -eq 0 ] || fail "build-image.sh bios-itools failed ($rc)"
+"$HERE/build-image.sh" "$VARIANT" "$T/src.img" >/dev/null || rc=$?
+[ $rc -ne 77 ] || skip "cannot build the $VARIANT image (see above)"
+[ $rc -eq 0 ] || fail "build-image.sh $VARIANT failed ($rc)"
 log "guest image ready in $((SECONDS - t0)) s"
+# The UEFI guest's ESP (partition 2, at 1 MiB) has GRUB at \EFI\debian only, as Debian's
+# grub-install leaves it: an empty NVRAM finds nothing (boot-proof.sh shows it), so a
+# boot with one can only be the fallback loader the adaptation adds. mtools reads FAT
+# without a mount.
+export MTOOLS_SKIP_CHECK=1
+esp_has() { mdir -i "$1@@$((1024 * 1024))" "::$2" >/dev/null 2>&1; }
+if [ $UEFI = 1 ]; then
+	esp_has "$T/src.img" /EFI/debian/grubx64.efi || fail "the source has no \\EFI\\debian\\grubx64.efi"
+	esp_has "$T/src.img" /EFI/BOOT && fail "the source has a fallback loader already"
+fi
+# firmware_fallback CONSOLE: OVMF started a boot option it made itself for the disk (the
+# removable-media path), not one naming a loader file (which only NVRAM could hold).
+firmware_fallback() {
+	[ $UEFI = 1 ] || return 0
+	local line
+	line=$(tr -d '\r' <"$1" | grep -a -m1 "BdsDxe: starting Boot") ||
+		fail "no firmware boot on $1"
+	case $line in *'\EFI\'* | *.efi* | *.EFI*) fail "the firmware booted a loader named in NVRAM: $line" ;; esac
+	log "firmware: $line"
+}
 LOOP=$(losetup --find --show "$T/src.img") || skip "cannot attach a loop device"
 partx -a "$LOOP" 2>/dev/null || true
 for _ in $(seq 50); do [ -b "${LOOP}p1" ] && break; sleep 0.1; done
@@ -174,6 +204,11 @@ for prof in $PROFILES; do
 	grep -aq "TERN-BOOT-OK $addr" "$console" || fail "$prof: no marker with $addr on $console"
 	[[ $addr == 10.0.2.* ]] || fail "$prof: $addr is not a DHCP address of QEMU's user network"
 	[ -f "$(jq -r .report <<<"$L")" ] || fail "$prof: no adaptation report"
+	if [ $UEFI = 1 ]; then
+		jq -e '.steps[] | select(.step == "uefi fallback")' "$(jq -r .report <<<"$L")" >/dev/null ||
+			fail "$prof: the adaptation report has no uefi fallback step"
+		firmware_fallback "$console"
+	fi
 	# What the clone holds: the epoch the receiver verified, with that root.
 	epoch=$(jq -r '.disks[0].epoch' <<<"$L")
 	root=$(jq -r '.disks[0].root' <<<"$L")
@@ -229,8 +264,15 @@ grep -q "^root=$proven$" "$STATE/disks/vm.state" || fail "the proven root is not
 grep -q "merkle root $proven, final epoch" "$T/cutover.out" || fail "the proof names another root"
 [ "$adapted" != "$proven" ] || fail "the adaptation changed nothing"
 grep -q "changed /etc/fstab" "$T/cutover.out" || fail "the adaptation's changes are not listed"
-grep -q "boot check: booted on nvme to multi-user, DHCP address 10.0.2." "$T/cutover.out" ||
-	fail "no boot check on NVMe"
+if [ $UEFI = 1 ]; then
+	grep -q "boot check: booted on nvme (UEFI, empty NVRAM) to multi-user, DHCP address 10.0.2." \
+		"$T/cutover.out" || fail "no UEFI boot check on NVMe"
+	firmware_fallback "$(sed -n 's/^  boot check: .*(console \(.*\))$/\1/p' "$T/cutover.out")"
+	esp_has "$T/fs/vm.img" /EFI/BOOT/BOOTX64.EFI || fail "the adapted target has no fallback loader"
+else
+	grep -q "boot check: booted on nvme to multi-user, DHCP address 10.0.2." "$T/cutover.out" ||
+		fail "no boot check on NVMe"
+fi
 [ "$(sha256sum <"$T/fs/vm.img")" != "$(sha256sum <"$LOOP")" ] || fail "the target is not the adapted disk"
 [ -z "$(find "$T/fs" -name '.tern-adapt-*')" ] || fail "the adapted clone was left beside the target"
 log "cutover --adapt aws --boot-check in $((SECONDS - ts)) s: proven $proven, adapted $adapted"
