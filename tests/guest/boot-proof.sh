@@ -67,7 +67,9 @@ boot() {
 		fail "$name: boot.sh exited $got, expected $want"
 	fi
 }
-console_has() { tr -d '\r' <"$T/$1.console" | grep -qF -- "$2"; }
+# Not grep -q behind the pipe: it stops reading at the first match, tr dies of SIGPIPE
+# on a long console, and pipefail turns the match into "not found".
+console_has() { tr -d '\r' <"$T/$1.console" | grep -aF -- "$2" >/dev/null; }
 # no_disk NAME BUS: the kernel never saw the disk on BUS (no partition scan of nvme0n1 or
 # vda on the console): the initramfs lacks the bus's driver, the reason adaptation adds it.
 no_disk() {

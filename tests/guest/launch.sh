@@ -95,7 +95,9 @@ fi
 firmware_fallback() {
 	[ $UEFI = 1 ] || return 0
 	local line
-	line=$(tr -d '\r' <"$1" | grep -a -m1 "BdsDxe: starting Boot") ||
+	# grep reads the file itself: a grep -m1 behind a pipe would end its writer with
+	# SIGPIPE, which pipefail takes for a failure.
+	line=$(grep -a -m1 "BdsDxe: starting Boot" "$1" | tr -d '\r') ||
 		fail "no firmware boot on $1"
 	case $line in *'\EFI\'* | *.efi* | *.EFI*) fail "the firmware booted a loader named in NVRAM: $line" ;; esac
 	log "firmware: $line"
@@ -218,7 +220,7 @@ for prof in $PROFILES; do
 	[ "$(jq -r '.disks[0].how' <<<"$L")" = reflink ] || fail "$prof: the clone is not a reflink"
 	[ "$(jq -r '.disks[0].copied_bytes' <<<"$L")" = 0 ] || fail "$prof: the reflink copied data"
 	case $clone in "$T/fs/.tern-launch/web1/"*) ;; *) fail "$prof: clone at $clone, not beside the target" ;; esac
-	filefrag -v "$clone" | grep -q shared || fail "$prof: the clone shares no extent with the target"
+	filefrag -v "$clone" | grep shared >/dev/null || fail "$prof: the clone shares no extent with the target"
 	log "$prof: passed in $((SECONDS - ts)) s (clone $(jq -r .seconds.clone <<<"$L") s," \
 		"adaptation $(jq -r .seconds.adapt <<<"$L") s, boot $(jq -r .seconds.boot <<<"$L") s);" \
 		"$((after - before)) epochs verified meanwhile"
