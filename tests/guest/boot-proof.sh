@@ -5,8 +5,8 @@
 # migrated Linux servers fail, so that an adapted guest booting there proves something.
 #   bios-itools  boots on AHCI; fails on NVMe and on virtio-blk, in its initramfs, with
 #                /dev/sda1 missing; boot.sh never writes the image
-#   uefi-itools  an empty NVRAM finds no loader (no \EFI\BOOT\BOOTX64.EFI) on AHCI
-#                and on NVMe; the same image with that one file added boots on AHCI (so
+#   uefi-itools  an empty NVRAM finds no loader (no \EFI\BOOT\BOOTX64.EFI) on AHCI,
+#                NVMe and virtio-blk; the same image with that one file added boots on AHCI (so
 #                nothing else is wrong there) and fails on NVMe and on virtio-blk, in its
 #                initramfs, with /dev/sda1 missing
 #   bios-dracut  boots on AHCI to the ttyS0 getty (its banner as a marker), with no
@@ -118,11 +118,15 @@ uefi-itools)
 	mcopy -i "$ESP" ::/EFI/debian/grubx64.efi "$T/grubx64.efi"
 	mcopy -i "$ESP" "$T/grubx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 	boot uefi-fallback 0 "$T/fallback.img" --bus ahci --uefi
-	# On NVMe the empty NVRAM finds no loader either (OVMF fails in ~10 s, no kernel).
-	boot uefi-empty-nvram-nvme 1 "$IMG" --bus nvme --uefi
-	console_has uefi-empty-nvram-nvme "Linux version" && fail "nvme: a kernel started without a fallback loader"
-	grep -q "BdsDxe: failed to load .*NVMe" "$T/uefi-empty-nvram-nvme.out" ||
-		fail "nvme: OVMF did not fail on the NVMe disk's missing loader: $(cat "$T/uefi-empty-nvram-nvme.out")"
+	# On NVMe and virtio-blk the empty NVRAM finds no loader either (OVMF fails in
+	# ~10 s, no kernel).
+	for bus in nvme virtio-blk; do
+		boot "uefi-empty-nvram-$bus" 1 "$IMG" --bus "$bus" --uefi
+		console_has "uefi-empty-nvram-$bus" "Linux version" &&
+			fail "$bus: a kernel started without a fallback loader"
+		grep -q "BdsDxe: failed to load Boot" "$T/uefi-empty-nvram-$bus.out" ||
+			fail "$bus: OVMF did not fail on the missing loader: $(cat "$T/uefi-empty-nvram-$bus.out")"
+	done
 	# With the loader, the next reason: GRUB starts the kernel, whose initramfs has no
 	# driver for the disk and waits for /dev/sda1 in vain.
 	for bus in nvme virtio-blk; do
