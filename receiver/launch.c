@@ -263,8 +263,12 @@ static void *launch_thread(void *arg)
 		set_state(l, LAUNCH_FAILED, "boot check on %s failed: %s", l->rq.prof->boot_bus, why);
 	} else {
 		snprintf(l->address, sizeof(l->address), "%s", addr);
-		set_state(l, LAUNCH_PASSED, "booted on %s to multi-user with DHCP address %s "
-			  "(%.0f s)", l->rq.prof->boot_bus, addr, l->boot_s);
+		/* Said, since it is what a UEFI guest's first boot on the new platform
+		 * depends on: its firmware found the fallback loader, no boot entry. */
+		set_state(l, LAUNCH_PASSED, "booted on %s%s to multi-user with DHCP address %s "
+			  "(%.0f s)", l->rq.prof->boot_bus,
+			  boot_is_uefi(images[0]) == 1 ? " (UEFI, empty NVRAM)" : "", addr,
+			  l->boot_s);
 	}
 	pthread_mutex_unlock(&l->ls->lock);
 	if (r < 0)
@@ -794,8 +798,9 @@ int launch_cutover_adapt(struct rcv_server *srv, const char *agent,
 			snprintf(why, sizeof(why), "%s", first);
 			goto cleanup;
 		}
-		text_add(&text, &len, "  boot check: booted on %s to multi-user, DHCP address %s "
-			 "(console %s)\n", p->boot_bus, addr, console);
+		text_add(&text, &len, "  boot check: booted on %s%s to multi-user, DHCP address %s "
+			 "(console %s)\n", p->boot_bus,
+			 boot_is_uefi(images[0]) == 1 ? " (UEFI, empty NVRAM)" : "", addr, console);
 		/* The marker unit is the test launch's; a disk put in service goes without. */
 		if (adapt_unmark(work, undo, ao.accel, why, sizeof(why)) < 0)
 			text_add(&text, &len, "  WARNING: the boot check's marker unit stays on the "

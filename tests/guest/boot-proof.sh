@@ -5,10 +5,14 @@
 # migrated Linux servers fail, so that an adapted guest booting there proves something.
 #   bios-itools  boots on AHCI; fails on NVMe and on virtio-blk, in its initramfs, with
 #                /dev/sda1 missing; boot.sh never writes the image
-#   uefi-itools  an empty NVRAM finds no loader (no \EFI\BOOT\BOOTX64.EFI) on AHCI; the
-#                same image with that one file added boots (so nothing else is wrong)
+#   uefi-itools  an empty NVRAM finds no loader (no \EFI\BOOT\BOOTX64.EFI) on AHCI,
+#                NVMe and virtio-blk; the same image with that one file added boots on AHCI (so
+#                nothing else is wrong there) and fails on NVMe and on virtio-blk, in its
+#                initramfs, with /dev/sda1 missing
 #   bios-dracut  boots on AHCI to the ttyS0 getty (its banner as a marker), with no
-#                kernel console on ttyS0
+#                kernel console on ttyS0; a copy whose command line only adds that
+#                console (and a shorter root wait) fails on NVMe and on virtio-blk in
+#                dracut, /dev/sda1 missing, the disk never seen by the kernel
 # Usage: boot-proof.sh VARIANT. Exit 0 pass, 1 fail, 77 skip (not root, no packages).
 # Images are cached by build-image.sh; TERN_GUEST_KEEP=1 keeps the consoles.
 set -euo pipefail
@@ -32,6 +36,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tern-guest-test.XXXXXX")
 cleanup() {
 	local rc=$?
 	set +e
+	! mountpoint -q "$T/mnt" || umount "$T/mnt"
 	if [ -n "${TERN_GUEST_KEEP:-}" ]; then
 		rm -f "$T"/*.img
 		echo "kept $T"
@@ -62,7 +67,15 @@ boot() {
 		fail "$name: boot.sh exited $got, expected $want"
 	fi
 }
-console_has() { tr -d '\r' <"$T/$1.console" | grep -qF -- "$2"; }
+# Not grep -q behind the pipe: it stops reading at the first match, tr dies of SIGPIPE
+# on a long console, and pipefail turns the match into "not found".
+console_has() { tr -d '\r' <"$T/$1.console" | grep -aF -- "$2" >/dev/null; }
+# no_disk NAME BUS: the kernel never saw the disk on BUS (no partition scan of nvme0n1 or
+# vda on the console): the initramfs lacks the bus's driver, the reason adaptation adds it.
+no_disk() {
+	case $2 in nvme) ! console_has "$1" "nvme0n1: p" ;; virtio-blk) ! console_has "$1" "vda: vda" ;; esac ||
+		fail "$1: the kernel found the disk on $2: it failed for another reason"
+}
 
 case $VARIANT in
 bios-itools)
@@ -105,6 +118,24 @@ uefi-itools)
 	mcopy -i "$ESP" ::/EFI/debian/grubx64.efi "$T/grubx64.efi"
 	mcopy -i "$ESP" "$T/grubx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 	boot uefi-fallback 0 "$T/fallback.img" --bus ahci --uefi
+	# On NVMe and virtio-blk the empty NVRAM finds no loader either (OVMF fails in
+	# ~10 s, no kernel).
+	for bus in nvme virtio-blk; do
+		boot "uefi-empty-nvram-$bus" 1 "$IMG" --bus "$bus" --uefi
+		console_has "uefi-empty-nvram-$bus" "Linux version" &&
+			fail "$bus: a kernel started without a fallback loader"
+		grep -q "BdsDxe: failed to load Boot" "$T/uefi-empty-nvram-$bus.out" ||
+			fail "$bus: OVMF did not fail on the missing loader: $(cat "$T/uefi-empty-nvram-$bus.out")"
+	done
+	# With the loader, the next reason: GRUB starts the kernel, whose initramfs has no
+	# driver for the disk and waits for /dev/sda1 in vain.
+	for bus in nvme virtio-blk; do
+		boot "uefi-fallback-$bus" 1 "$T/fallback.img" --bus "$bus" --uefi
+		grep -q "ALERT!  */dev/sda1 does not exist" "$T/uefi-fallback-$bus.out" ||
+			fail "$bus: the guest failed, but not for want of /dev/sda1: $(cat "$T/uefi-fallback-$bus.out")"
+		console_has "uefi-fallback-$bus" "Linux version" || fail "$bus: the kernel did not even start"
+		no_disk "uefi-fallback-$bus" "$bus"
+	done
 	;;
 bios-dracut)
 	# The marker form of the proof (what a test launch waits for): agetty's banner,
@@ -115,6 +146,27 @@ bios-dracut)
 	# The old guest has no console= on its command line: the kernel speaks only on the
 	# VGA console, the getty alone on ttyS0 (the adaptation adds the serial console).
 	console_has dracut-ahci "Linux version" && fail "the kernel's console is on ttyS0 already"
+	# Why it fails elsewhere, seen on ttyS0: a copy whose kernel command line adds only
+	# console=ttyS0 and rd.retry=20 (dracut gives up on the root after 20 s, not 180 s);
+	# its drivers and root=/dev/sda1 are the image's.
+	cp --sparse=always --reflink=auto "$IMG" "$T/console.img"
+	start=$(partx -g -o START -n 1 "$T/console.img")
+	mkdir "$T/mnt"
+	mount -o "loop,offset=$((start * 512))" "$T/console.img" "$T/mnt"
+	sed -i 's|^\([[:space:]]*linux .* root=/dev/sda1 ro\)$|\1 console=ttyS0,115200 rd.retry=20|' \
+		"$T/mnt/boot/grub/grub.cfg"
+	n=$(grep -c 'root=/dev/sda1 ro console=ttyS0,115200 rd.retry=20$' "$T/mnt/boot/grub/grub.cfg" || true)
+	umount "$T/mnt"
+	[ "$n" -eq 1 ] || fail "could not add the console to the copy's grub.cfg ($n entries)"
+	for bus in nvme virtio-blk; do
+		boot "dracut-$bus" 1 "$T/console.img" --bus "$bus"
+		grep -q "Could not boot\|emergency mode\|root account is locked" "$T/dracut-$bus.out" ||
+			fail "$bus: not dracut giving up: $(cat "$T/dracut-$bus.out")"
+		console_has "dracut-$bus" "Could not boot" && console_has "dracut-$bus" "Warning: /dev/sda1 does not exist" ||
+			fail "$bus: dracut did not give up for want of /dev/sda1"
+		console_has "dracut-$bus" "root=/dev/sda1" || fail "$bus: the kernel did not start"
+		no_disk "dracut-$bus" "$bus"
+	done
 	;;
 *) fail "unknown variant $VARIANT" ;;
 esac
