@@ -153,9 +153,12 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 [ -n "$PORT" ] || fail "the receiver did not start"
+# --copy all: the checks below compare target and source byte for byte, free space of the
+# mounted root included, which --copy used (the default) sends as zeros.
 agent() { # NAME DISK: continuous replication with the scan tracker
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$STATE/agent-bundle.pem" \
-		--name "$1" --disk "$2" --tracker scan --interval 2 --no-progress >>"$T/agent-$1.log" 2>&1 &
+		--name "$1" --disk "$2" --tracker scan --interval 2 --copy all --no-progress \
+		>>"$T/agent-$1.log" 2>&1 &
 	PIDS+=($!)
 }
 ctl() { "$TERNCTL" --state-dir "$STATE" "$@"; }
