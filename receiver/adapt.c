@@ -2218,53 +2218,51 @@ static int open_recorded(struct ad *a, const char *image, const char *undo_dir,
 	return mount_all(a, false);
 }
 
-int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
-	       size_t why_len)
+/* Runs job on the disk an undo record was made from (open_recorded), then closes it
+ * cleanly. 0, or -errno with why. */
+static int on_recorded(const char *image, const char *undo_dir, enum adapt_accel accel,
+		       int (*job)(struct ad *a), char *why, size_t why_len)
 {
 	struct ad a = { .undo_dir = undo_dir, .why = why, .why_len = why_len };
 	int r;
 
 	why[0] = '\0';
 	r = open_recorded(&a, image, undo_dir, accel);
-	if (r < 0)
-		goto cleanup;
-	r = undo_entries(&a, undo_dir);
-	if (r < 0)
-		goto cleanup;
-	if (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0)
+	if (r >= 0)
+		r = job(&a);
+	if (r >= 0 && (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0))
 		r = gfail(&a, "cannot close the image cleanly");
-cleanup:
 	if (r < 0 && !why[0])
 		snprintf(why, why_len, "%s", strerror(-r));
 	ad_free(&a);
-	return r;
+	return r < 0 ? r : 0;
+}
+
+static int undo_job(struct ad *a)
+{
+	return undo_entries(a, a->undo_dir);
+}
+
+/* The undo record lists the marker's files as created: undoing later finds them gone,
+ * which is what it would have made of them. */
+static int unmark_job(struct ad *a)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(marker_paths); i++)
+		if (guestfs_rm_f(a->g, marker_paths[i]) < 0)
+			return gfail(a, "cannot remove %s", marker_paths[i]);
+	return 0;
+}
+
+int adapt_undo(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
+	       size_t why_len)
+{
+	return on_recorded(image, undo_dir, accel, undo_job, why, why_len);
 }
 
 int adapt_unmark(const char *image, const char *undo_dir, enum adapt_accel accel, char *why,
 		 size_t why_len)
 {
-	struct ad a = { .undo_dir = undo_dir, .why = why, .why_len = why_len };
-	int r;
-
-	why[0] = '\0';
-	r = open_recorded(&a, image, undo_dir, accel);
-	if (r < 0)
-		goto cleanup;
-	/* The undo record lists these as created: undoing later finds them gone, which is
-	 * what it would have made of them. */
-	for (size_t i = 0; i < ARRAY_SIZE(marker_paths); i++) {
-		if (guestfs_rm_f(a.g, marker_paths[i]) < 0) {
-			r = gfail(&a, "cannot remove %s", marker_paths[i]);
-			goto cleanup;
-		}
-	}
-	if (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0)
-		r = gfail(&a, "cannot close the image cleanly");
-cleanup:
-	if (r < 0 && !why[0])
-		snprintf(why, why_len, "%s", strerror(-r));
-	ad_free(&a);
-	return r;
+	return on_recorded(image, undo_dir, accel, unmark_job, why, why_len);
 }
 
 #else /* !TERN_HAVE_GUESTFS */
