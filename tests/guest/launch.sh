@@ -30,8 +30,10 @@
 #   - uefi-itools: every boot check is OVMF with an empty NVRAM, and what boots is the
 #     fallback loader the adaptation adds (the source has none; the firmware starts a
 #     boot option it made for the disk, naming no loader file).
-# TERN_LAUNCH_PROFILES="kvm aws" adds test launches (default "kvm": aws is booted by the
-# cutover; each adaptation costs minutes under TCG).
+# TERN_LAUNCH_PROFILES="kvm aws" sets the test launches (default "kvm" for bios-itools:
+# aws is booted by the cutover; none for the other variants, whose cutover and failback
+# are what differs from bios-itools: each adaptation costs minutes under TCG, and the
+# guest suite must fit the CI budget).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +42,11 @@ SRC=$(cd "$HERE/../.." && pwd)
 VARIANT=${1:-bios-itools}
 case $VARIANT in bios-itools | bios-dracut | uefi-itools) ;; *)
 	echo "usage: launch.sh [bios-itools|bios-dracut|uefi-itools]" >&2; exit 2 ;; esac
-PROFILES=${TERN_LAUNCH_PROFILES:-kvm}
+if [ "$VARIANT" = bios-itools ]; then
+	PROFILES=${TERN_LAUNCH_PROFILES-kvm}
+else
+	PROFILES=${TERN_LAUNCH_PROFILES-}
+fi
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -272,10 +278,12 @@ wait_verified web1 vm $((before + 2)) # an epoch started after the last write, e
 log "the target equals the source after $n launches"
 
 # --- discard -----------------------------------------------------------------------------
-out=$(ctl launch web1 --discard) || fail "discard failed: $out"
-grep -q "^agent web1: $n test launch\(es\)\? discarded$" <<<"$out" || fail "discard: $out"
-[ ! -e "$T/fs/.tern-launch/web1" ] || fail "discard left $(find "$T/fs/.tern-launch/web1")"
-[ ! -e "$STATE/launch/web1" ] || fail "discard left $STATE/launch/web1"
+if [ "$n" -gt 0 ]; then
+	out=$(ctl launch web1 --discard) || fail "discard failed: $out"
+	grep -q "^agent web1: $n test launch\(es\)\? discarded$" <<<"$out" || fail "discard: $out"
+	[ ! -e "$T/fs/.tern-launch/web1" ] || fail "discard left $(find "$T/fs/.tern-launch/web1")"
+	[ ! -e "$STATE/launch/web1" ] || fail "discard left $STATE/launch/web1"
+fi
 if [ $ALL = 1 ]; then
 	[ -n "$(find "$T/fs/.tern-launch/plain1" -name plain.img)" ] || fail "discard of web1 took plain1's clone"
 	ctl launch plain1 --discard >/dev/null || fail "discard of plain1 failed"
