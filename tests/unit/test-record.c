@@ -98,7 +98,7 @@ static unsigned count_entries(const char *path)
 START_TEST(test_record_round_trips_every_field)
 {
 	struct disk_record in, out;
-	char path[700];
+	char path[700], *text;
 	struct stat st;
 
 	/* No record yet: not an error, and nothing present. */
@@ -131,9 +131,11 @@ START_TEST(test_record_round_trips_every_field)
 	ck_assert_mem_eq(&out, &in, sizeof(in));
 	/* The format as an operator's grep and ternctl see it. */
 	path_of("d", ".state", path, sizeof(path));
-	ck_assert_str_eq(slurp(path, NULL),
+	text = slurp(path, NULL);
+	ck_assert_str_eq(text,
 			 "disk=d\nagent=a\ntarget=/t\nsize=1\nchunk_size=4096\nchunks=1\nepoch=0\n"
 			 "root=-\nverified=0\ncutover=0\nevent=\n");
+	free(text);
 }
 END_TEST
 
