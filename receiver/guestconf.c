@@ -85,8 +85,13 @@ int gconf_dev_parse(const char *dev, int *ret_disk, unsigned *ret_part)
 	return -ENOENT;
 }
 
-int gconf_fstab_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **ret_out,
-			unsigned *ret_changed)
+/* Where a line holds a device name to resolve: its offset and length. */
+typedef bool (*span_fn)(const char *l, size_t len, size_t *ret_off, size_t *ret_n);
+
+/* Rewrites in, line by line, putting fn's answer in place of each line's span (lines
+ * without one, or whose name fn leaves alone, are kept as they are). */
+static int splice_lines(const char *in, span_fn span, gconf_resolve_fn fn, void *ctx,
+			char **ret_out, unsigned *ret_changed)
 {
 	struct sb out = { 0 };
 	const char *pos = in, *l;
@@ -96,71 +101,12 @@ int gconf_fstab_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **r
 	int r;
 
 	while ((l = next_line(&pos, &len, &nl))) {
-		size_t lead = 0, flen = 0;
-		char *field = NULL, *spec = NULL;
+		size_t off = 0, n = 0;
+		char *spec = NULL;
 
-		while (lead < len && is_blank(l[lead]))
-			lead++;
-		while (lead + flen < len && !is_blank(l[lead + flen]))
-			flen++;
-		if (lead < len && l[lead] != '#' && flen > 0) {
-			field = strndup_or_null(l + lead, flen);
-			if (!field) {
-				out.oom = true;
-				break;
-			}
-			r = fn(ctx, field, &spec);
-			free(field);
-			if (r == -ENOMEM) {
-				out.oom = true;
-				break;
-			}
-		}
-		if (spec) {
-			sb_add(&out, l, lead);
-			sb_str(&out, spec);
-			sb_add(&out, l + lead + flen, len - lead - flen);
-			free(spec);
-			changed++;
-		} else {
-			sb_add(&out, l, len);
-		}
-		if (nl)
-			sb_add(&out, "\n", 1);
-	}
-	r = sb_done(&out, ret_out);
-	if (r < 0)
-		return r;
-	*ret_changed = changed;
-	return 0;
-}
+		if (span(l, len, &off, &n)) {
+			char *dev = strndup_or_null(l + off, n);
 
-int gconf_resume_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **ret_out,
-			 unsigned *ret_changed)
-{
-	struct sb out = { 0 };
-	const char *pos = in, *l;
-	unsigned changed = 0;
-	size_t len;
-	bool nl;
-	int r;
-
-	while ((l = next_line(&pos, &len, &nl))) {
-		size_t i = 0, vn = 0;
-		char *spec = NULL, q = 0;
-
-		while (i < len && is_blank(l[i]))
-			i++;
-		if (len - i > 7 && strncmp(l + i, "RESUME=", 7) == 0) {
-			char *dev;
-
-			i += 7;
-			if (l[i] == '"' || l[i] == '\'')
-				q = l[i++];
-			while (i + vn < len && l[i + vn] != q && !is_blank(l[i + vn]) &&
-			       l[i + vn] != '#')
-				vn++;
-			dev = strndup(l + i, vn);
 			if (!dev) {
 				out.oom = true;
 				break;
@@ -173,9 +119,9 @@ int gconf_resume_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **
 			}
 		}
 		if (spec) {
-			sb_add(&out, l, i);
+			sb_add(&out, l, off);
 			sb_str(&out, spec);
-			sb_add(&out, l + i + vn, len - i - vn);
+			sb_add(&out, l + off + n, len - off - n);
 			free(spec);
 			changed++;
 		} else {
@@ -191,6 +137,51 @@ int gconf_resume_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **
 	return 0;
 }
 
+/* fstab: the first field of a line that is not a comment. */
+static bool fstab_span(const char *l, size_t len, size_t *ret_off, size_t *ret_n)
+{
+	size_t lead = 0, flen = 0;
+
+	while (lead < len && is_blank(l[lead]))
+		lead++;
+	while (lead + flen < len && !is_blank(l[lead + flen]))
+		flen++;
+	*ret_off = lead;
+	*ret_n = flen;
+	return lead < len && l[lead] != '#' && flen > 0;
+}
+
+int gconf_fstab_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **ret_out,
+			unsigned *ret_changed)
+{
+	return splice_lines(in, fstab_span, fn, ctx, ret_out, ret_changed);
+}
+
+/* initramfs-tools' resume file: the value of RESUME=, quoted or not. */
+static bool resume_span(const char *l, size_t len, size_t *ret_off, size_t *ret_n)
+{
+	size_t i = 0, vn = 0;
+	char q = 0;
+
+	while (i < len && is_blank(l[i]))
+		i++;
+	if (len - i <= 7 || strncmp(l + i, "RESUME=", 7) != 0)
+		return false;
+	i += 7;
+	if (l[i] == '"' || l[i] == '\'')
+		q = l[i++];
+	while (i + vn < len && l[i + vn] != q && !is_blank(l[i + vn]) && l[i + vn] != '#')
+		vn++;
+	*ret_off = i;
+	*ret_n = vn;
+	return true;
+}
+
+int gconf_resume_rewrite(const char *in, gconf_resolve_fn fn, void *ctx, char **ret_out,
+			 unsigned *ret_changed)
+{
+	return splice_lines(in, resume_span, fn, ctx, ret_out, ret_changed);
+}
 
 static bool word_is(const struct word *w, const char *key)
 {
