@@ -17,9 +17,18 @@
 
 #define REC_SUFFIX ".state"
 #define FPS_SUFFIX ".fps"
+#define CKPT_SUFFIX ".ckpt"
 #define REC_DIR "disks"
 /* Fingerprints written per write(2) by rec_fps_save: 64 KiB. */
 #define FPS_BLOCK 4096
+/* A checkpoint: a 64-byte head (magic, version, chunk size, disk size, chunks, tracking
+ * generation, held count, 16 zero bytes), the held bitmap, every chunk's fingerprint, then
+ * a 16-byte digest: the Merkle root of the XXH3-128 of each piece written (the head, the
+ * bitmap in CKPT_PIECE pieces, the fingerprints in FPS_BLOCK pieces). */
+#define CKPT_MAGIC "TERNCKPT"
+#define CKPT_VERSION 1
+#define CKPT_HEAD 64
+#define CKPT_PIECE (64u << 10)
 
 /* The keys of a record, in the order rec_save writes them; each appears once. */
 enum rec_key {
@@ -474,4 +483,254 @@ int rec_reconcile(rec_read_fn *read_fn, void *ctx, uint64_t size, uint32_t chunk
 	}
 	free(buf);
 	return r;
+}
+
+/* Big-endian fields of a checkpoint's head. */
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t held_bytes(uint64_t nchunks)
+{
+	return DIV_ROUND_UP(nchunks, 8);
+}
+
+static bool held_bit(const uint8_t *held, uint64_t i)
+{
+	return held[i / 8] >> (i % 8) & 1;
+}
+
+static uint64_t held_count(const uint8_t *held, uint64_t nchunks)
+{
+	uint64_t n = 0, full = nchunks / 8;
+
+	for (uint64_t i = 0; i < full; i++)
+		n += (uint64_t)__builtin_popcount(held[i]);
+	for (uint64_t i = full * 8; i < nchunks; i++)
+		n += held_bit(held, i);
+	return n;
+}
+
+/* Writes len bytes and adds their digest to m. */
+static int ckpt_put(int fd, struct fp_merkle *m, const void *buf, size_t len)
+{
+	struct fp f;
+
+	fp_compute(buf, len, &f);
+	fp_merkle_add(m, &f);
+	return write_full(fd, buf, len);
+}
+
+int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *ck,
+		  const struct fp *fps, const uint8_t *held)
+{
+	static const struct fp zero;
+	char path[4096], dir[4096], tmp[4200] = "";
+	uint8_t head[CKPT_HEAD] = { 0 };
+	uint64_t nchunks, nbytes;
+	struct fp_merkle m;
+	struct fp *blk = NULL, digest;
+	int fd = -1, r;
+
+	if (!proto_chunk_size_valid(ck->chunk_size) || ck->size == 0)
+		return -EINVAL;
+	nchunks = DIV_ROUND_UP(ck->size, ck->chunk_size);
+	nbytes = held_bytes(nchunks);
+	/* The bitmap's unused bits are zero and its count is the head's: the loader checks. */
+	if ((nchunks % 8 && held[nbytes - 1] >> (nchunks % 8)) ||
+	    held_count(held, nchunks) != ck->held)
+		return -EINVAL;
+	r = file_path(state_dir, id, CKPT_SUFFIX, path, sizeof(path));
+	if (r == 0)
+		r = disks_dir(state_dir, dir, sizeof(dir));
+	if (r == 0)
+		r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	blk = malloc(FPS_BLOCK * sizeof(*blk));
+	if (!blk)
+		return -ENOMEM;
+	memcpy(head, CKPT_MAGIC, 8);
+	put64(head + 8, (uint64_t)CKPT_VERSION << 32 | ck->chunk_size);
+	put64(head + 16, ck->size);
+	put64(head + 24, nchunks);
+	put64(head + 32, ck->track_gen);
+	put64(head + 40, ck->held);
+	fp_merkle_init(&m);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = ckpt_put(fd, &m, head, sizeof(head));
+	for (uint64_t off = 0; r == 0 && off < nbytes; off += CKPT_PIECE)
+		r = ckpt_put(fd, &m, held + off, (size_t)MIN((uint64_t)CKPT_PIECE, nbytes - off));
+	for (uint64_t i = 0; r == 0 && i < nchunks;) {
+		size_t k = (size_t)MIN((uint64_t)FPS_BLOCK, nchunks - i);
+
+		for (size_t j = 0; j < k; j++)
+			blk[j] = held_bit(held, i + j) ? fps[i + j] : zero;
+		r = ckpt_put(fd, &m, blk, k * FP_LEN);
+		i += k;
+	}
+	fp_merkle_final(&m, &digest);
+	if (r == 0)
+		r = write_full(fd, &digest, sizeof(digest));
+	if (r < 0)
+		goto fail;
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		r = -errno;
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	free(blk);
+	return fsync_dir_of(path);
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (tmp[0])
+		unlink(tmp);
+	free(blk);
+	return r;
+}
+
+/* Reads len bytes at *off, adds their digest to m and moves *off on. */
+static int ckpt_get(int fd, struct fp_merkle *m, void *buf, size_t len, uint64_t *off)
+{
+	struct fp f;
+	int r = pread_full(fd, buf, len, *off);
+
+	if (r < 0)
+		return r;
+	fp_compute(buf, len, &f);
+	fp_merkle_add(m, &f);
+	*off += len;
+	return 0;
+}
+
+int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t chunk_size,
+		  struct fp *fps, uint8_t *held, struct rec_ckpt *ret_ck)
+{
+	static const struct fp zero;
+	uint64_t nchunks, nbytes, off = 0, want;
+	uint8_t head[CKPT_HEAD], *bm = NULL;
+	struct rec_ckpt ck;
+	struct fp_merkle m;
+	struct fp *blk = NULL, digest, stored;
+	char path[4096];
+	struct stat st;
+	int fd, r;
+
+	r = file_path(state_dir, id, CKPT_SUFFIX, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (!proto_chunk_size_valid(chunk_size) || size == 0)
+		return -EINVAL;
+	nchunks = DIV_ROUND_UP(size, chunk_size);
+	nbytes = held_bytes(nchunks);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	fp_merkle_init(&m);
+	r = -EBADMSG;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < CKPT_HEAD + FP_LEN)
+		goto out;
+	r = ckpt_get(fd, &m, head, sizeof(head), &off);
+	if (r < 0)
+		goto out;
+	r = -EBADMSG;
+	if (memcmp(head, CKPT_MAGIC, 8) != 0 || get64(head + 8) >> 32 != CKPT_VERSION ||
+	    !mem_is_zero(head + 48, 16))
+		goto out;
+	ck = (struct rec_ckpt){ .chunk_size = (uint32_t)get64(head + 8), .size = get64(head + 16),
+				.track_gen = get64(head + 32), .held = get64(head + 40) };
+	/* Whole and readable, but of another disk's shape: not this copy's. */
+	if (ck.size != size || ck.chunk_size != chunk_size || get64(head + 24) != nchunks) {
+		r = -ESTALE;
+		goto out;
+	}
+	want = CKPT_HEAD + nbytes + nchunks * FP_LEN + FP_LEN;
+	if ((uint64_t)st.st_size != want || ck.held > nchunks)
+		goto out;
+	bm = malloc(nbytes);
+	blk = malloc(FPS_BLOCK * sizeof(*blk));
+	if (!bm || !blk) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t o = 0; o < nbytes; o += CKPT_PIECE) {
+		r = ckpt_get(fd, &m, bm + o, (size_t)MIN((uint64_t)CKPT_PIECE, nbytes - o), &off);
+		if (r < 0)
+			goto out;
+	}
+	r = -EBADMSG;
+	if ((nchunks % 8 && bm[nbytes - 1] >> (nchunks % 8)) || held_count(bm, nchunks) != ck.held)
+		goto out;
+	/* First pass: the digest and zeros where nothing is held, before anything is copied. */
+	for (uint64_t i = 0; i < nchunks;) {
+		size_t k = (size_t)MIN((uint64_t)FPS_BLOCK, nchunks - i);
+
+		r = ckpt_get(fd, &m, blk, k * FP_LEN, &off);
+		if (r < 0)
+			goto out;
+		r = -EBADMSG;
+		for (size_t j = 0; j < k; j++)
+			if (!held_bit(bm, i + j) && !fp_equal(&blk[j], &zero))
+				goto out;
+		i += k;
+	}
+	fp_merkle_final(&m, &digest);
+	r = pread_full(fd, &stored, sizeof(stored), off);
+	if (r < 0)
+		goto out;
+	r = -EBADMSG;
+	if (!fp_equal(&digest, &stored))
+		goto out;
+	/* Second pass: straight into the caller's array (a copy would need as much again).
+	 * The file is the one checked: a replacement is a rename, never a rewrite in place. */
+	r = pread_full(fd, fps, nchunks * FP_LEN, CKPT_HEAD + nbytes);
+	if (r < 0)
+		goto out;
+	memcpy(held, bm, nbytes);
+	*ret_ck = ck;
+	r = 0;
+out:
+	close(fd);
+	free(bm);
+	free(blk);
+	return r;
+}
+
+int rec_ckpt_remove(const char *state_dir, const char *id)
+{
+	char path[4096];
+	int r;
+
+	r = file_path(state_dir, id, CKPT_SUFFIX, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (unlink(path) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return fsync_dir_of(path);
 }

@@ -101,3 +101,37 @@ typedef int rec_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
  * exactly the chunks that differ. 0 or -errno (fps then partly filled). */
 int rec_reconcile(rec_read_fn *read_fn, void *ctx, uint64_t size, uint32_t chunk_size,
 		  struct fp *fps);
+
+/* The checkpoint of an unfinished first copy (STATE_DIR/disks/ID.ckpt): which chunks the
+ * target holds durably (a bitmap, 1 bit a chunk) and their fingerprints, for a disk of
+ * size bytes in chunk_size chunks, taken while the agent's tracker had generation
+ * track_gen (0: none that can vouch for the source). The session writes one after making
+ * every write before it durable (wr_flush), so a restarted receiver offers exactly these
+ * chunks and re-reads nothing of its target. */
+struct rec_ckpt {
+	uint64_t size;
+	uint32_t chunk_size;
+	uint64_t track_gen;
+	uint64_t held; /* chunks whose bit is set */
+};
+
+/* Writes disk id's checkpoint atomically: held (a bitmap of ceil(nchunks / 8) bytes, bit
+ * i % 8 of byte i / 8 for chunk i) and, for the chunks it holds, fps[i] as the session keeps
+ * it (16 zero bytes for a zero chunk); zeros for the others. ck->held must be the bitmap's
+ * count. 0 or -errno (-EINVAL for a shape rec_ckpt_load would refuse); the old checkpoint
+ * stands on failure. */
+int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *ck,
+		  const struct fp *fps, const uint8_t *held);
+
+/* Reads disk id's checkpoint into fps[0..nchunks) and held (ceil(nchunks / 8) bytes) for a
+ * disk of size bytes in chunk_size chunks, with its generation and count in *ret_ck. The
+ * file is checked whole (its digest, counts, unused bits, zeros where nothing is held)
+ * before anything is copied: -ENOENT when there is none, -EBADMSG when torn or garbled,
+ * -ESTALE when it describes another shape of disk, other -errno; fps, held and *ret_ck are
+ * untouched on any failure but an I/O error after the check. */
+int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t chunk_size,
+		  struct fp *fps, uint8_t *held, struct rec_ckpt *ret_ck);
+
+/* Removes disk id's checkpoint (the first copy is verified, or its fingerprints can no
+ * longer be trusted). 0 also when there was none; -errno otherwise. */
+int rec_ckpt_remove(const char *state_dir, const char *id);

@@ -3,7 +3,8 @@
  * field of a record and every fingerprint comes back as saved; a torn, garbled or
  * oversized record and a fingerprints file of the wrong size are refused with -errno and
  * change nothing; a save replaces the old file whole; the reconcile read fingerprints a
- * real target; the queries over all records see what the records say. */
+ * real target; a checkpoint comes back as saved and a torn, garbled or foreign one is
+ * refused whole; the queries over all records see what the records say. */
 #include "receiver/record.h"
 
 #include <check.h>
@@ -349,6 +350,122 @@ START_TEST(test_record_fps_round_trip_and_size_mismatch)
 }
 END_TEST
 
+/* A checkpoint of 20 chunks (the last one short) holding chunks 0, 3, 7..9 and 19. */
+static void ckpt_sample(struct fp *fps, uint8_t *held, struct rec_ckpt *ck)
+{
+	static const unsigned set[] = { 0, 3, 7, 8, 9, 19 };
+
+	memset(fps, 0, 20 * sizeof(*fps));
+	memset(held, 0, 3);
+	for (unsigned k = 0; k < sizeof(set) / sizeof(*set); k++) {
+		held[set[k] / 8] |= (uint8_t)(1u << (set[k] % 8));
+		/* Chunk 8 stays a zero chunk (16 zero bytes), the others carry data. */
+		for (unsigned j = 0; set[k] != 8 && j < FP_LEN; j++)
+			fps[set[k]].b[j] = (uint8_t)(set[k] * 16 + j + 1);
+	}
+	/* What the session holds for a chunk the checkpoint does not: never written out. */
+	fps[5].b[0] = 0x77;
+	*ck = (struct rec_ckpt){ .size = 19 * 65536 + 512, .chunk_size = 65536,
+				 .track_gen = UINT64_C(0x0123456789abcdef), .held = 6 };
+}
+
+START_TEST(test_record_ckpt_round_trip_and_refusals)
+{
+	struct fp fps[20], out[20], pattern[20];
+	uint8_t held[3], hout[3], hpattern[3], *raw, *bad;
+	struct rec_ckpt ck, got = { 0 }, gpattern;
+	char path[700];
+	size_t len;
+
+	ckpt_sample(fps, held, &ck);
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got), -ENOENT);
+	ck_assert_int_eq(rec_ckpt_remove(dir, "d"), 0);
+	ck_assert_int_eq(rec_ckpt_save(dir, "d", &ck, fps, held), 0);
+	memset(out, 0x5a, sizeof(out));
+	memset(hout, 0xa5, sizeof(hout));
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got), 0);
+	ck_assert_uint_eq(got.track_gen, ck.track_gen);
+	ck_assert_uint_eq(got.held, 6);
+	ck_assert_uint_eq(got.size, ck.size);
+	ck_assert_uint_eq(got.chunk_size, ck.chunk_size);
+	ck_assert_mem_eq(hout, held, sizeof(held));
+	for (unsigned i = 0; i < 20; i++) {
+		struct fp want = { { 0 } };
+
+		if (held[i / 8] >> (i % 8) & 1)
+			want = fps[i];
+		/* Held chunks as the session keeps them; zeros for the others, chunk 5 too. */
+		ck_assert_mem_eq(&out[i], &want, FP_LEN);
+	}
+
+	/* A count that is not the bitmap's, or bits past the last chunk: not written. */
+	ck.held = 5;
+	ck_assert_int_eq(rec_ckpt_save(dir, "d", &ck, fps, held), -EINVAL);
+	ck.held = 6;
+	held[2] |= 0x80;
+	ck_assert_int_eq(rec_ckpt_save(dir, "d", &ck, fps, held), -EINVAL);
+	held[2] &= 0x7f;
+
+	path_of("d", ".ckpt", path, sizeof(path));
+	raw = (uint8_t *)slurp(path, &len);
+	ck_assert_uint_eq(len, 64 + 3 + 20 * FP_LEN + FP_LEN);
+	memset(out, 0x5a, sizeof(out));
+	memset(hout, 0xa5, sizeof(hout));
+	memcpy(pattern, out, sizeof(out));
+	memcpy(hpattern, hout, sizeof(hout));
+	gpattern = got = (struct rec_ckpt){ .track_gen = 42 };
+	/* Another shape of disk: refused as stale, nothing changed. */
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size + 65536, ck.chunk_size, out, hout, &got),
+			 -ESTALE);
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, 4096, out, hout, &got), -ESTALE);
+	/* Torn at every length, and one flipped bit anywhere: refused whole, nothing changed. */
+	bad = malloc(len);
+	ck_assert_ptr_nonnull(bad);
+	for (size_t cut = 0; cut < len; cut += 7) {
+		spew(path, raw, cut);
+		ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got),
+				 -EBADMSG);
+	}
+	for (size_t at = 0; at < len; at++) {
+		int r;
+
+		memcpy(bad, raw, len);
+		bad[at] ^= (uint8_t)(1u << (at % 8));
+		spew(path, bad, len);
+		r = rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got);
+		/* A flip in the head's size or chunk fields reads as another disk's shape. */
+		ck_assert_msg(r == -EBADMSG || (r == -ESTALE && at >= 8 && at < 32),
+			      "flip at %zu: %d", at, r);
+	}
+	/* Longer than its head says. */
+	memcpy(bad, raw, len);
+	spew(path, bad, len);
+	{
+		int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write_full(fd, "x", 1), 0);
+		close(fd);
+	}
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got), -EBADMSG);
+	ck_assert_mem_eq(out, pattern, sizeof(out));
+	ck_assert_mem_eq(hout, hpattern, sizeof(hout));
+	ck_assert_mem_eq(&got, &gpattern, sizeof(got));
+	/* Not followed through a symlink; removed by rec_ckpt_remove. */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(symlink("/dev/zero", path), 0);
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got), -ELOOP);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rec_ckpt_save(dir, "d", &ck, fps, held), 0);
+	ck_assert_uint_eq(count_entries(disks), 1);
+	ck_assert_int_eq(rec_ckpt_remove(dir, "d"), 0);
+	ck_assert_uint_eq(count_entries(disks), 0);
+	ck_assert_int_eq(rec_ckpt_load(dir, "../d", ck.size, ck.chunk_size, out, hout, &got), -EINVAL);
+	free(bad);
+	free(raw);
+}
+END_TEST
+
 static int read_fd(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	return pread_full(*(int *)ctx, buf, len, off);
@@ -491,6 +608,7 @@ static Suite *record_suite(void)
 	tcase_add_test(tc, test_record_refuses_torn_garbled_oversized);
 	tcase_add_test(tc, test_record_save_replaces_whole);
 	tcase_add_test(tc, test_record_fps_round_trip_and_size_mismatch);
+	tcase_add_test(tc, test_record_ckpt_round_trip_and_refusals);
 	tcase_add_test(tc, test_record_reconcile_reads_the_target);
 	tcase_add_test(tc, test_record_queries);
 	suite_add_tcase(s, tc);
