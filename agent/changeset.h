@@ -11,6 +11,10 @@ struct changeset {
 	 * fingerprint differs are sent. Borrowed; NULL sends everything (and the fields
 	 * below must be NULL too). */
 	const struct fp *prev;
+	/* With prev: the chunks prev vouches for (a first copy resumed from the receiver's
+	 * checkpoint); the others are unknown on the target, so they are sent whole (never as
+	 * a patch), whatever their fingerprint, and never count as missed. NULL: all. */
+	const uint64_t *held;
 	/* With prev: a bitmap of the chunks that may have changed; the others are not read
 	 * and keep their fingerprint from prev. NULL: read every chunk. */
 	const uint64_t *only;

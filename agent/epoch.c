@@ -248,8 +248,9 @@ static int conclude(struct session *s, struct conn *c, struct epoch *e)
 	e->st.wire += (uint64_t)n;
 	s->conn_sent += (uint64_t)n;
 	log_info("%s: epoch %" PRIu64 ": %" PRIu64 " of %" PRIu64 " chunks sent (%" PRIu64 " as "
-		 "patches of their changed blocks); waiting for the receiver to make them durable",
-		 e->src->id, e->epoch, e->sent_chunks, e->ee.nchunks, e->patched);
+		 "patches of their changed blocks), %" PRIu64 " bytes read from the source; "
+		 "waiting for the receiver to make them durable", e->src->id, e->epoch,
+		 e->sent_chunks, e->ee.nchunks, e->patched, e->st.read);
 	conn_set_recv_timeout(c, o->ack_timeout_ms);
 	r = link_recv(s, c, PROTO_EPOCH_ACK, ctrl, CTRL_BUF, &h);
 	if (r < 0)
@@ -508,6 +509,20 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 	return 0;
 }
 
+/* A first copy resumed from the receiver's checkpoint (run->held): the chunks it does not
+ * hold, with the ones no earlier epoch could read (bad, may be NULL), as a bitmap the
+ * caller frees: they are read whatever the tracker says. NULL when out of memory. */
+static uint64_t *unheld_chunks(const struct disk_run *run, const uint64_t *bad, uint64_t nchunks)
+{
+	uint64_t words = DIV_ROUND_UP(nchunks, 64), *w = malloc(words * 8);
+
+	for (uint64_t i = 0; w && i < words; i++)
+		w[i] = ~run->held[i] | (bad ? bad[i] : 0);
+	if (w && nchunks % 64)
+		w[words - 1] &= (UINT64_C(1) << (nchunks % 64)) - 1;
+	return w;
+}
+
 /* One epoch of one disk. With a block tracker the changes since the last harvest join the
  * unacknowledged ones, and unless full only their chunks are read; they are forgotten
  * only once the receiver has acknowledged the epoch. prev: the receiver's fingerprints.
@@ -521,12 +536,18 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	struct changeset cs;
 	struct fp *next = NULL;
 	struct fsm_map *map = NULL;
-	uint64_t *widened[2] = { NULL, NULL };
+	uint64_t *widened[2] = { NULL, NULL }, *unheld = NULL;
 	int r;
 
-	r = track_changes(run->trk, prev, full, run->nbad ? run->bad : NULL, &cs);
+	if (prev && run->held &&
+	    !(unheld = unheld_chunks(run, run->nbad ? run->bad : NULL,
+				     DIV_ROUND_UP(src->size, s->o->rd.chunk_size))))
+		return log_errno(-ENOMEM, "allocation");
+	r = track_changes(run->trk, prev, full, unheld ? unheld : run->nbad ? run->bad : NULL, &cs);
+	free(unheld); /* copied into the tracker's own bitmap */
 	if (r < 0)
 		return log_errno(r, "%s: harvesting the %s tracker", src->id, track_name(run->trk));
+	cs.held = prev ? run->held : NULL;
 	/* Read after the harvest: what is allocated after this point is a write the next
 	 * harvest holds (the scan tracker reads every used chunk of every epoch anyway).
 	 * An epoch read from a snapshot (cs.fd) promises the disk as it was at one instant,
@@ -584,6 +605,8 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	}
 	free(run->fps);
 	run->fps = next;
+	free(run->held); /* every chunk is the receiver's now */
+	run->held = NULL;
 	run->next_epoch++;
 	r = track_acked(run->trk, run->next_epoch - 1);
 	if (r < 0)

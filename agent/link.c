@@ -11,6 +11,7 @@
 
 #include "agent/session-impl.h"
 #include "agent/source.h"
+#include "agent/track.h"
 #include "common/fp.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -180,6 +181,8 @@ int link_register_disk(struct session *s, struct conn *c, uint16_t disk_no)
 	int n, r;
 
 	snprintf(dm.id, sizeof(dm.id), "%s", src->id);
+	/* The receiver keeps it with a first copy's checkpoint and offers it back. */
+	dm.track_gen = s->runs[disk_no].trk ? track_gen(s->runs[disk_no].trk) : 0;
 	conn_set_recv_timeout(c, s->o->connect_timeout_ms); /* a control answer comes at once */
 	n = proto_encode_disk(ctrl, CTRL_BUF, &dm);
 	if (n < 0)
@@ -197,13 +200,15 @@ int link_register_disk(struct session *s, struct conn *c, uint16_t disk_no)
 }
 
 int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp **ret_fps,
-		  uint64_t *ret_next)
+		  uint64_t *ret_next, uint64_t **ret_held, uint64_t *ret_gen)
 {
 	const struct source *src = s->srcs[disk_no];
 	uint8_t *big = s->big;
-	uint64_t nchunks = DIV_ROUND_UP(src->size, s->o->rd.chunk_size), have = 0, next = 0;
+	uint64_t nchunks = DIV_ROUND_UP(src->size, s->o->rd.chunk_size), have = 0, next = 0, gen = 0;
+	uint64_t *held = NULL;
 	struct fp *fps = NULL;
 	struct proto_hdr h = { 0 };
+	uint8_t flags = 0;
 	int r;
 
 	for (;;) {
@@ -213,29 +218,45 @@ int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp
 		if (r < 0)
 			goto fail;
 		r = proto_decode_fps(big, h.len, &m);
+		/* One disk's frames agree on its epoch, and on what they vouch for. */
 		if (r < 0 || m.disk_no != disk_no || m.first_chunk != have ||
-		    m.count > nchunks - have || (have > 0 && (m.count == 0 || m.next_epoch != next))) {
+		    m.count > nchunks - have || (have > 0 && (m.count == 0 || m.next_epoch != next ||
+		    m.flags != flags || m.track_gen != gen)) ||
+		    ((m.flags & PROTO_FPS_SOME) && m.next_epoch != 0)) {
 			r = log_errno(r < 0 ? r : -EPROTO, "%s: receiver sent malformed fingerprints",
 				      src->id);
 			goto fail;
 		}
 		next = m.next_epoch;
+		flags = m.flags;
+		gen = m.track_gen;
 		if (m.count == 0)
 			break; /* the receiver knows nothing of this disk */
 		if (!fps && !(fps = malloc(nchunks * sizeof(*fps)))) {
 			r = log_errno(-ENOMEM, "allocation");
 			goto fail;
 		}
+		if ((flags & PROTO_FPS_SOME) && !held &&
+		    !(held = calloc(DIV_ROUND_UP(nchunks, 64), 8))) {
+			r = log_errno(-ENOMEM, "allocation");
+			goto fail;
+		}
 		memcpy(&fps[have], m.fps, (size_t)m.count * FP_LEN);
+		for (uint32_t i = 0; held && i < m.count; i++)
+			if (m.held[i / 8] >> (i % 8) & 1)
+				held[(have + i) / 64] |= UINT64_C(1) << ((have + i) % 64);
 		have += m.count;
 		if (have == nchunks)
 			break;
 	}
 	*ret_fps = fps;
 	*ret_next = next;
+	*ret_held = held;
+	*ret_gen = gen;
 	return 0;
 fail:
 	free(fps);
+	free(held);
 	return r;
 }
 

@@ -65,6 +65,12 @@ static inline bool chunk_free(const struct reader *rd, uint64_t idx)
 	return rd->cs.free && (rd->cs.free[idx / 64] >> (idx % 64)) & 1;
 }
 
+/* Whether the receiver vouches for chunk idx of prev (see changeset.held). */
+static inline bool chunk_held(const struct reader *rd, uint64_t idx)
+{
+	return !rd->cs.held || (rd->cs.held[idx / 64] >> (idx % 64)) & 1;
+}
+
 /* Whether the tracker marked chunk idx (every chunk, when it marked none), or it is free
  * space (sent as zeros whatever the tracker says). */
 static inline bool chunk_dirty(const struct reader *rd, uint64_t idx)

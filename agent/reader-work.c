@@ -72,7 +72,8 @@ static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
 	uint32_t per;
 	uint64_t bit, mask;
 
-	if (!rd->cs.blocks || !rd->cs.only)
+	/* A chunk the receiver does not vouch for has no known blocks to patch. */
+	if (!rd->cs.blocks || !rd->cs.only || !chunk_held(rd, chunk))
 		return 0;
 	per = rd->o.chunk_size / rd->cs.block_size;
 	bit = chunk * per;
@@ -171,9 +172,10 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		else
 			fp_compute(p, clen, &rd->fps[first + i]);
 		kind[i] = z ? 2 : 1;
-		if (rd->cs.prev && fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
+		if (rd->cs.prev && chunk_held(rd, first + i) &&
+		    fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
 			kind[i] = 0;
-		else if (rd->cs.marks && !chunk_free(rd, first + i) &&
+		else if (rd->cs.marks && !chunk_free(rd, first + i) && chunk_held(rd, first + i) &&
 			 !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
 			out->missed_chunks++;
 		if (first + i == rd->o.fault_corrupt_chunk) {

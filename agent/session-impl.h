@@ -40,6 +40,9 @@ struct disk_run {
 	/* --copy used: the chunks free space held in the last acknowledged epoch (zeros on
 	 * the target), or NULL. */
 	uint64_t *was_free;
+	/* A first copy the receiver resumed from its checkpoint: the chunks of fps it vouches
+	 * for (NULL: all of them); the others are sent whatever they hold. */
+	uint64_t *held;
 };
 
 /* What the agent tells the receiver of each disk, for the operator (see proto_status). */
@@ -125,9 +128,11 @@ void link_wait(struct conn *c, int ms);
 /* DISK, then DISK_OK or a refusal. */
 int link_register_disk(struct session *s, struct conn *c, uint16_t disk_no);
 /* The FPS frames that follow DISK_OK: *ret_fps NULL when the receiver knows nothing of the
- * disk, else every chunk's fingerprint on the target; *ret_next its next epoch. */
+ * disk, else every chunk's fingerprint on the target; *ret_next its next epoch. An
+ * unfinished first copy resumed from the receiver's checkpoint vouches only for the chunks
+ * in *ret_held (a bitmap, else NULL: all), read under tracking generation *ret_gen. */
 int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp **ret_fps,
-		  uint64_t *ret_next);
+		  uint64_t *ret_next, uint64_t **ret_held, uint64_t *ret_gen);
 
 /* pacer.c */
 /* The bandwidth limit in force: the tighter of --max-rate and the operator's (0: none). */

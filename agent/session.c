@@ -45,7 +45,7 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	struct disk_run *run = &s->runs[i];
 	const struct source *src = s->srcs[i];
 	struct fp *offered = NULL;
-	uint64_t missed = 0;
+	uint64_t missed = 0, *held = NULL, gen = 0, nheld = 0;
 	bool tracked, use_offered;
 	int r;
 
@@ -55,16 +55,27 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	s->nregistered = i + 1;
 	/* The receiver may fingerprint its whole target first: wait as for an ack. */
 	conn_set_recv_timeout(c, o->ack_timeout_ms);
-	r = link_recv_fps(s, c, (uint16_t)i, &offered, &run->next_epoch);
+	r = link_recv_fps(s, c, (uint16_t)i, &offered, &run->next_epoch, &held, &gen);
 	if (r < 0)
 		return r;
 	/* --once sends everything unless told to reconcile with what the receiver holds. */
 	use_offered = offered && (!o->once || o->reconcile);
+	free(run->held);
+	run->held = use_offered ? held : NULL;
+	if (!use_offered)
+		free(held);
+	for (uint64_t w = 0; run->held && w < DIV_ROUND_UP(DIV_ROUND_UP(src->size, o->rd.chunk_size), 64); w++)
+		nheld += (uint64_t)__builtin_popcountll(run->held[w]);
 	/* Until a first copy is verified the receiver has no epoch (next_epoch 0): what it
 	 * holds is part of that copy, which progress counts from. */
-	s->views[i].held = use_offered && run->next_epoch == 0 ?
-			   epoch_held_bytes(offered, src->size, o->rd.chunk_size) : 0;
-	if (use_offered && run->next_epoch == 0)
+	s->views[i].held = !use_offered || run->next_epoch != 0 ? 0 :
+			   run->held ? MIN(nheld * o->rd.chunk_size, src->size) :
+			   epoch_held_bytes(offered, src->size, o->rd.chunk_size);
+	if (run->held)
+		log_info("%s: the receiver holds %" PRIu64 " of %" PRIu64 " chunks of the first "
+			 "copy (its checkpoint); sending the others and what changed", src->id,
+			 nheld, DIV_ROUND_UP(src->size, o->rd.chunk_size));
+	else if (use_offered && run->next_epoch == 0)
 		log_info("%s: the receiver holds part of a first copy (no epoch yet); sending "
 			 "only the chunks that differ", src->id);
 	else if (use_offered)
@@ -82,7 +93,23 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	 * disk since the epoch the receiver holds (then only its changes). */
 	tracked = offered && !s->reconcile && !run->resync &&
 		  track_continuous(run->trk, run->next_epoch);
-	if (tracked)
+	/* A first copy resumed from the receiver's checkpoint: its chunks were read while this
+	 * tracker's generation was current, so any write to them since is in its pending set
+	 * (an overflow makes that every block). Only the chunks it does not hold and those
+	 * written since are read; the others keep the receiver's fingerprints. Under another
+	 * generation (or none) every chunk is read and compared. */
+	if (run->held && !s->reconcile && !run->resync) {
+		if (gen != 0 && gen == track_gen(run->trk)) {
+			tracked = true;
+			log_info("%s: its chunks were read under this tracker's generation: reading "
+				 "only the chunks the receiver does not hold and the blocks written "
+				 "since", src->id);
+		} else {
+			log_info("%s: its chunks were read under %s: reading the whole disk, sending "
+				 "what differs", src->id, gen ? "another tracking generation" :
+				 "no tracking generation");
+		}
+	} else if (tracked)
 		log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 			 "the blocks changed since", src->id, run->next_epoch - 1);
 	s->views[i].phase = run->fault || run->nbad ? PROTO_PHASE_FAULTED :
@@ -230,6 +257,7 @@ static void session_free(struct session *s)
 		free(s->runs[i].fps);
 		free(s->runs[i].bad);
 		free(s->runs[i].was_free);
+		free(s->runs[i].held);
 		/* After the cutover nothing needs tracking; otherwise the pinned tracker goes on
 		 * recording for the next agent. */
 		track_stop(s->runs[i].trk, s->cut_over);

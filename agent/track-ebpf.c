@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -51,6 +52,18 @@ struct trk_ebpf {
 static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin);
 
 static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
+
+/* A new tracking generation: random, never 0 (0 means none). */
+static int new_gen(__u64 *ret_gen)
+{
+	__u64 g = 0;
+
+	while (g == 0)
+		if (getrandom(&g, sizeof(g), 0) != (ssize_t)sizeof(g))
+			return -errno ? -errno : -EIO;
+	*ret_gen = g;
+	return 0;
+}
 
 static void unpin_all(const char *dir)
 {
@@ -218,7 +231,9 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 		return r;
 	}
 	t->cfg = *c;
-	r = bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0 ? -errno : 0;
+	r = new_gen(&t->cfg.gen);
+	if (r == 0)
+		r = bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0 ? -errno : 0;
 	if (r < 0) {
 		snprintf(why, why_len, "cannot configure the tracker: %s", strerror(-r));
 		return r;
@@ -314,6 +329,13 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 	c.acked_epoch = UINT64_MAX;
 
 	r = try_resume(t, &c);
+	if (r == 1 && t->cfg.gen == 0) {
+		/* Pins an agent without generations left: the pending set grows on from here. */
+		__u32 k = 0;
+
+		r = new_gen(&t->cfg.gen) == 0 &&
+		    bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) == 0 ? 1 : 0;
+	}
 	if (r == 1) {
 		t->resumed = true;
 		log_info("%s: eBPF tracker resumed from %s (tracking since an earlier agent; last "
@@ -381,14 +403,22 @@ static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bo
 	return 0;
 }
 
-/* The receiver acknowledged epoch: forget the pending set, remember the epoch. */
+/* The receiver acknowledged epoch: forget the pending set, remember the epoch. The
+ * generation changes first: an agent killed between the two then reports a generation no
+ * checkpoint was taken under, never the old one with a pending set cleared. */
 static int trk_ebpf_acked(struct trk_ebpf *t, uint64_t epoch)
 {
 	__u32 k = 0;
+	int r;
 
-	memset(t->pend, 0, (size_t)t->nwords * 8);
 	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
 		return -errno;
+	r = new_gen(&t->cfg.gen);
+	if (r < 0)
+		return r;
+	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
+		return -errno;
+	memset(t->pend, 0, (size_t)t->nwords * 8);
 	t->cfg.acked_epoch = epoch;
 	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
 		return -errno;
@@ -405,6 +435,11 @@ static uint64_t trk_ebpf_acked_epoch(const struct trk_ebpf *t)
 static bool trk_ebpf_resumed(const struct trk_ebpf *t)
 {
 	return t->resumed;
+}
+
+static uint64_t trk_ebpf_gen(const struct trk_ebpf *t)
+{
+	return t->cfg.gen;
 }
 
 static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
@@ -465,6 +500,11 @@ static bool trk_ebpf_resumed(const struct trk_ebpf *t)
 	return false;
 }
 
+static uint64_t trk_ebpf_gen(const struct trk_ebpf *t)
+{
+	return 0;
+}
+
 static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 {
 	return 0;
@@ -513,6 +553,11 @@ static bool ebpf_resumed(const void *b)
 	return trk_ebpf_resumed(b);
 }
 
+static uint64_t ebpf_gen(const void *b)
+{
+	return trk_ebpf_gen(b);
+}
+
 static uint64_t ebpf_nblocks(const void *b)
 {
 	return trk_ebpf_nblocks(b);
@@ -538,6 +583,7 @@ const struct track_ops track_ebpf_ops = {
 	.acked = ebpf_acked,
 	.acked_epoch = ebpf_acked_epoch,
 	.resumed = ebpf_resumed,
+	.gen = ebpf_gen,
 	.nblocks = ebpf_nblocks,
 	.stop = ebpf_stop,
 	.forget = ebpf_forget,

@@ -22,6 +22,7 @@ struct track_ops {
 	int (*acked)(void *b, uint64_t epoch);
 	uint64_t (*acked_epoch)(const void *b); /* UINT64_MAX: none */
 	bool (*resumed)(const void *b);
+	uint64_t (*gen)(const void *b);         /* NULL: no generation (0), see track_gen */
 	uint64_t (*nblocks)(const void *b);
 	const char *(*name)(const void *b);     /* NULL: track_kind_name(kind) */
 	uint8_t (*proto_of)(const void *b);     /* NULL: proto */

@@ -247,6 +247,11 @@ bool track_continuous(const struct track *t, uint64_t next_epoch)
 	return acked != UINT64_MAX && (acked + 1 == next_epoch || acked + 2 == next_epoch);
 }
 
+uint64_t track_gen(const struct track *t)
+{
+	return t->ops->gen ? t->ops->gen(t->b) : 0;
+}
+
 const char *track_name(const struct track *t)
 {
 	return t->ops->name ? t->ops->name(t->b) : track_kind_name(t->ops->kind);

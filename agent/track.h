@@ -67,6 +67,13 @@ int track_acked(struct track *t, uint64_t epoch);
 /* Whether t's pending set covers every change since the epoch before next_epoch, which the
  * receiver holds, so a first epoch of a connection may read only those. */
 bool track_continuous(const struct track *t, uint64_t next_epoch);
+/* t's tracking generation: a random nonzero value that stays the same exactly as long as
+ * its pending set has only grown (no fresh start, no acknowledgement clearing it), kept
+ * with the tracking itself so an agent that resumes it reports the same; 0 for a tracker
+ * that has none (scan, kmod, a snapshot). Chunks read under the generation it reports
+ * now have changed since only where its pending set says so (or it overflowed, when the
+ * set is everything). */
+uint64_t track_gen(const struct track *t);
 /* The backend's name ("kmod", "ebpf", "scan", or the snapshot provider's, "dm") and its
  * PROTO_TRACKER_* for STATUS reports. */
 const char *track_name(const struct track *t);

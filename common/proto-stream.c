@@ -274,17 +274,40 @@ int proto_decode_epoch_ack(const uint8_t *p, size_t len, struct proto_epoch_ack 
 	return 0;
 }
 
+/* Whether an FPS frame's flags, generation, vouched fingerprints and bitmap agree: unused
+ * bits zero, unknown chunks as 16 zero bytes, a generation only with a bitmap. */
+static bool fps_consistent(const struct proto_fps *m)
+{
+	static const struct fp zero;
+
+	if (m->flags & ~PROTO_FPS_SOME)
+		return false;
+	if (!(m->flags & PROTO_FPS_SOME))
+		return m->track_gen == 0;
+	if (m->count == 0 || (m->count % 8 && m->held[m->count / 8] >> (m->count % 8)))
+		return false;
+	for (uint32_t i = 0; i < m->count; i++)
+		if (!(m->held[i / 8] >> (i % 8) & 1) && memcmp(&m->fps[i], &zero, FP_LEN) != 0)
+			return false;
+	return true;
+}
+
 int proto_encode_fps(uint8_t *out, size_t cap, const struct proto_fps *m)
 {
 	struct cur c = begin(out, cap);
 
-	if (m->count > PROTO_FPS_MAX || m->first_chunk > UINT64_MAX - m->count)
+	if (m->count > PROTO_FPS_MAX || m->first_chunk > UINT64_MAX - m->count ||
+	    !fps_consistent(m))
 		return -EINVAL;
 	put_be(&c, m->disk_no, 2);
 	put_be(&c, m->next_epoch, 8);
 	put_be(&c, m->first_chunk, 8);
 	put_be(&c, m->count, 4);
+	put_u8(&c, m->flags);
+	put_be(&c, m->track_gen, 8);
 	put_bytes(&c, m->fps, (size_t)m->count * FP_LEN);
+	if (m->flags & PROTO_FPS_SOME)
+		put_bytes(&c, m->held, DIV_ROUND_UP(m->count, 8));
 	return finish(&c, out, PROTO_FPS);
 }
 
@@ -298,14 +321,21 @@ int proto_decode_fps(const uint8_t *p, size_t len, struct proto_fps *ret_m)
 	m.next_epoch = get_be(&c, 8);
 	m.first_chunk = get_be(&c, 8);
 	m.count = (uint32_t)get_be(&c, 4);
+	m.flags = (uint8_t)get_be(&c, 1);
+	m.track_gen = get_be(&c, 8);
 	if (c.bad)
 		return -EBADMSG;
-	if (m.count > PROTO_FPS_MAX || m.first_chunk > UINT64_MAX - m.count)
+	if (m.count > PROTO_FPS_MAX || m.first_chunk > UINT64_MAX - m.count ||
+	    (m.flags & ~PROTO_FPS_SOME))
 		return -EPROTO;
 	m.fps = (const struct fp *)(const void *)get_bytes(&c, (size_t)m.count * FP_LEN);
+	m.held = m.flags & PROTO_FPS_SOME ?
+		 get_bytes(&c, DIV_ROUND_UP(m.count, 8)) : NULL;
 	r = done(&c);
 	if (r < 0)
 		return r;
+	if (!fps_consistent(&m))
+		return -EPROTO;
 	*ret_m = m;
 	return 0;
 }

@@ -42,7 +42,7 @@ static size_t payload_max(unsigned type)
 {
 	switch (type) {
 	case PROTO_HELLO: case PROTO_WELCOME: return 4 + 1 + NAME_MAX_LEN;
-	case PROTO_DISK: return 2 + 4 + 8 + 1 + NAME_MAX_LEN;
+	case PROTO_DISK: return 2 + 4 + 8 + 1 + NAME_MAX_LEN + 8;
 	case PROTO_DISK_OK: return 10;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
 	case PROTO_ZERO: return 18;
@@ -50,7 +50,7 @@ static size_t payload_max(unsigned type)
 	case PROTO_EPOCH_ACK: return 2 + 1 + 8 + 8 + FP_LEN;
 	case PROTO_ERROR: return 4 + 2 + PROTO_MSG_MAX;
 	case PROTO_BYE: return 0;
-	case PROTO_FPS: return PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN;
+	case PROTO_FPS: return PROTO_FPS_FRAME_MAX - PROTO_HDR_LEN;
 	case PROTO_CUTOVER: return 10;
 	case PROTO_PATCH: return PROTO_PATCH_FIXED + PROTO_CHUNK_MAX;
 	case PROTO_STATUS: return PROTO_STATUS_LEN;
@@ -196,6 +196,7 @@ int proto_encode_disk(uint8_t *out, size_t cap, const struct proto_disk *m)
 	put_be(&c, m->logical_block, 4);
 	put_be(&c, m->size, 8);
 	put_name(&c, m->id);
+	put_be(&c, m->track_gen, 8);
 	return finish(&c, out, PROTO_DISK);
 }
 
@@ -211,6 +212,7 @@ int proto_decode_disk(const uint8_t *p, size_t len, struct proto_disk *ret_m)
 	r = get_name(&c, m.id);
 	if (r < 0)
 		return r;
+	m.track_gen = get_be(&c, 8);
 	r = done(&c);
 	if (r < 0)
 		return r;

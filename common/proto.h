@@ -65,11 +65,17 @@ struct proto_welcome {
 	char name[65];
 };
 
+/* track_gen: the generation of the agent's change tracker for the disk, a random nonzero
+ * value that stays the same only while the tracker's pending set has grown without a
+ * break (no fresh start, no acknowledgement clearing it); 0 when it has none (scan, a
+ * one-shot copy). A receiver's first-copy checkpoint carries the generation its chunks
+ * were read under (see proto_fps). */
 struct proto_disk {
 	uint16_t disk_no;
 	uint32_t logical_block;
 	uint64_t size;
 	char id[65];
+	uint64_t track_gen;
 };
 
 struct proto_disk_ok {
@@ -134,15 +140,27 @@ struct proto_epoch_ack {
 /* After DISK_OK the receiver sends FPS frames covering the disk's chunks in order, so the
  * agent sends only chunks that differ (resume, reconciliation); a single frame with
  * count 0 means it knows nothing and the agent copies everything. next_epoch is the epoch
- * the receiver expects next. fps points into the frame (borrowed). */
+ * the receiver expects next. Without flags every fingerprint is what the target holds.
+ * With PROTO_FPS_SOME (an unfinished first copy resumed from its checkpoint) a bitmap of
+ * ceil(count / 8) bytes follows the fingerprints: bit i % 8 of byte i / 8 set when the
+ * receiver holds chunk first_chunk + i durably, with that fingerprint; the others are
+ * unknown (16 zero bytes) and must be sent whatever the source holds. track_gen is the
+ * agent's tracking generation the held chunks were read under (0: none known; only with
+ * PROTO_FPS_SOME). fps and held point into the frame (borrowed). */
 #define PROTO_FPS_MAX 65536u
-#define PROTO_FPS_FIXED 22
+#define PROTO_FPS_FIXED 31
+#define PROTO_FPS_SOME 1u
+#define PROTO_FPS_FRAME_MAX \
+	(PROTO_HDR_LEN + PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN + PROTO_FPS_MAX / 8)
 struct proto_fps {
 	uint16_t disk_no;
+	uint8_t flags;
 	uint64_t next_epoch;
 	uint64_t first_chunk;
 	uint32_t count;
+	uint64_t track_gen;
 	const struct fp *fps;
+	const uint8_t *held; /* PROTO_FPS_SOME only, else NULL */
 };
 
 /* The cutover: the receiver asks (REQUEST, with the verify mode), the agent quiesces the

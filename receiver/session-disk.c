@@ -184,10 +184,14 @@ int recover_fps(struct rsession *s, struct rdisk *d, const struct disk_record *r
 	return 0;
 }
 
-/* Sends the FPS frames that follow DISK_OK: the known fingerprints, or one empty frame. */
-static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d, bool known)
+/* Sends the FPS frames that follow DISK_OK: the known fingerprints, or one empty frame.
+ * some: only the held chunks are vouched for (a first copy resumed from its checkpoint,
+ * read under tracking generation gen); the others go as 16 zero bytes. */
+static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d, bool known,
+		    bool some, uint64_t gen)
 {
-	uint8_t *out = malloc(PROTO_HDR_LEN + PROTO_FPS_FIXED + (size_t)PROTO_FPS_MAX * FP_LEN);
+	static const struct fp zero;
+	uint8_t *out = malloc(PROTO_FPS_FRAME_MAX);
 	struct fp *part = malloc((size_t)PROTO_FPS_MAX * FP_LEN);
 	uint64_t first = 0;
 	int n, r = 0;
@@ -202,11 +206,20 @@ static int send_fps(struct rsession *s, uint16_t disk_no, const struct rdisk *d,
 
 		m.count = known ? (uint32_t)MIN((uint64_t)PROTO_FPS_MAX, d->nchunks - first) : 0;
 		/* The agent gets zero chunks' real fingerprints. */
-		for (uint32_t i = 0; i < m.count; i++)
-			fp_get(s, d, d->fps, first + i, &part[i]);
+		for (uint32_t i = 0; i < m.count; i++) {
+			if (some && !(d->held[(first + i) / 8] >> ((first + i) % 8) & 1))
+				part[i] = zero;
+			else
+				fp_get(s, d, d->fps, first + i, &part[i]);
+		}
 		m.fps = part;
-		n = proto_encode_fps(out, PROTO_HDR_LEN + PROTO_FPS_FIXED +
-				     (size_t)PROTO_FPS_MAX * FP_LEN, &m);
+		if (some && m.count) {
+			/* Frames start at multiples of PROTO_FPS_MAX, so on a byte. */
+			m.flags = PROTO_FPS_SOME;
+			m.track_gen = gen;
+			m.held = d->held + first / 8;
+		}
+		n = proto_encode_fps(out, PROTO_FPS_FRAME_MAX, &m);
 		r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
 		first += m.count;
 	} while (r == 0 && known && first < d->nchunks);
@@ -265,9 +278,11 @@ void note_event(struct rdisk *d, const char *fmt, ...)
  * last session lost without BYE (a network loss or the agent killed: the agent's log says
  * which), or this receiver started over a record of an epoch it never finished (the
  * receiver was killed or crashed). Reconciliation by reading the target is named too. */
-static void note_resume(struct rdisk *d, const struct disk_record *rec, bool known, bool reconciled)
+static void note_resume(struct rdisk *d, const struct disk_record *rec, bool known, bool reconciled,
+			bool from_ckpt)
 {
 	const char *how = reconciled ? "; the interrupted epoch was reconciled by reading the target" :
+			  from_ckpt ? "; the first copy resumed from its checkpoint" :
 			  "; resumed from the fingerprints of the last verified epoch";
 
 	snprintf(d->event, sizeof(d->event), "%s", rec->event);
@@ -361,9 +376,10 @@ static int reserve_fps(struct rsession *s, struct rdisk *d, const char *id)
 	uint64_t need, avail;
 	int r;
 
-	/* 16 bytes a chunk and a bit: what the agent's size and chunk size cost here. */
+	/* 16 bytes a chunk and two bits (received, and held by a first copy's checkpoint):
+	 * what the agent's size and chunk size cost here. */
 	need = d->nchunks > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX :
-	       fps_map_len(d->nchunks) + DIV_ROUND_UP(d->nchunks, 8);
+	       fps_map_len(d->nchunks) + 2 * DIV_ROUND_UP(d->nchunks, 8);
 	r = fp_reserve(s->srv, need, &avail);
 	if (r < 0)
 		return refuse(s, -ENOMEM, "disk %s: %" PRIu64 " chunks of %u bytes need %s of "
@@ -426,13 +442,48 @@ static int declare_copy(struct rsession *s, struct rdisk *d, const struct proto_
 	return 0;
 }
 
-/* A disk the target already holds: its fingerprints recovered (see recover_fps) and the
- * epoch it resumes at. 0 or refuse()'s -errno. */
+/* A first copy cut short: its checkpoint (session-ckpt.c), when there is one of this
+ * disk's shape, says which chunks the target holds; nothing of the target is read. 1 when
+ * loaded (*ret_gen: the generation they were read under), 0 when there is none to trust. */
+static int load_ckpt(struct rsession *s, struct rdisk *d, const char *id, uint64_t *ret_gen)
+{
+	struct rec_ckpt ck;
+	int r;
+
+	r = rec_ckpt_load(s->srv->state_dir, id, d->size, s->cs, d->fps, d->held, &ck);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		log_warn_errno(r, "agent %s: disk %s: the first copy's checkpoint cannot be "
+			       "trusted; reading the target to reconcile instead", s->agent, id);
+		return 0;
+	}
+	d->held_count = ck.held;
+	*ret_gen = ck.track_gen;
+	return 1;
+}
+
+/* A disk the target already holds: its fingerprints recovered (a first copy's checkpoint,
+ * else see recover_fps) and the epoch it resumes at. *ret_some: only the held chunks are
+ * vouched for, read under generation *ret_gen. 0 or refuse()'s -errno. */
 static int resume_disk(struct rsession *s, struct rdisk *d, const char *id,
-		       const struct disk_record *rec, bool *ret_reconciled)
+		       const struct disk_record *rec, bool *ret_reconciled, bool *ret_some,
+		       uint64_t *ret_gen)
 {
 	int r;
 
+	*ret_reconciled = *ret_some = false;
+	*ret_gen = 0;
+	if (!rec->verified && rec->epoch == 0 && load_ckpt(s, d, id, ret_gen) > 0) {
+		*ret_some = true;
+		d->epoch = 0;
+		d->known = true;
+		d->fps_saved = false;
+		log_info("agent %s: disk %s resumes its first copy from the checkpoint: %" PRIu64
+			 " of %" PRIu64 " chunks held, nothing of the target read", s->agent, id,
+			 d->held_count, d->nchunks);
+		return 0;
+	}
 	r = recover_fps(s, d, rec, ret_reconciled);
 	if (r < 0)
 		return refuse(s, r, "disk %s: cannot fingerprint the target: %s", id,
@@ -443,6 +494,15 @@ static int resume_disk(struct rsession *s, struct rdisk *d, const char *id,
 	d->fps_saved = !*ret_reconciled;
 	log_info("agent %s: disk %s resumes after epoch %" PRIu64 "%s", s->agent, id,
 		 rec->epoch, *ret_reconciled ? " (interrupted: target fingerprinted to reconcile)" : "");
+	if (*ret_reconciled && d->epoch == 0) {
+		/* The whole target was read: once durable, all of it is held, and a checkpoint
+		 * says so, so the next interruption reads nothing. Nothing says under which
+		 * generation the source was read: none. */
+		memset(d->held, 0xff, d->nchunks / 8);
+		for (uint64_t i = d->nchunks / 8 * 8; i < d->nchunks; i++)
+			d->held[i / 8] |= (uint8_t)(1u << (i % 8));
+		d->held_count = d->nchunks;
+	}
 	return 0;
 }
 
@@ -471,7 +531,8 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	uint8_t out[64];
 	char why[256];
 	struct disk_record rec;
-	bool busy, known, reconciled = false, declared = false;
+	bool busy, known, reconciled = false, declared = false, some = false;
+	uint64_t offer_gen = 0;
 	int n, r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
@@ -500,6 +561,10 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	r = check_owner(s, d, m.id, &rec);
 	if (r < 0)
 		return r;
+	/* A checkpoint without a record (the record removed by hand) vouches for nothing. */
+	if (!rec.present && (r = rec_ckpt_remove(s->srv->state_dir, m.id)) < 0)
+		return refuse(s, r, "disk %s: cannot remove a stale checkpoint: %s", m.id,
+			      strerror(-r));
 	r = reserve_fps(s, d, m.id);
 	if (r < 0)
 		return r;
@@ -526,14 +591,15 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	}
 	d->fps = fps_alloc(d->nchunks);
 	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
-	if (!d->fps || !d->have)
+	d->held = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	if (!d->fps || !d->have || !d->held)
 		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
 	if (known) {
-		r = resume_disk(s, d, m.id, &rec, &reconciled);
+		r = resume_disk(s, d, m.id, &rec, &reconciled, &some, &offer_gen);
 		if (r < 0)
 			return r;
 	}
-	note_resume(d, &rec, known, reconciled);
+	note_resume(d, &rec, known, reconciled, some);
 	if (declared)
 		note_event(d, "the target was declared an earlier copy of the disk (reconcile=yes) "
 			   "and read to reconcile with it");
@@ -543,6 +609,22 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		r = mark_new(s, d, m.id);
 		if (r < 0)
 			return r;
+	}
+	/* A first copy is checkpointed from its start: its chunks are held under the agent's
+	 * tracking generation, unless some were read under another (then under none). */
+	if (d->epoch == 0) {
+		d->ckpt = true;
+		d->ckpt_gen = d->held_count == 0 || (some && offer_gen == m.track_gen) ?
+			      m.track_gen : 0;
+		d->ckpt_ns = now_ns();
+		/* Saved at once when it differs from the file: a new copy's empty one replaces
+		 * any older, a reconciled target's says all of it is held. */
+		if (!some) {
+			r = ckpt_save(s, d);
+			if (r < 0)
+				return refuse(s, r, "disk %s: cannot checkpoint the first copy: %s",
+					      m.id, strerror(-r));
+		}
 	}
 	/* Only now is a file resized: to the source's size exactly, so that nothing past the
 	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
@@ -555,7 +637,7 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
 	if (r == 0)
-		r = send_fps(s, m.disk_no, d, known);
+		r = send_fps(s, m.disk_no, d, known, some, offer_gen);
 	if (r < 0)
 		return r;
 	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, m.size, d->epoch,

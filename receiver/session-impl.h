@@ -53,6 +53,16 @@ struct rdisk {
 	uint64_t epoch_at_req; /* d->epoch when the cutover was asked for */
 	bool cut_over;    /* cut over: recorded, and no more writes */
 	struct reg_disk *rd; /* its entry in the operator's registry (NULL: unobserved) */
+	/* An unfinished first copy is checkpointed (session-ckpt.c) while ckpt is set: held
+	 * marks the chunks the target holds once the writer is flushed (the checkpoint's and
+	 * every one written since), with ckpt_gen, the agent's tracking generation they were
+	 * all read under (0: none, or a mix). */
+	bool ckpt;
+	uint8_t *held;
+	uint64_t held_count;
+	uint64_t ckpt_gen;
+	uint64_t ckpt_bytes, ckpt_ns; /* written since the last checkpoint, and when it was */
+	uint64_t ckpts;               /* checkpoints taken in this session */
 };
 
 struct rsession {
@@ -125,6 +135,24 @@ int save_disk_state(struct rsession *s, const struct rdisk *d, uint64_t epoch,
 void note_event(struct rdisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes the .fps file atomically. 0 or -errno. */
 int save_fps(struct rsession *s, const struct rdisk *d);
+
+/* ---- session-ckpt.c: the checkpoint of an unfinished first copy ---- */
+
+/* Flushes the writer, then saves the checkpoint. 0 or -errno (the old one stands). */
+int ckpt_save(struct rsession *s, struct rdisk *d);
+/* Before chunks [first, last) are written: those the checkpoint vouches for leave it,
+ * durably, first. 0, a writer's -errno (for wr_failed), or refuse()'s. */
+int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last);
+/* After chunks [first, last) (bytes) were queued: held from the next checkpoint on, which
+ * is taken when due. 0, or a writer's -errno (for wr_failed); a checkpoint that cannot be
+ * saved is logged and the copy goes on. */
+int ckpt_after_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last,
+		     uint64_t bytes);
+/* At the session's end: what arrived since the last checkpoint is checkpointed too. */
+void ckpt_final(struct rsession *s, struct rdisk *d);
+/* The first copy is verified (its .fps file takes over) or cannot be trusted: no more
+ * checkpoints, and the file goes. */
+void ckpt_done(struct rsession *s, struct rdisk *d);
 
 /* ---- session-req.c: the operator's requests to a live session ---- */
 

@@ -189,9 +189,11 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 		}
 	}
 	r = mark_epoch(s, d);
+	if (r == 0)
+		r = ckpt_before_write(s, d, first, first + m.nchunks);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
-		return r;
+		return s->err ? r : wr_failed(s, d, r);
 	}
 	r = wr_submit(d->w, buf, m.plain_len, m.offset);
 	if (r < 0)
@@ -200,6 +202,9 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 		d->fps[first + i] = m.fps[i];
 		have_set(d, first + i);
 	}
+	r = ckpt_after_write(s, d, first, first + m.nchunks, m.plain_len);
+	if (r < 0)
+		return wr_failed(s, d, r);
 	reg_frame(s->srv->reg, d->rd, m.plain_len, m.plain_len, m.payload_len,
 		  PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
@@ -239,9 +244,11 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 			      "; refused, nothing written", d->t->id, m.offset);
 	}
 	r = mark_epoch(s, d);
+	if (r == 0)
+		r = ckpt_before_write(s, d, m.offset / s->cs, m.offset / s->cs + 1);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
-		return r;
+		return s->err ? r : wr_failed(s, d, r);
 	}
 	/* Earlier epochs are flushed and this chunk was not sent in this one, so the target
 	 * holds the chunk as last acknowledged. */
@@ -250,6 +257,9 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 		return wr_failed(s, d, r);
 	d->fps[m.offset / s->cs] = m.fp;
 	have_set(d, m.offset / s->cs);
+	r = ckpt_after_write(s, d, m.offset / s->cs, m.offset / s->cs + 1, s->cs);
+	if (r < 0)
+		return wr_failed(s, d, r);
 	d->patched++;
 	reg_frame(s->srv->reg, d->rd, s->cs, m.plain_len, m.payload_len,
 		  PROTO_HDR_LEN + (uint64_t)h->len);
@@ -269,20 +279,25 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 	d = disk_of(s, m.disk_no);
 	if (!d)
 		return refuse(s, -EPROTO, "ZERO for unregistered disk number %u", m.disk_no);
+	first = m.offset / s->cs;
+	last = DIV_ROUND_UP(m.offset + m.length, s->cs);
 	r = check_range(s, d, m.offset, m.length);
 	if (r == 0)
 		r = mark_epoch(s, d);
+	if (r == 0)
+		r = ckpt_before_write(s, d, first, last);
 	if (r < 0)
-		return r;
+		return s->err ? r : wr_failed(s, d, r);
 	r = wr_zero(d->w, m.offset, m.length);
 	if (r < 0)
 		return refuse(s, r, "disk %s: zeroing %" PRIu64 "+%" PRIu64 " failed: %s", d->t->id,
 			      m.offset, m.length, strerror(-r));
-	first = m.offset / s->cs;
-	last = DIV_ROUND_UP(m.offset + m.length, s->cs);
-	/* No memory per chunk: a zero chunk's fingerprint is implied (see fps_alloc). */
+	/* No memory per chunk: a zero chunk's fingerprint is implied (see fps_zero). */
 	fps_zero(d->fps, first, last);
 	have_set_range(d, first, last);
+	r = ckpt_after_write(s, d, first, last, m.length);
+	if (r < 0)
+		return wr_failed(s, d, r);
 	reg_frame(s->srv->reg, d->rd, m.length, 0, 0, PROTO_HDR_LEN + (uint64_t)h->len);
 	return 0;
 }
@@ -376,6 +391,10 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	if (m.epoch == 0 && !d->known && d->have_count != d->nchunks)
 		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: %" PRIu64 " of %" PRIu64
 			      " chunks received", d->t->id, d->have_count, d->nchunks);
+	/* A first copy resumed from its checkpoint: every chunk not held must have come. */
+	if (m.epoch == 0 && d->ckpt && d->held_count != d->nchunks)
+		return refuse(s, -EPROTO, "disk %s: epoch 0 incomplete: the target holds %" PRIu64
+			      " of %" PRIu64 " chunks", d->t->id, d->held_count, d->nchunks);
 	/* An agent revoked while this epoch ran gets no acknowledgement of it. */
 	r = recheck_revoked(s);
 	if (r < 0)
@@ -416,7 +435,12 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 		log_info("agent %s: disk %s epoch %" PRIu64 " durable and verified (%" PRIu64
 			 " chunks, %" PRIu64 " as patches), merkle root %s", s->agent, d->t->id,
 			 m.epoch, d->have_count, d->patched, fp_hex(&ack.root, h1));
+		/* The .fps file and the verified record take over from the checkpoint. */
+		ckpt_done(s, d);
 	} else {
+		/* Fingerprints that do not add up to the agent's root vouch for nothing: a
+		 * later session reads the target to reconcile. */
+		ckpt_done(s, d);
 		d->fps_saved = d->fps_saved && d->have_count == 0;
 		log_error("agent %s: disk %s root mismatch: agent %s, target %s", s->agent, d->t->id,
 			  fp_hex(&m.root, h1), fp_hex(&ack.root, h2));
@@ -698,8 +722,11 @@ void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const 
 	 * while this session lingers for its peer to close. */
 	for (unsigned i = 0; i < s->ndisks; i++) {
 		/* A session that did not end its epoch leaves queued writes unacknowledged;
-		 * they complete or fail, but nothing claims they are durable. */
+		 * they complete or fail, but nothing claims they are durable (except what a
+		 * first copy's last checkpoint claims after flushing them). */
+		ckpt_final(s, &s->disks[i]);
 		wr_close(s->disks[i].w);
+		free(s->disks[i].held);
 		fps_free(s->disks[i].fps, s->disks[i].nchunks);
 		free(s->disks[i].have);
 		fp_release(srv, s->disks[i].reserved);

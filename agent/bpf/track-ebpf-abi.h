@@ -14,6 +14,10 @@ struct tern_track_cfg {
 	__u32 armed;
 	__u32 pad;
 	__u64 acked_epoch;         /* user space: the last epoch acknowledged (~0: none) */
+	/* user space: the tracking generation, random and nonzero, new at a fresh start and
+	 * at every acknowledgement (when the pending set is cleared): the same generation
+	 * means the pending set has only grown since (see track_gen). */
+	__u64 gen;
 };
 
 struct tern_track_stats {

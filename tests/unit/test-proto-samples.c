@@ -50,7 +50,7 @@ uint32_t expected_payload_max(unsigned type)
 	switch (type) {
 	case PROTO_HELLO: return 4 + 1 + 64;
 	case PROTO_WELCOME: return 4 + 1 + 64;
-	case PROTO_DISK: return 2 + 4 + 8 + 1 + 64;
+	case PROTO_DISK: return 2 + 4 + 8 + 1 + 64 + 8;
 	case PROTO_DISK_OK: return 2 + 8;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
 	case PROTO_ZERO: return 2 + 8 + 8;
@@ -58,7 +58,7 @@ uint32_t expected_payload_max(unsigned type)
 	case PROTO_EPOCH_ACK: return 2 + 1 + 8 + 8 + 16;
 	case PROTO_ERROR: return 4 + 2 + 512;
 	case PROTO_BYE: return 0;
-	case PROTO_FPS: return 22 + 65536 * 16;
+	case PROTO_FPS: return 2 + 8 + 8 + 4 + 1 + 8 + 65536 * 16 + 65536 / 8;
 	case PROTO_CUTOVER: return 10;
 	case PROTO_PATCH: return 2 + 1 + 1 + 8 + 8 + 16 + (1u << 20);
 	case PROTO_STATUS: return 2 + 4 + 7 * 8;
@@ -106,7 +106,8 @@ int build_sample(unsigned type, uint8_t *out, size_t cap)
 	}
 	case PROTO_DISK: {
 		struct proto_disk m = { .disk_no = 3, .logical_block = 512,
-					.size = UINT64_C(1) << 34, .id = "vdb" };
+					.size = UINT64_C(1) << 34, .id = "vdb",
+					.track_gen = UINT64_C(0x1122334455667788) };
 		return proto_encode_disk(out, cap, &m);
 	}
 	case PROTO_DISK_OK: {
@@ -149,10 +150,14 @@ int build_sample(unsigned type, uint8_t *out, size_t cap)
 	case PROTO_BYE:
 		return proto_encode_bye(out, cap);
 	case PROTO_FPS: {
+		/* A resumed first copy: chunks 10 and 12 held, 11 unknown. */
+		static const uint8_t held = 0x05;
 		struct fp f[3];
-		struct proto_fps m = { .disk_no = 1, .next_epoch = 4, .first_chunk = 10, .count = 3,
-				       .fps = f };
+		struct proto_fps m = { .disk_no = 1, .next_epoch = 0, .first_chunk = 10, .count = 3,
+				       .flags = PROTO_FPS_SOME, .track_gen = 77, .fps = f,
+				       .held = &held };
 		fill_pattern(f[0].b, sizeof(f), 0x60);
+		memset(&f[1], 0, sizeof(f[1]));
 		return proto_encode_fps(out, cap, &m);
 	}
 	case PROTO_CUTOVER: {

@@ -594,6 +594,109 @@ START_TEST(test_proto_patch_head_rejects_bad_values)
 }
 END_TEST
 
+/* FPS: every fingerprint vouched for, or (PROTO_FPS_SOME) those a bitmap names, with the
+ * tracking generation they were read under. */
+static size_t fps_payload(uint8_t *p, uint32_t count, uint8_t flags, uint64_t gen,
+			  const uint8_t *held)
+{
+	size_t n = 0;
+
+	be_put(p, 7, 2);
+	be_put(p + 2, 0, 8);
+	be_put(p + 10, 100, 8);
+	be_put(p + 18, count, 4);
+	p[22] = flags;
+	be_put(p + 23, gen, 8);
+	n = PROTO_FPS_FIXED;
+	for (uint32_t i = 0; i < count; i++, n += FP_LEN)
+		memset(p + n, held && !(held[i / 8] >> (i % 8) & 1) ? 0 : (int)(i + 1), FP_LEN);
+	if (flags & PROTO_FPS_SOME) {
+		memcpy(p + n, held, (count + 7) / 8);
+		n += (count + 7) / 8;
+	}
+	return n;
+}
+
+START_TEST(test_proto_fps_roundtrip_some)
+{
+	uint8_t held[2] = { 0x81, 0x02 }; /* chunks 0, 7 and 9 of 10 */
+	struct fp f[10];
+	struct proto_fps in = { .disk_no = 7, .first_chunk = 100, .count = 10,
+				.flags = PROTO_FPS_SOME, .track_gen = UINT64_C(0xfeedfacecafebeef),
+				.fps = f, .held = held }, out;
+	int n;
+
+	memset(f, 0, sizeof(f));
+	memset(&f[0], 1, FP_LEN);
+	memset(&f[7], 8, FP_LEN);
+	memset(&f[9], 10, FP_LEN);
+	n = proto_encode_fps(buf, sizeof(buf), &in);
+	ck_assert_int_eq(n, PROTO_HDR_LEN + PROTO_FPS_FIXED + 10 * FP_LEN + 2);
+	ck_assert_mem_eq(buf + PROTO_HDR_LEN, buf2, fps_payload(buf2, 10, PROTO_FPS_SOME,
+							     in.track_gen, held));
+	ck_assert_int_eq(proto_decode_fps(check_hdr(buf, n, PROTO_FPS), (size_t)n - PROTO_HDR_LEN,
+					  &out), 0);
+	ck_assert_uint_eq(out.flags, PROTO_FPS_SOME);
+	ck_assert_uint_eq(out.track_gen, in.track_gen);
+	ck_assert_uint_eq(out.count, 10);
+	ck_assert_mem_eq(out.fps, f, sizeof(f));
+	ck_assert_mem_eq(out.held, held, 2);
+	/* Without flags: no bitmap, no generation. */
+	in.flags = 0;
+	in.track_gen = 0;
+	in.held = NULL;
+	memset(f, 3, sizeof(f));
+	n = proto_encode_fps(buf, sizeof(buf), &in);
+	ck_assert_int_eq(n, PROTO_HDR_LEN + PROTO_FPS_FIXED + 10 * FP_LEN);
+	ck_assert_int_eq(proto_decode_fps(buf + PROTO_HDR_LEN, (size_t)n - PROTO_HDR_LEN, &out), 0);
+	ck_assert_ptr_null(out.held);
+}
+END_TEST
+
+START_TEST(test_proto_fps_rejects_inconsistent)
+{
+	uint8_t held[2] = { 0x81, 0x02 }, past[2] = { 0x81, 0x06 };
+	struct fp f[10];
+	struct proto_fps m = { .count = 10, .flags = 0, .track_gen = 5, .fps = f };
+	size_t n;
+
+	memset(f, 1, sizeof(f));
+	ck_assert_int_eq(dec_fps(buf, fps_payload(buf, 10, PROTO_FPS_SOME, 9, held)), 0);
+	ck_assert_int_eq(dec_fps(buf, fps_payload(buf, 10, 0, 0, NULL)), 0);
+	ck_assert_int_eq(dec_fps(buf, fps_payload(buf, 0, 0, 0, NULL)), 0);
+	/* A generation without a bitmap, an unknown flag, a bit past the last chunk, an empty
+	 * frame with a bitmap flag. */
+	ck_assert_int_eq(dec_fps(buf, fps_payload(buf, 10, 0, 9, NULL)), -EPROTO);
+	n = fps_payload(buf, 10, PROTO_FPS_SOME, 9, held);
+	buf[22] = 3;
+	ck_assert_int_eq(dec_fps(buf, n), -EPROTO);
+	buf[22] = 2;
+	ck_assert_int_eq(dec_fps(buf, n), -EPROTO);
+	n = fps_payload(buf, 10, PROTO_FPS_SOME, 9, past);
+	buf[n - 1] = 0x06;
+	ck_assert_int_eq(dec_fps(buf, n), -EPROTO);
+	ck_assert_int_eq(dec_fps(buf, fps_payload(buf, 0, PROTO_FPS_SOME, 0, held)), -EPROTO);
+	/* An unknown chunk with a fingerprint: the receiver vouches for nothing there. */
+	n = fps_payload(buf, 10, PROTO_FPS_SOME, 9, held);
+	buf[PROTO_FPS_FIXED + 1 * FP_LEN + 3] = 1;
+	ck_assert_int_eq(dec_fps(buf, n), -EPROTO);
+	/* The bitmap cut short, or a byte too many. */
+	n = fps_payload(buf, 10, PROTO_FPS_SOME, 9, held);
+	ck_assert_int_eq(dec_fps(buf, n - 1), -EBADMSG);
+	buf[n] = 0;
+	ck_assert_int_eq(dec_fps(buf, n + 1), -EBADMSG);
+	/* The encoder sends none of these. */
+	ck_assert_int_eq(proto_encode_fps(buf, sizeof(buf), &m), -EINVAL);
+	m.flags = PROTO_FPS_SOME;
+	m.held = held;
+	ck_assert_int_eq(proto_encode_fps(buf, sizeof(buf), &m), -EINVAL); /* chunk 1: not zero */
+	m.held = (const uint8_t[]){ 0xff, 0x07 };
+	ck_assert_int_eq(proto_encode_fps(buf, sizeof(buf), &m), -EINVAL); /* bit 10 */
+	m.held = (const uint8_t[]){ 0xff, 0x03 };
+	ck_assert_int_gt(proto_encode_fps(buf, sizeof(buf), &m), 0);
+}
+END_TEST
+
 Suite *proto_stream_suite(void)
 {
 	Suite *s = suite_create("proto-stream");
@@ -607,6 +710,8 @@ Suite *proto_stream_suite(void)
 	tcase_add_test(msg, test_proto_epoch_end_roundtrip);
 	tcase_add_test(msg, test_proto_epoch_ack_roundtrip);
 	tcase_add_test(msg, test_proto_epoch_ack_rejects_bad_match);
+	tcase_add_test(msg, test_proto_fps_roundtrip_some);
+	tcase_add_test(msg, test_proto_fps_rejects_inconsistent);
 	suite_add_tcase(s, msg);
 
 	tcase_add_test(data, test_proto_data_roundtrip);

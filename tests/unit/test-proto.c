@@ -373,13 +373,15 @@ static size_t disk_payload(uint8_t *p, uint16_t disk_no, uint32_t lb, uint64_t s
 	be_put(p + 6, size, 8);
 	p[14] = (uint8_t)len;
 	memcpy(p + 15, id, len);
-	return 15 + len;
+	be_put(p + 15 + len, 0, 8);
+	return 15 + len + 8;
 }
 
 START_TEST(test_proto_disk_roundtrip)
 {
 	static const uint32_t blocks[] = { 512, 4096, 65536 };
-	struct proto_disk in = { .disk_no = 0xffff, .size = UINT64_C(1) << 62 }, out;
+	struct proto_disk in = { .disk_no = 0xffff, .size = UINT64_C(1) << 62,
+				 .track_gen = UINT64_MAX }, out;
 
 	memset(in.id, 'd', NAME_MAX_LEN);
 	in.id[NAME_MAX_LEN] = '\0';
@@ -396,6 +398,10 @@ START_TEST(test_proto_disk_roundtrip)
 		ck_assert_uint_eq(out.logical_block, in.logical_block);
 		ck_assert_uint_eq(out.size, in.size);
 		ck_assert_str_eq(out.id, in.id);
+		ck_assert_uint_eq(out.track_gen, in.track_gen);
+		/* Without its generation the frame is short. */
+		ck_assert_int_eq(proto_decode_disk(check_hdr(buf, n, PROTO_DISK),
+						   (size_t)n - PROTO_HDR_LEN - 1, &out), -EBADMSG);
 	}
 }
 END_TEST
@@ -406,9 +412,11 @@ START_TEST(test_proto_disk_layout)
 		0x01, 0x02, 0x00, 0x00, 0x10, 0x00,
 		0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x05,
 		0x03, 'v', 'd', 'a',
+		0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
 	};
 	struct proto_disk m = { .disk_no = 0x0102, .logical_block = 4096,
-				.size = UINT64_C(0x400000005), .id = "vda" };
+				.size = UINT64_C(0x400000005), .id = "vda",
+				.track_gen = UINT64_C(0x0102030405060708) };
 
 	ck_assert_int_eq(proto_encode_disk(buf, sizeof(buf), &m), PROTO_HDR_LEN + (int)sizeof(want));
 	ck_assert_mem_eq(buf + PROTO_HDR_LEN, want, sizeof(want));
