@@ -113,6 +113,7 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 		log_info("%s: tracking has been continuous since epoch %" PRIu64 "; reading only "
 			 "the blocks changed since", src->id, run->next_epoch - 1);
 	s->views[i].phase = run->fault || run->nbad ? PROTO_PHASE_FAULTED :
+			    tracked && run->held ? PROTO_PHASE_COPYING :
 			    tracked ? PROTO_PHASE_TRACKING :
 			    use_offered ? PROTO_PHASE_RECONCILING : PROTO_PHASE_COPYING;
 	r = epoch_run(s, c, (uint16_t)i, use_offered ? offered : NULL, !tracked, &missed);

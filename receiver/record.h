@@ -3,8 +3,9 @@
  * STATE_DIR/disks/ID.state (0600, `key=value` lines: which agent wrote the target, the
  * target's path, size and chunk size, the last epoch and its Merkle root, whether it is
  * verified and cut over, the last fault met) and STATE_DIR/disks/ID.fps (the fingerprint
- * of every chunk of the last verified epoch, 16 bytes each, in chunk order). The session
- * writes both; the session, the registry, the enrolment service and ternctl read them.
+ * of every chunk of the last verified epoch, 16 bytes each, in chunk order), and
+ * STATE_DIR/disks/ID.ckpt (an unfinished first copy's checkpoint, below). The session
+ * writes them; the session, the registry, the enrolment service and ternctl read them.
  *
  * Every file is replaced atomically (temp file, fsync, rename, fsync of the directory),
  * so a reader sees the old record or the new one. What a crash, a disk or a hand cut
