@@ -60,8 +60,10 @@ int ckpt_save(struct rsession *s, struct rdisk *d)
 	return r < 0 ? r : ckpt_write(s, d);
 }
 
-int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last)
+int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last,
+		      const struct fp *fps)
 {
+	static const struct fp zero;
 	uint64_t dropped = 0;
 	int r;
 
@@ -73,6 +75,10 @@ int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint6
 			i += 7;
 			continue;
 		}
+		/* The same content written again: whatever a crash leaves of the write, the
+		 * chunk holds what the checkpoint says (a resend by --once, a retry). */
+		if (held_get(d, i) && fp_equal(&d->fps[i], fps ? &fps[i - first] : &zero))
+			continue;
 		if (held_get(d, i)) {
 			d->held[i / 8] &= (uint8_t)~(1u << (i % 8));
 			d->held_count--;

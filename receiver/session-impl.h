@@ -140,9 +140,11 @@ int save_fps(struct rsession *s, const struct rdisk *d);
 
 /* Flushes the writer, then saves the checkpoint. 0 or -errno (the old one stands). */
 int ckpt_save(struct rsession *s, struct rdisk *d);
-/* Before chunks [first, last) are written: those the checkpoint vouches for leave it,
+/* Before chunks [first, last) are written with fingerprints fps (as the session keeps them;
+ * NULL: zero chunks): those the checkpoint vouches for with another fingerprint leave it,
  * durably, first. 0, a writer's -errno (for wr_failed), or refuse()'s. */
-int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last);
+int ckpt_before_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64_t last,
+		      const struct fp *fps);
 /* After chunks [first, last) (bytes) were queued: held from the next checkpoint on, which
  * is taken when due. 0, or a writer's -errno (for wr_failed); a checkpoint that cannot be
  * saved is logged and the copy goes on. */

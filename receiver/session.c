@@ -190,7 +190,7 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 	}
 	r = mark_epoch(s, d);
 	if (r == 0)
-		r = ckpt_before_write(s, d, first, first + m.nchunks);
+		r = ckpt_before_write(s, d, first, first + m.nchunks, m.fps);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
 		return s->err ? r : wr_failed(s, d, r);
@@ -245,7 +245,7 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 	}
 	r = mark_epoch(s, d);
 	if (r == 0)
-		r = ckpt_before_write(s, d, m.offset / s->cs, m.offset / s->cs + 1);
+		r = ckpt_before_write(s, d, m.offset / s->cs, m.offset / s->cs + 1, &m.fp);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
 		return s->err ? r : wr_failed(s, d, r);
@@ -285,7 +285,7 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 	if (r == 0)
 		r = mark_epoch(s, d);
 	if (r == 0)
-		r = ckpt_before_write(s, d, first, last);
+		r = ckpt_before_write(s, d, first, last, NULL);
 	if (r < 0)
 		return s->err ? r : wr_failed(s, d, r);
 	r = wr_zero(d->w, m.offset, m.length);

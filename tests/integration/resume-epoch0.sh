@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # A full copy resumes where it stopped: kill -9 of the receiver (then a new one) and, apart,
 # kill -9 of the agent (then a new one, which resumes the pinned eBPF tracker) at 10, 50
-# and 90% of epoch 0 of a 256 MiB loop device of random data. The restarted receiver reads
+# and 90% of epoch 0 of a 256 MiB loop device of random data, with a few blocks of what
+# the receiver already holds written meanwhile. The restarted receiver reads
 # nothing of its target (it offers its checkpoint), the agent reads again and the wire
 # carries again less than 5% of the disk each, the target's SHA-256 is the source's, and
 # a cutover with --verify full passes.
@@ -70,6 +71,12 @@ run_case() { # run_case KIND PERCENT
 		skip "$(grep -o -- '--tracker ebpf:.*' "$T/agent1.log")"
 	fi
 	sleep 0.5 # the receiver takes in what reached it
+	# Writes to chunks the receiver already holds, while the copy is interrupted: the
+	# tracker's pending set has them, so the resumed copy reads and sends those chunks.
+	for k in 1 2 3 4; do
+		dd if=/dev/urandom of="$DEV" bs=4096 seek=$((k * 1031)) count=1 oflag=direct \
+			conv=notrunc status=none
+	done
 	case $kind in
 	agent)
 		kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
