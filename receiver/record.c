@@ -22,8 +22,9 @@
 /* Fingerprints written per write(2) by rec_fps_save: 64 KiB. */
 #define FPS_BLOCK 4096
 /* A checkpoint: a 64-byte head (magic, version, chunk size, disk size, chunks, tracking
- * generation, held count, 16 zero bytes), the held bitmap, every chunk's fingerprint, then
- * a 16-byte digest: the Merkle root of the XXH3-128 of each piece written (the head, the
+ * generation, held count, 16 zero bytes), the held bitmap, the fingerprints of the held
+ * chunks only, in chunk order (so an empty one costs a bit a chunk, not 16 bytes), then a
+ * 16-byte digest: the Merkle root of the XXH3-128 of each piece written (the head, the
  * bitmap in CKPT_PIECE pieces, the fingerprints in FPS_BLOCK pieces). */
 #define CKPT_MAGIC "TERNCKPT"
 #define CKPT_VERSION 1
@@ -535,7 +536,6 @@ static int ckpt_put(int fd, struct fp_merkle *m, const void *buf, size_t len)
 int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *ck,
 		  const struct fp *fps, const uint8_t *held)
 {
-	static const struct fp zero;
 	char path[4096], dir[4096], tmp[4200] = "";
 	uint8_t head[CKPT_HEAD] = { 0 };
 	uint64_t nchunks, nbytes;
@@ -577,13 +577,13 @@ int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *
 	r = ckpt_put(fd, &m, head, sizeof(head));
 	for (uint64_t off = 0; r == 0 && off < nbytes; off += CKPT_PIECE)
 		r = ckpt_put(fd, &m, held + off, (size_t)MIN((uint64_t)CKPT_PIECE, nbytes - off));
-	for (uint64_t i = 0; r == 0 && i < nchunks;) {
-		size_t k = (size_t)MIN((uint64_t)FPS_BLOCK, nchunks - i);
-
-		for (size_t j = 0; j < k; j++)
-			blk[j] = held_bit(held, i + j) ? fps[i + j] : zero;
-		r = ckpt_put(fd, &m, blk, k * FP_LEN);
-		i += k;
+	for (uint64_t i = 0, k = 0; r == 0 && i < nchunks; i++) {
+		if (held_bit(held, i))
+			blk[k++] = fps[i];
+		if (k == FPS_BLOCK || (k > 0 && i + 1 == nchunks)) {
+			r = ckpt_put(fd, &m, blk, (size_t)k * FP_LEN);
+			k = 0;
+		}
 	}
 	fp_merkle_final(&m, &digest);
 	if (r == 0)
@@ -628,8 +628,7 @@ static int ckpt_get(int fd, struct fp_merkle *m, void *buf, size_t len, uint64_t
 int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t chunk_size,
 		  struct fp *fps, uint8_t *held, struct rec_ckpt *ret_ck)
 {
-	static const struct fp zero;
-	uint64_t nchunks, nbytes, off = 0, want;
+	uint64_t nchunks, nbytes, off = 0, want, fps_off;
 	uint8_t head[CKPT_HEAD], *bm = NULL;
 	struct rec_ckpt ck;
 	struct fp_merkle m;
@@ -670,8 +669,10 @@ int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t
 		r = -ESTALE;
 		goto out;
 	}
-	want = CKPT_HEAD + nbytes + nchunks * FP_LEN + FP_LEN;
-	if ((uint64_t)st.st_size != want || ck.held > nchunks)
+	if (ck.held > nchunks)
+		goto out;
+	want = CKPT_HEAD + nbytes + ck.held * FP_LEN + FP_LEN;
+	if ((uint64_t)st.st_size != want)
 		goto out;
 	bm = malloc(nbytes);
 	blk = malloc(FPS_BLOCK * sizeof(*blk));
@@ -687,17 +688,14 @@ int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t
 	r = -EBADMSG;
 	if ((nchunks % 8 && bm[nbytes - 1] >> (nchunks % 8)) || held_count(bm, nchunks) != ck.held)
 		goto out;
-	/* First pass: the digest and zeros where nothing is held, before anything is copied. */
-	for (uint64_t i = 0; i < nchunks;) {
-		size_t k = (size_t)MIN((uint64_t)FPS_BLOCK, nchunks - i);
+	/* First pass: the digest, before anything is copied. */
+	fps_off = off;
+	for (uint64_t i = 0; i < ck.held;) {
+		size_t k = (size_t)MIN((uint64_t)FPS_BLOCK, ck.held - i);
 
 		r = ckpt_get(fd, &m, blk, k * FP_LEN, &off);
 		if (r < 0)
 			goto out;
-		r = -EBADMSG;
-		for (size_t j = 0; j < k; j++)
-			if (!held_bit(bm, i + j) && !fp_equal(&blk[j], &zero))
-				goto out;
 		i += k;
 	}
 	fp_merkle_final(&m, &digest);
@@ -707,11 +705,21 @@ int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t
 	r = -EBADMSG;
 	if (!fp_equal(&digest, &stored))
 		goto out;
-	/* Second pass: straight into the caller's array (a copy would need as much again).
-	 * The file is the one checked: a replacement is a rename, never a rewrite in place. */
-	r = pread_full(fd, fps, nchunks * FP_LEN, CKPT_HEAD + nbytes);
-	if (r < 0)
-		goto out;
+	/* Second pass: each held chunk's fingerprint to its place. The file is the one
+	 * checked: a replacement is a rename, never a rewrite in place. */
+	for (uint64_t i = 0, k = 0, n = 0; i < nchunks; i++) {
+		if (!held_bit(bm, i))
+			continue;
+		if (k == n) {
+			n = MIN((uint64_t)FPS_BLOCK, ck.held - (fps_off - CKPT_HEAD - nbytes) / FP_LEN);
+			r = pread_full(fd, blk, (size_t)n * FP_LEN, fps_off);
+			if (r < 0)
+				goto out;
+			fps_off += n * FP_LEN;
+			k = 0;
+		}
+		fps[i] = blk[k++];
+	}
 	memcpy(held, bm, nbytes);
 	*ret_ck = ck;
 	r = 0;

@@ -117,17 +117,16 @@ struct rec_ckpt {
 };
 
 /* Writes disk id's checkpoint atomically: held (a bitmap of ceil(nchunks / 8) bytes, bit
- * i % 8 of byte i / 8 for chunk i) and, for the chunks it holds, fps[i] as the session keeps
- * it (16 zero bytes for a zero chunk); zeros for the others. ck->held must be the bitmap's
- * count. 0 or -errno (-EINVAL for a shape rec_ckpt_load would refuse); the old checkpoint
+ * i % 8 of byte i / 8 for chunk i) and, for the chunks it holds only, fps[i] as the session
+ * keeps it (16 zero bytes for a zero chunk). ck->held must be the bitmap's count. 0 or -errno (-EINVAL for a shape rec_ckpt_load would refuse); the old checkpoint
  * stands on failure. */
 int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *ck,
 		  const struct fp *fps, const uint8_t *held);
 
-/* Reads disk id's checkpoint into fps[0..nchunks) and held (ceil(nchunks / 8) bytes) for a
- * disk of size bytes in chunk_size chunks, with its generation and count in *ret_ck. The
- * file is checked whole (its digest, counts, unused bits, zeros where nothing is held)
- * before anything is copied: -ENOENT when there is none, -EBADMSG when torn or garbled,
+/* Reads disk id's checkpoint into held (ceil(nchunks / 8) bytes) and fps[i] of every held
+ * chunk i (the others untouched) for a disk of size bytes in chunk_size chunks, with its
+ * generation and count in *ret_ck. The file is checked whole (its digest, size, count,
+ * unused bits) before anything is copied: -ENOENT when there is none, -EBADMSG when torn or garbled,
  * -ESTALE when it describes another shape of disk, other -errno; fps, held and *ret_ck are
  * untouched on any failure but an I/O error after the check. */
 int rec_ckpt_load(const char *state_dir, const char *id, uint64_t size, uint32_t chunk_size,

@@ -20,9 +20,9 @@
  * first (min(2 s, 64 MiB, 1/64 of the disk): never more than ~2% of a disk behind)... */
 #define CKPT_NS (2 * 1000000000ull)
 #define CKPT_BYTES (64ull << 20)
-/* ...and once the data since is worth CKPT_AMORTIZE times the checkpoint itself (16 bytes
- * and a bit a chunk: 256 MiB a TiB of 64 KiB chunks), so that on a large disk the
- * checkpoints cost at most a fifth of the copy's writes. */
+/* ...and once the data since is worth CKPT_AMORTIZE times the checkpoint itself (a bit a
+ * chunk and 16 bytes a held one: up to 258 MiB a TiB of 64 KiB chunks), so that on a large
+ * disk the checkpoints cost at most a fifth of the copy's writes. */
 #define CKPT_AMORTIZE 4
 
 static bool held_get(const struct rdisk *d, uint64_t i)
@@ -32,7 +32,7 @@ static bool held_get(const struct rdisk *d, uint64_t i)
 
 static uint64_t ckpt_len(const struct rdisk *d)
 {
-	return 64 + DIV_ROUND_UP(d->nchunks, 8) + (d->nchunks + 1) * FP_LEN;
+	return 64 + DIV_ROUND_UP(d->nchunks, 8) + (d->held_count + 1) * FP_LEN;
 }
 
 /* Writes the checkpoint; the caller has flushed the writer. */

@@ -390,11 +390,12 @@ START_TEST(test_record_ckpt_round_trip_and_refusals)
 	ck_assert_uint_eq(got.chunk_size, ck.chunk_size);
 	ck_assert_mem_eq(hout, held, sizeof(held));
 	for (unsigned i = 0; i < 20; i++) {
-		struct fp want = { { 0 } };
+		struct fp want;
 
+		memset(&want, 0x5a, sizeof(want));
 		if (held[i / 8] >> (i % 8) & 1)
 			want = fps[i];
-		/* Held chunks as the session keeps them; zeros for the others, chunk 5 too. */
+		/* Held chunks as the session keeps them; the others untouched, chunk 5 too. */
 		ck_assert_mem_eq(&out[i], &want, FP_LEN);
 	}
 
@@ -408,7 +409,8 @@ START_TEST(test_record_ckpt_round_trip_and_refusals)
 
 	path_of("d", ".ckpt", path, sizeof(path));
 	raw = (uint8_t *)slurp(path, &len);
-	ck_assert_uint_eq(len, 64 + 3 + 20 * FP_LEN + FP_LEN);
+	/* Only the held chunks' fingerprints are written. */
+	ck_assert_uint_eq(len, 64 + 3 + 6 * FP_LEN + FP_LEN);
 	memset(out, 0x5a, sizeof(out));
 	memset(hout, 0xa5, sizeof(hout));
 	memcpy(pattern, out, sizeof(out));
@@ -461,6 +463,18 @@ START_TEST(test_record_ckpt_round_trip_and_refusals)
 	ck_assert_int_eq(rec_ckpt_remove(dir, "d"), 0);
 	ck_assert_uint_eq(count_entries(disks), 0);
 	ck_assert_int_eq(rec_ckpt_load(dir, "../d", ck.size, ck.chunk_size, out, hout, &got), -EINVAL);
+	/* An empty one (a new copy): a head, a bitmap of zeros and the digest. */
+	memset(held, 0, sizeof(held));
+	ck.held = 0;
+	ck_assert_int_eq(rec_ckpt_save(dir, "d", &ck, fps, held), 0);
+	free(raw);
+	raw = (uint8_t *)slurp(path, &len);
+	ck_assert_uint_eq(len, 64 + 3 + FP_LEN);
+	memset(hout, 0xa5, sizeof(hout));
+	ck_assert_int_eq(rec_ckpt_load(dir, "d", ck.size, ck.chunk_size, out, hout, &got), 0);
+	ck_assert_uint_eq(got.held, 0);
+	ck_assert_mem_eq(hout, held, sizeof(held));
+	ck_assert_mem_eq(out, pattern, sizeof(out));
 	free(bad);
 	free(raw);
 }
