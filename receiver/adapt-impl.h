@@ -126,16 +126,13 @@ int mount_all(struct ad *a, bool ro);
  * "os"). 0, or -errno with the first failed check in a->why. */
 int preflight(struct ad *a, json_object *os);
 
-/* adapt-steps.c: the changes, in adapt_run's order */
+/* adapt-steps.c: the changes */
 
-int step_names(struct ad *a);
-int step_drivers(struct ad *a);
-int step_network(struct ad *a);
-int step_tools(struct ad *a);
-int step_caches(struct ad *a);
-int step_marker(struct ad *a);
-int step_efi(struct ad *a);
-int step_regenerate(struct ad *a);
+/* Makes every change, in order (names, drivers, network, guest tools, caches, the marker
+ * when asked, the UEFI fallback loader, the guest's tools regenerating the initramfs and
+ * grub.cfg), each saved in the undo record first. Stops at the first failure: 0, or
+ * -errno with a->why. */
+int adapt_steps(struct ad *a);
 /* What step_marker adds (adapt_unmark removes them): the script, the unit, its link. */
 extern const char *const marker_paths[3];
 
@@ -155,6 +152,8 @@ int stat_names(struct ad *a, const char *dir, char *const *names, size_t n,
 void entries_free(struct ad *a);
 /* Creates the undo directory: absent or empty, made 0700. 0, or -errno with why. */
 int undo_dir_make(const char *dir, char *why, size_t why_len);
+/* Creates UNDO_DIR/manifest with its header (root UUID, mounts). 0, or -errno with a->why. */
+int manifest_create(struct ad *a);
 /* Loads dir's manifest into a (root UUID, mounts, entries). 0, or -errno with why. */
 int manifest_load(struct ad *a, const char *dir, char *why, size_t why_len);
 

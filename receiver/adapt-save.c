@@ -3,6 +3,7 @@
  * on the host first (a file's copy, a link, a directory, a tree), and the manifest that
  * lists it, written line by line and read back for undo. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,28 @@ int undo_dir_make(const char *dir, char *why, size_t why_len)
 		snprintf(why, why_len, "cannot make %s: %s", files, strerror(errno));
 		return r;
 	}
+	return 0;
+}
+
+/* Creates UNDO_DIR/manifest (O_EXCL) with its header: the magic, the root's UUID and the
+ * guest's mounts, which undo mounts as the adaptation did. 0, or -errno with a->why. */
+int manifest_create(struct ad *a)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", a->undo_dir, UNDO_MANIFEST);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || !(a->manifest = fdopen(fd, "w"))) {
+		int r = fail(a, -errno, "cannot create %s: %s", path, strerror(errno));
+
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	fprintf(a->manifest, "%s\nroot-uuid\t%s\n", UNDO_MAGIC, a->root_uuid);
+	for (size_t i = 0; i < a->nm; i++)
+		fprintf(a->manifest, "mount\t%s\t%s\n", a->m[i].dev, a->m[i].mp);
 	return 0;
 }
 

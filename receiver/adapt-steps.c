@@ -156,7 +156,7 @@ static int ifaces_one(struct ad *a, const char *path)
 			    "interfaces; DHCP on any Ethernet interface replaces them", ifaces_fn);
 }
 
-int step_names(struct ad *a)
+static int step_names(struct ad *a)
 {
 	int r;
 
@@ -180,7 +180,7 @@ static int itools_conf_one(struct ad *a, const char *path)
 			    "of the machine doing the rebuild", itools_conf_fn);
 }
 
-int step_drivers(struct ad *a)
+static int step_drivers(struct ad *a)
 {
 	char comment[128], *in = NULL, *out = NULL;
 	unsigned added = 0;
@@ -312,7 +312,7 @@ static int enable_unit(struct ad *a, const char *unit, const char *wants)
 	return put_link(a, src, dst);
 }
 
-int step_network(struct ad *a)
+static int step_network(struct ad *a)
 {
 	const char *rules = "/etc/udev/rules.d/70-persistent-net.rules";
 	bool nm = guestfs_exists(a->g, "/etc/systemd/system/multi-user.target.wants/"
@@ -380,7 +380,7 @@ int step_network(struct ad *a)
 	return r;
 }
 
-int step_tools(struct ad *a)
+static int step_tools(struct ad *a)
 {
 	for (size_t i = 0; a->p->foreign_units[i]; i++) {
 		const char *u = a->p->foreign_units[i];
@@ -406,7 +406,7 @@ int step_tools(struct ad *a)
 	return 0;
 }
 
-int step_caches(struct ad *a)
+static int step_caches(struct ad *a)
 {
 	static const char *const paths[] = { "/etc/lvm/devices/system.devices",
 		"/etc/blkid.tab", "/etc/blkid/blkid.tab", NULL };
@@ -464,7 +464,7 @@ const char *const marker_paths[3] = {
 	"/etc/systemd/system/multi-user.target.wants/tern-boot-marker.service",
 };
 
-int step_marker(struct ad *a)
+static int step_marker(struct ad *a)
 {
 	const char *unit = marker_paths[1];
 	int r;
@@ -513,7 +513,7 @@ static int copy_in_guest(struct ad *a, const char *src, const char *dst)
 	return 0;
 }
 
-int step_efi(struct ad *a)
+static int step_efi(struct ad *a)
 {
 	static const char *const vendors[] = { "debian", "ubuntu", "fedora", "centos", "redhat",
 		"rocky", "almalinux", "opensuse", "sles", NULL };
@@ -646,7 +646,7 @@ static int check_initramfs(struct ad *a)
 	return r;
 }
 
-int step_regenerate(struct ad *a)
+static int step_regenerate(struct ad *a)
 {
 	char *cfg = NULL, *why = NULL;
 	json_object *c;
@@ -718,6 +718,28 @@ int step_regenerate(struct ad *a)
 	json_object_object_add(c, "root", json_object_new_string(a->root_uuid));
 	json_object_array_add(a->checks, c);
 	return 0;
+}
+
+int adapt_steps(struct ad *a)
+{
+	int r;
+
+	r = step_names(a);
+	if (r >= 0)
+		r = step_drivers(a);
+	if (r >= 0)
+		r = step_network(a);
+	if (r >= 0)
+		r = step_tools(a);
+	if (r >= 0)
+		r = step_caches(a);
+	if (r >= 0 && a->o->marker)
+		r = step_marker(a);
+	if (r >= 0)
+		r = step_efi(a);
+	if (r >= 0)
+		r = step_regenerate(a);
+	return r;
 }
 
 #endif /* TERN_HAVE_GUESTFS */

@@ -5,7 +5,6 @@
 #include "receiver/adapt.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +281,28 @@ void ad_free(struct ad *a)
 		guestfs_close(a->g);
 }
 
+/* The report's skeleton, filled in as the run goes; returns its "os" object. */
+static json_object *report_start(struct ad *a, const char *image)
+{
+	json_object *os;
+
+	a->report = json_object_new_object();
+	a->steps = json_object_new_array();
+	a->warnings = json_object_new_array();
+	a->checks = json_object_new_array();
+	os = json_object_new_object();
+	json_object_object_add(a->report, "image", json_object_new_string(image));
+	json_object_object_add(a->report, "profile", json_object_new_string(a->p->name));
+	json_object_object_add(a->report, "platform", json_object_new_string(a->p->platform));
+	json_object_object_add(a->report, "os", os);
+	json_object_object_add(a->report, "steps", a->steps);
+	json_object_object_add(a->report, "checks", a->checks);
+	json_object_object_add(a->report, "warnings", a->warnings);
+	json_object_object_add(a->report, "undo_dir", json_object_new_string(a->o->undo_dir));
+	json_object_object_add(a->report, "marker", json_object_new_boolean(a->o->marker));
+	return os;
+}
+
 int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *o,
 	      char **ret_report, char *why, size_t why_len)
 {
@@ -291,7 +312,7 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 	bool changing = false, made_dir;
 	char path[4096];
 	const char *js;
-	int r, fd;
+	int r;
 
 	why[0] = '\0';
 	if (!o->undo_dir) {
@@ -307,20 +328,7 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 	r = undo_dir_make(o->undo_dir, why, why_len);
 	if (r < 0)
 		return r;
-	a.report = json_object_new_object();
-	a.steps = json_object_new_array();
-	a.warnings = json_object_new_array();
-	a.checks = json_object_new_array();
-	os = json_object_new_object();
-	json_object_object_add(a.report, "image", json_object_new_string(image));
-	json_object_object_add(a.report, "profile", json_object_new_string(p->name));
-	json_object_object_add(a.report, "platform", json_object_new_string(p->platform));
-	json_object_object_add(a.report, "os", os);
-	json_object_object_add(a.report, "steps", a.steps);
-	json_object_object_add(a.report, "checks", a.checks);
-	json_object_object_add(a.report, "warnings", a.warnings);
-	json_object_object_add(a.report, "undo_dir", json_object_new_string(o->undo_dir));
-	json_object_object_add(a.report, "marker", json_object_new_boolean(o->marker));
+	os = report_start(&a, image);
 
 	log_info("starting the libguestfs appliance for %s", image);
 	r = appliance_start(image, o->accel, &a.g, why, why_len);
@@ -330,17 +338,9 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 	if (r < 0)
 		goto cleanup;
 	/* Checked with nothing written; from here on every change is recorded first. */
-	snprintf(path, sizeof(path), "%s/%s", o->undo_dir, UNDO_MANIFEST);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || !(a.manifest = fdopen(fd, "w"))) {
-		r = fail(&a, -errno, "cannot create %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	r = manifest_create(&a);
+	if (r < 0)
 		goto cleanup;
-	}
-	fprintf(a.manifest, "%s\nroot-uuid\t%s\n", UNDO_MAGIC, a.root_uuid);
-	for (size_t i = 0; i < a.nm; i++)
-		fprintf(a.manifest, "mount\t%s\t%s\n", a.m[i].dev, a.m[i].mp);
 	if (guestfs_umount_all(a.g) < 0) {
 		r = gfail(&a, "cannot unmount the guest's file systems");
 		goto cleanup;
@@ -349,21 +349,7 @@ int adapt_run(const char *image, const struct prof *p, const struct adapt_opts *
 	if (r < 0)
 		goto cleanup;
 	changing = true;
-	r = step_names(&a);
-	if (r >= 0)
-		r = step_drivers(&a);
-	if (r >= 0)
-		r = step_network(&a);
-	if (r >= 0)
-		r = step_tools(&a);
-	if (r >= 0)
-		r = step_caches(&a);
-	if (r >= 0 && o->marker)
-		r = step_marker(&a);
-	if (r >= 0)
-		r = step_efi(&a);
-	if (r >= 0)
-		r = step_regenerate(&a);
+	r = adapt_steps(&a);
 	if (r < 0)
 		goto cleanup;
 	if (guestfs_umount_all(a.g) < 0 || guestfs_shutdown(a.g) < 0) {
