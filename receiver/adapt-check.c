@@ -132,16 +132,10 @@ static int check_kernels(struct ad *a)
 	return 0;
 }
 
-int preflight(struct ad *a, json_object *os)
+/* Inspection: exactly one Linux root, named by its file system's UUID. */
+static int find_root(struct ad *a, json_object *os)
 {
-	static const char *const itools[] = { "/usr/sbin/update-initramfs",
-		"/sbin/update-initramfs", NULL };
-	static const char *const dracut[] = { "/usr/bin/dracut", "/usr/sbin/dracut", NULL };
-	static const char *const mkconfig[] = { "/usr/sbin/grub-mkconfig", "/sbin/grub-mkconfig",
-		"/usr/sbin/grub2-mkconfig", NULL };
-	static const char *const units[] = { "/lib/systemd/system", "/usr/lib/systemd/system",
-		NULL };
-	char **roots, *type, *s, *init;
+	char **roots, *type, *s;
 	int r;
 
 	roots = guestfs_inspect_os(a->g);
@@ -183,8 +177,13 @@ int preflight(struct ad *a, json_object *os)
 	snprintf(a->root_uuid, sizeof(a->root_uuid), "%s", s);
 	free(s);
 	json_object_object_add(os, "root_uuid", json_object_new_string(a->root_uuid));
-	/* An LVM root keeps its /dev/mapper name on any platform, and grub-mkconfig names
-	 * it so: that is as good as a UUID. */
+	return 0;
+}
+
+/* An LVM root keeps its /dev/mapper name on any platform, and grub-mkconfig names it so:
+ * that is as good as a UUID. Sets a->root_alt to that name, or leaves it empty. */
+static void lvm_root_name(struct ad *a)
+{
 	if (guestfs_is_lv(a->g, a->root_dev) > 0) {
 		char *c = guestfs_lvm_canonical_lv_name(a->g, a->root_dev);
 		char *vg = c && strncmp(c, "/dev/", 5) == 0 ? c + 5 : NULL;
@@ -210,12 +209,21 @@ int preflight(struct ad *a, json_object *os)
 		}
 		free(c);
 	}
-	r = load_mounts(a, a->root_dev);
-	if (r < 0)
-		return r;
-	r = mount_all(a, true);
-	if (r < 0)
-		return r;
+}
+
+/* On the mounted guest: systemd as init, an initramfs tool, GRUB's grub-mkconfig. */
+static int check_tools(struct ad *a, json_object *os)
+{
+	static const char *const itools[] = { "/usr/sbin/update-initramfs",
+		"/sbin/update-initramfs", NULL };
+	static const char *const dracut[] = { "/usr/bin/dracut", "/usr/sbin/dracut", NULL };
+	static const char *const mkconfig[] = { "/usr/sbin/grub-mkconfig", "/sbin/grub-mkconfig",
+		"/usr/sbin/grub2-mkconfig", NULL };
+	static const char *const units[] = { "/lib/systemd/system", "/usr/lib/systemd/system",
+		NULL };
+	char *init;
+	int r;
+
 	init = guestfs_realpath(a->g, "/sbin/init");
 	if (!init || !strstr(init, "systemd")) {
 		r = fail(a, -ENOTSUP, "unknown init system: /sbin/init is %s, not systemd",
@@ -241,6 +249,26 @@ int preflight(struct ad *a, json_object *os)
 	if (!first_file(a, mkconfig) || !is_file(a, "/boot/grub/grub.cfg"))
 		return fail(a, -ENOTSUP, "no GRUB: tern regenerates the boot configuration with "
 			    "the guest's grub-mkconfig and /boot/grub/grub.cfg");
+	return 0;
+}
+
+int preflight(struct ad *a, json_object *os)
+{
+	int r;
+
+	r = find_root(a, os);
+	if (r < 0)
+		return r;
+	lvm_root_name(a);
+	r = load_mounts(a, a->root_dev);
+	if (r < 0)
+		return r;
+	r = mount_all(a, true);
+	if (r < 0)
+		return r;
+	r = check_tools(a, os);
+	if (r < 0)
+		return r;
 	r = check_kernels(a);
 	if (r < 0)
 		return r;
