@@ -30,6 +30,68 @@ static void usage(FILE *f)
 		prof_names());
 }
 
+/* adapt --undo DIR IMAGE */
+static int cmd_undo(const char *image, const char *undo, enum adapt_accel accel)
+{
+	char why[1024];
+	int r;
+
+	r = adapt_undo(image, undo, accel, why, sizeof(why));
+	if (r < 0) {
+		log_error("cannot undo the adaptation of %s: %s", image, why);
+		return 1;
+	}
+	printf("restored %s from %s\n", image, undo);
+	return 0;
+}
+
+/* adapt --profile P [--report FILE] [--undo-dir DIR] IMAGE */
+static int cmd_adapt(const char *image, const char *profile, const char *report,
+		     const char *undo_dir, struct adapt_opts *o)
+{
+	const struct prof *p = NULL;
+	char why[1024], *dflt = NULL, *rep = NULL;
+	int r, ret = 2;
+
+	if (!profile) {
+		log_error("adapt needs --profile (%s)", prof_names());
+		return 2;
+	}
+	p = prof_find(profile);
+	if (!p) {
+		log_error("unknown profile '%s'; profiles: %s", profile, prof_names());
+		return 2;
+	}
+	if (!undo_dir) {
+		if (asprintf(&dflt, "%s.adapt-undo", image) < 0) {
+			log_error("out of memory");
+			return 1;
+		}
+		undo_dir = dflt;
+	}
+	o->undo_dir = undo_dir;
+	ret = 1;
+	r = adapt_run(image, p, o, &rep, why, sizeof(why));
+	if (r < 0) {
+		log_error("cannot adapt %s for %s: %s", image, p->name, why);
+		goto out;
+	}
+	if (report) {
+		r = write_file_atomic(report, rep, strlen(rep), 0644);
+		if (r < 0) {
+			log_errno(r, "adapted, but cannot write the report %s", report);
+			goto out;
+		}
+	}
+	printf("adapted %s for %s; report %s, undo with: tern-receiver adapt --undo %s %s\n",
+	       image, p->name, report ? report : undo_dir, undo_dir, image);
+	ret = 0;
+out:
+	free(rep);
+	free(dflt);
+	return ret;
+}
+
 int adapt_cmd(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -44,9 +106,7 @@ int adapt_cmd(int argc, char **argv)
 	};
 	const char *profile = NULL, *report = NULL, *undo_dir = NULL, *undo = NULL;
 	struct adapt_opts o = { 0 };
-	const struct prof *p = NULL;
-	char why[1024], *dflt = NULL, *rep = NULL;
-	int c, r, ret = 2;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -96,49 +156,7 @@ int adapt_cmd(int argc, char **argv)
 			log_error("--undo takes only --accel besides the IMAGE");
 			return 2;
 		}
-		r = adapt_undo(argv[optind], undo, o.accel, why, sizeof(why));
-		if (r < 0) {
-			log_error("cannot undo the adaptation of %s: %s", argv[optind], why);
-			return 1;
-		}
-		printf("restored %s from %s\n", argv[optind], undo);
-		return 0;
+		return cmd_undo(argv[optind], undo, o.accel);
 	}
-	if (!profile) {
-		log_error("adapt needs --profile (%s)", prof_names());
-		return 2;
-	}
-	p = prof_find(profile);
-	if (!p) {
-		log_error("unknown profile '%s'; profiles: %s", profile, prof_names());
-		return 2;
-	}
-	if (!undo_dir) {
-		if (asprintf(&dflt, "%s.adapt-undo", argv[optind]) < 0) {
-			log_error("out of memory");
-			return 1;
-		}
-		undo_dir = dflt;
-	}
-	o.undo_dir = undo_dir;
-	ret = 1;
-	r = adapt_run(argv[optind], p, &o, &rep, why, sizeof(why));
-	if (r < 0) {
-		log_error("cannot adapt %s for %s: %s", argv[optind], p->name, why);
-		goto out;
-	}
-	if (report) {
-		r = write_file_atomic(report, rep, strlen(rep), 0644);
-		if (r < 0) {
-			log_errno(r, "adapted, but cannot write the report %s", report);
-			goto out;
-		}
-	}
-	printf("adapted %s for %s; report %s, undo with: tern-receiver adapt --undo %s %s\n",
-	       argv[optind], p->name, report ? report : undo_dir, undo_dir, argv[optind]);
-	ret = 0;
-out:
-	free(rep);
-	free(dflt);
-	return ret;
+	return cmd_adapt(argv[optind], profile, report, undo_dir, &o);
 }
