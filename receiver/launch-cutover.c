@@ -106,132 +106,179 @@ static void text_steps(char **text, size_t *len, const char *report)
 	json_object_put(o);
 }
 
-int launch_cutover_adapt(struct rcv_server *srv, const char *agent,
-			 const struct rcv_cutover *req, const struct prof *p, bool boot_check,
-			 bool kvm, char **ret_text)
+/* One cutover's adaptation, as its phases pass it on. */
+struct cut_job {
+	struct launch l; /* its directory: STATE_DIR/launch/AGENT/ID */
+	const struct rcv_cut_disk *d;
+	const struct prof *p;
+	struct adapt_opts ao;
+	bool kvm;
+	bool in_place; /* no reflink: the target itself is adapted */
+	bool adapted;
+	char undo[4200], work[4200], why[1024];
+	char *text; /* what the operator is told */
+	size_t len;
+};
+
+/* The launch directory, and where to adapt: a reflink beside the target, renamed over it
+ * once it passed, so that the proven target stays untouched until then; else the target
+ * itself, in place, with every touched file saved in undo. */
+static int cut_prepare(struct cut_job *j, struct launches *ls)
 {
-	struct launch l = { .ls = srv->launches };
-	const struct rcv_cut_disk *d = &req->disks[0];
-	struct adapt_opts ao = { .marker = boot_check,
-				 .accel = kvm ? ADAPT_ACCEL_AUTO : ADAPT_ACCEL_TCG };
+	const struct rcv_cut_disk *d = j->d;
 	struct clone_result cr;
-	char undo[4200], work[4200], tdir[4096], why[1024], addr[64], hex[33], *report = NULL;
-	char *text = NULL, *slash;
-	bool in_place = false, adapted = false;
-	struct fp root;
-	size_t len = 0;
+	char tdir[4096], *slash;
 	struct stat st;
 	int r;
 
-	work[0] = '\0';
-	if (req->ndisks == 0) {
-		text_add(&text, &len, "adaptation: no cut-over disk to adapt\n");
-		*ret_text = text;
-		return -ENOENT;
-	}
-	snprintf(l.rq.agent, sizeof(l.rq.agent), "%s", agent);
-	text_add(&text, &len, "adaptation of disk %s for %s (%s)\n  proven root %s\n", d->id,
-		 p->name, p->platform, fp_hex(&d->root, hex));
-	pthread_mutex_lock(&srv->launches->lock);
-	r = launch_make_dir(srv->launches, &l);
-	pthread_mutex_unlock(&srv->launches->lock);
+	pthread_mutex_lock(&ls->lock);
+	r = launch_make_dir(ls, &j->l);
+	pthread_mutex_unlock(&ls->lock);
 	if (r < 0) {
-		snprintf(why, sizeof(why), "cannot make a directory under %.900s/launch: %s",
-			 srv->launches->state_dir, strerror(-r));
-		goto cleanup;
+		snprintf(j->why, sizeof(j->why), "cannot make a directory under %.900s/launch: %s",
+			 ls->state_dir, strerror(-r));
+		return r;
 	}
-	snprintf(undo, sizeof(undo), "%.4000s/undo", l.dir);
-	ao.undo_dir = undo;
-	/* A reflink beside the target is adapted and renamed over it once it passed: the
-	 * proven target stays untouched until then. */
+	snprintf(j->undo, sizeof(j->undo), "%.4000s/undo", j->l.dir);
+	j->ao.undo_dir = j->undo;
 	snprintf(tdir, sizeof(tdir), "%s", d->path);
 	slash = strrchr(tdir, '/');
 	if (slash)
 		*slash = '\0';
-	snprintf(work, sizeof(work), "%.3000s/.tern-adapt-%s-%s.img", slash ? tdir : ".", d->id, l.id);
+	snprintf(j->work, sizeof(j->work), "%.3000s/.tern-adapt-%s-%s.img", slash ? tdir : ".",
+		 d->id, j->l.id);
 	r = stat(d->path, &st) < 0 ? -errno : 0;
 	if (r == 0 && S_ISREG(st.st_mode))
-		r = clone_reflink(d->path, work, &cr, why, sizeof(why));
+		r = clone_reflink(d->path, j->work, &cr, j->why, sizeof(j->why));
 	else if (r == 0)
 		r = -EOPNOTSUPP;
 	if (r == -EOPNOTSUPP) {
 		/* No clone to be had: in place, with every touched file saved in undo. */
-		in_place = true;
-		snprintf(work, sizeof(work), "%s", d->path);
-		text_add(&text, &len, "  no reflink of the target possible: adapting it in place "
-			 "(undo copy in %s)\n", undo);
-	} else if (r < 0) {
-		goto cleanup;
+		j->in_place = true;
+		snprintf(j->work, sizeof(j->work), "%s", d->path);
+		text_add(&j->text, &j->len, "  no reflink of the target possible: adapting it in "
+			 "place (undo copy in %s)\n", j->undo);
+		return 0;
 	}
-	r = adapt_run(work, p, &ao, &report, why, sizeof(why));
-	if (r < 0)
-		goto cleanup;
-	adapted = true;
-	text_steps(&text, &len, report);
-	if (boot_check && p->boot_bus) {
-		const char *images[] = { work };
-		struct boot_opts bo = { .timeout_s = API_LAUNCH_BOOT_TIMEOUT_DEFAULT, .kvm = kvm,
-					.work_dir = l.dir, .cancelled = launch_boot_cancelled,
-					.ctx = srv->launches };
-		char console[4300];
+	return r;
+}
 
-		snprintf(console, sizeof(console), "%s/console.log", l.dir);
-		bo.console_log = console;
-		r = boot_run(images, 1, p, &bo, addr, sizeof(addr), why, sizeof(why));
-		if (r < 0) {
-			char first[1024];
+/* The boot check of the adapted disk, and the marker unit off it once it passed; a failed
+ * check of a disk adapted in place is undone. */
+static int cut_boot_check(struct cut_job *j)
+{
+	const struct prof *p = j->p;
+	const char *images[] = { j->work };
+	struct boot_opts bo = { .timeout_s = API_LAUNCH_BOOT_TIMEOUT_DEFAULT, .kvm = j->kvm,
+				.work_dir = j->l.dir, .cancelled = launch_boot_cancelled,
+				.ctx = j->l.ls };
+	char console[4300], addr[64];
+	int r;
 
-			snprintf(first, sizeof(first), "boot check on %s failed: %.600s (console %.300s)",
-				 p->boot_bus, why, console);
-			if (in_place && adapt_undo(work, undo, ao.accel, why, sizeof(why)) < 0)
-				snprintf(first + strlen(first), sizeof(first) - strlen(first),
-					 "; UNDO FAILED too: %.500s", why);
-			snprintf(why, sizeof(why), "%s", first);
-			goto cleanup;
-		}
-		text_add(&text, &len, "  boot check: booted on %s%s to multi-user, DHCP address %s "
-			 "(console %s)\n", p->boot_bus,
-			 boot_is_uefi(images[0]) == 1 ? " (UEFI, empty NVRAM)" : "", addr, console);
-		/* The marker unit is the test launch's; a disk put in service goes without. */
-		if (adapt_unmark(work, undo, ao.accel, why, sizeof(why)) < 0)
-			text_add(&text, &len, "  WARNING: the boot check's marker unit stays on the "
-				 "disk (it prints TERN-BOOT-OK at each boot): %s\n", why);
-		else
-			text_add(&text, &len, "  boot check's marker unit removed from the disk\n");
-	} else if (boot_check) {
-		text_add(&text, &len, "  boot check: %s storage cannot be emulated; the "
-			 "initramfs check of the adaptation stands for it\n", p->name);
+	snprintf(console, sizeof(console), "%s/console.log", j->l.dir);
+	bo.console_log = console;
+	r = boot_run(images, 1, p, &bo, addr, sizeof(addr), j->why, sizeof(j->why));
+	if (r < 0) {
+		char first[1024];
+
+		snprintf(first, sizeof(first), "boot check on %s failed: %.600s (console %.300s)",
+			 p->boot_bus, j->why, console);
+		if (j->in_place && adapt_undo(j->work, j->undo, j->ao.accel, j->why,
+					      sizeof(j->why)) < 0)
+			snprintf(first + strlen(first), sizeof(first) - strlen(first),
+				 "; UNDO FAILED too: %.500s", j->why);
+		snprintf(j->why, sizeof(j->why), "%s", first);
+		return r;
 	}
-	if (!in_place) {
-		if (rename(work, d->path) < 0) {
+	text_add(&j->text, &j->len, "  boot check: booted on %s%s to multi-user, DHCP address "
+		 "%s (console %s)\n", p->boot_bus,
+		 boot_is_uefi(images[0]) == 1 ? " (UEFI, empty NVRAM)" : "", addr, console);
+	/* The marker unit is the test launch's; a disk put in service goes without. */
+	if (adapt_unmark(j->work, j->undo, j->ao.accel, j->why, sizeof(j->why)) < 0)
+		text_add(&j->text, &j->len, "  WARNING: the boot check's marker unit stays on the "
+			 "disk (it prints TERN-BOOT-OK at each boot): %s\n", j->why);
+	else
+		text_add(&j->text, &j->len, "  boot check's marker unit removed from the disk\n");
+	return 0;
+}
+
+/* The adapted reflink renamed over the target, and the target's new root read back. */
+static int cut_put_in_place(struct cut_job *j)
+{
+	const struct rcv_cut_disk *d = j->d;
+	struct fp root;
+	char hex[33];
+	int r;
+
+	if (!j->in_place) {
+		if (rename(j->work, d->path) < 0) {
 			r = -errno;
-			snprintf(why, sizeof(why), "cannot put the adapted disk in place of %.900s: %s",
-				 d->path, strerror(errno));
-			goto cleanup;
+			snprintf(j->why, sizeof(j->why), "cannot put the adapted disk in place of "
+				 "%.900s: %s", d->path, strerror(errno));
+			return r;
 		}
 		fsync_dir_of(d->path);
 	}
 	r = file_root(d->path, d->size, d->chunk_size, &root);
 	if (r < 0)
-		text_add(&text, &len, "  adapted root: cannot read the target back: %s\n", strerror(-r));
+		text_add(&j->text, &j->len, "  adapted root: cannot read the target back: %s\n",
+			 strerror(-r));
 	else
-		text_add(&text, &len, "  adapted root %s: the target now holds the adapted disk\n",
-			 fp_hex(&root, hex));
-	text_add(&text, &len, "  report %s/report.json; undo copy %s (tern-receiver adapt --undo "
-		 "%s %s restores the proven disk)\n", undo, undo, undo, d->path);
-	r = 0;
+		text_add(&j->text, &j->len, "  adapted root %s: the target now holds the adapted "
+			 "disk\n", fp_hex(&root, hex));
+	text_add(&j->text, &j->len, "  report %s/report.json; undo copy %s (tern-receiver adapt "
+		 "--undo %s %s restores the proven disk)\n", j->undo, j->undo, j->undo, d->path);
+	return 0;
+}
+
+int launch_cutover_adapt(struct rcv_server *srv, const char *agent,
+			 const struct rcv_cutover *req, const struct prof *p, bool boot_check,
+			 bool kvm, char **ret_text)
+{
+	const struct rcv_cut_disk *d = &req->disks[0];
+	struct cut_job j = { .l = { .ls = srv->launches }, .d = d, .p = p, .kvm = kvm,
+			     .ao = { .marker = boot_check,
+				     .accel = kvm ? ADAPT_ACCEL_AUTO : ADAPT_ACCEL_TCG } };
+	char hex[33], *report = NULL;
+	int r;
+
+	if (req->ndisks == 0) {
+		text_add(&j.text, &j.len, "adaptation: no cut-over disk to adapt\n");
+		*ret_text = j.text;
+		return -ENOENT;
+	}
+	snprintf(j.l.rq.agent, sizeof(j.l.rq.agent), "%s", agent);
+	text_add(&j.text, &j.len, "adaptation of disk %s for %s (%s)\n  proven root %s\n", d->id,
+		 p->name, p->platform, fp_hex(&d->root, hex));
+	r = cut_prepare(&j, srv->launches);
+	if (r < 0)
+		goto cleanup;
+	r = adapt_run(j.work, p, &j.ao, &report, j.why, sizeof(j.why));
+	if (r < 0)
+		goto cleanup;
+	j.adapted = true;
+	text_steps(&j.text, &j.len, report);
+	if (boot_check && p->boot_bus) {
+		r = cut_boot_check(&j);
+		if (r < 0)
+			goto cleanup;
+	} else if (boot_check) {
+		text_add(&j.text, &j.len, "  boot check: %s storage cannot be emulated; the "
+			 "initramfs check of the adaptation stands for it\n", p->name);
+	}
+	r = cut_put_in_place(&j);
 cleanup:
 	if (r < 0) {
-		if (!in_place && work[0])
-			unlink(work);
-		text_add(&text, &len, "  ADAPTATION FAILED: %s\n  the proven, unadapted target is left "
-			 "as it was (root %s)%s\n", why, fp_hex(&d->root, hex),
-			 in_place && adapted ? ", its changes undone" : "");
-		log_error("agent %s: adaptation after the cutover failed: %s", agent, why);
+		if (!j.in_place && j.work[0])
+			unlink(j.work);
+		text_add(&j.text, &j.len, "  ADAPTATION FAILED: %s\n  the proven, unadapted target "
+			 "is left as it was (root %s)%s\n", j.why, fp_hex(&d->root, hex),
+			 j.in_place && j.adapted ? ", its changes undone" : "");
+		log_error("agent %s: adaptation after the cutover failed: %s", agent, j.why);
 	} else {
 		log_info("agent %s: disk %s adapted for %s after the cutover", agent, d->id, p->name);
 	}
 	free(report);
-	*ret_text = text;
+	*ret_text = j.text;
 	return r;
 }
