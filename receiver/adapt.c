@@ -19,7 +19,6 @@
 
 #if TERN_HAVE_GUESTFS
 
-
 /* libguestfs's last error on one line (commands' stderr spans several). */
 const char *gerr(struct ad *a, char *buf, size_t len)
 {
