@@ -227,23 +227,15 @@ static int console_poll(struct console *c, char *ret_addr, size_t addr_len, char
 	return 0;
 }
 
-int boot_run(const char *const *images, size_t n, const struct prof *p,
-	     const struct boot_opts *o, char *ret_addr, size_t addr_len, char *why,
-	     size_t why_len)
+/* What a boot check needs before it starts anything: a profile with a bus, 1 to
+ * MAX_DISKS disks, paths QEMU can take, QEMU itself, and OVMF for a UEFI guest
+ * (*ret_uefi: the first disk's GPT holds an EFI system partition). */
+static int boot_can(const char *const *images, size_t n, const struct prof *p,
+		    const struct boot_opts *o, bool *ret_uefi, char *why, size_t why_len)
 {
-	char ov[MAX_DISKS][4096], vars[4096], qlog[4096], serial[4200], mem[16];
-	char drive[MAX_DISKS][4300], dev[MAX_DISKS][128], pflash[2][4200];
-	const char *argv[64];
-	char addr[64];
-	struct console con = { .fd = -1 };
-	size_t nov = 0, k = 0;
-	bool uefi = false, scsi;
-	uint64_t t0, deadline;
-	pid_t pid = -1;
-	int r, fd;
+	bool uefi;
+	int r;
 
-	vars[0] = '\0';
-	why[0] = '\0';
 	if (!p->boot_bus) {
 		snprintf(why, why_len, "profile %s has no emulated storage bus (%s): no boot check",
 			 p->name, p->platform);
@@ -273,50 +265,89 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 			 "package ovmf)", OVMF_CODE);
 		return -ENOENT;
 	}
-	snprintf(qlog, sizeof(qlog), "%s/qemu.log", o->work_dir);
-	/* Every write of the guest goes to an overlay; the clone stays as adapted. */
+	*ret_uefi = uefi;
+	return 0;
+}
+
+/* A qcow2 overlay over each image in the work dir: every write of the guest goes there,
+ * and the clone stays as adapted. *ret_nov counts those made, for the cleanup. */
+static int make_overlays(const char *const *images, size_t n, const char *work_dir,
+			 const char *qlog, char (*ov)[4096], size_t *ret_nov, char *why,
+			 size_t why_len)
+{
+	size_t nov;
+	int r;
+
 	for (nov = 0; nov < n; nov++) {
 		const char *ia[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", images[nov],
 			       "-F", "raw", ov[nov], NULL };
 
-		snprintf(ov[nov], sizeof(ov[nov]), "%s/overlay%zu.qcow2", o->work_dir, nov);
+		*ret_nov = nov;
+		snprintf(ov[nov], sizeof(ov[nov]), "%s/overlay%zu.qcow2", work_dir, nov);
 		if (images[nov][0] != '/' || strchr(images[nov], ',')) {
 			snprintf(why, why_len, "a boot check needs an absolute path without commas: %s",
 				 images[nov]);
-			r = -EINVAL;
-			goto cleanup;
+			return -EINVAL;
 		}
 		r = run_wait(ia, qlog);
 		if (r < 0) {
 			snprintf(why, why_len, "qemu-img cannot put an overlay on %s (see %s)",
 				 images[nov], qlog);
 			unlink(ov[nov]);
-			goto cleanup;
+			return r;
 		}
 	}
-	fd = open(o->console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	*ret_nov = nov;
+	return 0;
+}
+
+/* The console log, created empty for QEMU to write, and opened for reading as it grows. */
+static int console_open(struct console *con, const char *console_log, char *why,
+			size_t why_len)
+{
+	int r, fd;
+
+	fd = open(console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(why, why_len, "cannot create %s: %s", o->console_log, strerror(errno));
-		goto cleanup;
+		snprintf(why, why_len, "cannot create %s: %s", console_log, strerror(errno));
+		return r;
 	}
 	close(fd);
-	con.fd = open(o->console_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (con.fd < 0) {
+	con->fd = open(console_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (con->fd < 0) {
 		r = -errno;
-		snprintf(why, why_len, "cannot read %s: %s", o->console_log, strerror(errno));
-		goto cleanup;
+		snprintf(why, why_len, "cannot read %s: %s", console_log, strerror(errno));
+		return r;
 	}
+	return 0;
+}
 
-	snprintf(serial, sizeof(serial), "file:%s", o->console_log);
-	snprintf(mem, sizeof(mem), "%u", o->memory_mib ? o->memory_mib : 1024);
+/* QEMU's command line and the strings it points into. */
+struct qemu_cmd {
+	const char *argv[64];
+	char serial[4200], mem[16], pflash[2][4200];
+	char drive[MAX_DISKS][4300], dev[MAX_DISKS][128];
+};
+
+/* The command line: q35, the accelerator, the serial console into the log, OVMF with the
+ * copied variable store vars (UEFI), each overlay on the profile's bus, user networking. */
+static void qemu_args(struct qemu_cmd *q, char (*ov)[4096], size_t n, const struct prof *p,
+		      const struct boot_opts *o, bool uefi, const char *vars)
+{
+	const char **argv = q->argv;
+	size_t k = 0;
+	bool scsi;
+
+	snprintf(q->serial, sizeof(q->serial), "file:%s", o->console_log);
+	snprintf(q->mem, sizeof(q->mem), "%u", o->memory_mib ? o->memory_mib : 1024);
 	argv[k++] = "qemu-system-x86_64";
 	argv[k++] = "-machine";
 	argv[k++] = "q35";
 	argv[k++] = "-accel";
 	argv[k++] = o->kvm ? "kvm" : "tcg";
 	argv[k++] = "-m";
-	argv[k++] = mem;
+	argv[k++] = q->mem;
 	argv[k++] = "-smp";
 	argv[k++] = "2";
 	argv[k++] = "-display";
@@ -325,26 +356,16 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 	argv[k++] = "none";
 	argv[k++] = "-no-reboot";
 	argv[k++] = "-serial";
-	argv[k++] = serial;
+	argv[k++] = q->serial;
 	if (uefi) {
-		/* A new machine's NVRAM: OVMF's empty variable store, copied for this boot. */
-		const char *cp[] = { "cp", OVMF_VARS, vars, NULL };
-
-		snprintf(vars, sizeof(vars), "%s/vars.fd", o->work_dir);
-		r = run_wait(cp, qlog);
-		if (r < 0)
-			unlink(vars);
-		if (r < 0) {
-			snprintf(why, why_len, "cannot copy %s", OVMF_VARS);
-			goto cleanup;
-		}
-		snprintf(pflash[0], sizeof(pflash[0]), "if=pflash,format=raw,unit=0,readonly=on,file=%s",
-			 OVMF_CODE);
-		snprintf(pflash[1], sizeof(pflash[1]), "if=pflash,format=raw,unit=1,file=%s", vars);
+		snprintf(q->pflash[0], sizeof(q->pflash[0]),
+			 "if=pflash,format=raw,unit=0,readonly=on,file=%s", OVMF_CODE);
+		snprintf(q->pflash[1], sizeof(q->pflash[1]), "if=pflash,format=raw,unit=1,file=%s",
+			 vars);
 		argv[k++] = "-drive";
-		argv[k++] = pflash[0];
+		argv[k++] = q->pflash[0];
 		argv[k++] = "-drive";
-		argv[k++] = pflash[1];
+		argv[k++] = q->pflash[1];
 	}
 	scsi = strcmp(p->boot_bus, "scsi-hd") == 0;
 	if (scsi) {
@@ -352,19 +373,21 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 		argv[k++] = "virtio-scsi-pci,id=scsi0";
 	}
 	for (size_t i = 0; i < n; i++) {
-		snprintf(drive[i], sizeof(drive[i]), "file=%s,format=qcow2,if=none,id=d%zu,cache=unsafe",
-			 ov[i], i);
+		snprintf(q->drive[i], sizeof(q->drive[i]),
+			 "file=%s,format=qcow2,if=none,id=d%zu,cache=unsafe", ov[i], i);
 		if (scsi)
-			snprintf(dev[i], sizeof(dev[i]), "scsi-hd,drive=d%zu,bus=scsi0.0,bootindex=%zu", i, i);
+			snprintf(q->dev[i], sizeof(q->dev[i]),
+				 "scsi-hd,drive=d%zu,bus=scsi0.0,bootindex=%zu", i, i);
 		else if (strcmp(p->boot_bus, "nvme") == 0)
-			snprintf(dev[i], sizeof(dev[i]), "nvme,drive=d%zu,serial=tern%04zu,bootindex=%zu",
-				 i, i, i);
+			snprintf(q->dev[i], sizeof(q->dev[i]),
+				 "nvme,drive=d%zu,serial=tern%04zu,bootindex=%zu", i, i, i);
 		else
-			snprintf(dev[i], sizeof(dev[i]), "%s,drive=d%zu,bootindex=%zu", p->boot_bus, i, i);
+			snprintf(q->dev[i], sizeof(q->dev[i]), "%s,drive=d%zu,bootindex=%zu",
+				 p->boot_bus, i, i);
 		argv[k++] = "-drive";
-		argv[k++] = drive[i];
+		argv[k++] = q->drive[i];
 		argv[k++] = "-device";
-		argv[k++] = dev[i];
+		argv[k++] = q->dev[i];
 	}
 	/* No NIC option ROM: a disk that cannot boot must not fall through to minutes of
 	 * PXE. The platform's own NIC (ENA, gVNIC) cannot be emulated: virtio-net stands in. */
@@ -373,33 +396,23 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 	argv[k++] = "-device";
 	argv[k++] = "virtio-net-pci,netdev=n0,romfile=";
 	argv[k] = NULL;
+}
 
-	log_info("boot check: %s on %s%s, %s, console %s", images[0], p->boot_bus,
-		 uefi ? " (UEFI)" : "", o->kvm ? "KVM" : "TCG", o->console_log);
-	t0 = now_ns();
-	deadline = t0 + (uint64_t)o->timeout_s * 1000000000ull;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		snprintf(why, why_len, "cannot start QEMU: %s", strerror(errno));
-		goto cleanup;
-	}
-	if (pid == 0) {
-		int lfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+/* Watches the console and QEMU until the marker (1 in ret_addr: 0), a failure the
+ * console shows, QEMU's exit, the deadline or a cancel (-errno with why). */
+static int qemu_watch(pid_t *pid, struct console *con, const struct boot_opts *o, uint64_t t0,
+		      const char *qlog, char *ret_addr, size_t addr_len, char *why,
+		      size_t why_len)
+{
+	uint64_t deadline = t0 + (uint64_t)o->timeout_s * 1000000000ull;
+	char addr[64];
+	int r;
 
-		/* QEMU must not outlive the thread that watches it, whatever kills us. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (lfd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
-			_exit(127);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
 	for (;;) {
 		int status;
 		pid_t w;
 
-		r = console_poll(&con, addr, sizeof(addr), why, why_len);
+		r = console_poll(con, addr, sizeof(addr), why, why_len);
 		if (r == 1) {
 			snprintf(ret_addr, addr_len, "%s", addr);
 			log_info("boot check: marker after %.0f s: address %s",
@@ -409,11 +422,11 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 		}
 		if (r < 0)
 			break;
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid) {
-			pid = -1;
+		w = waitpid(*pid, &status, WNOHANG);
+		if (w == *pid) {
+			*pid = -1;
 			/* What it printed last may hold the marker or the reason. */
-			r = console_poll(&con, addr, sizeof(addr), why, why_len);
+			r = console_poll(con, addr, sizeof(addr), why, why_len);
 			if (r == 1) {
 				snprintf(ret_addr, addr_len, "%s", addr);
 				r = 0;
@@ -430,7 +443,7 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 		if (now_ns() >= deadline) {
 			r = -ETIMEDOUT;
 			snprintf(why, why_len, "no marker within %u s; the console's last line: %.200s",
-				 o->timeout_s, con.line[0] ? con.line : "(none)");
+				 o->timeout_s, con->line[0] ? con->line : "(none)");
 			break;
 		}
 		if (o->cancelled && o->cancelled(o->ctx)) {
@@ -440,6 +453,70 @@ int boot_run(const char *const *images, size_t n, const struct prof *p,
 		}
 		usleep(500 * 1000);
 	}
+	return r;
+}
+
+int boot_run(const char *const *images, size_t n, const struct prof *p,
+	     const struct boot_opts *o, char *ret_addr, size_t addr_len, char *why,
+	     size_t why_len)
+{
+	char ov[MAX_DISKS][4096], vars[4096], qlog[4096];
+	struct qemu_cmd q;
+	struct console con = { .fd = -1 };
+	size_t nov = 0;
+	bool uefi = false;
+	uint64_t t0;
+	pid_t pid = -1;
+	int r;
+
+	vars[0] = '\0';
+	why[0] = '\0';
+	r = boot_can(images, n, p, o, &uefi, why, why_len);
+	if (r < 0)
+		return r;
+	snprintf(qlog, sizeof(qlog), "%s/qemu.log", o->work_dir);
+	r = make_overlays(images, n, o->work_dir, qlog, ov, &nov, why, why_len);
+	if (r < 0)
+		goto cleanup;
+	r = console_open(&con, o->console_log, why, why_len);
+	if (r < 0)
+		goto cleanup;
+	if (uefi) {
+		/* A new machine's NVRAM: OVMF's empty variable store, copied for this boot. */
+		const char *cp[] = { "cp", OVMF_VARS, vars, NULL };
+
+		snprintf(vars, sizeof(vars), "%s/vars.fd", o->work_dir);
+		r = run_wait(cp, qlog);
+		if (r < 0)
+			unlink(vars);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot copy %s", OVMF_VARS);
+			goto cleanup;
+		}
+	}
+	qemu_args(&q, ov, n, p, o, uefi, vars);
+
+	log_info("boot check: %s on %s%s, %s, console %s", images[0], p->boot_bus,
+		 uefi ? " (UEFI)" : "", o->kvm ? "KVM" : "TCG", o->console_log);
+	t0 = now_ns();
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		snprintf(why, why_len, "cannot start QEMU: %s", strerror(errno));
+		goto cleanup;
+	}
+	if (pid == 0) {
+		int lfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		/* QEMU must not outlive the thread that watches it, whatever kills us. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (lfd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+			_exit(127);
+		execvp(q.argv[0], (char *const *)q.argv);
+		_exit(127);
+	}
+	r = qemu_watch(&pid, &con, o, t0, qlog, ret_addr, addr_len, why, why_len);
 cleanup:
 	qemu_kill(pid);
 	if (con.fd >= 0)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The text rewrites of OS adaptation (receiver/adapt.c), kept apart from libguestfs so
+/* The text rewrites of OS adaptation (receiver/adapt-steps.c), kept apart from libguestfs so
  * they can be tested on strings: fstab and kernel command lines to UUID=, GRUB's defaults,
  * initramfs-tools' module list, ifupdown stanzas, and the checks of what the guest's own
  * tools generated. Every function here is pure: text in, new text out (malloc'd). */

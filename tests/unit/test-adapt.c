@@ -11,7 +11,7 @@
 #include <string.h>
 #include "helpers.h"
 
-/* A resolver as adapt.c's, over a fixed table: sda1 is the root, sda2 the swap. */
+/* A resolver as adapt-steps.c's, over a fixed table: sda1 is the root, sda2 the swap. */
 static int resolve(void *ctx, const char *dev, char **ret_spec)
 {
 	unsigned *calls = ctx, part;
