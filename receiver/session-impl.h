@@ -126,6 +126,12 @@ void note_event(struct rdisk *d, const char *fmt, ...) __attribute__((format(pri
 /* Writes the .fps file atomically. 0 or -errno. */
 int save_fps(struct rsession *s, const struct rdisk *d);
 
+/* ---- session-grow.c ---- */
+
+/* DISK_GROW: the disk's target, fingerprints and record follow its source to the new size,
+ * or the disk is held with a reason (DISK_GROWN either way); a refusal through refuse(). */
+int on_disk_grow(struct rsession *s, const struct proto_hdr *h);
+
 /* ---- session-req.c: the operator's requests to a live session ---- */
 
 /* Ends the cutover in progress with result and the proof or reason; s->cut is NULL after. */
