@@ -56,18 +56,23 @@ static void keep_record(struct rsession *s, struct rdisk *d)
 /* The target cannot follow (code ENOSPC) or the budget cannot (ENOMEM): nothing was
  * written; the operator sees why (log, record, registry) and so does the agent, which
  * holds the disk's epochs and asks again later. */
-static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code, uint64_t size,
-		const char *why)
+static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code, const char *why)
 {
-	char msg[PROTO_MSG_MAX + 1];
+	const char *rest = strncmp(why, "the target ", 11) == 0 ? why + 11 : NULL;
+	char msg[PROTO_MSG_MAX + 1], mine[PROTO_MSG_MAX + 1];
 
-	log_error("agent %s: disk %s: target %s: %s; its epochs are held until then", s->agent,
-		  d->t->id, d->t->path, why);
-	note_event(d, "the source grew to %" PRIu64 " bytes; target %s: %s; replication of this "
-		   "disk is held until then (the other disks go on)", size, d->t->path, why);
+	/* The operator's copy names the target ("target /dev/X is N bytes, ..."). */
+	if (rest)
+		snprintf(mine, sizeof(mine), "target %s %s", d->t->path, rest);
+	else
+		snprintf(mine, sizeof(mine), "target %s: %s", d->t->path, why);
+	log_error("agent %s: disk %s: %s; its epochs are held until then", s->agent, d->t->id,
+		  mine);
+	note_event(d, "%s; replication of this disk is held until then (the other disks go on)",
+		   mine);
 	d->fault_noted = true;
 	reg_disk_fault(s->srv->reg, d->rd, d->event);
-	reg_disk_error(s->srv->reg, d->rd, why);
+	reg_disk_error(s->srv->reg, d->rd, mine);
 	keep_record(s, d);
 	/* The agent hears the disk and the reason, never the receiver's path. */
 	snprintf(msg, sizeof(msg), "disk %s: %s", d->t->id, why);
@@ -112,13 +117,13 @@ int on_disk_grow(struct rsession *s, const struct proto_hdr *h)
 		snprintf(why, sizeof(why), "%" PRIu64 " chunks of %u bytes need %s more fingerprint "
 			 "memory than the %s this receiver has left (--fp-memory)", n, s->cs,
 			 fmt_bytes(extra, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
-		return hold(s, d, m.disk_no, ENOMEM, m.size, why);
+		return hold(s, d, m.disk_no, ENOMEM, why);
 	}
 	why[0] = '\0';
 	r = wr_grow(d->w, m.size, d->t->max_size, &have, why, sizeof(why));
 	if (r == -ENOSPC) {
 		fp_release(s->srv, extra);
-		return hold(s, d, m.disk_no, ENOSPC, m.size, why);
+		return hold(s, d, m.disk_no, ENOSPC, why);
 	}
 	if (r < 0) {
 		fp_release(s->srv, extra);
