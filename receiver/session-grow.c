@@ -21,6 +21,23 @@
 #include "receiver/registry.h"
 #include "receiver/writer.h"
 
+struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n)
+{
+	void *p;
+
+	if (!fps || n <= old_n || n > SIZE_MAX / FP_LEN / 2)
+		return NULL;
+	/* In place or moved, the new pages untouched: a large growth costs no memory yet. */
+	p = mremap(fps, fps_map_len(old_n), fps_map_len(n), MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* The old last page's tail was never written, but say so rather than rely on it. */
+	fps = p;
+	memset(&fps[old_n], 0, (size_t)(MIN(n * FP_LEN, (uint64_t)fps_map_len(old_n)) -
+					old_n * FP_LEN));
+	return fps;
+}
+
 /* DISK_GROWN: code 0 (grown to size) or a positive errno with the reason. */
 static int answer(struct rsession *s, uint16_t disk_no, int code, uint64_t size, const char *msg)
 {
@@ -131,11 +148,10 @@ int on_disk_grow(struct rsession *s, const struct proto_hdr *h)
 			  why[0] ? why : strerror(-r));
 		return refuse(s, r, "disk %s: cannot grow the target: %s", d->t->id, strerror(-r));
 	}
-	/* The mapping grows in place or moves, its new pages untouched (zeros: zero chunks,
-	 * which the grown target holds there), so a large growth costs no memory yet. */
-	fps = mremap(d->fps, fps_map_len(d->nchunks), fps_map_len(n), MREMAP_MAYMOVE);
-	bits = fps == MAP_FAILED ? NULL : realloc(d->have, DIV_ROUND_UP(n, 8));
-	if (fps != MAP_FAILED)
+	/* Zero chunks past the old end: what the grown target holds there. */
+	fps = fps_grow(d->fps, d->nchunks, n);
+	bits = fps ? realloc(d->have, DIV_ROUND_UP(n, 8)) : NULL;
+	if (fps)
 		d->fps = fps;
 	d->reserved += extra;
 	if (!bits)

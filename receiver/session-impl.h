@@ -128,6 +128,10 @@ int save_fps(struct rsession *s, const struct rdisk *d);
 
 /* ---- session-grow.c ---- */
 
+/* Grows an array of fps_alloc's from old_n to n chunks (n > old_n), in place or moved;
+ * the new entries are zero chunks, and cost no memory until written. Returns the array,
+ * or NULL (out of memory, or n not larger: fps is then still valid at old_n). */
+struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n);
 /* DISK_GROW: the disk's target, fingerprints and record follow its source to the new size,
  * or the disk is held with a reason (DISK_GROWN either way); a refusal through refuse(). */
 int on_disk_grow(struct rsession *s, const struct proto_hdr *h);
