@@ -500,6 +500,12 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	r = check_owner(s, d, m.id, &rec);
 	if (r < 0)
 		return r;
+	/* A source smaller than a copy the record vouches for shrank (while no agent ran): a
+	 * new copy would cut what the target holds. Refused, as a live DISK_GROW's rule. */
+	if (rec.present && (rec.verified || rec.epoch > 0) && m.size < rec.size)
+		return refuse(s, -EINVAL, "disk %s: the source is %" PRIu64 " bytes, smaller than "
+			      "the %" PRIu64 " the receiver holds: shrinking is refused; the target "
+			      "is left as it was", m.id, m.size, rec.size);
 	r = reserve_fps(s, d, m.id);
 	if (r < 0)
 		return r;

@@ -179,4 +179,11 @@ sleep 3 # epochs would have run meanwhile
 "$TERNCTL" --state-dir "$T/state" status >"$T/status.out"
 grep -q "shrinking is refused" "$T/status.out" || { cat "$T/status.out"; fail "ternctl status does not show the shrink"; }
 stop_agent
+# A new agent of the shrunk source is refused too: a new copy would cut the target.
+rc=0; run_agent --credentials "$T/state/agent-bundle.pem" --name grow3 --disk s="$T/s-src.img" || rc=$?
+[ $rc -ne 0 ] || fail "a new agent of a shrunk source was accepted"
+grep -q "disk s: the source is $((8 * MiB)) bytes, smaller than the $((16 * MiB)) the receiver holds: shrinking is refused" \
+	"$T/agent.log" || { cat "$T/agent.log"; fail "no clear refusal of the shrunk source"; }
+[ "$(sha "$T/s-dst.img")" = "$SBEFORE" ] || fail "the refused agent changed the target"
+[ "$(stat -c %s "$T/s-dst.img")" -eq $((16 * MiB)) ] || fail "the refused agent cut the target"
 pass "growth followed ($TRACKER), a too small block target held then resumed, a shrink refused"
