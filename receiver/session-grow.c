@@ -96,14 +96,74 @@ static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code,
 	return answer(s, disk_no, code, d->size, msg);
 }
 
+int disk_grow(struct rsession *s, struct rdisk *d, uint64_t size, char *why, size_t why_len)
+{
+	uint64_t n, need, extra, avail, have = 0, old = d->size;
+	char b1[32], b2[32];
+	struct fp *fps;
+	uint8_t *bits;
+	int r;
+
+	n = DIV_ROUND_UP(size, s->cs);
+	/* The same price as on_disk's: 16 bytes a chunk and a bit, from the same budget. */
+	need = n > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX : fps_map_len(n) + DIV_ROUND_UP(n, 8);
+	extra = need - MIN(need, d->reserved);
+	r = fp_reserve(s->srv, extra, &avail);
+	if (r < 0) {
+		snprintf(why, why_len, "%" PRIu64 " chunks of %u bytes need %s more fingerprint "
+			 "memory than the %s this receiver has left (--fp-memory)", n, s->cs,
+			 fmt_bytes(extra, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
+		return -ENOMEM;
+	}
+	why[0] = '\0';
+	r = wr_grow(d->w, size, d->t->max_size, &have, why, why_len);
+	if (r < 0) {
+		fp_release(s->srv, extra);
+		if (!why[0])
+			snprintf(why, why_len, "cannot grow the target: %s", strerror(-r));
+		/* -ENOSPC: the target cannot hold it (held); anything else is a failure. */
+		return r == -ENOSPC ? r : -EIO;
+	}
+	/* Zero chunks past the old end: what the grown target holds there. */
+	fps = fps_grow(d->fps, d->nchunks, n);
+	bits = fps ? realloc(d->have, DIV_ROUND_UP(n, 8)) : NULL;
+	if (fps)
+		d->fps = fps;
+	d->reserved += extra;
+	if (!bits) {
+		/* The target grew, the record did not: the next session cuts it back. */
+		snprintf(why, why_len, "out of memory");
+		return -EIO;
+	}
+	memset(bits + DIV_ROUND_UP(d->nchunks, 8), 0,
+	       DIV_ROUND_UP(n, 8) - DIV_ROUND_UP(d->nchunks, 8));
+	d->have = bits;
+	d->size = size;
+	d->nchunks = n;
+	/* The .fps file and the record describe the old size: the record says "in
+	 * progress" at the new one (a resume reconciles by reading), and the next verified
+	 * epoch saves both. */
+	d->fps_saved = false;
+	note_event(d, "the source grew from %" PRIu64 " to %" PRIu64 " bytes in epoch %" PRIu64
+		   "; the target followed", old, size, d->epoch);
+	r = save_disk_state(s, d, d->epoch, NULL);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot record its state: %s", strerror(-r));
+		return -EIO;
+	}
+	d->marked = true;
+	reg_disk_resize(s->srv->reg, d->rd, size);
+	reg_disk_fault(s->srv->reg, d->rd, d->event);
+	log_info("agent %s: disk %s grew from %" PRIu64 " to %" PRIu64 " bytes; target %s "
+		 "follows", s->agent, d->t->id, old, size, d->t->path);
+	return 0;
+}
+
 int on_disk_grow(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk_grow m;
 	struct rdisk *d;
-	uint64_t n, need, extra, avail, have = 0, old;
-	char why[256], b1[32], b2[32];
-	struct fp *fps;
-	uint8_t *bits;
+	char why[256];
 	int r;
 
 	r = proto_decode_disk_grow(s->buf, h->len, &m);
@@ -124,57 +184,12 @@ int on_disk_grow(struct rsession *s, const struct proto_hdr *h)
 		return refuse(s, -EPROTO, "disk %s: DISK_GROW to %" PRIu64 " bytes, not more than "
 			      "its %" PRIu64 ": a disk only grows (shrinking is refused)", d->t->id,
 			      m.size, d->size);
-	old = d->size;
-	n = DIV_ROUND_UP(m.size, s->cs);
-	/* The same price as on_disk's: 16 bytes a chunk and a bit, from the same budget. */
-	need = n > SIZE_MAX / FP_LEN / 2 ? UINT64_MAX : fps_map_len(n) + DIV_ROUND_UP(n, 8);
-	extra = need - MIN(need, d->reserved);
-	r = fp_reserve(s->srv, extra, &avail);
+	r = disk_grow(s, d, m.size, why, sizeof(why));
+	if (r == -ENOSPC || r == -ENOMEM)
+		return hold(s, d, m.disk_no, -r, why);
 	if (r < 0) {
-		snprintf(why, sizeof(why), "%" PRIu64 " chunks of %u bytes need %s more fingerprint "
-			 "memory than the %s this receiver has left (--fp-memory)", n, s->cs,
-			 fmt_bytes(extra, b1, sizeof(b1)), fmt_bytes(avail, b2, sizeof(b2)));
-		return hold(s, d, m.disk_no, ENOMEM, why);
+		log_error("agent %s: disk %s: target %s: %s", s->agent, d->t->id, d->t->path, why);
+		return refuse(s, r, "disk %s: %s", d->t->id, why);
 	}
-	why[0] = '\0';
-	r = wr_grow(d->w, m.size, d->t->max_size, &have, why, sizeof(why));
-	if (r == -ENOSPC) {
-		fp_release(s->srv, extra);
-		return hold(s, d, m.disk_no, ENOSPC, why);
-	}
-	if (r < 0) {
-		fp_release(s->srv, extra);
-		log_error("agent %s: disk %s: target %s: %s", s->agent, d->t->id, d->t->path,
-			  why[0] ? why : strerror(-r));
-		return refuse(s, r, "disk %s: cannot grow the target: %s", d->t->id, strerror(-r));
-	}
-	/* Zero chunks past the old end: what the grown target holds there. */
-	fps = fps_grow(d->fps, d->nchunks, n);
-	bits = fps ? realloc(d->have, DIV_ROUND_UP(n, 8)) : NULL;
-	if (fps)
-		d->fps = fps;
-	d->reserved += extra;
-	if (!bits)
-		/* The target grew, the record did not: the next session cuts it back. */
-		return refuse(s, -ENOMEM, "out of memory for disk %s", d->t->id);
-	memset(bits + DIV_ROUND_UP(d->nchunks, 8), 0,
-	       DIV_ROUND_UP(n, 8) - DIV_ROUND_UP(d->nchunks, 8));
-	d->have = bits;
-	d->size = m.size;
-	d->nchunks = n;
-	/* The .fps file and the record describe the old size: the record says "in
-	 * progress" at the new one (a resume reconciles by reading), and the next verified
-	 * epoch saves both. */
-	d->fps_saved = false;
-	note_event(d, "the source grew from %" PRIu64 " to %" PRIu64 " bytes in epoch %" PRIu64
-		   "; the target followed", old, m.size, d->epoch);
-	r = save_disk_state(s, d, d->epoch, NULL);
-	if (r < 0)
-		return refuse(s, r, "disk %s: cannot record its state: %s", d->t->id, strerror(-r));
-	d->marked = true;
-	reg_disk_resize(s->srv->reg, d->rd, m.size);
-	reg_disk_fault(s->srv->reg, d->rd, d->event);
-	log_info("agent %s: disk %s grew from %" PRIu64 " to %" PRIu64 " bytes; target %s "
-		 "follows", s->agent, d->t->id, old, m.size, d->t->path);
 	return answer(s, m.disk_no, 0, m.size, "");
 }

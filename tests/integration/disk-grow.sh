@@ -71,7 +71,8 @@ make_mixed_image "$T/o-src.img" 8
 make_mixed_image "$T/s-src.img" 16
 
 start_receiver "$T/state" --target f="$T/f-dst.img" --target b="$T/b-dst.img" \
-	--target k="$KDEV" --target o="$T/o-dst.img" --target s="$T/s-dst.img"
+	--target k="$KDEV" --target o="$T/o-dst.img" --target s="$T/s-dst.img" \
+	--target r="$T/r-dst.img"
 
 # ---- (a) a file and a loop device grow under a writer. One agent each: auto picks one
 # tracker for all of an agent's disks, and the loop device's should be eBPF where it runs.
@@ -162,6 +163,24 @@ wait "$AGENT_PID" || { cat "$T/k.log"; fail "agent did not exit 0 after the cuto
 AGENT_PID=
 [ "$(sha "$T/k-src.img")" = "$(sha_n "$KDEV" $((40 * MiB)))" ] || fail "block target: SHA-256 differs after the growth"
 [ "$(state_size k)" = $((40 * MiB)) ] || fail "record of k says size $(state_size k)"
+
+# ---- (a2) a disk that grew while no agent ran: resumed at the recorded size and grown,
+# sending what differs, not a new full copy.
+make_mixed_image "$T/r-src.img" 32
+agent grow4 "$T/r.log" --disk r="$T/r-src.img"
+wait_for "$T/r.log" "r: epoch 1 durable and verified"
+stop_agent
+truncate -s $((48 * MiB)) "$T/r-src.img"
+dd if=/dev/urandom of="$T/r-src.img" bs=1M seek=40 count=1 conv=notrunc status=none
+run_agent --credentials "$T/state/agent-bundle.pem" --name grow4 --disk r="$T/r-src.img" --reconcile ||
+	{ cat "$T/agent.log"; fail "the agent of a disk grown meanwhile failed"; }
+grep -q "agent grow4: disk r grew from $((32 * MiB)) to $((48 * MiB)) bytes" "$T/receiver.log" ||
+	fail "the receiver did not grow the recorded copy"
+grep -q "r: the receiver holds it up to epoch 1" "$T/agent.log" || { cat "$T/agent.log"; fail "not resumed"; }
+SENT=$(sed -n 's/.*r: epoch 2: \([0-9]*\) of [0-9]* chunks sent.*/\1/p' "$T/agent.log")
+[ -n "$SENT" ] && [ "$SENT" -le 20 ] || { cat "$T/agent.log"; fail "a disk grown meanwhile was copied anew ($SENT chunks)"; }
+[ "$(sha "$T/r-src.img")" = "$(sha "$T/r-dst.img")" ] || fail "grown meanwhile: SHA-256 differs"
+[ "$(state_size r)" = $((48 * MiB)) ] || fail "record of r says size $(state_size r)"
 
 # ---- (c) a source that shrinks: refused, the target unchanged.
 agent grow3 "$T/s.log" --disk s="$T/s-src.img"
