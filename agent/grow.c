@@ -51,6 +51,8 @@ static int held(struct session *s, struct conn *c, uint16_t disk_no, uint64_t no
 {
 	const struct source *src = s->srcs[disk_no];
 	struct disk_run *run = &s->runs[disk_no];
+	bool again = run->held;
+	int r;
 
 	run->held = true;
 	run->fault = -(int)m->code;
@@ -59,11 +61,16 @@ static int held(struct session *s, struct conn *c, uint16_t disk_no, uint64_t no
 	snprintf(run->fault_why, sizeof(run->fault_why), "the source grew to %" PRIu64 " bytes "
 		 "and the receiver cannot follow: %.*s", now, (int)(sizeof(run->fault_why) - 100),
 		 m->msg);
-	log_error("%s: %s; this disk's epochs are held and the growth is asked again in %u s "
-		  "(the other disks go on)", src->id, run->fault_why, run->retry_s);
+	/* Said once as an error; each later ask that finds it unchanged, as news only. */
+	if (again)
+		log_info("%s: still held: %s; asked again in %u s", src->id, m->msg, run->retry_s);
+	else
+		log_error("%s: %s; this disk's epochs are held and the growth is asked again in "
+			  "%u s (the other disks go on)", src->id, run->fault_why, run->retry_s);
 	s->views[disk_no].phase = PROTO_PHASE_FAULTED;
 	s->views[disk_no].active = false;
-	return epoch_report(s, c, true) < 0 ? -EPIPE : 1;
+	r = epoch_report(s, c, true);
+	return r < 0 ? r : 1;
 }
 
 /* The receiver followed: everything the agent keeps per chunk covers the new size. The

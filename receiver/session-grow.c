@@ -83,14 +83,19 @@ static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code,
 		snprintf(mine, sizeof(mine), "target %s %s", d->t->path, rest);
 	else
 		snprintf(mine, sizeof(mine), "target %s: %s", d->t->path, why);
-	log_error("agent %s: disk %s: %s; its epochs are held until then", s->agent, d->t->id,
-		  mine);
-	note_event(d, "%s; replication of this disk is held until then (the other disks go on)",
-		   mine);
-	d->fault_noted = true;
-	reg_disk_fault(s->srv->reg, d->rd, d->event);
-	reg_disk_error(s->srv->reg, d->rd, mine);
-	keep_record(s, d);
+	/* The agent asks again every few seconds: an unchanged reason is said once. */
+	if (strstr(d->event, mine)) {
+		log_info("agent %s: disk %s: still held: %s", s->agent, d->t->id, mine);
+	} else {
+		log_error("agent %s: disk %s: %s; its epochs are held until then", s->agent,
+			  d->t->id, mine);
+		note_event(d, "%s; replication of this disk is held until then (the other disks "
+			   "go on)", mine);
+		d->fault_noted = true;
+		reg_disk_fault(s->srv->reg, d->rd, d->event);
+		reg_disk_error(s->srv->reg, d->rd, mine);
+		keep_record(s, d);
+	}
 	/* The agent hears the disk and the reason, never the receiver's path. */
 	snprintf(msg, sizeof(msg), "disk %s: %s", d->t->id, why);
 	return answer(s, disk_no, code, d->size, msg);
