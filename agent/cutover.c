@@ -24,8 +24,11 @@ static int final_epochs(struct session *s, struct conn *c, uint8_t verify)
 	for (unsigned i = 0; i < s->o->ndisks && r == 0; i++) {
 		uint64_t missed = 0;
 
-		r = epoch_run(s, c, (uint16_t)i, s->runs[i].fps,
-			      verify == PROTO_VERIFY_FULL || s->runs[i].resync, &missed);
+		/* A source that grew is followed first, so the proof covers its whole size. */
+		r = grow_check(s, c, (uint16_t)i, &s->runs[i].fps);
+		if (r == 0)
+			r = epoch_run(s, c, (uint16_t)i, s->runs[i].fps,
+				      verify == PROTO_VERIFY_FULL || s->runs[i].resync, &missed);
 		/* A source that cannot be read, wholly or in part, has no final copy: the
 		 * receiver hears why; the agent reconnects and goes on replicating. */
 		if (r > 0 || (r == 0 && s->runs[i].nbad)) {

@@ -43,6 +43,11 @@ struct disk_run {
 	/* A first copy the receiver resumed from its checkpoint: the chunks of fps it vouches
 	 * for (NULL: all of them); the others are sent whatever they hold. */
 	uint64_t *held;
+	/* The source grew and the receiver's target could not follow (fault says why): its
+	 * epochs wait, and the growth is asked again at retry_at. */
+	bool grow_held;
+	/* The source shrank: refused, this disk is no longer replicated (fault says why). */
+	bool stopped;
 };
 
 /* What the agent tells the receiver of each disk, for the operator (see proto_status). */
@@ -158,6 +163,15 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 int epoch_send_fault(struct session *s, struct conn *c, uint16_t disk_no, bool abandoned);
 /* Bytes of the non-zero chunks in fps: what of a first copy the receiver holds. */
 uint64_t epoch_held_bytes(const struct fp *fps, uint64_t size, uint32_t cs);
+
+/* grow.c */
+/* Before an epoch of disk_no: whether its source still has the size the receiver holds.
+ * Grown: the receiver is asked to follow (DISK_GROW); when it does, the source, *fps (the
+ * receiver's fingerprints, may be NULL), the tracker and the run's bitmaps cover the new
+ * size, and this epoch reads the new range; when it cannot, the disk is held and asked
+ * again with backoff. Shrunk: refused, said, and the disk stops. Returns 0 to run the
+ * epoch, 1 to skip this disk now, or -errno (the link failed). */
+int grow_check(struct session *s, struct conn *c, uint16_t disk_no, struct fp **fps);
 
 /* cutover.c */
 /* The receiver asked for the cutover: hook, freeze, final epoch of every disk, thaw, and

@@ -83,10 +83,17 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 			 "the chunks that differ", src->id, run->next_epoch - 1);
 	if (run->fault && now_ns() < run->retry_at) {
 		/* Not yet time to read it again; the new session hears why, and keeps what
-		 * the receiver holds for the retry. */
+		 * the receiver holds for the retry. A held growth's receiver said why itself. */
 		free(run->fps);
 		run->fps = offered;
-		return epoch_send_fault(s, c, (uint16_t)i, true);
+		return run->grow_held ? 0 : epoch_send_fault(s, c, (uint16_t)i, true);
+	}
+	/* A source grown (or shrunk) since is followed (or refused) before it is read. */
+	r = grow_check(s, c, (uint16_t)i, &offered);
+	if (r != 0) {
+		free(run->fps);
+		run->fps = offered;
+		return r > 0 ? 0 : r;
 	}
 	/* A resumed disk sends what differs (--once: only with --reconcile). The first
 	 * epoch of a connection reads the whole disk unless the tracker has watched the
@@ -161,6 +168,11 @@ int ses_connected(struct session *s, struct conn *c)
 
 			/* A disk whose source failed waits for its retry; the others go on. */
 			if (run->fault && now_ns() < run->retry_at)
+				continue;
+			r = grow_check(s, c, (uint16_t)i, &run->fps);
+			if (r < 0)
+				return r;
+			if (r > 0)
 				continue;
 			s->views[i].phase = run->fault || run->nbad ? PROTO_PHASE_FAULTED :
 					    run->resync ? PROTO_PHASE_RECONCILING : PROTO_PHASE_TRACKING;

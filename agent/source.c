@@ -63,6 +63,23 @@ static int claim(int fd)
 	return -EWOULDBLOCK;
 }
 
+int src_size_now(const struct source *s, uint64_t *ret_size)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (s->blockdev) {
+		if (ioctl(s->fd, BLKGETSIZE64, &size) < 0)
+			return -errno;
+	} else {
+		if (fstat(s->fd, &st) < 0)
+			return -errno;
+		size = (uint64_t)st.st_size;
+	}
+	*ret_size = size;
+	return 0;
+}
+
 int src_open(const char *id, const char *path, struct source **ret_src, char *why, size_t why_len)
 {
 	struct source *s = calloc(1, sizeof(*s));

@@ -45,6 +45,9 @@ struct trk_ebpf {
 	bool resumed;
 	struct tern_track_cfg cfg;
 	int sync_map_fd;     /* an array of maps: updating it forces an RCU grace period */
+	/* A resumed tracker's link, held open: a tracker started for a new size over the
+	 * same pins must not detach this one before its last harvest (track_grow). */
+	int fd_link;
 	int inner_fd;
 	char dir[256];       /* pin directory */
 };
@@ -152,6 +155,8 @@ static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
 	t->fd_bm[1] = fds[2];
 	t->fd_pend = fds[3];
 	t->fd_stats = fds[4];
+	snprintf(path, sizeof(path), "%s/link", t->dir);
+	t->fd_link = bpf_obj_get(path);
 	if (r < 0 || bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
 	    bpf_obj_get_info_by_fd(t->fd_bm[0], &info, &len) < 0)
 		return 0;
@@ -200,6 +205,9 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 	/* Stale or foreign pins: start afresh. */
 	unmap_all(t);
 	close_fds(t);
+	if (t->fd_link >= 0)
+		close(t->fd_link);
+	t->fd_link = -1;
 	unpin_all(t->dir);
 	r = mkdir_p(t->dir, 0700);
 	if (r < 0) {
@@ -315,7 +323,7 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->sync_map_fd = t->inner_fd = -1;
+	t->sync_map_fd = t->inner_fd = t->fd_link = -1;
 	t->fd_cfg = t->fd_bm[0] = t->fd_bm[1] = t->fd_pend = t->fd_stats = -1;
 	t->nblocks = DIV_ROUND_UP(src->size, block_size);
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
@@ -458,6 +466,8 @@ static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 		close(t->sync_map_fd);
 	if (t->inner_fd >= 0)
 		close(t->inner_fd);
+	if (t->fd_link >= 0)
+		close(t->fd_link);
 	close_fds(t);
 	if (unpin)
 		unpin_all(t->dir);
@@ -578,6 +588,7 @@ static void ebpf_forget(const char *pin_root, const char *id, const char *instea
 const struct track_ops track_ebpf_ops = {
 	.kind = TRACK_EBPF,
 	.proto = PROTO_TRACKER_EBPF,
+	.grow_overlaps = true,
 	.start = ebpf_start,
 	.harvest = ebpf_harvest,
 	.acked = ebpf_acked,

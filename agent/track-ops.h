@@ -8,6 +8,9 @@
 struct track_ops {
 	enum track_kind kind;
 	uint8_t proto;               /* PROTO_TRACKER_*; snap reports its provider's */
+	/* A second start for the same source (at a new size) records beside the first until
+	 * that is stopped, so a growth loses no write (track_grow). */
+	bool grow_overlaps;
 	/* Whether auto should try it (kmod: tern.ko is loaded). NULL: always. */
 	bool (*available)(void);
 	/* Starts (or resumes what an earlier agent left) tracking src, slot of nslots sources.

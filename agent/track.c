@@ -21,6 +21,16 @@ struct track {
 	uint32_t chunk_size, block_size;
 	uint64_t nchunks;
 	uint64_t *only; /* the chunks of the pending blocks, for the change set */
+	/* What start was given, for a restart at a new size (track_grow). */
+	struct track_conf conf;
+	unsigned slot, nslots;
+	/* After a growth, until the next ack: the old tracker's last pending blocks (carry,
+	 * carry_words words), ORed into each harvest's set (merged); the first chunk of the
+	 * new range, every chunk of which is read (UINT64_MAX: none); and whether the epoch
+	 * must read the whole disk (the old tracker stopped before the new one recorded). */
+	uint64_t *carry, *merged;
+	uint64_t carry_words, new_from;
+	bool carry_overflow, grow_full;
 };
 
 #define NAME_(kind, name) [TRACK_##kind] = #name,
@@ -60,6 +70,10 @@ static int start(const struct track_ops *ops, const struct track_conf *conf, str
 	}
 	t->ops = ops;
 	t->src = src;
+	t->conf = *conf;
+	t->slot = slot;
+	t->nslots = nslots;
+	t->new_from = UINT64_MAX;
 	t->chunk_size = conf->chunk_size;
 	t->block_size = conf->block_size;
 	t->nchunks = DIV_ROUND_UP(src->size, conf->chunk_size);
@@ -197,6 +211,14 @@ int track_changes(struct track *t, const struct fp *prev, bool full, const uint6
 	r = t->ops->harvest(t->b, &pending, &overflow, &fd);
 	if (r < 0)
 		return r;
+	/* After a growth the old tracker's last harvest stays pending until the ack. */
+	if (pending && t->carry) {
+		for (uint64_t w = 0; w < DIV_ROUND_UP(t->ops->nblocks(t->b), 64); w++)
+			t->merged[w] = pending[w] | (w < t->carry_words ? t->carry[w] : 0);
+		pending = t->merged;
+	}
+	overflow = overflow || t->carry_overflow;
+	full = full || t->grow_full;
 	if (overflow)
 		log_warn("%s: a change too large to track: reading the whole disk", t->src->id);
 	if (pending && !overflow) {
@@ -213,6 +235,9 @@ int track_changes(struct track *t, const struct fp *prev, bool full, const uint6
 		/* Chunks an earlier epoch could not read are tried again. */
 		for (uint64_t w = 0; bad && w < words; w++)
 			t->only[w] |= bad[w];
+		/* A grown disk's new range is read whole: nothing of it is on the target. */
+		for (uint64_t i = t->new_from; i < t->nchunks; i++)
+			t->only[i / 64] |= UINT64_C(1) << (i % 64);
 		/* A full read still learns what the tracker would have missed. */
 		if (full)
 			marks = t->only;
@@ -224,17 +249,104 @@ int track_changes(struct track *t, const struct fp *prev, bool full, const uint6
 		.prev = prev,
 		.only = prev ? only : NULL,
 		.marks = prev && !only ? marks : NULL,
-		.blocks = prev && only && proto_patch_fits(t->chunk_size, t->block_size) ?
-			  pending : NULL,
+		/* A growth's epoch sends whole chunks: the old tail chunk is longer now. */
+		.blocks = prev && only && t->new_from == UINT64_MAX &&
+			  proto_patch_fits(t->chunk_size, t->block_size) ? pending : NULL,
 		.block_size = t->block_size,
 		.fd = fd,
 	};
 	return 0;
 }
 
+/* Forgets what a growth carried over. */
+static void grow_done(struct track *t)
+{
+	free(t->carry);
+	free(t->merged);
+	t->carry = t->merged = NULL;
+	t->carry_words = 0;
+	t->carry_overflow = t->grow_full = false;
+	t->new_from = UINT64_MAX;
+}
+
 int track_acked(struct track *t, uint64_t epoch)
 {
-	return t->ops->acked(t->b, epoch);
+	int r = t->ops->acked(t->b, epoch);
+
+	if (r == 0)
+		grow_done(t);
+	return r;
+}
+
+int track_grow(struct track *t, uint64_t old_size)
+{
+	uint64_t nchunks = DIV_ROUND_UP(t->src->size, t->chunk_size), words, *only, *carry = NULL;
+	uint64_t *merged = NULL, old_nb = t->ops->nblocks(t->b);
+	const uint64_t *pending = NULL;
+	bool overflow = false;
+	void *nb = NULL;
+	char why[256] = "";
+	int fd, r;
+
+	if (t->ops->kind == TRACK_SNAP) {
+		log_error("%s: the %s snapshot tracker cannot follow a disk that grew; restart the "
+			  "agent", t->src->id, track_name(t));
+		return -EOPNOTSUPP;
+	}
+	words = DIV_ROUND_UP(nchunks, 64);
+	only = calloc(words, 8);
+	if (!only)
+		return log_errno(-ENOMEM, "allocation");
+	if (old_nb > 0) {
+		/* A recording tracker is sized at its start: a new one for the new size is
+		 * started first, then the old one harvested a last time, so that every write
+		 * is in one or the other; its blocks stay pending with the new one's. */
+		r = t->ops->start((struct source *)t->src, &t->conf, t->slot, t->nslots, &nb, why,
+				  sizeof(why));
+		if (r < 0) {
+			free(only);
+			return log_errno(r, "%s: cannot start the %s tracker at the new size: %s",
+					 t->src->id, track_name(t), why);
+		}
+		r = t->ops->harvest(t->b, &pending, &overflow, &fd);
+		if (r == 0) {
+			uint64_t cw = DIV_ROUND_UP(old_nb, 64);
+
+			carry = calloc(cw, 8);
+			merged = calloc(DIV_ROUND_UP(t->ops->nblocks(nb), 64), 8);
+			if (!carry || !merged)
+				r = -ENOMEM;
+			for (uint64_t w = 0; r == 0 && w < cw; w++)
+				carry[w] = pending[w] | (w < t->carry_words ? t->carry[w] : 0);
+		}
+		if (r < 0) {
+			free(carry);
+			free(merged);
+			free(only);
+			/* The old one goes on; the new one's pins were made over its own. */
+			t->ops->stop(nb, false);
+			return log_errno(r, "%s: harvesting the %s tracker", t->src->id, track_name(t));
+		}
+		/* The old kernel side is replaced by the new one (same pins, same module
+		 * id): stopped without forgetting, which would remove the new one. */
+		t->ops->stop(t->b, false);
+		t->b = nb;
+		t->carry_overflow = t->carry_overflow || overflow;
+		/* A backend whose new tracker replaced the old one before recording (tern.ko
+		 * swaps its registration) may have missed a write in between: read it all. */
+		t->grow_full = t->grow_full || !t->ops->grow_overlaps;
+		free(t->carry);
+		free(t->merged);
+		t->carry = carry;
+		t->carry_words = DIV_ROUND_UP(old_nb, 64);
+		t->merged = merged;
+	}
+	free(t->only);
+	t->only = only;
+	/* The old last chunk, if short, is longer now: it is read again with the new range. */
+	t->new_from = MIN(t->new_from, old_size / t->chunk_size);
+	t->nchunks = nchunks;
+	return 0;
 }
 
 bool track_continuous(const struct track *t, uint64_t next_epoch)
@@ -267,6 +379,7 @@ struct track *track_stop(struct track *t, bool forget)
 	if (!t)
 		return NULL;
 	t->ops->stop(t->b, forget);
+	grow_done(t);
 	free(t->only);
 	free(t);
 	return NULL;

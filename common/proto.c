@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* tern wire protocol v1: explicit big-endian encode/decode with strict validation. This
  * file: the header, the type names and the link's frames (HELLO..DISK_OK, ERROR, BYE,
- * CUTOVER, STATUS, DISK_FAULT, CONTROL); an epoch's stream is in proto-stream.c. */
+ * CUTOVER, STATUS, DISK_FAULT, DISK_GROW, DISK_GROWN, CONTROL); an epoch's stream is in proto-stream.c. */
 #include "common/proto.h"
 
 #include <errno.h>
@@ -56,6 +56,8 @@ static size_t payload_max(unsigned type)
 	case PROTO_STATUS: return PROTO_STATUS_LEN;
 	case PROTO_CONTROL: return 9;
 	case PROTO_DISK_FAULT: return 2 + 1 + 4 + 8 + 2 + PROTO_MSG_MAX;
+	case PROTO_DISK_GROW: return 2 + 8 + 8;
+	case PROTO_DISK_GROWN: return 2 + 4 + 8 + 2 + PROTO_MSG_MAX;
 	default: return 0;
 	}
 }
@@ -68,7 +70,8 @@ const char *proto_type_name(unsigned type)
 		[PROTO_EPOCH_END] = "EPOCH_END", [PROTO_EPOCH_ACK] = "EPOCH_ACK",
 		[PROTO_ERROR] = "ERROR", [PROTO_BYE] = "BYE", [PROTO_FPS] = "FPS", [PROTO_CUTOVER] = "CUTOVER",
 		[PROTO_PATCH] = "PATCH", [PROTO_STATUS] = "STATUS", [PROTO_CONTROL] = "CONTROL",
-		[PROTO_DISK_FAULT] = "DISK_FAULT",
+		[PROTO_DISK_FAULT] = "DISK_FAULT", [PROTO_DISK_GROW] = "DISK_GROW",
+		[PROTO_DISK_GROWN] = "DISK_GROWN",
 	};
 	if (type == 0 || type > PROTO_TYPE_MAX)
 		return "unknown";
@@ -444,6 +447,85 @@ int proto_decode_disk_fault(const uint8_t *p, size_t len, struct proto_disk_faul
 	if (r < 0)
 		return r;
 	if (!disk_fault_valid(&m, n))
+		return -EPROTO;
+	memcpy(m.msg, s, n);
+	m.msg[n] = '\0';
+	*ret_m = m;
+	return 0;
+}
+
+/* Sizes as DISK's: near 2^63 a size cannot be an off_t on the receiver. */
+static bool disk_size_valid(uint64_t size)
+{
+	return size > 0 && size <= (UINT64_C(1) << 62);
+}
+
+int proto_encode_disk_grow(uint8_t *out, size_t cap, const struct proto_disk_grow *m)
+{
+	struct cur c = begin(out, cap);
+
+	if (!disk_size_valid(m->size))
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->epoch, 8);
+	put_be(&c, m->size, 8);
+	return finish(&c, out, PROTO_DISK_GROW);
+}
+
+int proto_decode_disk_grow(const uint8_t *p, size_t len, struct proto_disk_grow *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_disk_grow m;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.epoch = get_be(&c, 8);
+	m.size = get_be(&c, 8);
+	r = done(&c);
+	if (r < 0)
+		return r;
+	if (!disk_size_valid(m.size))
+		return -EPROTO;
+	*ret_m = m;
+	return 0;
+}
+
+/* Grown (code 0) says nothing more; a refusal says why, in one line. */
+static bool disk_grown_valid(const struct proto_disk_grown *m, size_t n)
+{
+	return m->code < 4096 && disk_size_valid(m->size) && (m->code == 0) == (n == 0) &&
+	       n <= PROTO_MSG_MAX;
+}
+
+int proto_encode_disk_grown(uint8_t *out, size_t cap, const struct proto_disk_grown *m)
+{
+	struct cur c = begin(out, cap);
+	size_t n = strnlen(m->msg, PROTO_MSG_MAX + 1);
+
+	if (!disk_grown_valid(m, n))
+		return -EINVAL;
+	put_be(&c, m->disk_no, 2);
+	put_be(&c, m->code, 4);
+	put_be(&c, m->size, 8);
+	put_line(&c, m->msg, n);
+	return finish(&c, out, PROTO_DISK_GROWN);
+}
+
+int proto_decode_disk_grown(const uint8_t *p, size_t len, struct proto_disk_grown *ret_m)
+{
+	struct cur c = { .r = p, .left = len };
+	struct proto_disk_grown m;
+	const uint8_t *s;
+	size_t n;
+	int r;
+
+	m.disk_no = (uint16_t)get_be(&c, 2);
+	m.code = (uint32_t)get_be(&c, 4);
+	m.size = get_be(&c, 8);
+	r = get_line(&c, &s, &n);
+	if (r < 0)
+		return r;
+	if (!disk_grown_valid(&m, n))
 		return -EPROTO;
 	memcpy(m.msg, s, n);
 	m.msg[n] = '\0';

@@ -38,7 +38,9 @@ enum proto_type {
 	PROTO_STATUS = 14,   /* agent -> receiver: where a disk's replication stands */
 	PROTO_CONTROL = 15,  /* receiver -> agent: pause, resume, bandwidth limit */
 	PROTO_DISK_FAULT = 16, /* agent -> receiver: a disk's source could not be read */
-	PROTO_TYPE_MAX = PROTO_DISK_FAULT,
+	PROTO_DISK_GROW = 17,  /* agent -> receiver: the source grew, before an epoch */
+	PROTO_DISK_GROWN = 18, /* receiver -> agent: the target followed, or why not */
+	PROTO_TYPE_MAX = PROTO_DISK_GROWN,
 };
 
 enum proto_encoding {
@@ -230,6 +232,25 @@ struct proto_disk_fault {
 	char msg[PROTO_MSG_MAX + 1]; /* printable ASCII, not empty */
 };
 
+/* A disk's source grew (a cloud volume enlarged, an image extended): before epoch's first
+ * frame the agent asks the receiver to follow, to size bytes (larger than the disk's size
+ * now; shrinking is never asked, the agent refuses it itself). The receiver answers with
+ * DISK_GROWN: code 0 and the new size when its target and fingerprints grew, else a
+ * positive errno (ENOSPC: the target cannot hold it, ENOMEM: --fp-memory) with a one-line
+ * reason and the size it still holds; the agent then holds that disk's epochs and asks
+ * again later, the other disks going on. */
+struct proto_disk_grow {
+	uint16_t disk_no;
+	uint64_t epoch;
+	uint64_t size;
+};
+struct proto_disk_grown {
+	uint16_t disk_no;
+	uint32_t code;               /* 0: grown; else a positive errno value, < 4096 */
+	uint64_t size;               /* the disk's size on the receiver now */
+	char msg[PROTO_MSG_MAX + 1]; /* printable ASCII; empty exactly when code is 0 */
+};
+
 /* The operator's requests, relayed by the receiver. A limit of 0 lifts it. */
 enum proto_control_op {
 	PROTO_CTL_PAUSE = 1,
@@ -296,6 +317,10 @@ int proto_decode_cutover(const uint8_t *p, size_t len, struct proto_cutover *ret
 int proto_encode_status(uint8_t *out, size_t cap, const struct proto_status *m);
 int proto_encode_disk_fault(uint8_t *out, size_t cap, const struct proto_disk_fault *m);
 int proto_decode_disk_fault(const uint8_t *p, size_t len, struct proto_disk_fault *ret_m);
+int proto_encode_disk_grow(uint8_t *out, size_t cap, const struct proto_disk_grow *m);
+int proto_decode_disk_grow(const uint8_t *p, size_t len, struct proto_disk_grow *ret_m);
+int proto_encode_disk_grown(uint8_t *out, size_t cap, const struct proto_disk_grown *m);
+int proto_decode_disk_grown(const uint8_t *p, size_t len, struct proto_disk_grown *ret_m);
 int proto_decode_status(const uint8_t *p, size_t len, struct proto_status *ret_m);
 int proto_encode_control(uint8_t *out, size_t cap, const struct proto_control *m);
 int proto_decode_control(const uint8_t *p, size_t len, struct proto_control *ret_m);

@@ -210,6 +210,15 @@ void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why, 
 	pthread_mutex_unlock(&reg->lock);
 }
 
+void reg_disk_resize(struct registry *reg, struct reg_disk *d, uint64_t size)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	d->size = size;
+	pthread_mutex_unlock(&reg->lock);
+}
+
 struct reg_disk *reg_disk_open(struct registry *reg, struct reg_agent *a, uint16_t disk_no,
 			       const char *id, uint64_t size, uint64_t next_epoch,
 			       int64_t verified_epoch, bool cut_over)

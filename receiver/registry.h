@@ -44,6 +44,8 @@ void reg_disconnect(struct registry *reg, struct reg_agent *a, const char *why, 
 struct reg_disk *reg_disk_open(struct registry *reg, struct reg_agent *a, uint16_t disk_no,
 			       const char *id, uint64_t size, uint64_t next_epoch,
 			       int64_t verified_epoch, bool cut_over);
+/* The disk grew to size bytes (DISK_GROW followed). */
+void reg_disk_resize(struct registry *reg, struct reg_disk *d, uint64_t size);
 /* A DATA, PATCH or ZERO frame accepted: plain bytes it covers, of which data (not zero)
  * bytes, the data's payload bytes (compressed or raw) and the whole frame's bytes. */
 void reg_frame(struct registry *reg, struct reg_disk *d, uint64_t plain, uint64_t data_plain,

@@ -531,7 +531,7 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	uint8_t out[64];
 	char why[256];
 	struct disk_record rec;
-	bool busy, known, reconciled = false, declared = false, some = false;
+	bool busy, known, grown, reconciled = false, declared = false, some = false;
 	uint64_t offer_gen = 0;
 	int n, r;
 
@@ -565,12 +565,26 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	if (!rec.present && (r = rec_ckpt_remove(s->srv->state_dir, m.id)) < 0)
 		return refuse(s, r, "disk %s: cannot remove a stale checkpoint: %s", m.id,
 			      strerror(-r));
+	/* A source smaller than a copy the record vouches for shrank (while no agent ran): a
+	 * new copy would cut what the target holds. Refused, as a live DISK_GROW's rule. */
+	if (rec.present && (rec.verified || rec.epoch > 0) && m.size < rec.size)
+		return refuse(s, -EINVAL, "disk %s: the source is %" PRIu64 " bytes, smaller than "
+			      "the %" PRIu64 " the receiver holds: shrinking is refused; the target "
+			      "is left as it was", m.id, m.size, rec.size);
+	/* A verified copy of a disk that grew while no agent ran is resumed at the size its
+	 * record vouches for, then grown (disk_grow) as a live DISK_GROW would be. */
+	grown = rec.present && rec.verified && rec.chunk_size == s->cs && rec.size < m.size &&
+		!d->t->reconcile;
+	if (grown) {
+		d->size = rec.size;
+		d->nchunks = DIV_ROUND_UP(rec.size, s->cs);
+	}
 	r = reserve_fps(s, d, m.id);
 	if (r < 0)
 		return r;
 	/* A target that already holds this disk (same size and chunk size) is resumed: the
 	 * agent learns its fingerprints and sends only what differs. */
-	known = rec.present && rec.size == m.size && rec.chunk_size == s->cs;
+	known = rec.present && rec.size == d->size && rec.chunk_size == s->cs;
 	if (!known) {
 		r = check_vouched(s, d, m.id);
 		if (r < 0)
@@ -583,7 +597,7 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		known = true;
 		declared = true;
 	}
-	r = wr_open(d->t->path, m.size, d->t->max_size, &d->w, why, sizeof(why));
+	r = wr_open(d->t->path, d->size, d->t->max_size, &d->w, why, sizeof(why));
 	if (r < 0) {
 		/* The path is for the receiver's log only: the agent learns the disk and why. */
 		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
@@ -629,6 +643,8 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	/* Only now is a file resized: to the source's size exactly, so that nothing past the
 	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
 	r = wr_fit(d->w, why, sizeof(why));
+	if (r == 0 && grown)
+		r = disk_grow(s, d, m.size, why, sizeof(why));
 	if (r < 0) {
 		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
 		return refuse(s, r, "disk %s: %s", m.id, why);

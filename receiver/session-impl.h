@@ -156,6 +156,22 @@ void ckpt_final(struct rsession *s, struct rdisk *d);
  * checkpoints, and the file goes. */
 void ckpt_done(struct rsession *s, struct rdisk *d);
 
+/* ---- session-grow.c ---- */
+
+/* Grows an array of fps_alloc's from old_n to n chunks (n > old_n), in place or moved;
+ * the new entries are zero chunks, and cost no memory until written. Returns the array,
+ * or NULL (out of memory, or n not larger: fps is then still valid at old_n). */
+struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n);
+/* Grows disk d (between epochs) to size bytes: the fingerprint budget, the target
+ * (wr_grow), the fingerprint array and chunk bitmap, the record ("in progress" at the new
+ * size) and the registry. -ENOSPC (the target cannot hold it) and -ENOMEM (the budget)
+ * change nothing; another -errno may leave the target grown and the record not (the next
+ * session fits it again). why gets a one-line reason without the target's path. */
+int disk_grow(struct rsession *s, struct rdisk *d, uint64_t size, char *why, size_t why_len);
+/* DISK_GROW: the disk's target, fingerprints and record follow its source to the new size,
+ * or the disk is held with a reason (DISK_GROWN either way); a refusal through refuse(). */
+int on_disk_grow(struct rsession *s, const struct proto_hdr *h);
+
 /* ---- session-req.c: the operator's requests to a live session ---- */
 
 /* Ends the cutover in progress with result and the proof or reason; s->cut is NULL after. */

@@ -653,6 +653,7 @@ static void session_loop(struct rsession *s)
 		case PROTO_EPOCH_END: r = on_epoch_end(s, &h); break;
 		case PROTO_STATUS: r = on_status(s, &h); break;
 		case PROTO_DISK_FAULT: r = on_disk_fault(s, &h); break;
+		case PROTO_DISK_GROW: r = on_disk_grow(s, &h); break;
 		case PROTO_BYE:
 			log_info("agent %s: session ended", s->agent);
 			return;

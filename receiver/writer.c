@@ -592,6 +592,49 @@ int wr_flush(struct writer *w)
 	return 0;
 }
 
+int wr_grow(struct writer *w, uint64_t src_size, uint64_t max_size, uint64_t *ret_have,
+	    char *why, size_t why_len)
+{
+	uint64_t old = w->src_size;
+	struct stat st;
+	int r;
+
+	if (src_size <= old || w->inflight > 0 || w->nzr > 0)
+		return -EINVAL;
+	if (fstat(w->fd_plain, &st) < 0) {
+		r = -errno;
+		snprintf(why, why_len, "cannot stat the target: %s", strerror(-r));
+		return r;
+	}
+	/* The same rule as wr_open's: a device is sized now (the operator may have attached
+	 * a bigger one since the last try), a file only grows within its bound. */
+	r = check_size(w, &st, src_size, max_size, why, why_len);
+	if (r == -ENOSPC && w->blockdev)
+		/* One line with both sizes: the operator's next step is the volume's size. */
+		snprintf(why, why_len, "the target is %" PRIu64 " bytes, the disk grew to %" PRIu64
+			 ": attach a bigger volume", w->size, src_size);
+	if (r < 0) {
+		if (!w->blockdev)
+			w->size = old;
+		*ret_have = w->blockdev ? w->size : old;
+		return r;
+	}
+	w->src_size = src_size;
+	if (!w->blockdev)
+		return wr_fit(w, why, why_len);
+	/* The device's new range holds whatever was there: zeros now, as the fingerprints
+	 * will claim, before any chunk of the next epoch can be written there. */
+	r = zero_now(w, old, src_size - old);
+	if (r == 0)
+		r = drain_writes(w);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot zero the target's new range: %s", strerror(-r));
+		w->src_size = old;
+		return r;
+	}
+	return 0;
+}
+
 struct writer *wr_close(struct writer *w)
 {
 	if (!w)

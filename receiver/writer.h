@@ -26,6 +26,15 @@ int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct write
  * cut where it is larger, so no stale byte lies past the disk's end outside the proof. A
  * block device keeps its size. 0 or -errno, with why set. */
 int wr_fit(struct writer *w, char *why, size_t why_len);
+/* The source grew to src_size bytes (more than before), between epochs (no write in
+ * flight). A file grows to it within max_size (0: what it holds plus its filesystem's
+ * free space) and reads as zeros past the old end; a block device is sized again (a
+ * volume attached or enlarged since, e.g. losetup -c) and must hold it, and its new range
+ * is zeroed, so that the receiver's fingerprints (zero chunks there) are true. On refusal
+ * (-ENOSPC: too small, or past max_size) nothing is written and *ret_have says how many
+ * bytes the target could hold; why gets a one-line reason. 0 or -errno. */
+int wr_grow(struct writer *w, uint64_t src_size, uint64_t max_size, uint64_t *ret_have,
+	    char *why, size_t why_len);
 /* An aligned buffer of WR_BUF_LEN bytes for the next write; waits for a completed write
  * when all are busy. NULL with *ret_err set when a write failed. */
 void *wr_get_buf(struct writer *w, int *ret_err);

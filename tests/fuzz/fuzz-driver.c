@@ -140,6 +140,8 @@ static void add_proto_seeds(void)
 	struct proto_error error = { .code = ENOSPC, .msg = "no space left on target" };
 	struct proto_disk_fault fault = { .disk_no = 1, .abandoned = 1, .code = EIO, .epoch = 7,
 					  .msg = "reading /dev/vda at byte 4194304 failed" };
+	struct proto_disk_grow grow = { .disk_no = 1, .epoch = 7, .size = (UINT64_C(1) << 34) + 512 };
+	struct proto_disk_grown grown = { .disk_no = 1, .code = 0, .size = UINT64_C(1) << 35 };
 
 	add_frame(buf, proto_encode_hello(buf, cap, &hello));
 	memset(hello.name, 'h', NAME_MAX_LEN);
@@ -158,6 +160,11 @@ static void add_proto_seeds(void)
 	add_frame(buf, proto_encode_error(buf, cap, &error));
 	add_frame(buf, proto_encode_bye(buf, cap));
 	add_frame(buf, proto_encode_disk_fault(buf, cap, &fault));
+	add_frame(buf, proto_encode_disk_grow(buf, cap, &grow));
+	add_frame(buf, proto_encode_disk_grown(buf, cap, &grown));
+	grown.code = ENOSPC;
+	snprintf(grown.msg, sizeof(grown.msg), "the target is 1 GiB, the disk grew to 2 GiB");
+	add_frame(buf, proto_encode_disk_grown(buf, cap, &grown));
 
 	/* DATA at the fuzzer's chunk size: raw, compressed, short last chunk, 1 MiB extent. */
 	add_data_seed(buf, cap, PROTO_ENC_RAW, 1, 100, 0, 100);

@@ -123,6 +123,8 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		struct proto_status status;
 		struct proto_control control;
 		struct proto_disk_fault disk_fault;
+		struct proto_disk_grow disk_grow;
+		struct proto_disk_grown disk_grown;
 	} m;
 	int r = 0;
 
@@ -204,6 +206,20 @@ static void decode_payload(unsigned type, const uint8_t *p, size_t len)
 		if (r == 0) {
 			require(strlen(m.disk_fault.msg) > 0 && strlen(m.disk_fault.msg) <= PROTO_MSG_MAX);
 			require_same(proto_encode_disk_fault(out, sizeof(out), &m.disk_fault), type, p, len);
+		}
+		break;
+	case PROTO_DISK_GROW:
+		r = proto_decode_disk_grow(p, len, &m.disk_grow);
+		if (r == 0) {
+			require(m.disk_grow.size > 0);
+			require_same(proto_encode_disk_grow(out, sizeof(out), &m.disk_grow), type, p, len);
+		}
+		break;
+	case PROTO_DISK_GROWN:
+		r = proto_decode_disk_grown(p, len, &m.disk_grown);
+		if (r == 0) {
+			require((m.disk_grown.code == 0) == (m.disk_grown.msg[0] == '\0'));
+			require_same(proto_encode_disk_grown(out, sizeof(out), &m.disk_grown), type, p, len);
 		}
 		break;
 	case PROTO_FPS:

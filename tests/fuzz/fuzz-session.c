@@ -29,6 +29,7 @@
 #include "common/proto.h"
 #include "common/tls.h"
 #include "common/util.h"
+#include "receiver/enrol.h"
 #include "receiver/record.h"
 #include "receiver/registry.h"
 #include "receiver/session.h"
@@ -108,6 +109,8 @@ static void setup(void)
 	G.ready = true;
 	atexit(teardown);
 	require(tls_init_state(G.dir, &created) == 0, "tls_init_state");
+	/* The bundle is the shared one, as serve marks it: else HELLO is refused. */
+	require(enrol_shared_ensure(G.dir, &G.srv.shared) == 0, "enrol_shared_ensure");
 	snprintf(bundle, sizeof(bundle), "%s/%s", G.dir, TLS_AGENT_BUNDLE);
 	G.cctx = tls_client_ctx(bundle, &r);
 	G.srv.ctx = tls_server_ctx(G.dir, &r);
@@ -400,6 +403,46 @@ static void end_epoch(struct agent *a, bool wrong)
 	a->epoch++;
 }
 
+/* The source grows by up to what DISK_MAX allows (any size, the last chunk possibly
+ * short) and the agent asks the receiver to follow, as between two epochs. When it does,
+ * the receiver holds zeros past the old end, and the old short last chunk is unknown. */
+static void grow(struct agent *a, uint8_t x)
+{
+	uint64_t max = MIN((uint64_t)CHUNKS_MAX, DISK_MAX / a->cs) * a->cs, old = a->size, on;
+	struct proto_disk_grow g = { .disk_no = 0, .epoch = a->epoch };
+	struct proto_disk_grown ans;
+	struct proto_hdr h;
+	struct stat st;
+	int n;
+
+	if (a->dead || old >= max)
+		return;
+	g.size = old + 1 + (x * UINT64_C(4099)) % (max - old);
+	n = proto_encode_disk_grow(G.frame, sizeof(G.frame), &g);
+	require(n > 0, "encoding DISK_GROW");
+	/* Refused (ERROR) when a chunk of the open epoch came already: the link is dead. */
+	if (send_frame(a, (size_t)n) < 0 || recv_frame(a, &h) < 0)
+		return;
+	require(h.type == PROTO_DISK_GROWN && proto_decode_disk_grown(G.frame, h.len, &ans) == 0,
+		"no DISK_GROWN after DISK_GROW");
+	if (ans.code != 0) {
+		require(ans.size == old, "a refused growth changed the disk's size");
+		return;
+	}
+	require(ans.size == g.size, "DISK_GROWN for another size");
+	/* Grown means the target holds the new size now, zeros past the old end. */
+	require(stat(G.target, &st) == 0 && (uint64_t)st.st_size == g.size,
+		"DISK_GROWN said grown, but the target is not the new size");
+	on = a->nchunks;
+	memset(a->src + old, 0, g.size - old);
+	a->size = g.size;
+	a->nchunks = DIV_ROUND_UP(a->size, a->cs);
+	for (uint64_t i = on; a->rknown && i < a->nchunks; i++)
+		fp_zero((size_t)chunk_len(a, i), &a->rfps[i]);
+	if (a->rknown && old % a->cs)
+		memset(&a->rfps[on - 1], 0xff, sizeof(a->rfps[on - 1]));
+}
+
 /* What the real agent does after connecting: send every chunk that differs from what the
  * receiver reported (all of them when it knows nothing), zero runs as ZERO, then end. */
 static void sync_epoch(struct agent *a, bool zstd)
@@ -510,8 +553,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				geometry(&a, &in);
 			dial(&a);
 			break;
-		case 7: /* the source changes and nobody sends it (yet) */
-			pattern(a.src + i * a.cs, chunk_len(&a, i), (uint8_t)(op / 9));
+		case 7: /* the source changes and nobody sends it (yet), or it grows */
+			if (y & 0x40)
+				grow(&a, x);
+			else
+				pattern(a.src + i * a.cs, chunk_len(&a, i), (uint8_t)(op / 9));
 			break;
 		case 8:
 			sync_epoch(&a, y & 1);
@@ -574,7 +620,21 @@ void tern_fuzz_seeds(void (*add)(const void *p, size_t n))
 		8, 0, 0,
 	};
 
+	static const uint8_t grown[] = {
+		1, 5, 3,                /* 8 KiB chunks, 6 of them, a short last one */
+		0 + 9 * 2, 5, 0,
+		8, 0, 0,                /* epoch 0: verified */
+		7, 7, 0x40,             /* the source grows, the receiver follows */
+		0 + 9 * 3, 7, 0,        /* a chunk in the new range */
+		8, 0, 0,                /* the growth's epoch: what differs, verified */
+		7, 200, 0x40,           /* grows again */
+		0 + 9 * 4, 1, 0,        /* a chunk of this epoch, then a growth: refused */
+		7, 3, 0x40,
+		8, 0, 0,                /* resume at the grown size */
+	};
+
 	add(stale, sizeof(stale));
+	add(grown, sizeof(grown));
 	add(small_patches, sizeof(small_patches));
 	add(big_resized, sizeof(big_resized));
 	add(refusals, sizeof(refusals));

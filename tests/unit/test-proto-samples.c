@@ -64,6 +64,8 @@ uint32_t expected_payload_max(unsigned type)
 	case PROTO_STATUS: return 2 + 4 + 7 * 8;
 	case PROTO_CONTROL: return 1 + 8;
 	case PROTO_DISK_FAULT: return 2 + 1 + 4 + 8 + 2 + 512;
+	case PROTO_DISK_GROW: return 2 + 8 + 8;
+	case PROTO_DISK_GROWN: return 2 + 4 + 8 + 2 + 512;
 	default: ck_abort_msg("no such type %u", type);
 	}
 	return 0;
@@ -87,6 +89,8 @@ decode_fn decoder_for(unsigned type)
 	case PROTO_STATUS: return dec_status;
 	case PROTO_CONTROL: return dec_control;
 	case PROTO_DISK_FAULT: return dec_disk_fault;
+	case PROTO_DISK_GROW: return dec_disk_grow;
+	case PROTO_DISK_GROWN: return dec_disk_grown;
 	default: return NULL; /* BYE has no payload to decode */
 	}
 }
@@ -197,6 +201,15 @@ int build_sample(unsigned type, uint8_t *out, size_t cap)
 		struct proto_disk_fault m = { .disk_no = 1, .abandoned = 1, .code = EIO, .epoch = 3,
 					      .msg = "read at 1048576: Input/output error" };
 		return proto_encode_disk_fault(out, cap, &m);
+	}
+	case PROTO_DISK_GROW: {
+		struct proto_disk_grow m = { .disk_no = 1, .epoch = 4, .size = UINT64_C(3) << 30 };
+		return proto_encode_disk_grow(out, cap, &m);
+	}
+	case PROTO_DISK_GROWN: {
+		struct proto_disk_grown m = { .disk_no = 1, .code = ENOSPC, .size = UINT64_C(1) << 30,
+					      .msg = "the target is 1073741824 bytes" };
+		return proto_encode_disk_grown(out, cap, &m);
 	}
 	default:
 		ck_abort_msg("no such type %u", type);

@@ -657,6 +657,77 @@ START_TEST(test_proto_disk_fault_roundtrip_and_rules)
 }
 END_TEST
 
+START_TEST(test_proto_disk_grow_roundtrip_and_rules)
+{
+	struct proto_disk_grow m = { .disk_no = 3, .epoch = 12, .size = (UINT64_C(5) << 30) + 512 },
+			       got;
+	int n = proto_encode_disk_grow(buf, sizeof(buf), &m);
+
+	ck_assert_int_eq(n, PROTO_HDR_LEN + 18);
+	check_hdr(buf, n, PROTO_DISK_GROW);
+	ck_assert_int_eq(proto_decode_disk_grow(buf + PROTO_HDR_LEN, 18, &got), 0);
+	ck_assert_uint_eq(got.disk_no, 3);
+	ck_assert_uint_eq(got.epoch, 12);
+	ck_assert_uint_eq(got.size, m.size);
+	/* Exactly 18 bytes; a size as DISK's: not 0, not past 4 EiB. */
+	ck_assert_int_eq(proto_decode_disk_grow(buf + PROTO_HDR_LEN, 17, &got), -EBADMSG);
+	ck_assert_int_eq(proto_decode_disk_grow(buf + PROTO_HDR_LEN, 19, &got), -EBADMSG);
+	be_put(buf + PROTO_HDR_LEN + 10, 0, 8);
+	ck_assert_int_eq(proto_decode_disk_grow(buf + PROTO_HDR_LEN, 18, &got), -EPROTO);
+	be_put(buf + PROTO_HDR_LEN + 10, (UINT64_C(1) << 62) + 1, 8);
+	ck_assert_int_eq(proto_decode_disk_grow(buf + PROTO_HDR_LEN, 18, &got), -EPROTO);
+	m.size = 0;
+	ck_assert_int_eq(proto_encode_disk_grow(buf, sizeof(buf), &m), -EINVAL);
+	m.size = UINT64_C(1) << 20;
+	ck_assert_int_eq(proto_encode_disk_grow(buf, PROTO_HDR_LEN + 17, &m), -ENOBUFS);
+}
+END_TEST
+
+START_TEST(test_proto_disk_grown_roundtrip_and_rules)
+{
+	struct proto_disk_grown m = { .disk_no = 1, .code = 0, .size = UINT64_C(1) << 31 }, got;
+	int n = proto_encode_disk_grown(buf, sizeof(buf), &m);
+	size_t plen;
+
+	/* Grown: no reason. */
+	ck_assert_int_eq(n, PROTO_HDR_LEN + 16);
+	check_hdr(buf, n, PROTO_DISK_GROWN);
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, 16, &got), 0);
+	ck_assert_uint_eq(got.code, 0);
+	ck_assert_uint_eq(got.size, m.size);
+	ck_assert_str_eq(got.msg, "");
+	/* Refused: a code and one printable line, and the one goes with the other. */
+	m.code = ENOSPC;
+	strcpy(m.msg, "the target is 1 GiB, the disk grew to 2 GiB");
+	plen = 2 + 4 + 8 + 2 + strlen(m.msg);
+	n = proto_encode_disk_grown(buf, sizeof(buf), &m);
+	ck_assert_int_eq(n, (int)(PROTO_HDR_LEN + plen));
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, plen, &got), 0);
+	ck_assert_uint_eq(got.code, ENOSPC);
+	ck_assert_str_eq(got.msg, m.msg);
+	be_put(buf + PROTO_HDR_LEN + 2, 0, 4);
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, plen, &got), -EPROTO);
+	be_put(buf + PROTO_HDR_LEN + 2, 4096, 4);
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, plen, &got), -EPROTO);
+	be_put(buf + PROTO_HDR_LEN + 2, ENOSPC, 4);
+	buf[PROTO_HDR_LEN + 18] = '\n';
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, plen, &got), -EBADMSG);
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, plen - 1, &got), -EBADMSG);
+	m.code = 0;
+	ck_assert_int_eq(proto_encode_disk_grown(buf, sizeof(buf), &m), -EINVAL);
+	m.code = ENOSPC;
+	m.msg[0] = '\0';
+	ck_assert_int_eq(proto_encode_disk_grown(buf, sizeof(buf), &m), -EINVAL);
+	/* code 0 with a reason on the wire is refused too. */
+	m.code = 0;
+	n = proto_encode_disk_grown(buf, sizeof(buf), &m);
+	ck_assert_int_eq(n, PROTO_HDR_LEN + 16);
+	be_put(buf + PROTO_HDR_LEN + 14, 1, 2);
+	buf[PROTO_HDR_LEN + 16] = 'x';
+	ck_assert_int_eq(proto_decode_disk_grown(buf + PROTO_HDR_LEN, 17, &got), -EPROTO);
+}
+END_TEST
+
 START_TEST(test_proto_bye_roundtrip)
 {
 	struct proto_hdr h;
@@ -715,6 +786,8 @@ static Suite *proto_suite(void)
 	tcase_add_test(msg, test_proto_bye_roundtrip);
 	tcase_add_test(msg, test_proto_status_roundtrip_and_rules);
 	tcase_add_test(msg, test_proto_disk_fault_roundtrip_and_rules);
+	tcase_add_test(msg, test_proto_disk_grow_roundtrip_and_rules);
+	tcase_add_test(msg, test_proto_disk_grown_roundtrip_and_rules);
 	tcase_add_test(msg, test_proto_control_roundtrip_and_rules);
 	suite_add_tcase(s, msg);
 	return s;

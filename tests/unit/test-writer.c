@@ -274,6 +274,55 @@ START_TEST(test_writer_open_refuses_what_cannot_be_a_target)
 }
 END_TEST
 
+/* A source that grew: the file follows within its max-size, reads as zeros past the old
+ * end and takes writes there; past max-size it is refused with a reason and nothing
+ * changes; it never shrinks or grows while anything is pending. */
+START_TEST(test_writer_grow_follows_within_max_size)
+{
+	struct writer *w = NULL;
+	uint64_t have = 0;
+	char why[256] = "";
+	int err = 0;
+	void *buf;
+
+	ck_assert_int_eq(wr_open(target, MIB + 512, 3 * MIB, &w, why, sizeof(why)), 0);
+	ck_assert_int_eq(wr_fit(w, why, sizeof(why)), 0);
+	write_fill(w, 0, MIB + 512, 61);
+	ck_assert_int_eq(wr_flush(w), 0);
+	/* Not smaller, not the same. */
+	ck_assert_int_eq(wr_grow(w, MIB, 3 * MIB, &have, why, sizeof(why)), -EINVAL);
+	ck_assert_int_eq(wr_grow(w, MIB + 512, 3 * MIB, &have, why, sizeof(why)), -EINVAL);
+	/* Grown: the old bytes kept, the old short tail's rest and the new range zeros. */
+	ck_assert_int_eq(wr_grow(w, 2 * MIB, 3 * MIB, &have, why, sizeof(why)), 0);
+	ck_assert_uint_eq(wr_size(w), 2 * MIB);
+	ck_assert_uint_eq(t_size(target), 2 * MIB);
+	ck_assert(t_has_fill(target, 0, MIB + 512, 61));
+	ck_assert(t_is_zero(target, MIB + 512, MIB - 512));
+	write_fill(w, MIB + MIB / 2, MIB / 2, 62);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert(t_has_fill(target, MIB + MIB / 2, MIB / 2, 62));
+	/* Past max-size: refused with both sizes named, the file as it was. */
+	why[0] = '\0';
+	ck_assert_int_eq(wr_grow(w, 4 * MIB, 3 * MIB, &have, why, sizeof(why)), -ENOSPC);
+	ck_assert_msg(strstr(why, "4194304") && strstr(why, "max-size"), "why: %s", why);
+	ck_assert_uint_eq(have, 2 * MIB);
+	ck_assert_uint_eq(wr_size(w), 2 * MIB);
+	ck_assert_uint_eq(t_size(target), 2 * MIB);
+	buf = wr_get_buf(w, &err);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(wr_submit(w, buf, 4096, 2 * MIB), -EINVAL);
+	/* A pending zero range must be flushed before the size changes. */
+	ck_assert_int_eq(wr_zero(w, 0, 4096), 0);
+	ck_assert_int_eq(wr_grow(w, 3 * MIB, 3 * MIB, &have, why, sizeof(why)), -EINVAL);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_int_eq(wr_grow(w, 3 * MIB, 3 * MIB, &have, why, sizeof(why)), 0);
+	w = wr_close(w);
+	ck_assert_uint_eq(t_size(target), 3 * MIB);
+	ck_assert(t_is_zero(target, 0, 4096));
+	ck_assert(t_has_fill(target, 4096, MIB + 512 - 4096, 61));
+}
+END_TEST
+
 static Suite *writer_suite(void)
 {
 	Suite *s = suite_create("writer");
@@ -287,6 +336,7 @@ static Suite *writer_suite(void)
 	tcase_add_test(tc, test_writer_patch_writes_only_a_matching_chunk);
 	tcase_add_test(tc, test_writer_fit_cuts_a_larger_file);
 	tcase_add_test(tc, test_writer_open_refuses_what_cannot_be_a_target);
+	tcase_add_test(tc, test_writer_grow_follows_within_max_size);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests for the receiver's fingerprint arrays (receiver/session-disk.c, fps_alloc, and
+ * receiver/session-grow.c, fps_grow): an array grown for a disk that grew keeps every
+ * fingerprint it held, reads as zero chunks past the old end (what the grown target holds
+ * there), and refuses what is not a growth. */
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/fp.h"
+#include "receiver/session-impl.h"
+#include "helpers.h"
+
+static bool all_zero(const struct fp *fps, uint64_t first, uint64_t last)
+{
+	static const struct fp zero;
+
+	for (uint64_t i = first; i < last; i++)
+		if (memcmp(&fps[i], &zero, sizeof(zero)) != 0)
+			return false;
+	return true;
+}
+
+static void fill(struct fp *fps, uint64_t n, uint8_t seed)
+{
+	for (uint64_t i = 0; i < n; i++)
+		memset(&fps[i], (int)((i + seed) % 255 + 1), sizeof(fps[i]));
+}
+
+static bool has_fill(const struct fp *fps, uint64_t n, uint8_t seed)
+{
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned b = 0; b < FP_LEN; b++)
+			if (fps[i].b[b] != (uint8_t)((i + seed) % 255 + 1))
+				return false;
+	return true;
+}
+
+/* Within a page, across pages, and by a lot (a 1 TiB disk's worth at 64 KiB chunks). */
+START_TEST(test_fps_grow_keeps_what_it_held_and_adds_zero_chunks)
+{
+	const uint64_t sizes[][2] = { { 10, 100 }, { 100, 5000 }, { 5000, UINT64_C(1) << 24 } };
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t old_n = sizes[k][0], n = sizes[k][1];
+		struct fp *fps = fps_alloc(old_n), *g;
+
+		ck_assert_ptr_nonnull(fps);
+		fill(fps, old_n, (uint8_t)k);
+		g = fps_grow(fps, old_n, n);
+		ck_assert_ptr_nonnull(g);
+		ck_assert(has_fill(g, old_n, (uint8_t)k));
+		ck_assert(all_zero(g, old_n, MIN(n, old_n + 100000)));
+		ck_assert(all_zero(g, n - 10, n));
+		/* Writable to its new end, and freed at its new length. */
+		memset(&g[n - 1], 0x5a, sizeof(g[n - 1]));
+		ck_assert_uint_eq(g[n - 1].b[0], 0x5a);
+		ck_assert_ptr_null(fps_free(g, n));
+	}
+}
+END_TEST
+
+/* The old last page's tail is zero even if something had written there. */
+START_TEST(test_fps_grow_clears_the_old_tail)
+{
+	struct fp *fps = fps_alloc(3), *g;
+
+	ck_assert_ptr_nonnull(fps);
+	fill(fps, 3, 1);
+	memset(&fps[3], 0x77, sizeof(fps[3])); /* past the old end, inside its page */
+	g = fps_grow(fps, 3, 8);
+	ck_assert_ptr_nonnull(g);
+	ck_assert(has_fill(g, 3, 1));
+	ck_assert(all_zero(g, 3, 8));
+	fps_free(g, 8);
+}
+END_TEST
+
+/* Not a growth: refused, and the array is still valid at its old length. */
+START_TEST(test_fps_grow_refuses_what_is_not_a_growth)
+{
+	struct fp *fps = fps_alloc(64);
+
+	ck_assert_ptr_nonnull(fps);
+	fill(fps, 64, 9);
+	ck_assert_ptr_null(fps_grow(fps, 64, 64));
+	ck_assert_ptr_null(fps_grow(fps, 64, 10));
+	ck_assert_ptr_null(fps_grow(fps, 64, UINT64_MAX / 2));
+	ck_assert_ptr_null(fps_grow(NULL, 0, 10));
+	ck_assert(has_fill(fps, 64, 9));
+	fps_free(fps, 64);
+}
+END_TEST
+
+static Suite *fps_suite(void)
+{
+	Suite *s = suite_create("fps");
+	TCase *tc = tcase_create("fps");
+
+	tcase_add_test(tc, test_fps_grow_keeps_what_it_held_and_adds_zero_chunks);
+	tcase_add_test(tc, test_fps_grow_clears_the_old_tail);
+	tcase_add_test(tc, test_fps_grow_refuses_what_is_not_a_growth);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+Suite *(*const t_suites[])(void) = { fps_suite, NULL };
