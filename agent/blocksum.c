@@ -16,6 +16,7 @@ struct bsum {
 	uint32_t chunk_size, block_size, per;
 	uint64_t nchunks;
 	uint32_t zero_sum; /* the sum of an all-zero block */
+	uint32_t blind;    /* test seam: this block of each chunk always sums to 0 */
 	/* Per chunk: the low 64 bits of the fingerprint its sums describe. A chunk never
 	 * summed holds 0, which a real fingerprint matches with odds of 2^-64 (and then
 	 * the receiver's check of the patched chunk refuses it: never silent). */
@@ -60,6 +61,7 @@ int bsum_new(uint64_t nchunks, uint32_t chunk_size, uint32_t block_size, struct 
 	b->block_size = block_size;
 	b->per = chunk_size / block_size;
 	b->nchunks = nchunks;
+	b->blind = UINT32_MAX;
 	b->zero_sum = block_sum(zero, block_size);
 	/* calloc: untouched pages of a large disk's sums cost nothing until summed. */
 	b->tag = calloc(nchunks, sizeof(*b->tag));
@@ -103,7 +105,12 @@ bool bsum_holds(const struct bsum *b, uint64_t idx, const struct fp *fp)
 void bsum_compute(const struct bsum *b, const uint8_t *chunk, uint32_t *out)
 {
 	for (uint32_t i = 0; i < b->per; i++)
-		out[i] = block_sum(chunk + (size_t)i * b->block_size, b->block_size);
+		out[i] = i == b->blind ? 0 : block_sum(chunk + (size_t)i * b->block_size, b->block_size);
+}
+
+void bsum_fault_blind(struct bsum *b, uint32_t block)
+{
+	b->blind = block;
 }
 
 uint64_t bsum_diff(const struct bsum *b, uint64_t idx, const uint32_t *now)

@@ -34,6 +34,9 @@ bool bsum_holds(const struct bsum *b, uint64_t idx, const struct fp *fp);
 void bsum_compute(const struct bsum *b, const uint8_t *chunk, uint32_t *out);
 /* The blocks whose sum in now differs from chunk idx's stored ones, as a mask. */
 uint64_t bsum_diff(const struct bsum *b, uint64_t idx, const uint32_t *now);
+/* Test seam: block `block` of every chunk sums to the same value whatever it holds, as a
+ * collision would make it (UINT32_MAX: off). */
+void bsum_fault_blind(struct bsum *b, uint32_t block);
 /* Chunk idx's sums become now (NULL: an all-zero chunk's), describing the content whose
  * fingerprint is fp. Nothing for a chunk beyond the sums. */
 void bsum_store(struct bsum *b, uint64_t idx, const uint32_t *now, const struct fp *fp);

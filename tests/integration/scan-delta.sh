@@ -4,7 +4,8 @@
 # rewritten as scattered random 4 KiB blocks goes on the wire as those blocks (within 1.1x
 # the changed bytes: the data is incompressible), not as their 64 KiB chunks (~16x). And a
 # patch over a target changed behind tern's back is refused (ESTALE), never mixed in: the
-# agent reconciles with whole chunks and the target equals the source again.
+# agent reconciles with whole chunks and the target equals the source again; so is a patch
+# a block sum collision left a changed block out of (a test seam makes one).
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || skip "python3 not installed"
 
@@ -71,4 +72,20 @@ wait $AGENT_PID || { cat "$T/agent.log"; fail "agent exited non-zero after the r
 AGENT_PID=
 grep -q "reconciling every disk" "$T/agent.log" || { cat "$T/agent.log"; fail "the patch over the changed target was not refused"; }
 [ "$(sha "$T/src.img")" = "$(sha_disk "$T/dst.img")" ] || fail "SHA-256 differs after the reconciliation"
-pass "1% of the disk rewritten as $NCHG blocks: $WIRE bytes on the wire for $CHG changed ($PATCHED patches); a patch over a changed target was refused and reconciled"
+# A collision (the seam: block 3 of every chunk sums alike whatever it holds) leaves a
+# changed block out of its patch: the receiver refuses the patch, and the reconciliation
+# sends the chunk whole instead of the same patch again (which would loop forever).
+TERN_FAULT_SUM_BLIND=3 "$TERN_AGENT" run --receiver "127.0.0.1:$PORT" \
+	--credentials "$T/state/agent-bundle.pem" --disk d="$T/src.img" --tracker scan \
+	--interval 10 --epochs 1 --no-progress >"$T/agent.log" 2>&1 &
+AGENT_PID=$!
+wait_epoch '[0-9]*'
+head -c $B /dev/urandom | dd of="$T/src.img" bs=$B seek=$((200 * 16 + 3)) conv=notrunc,fsync status=none
+head -c $B /dev/urandom | dd of="$T/src.img" bs=$B seek=$((200 * 16 + 5)) conv=notrunc,fsync status=none
+for i in $(seq 1 1200); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AGENT_PID" 2>/dev/null && { cat "$T/agent.log"; fail "the agent did not recover from a patch a collision spoilt in 120 s"; }
+wait $AGENT_PID || { cat "$T/agent.log"; fail "agent exited non-zero after the spoilt patch"; }
+AGENT_PID=
+grep -q "reconciling every disk" "$T/agent.log" || { cat "$T/agent.log"; fail "the spoilt patch was not refused"; }
+[ "$(sha "$T/src.img")" = "$(sha_disk "$T/dst.img")" ] || fail "SHA-256 differs after the spoilt patch"
+pass "1% of the disk rewritten as $NCHG blocks: $WIRE bytes on the wire for $CHG changed ($PATCHED patches); a patch over a changed target and one a collision spoilt were refused and reconciled"
