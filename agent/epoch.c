@@ -527,9 +527,6 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 	r = track_changes(run->trk, prev, full, run->nbad ? run->bad : NULL, &cs);
 	if (r < 0)
 		return log_errno(r, "%s: harvesting the %s tracker", src->id, track_name(run->trk));
-	/* After a refused patch, whole chunks: the block sums' patch would be the same. */
-	if (s->reconcile)
-		cs.sums = NULL;
 	/* Read after the harvest: what is allocated after this point is a write the next
 	 * harvest holds (the scan tracker reads every used chunk of every epoch anyway).
 	 * An epoch read from a snapshot (cs.fd) promises the disk as it was at one instant,

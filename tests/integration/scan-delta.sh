@@ -74,7 +74,8 @@ grep -q "reconciling every disk" "$T/agent.log" || { cat "$T/agent.log"; fail "t
 [ "$(sha "$T/src.img")" = "$(sha_disk "$T/dst.img")" ] || fail "SHA-256 differs after the reconciliation"
 # A collision (the seam: block 3 of every chunk sums alike whatever it holds) leaves a
 # changed block out of its patch: the receiver refuses the patch, and the reconciliation
-# sends the chunk whole instead of the same patch again (which would loop forever).
+# sends the chunk whole instead of the same patch again (which would loop forever): the
+# sums now describe the content the refused patch was to make, which the receiver lacks.
 TERN_FAULT_SUM_BLIND=3 "$TERN_AGENT" run --receiver "127.0.0.1:$PORT" \
 	--credentials "$T/state/agent-bundle.pem" --disk d="$T/src.img" --tracker scan \
 	--interval 10 --epochs 1 --no-progress >"$T/agent.log" 2>&1 &
