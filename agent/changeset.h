@@ -4,6 +4,7 @@
 #pragma once
 #include <stdint.h>
 
+struct bsum;
 struct fp;
 
 struct changeset {
@@ -26,6 +27,12 @@ struct changeset {
 	 * NULL: whole chunks. block_size must then split a chunk into 2..64. */
 	const uint64_t *blocks;
 	uint32_t block_size;
+	/* Without blocks: the scan tracker's block sums (blocksum.h), or NULL. A whole chunk
+	 * whose fingerprint differs from prev, whose sums describe prev's content and with
+	 * some but not all block sums changed, is sent as a PATCH of those blocks; every
+	 * whole chunk read gets its sums updated (the workers write them: borrowed, not
+	 * const). */
+	struct bsum *sums;
 	/* Chunks wholly in the free space of a file system on the source (fsmap.h), or NULL:
 	 * sent as zeros without being read, in every epoch (with only too: space freed since
 	 * is zeroed on the target), and never counted as missed. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/blocksum.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -84,11 +85,46 @@ static uint64_t patch_mask(const struct reader *rd, uint64_t chunk)
 	return (uint32_t)__builtin_popcountll(mask) == per ? 0 : mask;
 }
 
+/* With block sums: whole chunk idx (at p, all zeros when z) gets sums that describe its
+ * content now, and when it is data that changed (kind 1) and its old sums describe the
+ * receiver's copy (prev), returns the blocks whose sum changed: 0 sends it whole (none
+ * changed, a collision; or all of them: a DATA frame says the same with less). */
+static uint64_t sums_mask(struct reader *rd, uint64_t idx, const uint8_t *p, bool z,
+			  uint8_t kind)
+{
+	struct bsum *b = rd->cs.sums;
+	const struct fp *fp = &rd->fps[idx];
+	uint32_t now[BSUM_MAX_BLOCKS], per = rd->o.chunk_size / bsum_block_size(b);
+	uint64_t mask = 0;
+
+	/* Already this content's (the chunk is unchanged since it was summed): no hashing. */
+	if (bsum_holds(b, idx, fp))
+		return 0;
+	if (z) {
+		bsum_store(b, idx, NULL, fp);
+		return 0;
+	}
+	bsum_compute(b, p, now);
+	if (kind == 1 && rd->cs.prev && bsum_holds(b, idx, &rd->cs.prev[idx])) {
+		mask = bsum_diff(b, idx, now);
+		if ((uint32_t)__builtin_popcountll(mask) == per)
+			mask = 0;
+	}
+	bsum_store(b, idx, now, fp);
+	return mask;
+}
+
+/* The block size of the epoch's patches: the tracker's, or the block sums'. */
+static uint32_t patch_block(const struct reader *rd)
+{
+	return rd->cs.blocks ? rd->cs.block_size : bsum_block_size(rd->cs.sums);
+}
+
 /* Emits one PATCH frame: the chunk's changed blocks (mask), gathered and compressed. */
 static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
 		      const struct slot *s, uint32_t i, uint64_t mask, uint8_t *scratch)
 {
-	uint32_t bs = rd->cs.block_size;
+	uint32_t bs = patch_block(rd);
 	struct proto_patch m = { .disk_no = rd->disk_no, .mask = mask,
 				 .block_shift = (uint8_t)__builtin_ctz(bs),
 				 .offset = s->off + (uint64_t)i * rd->o.chunk_size,
@@ -156,7 +192,7 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
-
+		uint64_t smask = 0;
 		bool z;
 
 		if (!chunk_dirty(rd, first + i)) {
@@ -178,6 +214,9 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		else if (rd->cs.marks && !chunk_free(rd, first + i) && chunk_held(rd, first + i) &&
 			 !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))
 			out->missed_chunks++;
+		/* Before the fault seam below: the sums describe what the fingerprint does. */
+		if (rd->cs.sums && clen == cs)
+			smask = sums_mask(rd, first + i, p, z, kind[i]);
 		if (first + i == rd->o.fault_corrupt_chunk) {
 			/* Test seam: the content no longer matches the fingerprint sent. */
 			p[clen / 2] ^= 0x5a;
@@ -185,8 +224,10 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 			log_warn("fault injection: corrupting chunk %" PRIu64, first + i);
 		}
 		/* A changed whole chunk with only some changed blocks: the receiver holds the
-		 * others (the tracker says so, and the fingerprint proves it there). */
-		if (kind[i] == 1 && clen == cs && (patch[i] = patch_mask(rd, first + i)) != 0)
+		 * others (the tracker or the block sums say so, and the fingerprint proves it
+		 * there). */
+		if (kind[i] == 1 && clen == cs &&
+		    ((patch[i] = patch_mask(rd, first + i)) != 0 || (patch[i] = smask) != 0))
 			kind[i] = 3;
 	}
 	for (uint32_t i = 0; i < n && r == 0;) {
@@ -221,9 +262,10 @@ void *worker_main(void *arg)
 	int level = rd->o.lvl ? lvl_now(rd->o.lvl) : rd->o.level;
 	struct codec *codec = codec_new(level);
 	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
-	uint8_t *scratch = rd->cs.blocks ? malloc(rd->o.chunk_size) : NULL;
+	bool patches = rd->cs.blocks || rd->cs.sums;
+	uint8_t *scratch = patches ? malloc(rd->o.chunk_size) : NULL;
 
-	if (!codec || (rd->cs.blocks && !scratch))
+	if (!codec || (patches && !scratch))
 		rd_fail(rd, -ENOMEM);
 	for (;;) {
 		struct rd_out *out = NULL;

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "agent/blocksum.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -50,6 +51,9 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
 	    o->workers == 0)
 		return -EINVAL;
 	if (cs->blocks && (!cs->only || !proto_patch_fits(o->chunk_size, cs->block_size)))
+		return -EINVAL;
+	/* Block sums stand in for a block tracker's marks, and are made for one chunk size. */
+	if (cs->sums && (cs->blocks || !bsum_fits(cs->sums, o->chunk_size)))
 		return -EINVAL;
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)

@@ -193,10 +193,13 @@ int ses_connected(struct session *s, struct conn *c)
 static int start_trackers(struct session *s)
 {
 	const struct agent_opts *o = s->o;
+	/* Taken from as each disk's scan tracker starts (track_conf.sums_left). */
+	uint64_t sums_left = o->block_sums_memory;
 	struct track_conf conf = {
 		.kind = o->tracker, .snapshot = o->snapshot, .snap_store = o->snapshot_cow,
 		.chunk_size = o->rd.chunk_size, .block_size = o->track_block,
 		.pin_root = o->bpf_pin_root, .interval_s = o->interval_s,
+		.sums_left = &sums_left,
 	};
 	struct track **ts;
 	int r = 0;

@@ -46,6 +46,8 @@ struct agent_opts {
 	/* --copy used: chunks wholly in the free space of a mounted file system are sent as
 	 * zeros without being read (agent/fsmap.h); false (--copy all): every chunk is read. */
 	bool copy_used;
+	/* The scan tracker's block sums may take this many bytes over all disks (0: none). */
+	uint64_t block_sums_memory;
 	/* Test seam (TERN_FAULT_EIO): reads of this disk touching [off, off+len) fail with
 	 * EIO, while flag (a file) exists when flag is set. NULL: off. */
 	const char *fault_eio_disk;

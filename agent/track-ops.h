@@ -30,6 +30,9 @@ struct track_ops {
 	const char *(*name)(const void *b);     /* NULL: track_kind_name(kind) */
 	uint8_t (*proto_of)(const void *b);     /* NULL: proto */
 	void (*stop)(void *b, bool forget);
+	/* The block sums the reader keeps for the backend's disk (blocksum.h), or NULL. NULL:
+	 * none. */
+	struct bsum *(*sums)(void *b);
 	/* Removes (and says so) what an earlier agent left recording for disk id, when
 	 * tracker instead replaces it. NULL: nothing outlives its agent. */
 	void (*forget)(const char *pin_root, const char *id, const char *instead);

@@ -253,6 +253,7 @@ int track_changes(struct track *t, const struct fp *prev, bool full, const uint6
 		.blocks = prev && only && t->new_from == UINT64_MAX &&
 			  proto_patch_fits(t->chunk_size, t->block_size) ? pending : NULL,
 		.block_size = t->block_size,
+		.sums = t->ops->sums ? t->ops->sums(t->b) : NULL,
 		.fd = fd,
 	};
 	return 0;

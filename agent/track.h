@@ -41,6 +41,9 @@ struct track_conf {
 	uint32_t block_size;       /* the tracking block, a divisor of chunk_size */
 	const char *pin_root;      /* where the eBPF tracker pins, one directory per disk */
 	unsigned interval_s;       /* the scan tracker's period, for its explanation */
+	/* The scan tracker's block sums (blocksum.h): bytes left of --block-sums-memory over
+	 * all disks, taken from as each disk starts. NULL: none (a one-shot copy). */
+	uint64_t *sums_left;
 };
 
 /* Picks and starts one tracker per source, before the first read of any, so nothing

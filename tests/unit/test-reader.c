@@ -4,8 +4,9 @@
  * fingerprint and the Merkle root are those of the source's bytes; holes are not read; a
  * change set sends only what differs from the receiver's fingerprints (and reads only
  * what it marks); an unreadable range fails the read with its offset, or is zero-filled
- * and listed with skip_unreadable; free space goes as zeros unread; an inconsistent
- * change set is refused. */
+ * and listed with skip_unreadable; free space goes as zeros unread; with block sums a
+ * changed chunk goes as a PATCH of exactly its changed blocks while the sums describe what
+ * the receiver holds, whole otherwise; an inconsistent change set is refused. */
 #include "agent/reader.h"
 
 #include <check.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/blocksum.h"
 #include "agent/source.h"
 #include "common/codec.h"
 #include "common/fp.h"
@@ -27,6 +29,8 @@
 #define KIB 1024u
 #define MIB (1024u * 1024u)
 #define CS (64 * KIB)
+#define BS (4 * KIB)
+#define MAX_BLOCKS 4096 /* of BS: sources up to 16 MiB when patches are looked at */
 
 static char dir[PATH_MAX], path[PATH_MAX];
 
@@ -54,7 +58,8 @@ struct result {
 	uint64_t nchunks;
 	struct fp root;
 	struct fp *fps;        /* the reader's fingerprint array */
-	uint64_t plain, zero, read, sent, missed, frames_zero, frames_data;
+	uint64_t plain, zero, read, sent, missed, frames_zero, frames_data, frames_patch;
+	uint64_t pblocks[MAX_BLOCKS / 64]; /* the blocks PATCH frames carried */
 	int err;               /* rd_next's error, or 0 */
 	bool failed;           /* rd_source_failed */
 	uint64_t failed_off;
@@ -88,6 +93,35 @@ static void apply(struct result *r, struct codec *codec, const struct rd_out *o)
 			ck_assert_uint_le(z.offset + z.length, r->size);
 			memset(r->image + z.offset, 0, z.length);
 			r->frames_zero++;
+		} else if (h.type == PROTO_PATCH) {
+			static uint8_t plain[CS];
+			struct proto_patch m;
+			uint8_t *chunk;
+			uint32_t at = 0;
+			struct fp f;
+
+			/* As the receiver does: the blocks over the chunk the image holds, and
+			 * the result must have the patch's fingerprint. */
+			ck_assert_int_eq(proto_decode_patch(p, h.len, CS, &m), 0);
+			ck_assert_uint_eq(1u << m.block_shift, BS);
+			ck_assert_uint_le(m.offset + CS, r->size);
+			ck_assert_uint_le((m.offset + CS) / BS, MAX_BLOCKS);
+			if (m.encoding == PROTO_ENC_ZSTD)
+				ck_assert_int_eq(codec_decompress(codec, plain, m.plain_len, m.payload,
+								  m.payload_len), 0);
+			else
+				memcpy(plain, m.payload, m.plain_len);
+			chunk = r->image + m.offset;
+			for (uint64_t bits = m.mask; bits; bits &= bits - 1) {
+				uint64_t blk = m.offset / BS + (uint64_t)__builtin_ctzll(bits);
+
+				memcpy(chunk + (size_t)__builtin_ctzll(bits) * BS, plain + at, BS);
+				at += BS;
+				r->pblocks[blk / 64] |= UINT64_C(1) << (blk % 64);
+			}
+			fp_compute(chunk, CS, &f);
+			ck_assert(fp_equal(&f, &m.fp));
+			r->frames_patch++;
 		} else {
 			struct proto_data d;
 			uint8_t *dst;
@@ -115,8 +149,10 @@ static void apply(struct result *r, struct codec *codec, const struct rd_out *o)
 	}
 }
 
-/* Reads path with o and cs to the end (or its first error) into r. */
-static void read_all(const struct rd_opts *o, const struct changeset *cs, struct result *r)
+/* Reads path with o and cs to the end (or its first error) into r, its frames applied
+ * over a copy of base (the receiver's image; NULL: zeros). */
+static void read_over(const struct rd_opts *o, const struct changeset *cs, const uint8_t *base,
+		      struct result *r)
 {
 	struct source *src = NULL;
 	struct reader *rd = NULL;
@@ -132,6 +168,8 @@ static void read_all(const struct rd_opts *o, const struct changeset *cs, struct
 	r->size = src->size;
 	r->image = calloc(1, r->size);
 	ck_assert_ptr_nonnull(r->image);
+	if (base)
+		memcpy(r->image, base, r->size);
 	ck_assert_int_eq(rd_start(src, 3, o, cs, &rd), 0);
 	while ((n = rd_next(rd, &out)) == 1) {
 		apply(r, codec, out);
@@ -153,6 +191,11 @@ static void read_all(const struct rd_opts *o, const struct changeset *cs, struct
 	rd_free(rd);
 	src_free(src);
 	codec_free(codec);
+}
+
+static void read_all(const struct rd_opts *o, const struct changeset *cs, struct result *r)
+{
+	read_over(o, cs, NULL, r);
 }
 
 /* The fingerprints of path's chunks and their Merkle root, computed here from its bytes. */
@@ -426,6 +469,114 @@ START_TEST(test_reader_free_space_sent_as_zeros_unread)
 }
 END_TEST
 
+/* Writes len seeded random bytes at block blk of the source. */
+static void rewrite(uint64_t blk, size_t len, unsigned seed)
+{
+	static uint8_t buf[CS];
+
+	t_fill(buf, len, seed, blk * BS);
+	write_at(blk * BS, buf, len);
+}
+
+/* The blocks PATCH frames carried equal want (a list of block numbers, UINT64_MAX ends). */
+static void assert_patched(const struct result *r, const uint64_t *want)
+{
+	uint64_t expect[MAX_BLOCKS / 64] = { 0 };
+
+	for (; *want != UINT64_MAX; want++)
+		expect[*want / 64] |= UINT64_C(1) << (*want % 64);
+	for (unsigned w = 0; w < MAX_BLOCKS / 64; w++)
+		ck_assert_msg(r->pblocks[w] == expect[w], "word %u: patched %#" PRIx64 ", want %#"
+			      PRIx64, w, r->pblocks[w], expect[w]);
+}
+
+/* The scan tracker's block sums: after a first read, 4 KiB blocks rewritten here and there
+ * go as PATCH frames carrying exactly those blocks; a chunk rewritten whole goes whole, a
+ * zeroed one as zeros, and a block written into zeros as a patch. Sums that describe
+ * another content than the receiver holds (it did not take the last read), or none (a new
+ * agent's), send whole chunks, and that read makes them describe the source again. */
+START_TEST(test_reader_block_sums_patch_changed_blocks)
+{
+	const uint64_t size = 4 * MIB, n = size / CS, per = CS / BS;
+	static uint8_t zeros[CS];
+	struct result first, second, third, fourth, fifth;
+	struct rd_opts o = opts();
+	struct bsum *sums = NULL, *fresh = NULL;
+	struct changeset cs = { .fd = -1 };
+	struct fp root;
+	uint64_t nn;
+
+	t_create_file(path, size, 31);
+	ck_assert_int_eq(bsum_new(n, CS, BS, &sums), 0);
+	cs.sums = sums;
+	read_all(&o, &cs, &first);
+	ck_assert_int_eq(first.err, 0);
+	ck_assert_uint_eq(first.frames_patch, 0);
+	ck_assert(image_is_source(&first));
+
+	rewrite(3 * per + 2, BS, 32);
+	rewrite(10 * per + 0, BS, 33);
+	rewrite(10 * per + 15, BS, 34);
+	rewrite(20 * per, CS, 35);              /* every block of chunk 20 */
+	write_at(30 * CS + 7 * BS, zeros, BS);  /* a block zeroed: a patch of zeros */
+	write_at(50 * CS, zeros, CS);           /* a chunk zeroed: a ZERO frame */
+	free(source_fps(&nn, &root));
+	cs.prev = first.fps;
+	read_over(&o, &cs, first.image, &second);
+	ck_assert_int_eq(second.err, 0);
+	ck_assert(image_is_source(&second));
+	ck_assert(fp_equal(&second.root, &root));
+	ck_assert_uint_eq(second.sent, 5);
+	ck_assert_uint_eq(second.frames_patch, 3);
+	ck_assert_uint_eq(second.frames_data, 1);
+	ck_assert_uint_eq(second.frames_zero, 1);
+	assert_patched(&second, (const uint64_t[]){ 3 * per + 2, 10 * per, 10 * per + 15,
+						    30 * per + 7, UINT64_MAX });
+
+	/* The receiver still holds the first read's content (it never took the second):
+	 * the sums describe the second's, so every chunk changed since the first goes whole. */
+	rewrite(3 * per + 5, BS, 36);
+	free(source_fps(&nn, &root));
+	cs.prev = first.fps;
+	read_over(&o, &cs, first.image, &third);
+	ck_assert_int_eq(third.err, 0);
+	ck_assert(image_is_source(&third));
+	ck_assert(fp_equal(&third.root, &root));
+	ck_assert_uint_eq(third.sent, 5);
+	ck_assert_uint_eq(third.frames_patch, 0);
+
+	/* A new agent's empty sums: a changed chunk goes whole; the read sums every chunk,
+	 * so the next change of a block goes as a patch, also one written into zeros. */
+	ck_assert_int_eq(bsum_new(n, CS, BS, &fresh), 0);
+	cs.sums = fresh;
+	rewrite(40 * per + 1, BS, 37);
+	cs.prev = third.fps;
+	read_over(&o, &cs, third.image, &fourth);
+	ck_assert_int_eq(fourth.err, 0);
+	ck_assert(image_is_source(&fourth));
+	ck_assert_uint_eq(fourth.sent, 1);
+	ck_assert_uint_eq(fourth.frames_patch, 0);
+	rewrite(40 * per + 9, BS, 38);
+	rewrite(50 * per + 4, BS, 39);
+	free(source_fps(&nn, &root));
+	cs.prev = fourth.fps;
+	read_over(&o, &cs, fourth.image, &fifth);
+	ck_assert_int_eq(fifth.err, 0);
+	ck_assert(image_is_source(&fifth));
+	ck_assert(fp_equal(&fifth.root, &root));
+	ck_assert_uint_eq(fifth.sent, 2);
+	ck_assert_uint_eq(fifth.frames_patch, 2);
+	assert_patched(&fifth, (const uint64_t[]){ 40 * per + 9, 50 * per + 4, UINT64_MAX });
+	bsum_free(sums);
+	bsum_free(fresh);
+	result_free(&first);
+	result_free(&second);
+	result_free(&third);
+	result_free(&fourth);
+	result_free(&fifth);
+}
+END_TEST
+
 /* A change set that names chunks to read without the fingerprints to keep for the rest,
  * and options the pipeline cannot run with, are refused before anything starts. */
 START_TEST(test_reader_refuses_inconsistent_requests)
@@ -435,6 +586,7 @@ START_TEST(test_reader_refuses_inconsistent_requests)
 	struct rd_opts o = opts();
 	uint64_t only[1] = { 1 };
 	struct changeset cs = { .only = only, .fd = -1 };
+	struct bsum *sums = NULL;
 	char why[256];
 
 	t_create_file(path, MIB, 19);
@@ -449,6 +601,12 @@ START_TEST(test_reader_refuses_inconsistent_requests)
 	o = opts();
 	o.workers = 0;
 	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	/* Block sums made for another chunk size. */
+	o = opts();
+	ck_assert_int_eq(bsum_new(MIB / (CS / 2), CS / 2, BS, &sums), 0);
+	cs.sums = sums;
+	ck_assert_int_eq(rd_start(src, 0, &o, &cs, &rd), -EINVAL);
+	sums = bsum_free(sums);
 	ck_assert_ptr_null(rd);
 	src_free(src);
 }
@@ -466,6 +624,7 @@ static Suite *reader_suite(void)
 	tcase_add_test(tc, test_reader_sends_only_what_differs);
 	tcase_add_test(tc, test_reader_unreadable_range);
 	tcase_add_test(tc, test_reader_free_space_sent_as_zeros_unread);
+	tcase_add_test(tc, test_reader_block_sums_patch_changed_blocks);
 	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
 	suite_add_tcase(s, tc);
 	return s;
