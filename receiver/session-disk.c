@@ -523,62 +523,155 @@ static int mark_new(struct rsession *s, struct rdisk *d, const char *id)
 	return 0;
 }
 
+/* DISK's checks that need nothing but the frame and the session, then the target's
+ * claim: the new disk is the session's (*ret_d, owned by its cleanup) from the claim on. */
+static int claim_disk(struct rsession *s, const struct proto_disk *m, struct rdisk **ret_d)
+{
+	struct rdisk *d;
+	bool busy;
+
+	if (s->ndisks >= RCV_MAX_DISKS)
+		return refuse(s, -EPROTO, "more than %d disks in one session", RCV_MAX_DISKS);
+	if (m->disk_no != s->ndisks)
+		return refuse(s, -EPROTO, "DISK numbered %u where %u was expected", m->disk_no,
+			      s->ndisks);
+	for (unsigned i = 0; i < s->ndisks; i++)
+		if (s->disks[i].t && strcmp(s->disks[i].t->id, m->id) == 0)
+			return refuse(s, -EPROTO, "disk %s registered twice", m->id);
+	d = &s->disks[s->ndisks];
+	d->size = m->size;
+	d->nchunks = DIV_ROUND_UP(m->size, s->cs);
+	/* The target is checked before any memory is set aside for the disk. */
+	d->t = claim_target(s->srv, m->id, &busy);
+	s->ndisks++; /* from here on the cleanup owns d */
+	if (!d->t) {
+		if (busy)
+			return refuse(s, -EBUSY, "target for disk %s is in use by another session",
+				      m->id);
+		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
+			      m->id, m->id);
+	}
+	*ret_d = d;
+	return 0;
+}
+
+/* What the record says of the disk's size: a shrink is refused, a checkpoint without a
+ * record goes, and *ret_grown says a verified copy of a disk that grew while no agent ran
+ * (resumed at its recorded size, then grown). 0 or refuse()'s -errno. */
+static int check_size(struct rsession *s, struct rdisk *d, const struct proto_disk *m,
+		      const struct disk_record *rec, bool *ret_grown)
+{
+	int r;
+
+	/* A checkpoint without a record (the record removed by hand) vouches for nothing. */
+	if (!rec->present && (r = rec_ckpt_remove(s->srv->state_dir, m->id)) < 0)
+		return refuse(s, r, "disk %s: cannot remove a stale checkpoint: %s", m->id,
+			      strerror(-r));
+	/* A source smaller than a copy the record vouches for shrank (while no agent ran): a
+	 * new copy would cut what the target holds. Refused, as a live DISK_GROW's rule. */
+	if (rec->present && (rec->verified || rec->epoch > 0) && m->size < rec->size)
+		return refuse(s, -EINVAL, "disk %s: the source is %" PRIu64 " bytes, smaller than "
+			      "the %" PRIu64 " the receiver holds: shrinking is refused; the target "
+			      "is left as it was", m->id, m->size, rec->size);
+	/* A verified copy of a disk that grew while no agent ran is resumed at the size its
+	 * record vouches for, then grown (disk_grow) as a live DISK_GROW would be. */
+	*ret_grown = rec->present && rec->verified && rec->chunk_size == s->cs &&
+		     rec->size < m->size && !d->t->reconcile;
+	if (*ret_grown) {
+		d->size = rec->size;
+		d->nchunks = DIV_ROUND_UP(rec->size, s->cs);
+	}
+	return 0;
+}
+
+/* Opens the target and sets aside the disk's fingerprints and bitmaps. 0 or refuse()'s. */
+static int open_disk(struct rsession *s, struct rdisk *d, const char *id)
+{
+	char why[256];
+	int r;
+
+	r = wr_open(d->t->path, d->size, d->t->max_size, &d->w, why, sizeof(why));
+	if (r < 0) {
+		/* The path is for the receiver's log only: the agent learns the disk and why. */
+		log_error("agent %s: disk %s: target %s: %s", s->agent, id, d->t->path, why);
+		return refuse(s, r, "disk %s: %s", id, why);
+	}
+	d->fps = fps_alloc(d->nchunks);
+	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	d->held = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
+	if (!d->fps || !d->have || !d->held)
+		return refuse(s, -ENOMEM, "out of memory for disk %s", id);
+	return 0;
+}
+
+/* A first copy is checkpointed from its start: its chunks are held under the agent's
+ * tracking generation, unless some were read under another (then under none). */
+static int start_ckpt(struct rsession *s, struct rdisk *d, const struct proto_disk *m,
+		      bool some, uint64_t offer_gen)
+{
+	int r;
+
+	d->ckpt = true;
+	d->ckpt_gen = d->held_count == 0 || (some && offer_gen == m->track_gen) ? m->track_gen : 0;
+	d->ckpt_ns = now_ns();
+	/* Saved at once when it differs from the file: a new copy's empty one replaces any
+	 * older, a reconciled target's says all of it is held. */
+	if (some)
+		return 0;
+	r = ckpt_save(s, d);
+	if (r < 0)
+		return refuse(s, r, "disk %s: cannot checkpoint the first copy: %s", m->id,
+			      strerror(-r));
+	return 0;
+}
+
+/* A file is resized only now: to the source's size exactly, so that nothing past the
+ * disk's end outlives a new copy (a resumed one's record vouches only for its size); a
+ * disk that grew while no agent ran grows after. Then DISK_OK and the FPS frames. */
+static int answer_disk(struct rsession *s, struct rdisk *d, const struct proto_disk *m,
+		       bool grown, bool known, bool some, uint64_t offer_gen)
+{
+	struct proto_disk_ok ok;
+	uint8_t out[64];
+	char why[256];
+	int n, r;
+
+	r = wr_fit(d->w, why, sizeof(why));
+	if (r == 0 && grown)
+		r = disk_grow(s, d, m->size, why, sizeof(why));
+	if (r < 0) {
+		log_error("agent %s: disk %s: target %s: %s", s->agent, m->id, d->t->path, why);
+		return refuse(s, r, "disk %s: %s", m->id, why);
+	}
+	ok = (struct proto_disk_ok){ .disk_no = m->disk_no, .target_size = wr_size(d->w) };
+	n = proto_encode_disk_ok(out, sizeof(out), &ok);
+	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
+	if (r == 0)
+		r = send_fps(s, m->disk_no, d, known, some, offer_gen);
+	return r;
+}
+
 int on_disk(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_disk m;
-	struct proto_disk_ok ok;
-	struct rdisk *d;
-	uint8_t out[64];
-	char why[256];
+	struct rdisk *d = NULL;
 	struct disk_record rec;
-	bool busy, known, grown, reconciled = false, declared = false, some = false;
+	bool known, grown = false, reconciled = false, declared = false, some = false;
 	uint64_t offer_gen = 0;
-	int n, r;
+	int r;
 
 	r = proto_decode_disk(s->buf, h->len, &m);
 	if (r < 0)
 		return refuse(s, r, "malformed DISK frame");
-	if (s->ndisks >= RCV_MAX_DISKS)
-		return refuse(s, -EPROTO, "more than %d disks in one session", RCV_MAX_DISKS);
-	if (m.disk_no != s->ndisks)
-		return refuse(s, -EPROTO, "DISK numbered %u where %u was expected", m.disk_no,
-			      s->ndisks);
-	for (unsigned i = 0; i < s->ndisks; i++)
-		if (s->disks[i].t && strcmp(s->disks[i].t->id, m.id) == 0)
-			return refuse(s, -EPROTO, "disk %s registered twice", m.id);
-	d = &s->disks[s->ndisks];
-	d->size = m.size;
-	d->nchunks = DIV_ROUND_UP(m.size, s->cs);
-	/* The target is checked before any memory is set aside for the disk. */
-	d->t = claim_target(s->srv, m.id, &busy);
-	s->ndisks++; /* from here on the cleanup owns d */
-	if (!d->t) {
-		if (busy)
-			return refuse(s, -EBUSY, "target for disk %s is in use by another session", m.id);
-		return refuse(s, -ENOENT, "unknown disk id %s: no --target %s=PATH on this receiver",
-			      m.id, m.id);
-	}
+	r = claim_disk(s, &m, &d);
+	if (r < 0)
+		return r;
 	r = check_owner(s, d, m.id, &rec);
 	if (r < 0)
 		return r;
-	/* A checkpoint without a record (the record removed by hand) vouches for nothing. */
-	if (!rec.present && (r = rec_ckpt_remove(s->srv->state_dir, m.id)) < 0)
-		return refuse(s, r, "disk %s: cannot remove a stale checkpoint: %s", m.id,
-			      strerror(-r));
-	/* A source smaller than a copy the record vouches for shrank (while no agent ran): a
-	 * new copy would cut what the target holds. Refused, as a live DISK_GROW's rule. */
-	if (rec.present && (rec.verified || rec.epoch > 0) && m.size < rec.size)
-		return refuse(s, -EINVAL, "disk %s: the source is %" PRIu64 " bytes, smaller than "
-			      "the %" PRIu64 " the receiver holds: shrinking is refused; the target "
-			      "is left as it was", m.id, m.size, rec.size);
-	/* A verified copy of a disk that grew while no agent ran is resumed at the size its
-	 * record vouches for, then grown (disk_grow) as a live DISK_GROW would be. */
-	grown = rec.present && rec.verified && rec.chunk_size == s->cs && rec.size < m.size &&
-		!d->t->reconcile;
-	if (grown) {
-		d->size = rec.size;
-		d->nchunks = DIV_ROUND_UP(rec.size, s->cs);
-	}
+	r = check_size(s, d, &m, &rec, &grown);
+	if (r < 0)
+		return r;
 	r = reserve_fps(s, d, m.id);
 	if (r < 0)
 		return r;
@@ -597,17 +690,9 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		known = true;
 		declared = true;
 	}
-	r = wr_open(d->t->path, d->size, d->t->max_size, &d->w, why, sizeof(why));
-	if (r < 0) {
-		/* The path is for the receiver's log only: the agent learns the disk and why. */
-		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
-		return refuse(s, r, "disk %s: %s", m.id, why);
-	}
-	d->fps = fps_alloc(d->nchunks);
-	d->have = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
-	d->held = calloc(DIV_ROUND_UP(d->nchunks, 8), 1);
-	if (!d->fps || !d->have || !d->held)
-		return refuse(s, -ENOMEM, "out of memory for disk %s", m.id);
+	r = open_disk(s, d, m.id);
+	if (r < 0)
+		return r;
 	if (known) {
 		r = resume_disk(s, d, m.id, &rec, &reconciled, &some, &offer_gen);
 		if (r < 0)
@@ -624,36 +709,12 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		if (r < 0)
 			return r;
 	}
-	/* A first copy is checkpointed from its start: its chunks are held under the agent's
-	 * tracking generation, unless some were read under another (then under none). */
 	if (d->epoch == 0) {
-		d->ckpt = true;
-		d->ckpt_gen = d->held_count == 0 || (some && offer_gen == m.track_gen) ?
-			      m.track_gen : 0;
-		d->ckpt_ns = now_ns();
-		/* Saved at once when it differs from the file: a new copy's empty one replaces
-		 * any older, a reconciled target's says all of it is held. */
-		if (!some) {
-			r = ckpt_save(s, d);
-			if (r < 0)
-				return refuse(s, r, "disk %s: cannot checkpoint the first copy: %s",
-					      m.id, strerror(-r));
-		}
+		r = start_ckpt(s, d, &m, some, offer_gen);
+		if (r < 0)
+			return r;
 	}
-	/* Only now is a file resized: to the source's size exactly, so that nothing past the
-	 * disk's end outlives a new copy (a resumed one's record vouches only for its size). */
-	r = wr_fit(d->w, why, sizeof(why));
-	if (r == 0 && grown)
-		r = disk_grow(s, d, m.size, why, sizeof(why));
-	if (r < 0) {
-		log_error("agent %s: disk %s: target %s: %s", s->agent, m.id, d->t->path, why);
-		return refuse(s, r, "disk %s: %s", m.id, why);
-	}
-	ok = (struct proto_disk_ok){ .disk_no = m.disk_no, .target_size = wr_size(d->w) };
-	n = proto_encode_disk_ok(out, sizeof(out), &ok);
-	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
-	if (r == 0)
-		r = send_fps(s, m.disk_no, d, known, some, offer_gen);
+	r = answer_disk(s, d, &m, grown, known, some, offer_gen);
 	if (r < 0)
 		return r;
 	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, m.size, d->epoch,
