@@ -557,6 +557,9 @@ static int cmd_run(int argc, char **argv)
 		log_error("run needs --receiver HOST:PORT and --credentials BUNDLE");
 		goto out;
 	}
+	/* track sends nothing: it needs no name, and at early boot the host has none yet. */
+	if (track && !o.name)
+		o.name = "track";
 	if (check_run_opts(&o, f.once, hostname, sizeof(hostname)) < 0)
 		goto out;
 	if (o.ndisks == 0 && pick_disks(&o, f.include_loop) < 0) {
