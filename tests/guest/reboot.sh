@@ -81,6 +81,13 @@ attach "$T/vm.img"
 MNT="$T/root"; mkdir -p "$MNT"
 mount "${LOOP}p1" "$MNT"
 R=$MNT
+# Two disks of one controller may come up in either order: the root by UUID, the data
+# disk by its serial, so neither depends on which is sda.
+ROOT_UUID=$(blkid -s UUID -o value "${LOOP}p1")
+sed -i "s|root=/dev/sda1|root=UUID=$ROOT_UUID|g" "$R/boot/grub/grub.cfg"
+grep -q "root=UUID=$ROOT_UUID" "$R/boot/grub/grub.cfg" || fail "grub.cfg names no root=/dev/sda1 to replace"
+sed -i "s|^/dev/sda1 |UUID=$ROOT_UUID |; /^\/dev\/sda2 /d" "$R/etc/fstab"
+DATA=/dev/disk/by-id/ata-QEMU_HARDDISK_terndata
 "$SRC/scripts/install" --builddir "$BUILD" --destdir "$R" >/dev/null
 for lib in $(ldd "$BUILD/agent/tern-agent" | awk '$3 ~ /^\// { print $3 }'); do
 	[ -e "$R$lib" ] || cp -L "$lib" "$R$lib"
@@ -97,7 +104,7 @@ cat >"$R/etc/tern/agent.conf" <<EOF
 receiver = 10.0.2.2:$PORT
 credentials = /etc/tern/agent.pem
 name = guest1
-disk = data=/dev/sdb
+disk = data=$DATA
 tracker = ebpf
 interval = 3600
 no-progress = true
@@ -112,12 +119,12 @@ iface ens33 inet static
 	address 10.0.2.15/24
 	gateway 10.0.2.2
 EOF
-cat >"$R/usr/local/sbin/tern-reboot-test" <<'EOF'
-#!/bin/sh
+printf '#!/bin/sh\nDATA=%s\n' "$DATA" >"$R/usr/local/sbin/tern-reboot-test"
+cat >>"$R/usr/local/sbin/tern-reboot-test" <<'EOF'
 # pre: before tern-agent; post: after it. State in /var/lib/tern-test.
 M=/var/lib/tern-test
 say() { echo "TERN-TEST: $*" >/dev/ttyS0; }
-chunk() { dd if=/dev/urandom of=/dev/sdb bs=4096 seek=$(($1 * 16 + 3)) count=1 oflag=direct status=none; }
+chunk() { dd if=/dev/urandom of=$DATA bs=4096 seek=$(($1 * 16 + 3)) count=1 oflag=direct status=none; }
 mkdir -p $M
 case $1 in
 pre)
@@ -165,13 +172,13 @@ ln -sf /etc/systemd/system/tern-test-post.service "$R/etc/systemd/system/multi-u
 umount "$MNT"; MNT=
 detach
 
-# Two AHCI disks (sda the root, sdb the data), QEMU rebooting in place when the guest does.
+# Two AHCI disks (the root, the data disk), QEMU rebooting in place when the guest does.
 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 -display none -monitor none \
 	-serial "file:$T/console.log" \
 	-drive "file=$T/vm.img,format=raw,if=none,id=d0,cache=writeback" \
 	-device "ide-hd,drive=d0,bus=ide.0,bootindex=0" \
 	-drive "file=$T/data.img,format=raw,if=none,id=d1,cache=writeback" \
-	-device "ide-hd,drive=d1,bus=ide.1" \
+	-device "ide-hd,drive=d1,bus=ide.1,serial=terndata" \
 	-netdev user,id=n0 -device "virtio-net-pci,netdev=n0,mac=00:0c:29:5e:3a:11,romfile=" \
 	</dev/null >"$T/qemu.log" 2>&1 &
 QEMU_PID=$!
