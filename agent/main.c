@@ -14,6 +14,7 @@
 #include "agent/join.h"
 #include "agent/level.h"
 #include "agent/quiesce.h"
+#include "agent/reboot.h"
 #include "agent/session.h"
 #include "common/codec.h"
 #include "common/conf.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 		"                      [--disk DISK_ID=PATH ...] [--once] [options]\n"
 		"       tern-agent disks [--json]\n"
 		"       tern-agent join TOKEN [--name NAME] [--config-dir DIR] [--force]\n"
+		"       tern-agent track --start|--save|--seal|--consume [--disk ...]\n"
 		"       tern-agent --help | --version\n"
 		"\n"
 		"Copies each disk (a block device or an image file, opened read-only) to the\n"
@@ -103,6 +105,15 @@ static void usage(FILE *f)
 		"join enrols this host with the receiver that made TOKEN (tern-receiver token\n"
 		"create) and writes /etc/tern/agent.pem and agent.conf; see join --help.\n",
 		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT, CODEC_LEVEL_ADAPT_MAX);
+	fputs("\n"
+		"track keeps each disk's eBPF tracker across a clean reboot (the units\n"
+		"tern-track.service and the shutdown hook run it): --start at early boot starts\n"
+		"the tracker and resumes the pending set saved at shutdown when nothing can have\n"
+		"written the disk since (else the agent reconciles by fingerprints), --save at\n"
+		"shutdown saves it, --seal (the systemd-shutdown hook) rewrites it sealed once\n"
+		"the file systems are read-only, --consume drops it once the system runs.\n"
+		"It reads run's options and config file for the disks; --state-dir DIR (default\n"
+		"/var/lib/tern/track, on the root file system) and --run-dir DIR (/run/tern).\n", f);
 }
 
 enum {
@@ -121,6 +132,9 @@ enum { OPT_SKIP_UNREADABLE = 0x1e0, OPT_RECONCILE };
 enum { OPT_COPY = 0x200 };
 /* The scan tracker's deltas. */
 enum { OPT_BLOCK_SUMS_MEMORY = 0x220 };
+/* track: the tracker across a reboot (agent/reboot.h). */
+enum { OPT_TRACK_START = 0x240, OPT_TRACK_SAVE, OPT_TRACK_SEAL, OPT_TRACK_CONSUME,
+       OPT_STATE_DIR, OPT_RUN_DIR };
 
 /* No --disk: every disk that qualifies (see disks.c), by its stable id. */
 static int pick_disks(struct agent_opts *o, bool include_loop)
@@ -240,6 +254,8 @@ static int add_disk(struct agent_opts *o, struct conf_args *ca, bool *disks_from
 /* What cmd_run's options set besides struct agent_opts. */
 struct run_flags {
 	bool include_loop, disks_from_cmdline, once;
+	enum rb_mode track;      /* `track`: what to do, RB_NONE for run */
+	const char *state_dir, *run_dir;
 };
 
 /* Applies run's option c, its value in optarg, to o and f. 0, 1 after --help (printed), or
@@ -393,6 +409,18 @@ static int run_option(int c, struct agent_opts *o, struct conf_args *ca, struct 
 		}
 		o->block_sums_memory = v;
 		break;
+	case OPT_TRACK_START:
+	case OPT_TRACK_SAVE:
+	case OPT_TRACK_SEAL:
+	case OPT_TRACK_CONSUME:
+		f->track = (enum rb_mode)(RB_START + (c - OPT_TRACK_START));
+		break;
+	case OPT_STATE_DIR:
+		f->state_dir = optarg;
+		break;
+	case OPT_RUN_DIR:
+		f->run_dir = optarg;
+		break;
 	case 'h':
 		usage(stdout);
 		return 1;
@@ -486,6 +514,13 @@ static int cmd_run(int argc, char **argv)
 		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
 		{ "copy", required_argument, NULL, OPT_COPY },
 		{ "block-sums-memory", required_argument, NULL, OPT_BLOCK_SUMS_MEMORY },
+		/* track's. */
+		{ "start", no_argument, NULL, OPT_TRACK_START },
+		{ "save", no_argument, NULL, OPT_TRACK_SAVE },
+		{ "seal", no_argument, NULL, OPT_TRACK_SEAL },
+		{ "consume", no_argument, NULL, OPT_TRACK_CONSUME },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -505,7 +540,8 @@ static int cmd_run(int argc, char **argv)
 	};
 	char hostname[HOST_NAME_MAX + 1] = "", where[PATH_MAX + 16];
 	struct conf_args *ca = NULL;
-	struct run_flags f = { 0 };
+	struct run_flags f = { .state_dir = "/var/lib/tern/track", .run_dir = "/run/tern" };
+	bool track = strcmp(argv[0], "track") == 0;
 	long ncpu;
 	int c, r, ret = 2;
 
@@ -528,14 +564,26 @@ static int cmd_run(int argc, char **argv)
 		log_error("unexpected argument '%s'", ca->argv[optind]);
 		goto out;
 	}
-	if (!o.receiver || !o.credentials) {
+	if (track != (f.track != RB_NONE)) {
+		log_error(track ? "track needs --start, --save, --seal or --consume" :
+			  "--start, --save, --seal and --consume are track's");
+		goto out;
+	}
+	if (!track && (!o.receiver || !o.credentials)) {
 		log_error("run needs --receiver HOST:PORT and --credentials BUNDLE");
 		goto out;
 	}
+	/* track sends nothing: it needs no name, and at early boot the host has none yet. */
+	if (track && !o.name)
+		o.name = "track";
 	if (check_run_opts(&o, f.once, hostname, sizeof(hostname)) < 0)
 		goto out;
 	if (o.ndisks == 0 && pick_disks(&o, f.include_loop) < 0) {
 		ret = 1;
+		goto out;
+	}
+	if (track) {
+		ret = rb_run(&o, f.track, f.state_dir, f.run_dir) < 0 ? 1 : 0;
 		goto out;
 	}
 	/* A receiver that vanishes must surface as an error return, not kill us. */
@@ -610,6 +658,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	/* track reads run's options (and config file) for the disks and their tracking. */
+	if (strcmp(argv[1], "track") == 0)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "disks") == 0)
 		return cmd_disks(argc - 1, argv + 1);

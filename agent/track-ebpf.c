@@ -455,6 +455,43 @@ static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 	return t->nblocks;
 }
 
+/* The pending set as a reboot's save records it (track.h's track_peek): the harvested
+ * set and both bitmaps, so writes not yet harvested count; an overflow marks everything. */
+static int trk_ebpf_peek(struct trk_ebpf *t, uint64_t *out, uint64_t *ret_acked)
+{
+	struct tern_track_stats s = { 0 };
+	__u32 k = 0;
+
+	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
+		return -errno;
+	for (uint64_t i = 0; i < t->nwords; i++)
+		out[i] = __atomic_load_n(&t->pend[i], __ATOMIC_RELAXED) |
+			 __atomic_load_n(&t->bm[0][i], __ATOMIC_RELAXED) |
+			 __atomic_load_n(&t->bm[1][i], __ATOMIC_RELAXED);
+	if (bpf_map_lookup_elem(t->fd_stats, &k, &s) == 0 && s.overflow > 0)
+		memset(out, 0xff, (size_t)t->nwords * 8);
+	if (t->nblocks % 64)
+		out[t->nwords - 1] &= (UINT64_C(1) << (t->nblocks % 64)) - 1;
+	*ret_acked = t->cfg.acked_epoch;
+	return 0;
+}
+
+/* A fresh tracker takes over a saved pending set: it joins the pinned one, and the last
+ * acknowledged epoch is the saved tracker's, so the next agent finds tracking continuous. */
+static int trk_ebpf_seed(struct trk_ebpf *t, const uint64_t *pending, uint64_t acked_epoch)
+{
+	__u32 k = 0;
+
+	for (uint64_t i = 0; i < t->nwords; i++)
+		__atomic_fetch_or(&t->pend[i], pending[i], __ATOMIC_RELAXED);
+	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
+		return -errno;
+	t->cfg.acked_epoch = acked_epoch;
+	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Detaches and frees; with unpin the pinned program and maps are removed as well, else
  * they keep tracking for the next agent. NULL-safe, returns NULL. */
 static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
@@ -529,6 +566,16 @@ static bool trk_ebpf_forget(const char *pin_root, const char *id)
 {
 	return false;
 }
+
+static int trk_ebpf_peek(struct trk_ebpf *t, uint64_t *out, uint64_t *ret_acked)
+{
+	return -EOPNOTSUPP;
+}
+
+static int trk_ebpf_seed(struct trk_ebpf *t, const uint64_t *pending, uint64_t acked_epoch)
+{
+	return -EOPNOTSUPP;
+}
 #endif
 
 static int ebpf_start(struct source *src, const struct track_conf *conf, unsigned slot,
@@ -585,6 +632,16 @@ static void ebpf_forget(const char *pin_root, const char *id, const char *instea
 			 "replaces it", id, instead);
 }
 
+static int ebpf_peek(void *b, uint64_t *out, uint64_t *ret_acked)
+{
+	return trk_ebpf_peek(b, out, ret_acked);
+}
+
+static int ebpf_seed(void *b, const uint64_t *pending, uint64_t acked_epoch)
+{
+	return trk_ebpf_seed(b, pending, acked_epoch);
+}
+
 const struct track_ops track_ebpf_ops = {
 	.kind = TRACK_EBPF,
 	.proto = PROTO_TRACKER_EBPF,
@@ -598,4 +655,6 @@ const struct track_ops track_ebpf_ops = {
 	.nblocks = ebpf_nblocks,
 	.stop = ebpf_stop,
 	.forget = ebpf_forget,
+	.peek = ebpf_peek,
+	.seed = ebpf_seed,
 };

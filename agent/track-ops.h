@@ -36,6 +36,12 @@ struct track_ops {
 	/* Removes (and says so) what an earlier agent left recording for disk id, when
 	 * tracker instead replaces it. NULL: nothing outlives its agent. */
 	void (*forget)(const char *pin_root, const char *id, const char *instead);
+	/* Kept across a reboot (persist.h); NULL: not. peek copies the pending set as it
+	 * stands, writes not yet harvested included, into out (nblocks bits) and the last
+	 * acknowledged epoch, moving nothing; seed adds pending to the pending set and sets
+	 * the last acknowledged epoch. 0 or -errno. */
+	int (*peek)(void *b, uint64_t *out, uint64_t *ret_acked);
+	int (*seed)(void *b, const uint64_t *pending, uint64_t acked_epoch);
 };
 
 #define TRACK_OPS_DECL_(kind, name) extern const struct track_ops track_##name##_ops;

@@ -100,6 +100,36 @@ int track_start_scan(struct source *src, uint32_t chunk_size, struct track **ret
 	return start(&track_scan_ops, &conf, src, 0, 1, ret_t, why, sizeof(why));
 }
 
+int track_start_one(const struct track_conf *conf, struct source *src, struct track **ret_t,
+		    char *why, size_t why_len)
+{
+	for (size_t k = 0; k < sizeof(backends) / sizeof(*backends); k++)
+		if (backends[k]->kind == conf->kind)
+			return start(backends[k], conf, src, 0, 1, ret_t, why, why_len);
+	snprintf(why, why_len, "no tracker %s", track_kind_name(conf->kind));
+	return -EINVAL;
+}
+
+bool track_resumed(const struct track *t)
+{
+	return t->ops->resumed(t->b);
+}
+
+uint64_t track_nblocks(const struct track *t)
+{
+	return t->ops->nblocks(t->b);
+}
+
+int track_peek(struct track *t, uint64_t *out, uint64_t *ret_acked)
+{
+	return t->ops->peek ? t->ops->peek(t->b, out, ret_acked) : -EOPNOTSUPP;
+}
+
+int track_seed(struct track *t, const uint64_t *pending, uint64_t acked_epoch)
+{
+	return t->ops->seed ? t->ops->seed(t->b, pending, acked_epoch) : -EOPNOTSUPP;
+}
+
 /* Starts ops on every source, or on none (then why says why not). */
 static int start_all(const struct track_ops *ops, const struct track_conf *conf,
 		     struct source **srcs, unsigned n, struct track **ts, char *why, size_t why_len)

@@ -57,6 +57,21 @@ int track_pick(const struct track_conf *conf, struct source **srcs, unsigned n,
 /* Starts the scan tracker on src alone, silently (a one-shot copy). Returns 0 or -errno. */
 int track_start_scan(struct source *src, uint32_t chunk_size, struct track **ret_t);
 
+/* Starts tracker conf->kind (a backend, not auto) on src alone, quietly: a fresh one, or
+ * the one an earlier agent left recording (track_resumed says which). Returns 0, or -errno
+ * with a one-line reason in why. */
+int track_start_one(const struct track_conf *conf, struct source *src, struct track **ret_t,
+		    char *why, size_t why_len);
+/* Whether t took over tracking an earlier agent left, and how many blocks it tracks. */
+bool track_resumed(const struct track *t);
+uint64_t track_nblocks(const struct track *t);
+/* A reboot's save and restore (persist.h): the pending set as it stands, unharvested
+ * writes included, into out (track_nblocks bits) with the last acknowledged epoch; and a
+ * fresh tracker's pending set seeded with pending and its last acknowledged epoch set, as
+ * if it had tracked since. 0, -EOPNOTSUPP for a backend that keeps nothing, or -errno. */
+int track_peek(struct track *t, uint64_t *out, uint64_t *ret_acked);
+int track_seed(struct track *t, const uint64_t *pending, uint64_t acked_epoch);
+
 /* The change set of t's next epoch. prev: the receiver's fingerprints (NULL: it holds
  * nothing, send everything); full: read the whole disk (a reconciliation, --verify full),
  * then the tracker's marks only count what it missed; bad: chunks an earlier epoch could

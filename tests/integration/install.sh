@@ -23,6 +23,13 @@ for u in tern-agent tern-receiver; do
 	grep -q "^ExecStart=/usr/local/bin/$u .*--config /etc/tern/${u#tern-}.conf\$" "$U/$u.service" ||
 		fail "$u.service: ExecStart"
 done
+[ "$(mode "$U/tern-track.service")" = 644 ] || fail "tern-track.service not 0644"
+grep -q "^ExecStart=/usr/local/bin/tern-agent track --start --config /etc/tern/agent.conf\$" \
+	"$U/tern-track.service" || fail "tern-track.service: ExecStart"
+H="$D/usr/lib/systemd/system-shutdown/tern-track"
+[ "$(mode "$H")" = 755 ] || fail "the shutdown hook is not installed 0755"
+grep -q "^exec /usr/local/bin/tern-agent track --seal " "$H" || fail "the shutdown hook's command"
+sh -n "$H" || fail "the shutdown hook does not parse"
 [ "$(mode "$D/etc/tern")" = 700 ] || fail "/etc/tern not 0700"
 for c in agent.conf receiver.conf; do
 	[ "$(mode "$D/etc/tern/$c")" = 600 ] || fail "$c not 0600"
@@ -46,6 +53,8 @@ grep -q "kept $D/etc/tern/agent.conf" "$T/install.log" || fail "install did not 
 "$src/scripts/install" --builddir "$build" --destdir "$T/usr" --prefix /usr >/dev/null || fail "--prefix /usr"
 grep -q "^ExecStart=/usr/bin/tern-agent " "$T/usr/usr/lib/systemd/system/tern-agent.service" ||
 	fail "--prefix /usr: ExecStart"
+grep -q "^exec /usr/bin/tern-agent " "$T/usr/usr/lib/systemd/system-shutdown/tern-track" ||
+	fail "--prefix /usr: the shutdown hook"
 
 # Bad arguments: exit 2, one line, nothing written.
 for args in "--bogus" "--prefix relative/dir" "--prefix /a|b" "--builddir $T/nowhere" "--destdir"; do
@@ -62,10 +71,11 @@ command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed: un
 # verify checks that ExecStart's binary exists, and --root would also want a whole
 # systemd tree in the destdir: verify copies that name the staged binaries instead.
 mkdir "$T/verify"
-for u in tern-agent tern-receiver; do
-	sed "s|=/usr/local/bin/|=$D/usr/local/bin/|g" "$U/$u.service" >"$T/verify/$u.service"
+for u in tern-agent tern-receiver tern-track; do
+	sed "s|/usr/local/bin/|$D/usr/local/bin/|g" "$U/$u.service" >"$T/verify/$u.service"
 done
 systemd-analyze verify "$T/verify/tern-agent.service" "$T/verify/tern-receiver.service" \
+	"$T/verify/tern-track.service" \
 	>"$T/verify.log" 2>&1 || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
 [ ! -s "$T/verify.log" ] || { cat "$T/verify.log"; fail "systemd-analyze verify warned"; }
 pass "install stages binaries, units and configs; the units verify"
