@@ -484,48 +484,50 @@ static int check_run_opts(struct agent_opts *o, bool once, char *hostname, size_
 	return 0;
 }
 
-static int cmd_run(int argc, char **argv)
+/* run's and track's options (track takes run's, to find the same disks). */
+static const struct option run_opts[] = {
+	{ "receiver", required_argument, NULL, OPT_RECEIVER },
+	{ "credentials", required_argument, NULL, OPT_CREDENTIALS },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "once", no_argument, NULL, OPT_ONCE },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "ioprio", required_argument, NULL, OPT_IOPRIO },
+	/* Hidden: loop devices join automatic selection, for tests. */
+	{ "include-loop", no_argument, NULL, OPT_INCLUDE_LOOP },
+	{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "queue-depth", required_argument, NULL, OPT_QD },
+	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "tracker", required_argument, NULL, OPT_TRACKER },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "epochs", required_argument, NULL, OPT_EPOCHS },
+	{ "pre-cutover", required_argument, NULL, OPT_PRE_CUTOVER },
+	{ "freeze-limit", required_argument, NULL, OPT_FREEZE_LIMIT },
+	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+	{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+	{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
+	{ "skip-unreadable", no_argument, NULL, OPT_SKIP_UNREADABLE },
+	{ "reconcile", no_argument, NULL, OPT_RECONCILE },
+	{ "copy", required_argument, NULL, OPT_COPY },
+	{ "block-sums-memory", required_argument, NULL, OPT_BLOCK_SUMS_MEMORY },
+	/* track's. */
+	{ "start", no_argument, NULL, OPT_TRACK_START },
+	{ "save", no_argument, NULL, OPT_TRACK_SAVE },
+	{ "seal", no_argument, NULL, OPT_TRACK_SEAL },
+	{ "consume", no_argument, NULL, OPT_TRACK_CONSUME },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* run's defaults, before the config file and the command line. */
+static void run_defaults(struct agent_opts *o)
 {
-	static const struct option opts[] = {
-		{ "receiver", required_argument, NULL, OPT_RECEIVER },
-		{ "credentials", required_argument, NULL, OPT_CREDENTIALS },
-		{ "disk", required_argument, NULL, OPT_DISK },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "once", no_argument, NULL, OPT_ONCE },
-		{ "config", required_argument, NULL, OPT_CONFIG },
-		{ "ioprio", required_argument, NULL, OPT_IOPRIO },
-		/* Hidden: loop devices join automatic selection, for tests. */
-		{ "include-loop", no_argument, NULL, OPT_INCLUDE_LOOP },
-		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
-		{ "level", required_argument, NULL, OPT_LEVEL },
-		{ "threads", required_argument, NULL, OPT_THREADS },
-		{ "queue-depth", required_argument, NULL, OPT_QD },
-		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
-		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "tracker", required_argument, NULL, OPT_TRACKER },
-		{ "interval", required_argument, NULL, OPT_INTERVAL },
-		{ "epochs", required_argument, NULL, OPT_EPOCHS },
-		{ "pre-cutover", required_argument, NULL, OPT_PRE_CUTOVER },
-		{ "freeze-limit", required_argument, NULL, OPT_FREEZE_LIMIT },
-		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
-		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
-		{ "snapshot-cow", required_argument, NULL, OPT_SNAPSHOT_COW },
-		{ "skip-unreadable", no_argument, NULL, OPT_SKIP_UNREADABLE },
-		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
-		{ "copy", required_argument, NULL, OPT_COPY },
-		{ "block-sums-memory", required_argument, NULL, OPT_BLOCK_SUMS_MEMORY },
-		/* track's. */
-		{ "start", no_argument, NULL, OPT_TRACK_START },
-		{ "save", no_argument, NULL, OPT_TRACK_SAVE },
-		{ "seal", no_argument, NULL, OPT_TRACK_SEAL },
-		{ "consume", no_argument, NULL, OPT_TRACK_CONSUME },
-		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static const char *const repeatable[] = { "disk", NULL };
-	struct agent_opts o = {
+	*o = (struct agent_opts){
 		.rd = { .chunk_size = 64u << 10, .batch = 1u << 20, .queue_depth = 16,
 			.level = CODEC_LEVEL_DEFAULT, .fault_corrupt_chunk = UINT64_MAX,
 			.ioprio = RD_IOPRIO_IDLE },
@@ -538,19 +540,26 @@ static int cmd_run(int argc, char **argv)
 		.copy_used = true,
 		.block_sums_memory = 256u << 20,
 	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	o->rd.workers = ncpu > 0 ? (unsigned)MIN(ncpu, 64) : 2;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const char *const repeatable[] = { "disk", NULL };
+	struct agent_opts o;
 	char hostname[HOST_NAME_MAX + 1] = "", where[PATH_MAX + 16];
 	struct conf_args *ca = NULL;
 	struct run_flags f = { .state_dir = "/var/lib/tern/track", .run_dir = "/run/tern" };
 	bool track = strcmp(argv[0], "track") == 0;
-	long ncpu;
 	int c, r, ret = 2;
 
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	o.rd.workers = ncpu > 0 ? (unsigned)MIN(ncpu, 64) : 2;
+	run_defaults(&o);
 	/* Options from the config file come first, so the command line's win. */
-	if (conf_args_build(argc, argv, opts, OPT_CONFIG, AGENT_CONF, repeatable, &ca) < 0)
+	if (conf_args_build(argc, argv, run_opts, OPT_CONFIG, AGENT_CONF, repeatable, &ca) < 0)
 		goto out;
-	while ((c = getopt_long(ca->argc, ca->argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(ca->argc, ca->argv, "h", run_opts, NULL)) != -1) {
 		/* An error below names the config line the option came from. */
 		log_set_context(conf_args_origin(ca, optind - 1, where, sizeof(where)));
 		r = run_option(c, &o, ca, &f);
