@@ -377,6 +377,22 @@ int rec_vouched_elsewhere(const char *state_dir, const char *id, const char *pat
 	return rec_foreach(state_dir, visit_vouch, &q);
 }
 
+/* Makes the temporary file tmp, written through fd (closed here on every path), the file
+ * at path: durable first, then renamed over it, then the rename made durable. 0 or -errno;
+ * the caller removes tmp on failure. */
+static int commit_tmp(int fd, const char *tmp, const char *path)
+{
+	int r = 0;
+
+	if (fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	return r < 0 ? r : fsync_dir_of(path);
+}
+
 int rec_fps_save(const char *state_dir, const char *id, const struct fp *fps,
 		 uint64_t nchunks, uint64_t size, uint32_t chunk_size)
 {
@@ -415,18 +431,12 @@ int rec_fps_save(const char *state_dir, const char *id, const struct fp *fps,
 			goto fail;
 		i += k;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		r = -errno;
-		fd = -1;
-		goto fail;
-	}
+	r = commit_tmp(fd, tmp, path);
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
+	if (r < 0)
 		goto fail;
-	}
 	free(blk);
-	return fsync_dir_of(path);
+	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -590,18 +600,12 @@ int rec_ckpt_save(const char *state_dir, const char *id, const struct rec_ckpt *
 		r = write_full(fd, &digest, sizeof(digest));
 	if (r < 0)
 		goto fail;
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		r = -errno;
-		fd = -1;
-		goto fail;
-	}
+	r = commit_tmp(fd, tmp, path);
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
+	if (r < 0)
 		goto fail;
-	}
 	free(blk);
-	return fsync_dir_of(path);
+	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
