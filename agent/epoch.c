@@ -297,7 +297,7 @@ static void print_summary(const struct epoch *e, uint64_t nbad)
 		       st->wire ? (double)src->size / (double)st->wire : 0.0, st->wire);
 	else
 		/* What was read, not the disk's size: a tracked epoch reads only the
-		 * batches its tracker marked, and an image's holes are never read. */
+		 * chunks its tracker marked, and an image's holes are never read. */
 		printf("%s: epoch %" PRIu64 ": read %s of %s in %.2f s, %" PRIu64 " changed "
 		       "chunks, %" PRIu64 " bytes on the wire\n", src->id, e->epoch,
 		       fmt_bytes(st->read, b1, sizeof(b1)), fmt_bytes(src->size, b2, sizeof(b2)),

@@ -15,7 +15,12 @@ struct slot {
 	uint8_t *buf;
 	uint64_t off;
 	uint32_t want; /* bytes of the source this batch covers */
-	uint32_t got;  /* bytes read so far; short reads are requeued */
+	/* Only the chunks that must be read are (marked, not free space), one run of
+	 * consecutive ones at a time: [run_at, run_end) of the slot is the run being read,
+	 * got where it has been read to (short reads are requeued). The bytes of the other
+	 * chunks are stale and never looked at. */
+	uint32_t run_at, run_end, got;
+	uint32_t read; /* bytes read from the source for this batch */
 	unsigned idx;  /* registered buffer index */
 	bool hole;     /* a sparse file's hole or file systems' free space: zeros, never read */
 	bool clean;    /* no chunk the tracker marked: not read, fingerprints from prev */

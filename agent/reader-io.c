@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The read pipeline's I/O thread: io_uring reads of the source into free slots (holes and
- * batches the tracker left clean skipped), short reads requeued, unreadable batches
- * salvaged chunk by chunk with skip_unreadable; full slots go to the workers. */
+ * batches the tracker left clean skipped; of the others only the runs of chunks the
+ * tracker marked), short reads requeued, unreadable runs salvaged chunk by chunk with
+ * skip_unreadable; full slots go to the workers. */
 #include "agent/reader-impl.h"
 
 #include <errno.h>
@@ -22,10 +23,11 @@
 static void queue_read(struct reader *rd, struct slot *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
-	uint32_t len = s->want - s->got;
+	uint32_t len = s->run_end - s->got;
 
-	/* The ring has twice as many entries as slots, so an SQE is always free. O_DIRECT
-	 * wants whole blocks; the round-up never reaches past the slot's buffer. */
+	/* The ring has twice as many entries as slots (each has one read in flight at most),
+	 * so an SQE is always free. O_DIRECT wants whole blocks: runs are whole chunks, so
+	 * only the source's unaligned end rounds up, and never past the slot's buffer. */
 	if (rd->src->direct)
 		len = MIN((uint32_t)((len + 4095u) & ~4095u), rd->o.batch - s->got);
 	if (rd->fixed)
@@ -90,6 +92,35 @@ static bool batch_dirty(const struct reader *rd, uint64_t off, uint64_t len)
 	return false;
 }
 
+/* Whether chunk idx must be read: the tracker marked it (or marked none) and it is not
+ * free space, which goes as zeros unread. */
+static bool chunk_wanted(const struct reader *rd, uint64_t idx)
+{
+	return chunk_dirty(rd, idx) && !chunk_free(rd, idx);
+}
+
+/* Points s at its first run of consecutive chunks to read at or after its byte from (a
+ * chunk boundary, or the batch's end): a scattered change reads its chunks, not the whole
+ * batch. Returns false when no chunk is left to read. */
+static bool next_run(const struct reader *rd, struct slot *s, uint32_t from)
+{
+	uint32_t cs = rd->o.chunk_size, n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
+	uint64_t first = s->off / cs;
+	/* Rounded up: a run that ends the source's short last chunk has nothing after it. */
+	uint32_t i = (uint32_t)DIV_ROUND_UP((uint64_t)from, cs), j;
+
+	while (i < n && !chunk_wanted(rd, first + i))
+		i++;
+	if (i >= n)
+		return false;
+	for (j = i + 1; j < n && chunk_wanted(rd, first + j); j++)
+		;
+	s->run_at = i * cs;
+	s->run_end = (uint32_t)MIN((uint64_t)j * cs, (uint64_t)s->want);
+	s->got = s->run_at;
+	return true;
+}
+
 static void push_work(struct reader *rd, struct slot *s)
 {
 	s->next = NULL;
@@ -133,21 +164,23 @@ static int read_chunk(struct reader *rd, uint8_t *buf, uint64_t off, uint32_t le
 	return 0;
 }
 
-/* A batch read failed and skip_unreadable is set: reads it again chunk by chunk, so only
- * the chunks that really cannot be read are lost; those become zeros (the target gets
- * zeros there) and are listed. The I/O thread does this itself: it is rare, and the
+/* A run's read failed and skip_unreadable is set: reads the run again chunk by chunk, so
+ * only the chunks that really cannot be read are lost; those become zeros (the target
+ * gets zeros there) and are listed. The I/O thread does this itself: it is rare, and the
  * reads already in flight complete meanwhile. */
 static void salvage(struct reader *rd, struct slot *s)
 {
 	uint32_t cs = rd->o.chunk_size;
 
-	for (uint32_t at = 0; at < s->want; at += cs) {
-		uint32_t len = MIN(cs, s->want - at);
+	for (uint32_t at = s->run_at; at < s->run_end; at += cs) {
+		uint32_t len = MIN(cs, s->run_end - at);
 		uint64_t idx = (s->off + at) / cs;
 		int r = read_chunk(rd, s->buf + at, s->off + at, len);
 
-		if (r == 0)
+		if (r == 0) {
+			s->read += len;
 			continue;
+		}
 		log_warn("%s: chunk %" PRIu64 " at %" PRIu64 " unreadable (%s): sent as zeros",
 			 rd->src->id, idx, s->off + at, strerror(-r));
 		memset(s->buf + at, 0, len);
@@ -156,7 +189,7 @@ static void salvage(struct reader *rd, struct slot *s)
 		rd->nbad++;
 		pthread_mutex_unlock(&rd->lock);
 	}
-	s->got = s->want;
+	s->got = s->run_end;
 }
 
 /* Hands out free slots from *next_off on, while fewer than queue_depth reads are in
@@ -173,11 +206,12 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 		rd->free_head = s->next;
 		s->off = *next_off;
 		s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - *next_off);
-		s->got = 0;
+		s->read = 0;
 		*next_off += s->want;
 		s->hole = batch_free(rd, s->off, s->want) || is_hole(rd, s->off, s->want);
 		s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
-		if (s->hole || s->clean) {
+		/* A batch with nothing to read (its marked chunks all free space) goes as is. */
+		if (s->hole || s->clean || !next_run(rd, s, 0)) {
 			push_work(rd, s);
 			continue;
 		}
@@ -187,9 +221,10 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 	return queued;
 }
 
-/* Takes the completed reads: a full batch goes to the workers, a short one is asked for
- * the rest, a failed one is salvaged (skip_unreadable) or ends the pipeline with its
- * error in *err (a source's error: rd->src_err and where). */
+/* Takes the completed reads: a full run is followed by the slot's next run or, the last,
+ * sends the batch to the workers; a short one is asked for the rest, a failed one is
+ * salvaged (skip_unreadable) or ends the pipeline with its error in *err (a source's
+ * error: rd->src_err and where). */
 static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
 {
 	struct io_uring_cqe *cqe;
@@ -199,10 +234,14 @@ static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
 		int res = cqe->res;
 
 		io_uring_cqe_seen(&rd->ring, cqe);
-		if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->want - s->got))
+		if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->run_end - s->got))
 			res = -EIO;
 		if (res < 0 && rd->o.skip_unreadable && !*err && res != -ECANCELED) {
 			salvage(rd, s);
+			if (next_run(rd, s, s->run_end)) {
+				queue_read(rd, s);
+				continue;
+			}
 			(*inflight)--;
 			pthread_mutex_lock(&rd->lock);
 			push_work(rd, s);
@@ -221,7 +260,7 @@ static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
 			(*inflight)--;
 			continue;
 		}
-		if (res == 0 && s->got < s->want) {
+		if (res == 0 && s->got < s->run_end) {
 			if (!*err) {
 				rd->src_err = true;
 				rd->src_err_off = s->off + s->got;
@@ -232,12 +271,14 @@ static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
 			(*inflight)--;
 			continue;
 		}
-		s->got = (uint32_t)MIN((uint64_t)s->want, (uint64_t)s->got + (uint64_t)res);
+		res = (int)MIN((uint64_t)res, (uint64_t)s->run_end - s->got);
+		s->got += (uint32_t)res;
+		s->read += (uint32_t)res;
 		if (*err) {
 			(*inflight)--; /* stopping: a partial batch must not be sent */
 			continue;
 		}
-		if (s->got < s->want) {
+		if (s->got < s->run_end) {
 			if (rd->src->direct && (s->got & 4095u)) {
 				*err = -EIO;
 				log_error("%s: unaligned short read at %" PRIu64, rd->src->path,
@@ -246,6 +287,10 @@ static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
 				continue;
 			}
 			queue_read(rd, s); /* short read: ask for the rest */
+			continue;
+		}
+		if (next_run(rd, s, s->run_end)) {
+			queue_read(rd, s); /* the batch's next marked chunks */
 			continue;
 		}
 		(*inflight)--;

@@ -175,7 +175,7 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	if (!out)
 		return -ENOMEM;
 	out->plain_bytes = s->want;
-	out->read_bytes = s->hole || s->clean ? 0 : s->want;
+	out->read_bytes = s->read;
 	/* Not read, nothing to send (the tracker marked none of its chunks): the receiver's
 	 * fingerprints stand, and no frame buffer is needed. */
 	if (s->clean) {

@@ -45,7 +45,7 @@ struct rd_out {
 	size_t len;           /* bytes of frames in buf */
 	uint64_t plain_bytes; /* source bytes this batch covers */
 	uint64_t zero_bytes;  /* of which all-zero */
-	uint64_t read_bytes;  /* of which read from the source (0: a hole, or not marked) */
+	uint64_t read_bytes;  /* read from the source: only marked chunks (0: a hole, none marked) */
 	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
 	uint64_t patched_chunks; /* of which sent as PATCH frames */
 	uint64_t missed_chunks; /* changed although the tracker's marks said not */

@@ -6,7 +6,8 @@
  * what it marks); an unreadable range fails the read with its offset, or is zero-filled
  * and listed with skip_unreadable; free space goes as zeros unread; with block sums a
  * changed chunk goes as a PATCH of exactly its changed blocks while the sums describe what
- * the receiver holds, whole otherwise; an inconsistent change set is refused. */
+ * the receiver holds, whole otherwise; a tracked epoch reads only its marked chunks; an
+ * inconsistent change set is refused. */
 #include "agent/reader.h"
 
 #include <check.h>
@@ -413,8 +414,8 @@ START_TEST(test_reader_free_space_sent_as_zeros_unread)
 	o.fault_eio_len = 4 * KIB;
 	read_all(&o, &cs, &first);
 	ck_assert_int_eq(first.err, 0);
-	/* The free batch (chunks 16..31) was not read; chunk 40's batch was, whole. */
-	ck_assert_uint_eq(first.read, size - MIB);
+	/* The free batch (chunks 16..31) was not read, nor free chunk 40 in its batch. */
+	ck_assert_uint_eq(first.read, size - MIB - CS);
 	img = malloc(size);
 	ck_assert_ptr_nonnull(img);
 	t_pread(path, 0, img, size);
@@ -577,6 +578,82 @@ START_TEST(test_reader_block_sums_patch_changed_blocks)
 }
 END_TEST
 
+/* A tracked epoch's scattered marks: only the marked chunks are read (runs of them, the
+ * batches around them not), the changed ones sent, and the frames over the receiver's
+ * image make the source again; a bad range in an unmarked chunk is never touched, and one
+ * in a marked run loses just its chunk with skip_unreadable. */
+START_TEST(test_reader_reads_only_marked_chunks)
+{
+	const uint64_t size = 8 * MIB + 12 * KIB, n = (size + CS - 1) / CS;
+	/* 3-4 a run, 6 after a gap, 20 and 47 alone in their batches, 90 marked but
+	 * unchanged, 128 the source's short last chunk. */
+	const uint64_t marked[] = { 3, 4, 6, 20, 47, 90, 128 };
+	const uint64_t reads = 6 * CS + 12 * KIB;
+	static uint8_t chunk[CS];
+	struct result first, second, third, fourth;
+	struct rd_opts o = opts();
+	uint64_t only[3] = { 0 }, nn;
+	struct changeset cs = { .fd = -1 };
+	struct fp root, *fps;
+	uint8_t *want;
+
+	t_create_file(path, size, 31);
+	read_all(&o, &cs, &first);
+	ck_assert_int_eq(first.err, 0);
+	ck_assert_uint_eq(first.read, size);
+	for (size_t k = 0; k < sizeof(marked) / sizeof(marked[0]); k++) {
+		uint64_t i = marked[k];
+		size_t len = (size_t)MIN((uint64_t)CS, size - i * CS);
+
+		only[i / 64] |= UINT64_C(1) << (i % 64);
+		if (i == 90)
+			continue;
+		t_fill(chunk, len, 32, i * CS);
+		write_at(i * CS, chunk, len);
+	}
+	fps = source_fps(&nn, &root);
+	ck_assert_uint_eq(nn, n);
+
+	cs = (struct changeset){ .fd = -1, .prev = first.fps, .only = only };
+	read_over(&o, &cs, first.image, &second);
+	ck_assert_int_eq(second.err, 0);
+	ck_assert_uint_eq(second.read, reads);
+	ck_assert_uint_eq(second.plain, size);
+	ck_assert_uint_eq(second.sent, 6);
+	ck_assert(image_is_source(&second));
+	ck_assert(fp_equal(&second.root, &root));
+	for (uint64_t i = 0; i < n; i++)
+		ck_assert_msg(fp_equal(&second.fps[i], &fps[i]), "chunk %" PRIu64, i);
+
+	/* A bad range in chunk 21, unmarked, in the batch of marked chunk 20: not read. */
+	o.fault_eio_off = 21 * CS + 8 * KIB;
+	o.fault_eio_len = 4 * KIB;
+	read_over(&o, &cs, first.image, &third);
+	ck_assert_int_eq(third.err, 0);
+	ck_assert_uint_eq(third.read, reads);
+	ck_assert(image_is_source(&third));
+
+	/* In marked chunk 4, the end of the run 3-4: chunk 4 alone is lost and zeroed. */
+	o.fault_eio_off = 4 * CS + 8 * KIB;
+	o.skip_unreadable = true;
+	read_over(&o, &cs, first.image, &fourth);
+	ck_assert_int_eq(fourth.err, 0);
+	ck_assert_uint_eq(fourth.unreadable, 1);
+	ck_assert_uint_eq(fourth.read, reads - CS);
+	want = malloc(size);
+	ck_assert_ptr_nonnull(want);
+	t_pread(path, 0, want, size);
+	memset(want + 4 * CS, 0, CS);
+	ck_assert(memcmp(want, fourth.image, size) == 0);
+	free(want);
+	free(fps);
+	result_free(&first);
+	result_free(&second);
+	result_free(&third);
+	result_free(&fourth);
+}
+END_TEST
+
 /* A change set that names chunks to read without the fingerprints to keep for the rest,
  * and options the pipeline cannot run with, are refused before anything starts. */
 START_TEST(test_reader_refuses_inconsistent_requests)
@@ -625,6 +702,7 @@ static Suite *reader_suite(void)
 	tcase_add_test(tc, test_reader_unreadable_range);
 	tcase_add_test(tc, test_reader_free_space_sent_as_zeros_unread);
 	tcase_add_test(tc, test_reader_block_sums_patch_changed_blocks);
+	tcase_add_test(tc, test_reader_reads_only_marked_chunks);
 	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
 	suite_add_tcase(s, tc);
 	return s;
