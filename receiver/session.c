@@ -295,7 +295,10 @@ static int on_zero(struct rsession *s, const struct proto_hdr *h)
 	/* No memory per chunk: a zero chunk's fingerprint is implied (see fps_zero). */
 	fps_zero(d->fps, first, last);
 	have_set_range(d, first, last);
-	r = ckpt_after_write(s, d, first, last, m.length);
+	/* Zeroing is no data written: it counts as what it adds to a checkpoint, so that a
+	 * large sparse disk is not checkpointed every few GiB of holes (each checkpoint
+	 * rewrites the fingerprints of everything held). */
+	r = ckpt_after_write(s, d, first, last, (last - first) * FP_LEN);
 	if (r < 0)
 		return wr_failed(s, d, r);
 	reg_frame(s->srv->reg, d->rd, m.length, 0, 0, PROTO_HDR_LEN + (uint64_t)h->len);
