@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -20,6 +21,9 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Up to this many buffers in flight while a disk is busy; each is mapped only when the
+ * free list runs dry and unmapped again by wr_flush, so an idle disk holds none (a
+ * receiver serving many disks would otherwise hold WR_NBUF MiB for each of them). */
 #define WR_NBUF 16
 /* Pending zero ranges applied early once this many accumulate, bounding memory. */
 #define WR_MAX_ZERO_RANGES 65536
@@ -29,7 +33,7 @@ struct zrange {
 };
 
 struct wbuf {
-	uint8_t *data;
+	uint8_t *data; /* NULL: not mapped now */
 	uint64_t off;
 	size_t len, done;
 	/* A patch: reading the chunk before its blocks (at data + len) are laid over it. */
@@ -52,6 +56,7 @@ struct writer {
 	bool ring_ok;
 	struct wbuf bufs[WR_NBUF];
 	struct wbuf *free_head;
+	unsigned nheld; /* buffers mapped now */
 	unsigned inflight;
 	int err;       /* first failed write; sticky */
 	char err_text[160];
@@ -77,6 +82,11 @@ uint64_t wr_size(const struct writer *w)
 uint64_t wr_bytes_written(const struct writer *w)
 {
 	return w->written;
+}
+
+unsigned wr_buffers_held(const struct writer *w)
+{
+	return w->nheld;
 }
 
 static void queue_write(struct writer *w, struct wbuf *b)
@@ -247,7 +257,8 @@ static int open_direct(struct writer *w, const char *path, int fl, const struct 
 	return 0;
 }
 
-/* The ring and the WR_NBUF aligned buffers. 0, or -errno with why. */
+/* The ring; its buffers come when they are first needed (wr_get_buf). 0, or -errno with
+ * why. */
 static int setup_ring(struct writer *w, char *why, size_t why_len)
 {
 	int r;
@@ -258,17 +269,45 @@ static int setup_ring(struct writer *w, char *why, size_t why_len)
 		return r;
 	}
 	w->ring_ok = true;
-	for (unsigned i = 0; i < WR_NBUF; i++) {
-		w->bufs[i].data = alloc_aligned(4096, WR_BUF_LEN);
-		if (!w->bufs[i].data) {
-			r = -ENOMEM;
-			snprintf(why, why_len, "out of memory");
-			return r;
-		}
-		w->bufs[i].next = w->free_head;
-		w->free_head = &w->bufs[i];
-	}
 	return 0;
+}
+
+/* Maps one more buffer onto the free list. An anonymous mapping rather than the heap:
+ * it is page-aligned (O_DIRECT wants 4 KiB) and munmap surely gives its pages back,
+ * where free() may keep a 1 MiB block in the heap once malloc's mmap threshold has risen
+ * past it. 0 or -ENOMEM. */
+static int buf_add(struct writer *w)
+{
+	struct wbuf *b = NULL;
+	void *p;
+
+	for (unsigned i = 0; i < WR_NBUF && !b; i++)
+		if (!w->bufs[i].data)
+			b = &w->bufs[i];
+	if (!b)
+		return -ENOMEM;
+	p = mmap(NULL, WR_BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	b->data = p;
+	b->next = w->free_head;
+	w->free_head = b;
+	w->nheld++;
+	return 0;
+}
+
+/* Unmaps every buffer on the free list: none is in flight (the kernel may still use
+ * those) or held by the caller between wr_get_buf and wr_submit. */
+static void bufs_release(struct writer *w)
+{
+	while (w->free_head) {
+		struct wbuf *b = w->free_head;
+
+		w->free_head = b->next;
+		munmap(b->data, WR_BUF_LEN);
+		b->data = NULL;
+		w->nheld--;
+	}
 }
 
 int wr_open(const char *path, uint64_t src_size, uint64_t max_size, struct writer **ret_wr,
@@ -382,7 +421,20 @@ void *wr_get_buf(struct writer *w, int *ret_err)
 	struct wbuf *b;
 
 	while (!w->free_head && !w->err) {
-		int r = reap(w, true);
+		int r;
+
+		/* A new buffer while fewer than WR_NBUF exist; otherwise (or when memory is
+		 * short) the next one to complete. */
+		if (w->nheld < WR_NBUF) {
+			r = buf_add(w);
+			if (r == 0)
+				continue;
+			if (w->inflight == 0) {
+				*ret_err = log_errno(r, "%s: no buffer for a write", w->path);
+				return NULL;
+			}
+		}
+		r = reap(w, true);
 		if (r < 0)
 			break;
 	}
@@ -397,6 +449,8 @@ void *wr_get_buf(struct writer *w, int *ret_err)
 
 static struct wbuf *buf_of(struct writer *w, void *data)
 {
+	if (!data)
+		return NULL;
 	for (unsigned i = 0; i < WR_NBUF; i++)
 		if (w->bufs[i].data == data)
 			return &w->bufs[i];
@@ -587,6 +641,9 @@ int wr_flush(struct writer *w)
 		r = drain_writes(w);
 	if (r < 0)
 		return r;
+	/* Nothing is in flight: the disk may sit idle now (between epochs, or at a
+	 * checkpoint), so its buffers go back; a busy epoch maps them again as it needs. */
+	bufs_release(w);
 	if (fdatasync(w->fd_plain) < 0)
 		return -errno;
 	return 0;
@@ -656,9 +713,10 @@ struct writer *wr_close(struct writer *w)
 		}
 		io_uring_queue_exit(&w->ring);
 	}
-	/* Never free a buffer the kernel may still read from: leak it instead. */
+	/* Never unmap a buffer the kernel may still read from: leak it instead. */
 	for (unsigned i = 0; i < WR_NBUF && w->inflight == 0; i++)
-		free(w->bufs[i].data);
+		if (w->bufs[i].data)
+			munmap(w->bufs[i].data, WR_BUF_LEN);
 	free(w->zr);
 	if (w->fd >= 0)
 		close(w->fd);

@@ -35,8 +35,9 @@ int wr_fit(struct writer *w, char *why, size_t why_len);
  * bytes the target could hold; why gets a one-line reason. 0 or -errno. */
 int wr_grow(struct writer *w, uint64_t src_size, uint64_t max_size, uint64_t *ret_have,
 	    char *why, size_t why_len);
-/* An aligned buffer of WR_BUF_LEN bytes for the next write; waits for a completed write
- * when all are busy. NULL with *ret_err set when a write failed. */
+/* An aligned buffer of WR_BUF_LEN bytes for the next write: a new one while fewer than 16
+ * exist, else waits for a completed write. NULL with *ret_err set when a write failed, or
+ * -ENOMEM when no buffer can be had (none exists free or in flight). */
 void *wr_get_buf(struct writer *w, int *ret_err);
 /* Gives a buffer from wr_get_buf back unused. */
 void wr_put_buf(struct writer *w, void *buf);
@@ -60,11 +61,15 @@ const char *wr_error_text(const struct writer *w);
  * O_DIRECT write in flight on the file and would serialise the pipeline; the caller must
  * not write data into a pending zero range before that flush. 0 or -errno. */
 int wr_zero(struct writer *w, uint64_t off, uint64_t len);
-/* Waits for every queued write, applies pending zero ranges, then fdatasync. 0 or -errno. */
+/* Waits for every queued write, applies pending zero ranges, then fdatasync. The buffers
+ * not held by the caller are given back to the system (a disk between epochs holds no
+ * memory for them). 0 or -errno. */
 int wr_flush(struct writer *w);
 /* Reads len bytes at off from the target (buffered), for reconciliation. 0 or -errno. */
 int wr_read(struct writer *w, void *buf, size_t len, uint64_t off);
 uint64_t wr_size(const struct writer *w);
 uint64_t wr_bytes_written(const struct writer *w);
+/* How many write buffers the writer has mapped now (free, in flight or handed out). */
+unsigned wr_buffers_held(const struct writer *w);
 /* Waits for queued writes (without syncing), closes; NULL-safe, returns NULL. */
 struct writer *wr_close(struct writer *w);

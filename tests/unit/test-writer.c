@@ -3,7 +3,8 @@
  * offset (aligned buffers and an unaligned tail), ZERO ranges read back as zeros and
  * become holes where the file system punches them, a patch is written only when its
  * fingerprint matches, requests outside the target or larger than a buffer are refused
- * and change nothing, and a target that does not fit is refused before anything is made. */
+ * and change nothing, a target that does not fit is refused before anything is made, and
+ * the write buffers take memory only while a disk is written. */
 #include "receiver/writer.h"
 
 #include <check.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/fp.h"
@@ -59,6 +62,23 @@ static void write_fill(struct writer *w, uint64_t off, uint64_t len, uint64_t se
 		off += n;
 		len -= n;
 	}
+}
+
+/* A field of /proc/self/status in KiB (VmSize, RssAnon, ...). */
+static long status_kib(const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	ck_assert_int_ge(v, 0);
+	return v;
 }
 
 /* Whether the file system under dir punches holes (tmpfs, ext4, xfs and btrfs do). */
@@ -232,6 +252,97 @@ END_TEST
 
 /* wr_fit cuts a larger existing file to the source's size, so nothing stale lies past the
  * disk's end; wr_read reads the target back. */
+/* A receiver serves many disks, most of them idle at any moment: a disk's write buffers
+ * exist only while it is written. None before the first write; up to 16 in flight, never
+ * more; after a flush none is left and their pages are back with the system (the resident
+ * set shrinks by them), except one the caller still holds, which stays usable. The data
+ * lands exactly. */
+START_TEST(test_writer_buffers_held_only_while_writing)
+{
+	const uint64_t size = 24 * MIB;
+	struct writer *w = open_target(size);
+	void *bufs[16], *held;
+	long rss_busy, rss_idle;
+	int err = 0;
+
+	ck_assert_uint_eq(wr_buffers_held(w), 0);
+	/* All 16 at once, as a busy epoch pipelines them. */
+	for (unsigned i = 0; i < 16; i++) {
+		bufs[i] = wr_get_buf(w, &err);
+		ck_assert_ptr_nonnull(bufs[i]);
+		ck_assert_uint_eq((uintptr_t)bufs[i] % 4096, 0);
+		t_fill(bufs[i], WR_BUF_LEN, 5, (uint64_t)i * MIB);
+	}
+	ck_assert_uint_eq(wr_buffers_held(w), 16);
+	rss_busy = status_kib("RssAnon");
+	for (unsigned i = 0; i < 16; i++)
+		ck_assert_int_eq(wr_submit(w, bufs[i], WR_BUF_LEN, (uint64_t)i * MIB), 0);
+	/* More writes wait for completed ones rather than taking more memory. */
+	write_fill(w, 16 * MIB, 8 * MIB, 5);
+	ck_assert_uint_eq(wr_buffers_held(w), 16);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_uint_eq(wr_buffers_held(w), 0);
+	rss_idle = status_kib("RssAnon");
+	/* 16 MiB of written buffers gone; a margin for whatever else the process touched. */
+	ck_assert_msg(rss_busy - rss_idle >= 12 * 1024, "RssAnon %ld KiB busy, %ld KiB idle",
+		      rss_busy, rss_idle);
+
+	/* A buffer handed out before a flush (a checkpoint between wr_get_buf and
+	 * wr_submit) outlives it. */
+	held = wr_get_buf(w, &err);
+	ck_assert_ptr_nonnull(held);
+	ck_assert_uint_eq(wr_buffers_held(w), 1);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_uint_eq(wr_buffers_held(w), 1);
+	t_fill(held, WR_BUF_LEN, 5, 3 * MIB);
+	ck_assert_int_eq(wr_submit(w, held, WR_BUF_LEN, 3 * MIB), 0);
+	ck_assert_int_eq(wr_flush(w), 0);
+	ck_assert_uint_eq(wr_buffers_held(w), 0);
+	ck_assert_uint_eq(wr_bytes_written(w), size + MIB);
+	w = wr_close(w);
+	ck_assert(t_has_fill(target, 0, size, 5));
+}
+END_TEST
+
+/* No memory for a buffer: wr_get_buf says -ENOMEM (the session refuses the disk's write
+ * as it does a failed one), and the writer still flushes and closes. Run in a child,
+ * whose address space is capped just above what it uses. */
+START_TEST(test_writer_no_memory_is_an_error)
+{
+	struct writer *w = open_target(4 * MIB);
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl;
+		int err = 0, code = 0;
+		void *buf;
+
+		rl.rlim_cur = rl.rlim_max = (rlim_t)(status_kib("VmSize") + 256) * 1024;
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			_exit(10);
+		buf = wr_get_buf(w, &err);
+		if (buf || err != -ENOMEM)
+			code = 11;
+		else if (wr_buffers_held(w) != 0)
+			code = 12;
+		else if (wr_flush(w) != 0)
+			code = 13;
+		wr_close(w);
+		_exit(code);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+	/* The parent's writer was untouched by the child's failure. */
+	write_fill(w, 0, 4 * MIB, 9);
+	ck_assert_int_eq(wr_flush(w), 0);
+	w = wr_close(w);
+	ck_assert(t_has_fill(target, 0, 4 * MIB, 9));
+}
+END_TEST
+
 START_TEST(test_writer_fit_cuts_a_larger_file)
 {
 	struct writer *w = NULL;
@@ -334,6 +445,8 @@ static Suite *writer_suite(void)
 	tcase_add_test(tc, test_writer_zero_makes_zeros_and_holes);
 	tcase_add_test(tc, test_writer_refuses_requests_outside_the_target);
 	tcase_add_test(tc, test_writer_patch_writes_only_a_matching_chunk);
+	tcase_add_test(tc, test_writer_buffers_held_only_while_writing);
+	tcase_add_test(tc, test_writer_no_memory_is_an_error);
 	tcase_add_test(tc, test_writer_fit_cuts_a_larger_file);
 	tcase_add_test(tc, test_writer_open_refuses_what_cannot_be_a_target);
 	tcase_add_test(tc, test_writer_grow_follows_within_max_size);
