@@ -17,9 +17,12 @@
 #include "receiver/writer.h"
 
 /* A checkpoint is due after this much time or data since the last, whichever comes
- * first (min(2 s, 64 MiB, 1/64 of the disk): never more than ~2% of a disk behind)... */
+ * first (2 s, or 1/64 of the disk within [4 MiB, 64 MiB]: never more than ~2% of a large
+ * disk behind; a small disk is not flushed every MiB, which would slow its copy enough
+ * to leave more in flight, and lost at a cut, than a checkpoint saves)... */
 #define CKPT_NS (2 * 1000000000ull)
 #define CKPT_BYTES (64ull << 20)
+#define CKPT_BYTES_MIN (4ull << 20)
 /* ...and once the data since is worth CKPT_AMORTIZE times the checkpoint itself (a bit a
  * chunk and 16 bytes a held one: up to 258 MiB a TiB of 64 KiB chunks), so that on a large
  * disk the checkpoints cost at most a fifth of the copy's writes. */
@@ -122,7 +125,7 @@ int ckpt_after_write(struct rsession *s, struct rdisk *d, uint64_t first, uint64
 	}
 	d->ckpt_bytes += bytes;
 	if (d->ckpt_bytes < CKPT_AMORTIZE * ckpt_len(d) ||
-	    (d->ckpt_bytes < MIN(CKPT_BYTES, MAX(d->size / 64, 1)) && now - d->ckpt_ns < CKPT_NS))
+	    (d->ckpt_bytes < MIN(CKPT_BYTES, MAX(d->size / 64, CKPT_BYTES_MIN)) && now - d->ckpt_ns < CKPT_NS))
 		return 0;
 	r = wr_flush(d->w);
 	if (r < 0)
