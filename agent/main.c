@@ -478,6 +478,13 @@ static int check_run_opts(struct agent_opts *o, bool once, char *hostname, size_
 		log_error("TERN_FAULT_EIO=%s: expected DISK_ID:OFFSET+LENGTH[:FLAG_FILE]", fault);
 		return -EINVAL;
 	}
+	fault = getenv("TERN_FAULT_SUM_BLIND");
+	if (fault && parse_u64(fault, 0, 63, &v) < 0) {
+		log_error("TERN_FAULT_SUM_BLIND=%s: not a block number of a chunk (0-63)", fault);
+		return -EINVAL;
+	}
+	if (fault)
+		o->fault_sum_blind = (uint32_t)v + 1;
 	fault = getenv("TERN_FAULT_STALL_FROZEN");
 	if (fault && parse_u64(fault, 1, 3600, &v) == 0)
 		o->fault_stall_frozen_s = (unsigned)v;

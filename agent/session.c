@@ -199,7 +199,7 @@ static int start_trackers(struct session *s)
 		.kind = o->tracker, .snapshot = o->snapshot, .snap_store = o->snapshot_cow,
 		.chunk_size = o->rd.chunk_size, .block_size = o->track_block,
 		.pin_root = o->bpf_pin_root, .interval_s = o->interval_s,
-		.sums_left = &sums_left,
+		.sums_left = &sums_left, .fault_sum_blind = o->fault_sum_blind,
 	};
 	struct track **ts;
 	int r = 0;

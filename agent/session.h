@@ -34,6 +34,9 @@ struct agent_opts {
 	const char *pre_cutover; /* shell command run before the source is frozen, or NULL */
 	unsigned freeze_limit_s; /* the watchdog thaws the source after this long */
 	unsigned fault_stall_frozen_s; /* test seam: stay frozen this long before the final epoch */
+	/* Test seam (TERN_FAULT_SUM_BLIND): this block of every chunk sums to 0 in the scan
+	 * tracker's block sums, as a collision would: the block number + 1; 0: none. */
+	uint32_t fault_sum_blind;
 	uint64_t max_rate;       /* bytes per second on the wire, 0: unlimited */
 	enum track_kind tracker;
 	uint32_t track_block;    /* the trackers' block, a divisor of the chunk size */

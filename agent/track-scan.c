@@ -44,9 +44,8 @@ static int scan_start(struct source *src, const struct track_conf *conf, unsigne
 		*conf->sums_left -= need;
 		/* Test seam: sums that miss every change of one block of each chunk, as a
 		 * collision would (tests/integration/scan-delta.sh). */
-		if (getenv("TERN_FAULT_SUM_BLIND"))
-			bsum_fault_blind(sc->sums, (uint32_t)strtoul(getenv("TERN_FAULT_SUM_BLIND"),
-								     NULL, 10));
+		if (conf->fault_sum_blind)
+			bsum_fault_blind(sc->sums, conf->fault_sum_blind - 1);
 		log_debug("%s: block sums take %s: a changed chunk goes as its changed blocks",
 			  src->id, fmt_bytes(need, b1, sizeof(b1)));
 	} else if (conf->sums_left && need > 0) {

@@ -44,6 +44,7 @@ struct track_conf {
 	/* The scan tracker's block sums (blocksum.h): bytes left of --block-sums-memory over
 	 * all disks, taken from as each disk starts. NULL: none (a one-shot copy). */
 	uint64_t *sums_left;
+	uint32_t fault_sum_blind;  /* test seam (agent_opts): block + 1, 0: none */
 };
 
 /* Picks and starts one tracker per source, before the first read of any, so nothing
