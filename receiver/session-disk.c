@@ -101,15 +101,15 @@ void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
 	uintptr_t lo = (uintptr_t)&fps[first], hi = (uintptr_t)&fps[last];
 	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
 
-	if (plo >= phi) {
-		fps_zero_part(lo / page * page, lo, hi, page);
+	if (plo > phi) { /* inside one page */
+		fps_zero_part(phi, lo, hi, page);
 		return;
 	}
 	fps_zero_part(plo - page, lo, plo, page);
 	fps_zero_part(phi, phi, hi, page);
 	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
 	 * writing the zeros is still correct, only not free. */
-	if (madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
+	if (plo < phi && madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
 		memset((void *)plo, 0, phi - plo);
 }
 
