@@ -80,6 +80,20 @@ struct fp *fps_free(struct fp *fps, uint64_t nchunks)
 	return NULL;
 }
 
+/* Zeroes [lo, hi), inside the page at base, without committing memory for it. A page
+ * never written reads as zeros from the kernel's shared zero page and costs nothing, but
+ * writing zeros to it would give it a page of its own: a sparse disk's ZERO frames, each
+ * a small part of a page of fingerprints, used to commit the whole array that way (16 MiB
+ * per 64 GiB disk). A page that holds only zeros afterwards is dropped again. */
+static void fps_zero_part(uintptr_t base, uintptr_t lo, uintptr_t hi, uintptr_t page)
+{
+	if (lo >= hi || mem_is_zero((const void *)lo, hi - lo))
+		return;
+	memset((void *)lo, 0, hi - lo);
+	if (mem_is_zero((const void *)base, page))
+		madvise((void *)base, page, MADV_DONTNEED);
+}
+
 /* Records chunks [first, last) as zero chunks without committing memory for them. */
 void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
 {
@@ -87,15 +101,15 @@ void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
 	uintptr_t lo = (uintptr_t)&fps[first], hi = (uintptr_t)&fps[last];
 	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
 
-	if (plo >= phi) {
-		memset(&fps[first], 0, (size_t)(hi - lo));
+	if (plo > phi) { /* inside one page */
+		fps_zero_part(phi, lo, hi, page);
 		return;
 	}
-	memset((void *)lo, 0, plo - lo);
-	memset((void *)phi, 0, hi - phi);
+	fps_zero_part(plo - page, lo, plo, page);
+	fps_zero_part(phi, phi, hi, page);
 	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
 	 * writing the zeros is still correct, only not free. */
-	if (madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
+	if (plo < phi && madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
 		memset((void *)plo, 0, phi - plo);
 }
 
