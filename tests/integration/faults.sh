@@ -54,9 +54,12 @@ later_epoch_ready() {
 start_proxy() { # start_proxy CUT_BYTES MODE: sets PPORT
 	start_cutproxy "$RPORT" "$1" 1 "$2"
 }
+# A fixed zstd level: the adaptive one follows the machine's load, so a faulted run could
+# compress better than the fault-free one and never reach the proxy's stall point.
 start_agent() { # through the proxy: one epoch after the first, then exit
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \
-		--disk d="$T/src.img" --interval 1 --epochs 1 --no-progress >>"$T/agent.log" 2>&1 &
+		--disk d="$T/src.img" --interval 1 --epochs 1 --level 3 --no-progress \
+		>>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 }
 finish_agent() {

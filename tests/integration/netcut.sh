@@ -17,9 +17,11 @@ start_receiver "$T/state" --target d="$T/dst.img" --target c="$T/cdst.img"
 start_proxy() { # start_proxy CUT_BYTES CUT_CONNECTIONS: sets PPORT
 	start_cutproxy "$PORT" "$1" "$2"
 }
+# A fixed zstd level: the adaptive one follows the machine's load, and two runs compared
+# byte for byte must compress alike.
 agent() {
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PPORT" --credentials "$T/state/agent-bundle.pem" \
-		--no-progress "$@" >"$T/agent.log" 2>&1
+		--level 3 --no-progress "$@" >"$T/agent.log" 2>&1
 }
 
 # One clean copy through the proxy, for the byte count to compare against.
