@@ -11,10 +11,16 @@
 #include "agent/changeset.h"
 #include "agent/reader.h"
 
+/* The most a hole's slot covers: holes are never read, so this bounds only the work one
+ * batch (and one ZERO frame at the receiver) stands for, not any buffer. */
+#define RD_HOLE_MAX (1u << 30)
+
 struct slot {
 	uint8_t *buf;
 	uint64_t off;
-	uint32_t want; /* bytes of the source this batch covers */
+	/* bytes of the source this batch covers: at most the batch size, or RD_HOLE_MAX for
+	 * a hole (whose buffer is never read or looked at) */
+	uint32_t want;
 	/* Only the chunks that must be read are (marked, not free space), one run of
 	 * consecutive ones at a time: [run_at, run_end) of the slot is the run being read,
 	 * got where it has been read to (short reads are requeued). The bytes of the other

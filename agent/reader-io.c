@@ -209,6 +209,17 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 		s->read = 0;
 		*next_off += s->want;
 		s->hole = batch_free(rd, s->off, s->want) || is_hole(rd, s->off, s->want);
+		/* A hole is never read, so its slot may stand for the whole run of holes that
+		 * follows (up to RD_HOLE_MAX): one batch and one ZERO frame per run instead of
+		 * one per MiB, on both sides. */
+		while (s->hole && *next_off < size && s->want <= RD_HOLE_MAX - rd->o.batch) {
+			uint32_t more = (uint32_t)MIN((uint64_t)rd->o.batch, size - *next_off);
+
+			if (!batch_free(rd, *next_off, more) && !is_hole(rd, *next_off, more))
+				break;
+			s->want += more;
+			*next_off += more;
+		}
 		s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
 		/* A batch with nothing to read (its marked chunks all free space) goes as is. */
 		if (s->hole || s->clean || !next_run(rd, s, 0)) {

@@ -156,6 +156,64 @@ static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out
 	return 0;
 }
 
+/* Chunk idx of a hole's slot (clen bytes), all zeros and never read: its fingerprint, and
+ * its kind as process() gives it (0 unchanged, not sent; 2 zero). */
+static uint8_t hole_kind(struct reader *rd, struct rd_out *out, uint64_t idx, uint32_t clen)
+{
+	uint8_t kind = 2;
+
+	if (!chunk_dirty(rd, idx)) {
+		rd->fps[idx] = rd->cs.prev[idx];
+		return 0;
+	}
+	fp_zero(clen, &rd->fps[idx]);
+	if (rd->cs.prev && chunk_held(rd, idx) && fp_equal(&rd->cs.prev[idx], &rd->fps[idx]))
+		kind = 0;
+	else if (rd->cs.marks && !chunk_free(rd, idx) && chunk_held(rd, idx) &&
+		 !((rd->cs.marks[idx / 64] >> (idx % 64)) & 1))
+		out->missed_chunks++;
+	if (rd->cs.sums && clen == rd->o.chunk_size)
+		sums_mask(rd, idx, NULL, true, kind);
+	return kind;
+}
+
+/* A hole's slot (up to RD_HOLE_MAX, never read): one ZERO frame per run of chunks to send,
+ * so a run of holes costs one frame, not one per MiB. The frame buffer grows with the
+ * runs (at most one frame per two chunks), not with the slot. */
+static int process_hole(struct reader *rd, struct slot *s, struct rd_out *out)
+{
+	uint32_t cs = rd->o.chunk_size;
+	uint64_t first = s->off / cs, n = DIV_ROUND_UP((uint64_t)s->want, cs), run = 0;
+	size_t cap = 256;
+	int r = 0;
+
+	if (!(out->buf = malloc(cap)))
+		return -ENOMEM;
+	for (uint64_t i = 0; i <= n && r == 0; i++) {
+		uint32_t clen = i < n ? (uint32_t)MIN((uint64_t)cs, s->want - i * cs) : 0;
+		uint8_t kind = i < n ? hole_kind(rd, out, first + i, clen) : 0;
+
+		if (kind == 2) {
+			out->sent_chunks++;
+			continue;
+		}
+		if (run < i) {
+			/* A ZERO frame is a few dozen bytes: keep room for one more. */
+			if (cap - out->len < 128) {
+				uint8_t *b = realloc(out->buf, cap * 2);
+
+				if (!b)
+					return -ENOMEM;
+				out->buf = b;
+				cap *= 2;
+			}
+			r = emit_zero(rd, out, cap, s, run * cs, MIN(i * cs, (uint64_t)s->want));
+		}
+		run = i + 1;
+	}
+	return r;
+}
+
 /* scratch: a chunk-sized buffer of the worker's, to gather a patch's blocks in. */
 static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, struct slot *s,
 		   struct rd_out **ret_out)
@@ -180,6 +238,15 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	 * fingerprints stand, and no frame buffer is needed. */
 	if (s->clean) {
 		memcpy(&rd->fps[first], &rd->cs.prev[first], (size_t)n * sizeof(*rd->fps));
+		*ret_out = out;
+		return 0;
+	}
+	if (s->hole) {
+		r = process_hole(rd, s, out);
+		if (r < 0) {
+			rd_out_free(out);
+			return r;
+		}
 		*ret_out = out;
 		return 0;
 	}

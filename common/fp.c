@@ -128,16 +128,45 @@ static void merkle_join(const struct fp *l, const struct fp *r, struct fp *ret)
 	fp_compute(pair, sizeof(pair), ret);
 }
 
-void fp_merkle_add(struct fp_merkle *m, const struct fp *leaf)
+/* Pushes the root of a complete subtree of `leaves` leaves (a power of two, at most the
+ * top node's, so the stack stays the binary form of the count) and folds equal sizes. */
+static void merkle_push(struct fp_merkle *m, const struct fp *node, uint64_t leaves)
 {
-	m->node[m->depth] = *leaf;
-	m->leaves[m->depth++] = 1;
+	m->node[m->depth] = *node;
+	m->leaves[m->depth++] = leaves;
 	/* Two complete subtrees of one size become their parent. 2^64 leaves never come,
 	 * so depth stays below 64. */
 	while (m->depth >= 2 && m->leaves[m->depth - 1] == m->leaves[m->depth - 2]) {
 		merkle_join(&m->node[m->depth - 2], &m->node[m->depth - 1], &m->node[m->depth - 2]);
 		m->leaves[m->depth - 2] *= 2;
 		m->depth--;
+	}
+}
+
+void fp_merkle_add(struct fp_merkle *m, const struct fp *leaf)
+{
+	merkle_push(m, leaf, 1);
+}
+
+void fp_merkle_add_run(struct fp_merkle *m, const struct fp *leaf, uint64_t n)
+{
+	/* full[k]: the root of 2^k copies of leaf, made as far up as this run needs. */
+	struct fp full[64];
+	unsigned made = 1;
+
+	full[0] = *leaf;
+	while (n > 0) {
+		/* The largest complete subtree that fits both the run and the alignment: the
+		 * next leaf's index is a multiple of the top node's size. */
+		uint64_t room = m->depth ? m->leaves[m->depth - 1] : UINT64_C(1) << 63;
+		unsigned k = 63 - (unsigned)__builtin_clzll(n);
+
+		while ((UINT64_C(1) << k) > room)
+			k--;
+		for (; made <= k; made++)
+			merkle_join(&full[made - 1], &full[made - 1], &full[made]);
+		merkle_push(m, &full[k], UINT64_C(1) << k);
+		n -= UINT64_C(1) << k;
 	}
 }
 

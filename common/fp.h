@@ -37,5 +37,9 @@ struct fp_merkle {
 
 void fp_merkle_init(struct fp_merkle *m);
 void fp_merkle_add(struct fp_merkle *m, const struct fp *leaf);
+/* The same as n calls of fp_merkle_add with one leaf, in O(log n) hashes rather than n: a
+ * run of zero chunks (a TiB of holes is 16M leaves at 64 KiB) adds whole subtrees of
+ * identical leaves, whose roots are one hash per level. */
+void fp_merkle_add_run(struct fp_merkle *m, const struct fp *leaf, uint64_t n);
 /* The root of the leaves added so far (all zeros for none). */
 void fp_merkle_final(const struct fp_merkle *m, struct fp *ret_root);

@@ -27,6 +27,8 @@
 #define WR_NBUF 16
 /* Pending zero ranges applied early once this many accumulate, bounding memory. */
 #define WR_MAX_ZERO_RANGES 65536
+/* The most of a block target one zeroing call is given (see zero_now). */
+#define WR_ZERO_PIECE (UINT64_C(1) << 30)
 
 struct zrange {
 	uint64_t off, len;
@@ -573,7 +575,18 @@ static int zero_now(struct writer *w, uint64_t off, uint64_t len)
 	 * (WRITE_ZEROES/unmap where it can). Both need KEEP_SIZE so nothing grows. */
 	mode = w->blockdev ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
 			   : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-	if (fallocate(w->fd_plain, mode, (off_t)off, (off_t)len) == 0)
+	while (len > 0) {
+		/* A file punches any range at once; a device zeroes what it is given (merged
+		 * ranges of a sparse disk run to TiBs), so it gets a GiB per call: no one call
+		 * runs for minutes. */
+		uint64_t n = w->blockdev ? MIN(len, WR_ZERO_PIECE) : len;
+
+		if (fallocate(w->fd_plain, mode, (off_t)off, (off_t)n) < 0)
+			break;
+		off += n;
+		len -= n;
+	}
+	if (len == 0)
 		return 0;
 	if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
 		return -errno;

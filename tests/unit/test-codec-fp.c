@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,6 +661,94 @@ START_TEST(test_fp_merkle_stream_matches_root)
 }
 END_TEST
 
+/* Adds l[0..before), n copies of *z one by one or as one run, then l[before..+after). */
+static void merkle_with_run(const struct fp *l, size_t before, const struct fp *z, uint64_t n,
+			    size_t after, bool run, struct fp *ret_root)
+{
+	struct fp_merkle m;
+
+	fp_merkle_init(&m);
+	for (size_t i = 0; i < before; i++)
+		fp_merkle_add(&m, &l[i]);
+	if (run)
+		fp_merkle_add_run(&m, z, n);
+	else
+		for (uint64_t i = 0; i < n; i++)
+			fp_merkle_add(&m, z);
+	for (size_t i = 0; i < after; i++)
+		fp_merkle_add(&m, &l[before + i]);
+	fp_merkle_final(&m, ret_root);
+}
+
+/* A run of identical leaves added at once gives the root of adding them one by one, at
+ * every alignment the stack can be in and for run lengths around every power of two. */
+START_TEST(test_fp_merkle_run_matches_leaf_by_leaf)
+{
+	static const uint64_t lens[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64,
+					 65, 100, 127, 128, 129, 255, 256, 257, 1000, 1023,
+					 1024, 1025, 4097 };
+	struct fp l[80], z;
+
+	make_leaves(l, ARRAY_SIZE(l), 0x70);
+	fp_zero(65536, &z);
+	for (size_t before = 0; before <= 70; before++)
+		for (size_t k = 0; k < ARRAY_SIZE(lens); k++)
+			for (size_t after = 0; after <= 3; after++) {
+				struct fp want, got;
+
+				merkle_with_run(l, before, &z, lens[k], after, false, &want);
+				merkle_with_run(l, before, &z, lens[k], after, true, &got);
+				ck_assert_msg(fp_equal(&got, &want), "before %zu, run %" PRIu64
+					      ", after %zu", before, lens[k], after);
+			}
+}
+END_TEST
+
+/* Many runs of zeros between data leaves, as a sparse disk gives, and one long run (a
+ * million leaves and a few): the same root as leaf by leaf and as fp_merkle_root. */
+START_TEST(test_fp_merkle_runs_match_root)
+{
+	uint64_t total = 0, at = 0, seed = 0x2545f4914f6cdd1dull;
+	struct fp_merkle a, b;
+	struct fp *all, d[64], z, ra, rb, rc;
+	size_t nd = 0;
+
+	make_leaves(d, ARRAY_SIZE(d), 0x71);
+	fp_zero(4096, &z);
+	all = malloc(((size_t)1 << 21) * sizeof(*all));
+	ck_assert_ptr_nonnull(all);
+	fp_merkle_init(&a);
+	fp_merkle_init(&b);
+	while (nd < ARRAY_SIZE(d)) {
+		/* xorshift: run lengths from 0 to 4095, reproducible. */
+		uint64_t n;
+
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		n = seed % 4096;
+		if (nd == 40)
+			n = (UINT64_C(1) << 20) + 3;
+		fp_merkle_add_run(&a, &z, n);
+		for (uint64_t i = 0; i < n; i++) {
+			fp_merkle_add(&b, &z);
+			all[at++] = z;
+		}
+		fp_merkle_add(&a, &d[nd]);
+		fp_merkle_add(&b, &d[nd]);
+		all[at++] = d[nd++];
+		total += n + 1;
+	}
+	ck_assert_uint_eq(at, total);
+	fp_merkle_final(&a, &ra);
+	fp_merkle_final(&b, &rb);
+	ck_assert_int_eq(fp_merkle_root(all, total, &rc), 0);
+	ck_assert(fp_equal(&ra, &rb));
+	ck_assert(fp_equal(&ra, &rc));
+	free(all);
+}
+END_TEST
+
 START_TEST(test_fp_merkle_root_changes_with_any_leaf)
 {
 	static const size_t counts[] = { 2, 3, 13, 16, 17 };
@@ -721,6 +810,8 @@ static Suite *fp_suite(void)
 	tcase_add_test(tc, test_fp_merkle_root_matches_reference);
 	tcase_add_test(tc, test_fp_merkle_root_changes_with_any_leaf);
 	tcase_add_test(tc, test_fp_merkle_stream_matches_root);
+	tcase_add_test(tc, test_fp_merkle_run_matches_leaf_by_leaf);
+	tcase_add_test(tc, test_fp_merkle_runs_match_root);
 	suite_add_tcase(s, tc);
 	return s;
 }
