@@ -15,6 +15,7 @@
 
 #include "agent/blocksum.h"
 #include "common/codec.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -72,7 +73,8 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
 	pthread_cond_init(&rd->space_cv, NULL);
 	rd->out_max = o->workers * 2 + 2;
 	r = -ENOMEM;
-	rd->fps = calloc(rd->nchunks, sizeof(*rd->fps));
+	/* Holes cost nothing in it (common/fptab.h): a sparse disk's array stays small. */
+	rd->fps = fps_alloc(rd->nchunks);
 	rd->bad = calloc(DIV_ROUND_UP(rd->nchunks, 64), sizeof(*rd->bad));
 	if (!rd->fps || !rd->bad)
 		goto fail;
@@ -184,9 +186,7 @@ int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
 	pthread_mutex_unlock(&rd->lock);
 	if (r < 0)
 		return r;
-	r = fp_merkle_root(rd->fps, rd->nchunks, ret_root);
-	if (r < 0)
-		return r;
+	fps_root(rd->fps, rd->src->size, rd->o.chunk_size, ret_root);
 	*ret_nchunks = rd->nchunks;
 	return 0;
 }
@@ -243,7 +243,7 @@ struct reader *rd_free(struct reader *rd)
 		free(rd->slots[i].buf);
 	free(rd->slots);
 	free(rd->workers);
-	free(rd->fps);
+	fps_free(rd->fps);
 	free(rd->bad);
 	pthread_cond_destroy(&rd->free_cv);
 	pthread_cond_destroy(&rd->work_cv);

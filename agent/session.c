@@ -16,6 +16,7 @@
 #include "agent/source.h"
 #include "agent/track.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -84,14 +85,14 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	if (run->fault && now_ns() < run->retry_at) {
 		/* Not yet time to read it again; the new session hears why, and keeps what
 		 * the receiver holds for the retry. A held growth's receiver said why itself. */
-		free(run->fps);
+		fps_free(run->fps);
 		run->fps = offered;
 		return run->grow_held ? 0 : epoch_send_fault(s, c, (uint16_t)i, true);
 	}
 	/* A source grown (or shrunk) since is followed (or refused) before it is read. */
 	r = grow_check(s, c, (uint16_t)i, &offered);
 	if (r != 0) {
-		free(run->fps);
+		fps_free(run->fps);
 		run->fps = offered;
 		return r > 0 ? 0 : r;
 	}
@@ -127,11 +128,11 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	if (r > 0) {
 		/* Faulted: the retry starts from what the receiver holds (--once does not
 		 * retry). */
-		free(run->fps);
+		fps_free(run->fps);
 		run->fps = offered;
 		return 0;
 	}
-	free(offered);
+	fps_free(offered);
 	if (r < 0)
 		return r;
 	if (missed > 0)
@@ -270,7 +271,7 @@ static void session_free(struct session *s)
 	SSL_CTX_free(s->ctx);
 	/* Trackers before their sources: a snapshot provider borrows its source. */
 	for (unsigned i = 0; s->runs && i < s->o->ndisks; i++) {
-		free(s->runs[i].fps);
+		fps_free(s->runs[i].fps);
 		free(s->runs[i].bad);
 		free(s->runs[i].was_free);
 		free(s->runs[i].held);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,67 +48,11 @@ void fp_release(struct rcv_server *srv, uint64_t bytes)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-size_t fps_map_len(uint64_t nchunks)
-{
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-
-	return (size_t)DIV_ROUND_UP(nchunks * FP_LEN, page) * page;
-}
-
-/* Fingerprints live in an anonymous mapping whose untouched pages cost no memory and
- * read as zeros, and 16 zero bytes stand for the fingerprint of a zero chunk (of that
- * chunk's length): so a fresh array describes an all-zero disk, and a ZERO frame over
- * any range drops its pages instead of writing to them. (A real XXH3-128 of all zeros
- * would read as a zero chunk's: the roots then differ and nothing is verified, so that
- * can only fail closed.) The caller has reserved the bytes. NULL when out of memory. */
-struct fp *fps_alloc(uint64_t nchunks)
-{
-	void *p;
-
-	if (nchunks == 0 || nchunks > SIZE_MAX / FP_LEN / 2)
-		return NULL;
-	p = mmap(NULL, fps_map_len(nchunks), PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-struct fp *fps_free(struct fp *fps, uint64_t nchunks)
-{
-	if (fps)
-		munmap(fps, fps_map_len(nchunks));
-	return NULL;
-}
-
-/* Records chunks [first, last) as zero chunks without committing memory for them. */
-void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = (uintptr_t)&fps[first], hi = (uintptr_t)&fps[last];
-	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
-
-	if (plo >= phi) {
-		memset(&fps[first], 0, (size_t)(hi - lo));
-		return;
-	}
-	memset((void *)lo, 0, plo - lo);
-	memset((void *)phi, 0, hi - phi);
-	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
-	 * writing the zeros is still correct, only not free. */
-	if (madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
-		memset((void *)plo, 0, phi - plo);
-}
-
 /* Chunk i's fingerprint as the agent computes it, from an array of fps_alloc's. */
 static void fp_get(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
 		   uint64_t i, struct fp *ret)
 {
-	static const struct fp zero;
-
-	if (memcmp(&fps[i], &zero, sizeof(zero)) != 0) {
-		*ret = fps[i];
-		return;
-	}
-	fp_zero((size_t)MIN((uint64_t)s->cs, d->size - i * s->cs), ret);
+	fps_get(fps, i, d->size, s->cs, ret);
 }
 
 /* The Merkle root over fps, leaf by leaf: no second array as large as the first. */

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Unit tests for the receiver's fingerprint arrays (receiver/session-disk.c, fps_alloc, and
- * receiver/session-grow.c, fps_grow): an array grown for a disk that grew keeps every
- * fingerprint it held, reads as zero chunks past the old end (what the grown target holds
- * there), and refuses what is not a growth. */
+/* Unit tests for the fingerprint arrays both sides keep (common/fptab.c, fps_alloc and
+ * fps_grow): an array grown for a disk that grew keeps every fingerprint it held, reads as
+ * zero chunks past the old end (what the grown target holds there), and refuses what is
+ * not a growth. */
 #include <check.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "common/fp.h"
-#include "receiver/session-impl.h"
+#include "common/fptab.h"
+#include "common/util.h"
 #include "helpers.h"
 
 static bool all_zero(const struct fp *fps, uint64_t first, uint64_t last)
@@ -55,7 +56,7 @@ START_TEST(test_fps_grow_keeps_what_it_held_and_adds_zero_chunks)
 		/* Writable to its new end, and freed at its new length. */
 		memset(&g[n - 1], 0x5a, sizeof(g[n - 1]));
 		ck_assert_uint_eq(g[n - 1].b[0], 0x5a);
-		ck_assert_ptr_null(fps_free(g, n));
+		ck_assert_ptr_null(fps_free(g));
 	}
 }
 END_TEST
@@ -72,7 +73,7 @@ START_TEST(test_fps_grow_clears_the_old_tail)
 	ck_assert_ptr_nonnull(g);
 	ck_assert(has_fill(g, 3, 1));
 	ck_assert(all_zero(g, 3, 8));
-	fps_free(g, 8);
+	fps_free(g);
 }
 END_TEST
 
@@ -87,8 +88,11 @@ START_TEST(test_fps_grow_refuses_what_is_not_a_growth)
 	ck_assert_ptr_null(fps_grow(fps, 64, 10));
 	ck_assert_ptr_null(fps_grow(fps, 64, UINT64_MAX / 2));
 	ck_assert_ptr_null(fps_grow(NULL, 0, 10));
+	/* Not this array's length: refused rather than remapped wrong. */
+	ck_assert_ptr_null(fps_grow(fps, 63, 100));
+	ck_assert_ptr_null(fps_grow(fps, 65, 100));
 	ck_assert(has_fill(fps, 64, 9));
-	fps_free(fps, 64);
+	fps_free(fps);
 }
 END_TEST
 
