@@ -2,9 +2,10 @@
 /* Unit tests for the fingerprint arrays both sides keep (common/fptab.c, fps_alloc and
  * fps_grow): an array grown for a disk that grew keeps every fingerprint it held, reads as
  * zero chunks past the old end (what the grown target holds there), and refuses what is
- * not a growth. */
+ * not a growth; entries are stored and read back as the chunks' real fingerprints. */
 #include <check.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp.h"
@@ -96,6 +97,52 @@ START_TEST(test_fps_grow_refuses_what_is_not_a_growth)
 }
 END_TEST
 
+/* What goes in comes out as the chunk's real fingerprint: a zero chunk's is stored as
+ * zeros (also over a real one, and given in stored form), and read back as the zero
+ * chunk's of its length, the short last chunk's of its own; the root is fp_merkle_root's
+ * over the decoded entries. */
+START_TEST(test_fps_put_get_and_root)
+{
+	const uint32_t cs = 65536;
+	const uint64_t n = 1000, size = (n - 1) * cs + 100;
+	static const struct fp none;
+	struct fp *fps = fps_alloc(n), *plain = calloc(n, sizeof(*plain));
+	struct fp zero, tail, real, got, root, want;
+	uint8_t data[100];
+
+	ck_assert_ptr_nonnull(fps);
+	ck_assert_ptr_nonnull(plain);
+	fp_zero(cs, &zero);
+	fp_zero(100, &tail);
+	memset(data, 7, sizeof(data));
+	fp_compute(data, sizeof(data), &real);
+	fps_put(fps, 5, &zero, size, cs);
+	ck_assert_mem_eq(&fps[5], &none, FP_LEN);
+	fps_put(fps, 7, &real, size, cs);
+	ck_assert_mem_eq(&fps[7], &real, FP_LEN);
+	fps_put(fps, 8, &real, size, cs);
+	fps_put(fps, 8, &zero, size, cs);      /* a real one overwritten by a zero chunk's */
+	ck_assert_mem_eq(&fps[8], &none, FP_LEN);
+	fps_put(fps, 9, &real, size, cs);
+	fps_put(fps, 9, &none, size, cs);      /* the stored form of a zero chunk */
+	ck_assert_mem_eq(&fps[9], &none, FP_LEN);
+	fps_put(fps, n - 1, &tail, size, cs);
+	ck_assert_mem_eq(&fps[n - 1], &none, FP_LEN);
+	fps_put(fps, n - 2, &tail, size, cs);  /* not a whole chunk's zero fingerprint */
+	ck_assert_mem_eq(&fps[n - 2], &tail, FP_LEN);
+	for (uint64_t i = 0; i < n; i++) {
+		fps_get(fps, i, size, cs, &got);
+		ck_assert(fp_equal(&got, i == 7 ? &real : i == n - 1 || i == n - 2 ? &tail : &zero));
+		plain[i] = got;
+	}
+	fps_root(fps, size, cs, &root);
+	ck_assert_int_eq(fp_merkle_root(plain, n, &want), 0);
+	ck_assert(fp_equal(&root, &want));
+	free(plain);
+	fps_free(fps);
+}
+END_TEST
+
 static Suite *fps_suite(void)
 {
 	Suite *s = suite_create("fps");
@@ -104,6 +151,7 @@ static Suite *fps_suite(void)
 	tcase_add_test(tc, test_fps_grow_keeps_what_it_held_and_adds_zero_chunks);
 	tcase_add_test(tc, test_fps_grow_clears_the_old_tail);
 	tcase_add_test(tc, test_fps_grow_refuses_what_is_not_a_growth);
+	tcase_add_test(tc, test_fps_put_get_and_root);
 	suite_add_tcase(s, tc);
 	return s;
 }
