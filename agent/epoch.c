@@ -490,14 +490,12 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 			continue;
 		if (run->was_free) {
 			was_free = (run->was_free[i / 64] >> (i % 64)) & 1;
+		} else if (prev) {
+			fps_get(prev, i, size, chunk, &f);
+			was_free = fp_equal(&f, i + 1 < map->nchunks ? &zero : &tail) &&
+				   fsm_known(map, i * chunk, MIN((uint64_t)chunk, size - i * chunk));
 		} else {
 			was_free = false;
-			if (prev)
-				fps_get(prev, i, size, chunk, &f);
-			if (prev)
-				was_free = fp_equal(&f, i + 1 < map->nchunks ? &zero : &tail) &&
-					   fsm_known(map, i * chunk,
-						     MIN((uint64_t)chunk, size - i * chunk));
 		}
 		if (!was_free)
 			continue;
