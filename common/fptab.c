@@ -88,6 +88,18 @@ struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n)
 	return fps;
 }
 
+/* Zeros [lo, hi) only if it holds anything else: a read of an untouched page maps the
+ * shared zero page, a write commits one. (A ZERO frame covers at most a batch, 1 MiB of
+ * 64 KiB chunks: 256 bytes of the array, less than a page to drop.) */
+static void clear(uintptr_t lo, uintptr_t hi)
+{
+	for (uintptr_t p = lo; p < hi; p += FP_LEN)
+		if (!fp_equal((const struct fp *)p, &(const struct fp){ { 0 } })) {
+			memset((void *)lo, 0, hi - lo);
+			return;
+		}
+}
+
 void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
 {
 	uintptr_t page = (uintptr_t)page_size();
@@ -95,11 +107,11 @@ void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
 	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
 
 	if (plo >= phi) {
-		memset(&fps[first], 0, (size_t)(hi - lo));
+		clear(lo, hi);
 		return;
 	}
-	memset((void *)lo, 0, plo - lo);
-	memset((void *)phi, 0, hi - phi);
+	clear(lo, plo);
+	clear(phi, hi);
 	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
 	 * writing the zeros is still correct, only not free. */
 	if (madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)

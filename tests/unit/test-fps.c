@@ -2,8 +2,10 @@
 /* Unit tests for the fingerprint arrays both sides keep (common/fptab.c, fps_alloc and
  * fps_grow): an array grown for a disk that grew keeps every fingerprint it held, reads as
  * zero chunks past the old end (what the grown target holds there), and refuses what is
- * not a growth; entries are stored and read back as the chunks' real fingerprints. */
+ * not a growth; entries are stored and read back as the chunks' real fingerprints; zero
+ * chunks recorded a frame at a time commit no memory. */
 #include <check.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +145,29 @@ START_TEST(test_fps_put_get_and_root)
 }
 END_TEST
 
+/* Zero chunks recorded a ZERO frame at a time (16 chunks, 256 bytes: less than a page) on
+ * a fresh array of 16 MiB commit none of it, and a real fingerprint among them is cleared. */
+START_TEST(test_fps_zero_commits_no_memory)
+{
+	const uint64_t n = UINT64_C(1) << 20;
+	static const struct fp none;
+	struct fp *fps = fps_alloc(n), real;
+	uint64_t res;
+
+	ck_assert_ptr_nonnull(fps);
+	memset(&real, 0x5a, sizeof(real));
+	fps[n / 2 + 3] = real;
+	for (uint64_t i = 0; i < n; i += 16)
+		fps_zero(fps, i, i + 16);
+	ck_assert_mem_eq(&fps[n / 2 + 3], &none, FP_LEN);
+	/* The page the real one was written to, and the array's own head page. */
+	res = t_resident(fps);
+	ck_assert_msg(res <= 4 * 4096, "%" PRIu64 " of %" PRIu64 " bytes resident", res,
+		      n * FP_LEN);
+	fps_free(fps);
+}
+END_TEST
+
 static Suite *fps_suite(void)
 {
 	Suite *s = suite_create("fps");
@@ -152,6 +177,7 @@ static Suite *fps_suite(void)
 	tcase_add_test(tc, test_fps_grow_clears_the_old_tail);
 	tcase_add_test(tc, test_fps_grow_refuses_what_is_not_a_growth);
 	tcase_add_test(tc, test_fps_put_get_and_root);
+	tcase_add_test(tc, test_fps_zero_commits_no_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -661,31 +661,6 @@ START_TEST(test_reader_reads_only_marked_chunks)
 }
 END_TEST
 
-/* Bytes of the mapping that holds p resident in memory, per /proc/self/smaps: pages only
- * read (the kernel's shared zero page) cost nothing and do not count. */
-static uint64_t resident_bytes(const void *p)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	char line[512];
-	uint64_t kb = UINT64_MAX;
-	bool in = false;
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
-			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-			continue;
-		}
-		if (in && sscanf(line, "Rss: %" SCNu64 " kB", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	ck_assert_uint_ne(kb, UINT64_MAX);
-	return kb * KIB;
-}
-
 /* Whether [off, off + len) overlaps one of the n ranges of data at[] (each dlen long). */
 static bool overlaps(uint64_t off, uint64_t len, const uint64_t *at, size_t n, uint64_t dlen)
 {
@@ -786,7 +761,7 @@ START_TEST(test_reader_holes_cost_no_fingerprint_memory)
 
 		/* A few pages of 512 hold the data chunks' fingerprints (and the root's
 		 * reading every entry does not add to them). */
-		res = resident_bytes(fps);
+		res = t_resident(fps);
 		ck_assert_msg(res <= n * FP_LEN / 32, "%" PRIu64 " of %" PRIu64 " bytes resident",
 			      res, n * FP_LEN);
 
