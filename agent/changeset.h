@@ -9,8 +9,9 @@ struct fp;
 
 struct changeset {
 	/* Fingerprints of every chunk as the receiver holds them: only chunks whose
-	 * fingerprint differs are sent. Borrowed; NULL sends everything (and the fields
-	 * below must be NULL too). */
+	 * fingerprint differs are sent. Read with fps_get (common/fptab.h: a stored zero is
+	 * a zero chunk's). Borrowed; NULL sends everything (and the fields below must be
+	 * NULL too). */
 	const struct fp *prev;
 	/* With prev: the chunks prev vouches for (a first copy resumed from the receiver's
 	 * checkpoint); the others are unknown on the target, so they are sent whole (never as

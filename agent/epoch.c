@@ -14,6 +14,7 @@
 #include "agent/source.h"
 #include "agent/track.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -459,7 +460,7 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 	const uint64_t *base = cs->only ? cs->only : cs->marks;
 	uint64_t words = DIV_ROUND_UP(map->nchunks, 64), nblocks = 0, *w, *blk = NULL;
 	uint32_t per = 0;
-	struct fp zero, tail;
+	struct fp zero, tail, f;
 
 	ret_bufs[0] = ret_bufs[1] = NULL;
 	/* A snapshot's disk takes its first map at the cutover: none of its epochs zeroed
@@ -487,11 +488,15 @@ static int widen_for_free(const struct disk_run *run, const struct fsm_map *map,
 
 		if (now_free)
 			continue;
-		if (run->was_free)
+		if (run->was_free) {
 			was_free = (run->was_free[i / 64] >> (i % 64)) & 1;
-		else
-			was_free = prev && fp_equal(&prev[i], i + 1 < map->nchunks ? &zero : &tail) &&
+		} else if (prev) {
+			fps_get(prev, i, size, chunk, &f);
+			was_free = fp_equal(&f, i + 1 < map->nchunks ? &zero : &tail) &&
 				   fsm_known(map, i * chunk, MIN((uint64_t)chunk, size - i * chunk));
+		} else {
+			was_free = false;
+		}
 		if (!was_free)
 			continue;
 		w[i / 64] |= UINT64_C(1) << (i % 64);
@@ -603,7 +608,7 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 		if (r < 0)
 			return r;
 	}
-	free(run->fps);
+	fps_free(run->fps);
 	run->fps = next;
 	free(run->held); /* every chunk is the receiver's now */
 	run->held = NULL;
@@ -620,12 +625,14 @@ int epoch_run(struct session *s, struct conn *c, uint16_t disk_no, const struct 
 uint64_t epoch_held_bytes(const struct fp *fps, uint64_t size, uint32_t cs)
 {
 	uint64_t n = DIV_ROUND_UP(size, cs), held = 0;
-	struct fp zero, tail;
+	struct fp zero, tail, f;
 
 	fp_zero(cs, &zero);
 	fp_zero((size_t)(size - (n - 1) * cs), &tail);
-	for (uint64_t i = 0; i < n; i++)
-		if (!fp_equal(&fps[i], i + 1 < n ? &zero : &tail))
+	for (uint64_t i = 0; i < n; i++) {
+		fps_get(fps, i, size, cs, &f);
+		if (!fp_equal(&f, i + 1 < n ? &zero : &tail))
 			held += MIN((uint64_t)cs, size - i * cs);
+	}
 	return held;
 }

@@ -13,6 +13,7 @@
 #include "agent/source.h"
 #include "agent/track.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -84,21 +85,19 @@ static int follow(struct session *s, uint16_t disk_no, uint64_t now, struct fp *
 	uint32_t cs = s->o->rd.chunk_size;
 	uint64_t old = src->size, on = DIV_ROUND_UP(old, cs), n = DIV_ROUND_UP(now, cs);
 	uint64_t ow = DIV_ROUND_UP(on, 64), nw = DIV_ROUND_UP(n, 64);
-	struct fp zero, tail, *f = NULL;
+	struct fp *f = NULL;
 	uint64_t *bad = NULL;
 
-	if (*fps) {
-		f = realloc(*fps, n * sizeof(*f));
+	/* A growth within the last chunk keeps the count: only that chunk changes. */
+	if (*fps && n > on) {
+		/* The new entries read as zero chunks (common/fptab.h), at the new size. */
+		f = fps_grow(*fps, on, n);
 		if (!f)
 			return -ENOMEM;
 		*fps = f;
-		fp_zero(cs, &zero);
-		fp_zero((size_t)(now - (n - 1) * cs), &tail);
-		for (uint64_t i = on; i < n; i++)
-			f[i] = i + 1 < n ? zero : tail;
-		if (old % cs)
-			memset(&f[on - 1], 0xff, sizeof(f[on - 1]));
 	}
+	if (*fps && old % cs)
+		memset(&(*fps)[on - 1], 0xff, sizeof((*fps)[on - 1]));
 	if (run->bad) {
 		bad = realloc(run->bad, nw * 8);
 		if (!bad)

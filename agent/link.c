@@ -13,6 +13,7 @@
 #include "agent/source.h"
 #include "agent/track.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -232,7 +233,9 @@ int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp
 		gen = m.track_gen;
 		if (m.count == 0)
 			break; /* the receiver knows nothing of this disk */
-		if (!fps && !(fps = malloc(nchunks * sizeof(*fps)))) {
+		/* Zero chunks are stored as the fresh array's zeros (common/fptab.h): a
+		 * sparse disk's costs little here. */
+		if (!fps && !(fps = fps_alloc(nchunks))) {
 			r = log_errno(-ENOMEM, "allocation");
 			goto fail;
 		}
@@ -241,7 +244,8 @@ int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp
 			r = log_errno(-ENOMEM, "allocation");
 			goto fail;
 		}
-		memcpy(&fps[have], m.fps, (size_t)m.count * FP_LEN);
+		for (uint32_t i = 0; i < m.count; i++)
+			fps_put(fps, have + i, &m.fps[i], src->size, s->o->rd.chunk_size);
 		for (uint32_t i = 0; held && i < m.count; i++)
 			if (m.held[i / 8] >> (i % 8) & 1)
 				held[(have + i) / 64] |= UINT64_C(1) << ((have + i) % 64);
@@ -255,7 +259,7 @@ int link_recv_fps(struct session *s, struct conn *c, uint16_t disk_no, struct fp
 	*ret_gen = gen;
 	return 0;
 fail:
-	free(fps);
+	fps_free(fps);
 	free(held);
 	return r;
 }

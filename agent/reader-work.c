@@ -14,9 +14,16 @@
 
 #include "agent/blocksum.h"
 #include "common/codec.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+
+/* Chunk idx's fingerprint in fps (rd->fps or cs.prev, stored as common/fptab.h says). */
+static void fp_of(const struct reader *rd, const struct fp *fps, uint64_t idx, struct fp *ret)
+{
+	fps_get(fps, idx, rd->src->size, rd->o.chunk_size, ret);
+}
 
 /* Emits one ZERO frame for chunks [i, j) of the slot. */
 static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const struct slot *s,
@@ -62,7 +69,9 @@ static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out,
 	n = proto_encode_data_head(head, cap - out->len, &d);
 	if (n < 0)
 		return n;
-	memcpy(head + n, &rd->fps[first_chunk], (size_t)nchunks * FP_LEN);
+	/* The real fingerprints: the receiver checks each chunk against its own. */
+	for (uint32_t k = 0; k < nchunks; k++)
+		fp_of(rd, rd->fps, first_chunk + k, (struct fp *)(head + n + (size_t)k * FP_LEN));
 	out->len += fixed + d.payload_len;
 	return 0;
 }
@@ -93,10 +102,12 @@ static uint64_t sums_mask(struct reader *rd, uint64_t idx, const uint8_t *p, boo
 			  uint8_t kind)
 {
 	struct bsum *b = rd->cs.sums;
-	const struct fp *fp = &rd->fps[idx];
 	uint32_t now[BSUM_MAX_BLOCKS], per = rd->o.chunk_size / bsum_block_size(b);
 	uint64_t mask = 0;
+	struct fp fp_now, fp_prev;
+	const struct fp *fp = &fp_now;
 
+	fp_of(rd, rd->fps, idx, &fp_now);
 	/* Already this content's (the chunk is unchanged since it was summed): no hashing. */
 	if (bsum_holds(b, idx, fp))
 		return 0;
@@ -105,7 +116,9 @@ static uint64_t sums_mask(struct reader *rd, uint64_t idx, const uint8_t *p, boo
 		return 0;
 	}
 	bsum_compute(b, p, now);
-	if (kind == 1 && rd->cs.prev && bsum_holds(b, idx, &rd->cs.prev[idx])) {
+	if (kind == 1 && rd->cs.prev)
+		fp_of(rd, rd->cs.prev, idx, &fp_prev);
+	if (kind == 1 && rd->cs.prev && bsum_holds(b, idx, &fp_prev)) {
 		mask = bsum_diff(b, idx, now);
 		if ((uint32_t)__builtin_popcountll(mask) == per)
 			mask = 0;
@@ -127,14 +140,14 @@ static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out
 	uint32_t bs = patch_block(rd);
 	struct proto_patch m = { .disk_no = rd->disk_no, .mask = mask,
 				 .block_shift = (uint8_t)__builtin_ctz(bs),
-				 .offset = s->off + (uint64_t)i * rd->o.chunk_size,
-				 .fp = rd->fps[s->off / rd->o.chunk_size + i] };
+				 .offset = s->off + (uint64_t)i * rd->o.chunk_size };
 	const uint8_t *chunk = s->buf + (size_t)i * rd->o.chunk_size;
 	uint8_t *head = out->buf + out->len, *payload;
 	size_t fixed = PROTO_HDR_LEN + PROTO_PATCH_FIXED;
 	long c;
 	int n;
 
+	fp_of(rd, rd->fps, s->off / rd->o.chunk_size + i, &m.fp);
 	for (uint64_t bits = mask; bits; bits &= bits - 1) {
 		memcpy(scratch + m.plain_len, chunk + (size_t)__builtin_ctzll(bits) * bs, bs);
 		m.plain_len += bs;
@@ -161,13 +174,19 @@ static int emit_patch(struct reader *rd, struct codec *codec, struct rd_out *out
 static uint8_t hole_kind(struct reader *rd, struct rd_out *out, uint64_t idx, uint32_t clen)
 {
 	uint8_t kind = 2;
+	struct fp f, pv;
 
 	if (!chunk_dirty(rd, idx)) {
-		rd->fps[idx] = rd->cs.prev[idx];
+		fp_of(rd, rd->cs.prev, idx, &f);
+		fps_put(rd->fps, idx, &f, rd->src->size, rd->o.chunk_size);
 		return 0;
 	}
-	fp_zero(clen, &rd->fps[idx]);
-	if (rd->cs.prev && chunk_held(rd, idx) && fp_equal(&rd->cs.prev[idx], &rd->fps[idx]))
+	/* Stored as the fresh array's zeros (fptab.h): a run of holes commits no memory. */
+	fp_zero(clen, &f);
+	fps_put(rd->fps, idx, &f, rd->src->size, rd->o.chunk_size);
+	if (rd->cs.prev && chunk_held(rd, idx))
+		fp_of(rd, rd->cs.prev, idx, &pv);
+	if (rd->cs.prev && chunk_held(rd, idx) && fp_equal(&pv, &f))
 		kind = 0;
 	else if (rd->cs.marks && !chunk_free(rd, idx) && chunk_held(rd, idx) &&
 		 !((rd->cs.marks[idx / 64] >> (idx % 64)) & 1))
@@ -237,7 +256,12 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 	/* Not read, nothing to send (the tracker marked none of its chunks): the receiver's
 	 * fingerprints stand, and no frame buffer is needed. */
 	if (s->clean) {
-		memcpy(&rd->fps[first], &rd->cs.prev[first], (size_t)n * sizeof(*rd->fps));
+		for (uint32_t i = 0; i < n; i++) {
+			struct fp f;
+
+			fp_of(rd, rd->cs.prev, first + i, &f);
+			fps_put(rd->fps, first + i, &f, rd->src->size, cs);
+		}
 		*ret_out = out;
 		return 0;
 	}
@@ -260,23 +284,28 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		uint8_t *p = s->buf + (size_t)i * cs;
 		uint32_t clen = (uint32_t)MIN((uint64_t)cs, (uint64_t)s->want - (uint64_t)i * cs);
 		uint64_t smask = 0;
+		struct fp f, pv;
 		bool z;
 
 		if (!chunk_dirty(rd, first + i)) {
 			/* Unchanged per the tracker: the receiver already holds this chunk. */
-			rd->fps[first + i] = rd->cs.prev[first + i];
+			fp_of(rd, rd->cs.prev, first + i, &f);
+			fps_put(rd->fps, first + i, &f, rd->src->size, cs);
 			kind[i] = 0;
 			continue;
 		}
 		/* Free space is sent as zeros whatever stale bytes it holds (read or not). */
 		z = s->hole || chunk_free(rd, first + i) || mem_is_zero(p, clen);
 		if (z)
-			fp_zero(clen, &rd->fps[first + i]);
+			fp_zero(clen, &f);
 		else
-			fp_compute(p, clen, &rd->fps[first + i]);
+			fp_compute(p, clen, &f);
+		/* A zero chunk's is left as the fresh array's zeros: holes cost no memory. */
+		fps_put(rd->fps, first + i, &f, rd->src->size, cs);
 		kind[i] = z ? 2 : 1;
-		if (rd->cs.prev && chunk_held(rd, first + i) &&
-		    fp_equal(&rd->cs.prev[first + i], &rd->fps[first + i]))
+		if (rd->cs.prev && chunk_held(rd, first + i))
+			fp_of(rd, rd->cs.prev, first + i, &pv);
+		if (rd->cs.prev && chunk_held(rd, first + i) && fp_equal(&pv, &f))
 			kind[i] = 0;
 		else if (rd->cs.marks && !chunk_free(rd, first + i) && chunk_held(rd, first + i) &&
 			 !((rd->cs.marks[(first + i) / 64] >> ((first + i) % 64)) & 1))

@@ -15,6 +15,7 @@
 
 #include "agent/blocksum.h"
 #include "common/codec.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -72,7 +73,8 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
 	pthread_cond_init(&rd->space_cv, NULL);
 	rd->out_max = o->workers * 2 + 2;
 	r = -ENOMEM;
-	rd->fps = calloc(rd->nchunks, sizeof(*rd->fps));
+	/* Holes cost nothing in it (common/fptab.h): a sparse disk's array stays small. */
+	rd->fps = fps_alloc(rd->nchunks);
 	rd->bad = calloc(DIV_ROUND_UP(rd->nchunks, 64), sizeof(*rd->bad));
 	if (!rd->fps || !rd->bad)
 		goto fail;
@@ -175,33 +177,6 @@ int rd_next(struct reader *rd, struct rd_out **ret_out)
 	return r;
 }
 
-/* The Merkle root over rd->fps, leaf by leaf (the same tree as fp_merkle_root, without its
- * second array): a run of whole zero chunks goes in as one (fp_merkle_add_run), so a TiB
- * of holes costs a few hundred hashes rather than 16M. */
-static void fps_root(const struct reader *rd, struct fp *ret_root)
-{
-	/* Chunks before this one are whole; the last may be short, with its own leaf. */
-	uint64_t whole = rd->src->size / rd->o.chunk_size;
-	struct fp_merkle m;
-	struct fp zf;
-
-	fp_zero(rd->o.chunk_size, &zf);
-	fp_merkle_init(&m);
-	for (uint64_t i = 0; i < rd->nchunks;) {
-		uint64_t j = i;
-
-		while (j < whole && fp_equal(&rd->fps[j], &zf))
-			j++;
-		if (j > i) {
-			fp_merkle_add_run(&m, &zf, j - i);
-			i = j;
-			continue;
-		}
-		fp_merkle_add(&m, &rd->fps[i++]);
-	}
-	fp_merkle_final(&m, ret_root);
-}
-
 int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
 {
 	int r;
@@ -211,7 +186,7 @@ int rd_root(struct reader *rd, struct fp *ret_root, uint64_t *ret_nchunks)
 	pthread_mutex_unlock(&rd->lock);
 	if (r < 0)
 		return r;
-	fps_root(rd, ret_root);
+	fps_root(rd->fps, rd->src->size, rd->o.chunk_size, ret_root);
 	*ret_nchunks = rd->nchunks;
 	return 0;
 }
@@ -268,7 +243,7 @@ struct reader *rd_free(struct reader *rd)
 		free(rd->slots[i].buf);
 	free(rd->slots);
 	free(rd->workers);
-	free(rd->fps);
+	fps_free(rd->fps);
 	free(rd->bad);
 	pthread_cond_destroy(&rd->free_cv);
 	pthread_cond_destroy(&rd->work_cv);

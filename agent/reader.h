@@ -70,8 +70,9 @@ bool rd_source_failed(struct reader *rd, uint64_t *ret_off);
 /* With skip_unreadable, after rd_next returned 0: the chunks that could not be read, as a
  * bitmap of one bit per chunk (owned by the reader), and their count. */
 uint64_t rd_unreadable(struct reader *rd, const uint64_t **ret_bitmap);
-/* After rd_root: takes the fingerprint array (one per chunk) out of the reader, for the
- * caller to own and free, e.g. as the next epoch's changeset.prev. */
+/* After rd_root: takes the fingerprint array (one per chunk, an array of fps_alloc's: read
+ * it with fps_get) out of the reader, for the caller to own and free (fps_free), e.g. as
+ * the next epoch's changeset.prev. */
 struct fp *rd_take_fps(struct reader *rd);
 /* Stops the threads (abandoning unread batches) and frees; NULL-safe, returns NULL. */
 struct reader *rd_free(struct reader *rd);

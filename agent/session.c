@@ -16,6 +16,7 @@
 #include "agent/source.h"
 #include "agent/track.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto.h"
@@ -58,6 +59,10 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	r = link_recv_fps(s, c, (uint16_t)i, &offered, &run->next_epoch, &held, &gen);
 	if (r < 0)
 		return r;
+	/* What the receiver holds now supersedes what it acknowledged on an earlier
+	 * connection (every path below puts offered or the new epoch's in its place): not
+	 * kept beside the two arrays an epoch needs. */
+	run->fps = fps_free(run->fps);
 	/* --once sends everything unless told to reconcile with what the receiver holds. */
 	use_offered = offered && (!o->once || o->reconcile);
 	free(run->held);
@@ -84,14 +89,12 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	if (run->fault && now_ns() < run->retry_at) {
 		/* Not yet time to read it again; the new session hears why, and keeps what
 		 * the receiver holds for the retry. A held growth's receiver said why itself. */
-		free(run->fps);
 		run->fps = offered;
 		return run->grow_held ? 0 : epoch_send_fault(s, c, (uint16_t)i, true);
 	}
 	/* A source grown (or shrunk) since is followed (or refused) before it is read. */
 	r = grow_check(s, c, (uint16_t)i, &offered);
 	if (r != 0) {
-		free(run->fps);
 		run->fps = offered;
 		return r > 0 ? 0 : r;
 	}
@@ -127,11 +130,10 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	if (r > 0) {
 		/* Faulted: the retry starts from what the receiver holds (--once does not
 		 * retry). */
-		free(run->fps);
 		run->fps = offered;
 		return 0;
 	}
-	free(offered);
+	fps_free(offered);
 	if (r < 0)
 		return r;
 	if (missed > 0)
@@ -270,7 +272,7 @@ static void session_free(struct session *s)
 	SSL_CTX_free(s->ctx);
 	/* Trackers before their sources: a snapshot provider borrows its source. */
 	for (unsigned i = 0; s->runs && i < s->o->ndisks; i++) {
-		free(s->runs[i].fps);
+		fps_free(s->runs[i].fps);
 		free(s->runs[i].bad);
 		free(s->runs[i].was_free);
 		free(s->runs[i].held);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,112 +48,18 @@ void fp_release(struct rcv_server *srv, uint64_t bytes)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-size_t fps_map_len(uint64_t nchunks)
-{
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-
-	return (size_t)DIV_ROUND_UP(nchunks * FP_LEN, page) * page;
-}
-
-/* Fingerprints live in an anonymous mapping whose untouched pages cost no memory and
- * read as zeros, and 16 zero bytes stand for the fingerprint of a zero chunk (of that
- * chunk's length): so a fresh array describes an all-zero disk, and a ZERO frame over
- * any range drops its pages instead of writing to them. (A real XXH3-128 of all zeros
- * would read as a zero chunk's: the roots then differ and nothing is verified, so that
- * can only fail closed.) The caller has reserved the bytes. NULL when out of memory. */
-struct fp *fps_alloc(uint64_t nchunks)
-{
-	void *p;
-
-	if (nchunks == 0 || nchunks > SIZE_MAX / FP_LEN / 2)
-		return NULL;
-	p = mmap(NULL, fps_map_len(nchunks), PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-struct fp *fps_free(struct fp *fps, uint64_t nchunks)
-{
-	if (fps)
-		munmap(fps, fps_map_len(nchunks));
-	return NULL;
-}
-
-/* Zeroes [lo, hi), inside the page at base, without committing memory for it. A page
- * never written reads as zeros from the kernel's shared zero page and costs nothing, but
- * writing zeros to it would give it a page of its own: a sparse disk's ZERO frames, each
- * a small part of a page of fingerprints, used to commit the whole array that way (16 MiB
- * per 64 GiB disk). A page that holds only zeros afterwards is dropped again. */
-static void fps_zero_part(uintptr_t base, uintptr_t lo, uintptr_t hi, uintptr_t page)
-{
-	if (lo >= hi || mem_is_zero((const void *)lo, hi - lo))
-		return;
-	memset((void *)lo, 0, hi - lo);
-	if (mem_is_zero((const void *)base, page))
-		madvise((void *)base, page, MADV_DONTNEED);
-}
-
-/* Records chunks [first, last) as zero chunks without committing memory for them. */
-void fps_zero(struct fp *fps, uint64_t first, uint64_t last)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = (uintptr_t)&fps[first], hi = (uintptr_t)&fps[last];
-	uintptr_t plo = (lo + page - 1) / page * page, phi = hi / page * page;
-
-	if (plo > phi) { /* inside one page */
-		fps_zero_part(phi, lo, hi, page);
-		return;
-	}
-	fps_zero_part(plo - page, lo, plo, page);
-	fps_zero_part(phi, phi, hi, page);
-	/* Dropped private anonymous pages read back as zeros. Should the kernel refuse,
-	 * writing the zeros is still correct, only not free. */
-	if (plo < phi && madvise((void *)plo, phi - plo, MADV_DONTNEED) < 0)
-		memset((void *)plo, 0, phi - plo);
-}
-
 /* Chunk i's fingerprint as the agent computes it, from an array of fps_alloc's. */
 static void fp_get(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
 		   uint64_t i, struct fp *ret)
 {
-	static const struct fp zero;
-
-	if (memcmp(&fps[i], &zero, sizeof(zero)) != 0) {
-		*ret = fps[i];
-		return;
-	}
-	fp_zero((size_t)MIN((uint64_t)s->cs, d->size - i * s->cs), ret);
+	fps_get(fps, i, d->size, s->cs, ret);
 }
 
-/* The Merkle root over fps, leaf by leaf: no second array as large as the first. A run
- * of whole zero chunks goes in as one (fp_merkle_add_run): a TiB of holes costs a few
- * hundred hashes, not 16M. */
+/* The Merkle root over fps (common/fptab.h: runs of zero chunks at once). */
 void disk_root(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
-		      struct fp *ret_root)
+	       struct fp *ret_root)
 {
-	static const struct fp zero;
-	/* Chunks before this one are whole; the last may be short, with its own leaf. */
-	uint64_t whole = d->size / s->cs;
-	struct fp_merkle m;
-	struct fp f, zf;
-
-	fp_zero(s->cs, &zf);
-	fp_merkle_init(&m);
-	for (uint64_t i = 0; i < d->nchunks;) {
-		uint64_t j = i;
-
-		while (j < whole && memcmp(&fps[j], &zero, sizeof(zero)) == 0)
-			j++;
-		if (j > i) {
-			fp_merkle_add_run(&m, &zf, j - i);
-			i = j;
-			continue;
-		}
-		fp_get(s, d, fps, i, &f);
-		fp_merkle_add(&m, &f);
-		i++;
-	}
-	fp_merkle_final(&m, ret_root);
+	fps_root(fps, d->size, s->cs, ret_root);
 }
 
 static struct rcv_target *claim_target(struct rcv_server *srv, const char *id, bool *ret_busy)

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "common/fp.h"
 #include "common/log.h"
@@ -20,23 +19,6 @@
 #include "common/util.h"
 #include "receiver/registry.h"
 #include "receiver/writer.h"
-
-struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n)
-{
-	void *p;
-
-	if (!fps || n <= old_n || n > SIZE_MAX / FP_LEN / 2)
-		return NULL;
-	/* In place or moved, the new pages untouched: a large growth costs no memory yet. */
-	p = mremap(fps, fps_map_len(old_n), fps_map_len(n), MREMAP_MAYMOVE);
-	if (p == MAP_FAILED)
-		return NULL;
-	/* The old last page's tail was never written, but say so rather than rely on it. */
-	fps = p;
-	memset(&fps[old_n], 0, (size_t)(MIN(n * FP_LEN, (uint64_t)fps_map_len(old_n)) -
-					old_n * FP_LEN));
-	return fps;
-}
 
 /* DISK_GROWN: code 0 (grown to size) or a positive errno with the reason. */
 static int answer(struct rsession *s, uint16_t disk_no, int code, uint64_t size, const char *msg)

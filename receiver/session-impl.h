@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "receiver/record.h"
@@ -33,7 +34,7 @@ struct rdisk {
 	struct writer *w;
 	uint64_t size;
 	uint64_t nchunks;
-	/* Verified fingerprint of every chunk received (see fps_alloc: 16 zero bytes stand
+	/* Verified fingerprint of every chunk received (common/fptab.h: 16 zero bytes stand
 	 * for a zero chunk's); reserved from the receiver's budget with the bitmap. */
 	struct fp *fps;
 	uint8_t *have;    /* bitmap of chunks received in this epoch */
@@ -112,13 +113,6 @@ int on_disk(struct rsession *s, const struct proto_hdr *h);
  * in ret_free), and gives them back. */
 int fp_reserve(struct rcv_server *srv, uint64_t bytes, uint64_t *ret_free);
 void fp_release(struct rcv_server *srv, uint64_t bytes);
-/* A fingerprint array (see fps_alloc in session-disk.c): its mapping's length, allocation
- * (NULL when out of memory), free (NULL-safe, returns NULL), and zero chunks recorded
- * without memory. */
-size_t fps_map_len(uint64_t nchunks);
-struct fp *fps_alloc(uint64_t nchunks);
-struct fp *fps_free(struct fp *fps, uint64_t nchunks);
-void fps_zero(struct fp *fps, uint64_t first, uint64_t last);
 /* The Merkle root over fps, leaf by leaf. */
 void disk_root(const struct rsession *s, const struct rdisk *d, const struct fp *fps,
 	       struct fp *ret_root);
@@ -158,10 +152,6 @@ void ckpt_done(struct rsession *s, struct rdisk *d);
 
 /* ---- session-grow.c ---- */
 
-/* Grows an array of fps_alloc's from old_n to n chunks (n > old_n), in place or moved;
- * the new entries are zero chunks, and cost no memory until written. Returns the array,
- * or NULL (out of memory, or n not larger: fps is then still valid at old_n). */
-struct fp *fps_grow(struct fp *fps, uint64_t old_n, uint64_t n);
 /* Grows disk d (between epochs) to size bytes: the fingerprint budget, the target
  * (wr_grow), the fingerprint array and chunk bitmap, the record ("in progress" at the new
  * size) and the registry. -ENOSPC (the target cannot hold it) and -ENOMEM (the budget)

@@ -265,7 +265,7 @@ static int verify_full(struct rsession *s, struct rdisk *d)
 	r = recover_fps(s, d, &full, &reread);
 	if (r == 0)
 		disk_root(s, d, d->fps, &root);
-	fps_free(d->fps, d->nchunks);
+	fps_free(d->fps);
 	fp_release(s->srv, need);
 	d->fps = saved;
 	if (r < 0)

@@ -731,7 +731,7 @@ void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const 
 		ckpt_final(s, &s->disks[i]);
 		wr_close(s->disks[i].w);
 		free(s->disks[i].held);
-		fps_free(s->disks[i].fps, s->disks[i].nchunks);
+		fps_free(s->disks[i].fps);
 		free(s->disks[i].have);
 		fp_release(srv, s->disks[i].reserved);
 		if (s->disks[i].t) {

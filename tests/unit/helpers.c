@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -169,4 +170,29 @@ uint64_t t_size(const char *path)
 
 	ck_assert_msg(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	return (uint64_t)st.st_size;
+}
+
+/* Bytes of the mapping that holds p resident in memory, per /proc/self/smaps: pages only
+ * read (the kernel's shared zero page) cost nothing and do not count. */
+uint64_t t_resident(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	uint64_t kb = UINT64_MAX;
+	bool in = false;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (in && sscanf(line, "Rss: %" SCNu64 " kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	ck_assert_uint_ne(kb, UINT64_MAX);
+	return kb * 1024;
 }

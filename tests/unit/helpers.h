@@ -64,3 +64,6 @@ bool t_is_zero(const char *path, uint64_t off, uint64_t len);
 bool t_is_hole(const char *path, uint64_t off, uint64_t len);
 /* path's size in bytes. */
 uint64_t t_size(const char *path);
+/* Bytes of the mapping that holds p resident in memory, per /proc/self/smaps: pages only
+ * read (the kernel's shared zero page) cost nothing and do not count. */
+uint64_t t_resident(const void *p);

@@ -7,7 +7,7 @@
  * and listed with skip_unreadable; free space goes as zeros unread; with block sums a
  * changed chunk goes as a PATCH of exactly its changed blocks while the sums describe what
  * the receiver holds, whole otherwise; a tracked epoch reads only its marked chunks; an
- * inconsistent change set is refused. */
+ * inconsistent change set is refused; a sparse disk's holes cost no fingerprint memory. */
 #include "agent/reader.h"
 
 #include <check.h>
@@ -23,6 +23,7 @@
 #include "agent/source.h"
 #include "common/codec.h"
 #include "common/fp.h"
+#include "common/fptab.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "helpers.h"
@@ -58,7 +59,8 @@ struct result {
 	uint64_t size;
 	uint64_t nchunks;
 	struct fp root;
-	struct fp *fps;        /* the reader's fingerprint array */
+	struct fp *fps;        /* the reader's fingerprint array (stored form, fps_get) */
+	struct fp *fps_read;   /* the same, each entry as fps_get reads it */
 	uint64_t plain, zero, read, sent, missed, frames_zero, frames_data, frames_patch;
 	uint64_t pblocks[MAX_BLOCKS / 64]; /* the blocks PATCH frames carried */
 	int err;               /* rd_next's error, or 0 */
@@ -70,7 +72,8 @@ struct result {
 static void result_free(struct result *r)
 {
 	free(r->image);
-	free(r->fps);
+	fps_free(r->fps);
+	free(r->fps_read);
 }
 
 /* Decodes the frames of one batch and applies them to r->image, checking each DATA
@@ -188,6 +191,10 @@ static void read_over(const struct rd_opts *o, const struct changeset *cs, const
 		r->unreadable = rd_unreadable(rd, &bm);
 		r->fps = rd_take_fps(rd);
 		ck_assert_ptr_nonnull(r->fps);
+		r->fps_read = calloc(r->nchunks, sizeof(*r->fps_read));
+		ck_assert_ptr_nonnull(r->fps_read);
+		for (uint64_t i = 0; i < r->nchunks; i++)
+			fps_get(r->fps, i, r->size, o->chunk_size, &r->fps_read[i]);
 	}
 	rd_free(rd);
 	src_free(src);
@@ -265,7 +272,7 @@ START_TEST(test_reader_frames_rebuild_the_source)
 	ck_assert_uint_eq(r.sent, n);
 	ck_assert(fp_equal(&r.root, &root));
 	for (uint64_t i = 0; i < n; i++)
-		ck_assert_msg(fp_equal(&r.fps[i], &fps[i]), "chunk %" PRIu64, i);
+		ck_assert_msg(fp_equal(&r.fps_read[i], &fps[i]), "chunk %" PRIu64, i);
 	free(fps);
 	result_free(&r);
 }
@@ -345,7 +352,7 @@ START_TEST(test_reader_sends_only_what_differs)
 	ck_assert(third.read < size);
 	want = calloc(n, sizeof(*want));
 	ck_assert_ptr_nonnull(want);
-	memcpy(want, first.fps, n * sizeof(*want));
+	memcpy(want, first.fps_read, n * sizeof(*want));
 	want[5] = fps[5];
 	ck_assert_int_eq(fp_merkle_root(want, n, &root), 0);
 	ck_assert(fp_equal(&third.root, &root));
@@ -623,7 +630,7 @@ START_TEST(test_reader_reads_only_marked_chunks)
 	ck_assert(image_is_source(&second));
 	ck_assert(fp_equal(&second.root, &root));
 	for (uint64_t i = 0; i < n; i++)
-		ck_assert_msg(fp_equal(&second.fps[i], &fps[i]), "chunk %" PRIu64, i);
+		ck_assert_msg(fp_equal(&second.fps_read[i], &fps[i]), "chunk %" PRIu64, i);
 
 	/* A bad range in chunk 21, unmarked, in the batch of marked chunk 20: not read. */
 	o.fault_eio_off = 21 * CS + 8 * KIB;
@@ -651,6 +658,133 @@ START_TEST(test_reader_reads_only_marked_chunks)
 	result_free(&second);
 	result_free(&third);
 	result_free(&fourth);
+}
+END_TEST
+
+/* Whether [off, off + len) overlaps one of the n ranges of data at[] (each dlen long). */
+static bool overlaps(uint64_t off, uint64_t len, const uint64_t *at, size_t n, uint64_t dlen)
+{
+	for (size_t k = 0; k < n; k++)
+		if (off < at[k] + dlen && at[k] < off + len)
+			return true;
+	return false;
+}
+
+/* Checks that every DATA frame of o carries the real fingerprints of its chunks. */
+static void check_data_fps(struct codec *codec, const struct rd_out *o, uint64_t *ret_chunks)
+{
+	static uint8_t plain[MIB];
+	size_t pos = 0;
+
+	while (pos < o->len) {
+		struct proto_hdr h;
+		struct proto_data d;
+
+		ck_assert_int_eq(proto_decode_hdr(o->buf + pos, &h), 0);
+		if (h.type == PROTO_DATA) {
+			ck_assert_int_eq(proto_decode_data(o->buf + pos + PROTO_HDR_LEN, h.len, CS,
+							   &d), 0);
+			ck_assert_uint_le(d.plain_len, sizeof(plain));
+			if (d.encoding == PROTO_ENC_ZSTD)
+				ck_assert_int_eq(codec_decompress(codec, plain, d.plain_len, d.payload,
+								  d.payload_len), 0);
+			else
+				memcpy(plain, d.payload, d.plain_len);
+			for (uint32_t i = 0; i < d.nchunks; i++) {
+				uint32_t len = (uint32_t)MIN((uint64_t)CS, d.plain_len - (uint64_t)i * CS);
+				struct fp f;
+
+				fp_compute(plain + (size_t)i * CS, len, &f);
+				ck_assert(fp_equal(&f, &d.fps[i]));
+			}
+			*ret_chunks += d.nchunks;
+		}
+		pos += PROTO_HDR_LEN + h.len;
+	}
+}
+
+/* A sparse 8 GiB image with a little data, its size not a multiple of the chunk: the
+ * fingerprint array of its 131073 chunks (2 MiB) stays almost all unwritten, so the agent's
+ * memory does not grow with a disk's holes; yet every fingerprint read back from it, the
+ * ones on the wire and the root are those of the source's bytes, the short last chunk's
+ * included (with data in it, and as a zero chunk). */
+START_TEST(test_reader_holes_cost_no_fingerprint_memory)
+{
+	const uint64_t size = 8ull * 1024 * MIB + 20 * KIB, n = DIV_ROUND_UP(size, CS);
+	const uint64_t at[] = { 0, 512 * KIB, 3ull * 1024 * MIB + 7 * KIB,
+				5ull * 1024 * MIB + 64 * KIB, 8ull * 1024 * MIB + 8 * KIB };
+	const uint64_t dlen = 64 * KIB;
+	static uint8_t buf[CS];
+
+	for (int with_tail = 1; with_tail >= 0; with_tail--) {
+		size_t nat = with_tail ? 5 : 4;
+		struct rd_opts o = opts();
+		struct changeset cs = { .fd = -1 };
+		struct source *src = NULL;
+		struct reader *rd = NULL;
+		struct codec *codec = codec_new(1);
+		struct rd_out *out;
+		struct fp root, want_root, f, want;
+		struct fp_merkle m;
+		struct fp *fps;
+		uint64_t nchunks, data_chunks = 0, want_data = 0, res;
+		char why[256];
+		int fd, r;
+
+		ck_assert_ptr_nonnull(codec);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+		close(fd);
+		/* The last range runs past the end: only its first 12 KiB are written. */
+		for (size_t k = 0; k < nat; k++) {
+			size_t len = (size_t)MIN(dlen, size - at[k]);
+			static uint8_t data[64 * KIB];
+
+			t_fill(data, len, 41, at[k]);
+			write_at(at[k], data, len);
+		}
+		ck_assert_int_eq(src_open("d", path, &src, why, sizeof(why)), 0);
+		ck_assert_int_eq(rd_start(src, 3, &o, &cs, &rd), 0);
+		while ((r = rd_next(rd, &out)) == 1) {
+			check_data_fps(codec, out, &data_chunks);
+			rd_out_free(out);
+		}
+		ck_assert_int_eq(r, 0);
+		ck_assert_int_eq(rd_root(rd, &root, &nchunks), 0);
+		ck_assert_uint_eq(nchunks, n);
+		fps = rd_take_fps(rd);
+		ck_assert_ptr_nonnull(fps);
+		rd_free(rd);
+		src_free(src);
+		codec_free(codec);
+
+		/* A few pages of 512 hold the data chunks' fingerprints (and the root's
+		 * reading every entry does not add to them). */
+		res = t_resident(fps);
+		ck_assert_msg(res <= n * FP_LEN / 32, "%" PRIu64 " of %" PRIu64 " bytes resident",
+			      res, n * FP_LEN);
+
+		fp_merkle_init(&m);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t off = i * CS, len = MIN((uint64_t)CS, size - off);
+
+			if (overlaps(off, len, at, nat, dlen)) {
+				t_pread(path, off, buf, (size_t)len);
+				fp_compute(buf, (size_t)len, &want);
+				want_data++;
+			} else {
+				fp_zero((size_t)len, &want);
+			}
+			fps_get(fps, i, size, CS, &f);
+			ck_assert_msg(fp_equal(&f, &want), "chunk %" PRIu64, i);
+			fp_merkle_add(&m, &want);
+		}
+		fp_merkle_final(&m, &want_root);
+		ck_assert(fp_equal(&root, &want_root));
+		ck_assert_uint_eq(data_chunks, want_data);
+		fps_free(fps);
+	}
 }
 END_TEST
 
@@ -704,6 +838,7 @@ static Suite *reader_suite(void)
 	tcase_add_test(tc, test_reader_block_sums_patch_changed_blocks);
 	tcase_add_test(tc, test_reader_reads_only_marked_chunks);
 	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
+	tcase_add_test(tc, test_reader_holes_cost_no_fingerprint_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
