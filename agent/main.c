@@ -78,7 +78,7 @@ static void usage(FILE *f)
 		"                          higher while frames wait for the link, lower while\n"
 		"                          the link waits for compression (default %d..%d)\n"
 		"  --threads N             compression threads (default: online CPUs)\n"
-		"  --queue-depth N         reads in flight (default 16)\n"
+		"  --queue-depth N         batches in flight (default 16)\n"
 		"  --max-rate BYTES        bytes per second on the wire, e.g. 50M (default: no\n"
 		"                          limit; the operator can also set one at the receiver)\n"
 		"  --skip-unreadable       copy what can be read: chunks of a source that cannot\n"

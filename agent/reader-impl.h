@@ -15,17 +15,31 @@
  * batch (and one ZERO frame at the receiver) stands for, not any buffer. */
 #define RD_HOLE_MAX (1u << 30)
 
+/* Reads in flight at once for one batch: each of its runs of marked chunks is a read of
+ * its own, so a batch of scattered changes keeps several in flight, as a disk serving
+ * random reads wants, without more (or larger) slot buffers. */
+#define RD_RUNS_MAX 8
+
+/* One read of a slot's batch: [at, end) of the slot, read up to got (short reads are
+ * requeued). */
+struct rd_req {
+	struct slot *s;
+	uint32_t at, end, got;
+};
+
 struct slot {
 	uint8_t *buf;
 	uint64_t off;
 	/* bytes of the source this batch covers: at most the batch size, or RD_HOLE_MAX for
 	 * a hole (whose buffer is never read or looked at) */
 	uint32_t want;
-	/* Only the chunks that must be read are (marked, not free space), one run of
-	 * consecutive ones at a time: [run_at, run_end) of the slot is the run being read,
-	 * got where it has been read to (short reads are requeued). The bytes of the other
-	 * chunks are stale and never looked at. */
-	uint32_t run_at, run_end, got;
+	/* Only the chunks that must be read are (marked, not free space), a run of
+	 * consecutive ones per read, up to RD_RUNS_MAX of them in flight (pending); scan is
+	 * where the next run is looked for. The bytes of the other chunks are stale and
+	 * never looked at. */
+	struct rd_req req[RD_RUNS_MAX];
+	unsigned pending;
+	uint32_t scan;
 	uint32_t read; /* bytes read from the source for this batch */
 	unsigned idx;  /* registered buffer index */
 	bool hole;     /* a sparse file's hole or file systems' free space: zeros, never read */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The read pipeline's I/O thread: io_uring reads of the source into free slots (holes and
  * batches the tracker left clean skipped; of the others only the runs of chunks the
- * tracker marked), short reads requeued, unreadable runs salvaged chunk by chunk with
- * skip_unreadable; full slots go to the workers. */
+ * tracker marked, several at once), short reads requeued, unreadable runs salvaged chunk
+ * by chunk with skip_unreadable; full slots go to the workers. */
 #include "agent/reader-impl.h"
 
 #include <errno.h>
@@ -20,25 +20,27 @@
 #include "common/proto.h"
 #include "common/util.h"
 
-static void queue_read(struct reader *rd, struct slot *s)
+static void queue_read(struct reader *rd, struct rd_req *q)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
-	uint32_t len = s->run_end - s->got;
+	struct slot *s = q->s;
+	uint32_t len = q->end - q->got;
 
-	/* The ring has twice as many entries as slots (each has one read in flight at most),
-	 * so an SQE is always free. O_DIRECT wants whole blocks: runs are whole chunks, so
-	 * only the source's unaligned end rounds up, and never past the slot's buffer. */
+	/* The ring has RD_RUNS_MAX entries per slot (each has that many reads in flight at
+	 * most), so an SQE is always free. O_DIRECT wants whole blocks: runs are whole
+	 * chunks, so only the source's unaligned end rounds up, and never past the slot's
+	 * buffer (nor into another run: nothing of the batch lies after the source's end). */
 	if (rd->src->direct)
-		len = MIN((uint32_t)((len + 4095u) & ~4095u), rd->o.batch - s->got);
+		len = MIN((uint32_t)((len + 4095u) & ~4095u), rd->o.batch - q->got);
 	if (rd->fixed)
-		io_uring_prep_read_fixed(sqe, rd->fd, s->buf + s->got, len, s->off + s->got,
+		io_uring_prep_read_fixed(sqe, rd->fd, s->buf + q->got, len, s->off + q->got,
 					 (int)s->idx);
 	else
-		io_uring_prep_read(sqe, rd->fd, s->buf + s->got, len, s->off + s->got);
+		io_uring_prep_read(sqe, rd->fd, s->buf + q->got, len, s->off + q->got);
 	/* Carried by the request itself: an O_DIRECT read is submitted from the ring, not
 	 * from a thread whose priority we set. */
 	sqe->ioprio = rd->o.ioprio;
-	io_uring_sqe_set_data(sqe, s);
+	io_uring_sqe_set_data(sqe, q);
 }
 
 /* True when [off, off+len) of a regular file is one hole: it reads as zeros, so it needs
@@ -99,26 +101,52 @@ static bool chunk_wanted(const struct reader *rd, uint64_t idx)
 	return chunk_dirty(rd, idx) && !chunk_free(rd, idx);
 }
 
-/* Points s at its first run of consecutive chunks to read at or after its byte from (a
- * chunk boundary, or the batch's end): a scattered change reads its chunks, not the whole
- * batch. Returns false when no chunk is left to read. */
-static bool next_run(const struct reader *rd, struct slot *s, uint32_t from)
+/* Points q at s's first run of consecutive chunks to read at or after s->scan (a chunk
+ * boundary, or the batch's end) and moves scan past it: a scattered change reads its
+ * chunks, not the whole batch. Returns false when no chunk is left to read. */
+static bool next_run(const struct reader *rd, struct slot *s, struct rd_req *q)
 {
 	uint32_t cs = rd->o.chunk_size, n = (uint32_t)DIV_ROUND_UP((uint64_t)s->want, cs);
 	uint64_t first = s->off / cs;
 	/* Rounded up: a run that ends the source's short last chunk has nothing after it. */
-	uint32_t i = (uint32_t)DIV_ROUND_UP((uint64_t)from, cs), j;
+	uint32_t i = (uint32_t)DIV_ROUND_UP((uint64_t)s->scan, cs), j;
 
 	while (i < n && !chunk_wanted(rd, first + i))
 		i++;
-	if (i >= n)
+	if (i >= n) {
+		s->scan = s->want;
 		return false;
+	}
 	for (j = i + 1; j < n && chunk_wanted(rd, first + j); j++)
 		;
-	s->run_at = i * cs;
-	s->run_end = (uint32_t)MIN((uint64_t)j * cs, (uint64_t)s->want);
-	s->got = s->run_at;
+	q->s = s;
+	q->at = i * cs;
+	q->end = (uint32_t)MIN((uint64_t)j * cs, (uint64_t)s->want);
+	q->got = q->at;
+	s->scan = q->end;
 	return true;
+}
+
+/* Queues reads of s's next runs while it has fewer than RD_RUNS_MAX in flight. Returns the
+ * number queued. */
+static unsigned queue_runs(struct reader *rd, struct slot *s)
+{
+	unsigned queued = 0;
+
+	while (s->pending < RD_RUNS_MAX) {
+		struct rd_req *q = NULL;
+
+		/* A free request: one whose read is not in flight (end == 0 marks it). */
+		for (unsigned k = 0; k < RD_RUNS_MAX && !q; k++)
+			if (s->req[k].end == 0)
+				q = &s->req[k];
+		if (!q || !next_run(rd, s, q))
+			break;
+		queue_read(rd, q);
+		s->pending++;
+		queued++;
+	}
+	return queued;
 }
 
 static void push_work(struct reader *rd, struct slot *s)
@@ -168,12 +196,13 @@ static int read_chunk(struct reader *rd, uint8_t *buf, uint64_t off, uint32_t le
  * only the chunks that really cannot be read are lost; those become zeros (the target
  * gets zeros there) and are listed. The I/O thread does this itself: it is rare, and the
  * reads already in flight complete meanwhile. */
-static void salvage(struct reader *rd, struct slot *s)
+static void salvage(struct reader *rd, struct rd_req *q)
 {
+	struct slot *s = q->s;
 	uint32_t cs = rd->o.chunk_size;
 
-	for (uint32_t at = s->run_at; at < s->run_end; at += cs) {
-		uint32_t len = MIN(cs, s->run_end - at);
+	for (uint32_t at = q->at; at < q->end; at += cs) {
+		uint32_t len = MIN(cs, q->end - at);
 		uint64_t idx = (s->off + at) / cs;
 		int r = read_chunk(rd, s->buf + at, s->off + at, len);
 
@@ -189,14 +218,15 @@ static void salvage(struct reader *rd, struct slot *s)
 		rd->nbad++;
 		pthread_mutex_unlock(&rd->lock);
 	}
-	s->got = s->run_end;
+	q->got = q->end;
 }
 
-/* Hands out free slots from *next_off on, while fewer than queue_depth reads are in
- * flight: holes and clean batches go straight to the workers, the others are queued as
- * reads. Called with rd->lock held. Returns the number of reads queued. */
+/* Hands out free slots from *next_off on, while fewer than queue_depth batches are being
+ * read: holes and clean batches go straight to the workers, the others' runs are queued
+ * as reads (counted in *nreq). Called with rd->lock held. Returns the number of batches
+ * queued. */
 static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
-			   unsigned inflight)
+			   unsigned inflight, unsigned *nreq)
 {
 	unsigned queued = 0;
 
@@ -207,6 +237,10 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 		s->off = *next_off;
 		s->want = (uint32_t)MIN((uint64_t)rd->o.batch, size - *next_off);
 		s->read = 0;
+		s->scan = 0;
+		s->pending = 0;
+		for (unsigned k = 0; k < RD_RUNS_MAX; k++)
+			s->req[k].end = 0;
 		*next_off += s->want;
 		s->hole = batch_free(rd, s->off, s->want) || is_hole(rd, s->off, s->want);
 		/* A hole is never read, so its slot may stand for the whole run of holes that
@@ -222,92 +256,101 @@ static unsigned fill_slots(struct reader *rd, uint64_t *next_off, uint64_t size,
 		}
 		s->clean = !s->hole && !batch_dirty(rd, s->off, s->want);
 		/* A batch with nothing to read (its marked chunks all free space) goes as is. */
-		if (s->hole || s->clean || !next_run(rd, s, 0)) {
+		if (s->hole || s->clean || queue_runs(rd, s) == 0) {
 			push_work(rd, s);
 			continue;
 		}
-		queue_read(rd, s);
+		*nreq += s->pending;
 		queued++;
 	}
 	return queued;
 }
 
-/* Takes the completed reads: a full run is followed by the slot's next run or, the last,
+/* A read of q's slot is over (read whole, salvaged, or failed while stopping): q is free
+ * again and, unless stopping, the slot's next runs are queued, and a batch with no read
+ * left in flight goes to the workers. */
+static void req_done(struct reader *rd, struct rd_req *q, unsigned *inflight, unsigned *nreq,
+		     bool stopping)
+{
+	struct slot *s = q->s;
+
+	q->end = 0;
+	s->pending--;
+	(*nreq)--;
+	if (stopping)
+		return; /* a partial batch must not be sent */
+	*nreq += queue_runs(rd, s);
+	if (s->pending > 0)
+		return;
+	(*inflight)--;
+	pthread_mutex_lock(&rd->lock);
+	push_work(rd, s);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/* Takes the completed reads: a full run is followed by the slot's next runs or, its last,
  * sends the batch to the workers; a short one is asked for the rest, a failed one is
  * salvaged (skip_unreadable) or ends the pipeline with its error in *err (a source's
  * error: rd->src_err and where). */
-static void complete_reads(struct reader *rd, unsigned *inflight, int *err)
+static void complete_reads(struct reader *rd, unsigned *inflight, unsigned *nreq, int *err)
 {
 	struct io_uring_cqe *cqe;
 
 	while (io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
-		struct slot *s = io_uring_cqe_get_data(cqe);
+		struct rd_req *q = io_uring_cqe_get_data(cqe);
+		struct slot *s = q->s;
 		int res = cqe->res;
 
 		io_uring_cqe_seen(&rd->ring, cqe);
-		if (res >= 0 && fault_hit(rd, s->off + s->got, (uint64_t)s->run_end - s->got))
+		if (res >= 0 && fault_hit(rd, s->off + q->got, (uint64_t)q->end - q->got))
 			res = -EIO;
 		if (res < 0 && rd->o.skip_unreadable && !*err && res != -ECANCELED) {
-			salvage(rd, s);
-			if (next_run(rd, s, s->run_end)) {
-				queue_read(rd, s);
-				continue;
-			}
-			(*inflight)--;
-			pthread_mutex_lock(&rd->lock);
-			push_work(rd, s);
-			pthread_mutex_unlock(&rd->lock);
+			salvage(rd, q);
+			req_done(rd, q, inflight, nreq, false);
 			continue;
 		}
 		if (res < 0) {
 			if (!*err) {
 				rd->src_err = true;
-				rd->src_err_off = s->off + s->got;
+				rd->src_err_off = s->off + q->got;
 			}
 			/* Said once, by the session, which knows what it means for the disk. */
-			log_debug("%s: read at %" PRIu64 ": %s", rd->src->path, s->off + s->got,
+			log_debug("%s: read at %" PRIu64 ": %s", rd->src->path, s->off + q->got,
 				  strerror(-res));
 			*err = res;
-			(*inflight)--;
+			req_done(rd, q, inflight, nreq, true);
 			continue;
 		}
-		if (res == 0 && s->got < s->run_end) {
+		if (res == 0 && q->got < q->end) {
 			if (!*err) {
 				rd->src_err = true;
-				rd->src_err_off = s->off + s->got;
+				rd->src_err_off = s->off + q->got;
 			}
 			*err = -EIO;
 			log_error("%s: source ended early at %" PRIu64 " (did it shrink?)",
-				  rd->src->path, s->off + s->got);
-			(*inflight)--;
+				  rd->src->path, s->off + q->got);
+			req_done(rd, q, inflight, nreq, true);
 			continue;
 		}
-		res = (int)MIN((uint64_t)res, (uint64_t)s->run_end - s->got);
-		s->got += (uint32_t)res;
+		res = (int)MIN((uint64_t)res, (uint64_t)q->end - q->got);
+		q->got += (uint32_t)res;
 		s->read += (uint32_t)res;
 		if (*err) {
-			(*inflight)--; /* stopping: a partial batch must not be sent */
+			req_done(rd, q, inflight, nreq, true);
 			continue;
 		}
-		if (s->got < s->run_end) {
-			if (rd->src->direct && (s->got & 4095u)) {
+		if (q->got < q->end) {
+			if (rd->src->direct && (q->got & 4095u)) {
 				*err = -EIO;
 				log_error("%s: unaligned short read at %" PRIu64, rd->src->path,
-					  s->off + s->got);
-				(*inflight)--;
+					  s->off + q->got);
+				req_done(rd, q, inflight, nreq, true);
 				continue;
 			}
-			queue_read(rd, s); /* short read: ask for the rest */
+			queue_read(rd, q); /* short read: ask for the rest */
 			continue;
 		}
-		if (next_run(rd, s, s->run_end)) {
-			queue_read(rd, s); /* the batch's next marked chunks */
-			continue;
-		}
-		(*inflight)--;
-		pthread_mutex_lock(&rd->lock);
-		push_work(rd, s);
-		pthread_mutex_unlock(&rd->lock);
+		req_done(rd, q, inflight, nreq, false);
 	}
 }
 
@@ -339,7 +382,7 @@ void *io_main(void *arg)
 {
 	struct reader *rd = arg;
 	uint64_t next_off = 0, size = rd->src->size;
-	unsigned inflight = 0;
+	unsigned inflight = 0, nreq = 0; /* batches being read; reads in flight */
 	int err = 0;
 
 	/* Buffered reads (and a read io_uring punts to its workers, which share this thread's
@@ -359,9 +402,9 @@ void *io_main(void *arg)
 			pthread_mutex_unlock(&rd->lock);
 			break;
 		}
-		/* No more than queue_depth reads in flight: the other slots are there so the
+		/* No more than queue_depth batches being read: the other slots are there so the
 		 * workers can hold theirs meanwhile, not to deepen the queue. */
-		queued = fill_slots(rd, &next_off, size, inflight);
+		queued = fill_slots(rd, &next_off, size, inflight, &nreq);
 		pthread_mutex_unlock(&rd->lock);
 		inflight += queued;
 		if (inflight == 0) {
@@ -374,11 +417,11 @@ void *io_main(void *arg)
 			err = r;
 			break;
 		}
-		complete_reads(rd, &inflight, &err);
+		complete_reads(rd, &inflight, &nreq, &err);
 		if (err)
 			break;
 	}
-	drain_reads(rd, inflight);
+	drain_reads(rd, nreq);
 	if (err)
 		rd_fail(rd, err);
 	pthread_mutex_lock(&rd->lock);

@@ -93,7 +93,7 @@ int rd_start(struct source *src, uint16_t disk_no, const struct rd_opts *o,
 		rd->free_head = &rd->slots[i];
 		iov[i] = (struct iovec){ .iov_base = rd->slots[i].buf, .iov_len = o->batch };
 	}
-	r = io_uring_queue_init(rd->nslots * 2, &rd->ring, 0);
+	r = io_uring_queue_init(rd->nslots * RD_RUNS_MAX, &rd->ring, 0);
 	if (r < 0) {
 		log_errno(r, "io_uring setup");
 		goto fail;

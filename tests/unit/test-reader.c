@@ -788,6 +788,77 @@ START_TEST(test_reader_holes_cost_no_fingerprint_memory)
 }
 END_TEST
 
+/* Batches of scattered runs read at once (every other chunk marked: 8 runs a batch, as
+ * many as RD_RUNS_MAX), with queue_depth 1 so one batch holds every read in flight: each
+ * marked chunk is read exactly once and sent, none of the others,
+ * and the image and root come out the source's; a failed read among them loses only its
+ * chunk with skip_unreadable, and without it fails the pipeline (no hang, no frames of a
+ * partial batch). */
+START_TEST(test_reader_many_runs_in_flight)
+{
+	const uint64_t size = 4 * MIB, n = size / CS;
+	static uint8_t chunk[CS];
+	struct result first, second, third, fourth;
+	struct rd_opts o = opts();
+	uint64_t only[1] = { 0 }, nmarked = 0, nn;
+	struct changeset cs = { .fd = -1 };
+	struct fp root, *fps;
+	uint8_t *want;
+
+	t_create_file(path, size, 41);
+	read_all(&o, &cs, &first);
+	ck_assert_int_eq(first.err, 0);
+	/* Every other chunk of the first two batches, and of the last batch 2 runs of 3. */
+	for (uint64_t i = 0; i < n; i++) {
+		if (!((i < 32 && i % 2 == 0) || (i >= 48 && i < 51) || (i >= 60 && i < 63)))
+			continue;
+		only[i / 64] |= UINT64_C(1) << (i % 64);
+		nmarked++;
+		t_fill(chunk, CS, 42, i * CS);
+		write_at(i * CS, chunk, CS);
+	}
+	fps = source_fps(&nn, &root);
+	ck_assert_uint_eq(nn, n);
+	o.queue_depth = 1;
+	cs = (struct changeset){ .fd = -1, .prev = first.fps, .only = only };
+	read_over(&o, &cs, first.image, &second);
+	ck_assert_int_eq(second.err, 0);
+	ck_assert_uint_eq(second.read, nmarked * CS);
+	ck_assert_uint_eq(second.sent, nmarked);
+	ck_assert(image_is_source(&second));
+	ck_assert(fp_equal(&second.root, &root));
+	for (uint64_t i = 0; i < n; i++)
+		ck_assert_msg(fp_equal(&second.fps[i], &fps[i]), "chunk %" PRIu64, i);
+
+	/* A bad range in chunk 10, the sixth of its batch's 8 runs. */
+	o.fault_eio_off = 10 * CS + 4 * KIB;
+	o.fault_eio_len = 4 * KIB;
+	o.skip_unreadable = true;
+	read_over(&o, &cs, first.image, &third);
+	ck_assert_int_eq(third.err, 0);
+	ck_assert_uint_eq(third.unreadable, 1);
+	ck_assert_uint_eq(third.read, (nmarked - 1) * CS);
+	want = malloc(size);
+	ck_assert_ptr_nonnull(want);
+	t_pread(path, 0, want, size);
+	memset(want + 10 * CS, 0, CS);
+	ck_assert(memcmp(want, third.image, size) == 0);
+	free(want);
+
+	o.skip_unreadable = false;
+	read_over(&o, &cs, first.image, &fourth);
+	ck_assert_int_eq(fourth.err, -EIO);
+	ck_assert(fourth.failed);
+	ck_assert_uint_eq(fourth.failed_off, 10 * CS);
+	ck_assert_uint_eq(fourth.plain, 0);
+	fps_free(fps);
+	result_free(&first);
+	result_free(&second);
+	result_free(&third);
+	result_free(&fourth);
+}
+END_TEST
+
 /* A change set that names chunks to read without the fingerprints to keep for the rest,
  * and options the pipeline cannot run with, are refused before anything starts. */
 START_TEST(test_reader_refuses_inconsistent_requests)
@@ -837,6 +908,7 @@ static Suite *reader_suite(void)
 	tcase_add_test(tc, test_reader_free_space_sent_as_zeros_unread);
 	tcase_add_test(tc, test_reader_block_sums_patch_changed_blocks);
 	tcase_add_test(tc, test_reader_reads_only_marked_chunks);
+	tcase_add_test(tc, test_reader_many_runs_in_flight);
 	tcase_add_test(tc, test_reader_refuses_inconsistent_requests);
 	tcase_add_test(tc, test_reader_holes_cost_no_fingerprint_memory);
 	suite_add_tcase(s, tc);
