@@ -851,7 +851,7 @@ START_TEST(test_reader_many_runs_in_flight)
 	ck_assert(fourth.failed);
 	ck_assert_uint_eq(fourth.failed_off, 10 * CS);
 	ck_assert_uint_eq(fourth.plain, 0);
-	fps_free(fps);
+	free(fps);
 	result_free(&first);
 	result_free(&second);
 	result_free(&third);
