@@ -76,6 +76,23 @@ static void result_free(struct result *r)
 	free(r->fps_read);
 }
 
+/* Lays a DATA frame's chunks out at dst and checks each carries its real fingerprint. */
+static void data_into(struct codec *codec, const struct proto_data *d, uint8_t *dst)
+{
+	if (d->encoding == PROTO_ENC_ZSTD)
+		ck_assert_int_eq(codec_decompress(codec, dst, d->plain_len, d->payload,
+						  d->payload_len), 0);
+	else
+		memcpy(dst, d->payload, d->plain_len);
+	for (uint32_t i = 0; i < d->nchunks; i++) {
+		uint32_t len = (uint32_t)MIN((uint64_t)CS, d->plain_len - (uint64_t)i * CS);
+		struct fp f;
+
+		fp_compute(dst + (size_t)i * CS, len, &f);
+		ck_assert(fp_equal(&f, &d->fps[i]));
+	}
+}
+
 /* Decodes the frames of one batch and applies them to r->image, checking each DATA
  * chunk against the fingerprint the frame carries. */
 static void apply(struct result *r, struct codec *codec, const struct rd_out *o)
@@ -135,18 +152,7 @@ static void apply(struct result *r, struct codec *codec, const struct rd_out *o)
 			ck_assert_uint_eq(d.disk_no, 3);
 			ck_assert_uint_le(d.offset + d.plain_len, r->size);
 			dst = r->image + d.offset;
-			if (d.encoding == PROTO_ENC_ZSTD)
-				ck_assert_int_eq(codec_decompress(codec, dst, d.plain_len, d.payload,
-								  d.payload_len), 0);
-			else
-				memcpy(dst, d.payload, d.plain_len);
-			for (uint32_t i = 0; i < d.nchunks; i++) {
-				uint32_t len = (uint32_t)MIN((uint64_t)CS, d.plain_len - (uint64_t)i * CS);
-				struct fp f;
-
-				fp_compute(dst + (size_t)i * CS, len, &f);
-				ck_assert(fp_equal(&f, &d.fps[i]));
-			}
+			data_into(codec, &d, dst);
 			r->frames_data++;
 		}
 		pos += PROTO_HDR_LEN + h.len;
@@ -685,18 +691,7 @@ static void check_data_fps(struct codec *codec, const struct rd_out *o, uint64_t
 			ck_assert_int_eq(proto_decode_data(o->buf + pos + PROTO_HDR_LEN, h.len, CS,
 							   &d), 0);
 			ck_assert_uint_le(d.plain_len, sizeof(plain));
-			if (d.encoding == PROTO_ENC_ZSTD)
-				ck_assert_int_eq(codec_decompress(codec, plain, d.plain_len, d.payload,
-								  d.payload_len), 0);
-			else
-				memcpy(plain, d.payload, d.plain_len);
-			for (uint32_t i = 0; i < d.nchunks; i++) {
-				uint32_t len = (uint32_t)MIN((uint64_t)CS, d.plain_len - (uint64_t)i * CS);
-				struct fp f;
-
-				fp_compute(plain + (size_t)i * CS, len, &f);
-				ck_assert(fp_equal(&f, &d.fps[i]));
-			}
+			data_into(codec, &d, plain);
 			*ret_chunks += d.nchunks;
 		}
 		pos += PROTO_HDR_LEN + h.len;
