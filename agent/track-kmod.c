@@ -29,6 +29,7 @@ struct trk_kmod {
 	uint64_t nblocks, nwords;
 	uint64_t *pend;          /* the module's pending set as of the last harvest */
 	uint64_t acked_epoch;
+	uint64_t gen;            /* the module's generation (uapi tern.h, struct tern_ack) */
 	bool resumed;
 };
 
@@ -109,6 +110,7 @@ static int trk_kmod_start(const struct source *src, uint32_t block_size, struct 
 	}
 	t->resumed = reg.flags & TERN_REG_RESUMED;
 	t->acked_epoch = reg.acked_epoch;
+	t->gen = reg.gen;
 	t->nblocks = reg.nblocks;
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
 	t->pend = calloc(t->nwords ? t->nwords : 1, 8);
@@ -157,6 +159,7 @@ static int trk_kmod_acked(struct trk_kmod *t, uint64_t epoch)
 		return -errno;
 	memset(t->pend, 0, t->nwords * 8);
 	t->acked_epoch = epoch;
+	t->gen = a.gen;
 	return 0;
 }
 
@@ -228,6 +231,13 @@ static bool kmod_resumed(const void *b)
 	return trk_kmod_resumed(b);
 }
 
+/* The module keeps the generation with the tracking, so a resumed tracker reports the
+ * one its chunks were read under (the first copy's checkpoint records it). */
+static uint64_t kmod_gen(const void *b)
+{
+	return ((const struct trk_kmod *)b)->gen;
+}
+
 static uint64_t kmod_nblocks(const void *b)
 {
 	return trk_kmod_nblocks(b);
@@ -247,6 +257,7 @@ const struct track_ops track_kmod_ops = {
 	.acked = kmod_acked,
 	.acked_epoch = kmod_acked_epoch,
 	.resumed = kmod_resumed,
+	.gen = kmod_gen,
 	.nblocks = kmod_nblocks,
 	.stop = kmod_stop,
 };

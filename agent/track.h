@@ -95,7 +95,7 @@ bool track_continuous(const struct track *t, uint64_t next_epoch);
 /* t's tracking generation: a random nonzero value that stays the same exactly as long as
  * its pending set has only grown (no fresh start, no acknowledgement clearing it), kept
  * with the tracking itself so an agent that resumes it reports the same; 0 for a tracker
- * that has none (scan, kmod, a snapshot). Chunks read under the generation it reports
+ * that has none (scan, a snapshot). Chunks read under the generation it reports
  * now have changed since only where its pending set says so (or it overflowed, when the
  * set is everything). */
 uint64_t track_gen(const struct track *t);

@@ -13,6 +13,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/random.h>
 #include <linux/rculist.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -48,6 +49,7 @@
  * @sectors: their sectors (under @lock)
  * @harvests: harvests so far (under tern_mutex)
  * @acked_epoch: last acknowledged epoch, U64_MAX for none (under tern_mutex)
+ * @gen: the generation, new at registration and at every ack (under tern_mutex)
  */
 struct tern_tracker {
 	struct list_head node;
@@ -62,6 +64,7 @@ struct tern_tracker {
 	unsigned long *pending;
 	u64 requests, sectors;
 	u64 harvests, acked_epoch;
+	u64 gen;
 };
 
 /* Writers (ioctls) serialise on the mutex; the probe walks the list under RCU. */
@@ -167,6 +170,17 @@ static int tern_check_id(const char *id)
 	return n == 0 || n == TERN_ID_LEN ? -EINVAL : 0;
 }
 
+/* A new generation: random and never 0, which the agent reads as "none". */
+static u64 tern_new_gen(void)
+{
+	u64 g;
+
+	do
+		g = get_random_u64();
+	while (!g);
+	return g;
+}
+
 static bool tern_same(const struct tern_tracker *t, const struct tern_register *reg)
 {
 	return t->major == reg->major && t->first_minor == reg->first_minor &&
@@ -196,6 +210,7 @@ static int tern_ioc_register(void __user *arg)
 		reg.flags = TERN_REG_RESUMED;
 		reg.nblocks = old->nblocks;
 		reg.acked_epoch = old->acked_epoch;
+		reg.gen = old->gen;
 		r = 0;
 		goto out;
 	}
@@ -214,6 +229,7 @@ static int tern_ioc_register(void __user *arg)
 	t->shift = ilog2(reg.block_size) - SECTOR_SHIFT;
 	t->nblocks = DIV_ROUND_UP_ULL(reg.nr_sectors, 1ull << t->shift);
 	t->acked_epoch = U64_MAX;
+	t->gen = tern_new_gen();
 	spin_lock_init(&t->lock);
 	/* bitmap_set() counts bits in an unsigned int. */
 	r = -EFBIG;
@@ -236,6 +252,7 @@ static int tern_ioc_register(void __user *arg)
 	reg.flags = 0;
 	reg.nblocks = t->nblocks;
 	reg.acked_epoch = t->acked_epoch;
+	reg.gen = t->gen;
 	t = NULL;
 	r = 0;
 out:
@@ -301,11 +318,17 @@ static int tern_ioc_ack(void __user *arg)
 	mutex_lock(&tern_mutex);
 	t = tern_find(a.id);
 	if (t) {
+		/* Under the mutex no register or harvest sees the new generation with the
+		 * old pending set, nor the old one with the set forgotten. */
+		t->gen = tern_new_gen();
 		bitmap_zero(t->pending, (unsigned int)t->nblocks);
 		t->acked_epoch = a.epoch;
+		a.gen = t->gen;
 		r = 0;
 	}
 	mutex_unlock(&tern_mutex);
+	if (r == 0 && copy_to_user(arg, &a, sizeof(a)))
+		r = -EFAULT;
 	return r;
 }
 
@@ -330,6 +353,7 @@ static int tern_ioc_stats(void __user *arg)
 		spin_unlock_irq(&t->lock);
 		s.harvests = t->harvests;
 		s.acked_epoch = t->acked_epoch;
+		s.gen = t->gen;
 		r = 0;
 	}
 	mutex_unlock(&tern_mutex);

@@ -8,7 +8,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define TERN_UAPI_VERSION 1
+#define TERN_UAPI_VERSION 2
 #define TERN_DEV_NAME "tern"
 #define TERN_ID_LEN 64
 
@@ -39,6 +39,7 @@ struct tern_version {
  * @reserved: zero
  * @nblocks: out: blocks in the range, bits in a harvest
  * @acked_epoch: out: the last epoch acknowledged to a resumed tracker, or ~0
+ * @gen: out: the tracker's generation (see struct tern_ack)
  * @id: NUL-terminated name the tracker is found by (the agent's disk id)
  */
 struct tern_register {
@@ -52,6 +53,7 @@ struct tern_register {
 	__u32 reserved;
 	__u64 nblocks;
 	__u64 acked_epoch;
+	__u64 gen;
 	char id[TERN_ID_LEN];
 };
 
@@ -75,10 +77,18 @@ struct tern_harvest {
 /**
  * struct tern_ack - the receiver acknowledged an epoch: forget the pending set
  * @epoch: the acknowledged epoch, kept for a resuming agent
+ * @gen: out: the tracker's new generation
  * @id: the tracker
+ *
+ * A tracker's generation is a random nonzero value that stays the same exactly as long
+ * as its pending set has only grown: it is new when the tracker is registered afresh and
+ * changes with every ack, before the pending set is forgotten. An agent that read a
+ * chunk under a generation still current knows the chunk has changed since only where
+ * the pending set says so.
  */
 struct tern_ack {
 	__u64 epoch;
+	__u64 gen;
 	char id[TERN_ID_LEN];
 };
 
@@ -90,6 +100,7 @@ struct tern_ack {
  * @sectors: sectors they covered
  * @harvests: harvests so far
  * @acked_epoch: last acknowledged epoch, or ~0
+ * @gen: the tracker's generation
  * @id: the tracker
  */
 struct tern_stats {
@@ -99,6 +110,7 @@ struct tern_stats {
 	__u64 sectors;
 	__u64 harvests;
 	__u64 acked_epoch;
+	__u64 gen;
 	char id[TERN_ID_LEN];
 };
 
@@ -114,7 +126,7 @@ struct tern_unregister {
 #define TERN_IOC_VERSION _IOR(TERN_IOC_MAGIC, 0, struct tern_version)
 #define TERN_IOC_REGISTER _IOWR(TERN_IOC_MAGIC, 1, struct tern_register)
 #define TERN_IOC_HARVEST _IOWR(TERN_IOC_MAGIC, 2, struct tern_harvest)
-#define TERN_IOC_ACK _IOW(TERN_IOC_MAGIC, 3, struct tern_ack)
+#define TERN_IOC_ACK _IOWR(TERN_IOC_MAGIC, 3, struct tern_ack)
 #define TERN_IOC_STATS _IOWR(TERN_IOC_MAGIC, 4, struct tern_stats)
 #define TERN_IOC_UNREGISTER _IOW(TERN_IOC_MAGIC, 5, struct tern_unregister)
 

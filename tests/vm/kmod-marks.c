@@ -29,6 +29,8 @@ struct ctx {
 	uint64_t nblocks, nwords;
 	uint64_t *got;     /* union of harvests since the phase began */
 	uint64_t epoch;
+	uint64_t gen;      /* the tracker's generation as last returned */
+	unsigned gen_bad;  /* generations that broke the rule (uapi tern.h, tern_ack) */
 	uint8_t *buf;      /* aligned, 1 MiB */
 };
 
@@ -56,6 +58,14 @@ static int harvest(struct ctx *c)
 	a.epoch = c->epoch++;
 	if (r == 0 && ioctl(c->ctl, TERN_IOC_ACK, &a) < 0)
 		r = -errno;
+	/* An ack forgets the pending set: the generation must change, and never to 0. */
+	if (r == 0 && (a.gen == 0 || a.gen == c->gen)) {
+		printf("kmod-marks: an ack left generation %" PRIu64 " (was %" PRIu64 ")\n",
+		       (uint64_t)a.gen, c->gen);
+		c->gen_bad++;
+	}
+	if (r == 0)
+		c->gen = a.gen;
 	free(bm);
 	return r;
 }
@@ -76,6 +86,15 @@ static int reg(struct ctx *c, uint32_t *ret_flags)
 		return -errno;
 	c->nblocks = g.nblocks;
 	c->nwords = (g.nblocks + 63) / 64;
+	/* A resumed tracker keeps its generation (its pending set only grew); a new one has
+	 * its own, never 0. */
+	if (g.gen == 0 || ((g.flags & TERN_REG_RESUMED) && g.gen != c->gen)) {
+		printf("kmod-marks: registration returned generation %" PRIu64 " (%s %" PRIu64
+		       ")\n", (uint64_t)g.gen, g.flags & TERN_REG_RESUMED ? "resumed, was" :
+		       "new, last", c->gen);
+		c->gen_bad++;
+	}
+	c->gen = g.gen;
 	*ret_flags = g.flags;
 	return 0;
 }
@@ -326,6 +345,13 @@ int main(int argc, char **argv)
 		fails += res[i] != 0 && res[i] != 77;
 	}
 	snprintf(s.id, sizeof(s.id), ID);
+	if (ioctl(c.ctl, TERN_IOC_STATS, &s) == 0 && s.gen != c.gen) {
+		printf("kmod-marks: stats report generation %" PRIu64 ", the last ack %" PRIu64
+		       "\n", (uint64_t)s.gen, c.gen);
+		c.gen_bad++;
+	}
+	printf("kmod-marks: generations: %u broke the rule\n", c.gen_bad);
+	fails += c.gen_bad > 0;
 	if (ioctl(c.ctl, TERN_IOC_STATS, &s) == 0)
 		printf("kmod-marks: stats: %" PRIu64 " requests, %" PRIu64 " sectors, %" PRIu64
 		       " harvests\n", (uint64_t)s.requests, (uint64_t)s.sectors, (uint64_t)s.harvests);
