@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The eBPF change tracker, a backend of track.h (see bpf/track.bpf.c): for one block-device
- * source a tp_btf/block_rq_complete program marks changed tracking blocks in one of two
- * bitmaps; a harvest flips them, waits out an RCU grace period and collects the idle one.
+ * source a tp_btf/block_rq_complete program marks changed tracking blocks in a bitmap; a
+ * harvest takes each word with an atomic exchange into the pending set.
  * Its program and maps are pinned under pin_root/ID, so tracking outlives the agent and
  * the next one resumes it when its identity (disk, range, block size) matches. */
 #include "agent/track-ops.h"
@@ -39,22 +39,23 @@
 struct trk_ebpf {
 	struct track_bpf *skel;  /* NULL when resumed from pins */
 	uint64_t nblocks, nwords;
-	uint64_t *bm[2];         /* the two bitmaps, mmapped */
+	uint64_t *bm;            /* what the program marks, mmapped */
 	uint64_t *pend;          /* harvested, not yet acknowledged, mmapped */
-	int fd_cfg, fd_bm[2], fd_pend, fd_stats;
+	int fd_cfg, fd_bm, fd_pend, fd_stats;
 	bool resumed;
 	struct tern_track_cfg cfg;
-	int sync_map_fd;     /* an array of maps: updating it forces an RCU grace period */
 	/* A resumed tracker's link, held open: a tracker started for a new size over the
 	 * same pins must not detach this one before its last harvest (track_grow). */
 	int fd_link;
-	int inner_fd;
 	char dir[256];       /* pin directory */
 };
 
 static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin);
 
-static const char *const pin_names[] = { "cfg", "bm0", "bm1", "pend", "stats" };
+static const char *const pin_names[] = { "cfg", "bm", "pend", "stats" };
+#define NPINS (sizeof(pin_names) / sizeof(pin_names[0]))
+/* An older agent's pins (two bitmaps it flipped): removed with the rest, never resumed. */
+static const char *const old_pin_names[] = { "bm0", "bm1" };
 
 /* A new tracking generation: random, never 0 (0 means none). */
 static int new_gen(__u64 *ret_gen)
@@ -72,8 +73,12 @@ static void unpin_all(const char *dir)
 {
 	char path[320];
 
-	for (size_t i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++) {
+	for (size_t i = 0; i < NPINS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, pin_names[i]);
+		unlink(path);
+	}
+	for (size_t i = 0; i < sizeof(old_pin_names) / sizeof(old_pin_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, old_pin_names[i]);
 		unlink(path);
 	}
 	snprintf(path, sizeof(path), "%s/link", dir);
@@ -120,10 +125,10 @@ static int ensure_bpffs(const char *root)
 static int map_all(struct trk_ebpf *t)
 {
 	size_t len = (size_t)t->nwords * 8;
-	int fds[3] = { t->fd_bm[0], t->fd_bm[1], t->fd_pend };
-	uint64_t **dst[3] = { &t->bm[0], &t->bm[1], &t->pend };
+	int fds[2] = { t->fd_bm, t->fd_pend };
+	uint64_t **dst[2] = { &t->bm, &t->pend };
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 2; i++) {
 		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
 
 		if (p == MAP_FAILED)
@@ -139,26 +144,25 @@ static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
 	char path[320];
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info), k = 0;
-	int fds[5], r = 0;
+	int fds[NPINS], r = 0;
 
 	snprintf(path, sizeof(path), "%s/link", t->dir);
 	if (access(path, F_OK) < 0)
 		return 0;
-	for (int i = 0; i < 5; i++) {
+	for (size_t i = 0; i < NPINS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
 		fds[i] = bpf_obj_get(path);
 		if (fds[i] < 0)
 			r = -1;
 	}
 	t->fd_cfg = fds[0];
-	t->fd_bm[0] = fds[1];
-	t->fd_bm[1] = fds[2];
-	t->fd_pend = fds[3];
-	t->fd_stats = fds[4];
+	t->fd_bm = fds[1];
+	t->fd_pend = fds[2];
+	t->fd_stats = fds[3];
 	snprintf(path, sizeof(path), "%s/link", t->dir);
 	t->fd_link = bpf_obj_get(path);
 	if (r < 0 || bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
-	    bpf_obj_get_info_by_fd(t->fd_bm[0], &info, &len) < 0)
+	    bpf_obj_get_info_by_fd(t->fd_bm, &info, &len) < 0)
 		return 0;
 	/* Identity: the same disk, range and block size, and bitmaps of the same size. */
 	if (t->cfg.major != want->major || t->cfg.first_minor != want->first_minor ||
@@ -173,9 +177,9 @@ static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
 
 static void close_fds(struct trk_ebpf *t)
 {
-	int *fds[5] = { &t->fd_cfg, &t->fd_bm[0], &t->fd_bm[1], &t->fd_pend, &t->fd_stats };
+	int *fds[NPINS] = { &t->fd_cfg, &t->fd_bm, &t->fd_pend, &t->fd_stats };
 
-	for (int i = 0; i < 5; i++) {
+	for (size_t i = 0; i < NPINS; i++) {
 		if (*fds[i] >= 0 && !t->skel)
 			close(*fds[i]);
 		*fds[i] = -1;
@@ -184,9 +188,9 @@ static void close_fds(struct trk_ebpf *t)
 
 static void unmap_all(struct trk_ebpf *t)
 {
-	uint64_t **p[3] = { &t->bm[0], &t->bm[1], &t->pend };
+	uint64_t **p[2] = { &t->bm, &t->pend };
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 2; i++) {
 		if (*p[i])
 			munmap(*p[i], (size_t)t->nwords * 8);
 		*p[i] = NULL;
@@ -220,8 +224,7 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 		snprintf(why, why_len, "cannot open the BPF object: %s", strerror(-r));
 		return r;
 	}
-	bpf_map__set_max_entries(t->skel->maps.bm0, (__u32)t->nwords);
-	bpf_map__set_max_entries(t->skel->maps.bm1, (__u32)t->nwords);
+	bpf_map__set_max_entries(t->skel->maps.bm, (__u32)t->nwords);
 	bpf_map__set_max_entries(t->skel->maps.pend, (__u32)t->nwords);
 	r = track_bpf__load(t->skel);
 	if (r < 0) {
@@ -229,8 +232,7 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 		return r;
 	}
 	t->fd_cfg = bpf_map__fd(t->skel->maps.cfg);
-	t->fd_bm[0] = bpf_map__fd(t->skel->maps.bm0);
-	t->fd_bm[1] = bpf_map__fd(t->skel->maps.bm1);
+	t->fd_bm = bpf_map__fd(t->skel->maps.bm);
 	t->fd_pend = bpf_map__fd(t->skel->maps.pend);
 	t->fd_stats = bpf_map__fd(t->skel->maps.stats);
 	r = map_all(t);
@@ -253,10 +255,9 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 		return r;
 	}
 	/* Pinned, the program keeps tracking if this agent dies: the next one resumes. */
-	for (int i = 0; i < 5 && r == 0; i++) {
-		struct bpf_map *maps[5] = { t->skel->maps.cfg, t->skel->maps.bm0,
-					    t->skel->maps.bm1, t->skel->maps.pend,
-					    t->skel->maps.stats };
+	for (size_t i = 0; i < NPINS && r == 0; i++) {
+		struct bpf_map *maps[NPINS] = { t->skel->maps.cfg, t->skel->maps.bm,
+						t->skel->maps.pend, t->skel->maps.stats };
 
 		snprintf(path, sizeof(path), "%s/%s", t->dir, pin_names[i]);
 		r = bpf_map__pin(maps[i], path);
@@ -323,8 +324,8 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->sync_map_fd = t->inner_fd = t->fd_link = -1;
-	t->fd_cfg = t->fd_bm[0] = t->fd_bm[1] = t->fd_pend = t->fd_stats = -1;
+	t->fd_link = -1;
+	t->fd_cfg = t->fd_bm = t->fd_pend = t->fd_stats = -1;
 	t->nblocks = DIV_ROUND_UP(src->size, block_size);
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
 	pin_dir(pin_root, src->id, t->dir, sizeof(t->dir));
@@ -353,18 +354,6 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 		if (r < 0)
 			goto fail;
 	}
-	/* An array of maps whose every update makes the kernel wait for an RCU grace
-	 * period, after which no program still runs with the old active index. */
-	t->inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tern_inner", 4, 4, 1, NULL);
-	if (t->inner_fd >= 0) {
-		LIBBPF_OPTS(bpf_map_create_opts, o, .inner_map_fd = t->inner_fd);
-		t->sync_map_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tern_sync", 4, 4, 1, &o);
-	}
-	if (t->sync_map_fd < 0) {
-		r = -errno;
-		snprintf(why, why_len, "cannot create the grace-period map: %s", strerror(-r));
-		goto fail;
-	}
 	*ret_t = t;
 	return 0;
 fail:
@@ -378,34 +367,32 @@ fail:
 static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bool *ret_overflow)
 {
 	struct tern_track_stats s = { 0 };
-	unsigned idle;
-	__u32 k = 0, v;
+	__u32 k = 0;
 
 	if (bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0)
 		return -errno;
-	idle = t->cfg.active;
-	t->cfg.active = !idle;
-	if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
-		return -errno;
-	/* Programs that read the old index finish before this update returns. */
-	v = (__u32)t->inner_fd;
-	if (bpf_map_update_elem(t->sync_map_fd, &k, &v, BPF_ANY) < 0)
-		return -errno;
+	/* A word's bits set before its exchange are taken; those set after stay for the
+	 * next harvest (the program ORs them in atomically, on the same memory). */
 	for (uint64_t i = 0; i < t->nwords; i++) {
-		uint64_t w = __atomic_exchange_n(&t->bm[idle][i], 0, __ATOMIC_RELAXED);
+		uint64_t w = __atomic_exchange_n(&t->bm[i], 0, __ATOMIC_RELAXED);
 
 		t->pend[i] |= w;
 	}
-	*ret_overflow = bpf_map_lookup_elem(t->fd_stats, &k, &s) == 0 && s.overflow > 0;
+	if (bpf_map_lookup_elem(t->fd_stats, &k, &s) < 0)
+		return -errno;
+	/* The program only ever counts overflows up; the count this tracking has answered
+	 * is kept with it, so one counted while this runs is seen by the next harvest. */
+	*ret_overflow = s.overflow != t->cfg.overflow_seen;
 	if (*ret_overflow) {
 		/* A change too large to record: every block is pending, in the pinned set, so
 		 * the whole disk is sent even when this epoch fails or the agent dies before
-		 * its ack (the counter itself is reset below). */
+		 * its ack; only then is the overflow counted as answered. */
 		memset(t->pend, 0xff, (size_t)t->nwords * 8);
 		if (t->nblocks % 64)
 			t->pend[t->nwords - 1] = (UINT64_C(1) << (t->nblocks % 64)) - 1;
-		memset(&s, 0, sizeof(s));
-		bpf_map_update_elem(t->fd_stats, &k, &s, BPF_ANY);
+		t->cfg.overflow_seen = s.overflow;
+		if (bpf_map_update_elem(t->fd_cfg, &k, &t->cfg, BPF_ANY) < 0)
+			return -errno;
 	}
 	*ret_pending = t->pend;
 	return 0;
@@ -456,7 +443,8 @@ static uint64_t trk_ebpf_nblocks(const struct trk_ebpf *t)
 }
 
 /* The pending set as a reboot's save records it (track.h's track_peek): the harvested
- * set and both bitmaps, so writes not yet harvested count; an overflow marks everything. */
+ * set and the bitmap, so writes not yet harvested count; an overflow not yet answered by a
+ * harvest marks everything. */
 static int trk_ebpf_peek(struct trk_ebpf *t, uint64_t *out, uint64_t *ret_acked)
 {
 	struct tern_track_stats s = { 0 };
@@ -466,9 +454,8 @@ static int trk_ebpf_peek(struct trk_ebpf *t, uint64_t *out, uint64_t *ret_acked)
 		return -errno;
 	for (uint64_t i = 0; i < t->nwords; i++)
 		out[i] = __atomic_load_n(&t->pend[i], __ATOMIC_RELAXED) |
-			 __atomic_load_n(&t->bm[0][i], __ATOMIC_RELAXED) |
-			 __atomic_load_n(&t->bm[1][i], __ATOMIC_RELAXED);
-	if (bpf_map_lookup_elem(t->fd_stats, &k, &s) == 0 && s.overflow > 0)
+			 __atomic_load_n(&t->bm[i], __ATOMIC_RELAXED);
+	if (bpf_map_lookup_elem(t->fd_stats, &k, &s) < 0 || s.overflow != t->cfg.overflow_seen)
 		memset(out, 0xff, (size_t)t->nwords * 8);
 	if (t->nblocks % 64)
 		out[t->nwords - 1] &= (UINT64_C(1) << (t->nblocks % 64)) - 1;
@@ -499,10 +486,6 @@ static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 	if (!t)
 		return NULL;
 	unmap_all(t);
-	if (t->sync_map_fd >= 0)
-		close(t->sync_map_fd);
-	if (t->inner_fd >= 0)
-		close(t->inner_fd);
 	if (t->fd_link >= 0)
 		close(t->fd_link);
 	close_fds(t);

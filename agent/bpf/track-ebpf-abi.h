@@ -10,7 +10,7 @@ struct tern_track_cfg {
 	__u64 start_sector;        /* the tracked range, in 512-byte whole-disk sectors */
 	__u64 nr_sectors;
 	__u32 block_shift;         /* log2 of the tracking block */
-	__u32 active;              /* which bitmap the program writes: 0 or 1 */
+	__u32 unused;              /* 0 (was the index of a second bitmap) */
 	__u32 armed;
 	__u32 pad;
 	__u64 acked_epoch;         /* user space: the last epoch acknowledged (~0: none) */
@@ -18,6 +18,8 @@ struct tern_track_cfg {
 	 * at every acknowledgement (when the pending set is cleared): the same generation
 	 * means the pending set has only grown since (see track_gen). */
 	__u64 gen;
+	/* user space: the overflow count (stats) last answered by marking every block */
+	__u64 overflow_seen;
 };
 
 struct tern_track_stats {

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The eBPF change tracker: on every completed block request that changes data (write,
  * discard, secure erase, write zeroes, zone append) on the tracked disk, set the bits of
- * the tracking blocks it touched in the active one of two bitmaps. User space flips the
- * active index, waits for an RCU grace period (no program still writes the old bitmap),
- * then harvests and clears the idle one, so no concurrent write is lost. */
+ * the tracking blocks it touched in one bitmap, each word with an atomic OR. User space
+ * harvests it word by word with an atomic exchange against zero, so a bit set at any
+ * moment is either in what the exchange returned or still in the word for the next
+ * harvest: no write is lost, and one bitmap does what a flipped pair did at twice the
+ * memory. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -27,7 +29,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
-} bm0 SEC(".maps"), bm1 SEC(".maps"), pend SEC(".maps");
+} bm SEC(".maps"), pend SEC(".maps");
 /* pend is user space's: blocks harvested but not yet acknowledged by the receiver, kept
  * in a pinned map so that they outlive an agent restart. */
 
@@ -54,9 +56,11 @@ struct mark_ctx {
 	__u32 missing;     /* a word fell outside the bitmap */
 };
 
-/* Sets the bits of word wfirst + i that lie in [first, last]; 1 stops the loop. */
-static __always_inline long mark_word(void *bm, __u32 i, struct mark_ctx *m)
+/* bpf_loop callback: sets the bits of word wfirst + i that lie in [first, last]; 1 stops
+ * the loop. */
+static long mark_word(__u32 i, void *ctx)
 {
+	struct mark_ctx *m = ctx;
 	__u32 w = m->wfirst + i;
 	__u64 mask = ~0ULL, *word;
 
@@ -66,24 +70,13 @@ static __always_inline long mark_word(void *bm, __u32 i, struct mark_ctx *m)
 		mask &= ~0ULL << (m->first & 63);
 	if (w == m->wlast)
 		mask &= ~0ULL >> (63 - (m->last & 63));
-	word = bpf_map_lookup_elem(bm, &w);
+	word = bpf_map_lookup_elem(&bm, &w);
 	if (!word) {
 		m->missing = 1;
 		return 1;
 	}
 	__sync_fetch_and_or(word, mask);
 	return 0;
-}
-
-/* bpf_loop callbacks, one per bitmap: a callback cannot be handed a map pointer. */
-static long mark_bm0(__u32 i, void *ctx)
-{
-	return mark_word(&bm0, i, ctx);
-}
-
-static long mark_bm1(__u32 i, void *ctx)
-{
-	return mark_word(&bm1, i, ctx);
 }
 
 SEC("tp_btf/block_rq_complete")
@@ -130,10 +123,7 @@ int BPF_PROG(tern_rq_complete, struct request *rq, blk_status_t error, unsigned 
 			__sync_fetch_and_add(&st->overflow, 1);
 		return 0;
 	}
-	if (c->active)
-		bpf_loop((__u32)nwords, mark_bm1, &m, 0);
-	else
-		bpf_loop((__u32)nwords, mark_bm0, &m, 0);
+	bpf_loop((__u32)nwords, mark_word, &m, 0);
 	if (m.missing && st)
 		__sync_fetch_and_add(&st->overflow, 1);
 	return 0;
