@@ -19,7 +19,8 @@ make_mixed_image "$T/fill.img" 8
 dd if="$T/fill.img" of="$T/disk.img" bs=1M seek=40 conv=notrunc status=none
 loop_attach_parts DEV "$T/disk.img"
 start_receiver "$T/state" --target whole="$T/whole-dst.img" --target part="$T/part-dst.img" \
-	--target whole2="$T/whole2-dst.img" --target whole3="$T/whole3-dst.img"
+	--target whole2="$T/whole2-dst.img" --target whole3="$T/whole3-dst.img" \
+	--target over="$T/over-dst.img"
 
 wait_for() {
 	for _ in $(seq 1 300); do [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0; sleep 0.1; done
@@ -128,4 +129,26 @@ grep -q "whole3: removed the eBPF tracking an earlier agent left pinned; tracker
 	"$T/x2.log" || { cat "$T/x2.log"; fail "the stale eBPF tracking was not removed"; }
 [ ! -e "$TERN_BPF_PIN_ROOT/whole3" ] || fail "eBPF pins left behind under another tracker"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
-pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart; stale pins removed"
+# 6. A change too large to mark (a discard of more than 1 GiB of 4 KiB blocks) is counted
+# as an overflow: the next epoch reads the whole disk, once; the epochs after it go back to
+# the marked blocks (the count answered is kept with the pins, never reset under the
+# program's feet).
+truncate -s $((2048 + 64))M "$T/over.img"
+dd if=/dev/urandom of="$T/over.img" bs=1M seek=100 count=2 conv=notrunc status=none
+loop_attach ODEV "$T/over.img"
+agent o1 over="$ODEV" "$T/o.log" --tracker ebpf
+wait_for "$T/o.log" "epoch 0 durable and verified"
+blkdiscard "$ODEV"
+wait_for "$T/o.log" "a change too large to track: reading the whole disk"
+N=$(grep -c "durable and verified" "$T/o.log")
+dd if=/dev/urandom of="$ODEV" bs=4096 seek=333 count=1 oflag=direct status=none
+wait_for "$T/o.log" "durable and verified" $((N + 3))
+[ "$(grep -c "a change too large to track" "$T/o.log")" -eq 1 ] ||
+	{ cat "$T/o.log"; fail "one overflow made more than one epoch read the whole disk"; }
+grep -q "epoch [0-9]*: read 64.00 KiB of 2.06 GiB in .* 1 changed chunks" "$T/o.log" ||
+	{ cat "$T/o.log"; fail "after the overflow an epoch did not read just the marked chunk"; }
+"$TERNCTL" --state-dir "$T/state" cutover o1 --verify full --timeout 120 >"$T/ctl.out" 2>&1 ||
+	{ cat "$T/ctl.out" "$T/o.log"; fail "verify full after the overflow"; }
+wait "$AGENT_PID" || true; AGENT_PID=
+[ "$(sha "$ODEV")" = "$(sha "$T/over-dst.img")" ] || fail "after the overflow: SHA-256 differs"
+pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart; stale pins removed; an overflow read the disk once"
