@@ -11,6 +11,11 @@
 
 /* A pacer idle for a while banks at most this much sending time. */
 #define PACE_BURST_NS 50000000ull
+/* How long a stop request waits for the epoch in flight before abandoning it: a usual
+ * epoch ends within it, cleanly; a first copy of terabytes would hold a stop (a service
+ * manager's, at shutdown) for hours. Abandoning costs nothing durable: the receiver keeps
+ * a first copy's checkpoint and its fingerprints, the tracker its pending set. */
+#define PACE_STOP_GRACE_NS (10 * 1000000000ull)
 
 uint64_t pace_rate(const struct session *s)
 {
@@ -24,7 +29,8 @@ uint64_t pace_rate(const struct session *s)
 /* Before len bytes go out: holds the stream while the operator has paused it and paces
  * it to the bandwidth limit, meanwhile serving the receiver's frames and reporting.
  * Returns 0, or -errno: the link failed, the receiver refused, or a stop was requested
- * while paused (-EINTR: the epoch is abandoned, nothing of it was acknowledged). */
+ * while paused, paced, or longer than PACE_STOP_GRACE_NS ago (-EINTR: the epoch is
+ * abandoned, nothing of it was acknowledged). */
 int pace_gate(struct session *s, struct conn *c, size_t len)
 {
 	for (;;) {
@@ -44,7 +50,10 @@ int pace_gate(struct session *s, struct conn *c, size_t len)
 		 * limit may stretch that downtime (the forecast counts the limit, though). */
 		if (s->final_epoch)
 			return 0;
-		if (ses_stopping() && (s->paused || (rate && s->pace_next > now)))
+		if (ses_stopping() && !s->stop_seen_ns)
+			s->stop_seen_ns = now;
+		if (ses_stopping() && (s->paused || (rate && s->pace_next > now) ||
+				       now - s->stop_seen_ns >= PACE_STOP_GRACE_NS))
 			return -EINTR;
 		if (s->paused) {
 			link_wait(c, 100);

@@ -97,6 +97,7 @@ struct session {
 	bool paused;
 	uint64_t remote_rate;
 	uint64_t pace_next;      /* the pacer's clock: when the next byte may leave */
+	uint64_t stop_seen_ns;   /* when the pacer first saw a stop request; 0: not yet */
 
 	/* A cutover request that arrived while an epoch was in flight, served after it. */
 	bool cut_pending;

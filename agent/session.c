@@ -319,7 +319,8 @@ int session_run(const struct agent_opts *o)
 	if (!o->once) {
 		struct sigaction sa = { .sa_handler = on_stop_signal };
 
-		/* No SA_RESTART: a stop ends a pause at once; an epoch in flight finishes. */
+		/* No SA_RESTART: a stop ends a pause at once; an epoch in flight finishes, or
+		 * is abandoned after a grace period (pacer.c). */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 	}
@@ -333,8 +334,8 @@ int session_run(const struct agent_opts *o)
 	}
 	r = link_run(&s);
 	if (r == -EINTR && ses_stopping()) {
-		log_info("stopping on request while paused or paced: the epoch in flight is abandoned; "
-			 "nothing of it was acknowledged");
+		log_info("stopping on request: the epoch in flight is abandoned (paused, paced, or "
+			 "still running 10 s after the request); nothing of it was acknowledged");
 		r = 0;
 	}
 	if (r == 0 && ses_stopping())
