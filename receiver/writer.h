@@ -47,8 +47,9 @@ int wr_submit(struct writer *w, void *buf, size_t len, uint64_t off);
 /* Patches the whole chunk [off, off+len) (2 * len <= WR_BUF_LEN): buf, from wr_get_buf,
  * holds the chunk's changed blocks in order at buf + len (block i of the chunk where bit i
  * of mask is set, 1 << shift bytes each). The chunk is read from the target into buf, the
- * blocks are laid over it and the result is written only if its fingerprint is want; all
- * of it as the I/O completes, so patches pipeline like writes. A mismatch writes nothing
+ * blocks are laid over it and, only if the result's fingerprint is want, the changed
+ * blocks are written (each run of adjacent ones as one write, widened to 4 KiB pages
+ * under O_DIRECT); all of it as the I/O completes, so patches pipeline like writes. A mismatch writes nothing
  * of that chunk and fails the writer with -ESTALE (sticky; wr_error_text says where).
  * Returns 0 or -errno from an earlier failure. */
 int wr_patch(struct writer *w, void *buf, size_t len, uint64_t off, uint64_t mask, unsigned shift,
