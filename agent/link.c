@@ -173,7 +173,7 @@ void link_wait(struct conn *c, int ms)
 
 int link_register_disk(struct session *s, struct conn *c, uint16_t disk_no)
 {
-	const struct source *src = s->srcs[disk_no];
+	struct source *src = s->srcs[disk_no];
 	uint8_t *ctrl = s->ctrl;
 	struct proto_disk dm = { .disk_no = disk_no, .logical_block = src->logical_block,
 				 .size = src->size };
@@ -195,8 +195,18 @@ int link_register_disk(struct session *s, struct conn *c, uint16_t disk_no)
 	if (r < 0)
 		return r;
 	r = proto_decode_disk_ok(ctrl, h.len, &ok);
-	if (r < 0 || ok.disk_no != disk_no)
+	if (r < 0 || ok.disk_no != disk_no || ok.size > src->size)
 		return log_errno(r < 0 ? r : -EPROTO, "receiver sent a malformed DISK_OK");
+	if (ok.size < src->size) {
+		/* The source grew while no agent ran and the receiver's target cannot hold it
+		 * yet: the disk is what the receiver vouches for, at that size, and the growth
+		 * is asked for before its first epoch (grow_check), as a live one would be. */
+		log_info("%s: the source grew to %" PRIu64 " bytes while no agent ran; the "
+			 "receiver registered it at the %" PRIu64 " it holds", src->id, src->size,
+			 ok.size);
+		src->size = ok.size;
+		s->views[disk_no].total = ok.size;
+	}
 	return 0;
 }
 

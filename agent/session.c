@@ -95,6 +95,12 @@ static int bring_up(struct session *s, struct conn *c, unsigned i)
 	/* A source grown (or shrunk) since is followed (or refused) before it is read. */
 	r = grow_check(s, c, (uint16_t)i, &offered);
 	if (r != 0) {
+		/* Held before this connection's first epoch: the one that follows the growth's
+		 * acceptance reads the whole disk, as this one would have, unless the tracker has
+		 * watched it since the receiver's epoch. */
+		if (r > 0 && run->grow_held && !(offered && !s->reconcile &&
+		    track_continuous(run->trk, run->next_epoch)))
+			run->resync = true;
 		run->fps = offered;
 		return r > 0 ? 0 : r;
 	}

@@ -20,6 +20,7 @@ struct track {
 	const struct source *src;
 	uint32_t chunk_size, block_size;
 	uint64_t nchunks;
+	uint64_t size;  /* the source's size the backend was started at */
 	uint64_t *only; /* the chunks of the pending blocks, for the change set */
 	/* What start was given, for a restart at a new size (track_grow). */
 	struct track_conf conf;
@@ -77,6 +78,7 @@ static int start(const struct track_ops *ops, const struct track_conf *conf, str
 	t->chunk_size = conf->chunk_size;
 	t->block_size = conf->block_size;
 	t->nchunks = DIV_ROUND_UP(src->size, conf->chunk_size);
+	t->size = src->size;
 	r = ops->start(src, conf, slot, nslots, &t->b, why, why_len);
 	if (r < 0) {
 		free(t);
@@ -328,7 +330,9 @@ int track_grow(struct track *t, uint64_t old_size)
 	only = calloc(words, 8);
 	if (!only)
 		return log_errno(-ENOMEM, "allocation");
-	if (old_nb > 0) {
+	/* A backend started at this size already records all of it (a disk the receiver
+	 * registered smaller than its source, see link_register_disk): it goes on. */
+	if (old_nb > 0 && t->size != t->src->size) {
 		/* A recording tracker is sized at its start: a new one for the new size is
 		 * started first, then the old one harvested a last time, so that every write
 		 * is in one or the other; its blocks stay pending with the new one's. */
@@ -371,6 +375,7 @@ int track_grow(struct track *t, uint64_t old_size)
 		t->carry = carry;
 		t->carry_words = DIV_ROUND_UP(old_nb, 64);
 		t->merged = merged;
+		t->size = t->src->size;
 	}
 	free(t->only);
 	t->only = only;

@@ -86,8 +86,9 @@ int track_acked(struct track *t, uint64_t epoch);
 /* The source grew from old_size to its size now (src->size already says so): the tracker
  * follows without a gap (a recording backend's new instance starts before the old one's
  * last harvest, whose blocks stay pending until the next ack), and until then every chunk
- * from the old end on is read. Returns 0 or -errno (logged): the old tracker goes on at
- * the old size. */
+ * from the old end on is read; a backend started at the new size already (the receiver
+ * registered the disk smaller than its source) just goes on. Returns 0 or -errno (logged):
+ * the old tracker goes on at the old size. */
 int track_grow(struct track *t, uint64_t old_size);
 /* Whether t's pending set covers every change since the epoch before next_epoch, which the
  * receiver holds, so a first epoch of a connection may read only those. */

@@ -43,7 +43,7 @@ static size_t payload_max(unsigned type)
 	switch (type) {
 	case PROTO_HELLO: case PROTO_WELCOME: return 4 + 1 + NAME_MAX_LEN;
 	case PROTO_DISK: return 2 + 4 + 8 + 1 + NAME_MAX_LEN + 8;
-	case PROTO_DISK_OK: return 10;
+	case PROTO_DISK_OK: return 2 + 8 + 8;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
 	case PROTO_ZERO: return 18;
 	case PROTO_EPOCH_END: return 2 + 8 + 8 + FP_LEN;
@@ -234,8 +234,11 @@ int proto_encode_disk_ok(uint8_t *out, size_t cap, const struct proto_disk_ok *m
 {
 	struct cur c = begin(out, cap);
 
+	if (m->size == 0 || m->size > (UINT64_C(1) << 62))
+		return -EINVAL;
 	put_be(&c, m->disk_no, 2);
 	put_be(&c, m->target_size, 8);
+	put_be(&c, m->size, 8);
 	return finish(&c, out, PROTO_DISK_OK);
 }
 
@@ -247,9 +250,13 @@ int proto_decode_disk_ok(const uint8_t *p, size_t len, struct proto_disk_ok *ret
 
 	m.disk_no = (uint16_t)get_be(&c, 2);
 	m.target_size = get_be(&c, 8);
+	m.size = get_be(&c, 8);
 	r = done(&c);
 	if (r < 0)
 		return r;
+	/* The same bound as DISK's size: a disk is never empty, nor beyond 4 EiB. */
+	if (m.size == 0 || m.size > (UINT64_C(1) << 62))
+		return -EPROTO;
 	*ret_m = m;
 	return 0;
 }

@@ -80,9 +80,15 @@ struct proto_disk {
 	uint64_t track_gen;
 };
 
+/* size: what the receiver registered the disk at, and what its FPS frames and epochs
+ * cover: the source's size, or, for a disk that grew while no agent ran whose target cannot
+ * hold the new size, the smaller size its record vouches for (the agent then asks for the
+ * growth with DISK_GROW and holds the disk until it is accepted). Never 0, never above the
+ * DISK frame's size. */
 struct proto_disk_ok {
 	uint16_t disk_no;
 	uint64_t target_size;
+	uint64_t size;
 };
 
 /* An extent of nchunks consecutive chunks starting at offset. fps points into the decoded

@@ -509,7 +509,7 @@ static int check_size(struct rsession *s, struct rdisk *d, const struct proto_di
 			      "the %" PRIu64 " the receiver holds: shrinking is refused; the target "
 			      "is left as it was", m->id, m->size, rec->size);
 	/* A verified copy of a disk that grew while no agent ran is resumed at the size its
-	 * record vouches for, then grown (disk_grow) as a live DISK_GROW would be. */
+	 * record vouches for, then grown (disk_grow) or held as a live DISK_GROW would be. */
 	*ret_grown = rec->present && rec->verified && rec->chunk_size == s->cs &&
 		     rec->size < m->size && !d->t->reconcile;
 	if (*ret_grown) {
@@ -562,23 +562,35 @@ static int start_ckpt(struct rsession *s, struct rdisk *d, const struct proto_di
 
 /* A file is resized only now: to the source's size exactly, so that nothing past the
  * disk's end outlives a new copy (a resumed one's record vouches only for its size); a
- * disk that grew while no agent ran grows after. Then DISK_OK and the FPS frames. */
+ * disk that grew while no agent ran grows after, or, when its target cannot hold the new
+ * size, is registered at the size its record vouches for and held as a live growth would
+ * be (ret_held: the operator's line; the agent asks for the growth with DISK_GROW). Then
+ * DISK_OK, with the size the disk is registered at, and the FPS frames. */
 static int answer_disk(struct rsession *s, struct rdisk *d, const struct proto_disk *m,
-		       bool grown, bool known, bool some, uint64_t offer_gen)
+		       bool grown, bool known, bool some, uint64_t offer_gen, char *ret_held,
+		       size_t held_len)
 {
 	struct proto_disk_ok ok;
 	uint8_t out[64];
 	char why[256];
 	int n, r;
 
+	ret_held[0] = '\0';
 	r = wr_fit(d->w, why, sizeof(why));
-	if (r == 0 && grown)
+	if (r == 0 && grown) {
 		r = disk_grow(s, d, m->size, why, sizeof(why));
+		/* Nothing changed: the verified copy stays as it was, the other disks go on. */
+		if (r == -ENOSPC || r == -ENOMEM) {
+			disk_hold_note(s, d, why, ret_held, held_len);
+			r = 0;
+		}
+	}
 	if (r < 0) {
 		log_error("agent %s: disk %s: target %s: %s", s->agent, m->id, d->t->path, why);
 		return refuse(s, r, "disk %s: %s", m->id, why);
 	}
-	ok = (struct proto_disk_ok){ .disk_no = m->disk_no, .target_size = wr_size(d->w) };
+	ok = (struct proto_disk_ok){ .disk_no = m->disk_no, .target_size = wr_size(d->w),
+				     .size = d->size };
 	n = proto_encode_disk_ok(out, sizeof(out), &ok);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
 	if (r == 0)
@@ -592,6 +604,7 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 	struct rdisk *d = NULL;
 	struct disk_record rec;
 	bool known, grown = false, reconciled = false, declared = false, some = false;
+	char held[PROTO_MSG_MAX + 1];
 	uint64_t offer_gen = 0;
 	int r;
 
@@ -649,12 +662,14 @@ int on_disk(struct rsession *s, const struct proto_hdr *h)
 		if (r < 0)
 			return r;
 	}
-	r = answer_disk(s, d, &m, grown, known, some, offer_gen);
+	r = answer_disk(s, d, &m, grown, known, some, offer_gen, held, sizeof(held));
 	if (r < 0)
 		return r;
-	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, m.size, d->epoch,
+	d->rd = reg_disk_open(s->srv->reg, s->ra, m.disk_no, m.id, d->size, d->epoch,
 			      known && rec.verified ? (int64_t)rec.epoch : -1, false);
 	reg_disk_fault(s->srv->reg, d->rd, d->event);
+	if (held[0])
+		reg_disk_error(s->srv->reg, d->rd, held);
 	log_info("agent %s: disk %s (%" PRIu64 " bytes) -> %s", s->agent, m.id, m.size, d->t->path);
 	return 0;
 }

@@ -52,13 +52,11 @@ static void keep_record(struct rsession *s, struct rdisk *d)
 		log_warn_errno(r, "disk %s: cannot record its last event", d->t->id);
 }
 
-/* The target cannot follow (code ENOSPC) or the budget cannot (ENOMEM): nothing was
- * written; the operator sees why (log, record, registry) and so does the agent, which
- * holds the disk's epochs and asks again later. */
-static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code, const char *why)
+void disk_hold_note(struct rsession *s, struct rdisk *d, const char *why, char *ret_line,
+		    size_t line_len)
 {
 	const char *rest = strncmp(why, "the target ", 11) == 0 ? why + 11 : NULL;
-	char msg[PROTO_MSG_MAX + 1], mine[PROTO_MSG_MAX + 1];
+	char mine[PROTO_MSG_MAX + 1];
 
 	/* The operator's copy names the target ("target /dev/X is N bytes, ..."). */
 	if (rest)
@@ -78,6 +76,17 @@ static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code,
 		reg_disk_error(s->srv->reg, d->rd, mine);
 		keep_record(s, d);
 	}
+	snprintf(ret_line, line_len, "%s", mine);
+}
+
+/* The target cannot follow (code ENOSPC) or the budget cannot (ENOMEM): nothing was
+ * written; the operator sees why (log, record, registry) and so does the agent, which
+ * holds the disk's epochs and asks again later. */
+static int hold(struct rsession *s, struct rdisk *d, uint16_t disk_no, int code, const char *why)
+{
+	char msg[PROTO_MSG_MAX + 1], mine[PROTO_MSG_MAX + 1];
+
+	disk_hold_note(s, d, why, mine, sizeof(mine));
 	/* The agent hears the disk and the reason, never the receiver's path. */
 	snprintf(msg, sizeof(msg), "disk %s: %s", d->t->id, why);
 	return answer(s, disk_no, code, d->size, msg);

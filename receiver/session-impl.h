@@ -158,6 +158,12 @@ void ckpt_done(struct rsession *s, struct rdisk *d);
  * change nothing; another -errno may leave the target grown and the record not (the next
  * session fits it again). why gets a one-line reason without the target's path. */
 int disk_grow(struct rsession *s, struct rdisk *d, uint64_t size, char *why, size_t why_len);
+/* Disk d is held at its size because disk_grow could not follow (why, its reason): says so
+ * once to the operator (log, the disk's event and record, the registry when d->rd is open)
+ * and a later ask with the same reason as news only. ret_line: the operator's line, which
+ * names the target. */
+void disk_hold_note(struct rsession *s, struct rdisk *d, const char *why, char *ret_line,
+		    size_t line_len);
 /* DISK_GROW: the disk's target, fingerprints and record follow its source to the new size,
  * or the disk is held with a reason (DISK_GROWN either way); a refusal through refuse(). */
 int on_disk_grow(struct rsession *s, const struct proto_hdr *h);

@@ -131,7 +131,8 @@ static void add_proto_seeds(void)
 	struct proto_welcome welcome = { .max_payload = PROTO_MAX_PAYLOAD, .name = "receiver" };
 	struct proto_disk disk = { .disk_no = 1, .logical_block = 4096,
 				   .size = UINT64_C(1) << 34, .id = "vda" };
-	struct proto_disk_ok disk_ok = { .disk_no = 1, .target_size = UINT64_C(1) << 34 };
+	struct proto_disk_ok disk_ok = { .disk_no = 1, .target_size = UINT64_C(1) << 34,
+					 .size = UINT64_C(1) << 34 };
 	struct proto_zero zero = { .disk_no = 1, .offset = 4 * SEED_CHUNK_SIZE,
 				   .length = 3 * SEED_CHUNK_SIZE };
 	struct proto_epoch_end end = { .disk_no = 1, .epoch = 7, .nchunks = 262144 };
@@ -149,6 +150,9 @@ static void add_proto_seeds(void)
 	add_frame(buf, proto_encode_hello(buf, cap, &hello));
 	add_frame(buf, proto_encode_welcome(buf, cap, &welcome));
 	add_frame(buf, proto_encode_disk(buf, cap, &disk));
+	add_frame(buf, proto_encode_disk_ok(buf, cap, &disk_ok));
+	/* A disk registered smaller than its source (grown while no agent ran, held). */
+	disk_ok.size = UINT64_C(1) << 33;
 	add_frame(buf, proto_encode_disk_ok(buf, cap, &disk_ok));
 	add_frame(buf, proto_encode_zero(buf, cap, &zero));
 	memset(end.root.b, 0x42, FP_LEN);

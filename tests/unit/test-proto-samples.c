@@ -51,7 +51,7 @@ uint32_t expected_payload_max(unsigned type)
 	case PROTO_HELLO: return 4 + 1 + 64;
 	case PROTO_WELCOME: return 4 + 1 + 64;
 	case PROTO_DISK: return 2 + 4 + 8 + 1 + 64 + 8;
-	case PROTO_DISK_OK: return 2 + 8;
+	case PROTO_DISK_OK: return 2 + 8 + 8;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
 	case PROTO_ZERO: return 2 + 8 + 8;
 	case PROTO_EPOCH_END: return 2 + 8 + 8 + 16;
@@ -115,7 +115,8 @@ int build_sample(unsigned type, uint8_t *out, size_t cap)
 		return proto_encode_disk(out, cap, &m);
 	}
 	case PROTO_DISK_OK: {
-		struct proto_disk_ok m = { .disk_no = 3, .target_size = UINT64_C(1) << 35 };
+		struct proto_disk_ok m = { .disk_no = 3, .target_size = UINT64_C(1) << 35,
+					   .size = UINT64_C(1) << 34 };
 		return proto_encode_disk_ok(out, cap, &m);
 	}
 	case PROTO_DATA: {

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,21 +476,53 @@ END_TEST
 START_TEST(test_proto_disk_ok_roundtrip)
 {
 	static const uint64_t sizes[] = { 0, 1, UINT64_C(0x0102030405060708), UINT64_MAX };
-	static const uint8_t want[] = { 0xab, 0xcd, 1, 2, 3, 4, 5, 6, 7, 8 };
-	struct proto_disk_ok in = { .disk_no = 0xabcd }, out;
+	static const uint8_t want[] = { 0xab, 0xcd, 1, 2, 3, 4, 5, 6, 7, 8,
+					0, 0, 0, 0, 0x40, 0, 0, 0 };
+	struct proto_disk_ok in = { .disk_no = 0xabcd, .size = UINT64_C(1) << 30 }, out;
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		int n;
 
 		in.target_size = sizes[i];
 		n = proto_encode_disk_ok(buf, sizeof(buf), &in);
-		ck_assert_int_eq(n, PROTO_HDR_LEN + 10);
+		ck_assert_int_eq(n, PROTO_HDR_LEN + 18);
 		if (i == 2)
 			ck_assert_mem_eq(buf + PROTO_HDR_LEN, want, sizeof(want));
 		memset(&out, 0, sizeof(out));
-		ck_assert_int_eq(proto_decode_disk_ok(check_hdr(buf, n, PROTO_DISK_OK), 10, &out), 0);
+		ck_assert_int_eq(proto_decode_disk_ok(check_hdr(buf, n, PROTO_DISK_OK), 18, &out), 0);
 		ck_assert_uint_eq(out.disk_no, in.disk_no);
 		ck_assert_uint_eq(out.target_size, in.target_size);
+		ck_assert_uint_eq(out.size, in.size);
+		/* Without the registered size the frame is short. */
+		ck_assert_int_eq(proto_decode_disk_ok(check_hdr(buf, n, PROTO_DISK_OK), 10, &out),
+				 -EBADMSG);
+	}
+}
+END_TEST
+
+/* The registered size is bounded as DISK's is: neither end encodes or accepts 0 or more
+ * than 4 EiB; the bounds themselves pass. */
+START_TEST(test_proto_disk_ok_rejects_bad_size)
+{
+	static const uint64_t bad[] = { 0, (UINT64_C(1) << 62) + 1, UINT64_MAX };
+	static const uint64_t good[] = { 1, UINT64_C(1) << 62 };
+	struct proto_disk_ok m = { .disk_no = 1, .target_size = 1 << 20 }, out;
+	uint8_t p[18];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		m.size = bad[i];
+		ck_assert_int_eq(proto_encode_disk_ok(buf, sizeof(buf), &m), -EINVAL);
+		be_put(p, 1, 2);
+		be_put(p + 2, 1 << 20, 8);
+		be_put(p + 10, bad[i], 8);
+		ck_assert_msg(dec_disk_ok(p, sizeof(p)) == -EPROTO, "size %" PRIu64 " accepted",
+			      bad[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		m.size = good[i];
+		ck_assert_int_eq(proto_encode_disk_ok(buf, sizeof(buf), &m), PROTO_HDR_LEN + 18);
+		ck_assert_int_eq(proto_decode_disk_ok(buf + PROTO_HDR_LEN, 18, &out), 0);
+		ck_assert_uint_eq(out.size, good[i]);
 	}
 }
 END_TEST
@@ -779,6 +812,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(msg, test_proto_disk_rejects_bad_logical_block);
 	tcase_add_test(msg, test_proto_disk_rejects_bad_size);
 	tcase_add_test(msg, test_proto_disk_ok_roundtrip);
+	tcase_add_test(msg, test_proto_disk_ok_rejects_bad_size);
 	tcase_add_test(msg, test_proto_error_roundtrip);
 	tcase_add_test(msg, test_proto_error_rejects_control_chars);
 	tcase_add_test(msg, test_proto_error_encode_replaces_control_chars);
