@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The eBPF change tracker, a backend of track.h (see bpf/track.bpf.c): for one block-device
  * source tp_btf/block_rq_issue and block_rq_complete programs mark changed tracking blocks
- * in one of two bitmaps; a harvest flips them, waits out an RCU grace period and collects the idle one.
+ * in one of two bitmaps; a harvest flips them, waits out an RCU grace period and collects
+ * the idle one.
  * Its program and maps are pinned under pin_root/ID, so tracking outlives the agent and
  * the next one resumes it when its identity (disk, range, block size) matches. */
 #include "agent/track-ops.h"
@@ -166,7 +167,8 @@ static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
 	 * that tracker may have lost writes (bpf/track.bpf.c, tern_rq_issue). */
 	snprintf(path, sizeof(path), "%s/link-issue", t->dir);
 	t->fd_link_issue = bpf_obj_get(path);
-	if (r < 0 || t->fd_link < 0 || t->fd_link_issue < 0 || bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
+	if (r < 0 || t->fd_link < 0 || t->fd_link_issue < 0 ||
+	    bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
 	    bpf_obj_get_info_by_fd(t->fd_bm[0], &info, &len) < 0)
 		return 0;
 	/* Identity: the same disk, range and block size, and bitmaps of the same size. */

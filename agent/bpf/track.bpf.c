@@ -2,8 +2,9 @@
 /* The eBPF change tracker: on every block request that changes data (write, discard,
  * secure erase, write zeroes, zone append) on the tracked disk, as it is issued and again
  * as it completes, set the bits of the tracking blocks it touched in the active one of two
- * bitmaps. User space flips the active index, waits for an RCU grace period (no program still writes the old bitmap),
- * then harvests and clears the idle one, so no concurrent write is lost. */
+ * bitmaps. User space flips the active index, waits for an RCU grace period (no program
+ * still writes the old bitmap), then harvests and clears the idle one, so no concurrent
+ * write is lost. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
