@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The eBPF change tracker, a backend of track.h (see bpf/track.bpf.c): for one block-device
- * source a tp_btf/block_rq_complete program marks changed tracking blocks in a bitmap; a
- * harvest takes each word with an atomic exchange into the pending set.
- * Its program and maps are pinned under pin_root/ID, so tracking outlives the agent and
+ * source tp_btf/block_rq_issue and block_rq_complete programs mark changed tracking blocks
+ * in a bitmap; a harvest takes each word with an atomic exchange into the pending set.
+ * Its programs and maps are pinned under pin_root/ID, so tracking outlives the agent and
  * the next one resumes it when its identity (disk, range, block size) matches. */
 #include "agent/track-ops.h"
 
@@ -44,9 +44,10 @@ struct trk_ebpf {
 	int fd_cfg, fd_bm, fd_pend, fd_stats;
 	bool resumed;
 	struct tern_track_cfg cfg;
-	/* A resumed tracker's link, held open: a tracker started for a new size over the
-	 * same pins must not detach this one before its last harvest (track_grow). */
-	int fd_link;
+	/* A resumed tracker's links (completion, issue), held open: a tracker started for a
+	 * new size over the same pins must not detach this one before its last harvest
+	 * (track_grow). */
+	int fd_link, fd_link_issue;
 	char dir[256];       /* pin directory */
 };
 
@@ -56,6 +57,8 @@ static const char *const pin_names[] = { "cfg", "bm", "pend", "stats" };
 #define NPINS (sizeof(pin_names) / sizeof(pin_names[0]))
 /* An older agent's pins (two bitmaps it flipped): removed with the rest, never resumed. */
 static const char *const old_pin_names[] = { "bm0", "bm1" };
+/* The pinned links: block_rq_complete's and block_rq_issue's. */
+static const char *const link_names[] = { "link", "link-issue" };
 
 /* A new tracking generation: random, never 0 (0 means none). */
 static int new_gen(__u64 *ret_gen)
@@ -81,8 +84,10 @@ static void unpin_all(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, old_pin_names[i]);
 		unlink(path);
 	}
-	snprintf(path, sizeof(path), "%s/link", dir);
-	unlink(path);
+	for (size_t i = 0; i < sizeof(link_names) / sizeof(link_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, link_names[i]);
+		unlink(path);
+	}
 	rmdir(dir);
 }
 
@@ -161,7 +166,12 @@ static int try_resume(struct trk_ebpf *t, const struct tern_track_cfg *want)
 	t->fd_stats = fds[3];
 	snprintf(path, sizeof(path), "%s/link", t->dir);
 	t->fd_link = bpf_obj_get(path);
-	if (r < 0 || bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
+	/* Pins of an agent that hooked completions only: loaded afresh (a whole read), as
+	 * that tracker may have lost writes (bpf/track.bpf.c, tern_rq_issue). */
+	snprintf(path, sizeof(path), "%s/link-issue", t->dir);
+	t->fd_link_issue = bpf_obj_get(path);
+	if (r < 0 || t->fd_link < 0 || t->fd_link_issue < 0 ||
+	    bpf_map_lookup_elem(t->fd_cfg, &k, &t->cfg) < 0 ||
 	    bpf_obj_get_info_by_fd(t->fd_bm, &info, &len) < 0)
 		return 0;
 	/* Identity: the same disk, range and block size, and bitmaps of the same size. */
@@ -211,7 +221,9 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 	close_fds(t);
 	if (t->fd_link >= 0)
 		close(t->fd_link);
-	t->fd_link = -1;
+	if (t->fd_link_issue >= 0)
+		close(t->fd_link_issue);
+	t->fd_link = t->fd_link_issue = -1;
 	unpin_all(t->dir);
 	r = mkdir_p(t->dir, 0700);
 	if (r < 0) {
@@ -250,8 +262,8 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 	}
 	r = track_bpf__attach(t->skel);
 	if (r < 0) {
-		snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete: %s",
-			 strerror(-r));
+		snprintf(why, why_len, "cannot attach to tp_btf/block_rq_complete and "
+			 "block_rq_issue: %s", strerror(-r));
 		return r;
 	}
 	/* Pinned, the program keeps tracking if this agent dies: the next one resumes. */
@@ -265,6 +277,9 @@ static int load_fresh(struct trk_ebpf *t, const struct tern_track_cfg *c,
 	snprintf(path, sizeof(path), "%s/link", t->dir);
 	if (r == 0)
 		r = bpf_link__pin(t->skel->links.tern_rq_complete, path);
+	snprintf(path, sizeof(path), "%s/link-issue", t->dir);
+	if (r == 0)
+		r = bpf_link__pin(t->skel->links.tern_rq_issue, path);
 	if (r < 0) {
 		snprintf(why, why_len, "cannot pin the tracker under %s: %s", t->dir,
 			 strerror(-r));
@@ -324,7 +339,7 @@ static int trk_ebpf_start(const struct source *src, uint32_t block_size, const c
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->fd_link = -1;
+	t->fd_link = t->fd_link_issue = -1;
 	t->fd_cfg = t->fd_bm = t->fd_pend = t->fd_stats = -1;
 	t->nblocks = DIV_ROUND_UP(src->size, block_size);
 	t->nwords = DIV_ROUND_UP(t->nblocks, 64);
@@ -488,6 +503,8 @@ static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin)
 	unmap_all(t);
 	if (t->fd_link >= 0)
 		close(t->fd_link);
+	if (t->fd_link_issue >= 0)
+		close(t->fd_link_issue);
 	close_fds(t);
 	if (unpin)
 		unpin_all(t->dir);
