@@ -16,14 +16,6 @@ need_root
 MiB=$((1024 * 1024))
 init_state "$T/state"
 
-wait_for() { # wait_for FILE PATTERN [COUNT]: up to 60 s for COUNT lines matching
-	for _ in $(seq 1 600); do
-		[ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
-		sleep 0.1
-	done
-	cat "$1"; fail "timed out waiting for '$2' in $1"
-}
-verified() { grep -c "$1: epoch [0-9]* durable and verified" "$2" || true; }
 agent() { # agent NAME LOG ARGS...: continuous, 1 s apart, stops the writer for a cutover
 	local name=$1 log=$2; shift 2
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \

@@ -103,6 +103,18 @@ wait_log() {
 	return 1
 }
 
+# Up to 60 s for COUNT (default 1) lines of FILE matching PATTERN; else shows FILE and
+# fails. (Some tests keep their own, shorter one.)
+wait_for() { # wait_for FILE PATTERN [COUNT]
+	for _ in $(seq 1 600); do
+		[ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
+		sleep 0.1
+	done
+	cat "$1"; fail "timed out waiting for '$2' in $1"
+}
+# How many epochs of disk ID the agent's LOG says were durable and verified.
+verified() { grep -c "$1: epoch [0-9]* durable and verified" "$2" || true; }
+
 # The SHA-256 of the first N bytes of a file or device.
 # SHA-256 of what is on the disk, read with O_DIRECT past the page cache: the receiver
 # writes O_DIRECT, and a page cached by an earlier buffered read (while a refused
