@@ -55,10 +55,11 @@ static struct trk_ebpf *trk_ebpf_stop(struct trk_ebpf *t, bool unpin);
 
 static const char *const pin_names[] = { "cfg", "bm", "pend", "stats" };
 #define NPINS (sizeof(pin_names) / sizeof(pin_names[0]))
-/* An older agent's pins (two bitmaps it flipped): removed with the rest, never resumed. */
-static const char *const old_pin_names[] = { "bm0", "bm1" };
-/* The pinned links: block_rq_complete's and block_rq_issue's. */
-static const char *const link_names[] = { "link", "link-issue" };
+/* Everything a pin directory may hold, removed together: the maps, the links of
+ * block_rq_complete and block_rq_issue, and an older agent's two flipped bitmaps (never
+ * resumed). */
+static const char *const pin_files[] = { "cfg", "bm", "pend", "stats", "link", "link-issue",
+					 "bm0", "bm1" };
 
 /* A new tracking generation: random, never 0 (0 means none). */
 static int new_gen(__u64 *ret_gen)
@@ -76,16 +77,8 @@ static void unpin_all(const char *dir)
 {
 	char path[320];
 
-	for (size_t i = 0; i < NPINS; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, pin_names[i]);
-		unlink(path);
-	}
-	for (size_t i = 0; i < sizeof(old_pin_names) / sizeof(old_pin_names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, old_pin_names[i]);
-		unlink(path);
-	}
-	for (size_t i = 0; i < sizeof(link_names) / sizeof(link_names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, link_names[i]);
+	for (size_t i = 0; i < sizeof(pin_files) / sizeof(pin_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, pin_files[i]);
 		unlink(path);
 	}
 	rmdir(dir);
