@@ -19,7 +19,11 @@ tern_install() {
 	fi
 	echo "installing: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	# Tests running side by side may install at once: wait for apt's lock, not fail.
-	apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
-	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Tests running side by side may install at once: take turns (apt's own lock timeout
+	# covers dpkg's lock, not every lock `apt-get update` takes), and wait, not fail.
+	(
+		flock -w 1200 9 || { echo "tern_install: waited 20 minutes for another install" >&2; exit 1; }
+		apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+		apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	) 9>/tmp/tern-install.lock
 }
