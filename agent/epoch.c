@@ -162,6 +162,20 @@ static void view_begin(const struct session *s, struct epoch *e, const struct ch
 	v->start_ns = e->st.t_start;
 }
 
+/* What the adaptive level learns from a batch sent from sent_at on (agent/level.h). */
+static void note_level(struct session *s, const struct epoch *e, const struct rd_out *out,
+		       uint64_t sent_at)
+{
+	struct lvl_batch b = { .wait_ns = out->wait_ns, .level = out->level, .at_ns = now_ns() };
+	int was = lvl_now(s->lvl), moved;
+
+	b.link_ns = b.at_ns - sent_at;
+	moved = lvl_note(s->lvl, &b);
+	if (moved)
+		log_debug("%s: zstd level %d (%s)", e->src->id, moved, moved > was ?
+			  "the link is the limit" : "the link waits for compression");
+}
+
 /* Sends the reader's frames as they come. Returns 0 when the whole source has been read
  * and sent, or -errno; a source that could not be read sets s->src_fault and says why. */
 static int stream(struct session *s, struct conn *c, struct epoch *e)
@@ -171,6 +185,7 @@ static int stream(struct session *s, struct conn *c, struct epoch *e)
 	uint64_t last_report = e->st.t_start, at;
 	struct disk_view *v = e->v;
 	struct proto_hdr h;
+	uint64_t sent_at;
 	int r;
 
 	for (;;) {
@@ -181,14 +196,19 @@ static int stream(struct session *s, struct conn *c, struct epoch *e)
 			break;
 		/* Mid-stream the receiver speaks to refuse, to pass on the operator's wishes,
 		 * or to ask for the cutover (served after this epoch): look before sending. */
+		sent_at = now_ns();
 		r = pace_gate(s, c, out->len);
 		if (r < 0) {
 			rd_out_free(out);
 			return r;
 		}
 		r = out->len ? conn_send(c, out->buf, out->len) : 0;
-		if (r == 0)
+		if (r == 0) {
 			s->conn_sent += out->len;
+			/* Only a batch that carried data tells how compression keeps up. */
+			if (s->lvl && out->read_bytes > out->zero_bytes)
+				note_level(s, e, out, sent_at);
+		}
 		e->st.plain += out->plain_bytes;
 		e->st.read += out->read_bytes;
 		e->st.zero += out->zero_bytes;

@@ -12,16 +12,21 @@
 /* Batches (1 MiB each by default) per decision: enough to tell a trend from a hiccup,
  * few enough that a link's change is followed within seconds. */
 #define LVL_WINDOW 8
+/* ...and at least this long: behind a delayed link the socket takes a round trip's
+ * worth of frames at once now and then, and a window of that burst alone says nothing. */
+#define LVL_WINDOW_NS (100 * 1000000ull)
+/* Windows after a level proved too slow in which no raise goes back onto it: a link
+ * does not change that often, and each try costs a window at the slow level. */
+#define LVL_CEIL_WINDOWS 30
 
 void lvl_init(struct lvl_ctl *c, int min, int max)
 {
 	memset(c, 0, sizeof(*c));
 	c->min = min;
 	c->max = max;
-	/* zstd's own default, 3, within the range: a link's first windows pass into the
-	 * socket buffers before either side learns anything, and 3 costs little where the
-	 * link turns out fast (it comes down within two windows). */
-	c->cur = MAX(min, MIN(3, max));
+	/* The bottom: a copy's first megabytes go into socket buffers before the link
+	 * pushes back, so the first windows look like a fast link whatever the link is. */
+	c->cur = min;
 	c->lowest = c->highest = c->cur;
 }
 
@@ -30,31 +35,63 @@ int lvl_now(const struct lvl_ctl *c)
 	return __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
 }
 
-int lvl_note(struct lvl_ctl *c, bool backlog, bool starved)
+/* cur moved by d levels; zstd has no level 0 (it means "default"): a step across it
+ * does not count it. */
+static int step(int cur, int d)
 {
+	int next = cur + d;
+
+	if (cur < 0 && next >= 0)
+		next++;
+	else if (cur > 0 && next <= 0)
+		next--;
+	return next;
+}
+
+int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b)
+{
+	uint64_t elapsed;
 	int next = c->cur;
 
-	c->seen++;
-	c->backlog += backlog;
-	c->starved += starved;
-	if (c->seen < LVL_WINDOW)
+	/* A batch compressed before the last change (it waited in the queue, or a worker
+	 * had it in hand) tells of the old level: a window holds the current one's alone. */
+	if (b->level != c->cur) {
+		c->seen = 0;
+		c->wait_ns = c->link_ns = 0;
 		return 0;
-	/* Often waiting on the link and never on compression: spend more CPU per byte (a full
-	 * queue is not seen at every batch even on a slow link: a worker may be refilling the
-	 * slot just freed). Waiting on compression twice: spend less. Otherwise (the disk is
-	 * the limit, or a mix) stay. */
-	if (c->starved >= 2 && c->cur > c->min)
-		next = c->cur - 1;
-	else if (c->starved == 0 && c->backlog * 2 >= LVL_WINDOW && c->cur < c->max)
-		/* Every batch waited: the link is far slower, climb faster. */
-		next = c->cur + (c->backlog == LVL_WINDOW ? 2 : 1);
-	c->seen = c->backlog = c->starved = 0;
-	/* zstd has no level 0 (it means "default"): a step across it does not count it. */
-	if (c->cur < 0 && next >= 0)
-		next++;
-	else if (c->cur > 0 && next <= 0)
-		next--;
+	}
+	if (c->seen == 0)
+		c->start_ns = b->at_ns - MIN(b->at_ns, b->wait_ns + b->link_ns);
+	c->seen++;
+	c->wait_ns += b->wait_ns;
+	c->link_ns += b->link_ns;
+	elapsed = b->at_ns - MIN(b->at_ns, c->start_ns);
+	if (c->seen < LVL_WINDOW || elapsed < LVL_WINDOW_NS)
+		return 0;
+	if (c->wait_ns * 3 > elapsed) {
+		/* A third of the time waiting on compression: spend less CPU per byte; two
+		 * thirds: two levels less. */
+		next = step(c->cur, c->wait_ns * 3 > elapsed * 2 ? -2 : -1);
+	} else if (c->link_ns * 5 > elapsed * 4 && c->wait_ns * 10 < elapsed) {
+		/* Blocked on the link four fifths of the time, hardly waiting on compression:
+		 * spend more; blocked nearly all the time, the link is far slower: two levels.
+		 * (Whether the finished frames' queue is full says little: the reads in flight
+		 * bound it before its own limit does.) A raise shows its cost late, once the
+		 * frames finished before it have drained: the ceiling below keeps one that
+		 * proved too slow from being tried again at once. */
+		next = step(c->cur, c->link_ns * 20 > elapsed * 19 && c->wait_ns * 50 < elapsed ?
+				    2 : 1);
+	}
 	next = MAX(c->min, MIN(next, c->max)); /* never 0: lvl_parse keeps it out of ranges */
+	if (next < c->cur) {
+		/* Too slow for this link: no raise back onto it for a while. */
+		c->ceil = c->cur;
+		c->ceil_windows = LVL_CEIL_WINDOWS;
+	} else if (c->ceil_windows && --c->ceil_windows && next >= c->ceil) {
+		next = MAX(c->cur, step(c->ceil, -1));
+	}
+	c->seen = 0;
+	c->wait_ns = c->link_ns = 0;
 	if (next == c->cur)
 		return 0;
 	__atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);

@@ -1,35 +1,51 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The zstd level that fits the link (`--level MIN..MAX`), as zstd's own --adapt does: when
- * the reader's finished frames pile up waiting for the link, compression has time to
- * spare and the level goes up; when the sender waits for frames while read batches wait
- * for a compression worker, compression is the bottleneck and the level goes down. A
- * disk read that keeps everyone waiting says neither. One controller per agent, shared by
- * every reader and epoch, so what it learned carries over; workers read the level per
- * batch. */
+/* The zstd level that fits the link (`--level MIN..MAX`), as zstd's own --adapt does. The
+ * session's sender alternates between waiting for the next batch's frames and handing
+ * them to the link; how long each wait lasted says which side is the bottleneck. When
+ * the sender spends its time blocked on the link, compression has time to spare and the
+ * level goes up; when it spends a good part of it waiting for frames while read batches
+ * wait for a compression worker, compression is the bottleneck and the level goes down.
+ * Lengths, not counts: behind a link with delay the socket drains in bursts a round trip
+ * apart, and the sender briefly finds the queue empty after each burst although the link
+ * is, on average, the limit. A wait for the disk says neither. Windows are at least
+ * 100 ms and hold only batches compressed at the current level; a level found too slow
+ * is not tried again for 30 windows. One controller per agent, shared by every reader and
+ * epoch, so what it learned carries over; workers read the level per batch. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
+/* What the sender saw of one batch that carried data. */
+struct lvl_batch {
+	uint64_t wait_ns; /* waited for it while read batches waited for a worker */
+	uint64_t link_ns; /* spent handing it to the link (pacing included) */
+	int level;        /* the level it was compressed at */
+	uint64_t at_ns;   /* when it had been sent (a monotonic clock) */
+};
+
 struct lvl_ctl {
 	int min, max;
 	int cur;            /* read by workers with __atomic loads */
-	/* The current window's evidence, counted by the session's thread alone. */
-	unsigned seen, backlog, starved;
+	/* The current window's evidence, kept by the session's thread alone. */
+	unsigned seen;
+	uint64_t wait_ns, link_ns, start_ns;
+	/* The level last found too slow, and the windows left in which no raise goes back
+	 * onto it. */
+	int ceil;
+	unsigned ceil_windows;
 	uint64_t changes;   /* level changes so far */
 	int lowest, highest; /* the levels used so far */
 };
 
-/* A controller from min to max (min == max: a fixed level), starting at 3 (zstd's
- * default) or the end of the range nearest to it. */
+/* A controller from min to max (min == max: a fixed level), starting at the bottom of the
+ * range: a fast link never pays for a level it cannot use, and a slow one climbs in a
+ * few windows (two levels a window while the link is the whole limit). */
 void lvl_init(struct lvl_ctl *c, int min, int max);
-/* The level to compress the next batch at; c NULL-safe callers pass a fixed level. */
+/* The level to compress the next batch at. */
 int lvl_now(const struct lvl_ctl *c);
-/* One batch handed to the sender: backlog when the finished frames' queue was full (the
- * link is slower than compression), starved when the sender had to wait while read
- * batches waited for a worker (compression is slower than the link). Returns the new
- * level when this batch ended a window that moved it, else 0 (an adaptive range never
- * holds 0: see lvl_parse). */
-int lvl_note(struct lvl_ctl *c, bool backlog, bool starved);
+/* One batch handed to the link. Returns the new level when this batch ended a window
+ * that moved it, else 0 (an adaptive range never holds 0: see lvl_parse). */
+int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b);
 /* Parses "N" or "MIN..MAX" (MIN < MAX, neither 0: zstd's "default") within [lo, hi].
  * 0 or -EINVAL. */
 int lvl_parse(const char *s, int lo, int hi, int *ret_min, int *ret_max);

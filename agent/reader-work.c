@@ -388,6 +388,8 @@ void *worker_main(void *arg)
 				rd_fail(rd, -EINVAL);
 		}
 		r = process(rd, codec, scratch, s, &out);
+		if (r == 0)
+			out->level = level;
 
 		pthread_mutex_lock(&rd->lock);
 		s->next = rd->free_head;

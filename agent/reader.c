@@ -141,14 +141,17 @@ fail:
 int rd_next(struct reader *rd, struct rd_out **ret_out)
 {
 	struct rd_out *o = NULL;
-	bool backlog, starved;
+	uint64_t t0 = 0;
+	bool behind;
 	int r;
 
 	pthread_mutex_lock(&rd->lock);
-	/* What the adaptive level learns from this batch: frames piled up waiting for the
-	 * link, or the sender waiting while read batches wait for a worker. */
-	backlog = rd->out_count >= rd->out_max;
-	starved = !rd->out_head && rd->work_head;
+	/* What the adaptive level learns from this batch: how long the sender waited while
+	 * read batches waited for a worker (compression is behind; a wait with none waiting
+	 * is the disk's). */
+	behind = !rd->out_head && rd->work_head;
+	if (behind)
+		t0 = now_ns();
 	while (!rd->out_head && rd->workers_live > 0 && !rd->err)
 		pthread_cond_wait(&rd->out_cv, &rd->lock);
 	if (rd->err) {
@@ -160,20 +163,13 @@ int rd_next(struct reader *rd, struct rd_out **ret_out)
 		rd->out_count--;
 		pthread_cond_signal(&rd->space_cv);
 		o->next = NULL;
+		o->wait_ns = behind ? now_ns() - t0 : 0;
 		*ret_out = o;
 		r = 1;
 	} else {
 		r = 0;
 	}
 	pthread_mutex_unlock(&rd->lock);
-	/* Only a batch that carried data tells how compression keeps up. */
-	if (r == 1 && rd->o.lvl && o->read_bytes > o->zero_bytes) {
-		int was = lvl_now(rd->o.lvl), moved = lvl_note(rd->o.lvl, backlog, starved);
-
-		if (moved)
-			log_debug("%s: zstd level %d (%s)", rd->src->id, moved, moved > was ?
-				  "frames wait for the link" : "the link waits for compression");
-	}
 	return r;
 }
 

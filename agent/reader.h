@@ -49,6 +49,10 @@ struct rd_out {
 	uint64_t sent_chunks; /* chunks in frames (all but the unchanged ones) */
 	uint64_t patched_chunks; /* of which sent as PATCH frames */
 	uint64_t missed_chunks; /* changed although the tracker's marks said not */
+	/* For the adaptive level (agent/level.h): how long rd_next waited for it while read
+	 * batches waited for a worker, and the zstd level its frames were compressed at. */
+	uint64_t wait_ns;
+	int level;
 	struct rd_out *next;
 };
 

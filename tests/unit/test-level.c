@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Unit tests for agent/level.c, the adaptive zstd level: --level parsing (a level, a
- * range, and every refusal), and the controller's decisions from the reader's evidence:
- * up while frames wait for the link, down when the link waits for compression, still when
- * the evidence is mixed, never past its range, and never onto 0 (zstd's "default"). */
+ * range, and every refusal), and the controller's decisions from what the sender saw:
+ * up while it is blocked on the link, down when it waits for compression a good part of
+ * the time, still when the disk is the limit or the evidence is mixed, windows of at
+ * least 100 ms at the current level, a level found too slow not tried again at once,
+ * never past its range, and never onto 0 (zstd's "default"). */
 #include "agent/level.h"
 
 #include <check.h>
@@ -10,12 +12,24 @@
 #include "common/codec.h"
 #include "helpers.h"
 
-/* Feeds n windows of 8 batches, each with the given counts of backlog and starved batches. */
-static void feed(struct lvl_ctl *c, unsigned n, unsigned backlog, unsigned starved)
+#define MS 1000000ull
+
+static uint64_t clock_ns = 1000 * MS;
+
+/* Feeds n windows of 8 batches at the current level: `waits` of them waited wait_ms for
+ * compression, each spent link_ms on the link and other_ms elsewhere (the disk). */
+static void feed(struct lvl_ctl *c, unsigned n, unsigned waits, uint64_t wait_ms,
+		 uint64_t link_ms, uint64_t other_ms)
 {
 	for (unsigned w = 0; w < n; w++)
-		for (unsigned i = 0; i < 8; i++)
-			lvl_note(c, i < backlog, i >= 8 - starved);
+		for (unsigned i = 0; i < 8; i++) {
+			struct lvl_batch b = { .wait_ns = i >= 8 - waits ? wait_ms * MS : 0,
+					       .link_ns = link_ms * MS, .level = lvl_now(c) };
+
+			clock_ns += b.wait_ns + b.link_ns + other_ms * MS;
+			b.at_ns = clock_ns;
+			lvl_note(c, &b);
+		}
 }
 
 START_TEST(test_level_parse)
@@ -49,29 +63,83 @@ START_TEST(test_level_follows_the_link)
 	struct lvl_ctl c;
 
 	lvl_init(&c, 1, 9);
-	ck_assert_int_eq(lvl_now(&c), 3); /* zstd's default to begin with */
-	/* A slow link: frames wait in at least half of each window, compression never. */
-	feed(&c, 1, 4, 0);
+	ck_assert_int_eq(lvl_now(&c), 1); /* the bottom to begin with */
+	/* Blocked on the link all the time: two steps a window. */
+	feed(&c, 1, 0, 0, 20, 0);
+	ck_assert_int_eq(lvl_now(&c), 3);
+	/* Nine tenths of the time: one step. */
+	feed(&c, 1, 0, 0, 18, 2);
 	ck_assert_int_eq(lvl_now(&c), 4);
-	/* Waiting in every batch: two steps a window. */
-	feed(&c, 1, 8, 0);
-	ck_assert_int_eq(lvl_now(&c), 6);
-	feed(&c, 20, 8, 0);
+	/* Behind a delayed link the socket drains in bursts: after each the sender finds
+	 * the queue empty and waits a moment. Short waits beside long ones on the link are
+	 * no reason to go down (counting them was: levels 1-3 where 9 was best). */
+	feed(&c, 1, 4, 1, 20, 0);
+	ck_assert_int_eq(lvl_now(&c), 5);
+	feed(&c, 20, 0, 0, 20, 0);
 	ck_assert_int_eq(lvl_now(&c), 9); /* not past the top */
-	/* Mixed evidence (the disk is the limit): it stays. */
-	feed(&c, 5, 3, 0);
-	feed(&c, 5, 0, 1);
+	/* The disk is the limit (neither side waits long): it stays. */
+	feed(&c, 5, 0, 0, 2, 18);
 	ck_assert_int_eq(lvl_now(&c), 9);
-	/* The link got fast: the sender waits for compression. */
-	feed(&c, 2, 0, 2);
-	ck_assert_int_eq(lvl_now(&c), 7);
-	feed(&c, 20, 0, 8);
+	/* Waiting on compression a fifth of the time: it stays. */
+	feed(&c, 5, 8, 5, 20, 0);
+	ck_assert_int_eq(lvl_now(&c), 9);
+	/* The link got fast: waiting for compression a third of the time, one step down;
+	 * two thirds, two steps. */
+	feed(&c, 1, 8, 6, 10, 0);
+	ck_assert_int_eq(lvl_now(&c), 8);
+	feed(&c, 1, 8, 15, 5, 0);
+	ck_assert_int_eq(lvl_now(&c), 6);
+	feed(&c, 20, 8, 15, 5, 0);
 	ck_assert_int_eq(lvl_now(&c), 1); /* not below the bottom */
 	ck_assert_int_eq(c.lowest, 1);
 	ck_assert_int_eq(c.highest, 9);
-	/* Starvation wins over backlog in the same window. */
-	feed(&c, 1, 6, 2);
+}
+END_TEST
+
+/* A window is at least 100 ms of batches compressed at the current level: a burst of
+ * fast batches decides nothing, nor do batches finished before the last change. */
+START_TEST(test_level_windows)
+{
+	struct lvl_ctl c;
+
+	lvl_init(&c, 1, 9);
+	feed(&c, 2, 0, 0, 5, 0); /* 16 batches, 80 ms: no decision yet */
 	ck_assert_int_eq(lvl_now(&c), 1);
+	feed(&c, 1, 0, 0, 5, 0); /* 120 ms */
+	ck_assert_int_eq(lvl_now(&c), 3);
+	/* Frames compressed at 1 that waited in the queue, however they went, say nothing
+	 * of 3. */
+	for (unsigned i = 0; i < 40; i++) {
+		struct lvl_batch b = { .wait_ns = 20 * MS, .level = 1 };
+
+		clock_ns += b.wait_ns;
+		b.at_ns = clock_ns;
+		lvl_note(&c, &b);
+	}
+	ck_assert_int_eq(lvl_now(&c), 3);
+	ck_assert_uint_eq(c.changes, 1);
+}
+END_TEST
+
+/* A raise shows its cost once the frames finished before it have drained, and a level
+ * that proved too slow is not tried again for 30 windows: it goes as high as the level
+ * below it, then tries once more. */
+START_TEST(test_level_ceiling)
+{
+	struct lvl_ctl c;
+
+	lvl_init(&c, 1, 12);
+	feed(&c, 3, 0, 0, 20, 0);
+	ck_assert_int_eq(lvl_now(&c), 7);
+	feed(&c, 1, 8, 15, 5, 0); /* too slow: two down */
+	ck_assert_int_eq(lvl_now(&c), 5);
+	feed(&c, 5, 0, 0, 20, 0); /* the link is the limit again: up to 6, not 7 */
+	ck_assert_int_eq(lvl_now(&c), 6);
+	feed(&c, 24, 0, 0, 20, 0);
+	ck_assert_int_eq(lvl_now(&c), 6);
+	feed(&c, 1, 0, 0, 20, 0); /* the 30th window on: 7 is tried again */
+	ck_assert_int_eq(lvl_now(&c), 8);
+	ck_assert_int_eq(c.highest, 8);
 }
 END_TEST
 
@@ -80,18 +148,19 @@ START_TEST(test_level_steps_over_zero)
 	struct lvl_ctl c;
 
 	lvl_init(&c, -2, 2);
-	ck_assert_int_eq(lvl_now(&c), 2); /* the end of the range nearest to 3 */
-	feed(&c, 3, 0, 8);
-	ck_assert_int_eq(lvl_now(&c), -2); /* 2, 1, then -1: 0 is zstd's "default" */
-	feed(&c, 1, 4, 0);
+	ck_assert_int_eq(lvl_now(&c), -2); /* the bottom of the range */
+	feed(&c, 1, 0, 0, 18, 2);
 	ck_assert_int_eq(lvl_now(&c), -1);
-	feed(&c, 1, 8, 0);
+	feed(&c, 1, 0, 0, 20, 0);
 	ck_assert_int_eq(lvl_now(&c), 2); /* two steps from -1 pass 0 (to 1), then 2 */
+	feed(&c, 1, 8, 15, 5, 0);
+	ck_assert_int_eq(lvl_now(&c), -1); /* 2, 1, then -1 */
 	lvl_init(&c, -5, -2);
-	ck_assert_int_eq(lvl_now(&c), -2);
+	ck_assert_int_eq(lvl_now(&c), -5);
 	/* A fixed level never moves. */
 	lvl_init(&c, 3, 3);
-	feed(&c, 10, 8, 0);
+	feed(&c, 10, 0, 0, 20, 0);
+	feed(&c, 10, 8, 15, 5, 0);
 	ck_assert_int_eq(lvl_now(&c), 3);
 	ck_assert_uint_eq(c.changes, 0);
 }
@@ -104,6 +173,8 @@ static Suite *level_suite(void)
 
 	tcase_add_test(tc, test_level_parse);
 	tcase_add_test(tc, test_level_follows_the_link);
+	tcase_add_test(tc, test_level_windows);
+	tcase_add_test(tc, test_level_ceiling);
 	tcase_add_test(tc, test_level_steps_over_zero);
 	suite_add_tcase(s, tc);
 	return s;
