@@ -26,6 +26,14 @@ wait_for() {
 	for _ in $(seq 1 300); do [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0; sleep 0.1; done
 	cat "$1"; fail "timed out waiting for '$2' in $1"
 }
+# Cuts NAME over with --verify full, waits for its agent, and checks the target equals
+# the source: cut_over_same NAME LOG SOURCE TARGET TIMEOUT WHAT.
+cut_over_same() {
+	"$TERNCTL" --state-dir "$T/state" cutover "$1" --verify full --timeout "$5" >"$T/ctl.out" 2>&1 ||
+		{ cat "$T/ctl.out" "$2"; fail "verify full $6"; }
+	wait "$AGENT_PID" || true; AGENT_PID=
+	[ "$(sha "$3")" = "$(sha "$4")" ] || fail "$6: SHA-256 differs"
+}
 agent() { # agent NAME DISK=PATH LOG [ARGS...]
 	"$TERN_AGENT" run --receiver "127.0.0.1:$PORT" --credentials "$T/state/agent-bundle.pem" \
 		--name "$1" --disk "$2" --interval 1 --tracker auto --no-progress "${@:4}" >"$3" 2>&1 &
@@ -147,10 +155,7 @@ wait_for "$T/o.log" "durable and verified" $((N + 3))
 	{ cat "$T/o.log"; fail "one overflow made more than one epoch read the whole disk"; }
 grep -q "epoch [0-9]*: read 64.00 KiB of 2.06 GiB in .* 1 changed chunks" "$T/o.log" ||
 	{ cat "$T/o.log"; fail "after the overflow an epoch did not read just the marked chunk"; }
-"$TERNCTL" --state-dir "$T/state" cutover o1 --verify full --timeout 120 >"$T/ctl.out" 2>&1 ||
-	{ cat "$T/ctl.out" "$T/o.log"; fail "verify full after the overflow"; }
-wait "$AGENT_PID" || true; AGENT_PID=
-[ "$(sha "$ODEV")" = "$(sha "$T/over-dst.img")" ] || fail "after the overflow: SHA-256 differs"
+cut_over_same o1 "$T/o.log" "$ODEV" "$T/over-dst.img" 120 "after the overflow"
 # 7. Writes still in flight after a harvest (the disk's in-flight count, read here from a
 # file the test controls: TERN_TEST_INFLIGHT): the chunks that harvest took are read once
 # more in the next epoch (a write whose completion the kernel ran no program for may land
@@ -175,8 +180,5 @@ wait_for "$T/f.log" "durable and verified" $((N + 1))
 grep "changed chunks" "$T/f.log" | tail -n 1 >"$T/f.next"
 grep -q "read 0 B of 64.00 MiB in .* 0 changed chunks" "$T/f.next" ||
 	{ cat "$T/f.log"; fail "a disk with no write in flight had its chunks read again"; }
-"$TERNCTL" --state-dir "$T/state" cutover f1 --verify full --timeout 60 >"$T/ctl.out" 2>&1 ||
-	{ cat "$T/ctl.out" "$T/f.log"; fail "verify full with writes in flight"; }
-wait "$AGENT_PID" || true; AGENT_PID=
-[ "$(sha "$DEV")" = "$(sha "$T/infl-dst.img")" ] || fail "with writes in flight: SHA-256 differs"
+cut_over_same f1 "$T/f.log" "$DEV" "$T/infl-dst.img" 60 "with writes in flight"
 pass "eBPF tracker: no write missed (O_DIRECT, fsync, discard, zeroes, partition); verify full caught a hidden write; tracking survived an agent restart; stale pins removed; an overflow read the disk once; chunks harvested with writes in flight read once more"
