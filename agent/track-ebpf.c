@@ -389,8 +389,8 @@ fail:
 
 /* How long a harvest waits for the writes in flight at it to land. */
 #define INFLIGHT_WAIT_NS (100 * 1000000ull)
-/* Words of a harvest carried over one ack (1 MiB): 4 M blocks, 16 GiB at 4 KiB blocks
- * (one word a block at worst); a larger harvest keeps the whole pending set. */
+/* Words of a harvest carried over one ack, in a 1 MiB list: 65,536 scattered blocks at
+ * least, 4 M (16 GiB at 4 KiB) when dense; a larger harvest keeps the whole pending set. */
 #define CARRY_MAX (1u << 16)
 
 /* Whether every write the disk had in flight at the harvest has landed: polls the
