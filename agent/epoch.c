@@ -123,6 +123,7 @@ static struct rd_opts read_opts(const struct session *s, const struct source *sr
 	if (s->final_epoch)
 		ro.ioprio = RD_IOPRIO_BE;
 	ro.lvl = s->lvl;
+	ro.streams = s->streams;
 	return ro;
 }
 

@@ -12,6 +12,7 @@
 #include "agent/session-impl.h"
 #include "agent/source.h"
 #include "agent/track.h"
+#include "common/codec.h"
 #include "common/fp.h"
 #include "common/fptab.h"
 #include "common/log.h"
@@ -280,7 +281,8 @@ fail:
 static int link_open(struct session *s, struct conn **ret_c)
 {
 	const struct agent_opts *o = s->o;
-	struct proto_hello hello = { .chunk_size = o->rd.chunk_size };
+	struct proto_hello hello = { .chunk_size = o->rd.chunk_size,
+				     .streams = (uint8_t)MIN(o->streams, o->rd.workers) };
 	uint8_t *ctrl = s->ctrl;
 	struct proto_welcome w;
 	struct proto_hdr h;
@@ -311,10 +313,17 @@ static int link_open(struct session *s, struct conn **ret_c)
 	if (r < 0)
 		goto fail;
 	r = proto_decode_welcome(ctrl, h.len, &w);
+	if (r == 0 && w.streams > hello.streams)
+		r = -EPROTO;
 	if (r < 0) {
 		log_errno(r, "receiver sent a malformed WELCOME");
 		goto fail;
 	}
+	/* Our streams use an 8 MiB window: a receiver that can hold less gets none. */
+	s->streams = w.window_log >= CODEC_STREAM_WLOG ? w.streams : 0;
+	if (s->streams < hello.streams)
+		log_info("receiver granted %u of %u compression streams%s", s->streams,
+			 hello.streams, w.streams && !s->streams ? " (its window is too small)" : "");
 	log_info("connected to %s (TLS 1.3, mutual certificate verification)", o->receiver);
 	s->nregistered = 0;
 	/* A cutover request and the operator's wishes belong to one session: the receiver

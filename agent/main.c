@@ -76,8 +76,13 @@ static void usage(FILE *f)
 		"                          cutover's final epoch always reads best-effort)\n"
 		"  --level N|MIN..MAX      zstd level (%d..%d); a range adapts to the link:\n"
 		"                          higher while frames wait for the link, lower while\n"
-		"                          the link waits for compression (default %d..%d)\n"
+		"                          the link waits for compression (default %d..%d)\n",
+		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT, CODEC_LEVEL_ADAPT_MAX);
+	fprintf(f,
 		"  --threads N             compression threads (default: online CPUs)\n"
+		"  --streams N             compression streams, 0..%u (default 2): each carries\n"
+		"                          zstd's 8 MiB window from one extent to the next (up\n"
+		"                          to ~21 MiB of memory each); 0: independent extents\n"
 		"  --queue-depth N         batches in flight (default 16)\n"
 		"  --max-rate BYTES        bytes per second on the wire, e.g. 50M (default: no\n"
 		"                          limit; the operator can also set one at the receiver)\n"
@@ -104,7 +109,7 @@ static void usage(FILE *f)
 		"\n"
 		"join enrols this host with the receiver that made TOKEN (tern-receiver token\n"
 		"create) and writes /etc/tern/agent.pem and agent.conf; see join --help.\n",
-		CODEC_LEVEL_MIN, CODEC_LEVEL_MAX, CODEC_LEVEL_DEFAULT, CODEC_LEVEL_ADAPT_MAX);
+		CODEC_STREAMS_MAX);
 	fputs("\n"
 		"track keeps each disk's eBPF tracker across a clean reboot (the units\n"
 		"tern-track.service and the shutdown hook run it): --start at early boot starts\n"
@@ -119,7 +124,7 @@ static void usage(FILE *f)
 enum {
 	OPT_RECEIVER = 0x100, OPT_CREDENTIALS, OPT_DISK, OPT_NAME, OPT_ONCE, OPT_CHUNK,
 	OPT_LEVEL, OPT_THREADS, OPT_QD, OPT_NO_PROGRESS, OPT_LOG_LEVEL, OPT_TRACKER, OPT_INTERVAL,
-	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT, OPT_MAX_RATE,
+	OPT_EPOCHS, OPT_PRE_CUTOVER, OPT_FREEZE_LIMIT, OPT_MAX_RATE, OPT_STREAMS,
 };
 
 /* Options of mine kept apart from the list above, which others extend. */
@@ -308,6 +313,13 @@ static int run_option(int c, struct agent_opts *o, struct conf_args *ca, struct 
 			return -EINVAL;
 		}
 		o->rd.workers = (unsigned)v;
+		break;
+	case OPT_STREAMS:
+		if (parse_u64(optarg, 0, CODEC_STREAMS_MAX, &v) < 0) {
+			log_error("--streams %s: from 0 to %u", optarg, CODEC_STREAMS_MAX);
+			return -EINVAL;
+		}
+		o->streams = (unsigned)v;
 		break;
 	case OPT_QD:
 		if (parse_u64(optarg, 1, 256, &v) < 0) {
@@ -505,6 +517,7 @@ static const struct option run_opts[] = {
 	{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "streams", required_argument, NULL, OPT_STREAMS },
 	{ "queue-depth", required_argument, NULL, OPT_QD },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -546,6 +559,7 @@ static void run_defaults(struct agent_opts *o)
 		.freeze_limit_s = 60,
 		.copy_used = true,
 		.block_sums_memory = 256u << 20,
+		.streams = 2,
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 

@@ -72,6 +72,7 @@ struct reader {
 	unsigned out_count, out_max;
 	bool io_done, stop;
 	unsigned workers_live;
+	unsigned workers_named; /* workers that took their index (their stream, if any) */
 	int err;
 	bool src_err;       /* err is the source's: a read failed or the source ended early */
 	uint64_t src_err_off;

@@ -40,10 +40,11 @@ static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const st
 	return 0;
 }
 
-/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj). */
-static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out, size_t cap,
-		     const struct slot *s, uint64_t start, uint64_t end, uint64_t first_chunk,
-		     uint32_t nchunks)
+/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj): the next
+ * piece of the worker's compression stream (stream >= 0), or a frame of its own. */
+static int emit_data(struct reader *rd, struct codec *codec, int stream, struct rd_out *out,
+		     size_t cap, const struct slot *s, uint64_t start, uint64_t end,
+		     uint64_t first_chunk, uint32_t nchunks)
 {
 	struct proto_data d = { .disk_no = rd->disk_no, .nchunks = nchunks,
 				.plain_len = (uint32_t)(end - start), .offset = s->off + start };
@@ -55,6 +56,16 @@ static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out,
 
 	if (cap - out->len < fixed + d.plain_len)
 		return -ENOBUFS;
+	if (stream >= 0) {
+		c = codec_compress_stream(codec, payload, cap - out->len - fixed, s->buf + start,
+					  d.plain_len, &d.start);
+		if (c < 0)
+			return (int)c;
+		d.encoding = PROTO_ENC_ZSTD_STREAM;
+		d.stream = (uint8_t)stream;
+		d.payload_len = (uint32_t)c;
+		goto head;
+	}
 	c = codec_compress(codec, payload, cap - out->len - fixed, s->buf + start, d.plain_len);
 	if (c < 0)
 		return (int)c;
@@ -66,6 +77,7 @@ static int emit_data(struct reader *rd, struct codec *codec, struct rd_out *out,
 		d.payload_len = d.plain_len;
 		memcpy(payload, s->buf + start, d.plain_len);
 	}
+head:
 	n = proto_encode_data_head(head, cap - out->len, &d);
 	if (n < 0)
 		return n;
@@ -233,9 +245,10 @@ static int process_hole(struct reader *rd, struct slot *s, struct rd_out *out)
 	return r;
 }
 
-/* scratch: a chunk-sized buffer of the worker's, to gather a patch's blocks in. */
-static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, struct slot *s,
-		   struct rd_out **ret_out)
+/* scratch: a chunk-sized buffer of the worker's, to gather a patch's blocks in; stream:
+ * the worker's compression stream, or -1. */
+static int process(struct reader *rd, struct codec *codec, int stream, uint8_t *scratch,
+		   struct slot *s, struct rd_out **ret_out)
 {
 	uint32_t cs = rd->o.chunk_size;
 	uint64_t first = s->off / cs;
@@ -274,8 +287,9 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		*ret_out = out;
 		return 0;
 	}
-	/* Worst case: every data run incompressible plus a frame head per chunk. */
-	cap = codec_bound(s->want) + (size_t)n * (PROTO_HDR_LEN + PROTO_DATA_FIXED + FP_LEN + 32) + 64;
+	/* Worst case: every data run incompressible (a stream's pieces may take its bound,
+	 * and a run under 128 KiB up to 64 bytes more) plus a frame head per chunk. */
+	cap = codec_bound(s->want) + (size_t)n * (PROTO_HDR_LEN + PROTO_DATA_FIXED + FP_LEN + 96) + 64;
 	if (!(out->buf = malloc(cap))) {
 		free(out);
 		return -ENOMEM;
@@ -339,7 +353,7 @@ static int process(struct reader *rd, struct codec *codec, uint8_t *scratch, str
 		} else if (kind[i] == 2)
 			r = emit_zero(rd, out, cap, s, start, end);
 		else if (kind[i] == 1)
-			r = emit_data(rd, codec, out, cap, s, start, end, first + i, j - i);
+			r = emit_data(rd, codec, stream, out, cap, s, start, end, first + i, j - i);
 		if (kind[i] != 0)
 			out->sent_chunks += j - i;
 		i = j;
@@ -360,8 +374,14 @@ void *worker_main(void *arg)
 	/* Only an epoch that may send patches needs somewhere to gather their blocks. */
 	bool patches = rd->cs.blocks || rd->cs.sums;
 	uint8_t *scratch = patches ? malloc(rd->o.chunk_size) : NULL;
+	int stream = -1;
 
-	if (!codec || (patches && !scratch))
+	pthread_mutex_lock(&rd->lock);
+	if (rd->workers_named < rd->o.streams)
+		stream = (int)rd->workers_named;
+	rd->workers_named++;
+	pthread_mutex_unlock(&rd->lock);
+	if (!codec || (patches && !scratch) || (stream >= 0 && codec_stream_on(codec) < 0))
 		rd_fail(rd, -ENOMEM);
 	for (;;) {
 		struct rd_out *out = NULL;
@@ -387,7 +407,7 @@ void *worker_main(void *arg)
 			if (codec_set_level(codec, level) < 0)
 				rd_fail(rd, -EINVAL);
 		}
-		r = process(rd, codec, scratch, s, &out);
+		r = process(rd, codec, stream, scratch, s, &out);
 		if (r == 0)
 			out->level = level;
 

@@ -25,6 +25,9 @@ struct rd_opts {
 	uint32_t batch;        /* bytes per read, a multiple of chunk_size, <= 1 MiB */
 	unsigned queue_depth;  /* reads in flight, >= 1 */
 	unsigned workers;      /* compression threads, >= 1 */
+	/* compression streams the receiver granted: workers 0..streams-1 each carry one
+	 * (DATA frames of PROTO_ENC_ZSTD_STREAM), the others compress extents alone */
+	unsigned streams;
 	int level;             /* zstd level, when lvl is NULL */
 	struct lvl_ctl *lvl;   /* the adaptive level (agent/level.h), or NULL: level */
 	uint16_t ioprio;       /* I/O priority of the source reads (RD_IOPRIO_*); 0: inherit */

@@ -78,6 +78,7 @@ struct session {
 	uint8_t *big;            /* PROTO_MAX_PAYLOAD bytes for FPS frames */
 	uint64_t epochs_done;    /* continuous epochs past the first, over all connections */
 	struct lvl_ctl *lvl;     /* the adaptive zstd level, or NULL (a fixed level) */
+	unsigned streams;        /* compression streams the receiver granted this connection */
 
 	/* The receiver refused us (ERROR frame, TLS alert): no point reconnecting. */
 	bool refused;

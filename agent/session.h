@@ -24,6 +24,7 @@ struct agent_opts {
 	/* --level MIN..MAX: the zstd level adapts within it (agent/level.h); equal: fixed at
 	 * rd.level. */
 	int level_min, level_max;
+	unsigned streams;        /* --streams: compression streams to ask the receiver for */
 	int connect_timeout_ms;
 	int ack_timeout_ms;      /* how long to wait for durability (fdatasync of a big target) */
 	bool progress;           /* print progress lines to stderr */

@@ -2,6 +2,7 @@
 /* zstd compression of extents. One codec per thread (contexts are reused, not shared).
  * Data that does not shrink is reported as incompressible so it is sent raw. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,34 @@ struct codec *codec_new(int level);
 struct codec *codec_free(struct codec *c);
 /* Compresses the next extents at level instead. 0, or -EINVAL (a level zstd refuses). */
 int codec_set_level(struct codec *c, int level);
+
+/* Streams: a codec may carry a compression stream across extents (one zstd frame flushed
+ * after each extent), so an extent can refer to the 8 MiB before it (zstd's long-distance
+ * matching finds repeats that far back: /usr's files come out 1.14x smaller at level 1 and
+ * 1.4x at level 9 than as independent 1 MiB frames). The receiver decodes each stream in
+ * the order it was compressed and bounds what a stream may make it hold by the window. */
+#define CODEC_STREAM_WLOG 23
+/* The most streams one agent connection may use (a decoder window each at the receiver;
+ * an encoder of up to ~25 MiB each at the agent). */
+#define CODEC_STREAMS_MAX 4
+
+/* Turns compression streaming on for this codec's codec_compress_stream. 0 or -EINVAL. */
+int codec_stream_on(struct codec *c);
+/* Compresses the next extent of the stream into dst (dst_cap >= codec_bound(len)). Returns
+ * the bytes written (never 0: incompressible data stays in the stream as stored blocks) or
+ * -errno; *ret_start is true when this extent begins a new frame (the first one, after a
+ * level change, after an error), whose decoder must start afresh. */
+long codec_compress_stream(struct codec *c, void *dst, size_t dst_cap, const void *src,
+			   size_t len, bool *ret_start);
+/* Gives this codec n (<= CODEC_STREAMS_MAX) decoding streams, each holding at most a
+ * 2^window_log window. 0, -EINVAL or -ENOMEM. */
+int codec_streams_accept(struct codec *c, unsigned n, unsigned window_log);
+/* Decodes the next extent of stream `stream` into exactly plain_len bytes at dst; start:
+ * the extent begins a new frame. Returns 0, -EBADMSG (corrupt, a continuation without a
+ * frame begun, output not exactly plain_len) or -EPROTO (no such stream). A failed stream
+ * accepts only a new frame after. */
+int codec_decompress_stream(struct codec *c, unsigned stream, bool start, void *dst,
+			    size_t plain_len, const void *src, size_t len);
 
 /* Worst-case compressed size of len bytes. */
 size_t codec_bound(size_t len);

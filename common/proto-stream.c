@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* tern wire protocol v1, an epoch's stream: DATA, PATCH, ZERO, EPOCH_END, EPOCH_ACK and
+/* tern wire protocol v2, an epoch's stream: DATA, PATCH, ZERO, EPOCH_END, EPOCH_ACK and
  * FPS, encoded big-endian and decoded strictly (see proto.h). */
 #include "common/proto.h"
 
@@ -15,13 +15,26 @@ size_t proto_data_frame_len(uint32_t nchunks, uint32_t payload_len)
 	return PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN + payload_len;
 }
 
-/* The payload rule of DATA and PATCH: raw is exact, zstd only when it saves space;
+/* The payload rule of DATA and PATCH: raw is exact, a zstd frame only when it saves
+ * space, a stream's piece within its bound (it may not shrink: the stream keeps it);
  * anything else is malformed or hostile. */
 static bool payload_len_ok(uint8_t encoding, uint32_t plain_len, uint32_t payload_len)
 {
 	if (encoding == PROTO_ENC_RAW)
 		return payload_len == plain_len;
+	if (encoding == PROTO_ENC_ZSTD_STREAM)
+		return payload_len > 0 && payload_len <= PROTO_STREAM_PAYLOAD_MAX(plain_len);
 	return encoding == PROTO_ENC_ZSTD && payload_len > 0 && payload_len < plain_len;
+}
+
+/* DATA's stream byte: the stream and, in its top bit, a new frame; 0 but for a stream. */
+#define STREAM_START 0x80u
+
+static bool stream_ok(uint8_t encoding, uint8_t stream, bool start)
+{
+	if (encoding != PROTO_ENC_ZSTD_STREAM)
+		return stream == 0 && !start;
+	return stream < PROTO_STREAMS_MAX;
 }
 
 int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
@@ -30,7 +43,8 @@ int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 	struct cur c = { .w = out, .left = cap };
 
 	if (m->nchunks == 0 || m->plain_len == 0 || m->plain_len > PROTO_EXTENT_MAX ||
-	    m->encoding > PROTO_ENC_ZSTD || m->offset > UINT64_MAX - m->plain_len)
+	    m->encoding > PROTO_ENC_ZSTD_STREAM || m->offset > UINT64_MAX - m->plain_len ||
+	    !stream_ok(m->encoding, m->stream, m->start))
 		return -EINVAL;
 	if (!payload_len_ok(m->encoding, m->plain_len, m->payload_len))
 		return -EINVAL;
@@ -43,7 +57,7 @@ int proto_encode_data_head(uint8_t *out, size_t cap, const struct proto_data *m)
 	c.left -= PROTO_HDR_LEN;
 	put_be(&c, m->disk_no, 2);
 	put_u8(&c, m->encoding);
-	put_u8(&c, 0);
+	put_u8(&c, (uint8_t)(m->stream | (m->start ? STREAM_START : 0)));
 	put_be(&c, m->nchunks, 4);
 	put_be(&c, m->plain_len, 4);
 	put_be(&c, m->offset, 8);
@@ -56,20 +70,22 @@ int proto_decode_data(const uint8_t *p, size_t len, uint32_t cs, struct proto_da
 {
 	struct cur c = { .r = p, .left = len };
 	struct proto_data m;
-	uint8_t reserved;
+	uint8_t sbyte;
 	uint64_t max_plain;
 
 	if (!proto_chunk_size_valid(cs))
 		return -EINVAL;
 	m.disk_no = (uint16_t)get_be(&c, 2);
 	m.encoding = (uint8_t)get_be(&c, 1);
-	reserved = (uint8_t)get_be(&c, 1);
+	sbyte = (uint8_t)get_be(&c, 1);
 	m.nchunks = (uint32_t)get_be(&c, 4);
 	m.plain_len = (uint32_t)get_be(&c, 4);
 	m.offset = get_be(&c, 8);
 	if (c.bad)
 		return -EBADMSG;
-	if (reserved != 0 || m.encoding > PROTO_ENC_ZSTD)
+	m.stream = sbyte & (uint8_t)~STREAM_START;
+	m.start = (sbyte & STREAM_START) != 0;
+	if (m.encoding > PROTO_ENC_ZSTD_STREAM || !stream_ok(m.encoding, m.stream, m.start))
 		return -EBADMSG;
 	if (m.nchunks == 0 || m.nchunks > PROTO_EXTENT_MAX / cs)
 		return -EPROTO;
@@ -116,7 +132,8 @@ static int patch_check(const struct proto_patch *m, uint32_t cs)
 		return -EPROTO;
 	if (m->offset % cs != 0 || m->offset > UINT64_MAX - cs)
 		return -EPROTO;
-	if (!payload_len_ok(m->encoding, m->plain_len, m->payload_len))
+	/* A patch is one frame of its own, never a stream's piece. */
+	if (m->encoding > PROTO_ENC_ZSTD || !payload_len_ok(m->encoding, m->plain_len, m->payload_len))
 		return -EBADMSG;
 	return 0;
 }

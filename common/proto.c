@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* tern wire protocol v1: explicit big-endian encode/decode with strict validation. This
+/* tern wire protocol v2: explicit big-endian encode/decode with strict validation. This
  * file: the header, the type names and the link's frames (HELLO..DISK_OK, ERROR, BYE,
  * CUTOVER, STATUS, DISK_FAULT, DISK_GROW, DISK_GROWN, CONTROL); an epoch's stream is in proto-stream.c. */
 #include "common/proto.h"
@@ -41,7 +41,8 @@ static int get_name(struct cur *c, char out[NAME_MAX_LEN + 1])
 static size_t payload_max(unsigned type)
 {
 	switch (type) {
-	case PROTO_HELLO: case PROTO_WELCOME: return 4 + 1 + NAME_MAX_LEN;
+	case PROTO_HELLO: return 4 + 1 + NAME_MAX_LEN + 1;
+	case PROTO_WELCOME: return 4 + 1 + NAME_MAX_LEN + 2;
 	case PROTO_DISK: return 2 + 4 + 8 + 1 + NAME_MAX_LEN + 8;
 	case PROTO_DISK_OK: return 2 + 8 + 8;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;
@@ -118,8 +119,9 @@ bool proto_chunk_size_valid(uint32_t cs)
 	return cs >= PROTO_CHUNK_MIN && cs <= PROTO_CHUNK_MAX && (cs & (cs - 1)) == 0;
 }
 
+/* HELLO and WELCOME: a u32, a name, then n (1 or 2) bytes. */
 static int encode_name_msg(uint8_t *out, size_t cap, enum proto_type type, uint32_t v,
-			   const char *name)
+			   const char *name, const uint8_t *tail, size_t n)
 {
 	struct cur c = begin(out, cap);
 
@@ -127,61 +129,81 @@ static int encode_name_msg(uint8_t *out, size_t cap, enum proto_type type, uint3
 		return -EINVAL;
 	put_be(&c, v, 4);
 	put_name(&c, name);
+	put_bytes(&c, tail, n);
 	return finish(&c, out, type);
 }
 
-static int decode_name_msg(const uint8_t *p, size_t len, uint32_t *ret_v, char *ret_name)
+static int decode_name_msg(const uint8_t *p, size_t len, uint32_t *ret_v, char *ret_name,
+			   uint8_t *ret_tail, size_t n)
 {
 	struct cur c = { .r = p, .left = len };
 	char name[NAME_MAX_LEN + 1];
 	uint32_t v = (uint32_t)get_be(&c, 4);
 	int r = get_name(&c, name);
+	const uint8_t *tail;
 
 	if (r < 0)
 		return r;
+	tail = get_bytes(&c, n);
+	if (!tail)
+		return -EBADMSG;
 	r = done(&c);
 	if (r < 0)
 		return r;
 	*ret_v = v;
 	memcpy(ret_name, name, strlen(name) + 1);
+	memcpy(ret_tail, tail, n);
 	return 0;
 }
 
 int proto_encode_hello(uint8_t *out, size_t cap, const struct proto_hello *m)
 {
-	if (!proto_chunk_size_valid(m->chunk_size))
+	if (!proto_chunk_size_valid(m->chunk_size) || m->streams > PROTO_STREAMS_MAX)
 		return -EINVAL;
-	return encode_name_msg(out, cap, PROTO_HELLO, m->chunk_size, m->name);
+	return encode_name_msg(out, cap, PROTO_HELLO, m->chunk_size, m->name, &m->streams, 1);
 }
 
 int proto_decode_hello(const uint8_t *p, size_t len, struct proto_hello *ret_m)
 {
 	struct proto_hello m;
-	int r = decode_name_msg(p, len, &m.chunk_size, m.name);
+	int r = decode_name_msg(p, len, &m.chunk_size, m.name, &m.streams, 1);
 
 	if (r < 0)
 		return r;
-	if (!proto_chunk_size_valid(m.chunk_size))
+	if (!proto_chunk_size_valid(m.chunk_size) || m.streams > PROTO_STREAMS_MAX)
 		return -EPROTO;
 	*ret_m = m;
 	return 0;
 }
 
+/* A grant of streams names a window a decoder can hold; no streams, no window. */
+static bool welcome_streams_ok(const struct proto_welcome *m)
+{
+	if (m->streams == 0)
+		return m->window_log == 0;
+	return m->streams <= PROTO_STREAMS_MAX && m->window_log >= 10 && m->window_log <= 30;
+}
+
 int proto_encode_welcome(uint8_t *out, size_t cap, const struct proto_welcome *m)
 {
-	if (m->max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED)
+	uint8_t tail[2] = { m->streams, m->window_log };
+
+	if (m->max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED || !welcome_streams_ok(m))
 		return -EINVAL;
-	return encode_name_msg(out, cap, PROTO_WELCOME, m->max_payload, m->name);
+	return encode_name_msg(out, cap, PROTO_WELCOME, m->max_payload, m->name, tail, 2);
 }
 
 int proto_decode_welcome(const uint8_t *p, size_t len, struct proto_welcome *ret_m)
 {
 	struct proto_welcome m;
-	int r = decode_name_msg(p, len, &m.max_payload, m.name);
+	uint8_t tail[2];
+	int r = decode_name_msg(p, len, &m.max_payload, m.name, tail, 2);
 
 	if (r < 0)
 		return r;
-	if (m.max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED)
+	m.streams = tail[0];
+	m.window_log = tail[1];
+	if (m.max_payload < PROTO_HDR_LEN + PROTO_DATA_FIXED || !welcome_streams_ok(&m))
 		return -EPROTO;
 	*ret_m = m;
 	return 0;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* tern wire protocol v1: framing and explicit big-endian encode/decode of every message,
+/* tern wire protocol v2 (v2: compression streams, see PROTO_ENC_ZSTD_STREAM): framing and explicit big-endian encode/decode of every message,
  * with strict validation of every field. Decoders never trust a length; they return
  * -EBADMSG for a malformed frame and -EPROTO for a well-formed one that breaks the rules. */
 #pragma once
@@ -10,7 +10,7 @@
 #include "common/fp.h"
 
 #define PROTO_MAGIC 0x5445524eu /* "TERN" */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HDR_LEN 16
 
 /* Chunks are powers of two in [4 KiB, 1 MiB]; an extent carries at most 1 MiB of plain
@@ -45,8 +45,18 @@ enum proto_type {
 
 enum proto_encoding {
 	PROTO_ENC_RAW = 0,
-	PROTO_ENC_ZSTD = 1,
+	PROTO_ENC_ZSTD = 1,  /* one zstd frame of exactly the plain bytes */
+	/* DATA only: the next piece of compression stream `stream` (one of those WELCOME
+	 * granted), ending on a flush so it decodes whole; `start` begins a new zstd frame,
+	 * otherwise it continues the frame of that stream's previous extent in this session. */
+	PROTO_ENC_ZSTD_STREAM = 2,
 };
+
+/* The most compression streams a session may use, and what a stream extent's payload may
+ * take beyond its plain bytes (zstd stores incompressible data in blocks, a few bytes
+ * each, and a new frame has a header). */
+#define PROTO_STREAMS_MAX 4u
+#define PROTO_STREAM_PAYLOAD_MAX(plain_len) ((plain_len) + ((plain_len) >> 7) + 512u)
 
 struct proto_hdr {
 	uint32_t magic;
@@ -57,14 +67,20 @@ struct proto_hdr {
 	uint32_t reserved; /* must be 0 in v1 */
 };
 
+/* streams: the compression streams the agent would use (<= PROTO_STREAMS_MAX). */
 struct proto_hello {
 	uint32_t chunk_size;
 	char name[65];
+	uint8_t streams;
 };
 
+/* streams: those the receiver grants (<= the HELLO's), each decoded with a window of at
+ * most 2^window_log bytes (0 when streams is 0, else 10..30). */
 struct proto_welcome {
 	uint32_t max_payload;
 	char name[65];
+	uint8_t streams;
+	uint8_t window_log;
 };
 
 /* track_gen: the generation of the agent's change tracker for the disk, a random nonzero
@@ -96,6 +112,8 @@ struct proto_disk_ok {
 struct proto_data {
 	uint16_t disk_no;
 	uint8_t encoding;
+	uint8_t stream; /* PROTO_ENC_ZSTD_STREAM: which stream, < PROTO_STREAMS_MAX */
+	bool start;     /* PROTO_ENC_ZSTD_STREAM: the extent begins a new frame */
 	uint32_t nchunks;
 	uint32_t plain_len;
 	uint64_t offset;

@@ -66,11 +66,17 @@ struct rdisk {
 	uint64_t ckpts;               /* checkpoints taken in this session */
 };
 
+/* The receiver's decoder windows for all sessions together: 16 streams of 8 MiB (each
+ * holds ~8.6 MiB once used), so agents beyond them get fewer or none and send
+ * independent frames, as before streams. */
+#define RCV_STREAMS_TOTAL 16u
+
 struct rsession {
 	struct rcv_server *srv;
 	struct conn *c;
 	struct lsn_conn *lc; /* its place in the listener's limits */
 	struct codec *codec;
+	unsigned streams; /* compression streams granted (of srv->streams_used) */
 	char agent[NAME_MAX_LEN + 1];
 	uint32_t cs;
 	struct rdisk disks[RCV_MAX_DISKS];

@@ -137,10 +137,14 @@ static int wr_failed(struct rsession *s, struct rdisk *d, int r)
 		      d->t->id, wr_error_text(d->w));
 }
 
-/* Puts a DATA or PATCH payload at dst as plain bytes: decompressed, or copied. */
-static int unpack(struct rsession *s, uint8_t *dst, uint8_t encoding, uint32_t plain_len,
-		  const uint8_t *payload, uint32_t payload_len)
+/* Puts a DATA or PATCH payload at dst as plain bytes: decompressed, or copied. A stream
+ * (DATA only) is one the session was granted, decoded in the order it arrives. */
+static int unpack(struct rsession *s, uint8_t *dst, uint8_t encoding, unsigned stream,
+		  bool start, uint32_t plain_len, const uint8_t *payload, uint32_t payload_len)
 {
+	if (encoding == PROTO_ENC_ZSTD_STREAM)
+		return codec_decompress_stream(s->codec, stream, start, dst, plain_len, payload,
+					       payload_len);
 	if (encoding == PROTO_ENC_ZSTD)
 		return codec_decompress(s->codec, dst, plain_len, payload, payload_len);
 	memcpy(dst, payload, plain_len);
@@ -164,10 +168,13 @@ static int on_data(struct rsession *s, const struct proto_hdr *h)
 	r = check_range(s, d, m.offset, m.plain_len);
 	if (r < 0)
 		return r;
+	if (m.encoding == PROTO_ENC_ZSTD_STREAM && m.stream >= s->streams)
+		return refuse(s, -EPROTO, "DATA on compression stream %u, but %u granted",
+			      m.stream, s->streams);
 	buf = wr_get_buf(d->w, &r);
 	if (!buf)
 		return wr_failed(s, d, r);
-	r = unpack(s, buf, m.encoding, m.plain_len, m.payload, m.payload_len);
+	r = unpack(s, buf, m.encoding, m.stream, m.start, m.plain_len, m.payload, m.payload_len);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
 		return refuse(s, r, "disk %s: corrupt compressed extent at %" PRIu64
@@ -237,7 +244,7 @@ static int on_patch(struct rsession *s, const struct proto_hdr *h)
 		return wr_failed(s, d, r);
 	/* The blocks wait behind the chunk's place in the buffer (the decoder allows patches
 	 * only of chunks up to half a buffer). */
-	r = unpack(s, buf + s->cs, m.encoding, m.plain_len, m.payload, m.payload_len);
+	r = unpack(s, buf + s->cs, m.encoding, 0, false, m.plain_len, m.payload, m.payload_len);
 	if (r < 0) {
 		wr_put_buf(d->w, buf);
 		return refuse(s, r, "disk %s: corrupt compressed patch at %" PRIu64
@@ -467,6 +474,23 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	return n < 0 ? n : conn_send(s->c, out, (size_t)n);
 }
 
+/* Grants up to `want` compression streams from the receiver's RCV_STREAMS_TOTAL: each may
+ * make this session hold a decoder window, so the total is what bounds them. */
+static int grant_streams(struct rsession *s, unsigned want)
+{
+	struct rcv_server *srv = s->srv;
+	unsigned n;
+
+	pthread_mutex_lock(&srv->lock);
+	n = MIN(MIN(want, (unsigned)CODEC_STREAMS_MAX), RCV_STREAMS_TOTAL - srv->streams_used);
+	srv->streams_used += n;
+	pthread_mutex_unlock(&srv->lock);
+	s->streams = n;
+	if (n && codec_streams_accept(s->codec, n, CODEC_STREAM_WLOG) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int on_hello(struct rsession *s, const struct proto_hdr *h)
 {
 	struct proto_hello m;
@@ -515,6 +539,11 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	s->revoke_checked_ns = now_ns();
 	memcpy(s->agent, m.name, sizeof(s->agent));
 	s->cs = m.chunk_size;
+	r = grant_streams(s, m.streams);
+	if (r < 0)
+		return refuse(s, r, "out of memory");
+	w.streams = (uint8_t)s->streams;
+	w.window_log = s->streams ? CODEC_STREAM_WLOG : 0;
 	n = proto_encode_welcome(out, sizeof(out), &w);
 	r = n < 0 ? n : conn_send(s->c, out, (size_t)n);
 	return r;
@@ -748,6 +777,9 @@ void rcv_session_run(struct rcv_server *srv, struct lsn_conn *lc, int fd, const 
 	}
 	conn_free(s->c);
 	codec_free(s->codec);
+	pthread_mutex_lock(&srv->lock);
+	srv->streams_used -= MIN(s->streams, srv->streams_used);
+	pthread_mutex_unlock(&srv->lock);
 	free(s->buf);
 	free(s);
 }

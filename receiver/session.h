@@ -85,6 +85,9 @@ struct rcv_server {
 	/* Chunk fingerprints and bitmaps of all sessions together stay under fp_budget
 	 * bytes (--fp-memory); fp_used is what they hold now. Guarded by lock. */
 	uint64_t fp_budget;
+	/* Compression streams granted to live sessions (a decoder window of
+	 * 2^CODEC_STREAM_WLOG bytes each), at most RCV_STREAMS_TOTAL. Guarded by lock. */
+	unsigned streams_used;
 	uint64_t fp_used;
 };
 

@@ -270,8 +270,9 @@ int main(int argc, char **argv)
 		memset(frame, 0x41, 64);
 		n = 64;
 	} else if (strcmp(scenario, "bad-version") == 0) {
+		/* An agent of protocol v1 (before compression streams). */
 		proto_encode_hdr(frame, PROTO_HELLO, 0);
-		frame[4] = 2;
+		frame[4] = 1;
 		n = PROTO_HDR_LEN;
 	} else if (strcmp(scenario, "hello") == 0) {
 		/* Only the HELLO, under BADPEER_NAME: the refusal answers it. */

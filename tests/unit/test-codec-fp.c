@@ -775,6 +775,116 @@ START_TEST(test_fp_merkle_root_changes_with_any_leaf)
 }
 END_TEST
 
+
+/* ---- compression streams ---- */
+
+#define SX (1u << 20)
+
+/* Compresses src[0..len) as the stream's next extent into a buffer of the bound; returns
+ * its size, *start whether it began a frame. */
+static size_t stream_put(struct codec *c, uint8_t *dst, const uint8_t *src, size_t len,
+			 bool *start)
+{
+	long n = codec_compress_stream(c, dst, codec_bound(len), src, len, start);
+
+	ck_assert_int_gt(n, 0);
+	return (size_t)n;
+}
+
+/* What a user gains: an extent that repeats one 3 MiB back costs almost nothing on the
+ * wire, where a frame of its own would cost it all again; and it decodes exactly. */
+START_TEST(test_codec_stream_refers_back)
+{
+	uint8_t *a = malloc(SX), *b = malloc(SX), *z = malloc(codec_bound(SX)), *out = malloc(SX);
+	struct codec *enc = codec_new(1), *dec = codec_new(0), *one = codec_new(1);
+	size_t n[4];
+	bool start[4];
+
+	ck_assert_ptr_nonnull(enc);
+	ck_assert_ptr_nonnull(dec);
+	ck_assert_int_eq(codec_stream_on(enc), 0);
+	ck_assert_int_eq(codec_streams_accept(dec, 2, CODEC_STREAM_WLOG), 0);
+	fill_random(a, SX, 1);
+	fill_random(b, SX, 2);
+	/* a, b, b, a: the last refers 3 MiB back, within the 8 MiB window. */
+	const uint8_t *seq[4] = { a, b, b, a };
+	for (int i = 0; i < 4; i++) {
+		n[i] = stream_put(enc, z, seq[i], SX, &start[i]);
+		ck_assert(start[i] == (i == 0));
+		ck_assert_int_eq(codec_decompress_stream(dec, 1, start[i], out, SX, z, n[i]), 0);
+		ck_assert_mem_eq(out, seq[i], SX);
+	}
+	ck_assert_uint_ge(n[0], SX);          /* random: stored, a few bytes over */
+	ck_assert_uint_le(n[0], SX + SX / 128);
+	ck_assert_uint_lt(n[2], SX / 100);
+	ck_assert_uint_lt(n[3], SX / 100);
+	/* The same extent in a frame of its own does not shrink at all. */
+	ck_assert_int_eq(codec_compress(one, z, codec_bound(SX), a, SX), 0);
+	codec_free(one);
+	codec_free(enc);
+	codec_free(dec);
+	free(a);
+	free(b);
+	free(z);
+	free(out);
+}
+END_TEST
+
+/* A level change begins a new frame, which decodes after a decoder reset; a continuation
+ * the decoder has no frame for, a stream it was not given, a wrong length, extra bytes or a
+ * window past its limit are refused. */
+START_TEST(test_codec_stream_refusals)
+{
+	uint8_t *p = malloc(SX), *z = malloc(codec_bound(SX) + 64), *out = malloc(SX + 1);
+	struct codec *enc = codec_new(3), *dec = codec_new(0), *small = codec_new(0);
+	size_t n, n2;
+	bool start;
+
+	fill_text(p, SX, 7);
+	ck_assert_int_eq(codec_stream_on(enc), 0);
+	ck_assert_int_eq(codec_streams_accept(dec, 1, CODEC_STREAM_WLOG), 0);
+	ck_assert_int_eq(codec_streams_accept(small, 1, 20), 0);
+	ck_assert_int_eq(codec_streams_accept(dec, CODEC_STREAMS_MAX + 1, CODEC_STREAM_WLOG), -EINVAL);
+	/* A continuation before any frame, and a stream not given. */
+	n = stream_put(enc, z, p, SX, &start);
+	ck_assert(start);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, false, out, SX, z, n), -EBADMSG);
+	ck_assert_int_eq(codec_decompress_stream(dec, 1, true, out, SX, z, n), -EPROTO);
+	/* The window is 8 MiB: a decoder limited to 1 MiB refuses the frame. */
+	ck_assert_int_eq(codec_decompress_stream(small, 0, true, out, SX, z, n), -EBADMSG);
+	/* Exactly plain_len: one byte less or more is refused. */
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, true, out, SX - 1, z, n), -EBADMSG);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, true, out, SX + 1, z, n), -EBADMSG);
+	/* After a failure only a new frame is taken. */
+	n2 = stream_put(enc, z + n, p, SX / 2, &start);
+	ck_assert(!start);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, false, out, SX / 2, z + n, n2), -EBADMSG);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, true, out, SX, z, n), 0);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, false, out, SX / 2, z + n, n2), 0);
+	ck_assert_mem_eq(out, p, SX / 2);
+	/* Two extents in one payload decode to more than plain_len: refused. */
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, true, out, SX, z, n + n2), -EBADMSG);
+	/* A new level: a new frame, decoded from a reset. */
+	ck_assert_int_eq(codec_set_level(enc, 5), 0);
+	n = stream_put(enc, z, p, SX, &start);
+	ck_assert(start);
+	ck_assert_int_eq(codec_decompress_stream(dec, 0, true, out, SX, z, n), 0);
+	ck_assert_mem_eq(out, p, SX);
+	/* A flipped byte in the middle of a piece. */
+	n = stream_put(enc, z, p + 1000, SX / 4, &start);
+	ck_assert(!start);
+	z[n / 2] ^= 0xff;
+	if (codec_decompress_stream(dec, 0, false, out, SX / 4, z, n) == 0)
+		ck_assert_mem_ne(out, p + 1000, SX / 4);
+	codec_free(enc);
+	codec_free(dec);
+	codec_free(small);
+	free(p);
+	free(z);
+	free(out);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -791,6 +901,8 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_codec_rejects_truncated_frame);
 	tcase_add_test(tc, test_codec_rejects_corrupted_frame);
 	tcase_add_test(tc, test_codec_rejects_trailing_frames);
+	tcase_add_test(tc, test_codec_stream_refers_back);
+	tcase_add_test(tc, test_codec_stream_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -48,8 +48,8 @@ const uint8_t *check_hdr(const uint8_t *f, int n, enum proto_type type)
 uint32_t expected_payload_max(unsigned type)
 {
 	switch (type) {
-	case PROTO_HELLO: return 4 + 1 + 64;
-	case PROTO_WELCOME: return 4 + 1 + 64;
+	case PROTO_HELLO: return 4 + 1 + 64 + 1;
+	case PROTO_WELCOME: return 4 + 1 + 64 + 2;
 	case PROTO_DISK: return 2 + 4 + 8 + 1 + 64 + 8;
 	case PROTO_DISK_OK: return 2 + 8 + 8;
 	case PROTO_DATA: return PROTO_MAX_PAYLOAD;

@@ -276,7 +276,7 @@ END_TEST
 
 START_TEST(test_proto_data_rejects_unknown_encoding)
 {
-	static const uint8_t bad[] = { 2, 3, 0x80, 0xff };
+	static const uint8_t bad[] = { 3, 4, 0x80, 0xff };
 	struct data_spec s = good_data();
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -286,14 +286,62 @@ START_TEST(test_proto_data_rejects_unknown_encoding)
 }
 END_TEST
 
+/* The stream byte is 0 but for a stream's piece, which names one of PROTO_STREAMS_MAX
+ * streams and may begin a frame. */
 START_TEST(test_proto_data_rejects_reserved_byte)
 {
 	struct data_spec s = good_data();
+	struct proto_data m;
 
 	for (unsigned bit = 0; bit < 8; bit++) {
 		s.reserved = (uint8_t)(1u << bit);
 		ck_assert_int_eq(decode_spec(&s), -EBADMSG);
 	}
+	s.encoding = PROTO_ENC_ZSTD_STREAM;
+	s.payload_len = 100;
+	for (unsigned v = 0; v < 256; v++) {
+		s.reserved = (uint8_t)v;
+		if ((v & 0x7f) < PROTO_STREAMS_MAX) {
+			ck_assert_int_eq(dec_data(buf, data_payload(buf, &s)), 0);
+			ck_assert_int_eq(proto_decode_data(buf, data_payload(buf, &s), CS, &m), 0);
+			ck_assert_uint_eq(m.stream, v & 0x7f);
+			ck_assert(m.start == ((v & 0x80) != 0));
+		} else {
+			ck_assert_int_eq(decode_spec(&s), -EBADMSG);
+		}
+	}
+}
+END_TEST
+
+/* A stream's piece may be as large as its plain bytes or a little larger (stored blocks),
+ * never empty, never past the bound; and only DATA carries one. */
+START_TEST(test_proto_data_stream_payload_rule)
+{
+	struct data_spec s = good_data();
+	struct proto_data m = { .encoding = PROTO_ENC_ZSTD_STREAM, .nchunks = 1, .plain_len = CS,
+				.stream = PROTO_STREAMS_MAX - 1, .start = true };
+	struct proto_patch pt = { .encoding = PROTO_ENC_ZSTD_STREAM, .block_shift = 12,
+				  .mask = 1 };
+
+	s.encoding = PROTO_ENC_ZSTD_STREAM;
+	s.payload_len = s.plain_len;
+	ck_assert_int_eq(decode_spec(&s), 0);
+	s.payload_len = PROTO_STREAM_PAYLOAD_MAX(s.plain_len);
+	ck_assert_int_eq(decode_spec(&s), 0);
+	s.payload_len++;
+	ck_assert_int_eq(decode_spec(&s), -EBADMSG);
+	s.payload_len = 0;
+	ck_assert_int_eq(decode_spec(&s), -EBADMSG);
+
+	m.payload_len = CS + 1;
+	ck_assert_int_gt(proto_encode_data_head(buf, sizeof(buf), &m), 0);
+	m.stream = PROTO_STREAMS_MAX;
+	ck_assert_int_eq(proto_encode_data_head(buf, sizeof(buf), &m), -EINVAL);
+	m.stream = 0;
+	m.encoding = PROTO_ENC_ZSTD;
+	m.payload_len = 100;
+	ck_assert_int_eq(proto_encode_data_head(buf, sizeof(buf), &m), -EINVAL);
+	ck_assert_int_eq(proto_encode_patch_head(buf, sizeof(buf), &pt), -EINVAL);
 }
 END_TEST
 
@@ -325,7 +373,7 @@ START_TEST(test_proto_data_head_rejects_bad_values)
 	m.plain_len = PROTO_EXTENT_MAX + 1;
 	ck_assert_int_eq(proto_encode_data_head(buf, sizeof(buf), &m), -EINVAL);
 	m = good;
-	m.encoding = 2;
+	m.encoding = 3;
 	ck_assert_int_eq(proto_encode_data_head(buf, sizeof(buf), &m), -EINVAL);
 	m = good;
 	m.payload_len = PROTO_MAX_PAYLOAD;
@@ -563,6 +611,10 @@ START_TEST(test_proto_patch_rejects_bad_payload)
 	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 8192, 64 << 10, &out), -EBADMSG);
 	p[2] = 7;
 	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 100, 64 << 10, &out), -EBADMSG);
+	/* A stream's piece is DATA's alone, whatever its size. */
+	p[2] = PROTO_ENC_ZSTD_STREAM;
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 100, 64 << 10, &out), -EBADMSG);
+	ck_assert_int_eq(proto_decode_patch(p, PROTO_PATCH_FIXED + 8192, 64 << 10, &out), -EBADMSG);
 	/* A block shift that would overflow the length. */
 	p[2] = PROTO_ENC_RAW;
 	p[3] = 40;
@@ -726,6 +778,7 @@ Suite *proto_stream_suite(void)
 	tcase_add_test(data, test_proto_data_rejects_offset_overflow);
 	tcase_add_test(data, test_proto_data_rejects_unknown_encoding);
 	tcase_add_test(data, test_proto_data_rejects_reserved_byte);
+	tcase_add_test(data, test_proto_data_stream_payload_rule);
 	tcase_add_test(data, test_proto_data_rejects_bad_session_chunk_size);
 	tcase_add_test(data, test_proto_data_head_rejects_bad_values);
 	tcase_add_test(data, test_proto_data_rejects_truncated_zstd_head);

@@ -21,7 +21,7 @@
 START_TEST(test_proto_hdr_layout_is_big_endian)
 {
 	static const uint8_t want[PROTO_HDR_LEN] = {
-		0x54, 0x45, 0x52, 0x4e, 0x01, 0x05, 0x00, 0x00,
+		0x54, 0x45, 0x52, 0x4e, 0x02, 0x05, 0x00, 0x00,
 		0x00, 0x01, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00,
 	};
 	struct proto_hdr h;
@@ -68,14 +68,14 @@ START_TEST(test_proto_hdr_rejects_bad_magic)
 	/* Magic is checked before the version. */
 	proto_encode_hdr(buf, PROTO_HELLO, 10);
 	buf[0] = 'X';
-	buf[4] = 2;
+	buf[4] = 3;
 	ck_assert_int_eq(proto_decode_hdr(buf, &h), -EBADMSG);
 }
 END_TEST
 
 START_TEST(test_proto_hdr_rejects_bad_version)
 {
-	static const uint8_t versions[] = { 0, 2, 0x7f, 0xff };
+	static const uint8_t versions[] = { 0, 1, 3, 0x7f, 0xff };
 	struct proto_hdr h;
 
 	for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
@@ -254,13 +254,15 @@ START_TEST(test_proto_hello_roundtrip)
 		/* The longest name fills the header's bound exactly. */
 		memset(in.name, 'a' + (int)i, NAME_MAX_LEN);
 		in.name[NAME_MAX_LEN] = '\0';
+		in.streams = (uint8_t)(i * 2);
 		n = proto_encode_hello(buf, sizeof(buf), &in);
-		ck_assert_int_eq(n, PROTO_HDR_LEN + 4 + 1 + NAME_MAX_LEN);
+		ck_assert_int_eq(n, PROTO_HDR_LEN + 4 + 1 + NAME_MAX_LEN + 1);
 		p = check_hdr(buf, n, PROTO_HELLO);
 		memset(&out, 0xa5, sizeof(out));
 		ck_assert_int_eq(proto_decode_hello(p, (size_t)n - PROTO_HDR_LEN, &out), 0);
 		ck_assert_uint_eq(out.chunk_size, in.chunk_size);
 		ck_assert_str_eq(out.name, in.name);
+		ck_assert_uint_eq(out.streams, in.streams);
 	}
 	strcpy(in.name, "A");
 	n = proto_encode_hello(buf, sizeof(buf), &in);
@@ -272,8 +274,8 @@ END_TEST
 
 START_TEST(test_proto_hello_layout)
 {
-	static const uint8_t want[] = { 0x00, 0x01, 0x00, 0x00, 3, 'a', 'g', '1' };
-	struct proto_hello m = { .chunk_size = 65536, .name = "ag1" };
+	static const uint8_t want[] = { 0x00, 0x01, 0x00, 0x00, 3, 'a', 'g', '1', 2 };
+	struct proto_hello m = { .chunk_size = 65536, .name = "ag1", .streams = 2 };
 	int n = proto_encode_hello(buf, sizeof(buf), &m);
 
 	ck_assert_int_eq(n, PROTO_HDR_LEN + (int)sizeof(want));
@@ -281,14 +283,65 @@ START_TEST(test_proto_hello_layout)
 }
 END_TEST
 
-/* A HELLO payload built by hand: chunk size, then a name of len bytes. */
+/* A HELLO payload built by hand: chunk size, a name of len bytes, streams 0. */
 static size_t hello_payload(uint8_t *p, uint32_t cs, const char *name, size_t len)
 {
 	be_put(p, cs, 4);
 	p[4] = (uint8_t)len;
 	memcpy(p + 5, name, len);
-	return 5 + len;
+	p[5 + len] = 0;
+	return 5 + len + 1;
 }
+
+/* A WELCOME payload built by hand: max payload, a name, the streams granted and window. */
+static size_t welcome_payload(uint8_t *p, uint32_t max, const char *name, uint8_t streams,
+			      uint8_t wlog)
+{
+	size_t n = hello_payload(p, max, name, strlen(name));
+
+	p[n - 1] = streams;
+	p[n] = wlog;
+	return n + 1;
+}
+
+/* More streams than the protocol allows, a grant without a window or a window without a
+ * grant, and a missing or extra byte are refused. */
+START_TEST(test_proto_streams_negotiation)
+{
+	struct proto_hello h = { .chunk_size = 65536, .name = "ag" };
+	struct proto_welcome w = { .max_payload = PROTO_MAX_PAYLOAD, .name = "rcv" }, out;
+	size_t n;
+
+	h.streams = PROTO_STREAMS_MAX + 1;
+	ck_assert_int_eq(proto_encode_hello(buf2, sizeof(buf2), &h), -EINVAL);
+	n = hello_payload(buf, 65536, "ag", 2);
+	buf[n - 1] = PROTO_STREAMS_MAX + 1;
+	ck_assert_int_eq(dec_hello(buf, n), -EPROTO);
+	buf[n - 1] = PROTO_STREAMS_MAX;
+	ck_assert_int_eq(dec_hello(buf, n), 0);
+	ck_assert_int_eq(dec_hello(buf, n - 1), -EBADMSG);
+	ck_assert_int_eq(dec_hello(buf, n + 1), -EBADMSG);
+
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 2, 23)), 0);
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 0, 0)), 0);
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 0, 23)), -EPROTO);
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 2, 0)), -EPROTO);
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 2, 31)), -EPROTO);
+	ck_assert_int_eq(dec_welcome(buf, welcome_payload(buf, 65536, "rcv", 5, 23)), -EPROTO);
+	n = welcome_payload(buf, 65536, "rcv", 2, 23);
+	ck_assert_int_eq(dec_welcome(buf, n - 1), -EBADMSG);
+	ck_assert_int_eq(dec_welcome(buf, n + 1), -EBADMSG);
+	w.streams = 3;
+	w.window_log = 23;
+	n = (size_t)proto_encode_welcome(buf2, sizeof(buf2), &w);
+	ck_assert_int_eq(proto_decode_welcome(check_hdr(buf2, (int)n, PROTO_WELCOME),
+					      n - PROTO_HDR_LEN, &out), 0);
+	ck_assert_uint_eq(out.streams, 3);
+	ck_assert_uint_eq(out.window_log, 23);
+	w.window_log = 0;
+	ck_assert_int_eq(proto_encode_welcome(buf2, sizeof(buf2), &w), -EINVAL);
+}
+END_TEST
 
 START_TEST(test_proto_hello_rejects_bad_chunk_size)
 {
@@ -352,14 +405,14 @@ END_TEST
 
 START_TEST(test_proto_welcome_rejects_tiny_max_payload)
 {
-	size_t n = hello_payload(buf, PROTO_HDR_LEN + PROTO_DATA_FIXED - 1, "recv", 4);
+	size_t n = welcome_payload(buf, PROTO_HDR_LEN + PROTO_DATA_FIXED - 1, "recv", 0, 0);
 
 	ck_assert_int_eq(dec_welcome(buf, n), -EPROTO);
-	n = hello_payload(buf, 0, "recv", 4);
+	n = welcome_payload(buf, 0, "recv", 0, 0);
 	ck_assert_int_eq(dec_welcome(buf, n), -EPROTO);
-	n = hello_payload(buf, PROTO_HDR_LEN + PROTO_DATA_FIXED, "recv", 4);
+	n = welcome_payload(buf, PROTO_HDR_LEN + PROTO_DATA_FIXED, "recv", 0, 0);
 	ck_assert_int_eq(dec_welcome(buf, n), 0);
-	n = hello_payload(buf, 65536, "re/cv", 5);
+	n = welcome_payload(buf, 65536, "re/cv", 0, 0);
 	ck_assert_int_eq(dec_welcome(buf, n), -EPROTO);
 }
 END_TEST
@@ -806,6 +859,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(msg, test_proto_hello_rejects_bad_name);
 	tcase_add_test(msg, test_proto_welcome_roundtrip);
 	tcase_add_test(msg, test_proto_welcome_rejects_tiny_max_payload);
+	tcase_add_test(msg, test_proto_streams_negotiation);
 	tcase_add_test(msg, test_proto_disk_roundtrip);
 	tcase_add_test(msg, test_proto_disk_layout);
 	tcase_add_test(msg, test_proto_disk_rejects_bad_id);
