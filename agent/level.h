@@ -9,16 +9,23 @@
  * apart, and the sender briefly finds the queue empty after each burst although the link
  * is, on average, the limit. A wait for the disk says neither. Windows are at least
  * 100 ms and hold only batches compressed at the current level; a level found too slow
- * is not tried again for 30 windows. One controller per agent, shared by every reader and
+ * is not tried again for 30 windows. A raise goes as far as the workers' idle time pays
+ * for (each level's cost per byte relative to level 1, measured on /usr's files), so a
+ * slow link reaches its level in one window instead of a window per step: with streams a
+ * level held counts (a change begins a new frame, see codec.h). One controller per agent, shared by every reader and
  * epoch, so what it learned carries over; workers read the level per batch. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What the sender saw of one batch that carried data. */
+/* What the sender saw of one batch that carried data, and what its worker did. */
 struct lvl_batch {
 	uint64_t wait_ns; /* waited for it while read batches waited for a worker */
 	uint64_t link_ns; /* spent handing it to the link (pacing included) */
+	/* The worker's time on it (fingerprints, compression) and its wait for room in the
+	 * finished frames' queue after: how much more CPU per byte the workers have time
+	 * for. 0 and 0: not known (raises then go a level or two at a time). */
+	uint64_t work_ns, spare_ns;
 	int level;        /* the level it was compressed at */
 	uint64_t at_ns;   /* when it had been sent (a monotonic clock) */
 };
@@ -29,6 +36,7 @@ struct lvl_ctl {
 	/* The current window's evidence, kept by the session's thread alone. */
 	unsigned seen;
 	uint64_t wait_ns, link_ns, start_ns;
+	uint64_t work_ns, spare_ns;
 	/* The level last found too slow, and the windows left in which no raise goes back
 	 * onto it. */
 	int ceil;

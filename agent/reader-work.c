@@ -385,6 +385,7 @@ void *worker_main(void *arg)
 		rd_fail(rd, -ENOMEM);
 	for (;;) {
 		struct rd_out *out = NULL;
+		uint64_t t0, t1;
 		struct slot *s;
 		int r;
 
@@ -401,15 +402,21 @@ void *worker_main(void *arg)
 			rd->work_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
 
-		/* The adaptive level may have moved since the last batch. */
-		if (rd->o.lvl && lvl_now(rd->o.lvl) != level) {
+		/* The adaptive level may have moved since the last batch; a stream takes it
+		 * when its frame has lasted long enough to be worth forgetting. */
+		if (rd->o.lvl && lvl_now(rd->o.lvl) != level &&
+		    (stream < 0 || codec_stream_settled(codec))) {
 			level = lvl_now(rd->o.lvl);
 			if (codec_set_level(codec, level) < 0)
 				rd_fail(rd, -EINVAL);
 		}
+		t0 = now_ns();
 		r = process(rd, codec, stream, scratch, s, &out);
-		if (r == 0)
+		t1 = now_ns();
+		if (r == 0) {
 			out->level = level;
+			out->work_ns = t1 - t0;
+		}
 
 		pthread_mutex_lock(&rd->lock);
 		s->next = rd->free_head;
@@ -418,6 +425,8 @@ void *worker_main(void *arg)
 		while (r == 0 && rd->out_count >= rd->out_max && !rd->stop && !rd->err)
 			pthread_cond_wait(&rd->space_cv, &rd->lock);
 		if (r == 0 && !rd->stop && !rd->err) {
+			/* Time the link left this worker idle, for the adaptive level. */
+			out->spare_ns = now_ns() - t1;
 			out->next = NULL;
 			if (rd->out_tail)
 				rd->out_tail->next = out;

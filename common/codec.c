@@ -27,6 +27,8 @@ struct codec {
 	/* compression stream (codec_stream_on) */
 	ZSTD_CCtx *scctx;
 	bool s_in_frame;
+	uint64_t s_frame_bytes; /* plain bytes in the current frame */
+	unsigned s_frames;      /* frames begun */
 	/* decoding streams (codec_streams_accept) */
 	struct dstream ds[CODEC_STREAMS_MAX];
 	unsigned nds, ds_wlog;
@@ -95,7 +97,21 @@ static int stream_frame(struct codec *c)
 						(int)MIN(cp.chainLog, STREAM_CHAIN_LOG_MAX))))
 		return -EINVAL;
 	c->s_in_frame = true;
+	c->s_frame_bytes = 0;
+	c->s_frames++;
 	return 0;
+}
+
+/* The longest a frame must last before a level change, and the first frame's. */
+#define STREAM_SETTLED_MAX (32u << 20)
+#define STREAM_SETTLED_FIRST (1u << 20)
+
+bool codec_stream_settled(const struct codec *c)
+{
+	unsigned k = c->s_frames ? c->s_frames - 1 : 0;
+	uint64_t need = k >= 5 ? STREAM_SETTLED_MAX : (uint64_t)STREAM_SETTLED_FIRST << k;
+
+	return !c->scctx || !c->s_in_frame || c->s_frame_bytes >= need;
 }
 
 long codec_compress_stream(struct codec *c, void *dst, size_t dst_cap, const void *src,
@@ -129,6 +145,7 @@ long codec_compress_stream(struct codec *c, void *dst, size_t dst_cap, const voi
 		c->s_in_frame = false;
 		return -EIO;
 	}
+	c->s_frame_bytes += len;
 	*ret_start = start;
 	return (long)out.pos;
 }

@@ -3,7 +3,8 @@
  * range, and every refusal), and the controller's decisions from what the sender saw:
  * up while it is blocked on the link, down when it waits for compression a good part of
  * the time, still when the disk is the limit or the evidence is mixed, windows of at
- * least 100 ms at the current level, a level found too slow not tried again at once,
+ * least 100 ms at the current level, a level found too slow not tried again at once, a
+ * raise as far as the workers' idle time pays for,
  * never past its range, and never onto 0 (zstd's "default"). */
 #include "agent/level.h"
 
@@ -27,6 +28,21 @@ static void feed(struct lvl_ctl *c, unsigned n, unsigned waits, uint64_t wait_ms
 					       .link_ns = link_ms * MS, .level = lvl_now(c) };
 
 			clock_ns += b.wait_ns + b.link_ns + other_ms * MS;
+			b.at_ns = clock_ns;
+			lvl_note(c, &b);
+		}
+}
+
+/* Feeds n windows of 8 batches blocked on the link for 20 ms each, whose workers spent
+ * work_ms on each and then spare_ms waiting for room in the queue. */
+static void feed_work(struct lvl_ctl *c, unsigned n, uint64_t work_ms, uint64_t spare_ms)
+{
+	for (unsigned w = 0; w < n; w++)
+		for (unsigned i = 0; i < 8; i++) {
+			struct lvl_batch b = { .link_ns = 20 * MS, .level = lvl_now(c),
+					       .work_ns = work_ms * MS, .spare_ns = spare_ms * MS };
+
+			clock_ns += b.link_ns;
 			b.at_ns = clock_ns;
 			lvl_note(c, &b);
 		}
@@ -166,6 +182,40 @@ START_TEST(test_level_steps_over_zero)
 }
 END_TEST
 
+/* A raise goes as far as the workers' idle time pays for, with a margin: a slow link gets
+ * its level in one window, a link the workers barely keep up with none. */
+START_TEST(test_level_raise_by_room)
+{
+	struct lvl_ctl c;
+
+	lvl_init(&c, 1, 9);
+	feed_work(&c, 1, 1, 19); /* 20 times the CPU to spare: level 9 costs 6.2 */
+	ck_assert_int_eq(lvl_now(&c), 9);
+	ck_assert_uint_eq(c.changes, 1);
+	lvl_init(&c, 1, 9);
+	feed_work(&c, 1, 5, 15); /* 4 times: up to the level costing 4 / 1.5 at most */
+	ck_assert_int_eq(lvl_now(&c), 4);
+	lvl_init(&c, 1, 9);
+	feed_work(&c, 3, 10, 1); /* blocked on the link, but the workers are busy: no raise */
+	ck_assert_int_eq(lvl_now(&c), 1);
+	feed_work(&c, 1, 10, 4); /* 1.4 times: one level (1.25) without the margin */
+	ck_assert_int_eq(lvl_now(&c), 2);
+	/* Past 9 each level is taken to cost 1.4 times the one below. */
+	lvl_init(&c, 9, 12);
+	feed_work(&c, 1, 10, 20);
+	ck_assert_int_eq(lvl_now(&c), 11);
+	/* A level found too slow stays a ceiling for the jump too. */
+	lvl_init(&c, 1, 9);
+	feed_work(&c, 1, 1, 19);
+	feed(&c, 1, 8, 15, 5, 0);
+	ck_assert_int_eq(lvl_now(&c), 7);
+	feed_work(&c, 1, 1, 19);
+	ck_assert_int_eq(lvl_now(&c), 8);
+	feed_work(&c, 5, 1, 19);
+	ck_assert_int_eq(lvl_now(&c), 8);
+}
+END_TEST
+
 static Suite *level_suite(void)
 {
 	Suite *s = suite_create("level");
@@ -176,6 +226,7 @@ static Suite *level_suite(void)
 	tcase_add_test(tc, test_level_windows);
 	tcase_add_test(tc, test_level_ceiling);
 	tcase_add_test(tc, test_level_steps_over_zero);
+	tcase_add_test(tc, test_level_raise_by_room);
 	suite_add_tcase(s, tc);
 	return s;
 }
