@@ -73,6 +73,12 @@ struct reader {
 	bool io_done, stop;
 	unsigned workers_live;
 	unsigned workers_named; /* workers that took their index (their stream, if any) */
+	/* An extent of this disk shrank: the workers' streams may begin. Until then extents
+	 * go on their own, so a disk whose data does not compress (an encrypted volume)
+	 * costs no stream: neither its ~9-21 MiB here nor a decoder's window at the
+	 * receiver. Relaxed atomics: a worker that reads it late sends one more extent
+	 * alone. */
+	bool shrank;
 	int err;
 	bool src_err;       /* err is the source's: a read failed or the source ended early */
 	uint64_t src_err_off;

@@ -41,7 +41,8 @@ static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const st
 }
 
 /* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj): the next
- * piece of the worker's compression stream (stream >= 0), or a frame of its own. */
+ * piece of the worker's compression stream (stream >= 0, once an extent has shrunk), or a
+ * frame of its own. */
 static int emit_data(struct reader *rd, struct codec *codec, int stream, struct rd_out *out,
 		     size_t cap, const struct slot *s, uint64_t start, uint64_t end,
 		     uint64_t first_chunk, uint32_t nchunks)
@@ -56,7 +57,7 @@ static int emit_data(struct reader *rd, struct codec *codec, int stream, struct 
 
 	if (cap - out->len < fixed + d.plain_len)
 		return -ENOBUFS;
-	if (stream >= 0) {
+	if (stream >= 0 && __atomic_load_n(&rd->shrank, __ATOMIC_RELAXED)) {
 		c = codec_compress_stream(codec, payload, cap - out->len - fixed, s->buf + start,
 					  d.plain_len, &d.start);
 		if (c < 0)
@@ -70,6 +71,7 @@ static int emit_data(struct reader *rd, struct codec *codec, int stream, struct 
 	if (c < 0)
 		return (int)c;
 	if (c > 0) {
+		__atomic_store_n(&rd->shrank, true, __ATOMIC_RELAXED);
 		d.encoding = PROTO_ENC_ZSTD;
 		d.payload_len = (uint32_t)c;
 	} else {

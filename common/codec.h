@@ -34,8 +34,9 @@ int codec_set_level(struct codec *c, int level);
  * an encoder of up to ~25 MiB each at the agent). */
 #define CODEC_STREAMS_MAX 4
 
-/* Turns compression streaming on for this codec's codec_compress_stream. 0 or -EINVAL. */
+/* Turns compression streaming on for this codec's codec_compress_stream. 0 or -ENOMEM. */
 int codec_stream_on(struct codec *c);
+
 /* Whether a new level may begin a new frame now (codec_set_level always takes effect for
  * frames of their own). A new frame forgets the window: resetting every 4 MiB made /usr's
  * files 10% larger at level 9, every 8 MiB 7%. So the k-th frame of the stream lasts

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libFuzzer target for codec_decompress: the first two bytes choose plain_len (at most
- * 1 MiB), the rest is the frame. It must return 0 or -EBADMSG and never write past plain_len,
+/* libFuzzer target for codec_decompress and codec_decompress_stream: the first two bytes
+ * choose plain_len (at most 1 MiB), the rest is the frame, or a stream's piece (a new
+ * frame when the input's length is even; the stream lives on from one input to the next,
+ * as a session's does). Each must return 0 or -EBADMSG and never write past plain_len,
  * which a guard region after the output checks. */
 #include <errno.h>
 #include <stdint.h>
@@ -41,13 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	if (!c)
+	if (!c) {
 		c = codec_new(CODEC_LEVEL_DEFAULT);
-	require(c != NULL);
+		require(c != NULL && codec_streams_accept(c, 1, CODEC_STREAM_WLOG) == 0);
+	}
 	plain_len = plain_len_of(data);
 	require(plain_len <= PROTO_EXTENT_MAX);
 	memset(dst + plain_len, GUARD_BYTE, GUARD_LEN);
 	r = codec_decompress(c, dst, plain_len, data + 2, size - 2);
+	require(r == 0 || r == -EBADMSG);
+	for (size_t i = 0; i < GUARD_LEN; i++)
+		require(dst[plain_len + i] == GUARD_BYTE);
+	r = codec_decompress_stream(c, 0, size % 2 == 0, dst, plain_len, data + 2, size - 2);
 	require(r == 0 || r == -EBADMSG);
 	for (size_t i = 0; i < GUARD_LEN; i++)
 		require(dst[plain_len + i] == GUARD_BYTE);
