@@ -12,8 +12,9 @@
  * is not tried again for 30 windows. A raise goes as far as the workers' idle time pays
  * for (each level's cost per byte relative to level 1, measured on /usr's files), so a
  * slow link reaches its level in one window instead of a window per step: with streams a
- * level held counts (a change begins a new frame, see codec.h). One controller per agent, shared by every reader and
- * epoch, so what it learned carries over; workers read the level per batch. */
+ * level held counts (a change begins a new frame, see codec.h). One controller per
+ * agent, shared by every reader and epoch, so what it learned carries over; workers read
+ * the level per batch. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
