@@ -33,6 +33,9 @@ static int send_hello(struct conn *c)
 
 	if (name)
 		snprintf(h.name, sizeof(h.name), "%s", name);
+	/* Compression streams to ask for (the stream-* scenarios). */
+	if (getenv("BADPEER_STREAMS"))
+		h.streams = (uint8_t)atoi(getenv("BADPEER_STREAMS"));
 	n = proto_encode_hello(frame, sizeof(frame), &h);
 
 	if (n < 0 || conn_send(c, frame, (size_t)n) < 0)
@@ -68,12 +71,14 @@ static int send_disk(struct conn *c, const char *id, uint64_t size)
 }
 
 static uint8_t fill = 0x42; /* what data_frame's chunks hold */
+static bool data_start;    /* a PROTO_ENC_ZSTD_STREAM frame of data_frame's begins a frame */
 
 /* A raw DATA frame of one 64 KiB chunk of `fill` at off, with a correct fingerprint. */
 static int data_frame(uint16_t disk_no, uint64_t off, uint8_t enc, size_t payload_len)
 {
 	struct proto_data d = { .disk_no = disk_no, .encoding = enc, .nchunks = 1,
-				.plain_len = CS, .offset = off, .payload_len = (uint32_t)payload_len };
+				.plain_len = CS, .offset = off, .payload_len = (uint32_t)payload_len,
+				.start = enc == PROTO_ENC_ZSTD_STREAM && data_start };
 	uint8_t *chunk = malloc(CS);
 	struct fp fp;
 	int n;
@@ -88,7 +93,7 @@ static int data_frame(uint16_t disk_no, uint64_t off, uint8_t enc, size_t payloa
 		return n;
 	}
 	memcpy(frame + n, fp.b, FP_LEN);
-	/* RAW carries the chunk; ZSTD carries garbage of the given length. */
+	/* RAW carries the chunk; ZSTD and a stream's piece carry garbage of the given length. */
 	if (enc == PROTO_ENC_RAW)
 		memcpy(frame + n + FP_LEN, chunk, CS);
 	else
@@ -317,6 +322,13 @@ int main(int argc, char **argv)
 			n = data_frame(3, 0, PROTO_ENC_RAW, CS);
 		} else if (strcmp(scenario, "bad-zstd") == 0) {
 			n = data_frame(0, 0, PROTO_ENC_ZSTD, 1000);
+		} else if (strcmp(scenario, "stream-start") == 0) {
+			/* A stream's first piece, on stream 0 (granted or not: BADPEER_STREAMS). */
+			data_start = true;
+			n = data_frame(0, 0, PROTO_ENC_ZSTD_STREAM, 1000);
+		} else if (strcmp(scenario, "stream-cont") == 0) {
+			/* A continuation of a frame the stream never began. */
+			n = data_frame(0, 0, PROTO_ENC_ZSTD_STREAM, 1000);
 		} else if (strcmp(scenario, "twice") == 0) {
 			n = data_frame(0, 0, PROTO_ENC_RAW, CS);
 			if (conn_send(c, frame, (size_t)n) < 0)

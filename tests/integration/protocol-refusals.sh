@@ -23,6 +23,11 @@ check oversize "malformed frame header"
 check past-end "past the end"
 check unregistered "unregistered disk"
 check bad-zstd "corrupt compressed extent"
+# Compression streams: one not granted (none asked for), a first piece that is garbage, a
+# continuation of a frame never begun.
+check stream-start "DATA on compression stream 0, but 0 granted"
+BADPEER_STREAMS=1 check stream-start "corrupt compressed extent"
+BADPEER_STREAMS=1 check stream-cont "corrupt compressed extent"
 check incomplete "incomplete" fresh
 # An agent's report of an unreadable source is checked like any frame.
 check fault-unregistered "DISK_FAULT for unregistered disk"
