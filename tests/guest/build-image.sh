@@ -208,7 +208,7 @@ KVER=$(cd "$ROOT/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n
 # The initramfs must hold the VMware drivers and none of the new platforms' (the tests'
 # failing boots depend on it).
 case $VARIANT in
-*-itools) lsinitramfs "$ROOT/boot/initrd.img-$KVER" >"$T/initrd.list" ;;
+*-itools) chroot "$ROOT" lsinitramfs "/boot/initrd.img-$KVER" >"$T/initrd.list" ;;
 *-dracut) chroot "$ROOT" lsinitrd "/boot/initrd.img-$KVER" >"$T/initrd.list" ;;
 esac
 grep -q '/ahci\.ko' "$T/initrd.list" || die "the initramfs lacks ahci"
