@@ -26,12 +26,13 @@ int codec_set_level(struct codec *c, int level);
 
 /* Streams: a codec may carry a compression stream across extents (one zstd frame flushed
  * after each extent), so an extent can refer to the 8 MiB before it (zstd's long-distance
- * matching finds repeats that far back: /usr's files come out 1.14x smaller at level 1 and
- * 1.4x at level 9 than as independent 1 MiB frames). The receiver decodes each stream in
+ * matching finds repeats that far back: in two interleaved streams /usr's files come out
+ * 1.14x smaller at level 1 and 1.18x at level 9 than as independent 1 MiB frames at the
+ * same level, and level 9 1.26x smaller than level 1). The receiver decodes each stream in
  * the order it was compressed and bounds what a stream may make it hold by the window. */
 #define CODEC_STREAM_WLOG 23
 /* The most streams one agent connection may use (a decoder window each at the receiver;
- * an encoder of up to ~25 MiB each at the agent). */
+ * an encoder of up to ~21 MiB each at the agent). */
 #define CODEC_STREAMS_MAX 4
 
 /* Turns compression streaming on for this codec's codec_compress_stream. 0 or -ENOMEM. */
