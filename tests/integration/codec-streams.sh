@@ -6,7 +6,9 @@
 # (--streams 0: extents of their own, as before v2); a disk whose data never shrinks (as an
 # encrypted volume's) starts no stream; with the defaults (two workers, two streams) the
 # target equals the source too. A fixed level: a level change begins a new frame, which
-# forgets the window. --streams out of range is refused in one line.
+# forgets the window; one worker and one read at a time: batches complete in any order,
+# and the extents sent alone before the first that shrinks are in no stream's window.
+# --streams out of range is refused in one line.
 . "$(dirname "$0")/lib.sh"
 
 MIB=$((1 << 20))
@@ -38,10 +40,10 @@ copy() { # NAME SRC ARGS...: a copy; sets WIRE (the agent's bytes on the wire)
 	[ "$(sha "$dst")" = "$(sha "$src")" ] || fail "with $*: the target differs"
 }
 
-copy d "$T/src.img" --threads 1 --streams 1 --level 3
+copy d "$T/src.img" --threads 1 --queue-depth 1 --streams 1 --level 3
 one=$WIRE
 [ "$one" -lt $((5 * MIB)) ] || fail "one stream sent $one bytes of 4 MiB of noise repeated 8 times"
-copy d "$T/src.img" --threads 1 --streams 0 --level 3
+copy d "$T/src.img" --threads 1 --queue-depth 1 --streams 0 --level 3
 none=$WIRE
 [ "$none" -gt $((32 * MIB)) ] || fail "extents of their own sent only $none bytes"
 copy d "$T/src.img" --level 3
@@ -50,6 +52,6 @@ both=$WIRE
 pass "4 MiB of noise 8 times: one stream $one bytes, two $both, none $none; targets equal"
 
 # Nothing shrinks: no stream begins, so its repeat is not found either.
-copy n "$T/noise.img" --threads 1 --streams 1 --level 3
+copy n "$T/noise.img" --threads 1 --queue-depth 1 --streams 1 --level 3
 [ "$WIRE" -gt $((8 * MIB)) ] || fail "a disk of noise sent $WIRE bytes: a stream began"
 pass "a disk whose data never shrinks started no stream ($WIRE bytes for 8 MiB)"
