@@ -31,7 +31,7 @@ struct codec {
 	unsigned s_frames;      /* frames begun */
 	/* decoding streams (codec_streams_accept) */
 	struct dstream ds[CODEC_STREAMS_MAX];
-	unsigned nds, ds_wlog;
+	unsigned nds;
 };
 
 struct codec *codec_new(int level)
@@ -166,7 +166,6 @@ int codec_streams_accept(struct codec *c, unsigned n, unsigned window_log)
 		c->ds[i].in_frame = false;
 	}
 	c->nds = n;
-	c->ds_wlog = window_log;
 	return 0;
 }
 
@@ -182,12 +181,10 @@ int codec_decompress_stream(struct codec *c, unsigned stream, bool start, void *
 	if (stream >= c->nds)
 		return -EPROTO;
 	d = &c->ds[stream];
-	if (start) {
-		ZSTD_DCtx_reset(d->dctx, ZSTD_reset_session_only);
-		d->in_frame = true;
-	} else if (!d->in_frame) {
+	if (!start && !d->in_frame)
 		return -EBADMSG;
-	}
+	if (start)
+		ZSTD_DCtx_reset(d->dctx, ZSTD_reset_session_only);
 	/* Cleared until the extent decodes whole: a failed stream takes only a new frame. */
 	d->in_frame = false;
 	while (in.pos < in.size && out.pos < out.size) {

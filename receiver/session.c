@@ -474,6 +474,10 @@ static int on_epoch_end(struct rsession *s, const struct proto_hdr *h)
 	return n < 0 ? n : conn_send(s->c, out, (size_t)n);
 }
 
+/* HELLO's decoder bounds `want` by the protocol's limit; the codec must hold that many. */
+_Static_assert(PROTO_STREAMS_MAX <= CODEC_STREAMS_MAX,
+	       "a stream HELLO may ask for would have no decoder");
+
 /* Grants up to `want` compression streams from the receiver's RCV_STREAMS_TOTAL: each may
  * make this session hold a decoder window, so the total is what bounds them. */
 static int grant_streams(struct rsession *s, unsigned want)
@@ -482,7 +486,7 @@ static int grant_streams(struct rsession *s, unsigned want)
 	unsigned n;
 
 	pthread_mutex_lock(&srv->lock);
-	n = MIN(MIN(want, (unsigned)CODEC_STREAMS_MAX), RCV_STREAMS_TOTAL - srv->streams_used);
+	n = MIN(want, RCV_STREAMS_TOTAL - srv->streams_used);
 	srv->streams_used += n;
 	pthread_mutex_unlock(&srv->lock);
 	s->streams = n;
