@@ -168,7 +168,8 @@ static void note_level(struct session *s, const struct epoch *e, const struct rd
 		       uint64_t sent_at)
 {
 	struct lvl_batch b = { .wait_ns = out->wait_ns, .level = out->level, .at_ns = now_ns(),
-			       .work_ns = out->work_ns, .spare_ns = out->spare_ns };
+			       .work_ns = out->work_ns, .work1_ns = out->work1_ns,
+			       .spare_ns = out->spare_ns };
 	int was = lvl_now(s->lvl), moved;
 
 	b.link_ns = b.at_ns - sent_at;

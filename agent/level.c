@@ -25,7 +25,7 @@
 /* zstd's CPU per byte at each level relative to level 1, levels 1..9 (/usr's files in
  * two streams of 1 MiB extents, an 8 MiB window, with zstd's API; `zstd -b1e9 --long=23`
  * and `-B1M` give the same within ~10%); past 9 assumed 1.4x a level, below 1 0.9x. */
-static double level_cost(int level)
+double lvl_cost(int level)
 {
 	static const double cost[] = { 1.0, 1.25, 1.8, 2.4, 2.75, 3.6, 4.5, 5.4, 6.2 };
 	double c = 1.0;
@@ -74,14 +74,13 @@ static int step(int cur, int d)
  * compression the limit). */
 static int raise_to(const struct lvl_ctl *c)
 {
-	/* How many times its present CPU per byte the workers could spend. */
-	double room = (double)(c->work_ns + c->spare_ns) / (double)c->work_ns;
-	double base = level_cost(c->cur);
+	/* The CPU per byte, relative to level 1's, the workers could spend. */
+	double room = (double)(c->work_ns + c->spare_ns) / (double)c->work1_ns;
 	int next = c->cur;
 
-	while (next < c->max && level_cost(step(next, 1)) * LVL_JUMP_MARGIN <= room * base)
+	while (next < c->max && lvl_cost(step(next, 1)) * LVL_JUMP_MARGIN <= room)
 		next = step(next, 1);
-	if (next == c->cur && level_cost(step(next, 1)) <= room * base)
+	if (next == c->cur && lvl_cost(step(next, 1)) <= room)
 		next = step(next, 1);
 	return next;
 }
@@ -95,7 +94,7 @@ int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b)
 	 * had it in hand) tells of the old level: a window holds the current one's alone. */
 	if (b->level != c->cur) {
 		c->seen = 0;
-		c->wait_ns = c->link_ns = c->work_ns = c->spare_ns = 0;
+		c->wait_ns = c->link_ns = c->work_ns = c->work1_ns = c->spare_ns = 0;
 		return 0;
 	}
 	if (c->seen == 0)
@@ -104,6 +103,7 @@ int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b)
 	c->wait_ns += b->wait_ns;
 	c->link_ns += b->link_ns;
 	c->work_ns += b->work_ns;
+	c->work1_ns += b->work1_ns;
 	c->spare_ns += b->spare_ns;
 	elapsed = b->at_ns - MIN(b->at_ns, c->start_ns);
 	if (c->seen < LVL_WINDOW || elapsed < LVL_WINDOW_NS)
@@ -121,7 +121,7 @@ int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b)
 		 * proved too slow from being tried again at once. */
 		next = step(c->cur, c->link_ns * 20 > elapsed * 19 && c->wait_ns * 50 < elapsed ?
 				    2 : 1);
-		if (c->work_ns)
+		if (c->work1_ns)
 			next = raise_to(c);
 	}
 	next = MAX(c->min, MIN(next, c->max)); /* never 0: lvl_parse keeps it out of ranges */
@@ -133,7 +133,7 @@ int lvl_note(struct lvl_ctl *c, const struct lvl_batch *b)
 		next = MAX(c->cur, step(c->ceil, -1));
 	}
 	c->seen = 0;
-	c->wait_ns = c->link_ns = c->work_ns = c->spare_ns = 0;
+	c->wait_ns = c->link_ns = c->work_ns = c->work1_ns = c->spare_ns = 0;
 	if (next == c->cur)
 		return 0;
 	__atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);

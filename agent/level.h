@@ -23,10 +23,15 @@
 struct lvl_batch {
 	uint64_t wait_ns; /* waited for it while read batches waited for a worker */
 	uint64_t link_ns; /* spent handing it to the link (pacing included) */
-	/* The worker's time on it (fingerprints, compression) and its wait for room in the
-	 * finished frames' queue after: how much more CPU per byte the workers have time
-	 * for. 0 and 0: not known (raises then go a level or two at a time). */
-	uint64_t work_ns, spare_ns;
+	/* The workers' time since the batch before it was taken, as it went (not as it
+	 * went for this batch, which may have been compressed a dozen batches ago): spent
+	 * working (fingerprints, compression), that work scaled to level 1's cost per byte
+	 * (workers may be at different levels: a stream takes a new one late), and idle,
+	 * waiting for a read (held back while the reads in flight are finished frames the
+	 * link has not taken) or for room in the finished frames' queue. Together: how much
+	 * more CPU per byte the workers have time for. work1_ns 0: not known (raises then
+	 * go a level or two at a time). */
+	uint64_t work_ns, work1_ns, spare_ns;
 	int level;        /* the level it was compressed at */
 	uint64_t at_ns;   /* when it had been sent (a monotonic clock) */
 };
@@ -37,7 +42,7 @@ struct lvl_ctl {
 	/* The current window's evidence, kept by the session's thread alone. */
 	unsigned seen;
 	uint64_t wait_ns, link_ns, start_ns;
-	uint64_t work_ns, spare_ns;
+	uint64_t work_ns, work1_ns, spare_ns;
 	/* The level last found too slow, and the windows left in which no raise goes back
 	 * onto it. */
 	int ceil;
@@ -50,6 +55,8 @@ struct lvl_ctl {
  * range: a fast link never pays for a level it cannot use, and a slow one climbs in a
  * few windows (two levels a window while the link is the whole limit). */
 void lvl_init(struct lvl_ctl *c, int min, int max);
+/* zstd's CPU per byte at level relative to level 1's (a table measured on /usr). */
+double lvl_cost(int level);
 /* The level to compress the next batch at. */
 int lvl_now(const struct lvl_ctl *c);
 /* One batch handed to the link. Returns the new level when this batch ended a window

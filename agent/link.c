@@ -26,6 +26,8 @@
 #define RECONNECT_PRODUCTIVE_BYTES (256u << 10)
 #define RECONNECT_PRODUCTIVE_NS (30 * 1000000000ull)
 #define RECONNECT_QUICK_MS 100u
+/* See link_open. */
+#define LINK_UNSENT_MAX (512u << 10)
 
 /* Notes a CUTOVER request found where another frame was awaited. 1 when it was one. */
 static int note_cut_request(struct session *s, const struct proto_hdr *h, const uint8_t *buf)
@@ -293,6 +295,11 @@ static int link_open(struct session *s, struct conn **ret_c)
 	fd = net_connect(o->receiver, o->connect_timeout_ms);
 	if (fd < 0)
 		return log_errno(fd, "cannot connect to receiver %s", o->receiver);
+	/* Frames wait in the agent's queue, not in the kernel's send buffer (4 MiB here at
+	 * most): the adaptive level feels the link within a frame or two of sending, not
+	 * megabytes later, and a level change reaches the wire that much sooner. Data in
+	 * flight is not counted, so a long fat link still fills. */
+	net_limit_unsent(fd, LINK_UNSENT_MAX);
 	c = conn_handshake(s->ctx, fd, false, o->connect_timeout_ms, &r, why, sizeof(why));
 	if (!c) {
 		log_error("TLS handshake with %s failed: %s", o->receiver, why);

@@ -79,6 +79,9 @@ struct reader {
 	 * receiver. Relaxed atomics: a worker that reads it late sends one more extent
 	 * alone. */
 	bool shrank;
+	/* The workers' time since rd_next last took a batch, for the adaptive level: busy,
+	 * busy scaled to level 1's cost per byte, idle. */
+	uint64_t busy_ns, busy1_ns, idle_ns;
 	int err;
 	bool src_err;       /* err is the source's: a read failed or the source ended early */
 	uint64_t src_err_off;

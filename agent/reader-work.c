@@ -377,6 +377,7 @@ void *worker_main(void *arg)
 	bool patches = rd->cs.blocks || rd->cs.sums;
 	uint8_t *scratch = patches ? malloc(rd->o.chunk_size) : NULL;
 	int stream = -1;
+	uint64_t idle_since = now_ns(), idle_ns;
 
 	pthread_mutex_lock(&rd->lock);
 	if (rd->workers_named < rd->o.streams)
@@ -415,10 +416,11 @@ void *worker_main(void *arg)
 		t0 = now_ns();
 		r = process(rd, codec, stream, scratch, s, &out);
 		t1 = now_ns();
-		if (r == 0) {
+		if (r == 0)
 			out->level = level;
-			out->work_ns = t1 - t0;
-		}
+		/* Idle until t0: waiting for a read, which is held back (the reads in flight
+		 * count the finished frames) when the link is slower than the workers. */
+		idle_ns = t0 - MIN(t0, idle_since);
 
 		pthread_mutex_lock(&rd->lock);
 		s->next = rd->free_head;
@@ -427,8 +429,11 @@ void *worker_main(void *arg)
 		while (r == 0 && rd->out_count >= rd->out_max && !rd->stop && !rd->err)
 			pthread_cond_wait(&rd->space_cv, &rd->lock);
 		if (r == 0 && !rd->stop && !rd->err) {
-			/* Time the link left this worker idle, for the adaptive level. */
-			out->spare_ns = now_ns() - t1;
+			/* For the adaptive level: the work, and the time the link left this
+			 * worker idle, the wait for this read and for room in the queue. */
+			rd->busy_ns += t1 - t0;
+			rd->busy1_ns += (uint64_t)((double)(t1 - t0) / lvl_cost(level));
+			rd->idle_ns += idle_ns + (now_ns() - t1);
 			out->next = NULL;
 			if (rd->out_tail)
 				rd->out_tail->next = out;
@@ -440,6 +445,7 @@ void *worker_main(void *arg)
 			pthread_cond_signal(&rd->out_cv);
 		}
 		pthread_mutex_unlock(&rd->lock);
+		idle_since = now_ns();
 		rd_out_free(out);
 		if (r < 0) {
 			rd_fail(rd, r);

@@ -164,6 +164,10 @@ int rd_next(struct reader *rd, struct rd_out **ret_out)
 		pthread_cond_signal(&rd->space_cv);
 		o->next = NULL;
 		o->wait_ns = behind ? now_ns() - t0 : 0;
+		o->work_ns = rd->busy_ns;
+		o->work1_ns = rd->busy1_ns;
+		o->spare_ns = rd->idle_ns;
+		rd->busy_ns = rd->busy1_ns = rd->idle_ns = 0;
 		*ret_out = o;
 		r = 1;
 	} else {

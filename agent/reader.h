@@ -56,8 +56,9 @@ struct rd_out {
 	 * batches waited for a worker, and the zstd level its frames were compressed at. */
 	uint64_t wait_ns;
 	int level;
-	/* its worker's time on it, and its wait for room in the queue after */
-	uint64_t work_ns, spare_ns;
+	/* The workers' time since the batch before was taken: working, that work scaled to
+	 * level 1's cost, and idle (agent/level.h) */
+	uint64_t work_ns, work1_ns, spare_ns;
 	struct rd_out *next;
 };
 

@@ -165,6 +165,13 @@ static void tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
+void net_limit_unsent(int fd, unsigned bytes)
+{
+	/* Advisory: without it the kernel's buffer only holds more, which is slower to
+	 * feel the link, never wrong. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof(bytes));
+}
+
 int net_connect(const char *hostport, int timeout_ms)
 {
 	struct addrinfo *ai = NULL;

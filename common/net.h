@@ -21,6 +21,9 @@ struct sockaddr_storage;
 void net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* Connects within timeout_ms. Returns the fd or -errno. */
 int net_connect(const char *hostport, int timeout_ms);
+/* Keeps at most bytes of data the socket has not yet sent: a sender that writes more
+ * waits for the link, not for its own socket buffer to fill. */
+void net_limit_unsent(int fd, unsigned bytes);
 
 /* Runs the TLS handshake on fd (taking ownership of it) as server or client. On failure
  * returns NULL, closes fd and sets *ret_err: -ECONNREFUSED for a verdict (a certificate

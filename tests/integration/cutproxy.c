@@ -130,23 +130,11 @@ static uint64_t mono_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-static void sleep_until(uint64_t at)
-{
-	uint64_t now = mono_ns();
-	struct timespec t;
-
-	if (at <= now)
-		return;
-	t.tv_sec = (time_t)((at - now) / 1000000000ull);
-	t.tv_nsec = (long)((at - now) % 1000000000ull);
-	nanosleep(&t, NULL);
-}
-
 /* One direction of an emulated WAN link: blocks in flight, each due DELAY after it was
  * read, written out no faster than the rate. */
 struct wan_block {
 	uint64_t due;
-	size_t len;
+	size_t len, off;
 	struct wan_block *next;
 	char data[];
 };
@@ -164,38 +152,50 @@ static uint64_t wan_rate, wan_delay_ns;
  * router's buffer), so a sender feels the link's rate as TCP backpressure. */
 static size_t wan_queue_max = 64u << 20;
 
-/* Writes the blocks that are due. Returns -1 when the far end is gone. */
-static int wan_flush(struct wan_dir *d)
+/* Writes what is due and what the rate allows now, without waiting: the caller goes on
+ * reading both ways meanwhile, as a link takes in packets while it sends others (a relay
+ * that slept through its queue would take the sender's data in bursts, and the sender
+ * would see a link that stalls and races by turns). Returns -1 when the far end is gone,
+ * else the nanoseconds until more may go (UINT64_MAX: nothing waits). */
+static int wan_flush(struct wan_dir *d, uint64_t *ret_wait)
 {
-	while (d->head && d->head->due <= mono_ns()) {
+	uint64_t now = mono_ns();
+
+	*ret_wait = UINT64_MAX;
+	while (d->head) {
 		struct wan_block *b = d->head;
+		/* At most 16 KiB at a time, each when the rate allows it. */
+		size_t n = b->len - b->off < 16384 ? b->len - b->off : 16384;
+		ssize_t w;
 
-		for (size_t off = 0; off < b->len;) {
-			/* At most 16 KiB at a time, each when the rate allows it. */
-			size_t n = b->len - off < 16384 ? b->len - off : 16384;
-			ssize_t w;
-
-			if (wan_rate) {
-				uint64_t at = d->t0 + (d->sent * 1000000000ull) / wan_rate,
-					 now = mono_ns();
-
-				/* An idle link saves up no more than 0.1 s of sending. */
-				if (now > at + 100000000ull)
-					d->t0 += now - at - 100000000ull;
-				else
-					sleep_until(at);
-			}
-			w = write(d->to, b->data + off, n);
-			if (w <= 0)
-				return -1;
-			off += (size_t)w;
-			d->sent += (uint64_t)w;
+		if (b->due > now) {
+			*ret_wait = b->due - now;
+			break;
 		}
-		d->head = b->next;
-		if (!d->head)
-			d->tail = NULL;
-		d->queued -= b->len;
-		free(b);
+		if (wan_rate) {
+			uint64_t at = d->t0 + (d->sent * 1000000000ull) / wan_rate;
+
+			/* An idle link saves up no more than 0.1 s of sending. */
+			if (now > at + 100000000ull) {
+				d->t0 += now - at - 100000000ull;
+			} else if (at > now) {
+				*ret_wait = at - now;
+				break;
+			}
+		}
+		w = write(d->to, b->data + b->off, n);
+		if (w <= 0)
+			return -1;
+		b->off += (size_t)w;
+		d->sent += (uint64_t)w;
+		if (b->off == b->len) {
+			d->head = b->next;
+			if (!d->head)
+				d->tail = NULL;
+			d->queued -= b->len;
+			free(b);
+		}
+		now = mono_ns();
 	}
 	return 0;
 }
@@ -205,29 +205,25 @@ static int wan_flush(struct wan_dir *d)
 static uint64_t relay_wan(int cfd, int ufd)
 {
 	struct wan_dir dir[2] = { { .from = cfd, .to = ufd }, { .from = ufd, .to = cfd } };
-	uint64_t from_client = 0;
+	uint64_t from_client = 0, wait[2] = { UINT64_MAX, UINT64_MAX };
 
 	dir[0].t0 = dir[1].t0 = mono_ns();
 	while (!stop) {
+		uint64_t timeout = 500000000ull;
 		struct pollfd p[2];
-		int timeout = 500;
+		struct timespec ts;
 
 		for (int i = 0; i < 2; i++) {
 			p[i] = (struct pollfd){ .fd = dir[i].from, .events = 0 };
 			if (!dir[i].eof && dir[i].queued < wan_queue_max)
 				p[i].events = POLLIN;
-			if (dir[i].head) {
-				uint64_t now = mono_ns(), due = dir[i].head->due;
-				int ms = due > now ? (int)((due - now) / 1000000u) + 1 : 0;
-
-				timeout = ms < timeout ? ms : timeout;
-			}
+			timeout = wait[i] < timeout ? wait[i] : timeout;
 		}
-		if (dir[0].eof && dir[1].eof && !dir[0].head && !dir[1].head)
-			break;
 		if ((dir[0].eof || dir[1].eof) && !dir[0].head && !dir[1].head)
 			break; /* one side is gone and nothing is in flight */
-		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+		ts.tv_sec = (time_t)(timeout / 1000000000ull);
+		ts.tv_nsec = (long)(timeout % 1000000000ull);
+		if (ppoll(p, 2, &ts, NULL) < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2; i++) {
 			struct wan_block *b;
@@ -245,6 +241,7 @@ static uint64_t relay_wan(int cfd, int ufd)
 				continue;
 			}
 			b->len = (size_t)n;
+			b->off = 0;
 			b->due = mono_ns() + wan_delay_ns;
 			b->next = NULL;
 			if (dir[i].tail)
@@ -257,7 +254,7 @@ static uint64_t relay_wan(int cfd, int ufd)
 				from_client += (uint64_t)n;
 		}
 		for (int i = 0; i < 2; i++)
-			if (wan_flush(&dir[i]) < 0)
+			if (wan_flush(&dir[i], &wait[i]) < 0)
 				goto out;
 	}
 out:
@@ -311,6 +308,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (wan) {
+		/* The link's only buffer in front of its rate is the queue above. Left to
+		 * itself, loopback's receive buffer would grow to tcp_rmem's maximum (32 MiB
+		 * here) and hide the rate from the sender for seconds: a buffer no real link
+		 * has between a sender and its bottleneck. Set before listen() so the
+		 * accepted socket inherits it and its window scale fits. */
+		int rcvbuf = 256 << 10;
+
+		setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	}
 	a.sin_port = htons((uint16_t)atoi(argv[1]));
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0) {

@@ -33,19 +33,28 @@ static void feed(struct lvl_ctl *c, unsigned n, unsigned waits, uint64_t wait_ms
 		}
 }
 
-/* Feeds n windows of 8 batches blocked on the link for 20 ms each, whose workers spent
- * work_ms on each and then spare_ms waiting for room in the queue. */
-static void feed_work(struct lvl_ctl *c, unsigned n, uint64_t work_ms, uint64_t spare_ms)
+/* Feeds n windows of 8 batches blocked on the link for 20 ms each, while the workers
+ * spent work_ms on each at level `at` and were idle spare_ms. */
+static void feed_work_at(struct lvl_ctl *c, unsigned n, uint64_t work_ms, uint64_t spare_ms,
+			 int at)
 {
 	for (unsigned w = 0; w < n; w++)
 		for (unsigned i = 0; i < 8; i++) {
 			struct lvl_batch b = { .link_ns = 20 * MS, .level = lvl_now(c),
 					       .work_ns = work_ms * MS, .spare_ns = spare_ms * MS };
 
+			b.work1_ns = (uint64_t)((double)b.work_ns / lvl_cost(at));
 			clock_ns += b.link_ns;
 			b.at_ns = clock_ns;
 			lvl_note(c, &b);
 		}
+}
+
+/* The same with the workers at the controller's level. */
+static void feed_work(struct lvl_ctl *c, unsigned n, uint64_t work_ms, uint64_t spare_ms)
+{
+	for (unsigned w = 0; w < n; w++)
+		feed_work_at(c, 1, work_ms, spare_ms, lvl_now(c));
 }
 
 START_TEST(test_level_parse)
@@ -213,6 +222,18 @@ START_TEST(test_level_raise_by_room)
 	ck_assert_int_eq(lvl_now(&c), 8);
 	feed_work(&c, 5, 1, 19);
 	ck_assert_int_eq(lvl_now(&c), 8);
+	/* Work counts at the level it was done at: workers still at level 1 after a raise
+	 * to 4 (a stream takes a new level only once its frame has lasted) with 4 times
+	 * their work idle have room for one level more, not for five. */
+	lvl_init(&c, 1, 9);
+	feed_work(&c, 1, 5, 15);
+	ck_assert_int_eq(lvl_now(&c), 4);
+	feed_work_at(&c, 1, 5, 15, 1);
+	ck_assert_int_eq(lvl_now(&c), 5);
+	/* Nothing known of the workers: a step at a time, as without room. */
+	lvl_init(&c, 1, 9);
+	feed_work_at(&c, 1, 0, 0, 1);
+	ck_assert_int_eq(lvl_now(&c), 3);
 }
 END_TEST
 
