@@ -21,6 +21,10 @@
 /* A raise by more than one level leaves the workers this much of their idle time spare:
  * the cost table is one machine's and one data set's. */
 #define LVL_JUMP_MARGIN 1.5
+/* ...and a raise by one level a quarter: a raise that leaves no slack makes compression
+ * the limit at the first hiccup, and where the receiver shares the agent's cores (the
+ * bench) the link's speed is partly CPU the workers would take from it. */
+#define LVL_STEP_MARGIN 1.25
 
 /* zstd's CPU per byte at each level relative to level 1, levels 1..9 (/usr's files in
  * two streams of 1 MiB extents, an 8 MiB window, with zstd's API; `zstd -b1e9 --long=23`
@@ -69,8 +73,8 @@ static int step(int cur, int d)
 }
 
 /* The link is the limit and the window says how busy the workers were: the highest level
- * whose cost their idle time covers with LVL_JUMP_MARGIN to spare, or one level up when
- * it covers that without the margin, or none when it does not (the raise would only make
+ * whose cost their time covers with LVL_JUMP_MARGIN to spare, or one level up when it
+ * covers that with LVL_STEP_MARGIN, or none when it does not (the raise would only make
  * compression the limit). */
 static int raise_to(const struct lvl_ctl *c)
 {
@@ -80,7 +84,7 @@ static int raise_to(const struct lvl_ctl *c)
 
 	while (next < c->max && lvl_cost(step(next, 1)) * LVL_JUMP_MARGIN <= room)
 		next = step(next, 1);
-	if (next == c->cur && lvl_cost(step(next, 1)) <= room)
+	if (next == c->cur && lvl_cost(step(next, 1)) * LVL_STEP_MARGIN <= room)
 		next = step(next, 1);
 	return next;
 }

@@ -16,7 +16,6 @@
  * agent, shared by every reader and epoch, so what it learned carries over; workers read
  * the level per batch. */
 #pragma once
-#include <stdbool.h>
 #include <stdint.h>
 
 /* What the sender saw of one batch that carried data, and what its worker did. */

@@ -127,6 +127,14 @@ again:
 		s->refused = true;
 		return r;
 	}
+	if (r == -EPROTONOSUPPORT) {
+		/* Its refusal, if it sent one, is in a header this agent cannot read; trying
+		 * again would only be refused again. */
+		log_error("the receiver speaks another protocol version than this agent's v%d: "
+			  "run the same tern release on both sides", PROTO_VERSION);
+		s->refused = true;
+		return r;
+	}
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
 	if (h.type == PROTO_ERROR)
@@ -156,6 +164,14 @@ int link_recv_async(struct session *s, struct conn *c)
 	struct proto_hdr h;
 	int r = conn_recv(c, &h, ctrl, CTRL_BUF);
 
+	if (r == -EPROTONOSUPPORT) {
+		/* Its refusal, if it sent one, is in a header this agent cannot read; trying
+		 * again would only be refused again. */
+		log_error("the receiver speaks another protocol version than this agent's v%d: "
+			  "run the same tern release on both sides", PROTO_VERSION);
+		s->refused = true;
+		return r;
+	}
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
 	if (h.type == PROTO_ERROR)

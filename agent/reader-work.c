@@ -40,9 +40,39 @@ static int emit_zero(struct reader *rd, struct rd_out *out, size_t cap, const st
 	return 0;
 }
 
-/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj): the next
- * piece of the worker's compression stream (stream >= 0, once an extent has shrunk), or a
- * frame of its own. */
+/* Encodes a DATA frame's payload from len bytes at src into payload (room bytes), and
+ * says how in d: the next piece of the worker's compression stream (stream >= 0, once an
+ * extent of the disk has shrunk), else a zstd frame of its own, else the raw bytes. */
+static int encode_payload(struct reader *rd, struct codec *codec, int stream, uint8_t *payload,
+			  size_t room, const uint8_t *src, uint32_t len, struct proto_data *d)
+{
+	long c;
+
+	if (stream >= 0 && __atomic_load_n(&rd->shrank, __ATOMIC_RELAXED)) {
+		c = codec_compress_stream(codec, payload, room, src, len, &d->start);
+		if (c < 0)
+			return (int)c;
+		d->encoding = PROTO_ENC_ZSTD_STREAM;
+		d->stream = (uint8_t)stream;
+		d->payload_len = (uint32_t)c;
+		return 0;
+	}
+	c = codec_compress(codec, payload, room, src, len);
+	if (c < 0)
+		return (int)c;
+	if (c > 0) {
+		__atomic_store_n(&rd->shrank, true, __ATOMIC_RELAXED);
+		d->encoding = PROTO_ENC_ZSTD;
+		d->payload_len = (uint32_t)c;
+	} else {
+		d->encoding = PROTO_ENC_RAW;
+		d->payload_len = len;
+		memcpy(payload, src, len);
+	}
+	return 0;
+}
+
+/* Emits one DATA frame for the slot's bytes [start, end) = chunks [ci, cj). */
 static int emit_data(struct reader *rd, struct codec *codec, int stream, struct rd_out *out,
 		     size_t cap, const struct slot *s, uint64_t start, uint64_t end,
 		     uint64_t first_chunk, uint32_t nchunks)
@@ -51,35 +81,14 @@ static int emit_data(struct reader *rd, struct codec *codec, int stream, struct 
 				.plain_len = (uint32_t)(end - start), .offset = s->off + start };
 	uint8_t *head = out->buf + out->len;
 	size_t fixed = PROTO_HDR_LEN + PROTO_DATA_FIXED + (size_t)nchunks * FP_LEN;
-	uint8_t *payload = head + fixed;
-	long c;
 	int n;
 
 	if (cap - out->len < fixed + d.plain_len)
 		return -ENOBUFS;
-	if (stream >= 0 && __atomic_load_n(&rd->shrank, __ATOMIC_RELAXED)) {
-		c = codec_compress_stream(codec, payload, cap - out->len - fixed, s->buf + start,
-					  d.plain_len, &d.start);
-		if (c < 0)
-			return (int)c;
-		d.encoding = PROTO_ENC_ZSTD_STREAM;
-		d.stream = (uint8_t)stream;
-		d.payload_len = (uint32_t)c;
-		goto head;
-	}
-	c = codec_compress(codec, payload, cap - out->len - fixed, s->buf + start, d.plain_len);
-	if (c < 0)
-		return (int)c;
-	if (c > 0) {
-		__atomic_store_n(&rd->shrank, true, __ATOMIC_RELAXED);
-		d.encoding = PROTO_ENC_ZSTD;
-		d.payload_len = (uint32_t)c;
-	} else {
-		d.encoding = PROTO_ENC_RAW;
-		d.payload_len = d.plain_len;
-		memcpy(payload, s->buf + start, d.plain_len);
-	}
-head:
+	n = encode_payload(rd, codec, stream, head + fixed, cap - out->len - fixed,
+			   s->buf + start, d.plain_len, &d);
+	if (n < 0)
+		return n;
 	n = proto_encode_data_head(head, cap - out->len, &d);
 	if (n < 0)
 		return n;

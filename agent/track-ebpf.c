@@ -454,12 +454,14 @@ static int trk_ebpf_harvest(struct trk_ebpf *t, const uint64_t **ret_pending, bo
 		else
 			t->carry[t->ncarry++] = (struct carry){ i, w };
 	}
-	if ((t->ncarry || t->carry_all) && writes_settled(t)) {
-		t->ncarry = 0;
-		t->carry_all = false;
-	} else if (t->ncarry || t->carry_all) {
-		log_debug("%s: writes still in flight after the harvest: its blocks are read "
-			  "again next epoch", t->dir);
+	if (t->ncarry || t->carry_all) {
+		if (writes_settled(t)) {
+			t->ncarry = 0;
+			t->carry_all = false;
+		} else {
+			log_debug("%s: writes still in flight after the harvest: its blocks are "
+				  "read again next epoch", t->dir);
+		}
 	}
 	if (bpf_map_lookup_elem(t->fd_stats, &k, &s) < 0)
 		return -errno;

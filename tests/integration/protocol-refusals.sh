@@ -38,4 +38,45 @@ check fault-malformed "malformed DISK_FAULT"
 # The first copy of the chunk is legitimate; the second is the one refused.
 check twice "sent twice"
 kill -0 "$RECEIVER_PID" || fail "receiver died"
-pass "protocol violations refused, nothing written"
+
+# A receiver of another protocol version (a real TLS server with the receiver's
+# credential that answers HELLO with a header of version 3): the agent says so and stops
+# at once instead of reconnecting to be refused again.
+python3 -u - "$T/state" >"$T/v3.log" 2>&1 <<'PY' &
+import socket, ssl, struct, sys, time
+st = sys.argv[1]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(st + "/receiver.pem", st + "/receiver.key")
+ctx.load_verify_locations(st + "/ca.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+print("port", ls.getsockname()[1], flush=True)
+ls.settimeout(30)
+for _ in range(3):  # count the agent's attempts: one is expected
+    try:
+        c, _ = ls.accept()
+    except socket.timeout:
+        break
+    print("connection", flush=True)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(16)  # HELLO's header
+        t.sendall(struct.pack(">IBBHII", 0x5445524E, 3, 2, 0, 0, 0))
+        time.sleep(0.5)
+        t.close()
+    except (ssl.SSLError, OSError):
+        c.close()
+PY
+EXTRA_PIDS+=($!)
+wait_for "$T/v3.log" "^port "
+V3PORT=$(sed -n 's/^port //p' "$T/v3.log")
+rc=0
+timeout 60 "$TERN_AGENT" run --receiver "127.0.0.1:$V3PORT" --no-progress \
+	--credentials "$T/state/agent-bundle.pem" --disk d="$T/dst.img" >"$T/agent.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$T/agent.log"; fail "the agent did not stop (rc $rc)"; }
+grep -q "the receiver speaks another protocol version than this agent's v2" "$T/agent.log" ||
+	{ cat "$T/agent.log"; fail "the agent did not say the versions differ"; }
+[ "$(grep -c '^connection' "$T/v3.log")" -eq 1 ] || fail "the agent tried again: $(cat "$T/v3.log")"
+pass "protocol violations refused, nothing written; another version named, not retried"

@@ -207,7 +207,9 @@ START_TEST(test_level_raise_by_room)
 	lvl_init(&c, 1, 9);
 	feed_work(&c, 3, 10, 1); /* blocked on the link, but the workers are busy: no raise */
 	ck_assert_int_eq(lvl_now(&c), 1);
-	feed_work(&c, 1, 10, 4); /* 1.4 times: one level (1.25) without the margin */
+	feed_work(&c, 1, 10, 4); /* 1.4 times: level 2 (1.25) would leave too little */
+	ck_assert_int_eq(lvl_now(&c), 1);
+	feed_work(&c, 1, 10, 6); /* 1.6 times: one level, not the jump's margin */
 	ck_assert_int_eq(lvl_now(&c), 2);
 	/* Past 9 each level is taken to cost 1.4 times the one below. */
 	lvl_init(&c, 9, 12);
@@ -223,8 +225,8 @@ START_TEST(test_level_raise_by_room)
 	feed_work(&c, 5, 1, 19);
 	ck_assert_int_eq(lvl_now(&c), 8);
 	/* Work counts at the level it was done at: workers still at level 1 after a raise
-	 * to 4 (a stream takes a new level only once its frame has lasted) with 4 times
-	 * their work idle have room for one level more, not for five. */
+	 * to 4 (a stream takes a new level only once its frame has lasted), idle three
+	 * times as long as they worked, have room for one level more, not for five. */
 	lvl_init(&c, 1, 9);
 	feed_work(&c, 1, 5, 15);
 	ck_assert_int_eq(lvl_now(&c), 4);
