@@ -58,6 +58,7 @@ struct reg_agent {
 	uint64_t rate_bps;
 	bool cutting_over;
 	bool shared; /* its last session used the shared agent bundle */
+	unsigned streams_asked, streams_granted; /* its last session's compression streams */
 	uint64_t left_ns;         /* monotonic time its last session ended (0: never ended) */
 	/* Its last session ended in a refusal. A lost link alone is no error: the agent comes
 	 * back with backoff, and a flapping link reads as disconnected, not failed. */
@@ -187,6 +188,17 @@ void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared)
 		return;
 	pthread_mutex_lock(&reg->lock);
 	a->shared = shared;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void reg_set_streams(struct registry *reg, struct reg_agent *a, unsigned asked,
+		     unsigned granted)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	a->streams_asked = asked;
+	a->streams_granted = granted;
 	pthread_mutex_unlock(&reg->lock);
 }
 
@@ -706,6 +718,8 @@ json_object *reg_snapshot(struct registry *reg, uint64_t uptime_s)
 		add(ao, "paused", json_object_new_boolean(a->paused));
 		add(ao, "rate_limit_bps", ju64(a->rate_bps));
 		add(ao, "shared_bundle", json_object_new_boolean(a->shared));
+		add(ao, "streams_asked", json_object_new_int((int32_t)a->streams_asked));
+		add(ao, "streams_granted", json_object_new_int((int32_t)a->streams_granted));
 		add(ao, "state", json_object_new_string(agent_state(a, worst, all_cut, all_done)));
 		add(ao, "last_error", json_object_new_string(a->last_error));
 		add(ao, "disks", disks);

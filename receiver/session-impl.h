@@ -77,6 +77,7 @@ struct rsession {
 	struct lsn_conn *lc; /* its place in the listener's limits */
 	struct codec *codec;
 	unsigned streams; /* compression streams granted (of srv->streams_used) */
+	unsigned streams_asked; /* ...of those HELLO asked for */
 	char agent[NAME_MAX_LEN + 1];
 	uint32_t cs;
 	struct rdisk disks[RCV_MAX_DISKS];

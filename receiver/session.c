@@ -543,6 +543,7 @@ static int on_hello(struct rsession *s, const struct proto_hdr *h)
 	s->revoke_checked_ns = now_ns();
 	memcpy(s->agent, m.name, sizeof(s->agent));
 	s->cs = m.chunk_size;
+	s->streams_asked = m.streams;
 	r = grant_streams(s, m.streams);
 	if (r < 0)
 		return refuse(s, r, "out of memory");
@@ -659,6 +660,7 @@ static void session_loop(struct rsession *s)
 	}
 	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
 	reg_set_shared(s->srv->reg, s->ra, s->shared);
+	reg_set_streams(s->srv->reg, s->ra, s->streams_asked, s->streams);
 	/* The agent starts each connection from no pause and no limit: only what differs
 	 * needs saying. */
 	if (send_wishes(s, false) < 0) {

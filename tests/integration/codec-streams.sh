@@ -42,6 +42,12 @@ copy() { # NAME SRC ARGS...: a copy; sets WIRE (the agent's bytes on the wire)
 
 copy d "$T/src.img" --threads 1 --queue-depth 1 --streams 1 --level 3
 one=$WIRE
+# Status says what the agent's last session asked for and got.
+"$TERNCTL" --state-dir "$T/state" status --json >"$T/status.json" || fail "ternctl status --json"
+python3 -c 'import json, sys
+a = json.load(open(sys.argv[1]))["agents"][0]
+assert (a["streams_asked"], a["streams_granted"]) == (1, 1), a' "$T/status.json" ||
+	fail "status does not say one stream was asked for and granted"
 [ "$one" -lt $((5 * MIB)) ] || fail "one stream sent $one bytes of 4 MiB of noise repeated 8 times"
 copy d "$T/src.img" --threads 1 --queue-depth 1 --streams 0 --level 3
 none=$WIRE
