@@ -3,6 +3,7 @@
 #include "ternctl/statusview.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -235,6 +236,8 @@ static int parse_agent(const struct where *rw, struct json_object *o, size_t i, 
 	    (r = get_bool(&w, o, "paused", NULL, &a->paused)) < 0 ||
 	    (r = get_u64(&w, o, "rate_limit_bps", NULL, &a->rate_limit_bps)) < 0 ||
 	    (r = get_bool(&w, o, "shared_bundle", NULL, &a->shared_bundle)) < 0 ||
+	    (r = get_u64(&w, o, "streams_asked", NULL, &a->streams_asked)) < 0 ||
+	    (r = get_u64(&w, o, "streams_granted", NULL, &a->streams_granted)) < 0 ||
 	    (r = get_text(&w, o, "state", K_WORD, a->state, sizeof(a->state))) < 0 ||
 	    (r = get_text(&w, o, "last_error", K_TEXT, a->last_error, sizeof(a->last_error))) < 0 ||
 	    (r = array_member(&w, o, "disks", &arr, &a->ndisks)) < 0)
@@ -471,6 +474,11 @@ static void print_agent_line(FILE *f, const struct sv_agent *a, bool color)
 		fprintf(f, ", rate limit %s", sv_fmt_rate((double)a->rate_limit_bps, rate, sizeof(rate)));
 	if (a->shared_bundle)
 		fprintf(f, ", with the shared agent bundle");
+	/* Fewer than asked: the receiver's are held by other sessions, and this agent's
+	 * extents go as frames of their own, larger on the wire. */
+	if (a->streams_granted < a->streams_asked)
+		fprintf(f, ", %" PRIu64 " of %" PRIu64 " compression streams granted",
+			a->streams_granted, a->streams_asked);
 	fprintf(f, "\n");
 	if (a->last_error[0])
 		fprintf(f, "  last error: %s\n", a->last_error);

@@ -40,6 +40,8 @@ struct sv_agent {
 	char state[24];
 	bool connected, paused;
 	bool shared_bundle; /* its last session used the shared agent bundle */
+	/* Compression streams its last session asked for and was granted. */
+	uint64_t streams_asked, streams_granted;
 	uint64_t rate_limit_bps;
 	char last_error[SV_TEXT_LEN];
 	struct sv_disk *disks;

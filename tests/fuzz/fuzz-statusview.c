@@ -202,7 +202,7 @@ static const char *const answers[] = {
 	/* The contract's example: one disk copying, one lagging that will not converge. */
 	"{\"receiver\":{\"version\":\"0.1.0\",\"uptime_seconds\":12},"
 	"\"agents\":[{\"name\":\"web1\",\"connected\":true,\"peer\":\"127.0.0.1:5123\","
-	"\"paused\":false,\"rate_limit_bps\":0,\"shared_bundle\":false,\"state\":\"copying\",\"last_error\":\"\","
+	"\"paused\":false,\"rate_limit_bps\":0,\"shared_bundle\":false,\"streams_asked\":1,\"streams_granted\":1,\"state\":\"copying\",\"last_error\":\"\","
 	"\"disks\":[{\"id\":\"root\",\"state\":\"copying\",\"size_bytes\":1073741824,\"epoch\":0,"
 	"\"verified_epoch\":null,\"bytes_copied\":536870912,\"bytes_total\":1073741824,"
 	"\"backlog_bytes\":0,\"lag_seconds\":null,\"throughput_bps\":123456789.0,"
@@ -220,7 +220,7 @@ static const char *const answers[] = {
 	/* Two agents: one in sync and paused with a rate limit, one gone with no disks. */
 	"{ \"receiver\": { \"version\": \"0.2.0-rc1\", \"uptime_seconds\": 864000 }, "
 	"\"agents\": [ { \"name\": \"db-2.example:primary\", \"connected\": true, "
-	"\"peer\": \"[2001:db8::7]:40512\", \"paused\": true, \"rate_limit_bps\": 52428800, \"shared_bundle\": false, "
+	"\"peer\": \"[2001:db8::7]:40512\", \"paused\": true, \"rate_limit_bps\": 52428800, \"shared_bundle\": false, \"streams_asked\": 1, \"streams_granted\": 1, "
 	"\"state\": \"paused\", \"last_error\": \"\", \"disks\": [ { \"id\": \"vdb\", "
 	"\"state\": \"in-sync\", \"size_bytes\": 9223372036854775807, \"epoch\": 4021, "
 	"\"verified_epoch\": 4020, \"bytes_copied\": 4194304, \"bytes_total\": 4194304, "
@@ -232,11 +232,11 @@ static const char *const answers[] = {
 	"\"forecast\": { \"converges\": true, \"drain_seconds\": 130.5, "
 	"\"cutover_downtime_seconds\": 0.1, \"warning\": \"\" } } ] }, "
 	"{ \"name\": \"old\", \"connected\": false, \"peer\": \"\", \"paused\": false, "
-	"\"rate_limit_bps\": 0, \"shared_bundle\": false, \"state\": \"disconnected\", "
+	"\"rate_limit_bps\": 0, \"shared_bundle\": false, \"streams_asked\": 1, \"streams_granted\": 1, \"state\": \"disconnected\", "
 	"\"last_error\": \"TLS handshake failed: certificate verify failed\", \"disks\": [] } ] }",
 	/* Cut over, with a warning and text a terminal would act on. */
 	"{\"receiver\":{\"version\":\"0.1.0\",\"uptime_seconds\":0},\"agents\":[{\"name\":\"a\","
-	"\"connected\":false,\"peer\":\"\",\"paused\":false,\"rate_limit_bps\":1,\"shared_bundle\":false,"
+	"\"connected\":false,\"peer\":\"\",\"paused\":false,\"rate_limit_bps\":1,\"shared_bundle\":false,\"streams_asked\":1,\"streams_granted\":1,"
 	"\"state\":\"cut-over\",\"last_error\":\"\\u001b[2J\\r\\nFAKE\",\"disks\":[{\"id\":\"d\","
 	"\"state\":\"cut-over\",\"size_bytes\":1,\"epoch\":1,\"verified_epoch\":0,"
 	"\"bytes_copied\":1,\"bytes_total\":1,\"backlog_bytes\":0,\"lag_seconds\":31536000,"
@@ -248,7 +248,7 @@ static const char *const answers[] = {
 	/* Reconciling after a restart: nothing measured yet. */
 	"{\"receiver\":{\"version\":\"0.1.0\",\"uptime_seconds\":4000},\"agents\":[{\"name\":"
 	"\"web1\",\"connected\":true,\"peer\":\"192.0.2.5:33000\",\"paused\":false,"
-	"\"rate_limit_bps\":0,\"shared_bundle\":false,\"state\":\"reconciling\",\"last_error\":\"\",\"disks\":[{\"id\":"
+	"\"rate_limit_bps\":0,\"shared_bundle\":false,\"streams_asked\":1,\"streams_granted\":1,\"state\":\"reconciling\",\"last_error\":\"\",\"disks\":[{\"id\":"
 	"\"root\",\"state\":\"reconciling\",\"size_bytes\":21474836480,\"epoch\":12,"
 	"\"verified_epoch\":11,\"bytes_copied\":0,\"bytes_total\":21474836480,"
 	"\"backlog_bytes\":0,\"lag_seconds\":59.96,\"throughput_bps\":0,"

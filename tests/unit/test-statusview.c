@@ -19,7 +19,7 @@
 static const char *const example =
 	"{\"receiver\":{\"version\":\"0.1.0\",\"uptime_seconds\":12},"
 	"\"agents\":[{\"name\":\"web1\",\"connected\":true,\"peer\":\"127.0.0.1:5123\",\"paused\":false,"
-	"\"rate_limit_bps\":0,\"shared_bundle\":true,\"state\":\"in-sync\",\"last_error\":\"\","
+	"\"rate_limit_bps\":0,\"shared_bundle\":true,\"streams_asked\":2,\"streams_granted\":2,\"state\":\"in-sync\",\"last_error\":\"\","
 	"\"disks\":[{\"id\":\"root\",\"state\":\"copying\",\"size_bytes\":1073741824,\"epoch\":0,"
 	"\"verified_epoch\":null,\"bytes_copied\":536870912,\"bytes_total\":1073741824,"
 	"\"backlog_bytes\":0,\"lag_seconds\":null,\"throughput_bps\":123456789.0,"
@@ -323,6 +323,39 @@ START_TEST(test_sv_print_table_rows)
 }
 END_TEST
 
+/* An agent granted fewer compression streams than it asked for is told apart; one
+ * granted all it asked for is not. */
+START_TEST(test_sv_print_streams_short)
+{
+	static const long cases[][2] = { { 2, 0 }, { 2, 2 } };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *root = load(), *agents, *a;
+		struct sv_status *st = NULL;
+		char err[512], *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+
+		ck_assert_ptr_nonnull(f);
+		json_object_object_get_ex(root, "agents", &agents);
+		a = json_object_array_get_idx(agents, 0);
+		json_object_object_add(a, "streams_asked", json_object_new_int64(cases[i][0]));
+		json_object_object_add(a, "streams_granted", json_object_new_int64(cases[i][1]));
+		ck_assert_int_eq(sv_parse(root, &st, err, sizeof(err)), 0);
+		sv_print_table(f, st, "http://x", false);
+		fclose(f);
+		if (i == 0)
+			ck_assert_ptr_nonnull(strstr(out, ", with the shared agent bundle, 0 of 2 "
+							  "compression streams granted\n"));
+		else
+			ck_assert_ptr_null(strstr(out, "compression streams"));
+		free(out);
+		sv_free(st);
+		json_object_put(root);
+	}
+}
+END_TEST
+
 static Suite *statusview_suite(void)
 {
 	Suite *s = suite_create("statusview");
@@ -339,6 +372,7 @@ static Suite *statusview_suite(void)
 	tcase_add_test(render, test_sv_forecast_text);
 	tcase_add_test(render, test_sv_watch_lines_bar_and_plain);
 	tcase_add_test(render, test_sv_print_table_rows);
+	tcase_add_test(render, test_sv_print_streams_short);
 	suite_add_tcase(s, parse);
 	suite_add_tcase(s, render);
 	return s;
