@@ -29,6 +29,16 @@
 /* See link_open. */
 #define LINK_UNSENT_MAX (512u << 10)
 
+/* A frame header of another protocol version: the receiver's refusal, if it sent one, is
+ * in a header this agent cannot read, and trying again would only be refused again. */
+static int other_version(struct session *s)
+{
+	log_error("the receiver speaks another protocol version than this agent's v%d: run the "
+		  "same tern release on both sides", PROTO_VERSION);
+	s->refused = true;
+	return -EPROTONOSUPPORT;
+}
+
 /* Notes a CUTOVER request found where another frame was awaited. 1 when it was one. */
 static int note_cut_request(struct session *s, const struct proto_hdr *h, const uint8_t *buf)
 {
@@ -127,14 +137,8 @@ again:
 		s->refused = true;
 		return r;
 	}
-	if (r == -EPROTONOSUPPORT) {
-		/* Its refusal, if it sent one, is in a header this agent cannot read; trying
-		 * again would only be refused again. */
-		log_error("the receiver speaks another protocol version than this agent's v%d: "
-			  "run the same tern release on both sides", PROTO_VERSION);
-		s->refused = true;
-		return r;
-	}
+	if (r == -EPROTONOSUPPORT)
+		return other_version(s);
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
 	if (h.type == PROTO_ERROR)
@@ -164,14 +168,8 @@ int link_recv_async(struct session *s, struct conn *c)
 	struct proto_hdr h;
 	int r = conn_recv(c, &h, ctrl, CTRL_BUF);
 
-	if (r == -EPROTONOSUPPORT) {
-		/* Its refusal, if it sent one, is in a header this agent cannot read; trying
-		 * again would only be refused again. */
-		log_error("the receiver speaks another protocol version than this agent's v%d: "
-			  "run the same tern release on both sides", PROTO_VERSION);
-		s->refused = true;
-		return r;
-	}
+	if (r == -EPROTONOSUPPORT)
+		return other_version(s);
 	if (r < 0)
 		return log_errno(r, "connection to receiver lost");
 	if (h.type == PROTO_ERROR)
