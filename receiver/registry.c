@@ -182,21 +182,13 @@ struct reg_agent *reg_connect(struct registry *reg, const char *name, const char
 	return a;
 }
 
-void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared)
-{
-	if (!a)
-		return;
-	pthread_mutex_lock(&reg->lock);
-	a->shared = shared;
-	pthread_mutex_unlock(&reg->lock);
-}
-
-void reg_set_streams(struct registry *reg, struct reg_agent *a, unsigned asked,
+void reg_set_session(struct registry *reg, struct reg_agent *a, bool shared, unsigned asked,
 		     unsigned granted)
 {
 	if (!a)
 		return;
 	pthread_mutex_lock(&reg->lock);
+	a->shared = shared;
 	a->streams_asked = asked;
 	a->streams_granted = granted;
 	pthread_mutex_unlock(&reg->lock);

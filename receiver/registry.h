@@ -32,12 +32,11 @@ struct registry *reg_free(struct registry *reg);
 /* A session of agent name connected from peer. Returns its entry (stable until reg_free),
  * or NULL out of memory (the session then goes on unobserved). */
 struct reg_agent *reg_connect(struct registry *reg, const char *name, const char *peer);
-/* Whether agent a's live session presented the shared agent bundle (rather than a
- * certificate of its own): status shows which agents still depend on it. */
-void reg_set_shared(struct registry *reg, struct reg_agent *a, bool shared);
-/* How many compression streams agent a's live session asked for and was granted: fewer
- * granted (the receiver's 16 are in use by other sessions) means more on the wire. */
-void reg_set_streams(struct registry *reg, struct reg_agent *a, unsigned asked,
+/* What agent a's live session is: whether it presented the shared agent bundle (rather
+ * than a certificate of its own; status shows which agents still depend on it), and how
+ * many compression streams it asked for and was granted (fewer granted, the receiver's
+ * 16 being in use by other sessions, means more on the wire). */
+void reg_set_session(struct registry *reg, struct reg_agent *a, bool shared, unsigned asked,
 		     unsigned granted);
 /* The session ended; why is "" for an orderly BYE, else the reason; refused: it ended in
  * a refusal (the agent then reads as error), not a lost link (disconnected). */

@@ -659,8 +659,7 @@ static void session_loop(struct rsession *s)
 		return;
 	}
 	s->ra = reg_connect(s->srv->reg, s->agent, s->peer);
-	reg_set_shared(s->srv->reg, s->ra, s->shared);
-	reg_set_streams(s->srv->reg, s->ra, s->streams_asked, s->streams);
+	reg_set_session(s->srv->reg, s->ra, s->shared, s->streams_asked, s->streams);
 	/* The agent starts each connection from no pause and no limit: only what differs
 	 * needs saying. */
 	if (send_wishes(s, false) < 0) {

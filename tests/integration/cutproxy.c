@@ -155,8 +155,9 @@ static size_t wan_queue_max = 64u << 20;
 /* Writes what is due and what the rate allows now, without waiting: the caller goes on
  * reading both ways meanwhile, as a link takes in packets while it sends others (a relay
  * that slept through its queue would take the sender's data in bursts, and the sender
- * would see a link that stalls and races by turns). Returns -1 when the far end is gone,
- * else the nanoseconds until more may go (UINT64_MAX: nothing waits). */
+ * would see a link that stalls and races by turns). Sets *ret_wait to the nanoseconds
+ * until more may go (UINT64_MAX: nothing waits). Returns -1 when the far end is gone,
+ * else 0. */
 static int wan_flush(struct wan_dir *d, uint64_t *ret_wait)
 {
 	uint64_t now = mono_ns();
